@@ -1,0 +1,56 @@
+"""hotswap: edit a running Python program's source and it runs the new code, in the same process,
+without losing its state; a bad edit is rejected and the last good code keeps running.
+
+Example:
+    >>> import hotswap
+    >>> hotswap.reload("json").ok
+    True
+"""
+
+from hotswap import exceptions
+from hotswap._api import configure, pinned, reload, rollback, status
+from hotswap._config import Settings
+from hotswap._events import Changes, ModuleStatus, ReloadResult, Status
+from hotswap._proxy import reloadable
+from hotswap.exceptions import (
+    ExecutionError,
+    HotswapError,
+    HotswapWarning,
+    IncompatibleChangeError,
+    MigrationError,
+    ModuleNotReloadableError,
+    PinTimeoutError,
+    ReentrantReloadError,
+    SourceSyntaxError,
+    VerificationError,
+    VersionNotFoundError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Changes",
+    "ExecutionError",
+    "HotswapError",
+    "HotswapWarning",
+    "IncompatibleChangeError",
+    "MigrationError",
+    "ModuleNotReloadableError",
+    "ModuleStatus",
+    "PinTimeoutError",
+    "ReentrantReloadError",
+    "ReloadResult",
+    "Settings",
+    "SourceSyntaxError",
+    "Status",
+    "VerificationError",
+    "VersionNotFoundError",
+    "__version__",
+    "configure",
+    "exceptions",
+    "pinned",
+    "reload",
+    "reloadable",
+    "rollback",
+    "status",
+)

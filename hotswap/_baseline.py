@@ -1,0 +1,192 @@
+"""Describing a live module as a symbol table, for the first reload after an import.
+
+hotswap does not read every source file at import time (that would cost start-up time), so the
+first reload of a module has no old source to diff against. The baseline is then what is live:
+the signatures come from the functions' code objects, which are exactly what callers call.
+Digests are unknown (``fingerprint=None``); whether such a definition changed is decided after
+the new code ran, by comparing objects (see ``_update.same``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import reprlib
+import types
+from typing import Any
+
+from hotswap import _diff
+from hotswap._diff import Param, Signature, Symbol
+
+__all__ = (
+    "MODULE_ATTRIBUTES",
+    "function_signature",
+    "is_submodule",
+    "live_symbols",
+    "owned_function",
+)
+
+# Set by the import system, not by the module's source.
+MODULE_ATTRIBUTES = frozenset(
+    {
+        "__name__",
+        "__doc__",
+        "__package__",
+        "__loader__",
+        "__spec__",
+        "__path__",
+        "__file__",
+        "__cached__",
+        "__builtins__",
+        "__annotations__",
+    }
+)
+
+_repr = reprlib.Repr()
+_repr.maxstring = 30
+_repr.maxother = 30
+
+
+def _default_text(value: object) -> str:
+    try:
+        return _repr.repr(value)
+    except Exception:
+        return "..."
+
+
+def function_signature(function: types.FunctionType, *, implicit: bool) -> Signature:
+    """The :class:`~hotswap._diff.Signature` of a live function, read from its code object."""
+    code = function.__code__
+    names = code.co_varnames
+    positional = code.co_argcount
+    keyword_only = code.co_kwonlyargcount
+    defaults = function.__defaults__ or ()
+    kwdefaults = function.__kwdefaults__ or {}
+    first_default = positional - len(defaults)
+    params: list[Param] = []
+    for index in range(positional):
+        kind = (
+            _diff.POSITIONAL_ONLY
+            if index < code.co_posonlyargcount
+            else _diff.POSITIONAL_OR_KEYWORD
+        )
+        default = _default_text(defaults[index - first_default]) if index >= first_default else None
+        params.append(Param(names[index], kind, default))
+    cursor = positional + keyword_only
+    if code.co_flags & inspect.CO_VARARGS:
+        params.append(Param(names[cursor], _diff.VAR_POSITIONAL))
+        cursor += 1
+    for name in names[positional : positional + keyword_only]:
+        default = _default_text(kwdefaults[name]) if name in kwdefaults else None
+        params.append(Param(name, _diff.KEYWORD_ONLY, default))
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        params.append(Param(names[cursor], _diff.VAR_KEYWORD))
+    flags = code.co_flags
+    if flags & inspect.CO_ASYNC_GENERATOR:
+        call = _diff.ASYNC_GENERATOR
+    elif flags & inspect.CO_COROUTINE:
+        call = _diff.COROUTINE
+    elif flags & inspect.CO_GENERATOR:
+        call = _diff.GENERATOR
+    else:
+        call = _diff.PLAIN
+    return Signature(tuple(params), call, implicit)
+
+
+def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
+    """The function a definition in this module made, looking through ``__wrapped__`` chains.
+
+    None when ``value`` is not, or does not wrap, a function whose globals are the module's.
+    """
+    seen: set[int] = set()
+    while id(value) not in seen:
+        seen.add(id(value))
+        # type(), not isinstance(): a proxy claims to be a function through __class__.
+        if type(value) is types.FunctionType and value.__globals__ is globals_:
+            return value
+        try:
+            value = value.__wrapped__  # type: ignore[attr-defined]
+        except Exception:
+            return None
+    return None
+
+
+def _callable_symbol(
+    qualname: str, kind: str, value: object, globals_: dict[str, Any], *, implicit: bool
+) -> Symbol | None:
+    function = owned_function(value, globals_)
+    # Functions generated from strings (dataclass and namedtuple methods) share the module's
+    # globals but have no definition in its source: they are not symbols.
+    if function is None or function.__code__.co_filename.startswith("<"):
+        return None
+    # Only describe the call when the unwrapped function *is* this definition: a decorator's
+    # wrapper without functools.wraps has the wrapper's signature, not the def's.
+    signature = None
+    if function.__code__.co_name == qualname.rpartition(".")[2]:
+        signature = function_signature(function, implicit=implicit)
+    return Symbol(
+        qualname,
+        kind,
+        function.__code__.co_firstlineno,
+        None,
+        signature,
+        reloadable=getattr(value, "__hotswap_reloadable__", False) is True,
+    )
+
+
+def _member(qualname: str, value: object, module: str, globals_: dict[str, Any]) -> list[Symbol]:
+    if isinstance(value, staticmethod):
+        symbol = _callable_symbol(
+            qualname, _diff.STATICMETHOD, value.__func__, globals_, implicit=False
+        )
+    elif isinstance(value, classmethod):
+        symbol = _callable_symbol(
+            qualname, _diff.CLASSMETHOD, value.__func__, globals_, implicit=True
+        )
+    elif isinstance(value, property):
+        if owned_function(value.fget, globals_) is None:
+            return []
+        line = value.fget.__code__.co_firstlineno  # type: ignore[union-attr]
+        return [Symbol(qualname, _diff.PROPERTY, line, None, settable=value.fset is not None)]
+    elif isinstance(value, type):
+        return _class_symbols(qualname, value, module, globals_)
+    else:
+        symbol = _callable_symbol(qualname, _diff.METHOD, value, globals_, implicit=True)
+    return [] if symbol is None else [symbol]
+
+
+def _class_symbols(qualname: str, cls: type, module: str, globals_: dict[str, Any]) -> list[Symbol]:
+    if getattr(cls, "__module__", None) != module or cls.__qualname__ != qualname:
+        return []
+    members: list[Symbol] = []
+    for key, value in list(vars(cls).items()):
+        members += _member(f"{qualname}.{key}", value, module, globals_)
+    line = min((s.lineno for s in members), default=1)
+    reloadable = getattr(cls, "__hotswap_reloadable__", False) is True
+    head = Symbol(qualname, _diff.CLASS, max(line - 1, 1), None, reloadable=reloadable)
+    return [head, *members]
+
+
+def is_submodule(name: str, key: str, value: object) -> bool:
+    """``package.key`` is a submodule the import system set on its package, not a name the
+    package's source binds."""
+    return isinstance(value, types.ModuleType) and value.__name__ == f"{name}.{key}"
+
+
+def live_symbols(module: types.ModuleType) -> dict[str, Symbol]:
+    """The symbol table of what ``module`` holds now, as far as live objects tell."""
+    name = module.__name__
+    namespace = vars(module)
+    symbols: dict[str, Symbol] = {}
+    for key, value in list(namespace.items()):
+        if key in MODULE_ATTRIBUTES or is_submodule(name, key, value):
+            continue
+        found: list[Symbol] = []
+        if isinstance(value, type):
+            found = _class_symbols(key, value, name, namespace)
+        elif getattr(value, "__qualname__", None) == key:
+            symbol = _callable_symbol(key, _diff.FUNCTION, value, namespace, implicit=False)
+            found = [] if symbol is None else [symbol]
+        if not found:
+            found = [Symbol(key, _diff.NAME, 1, None)]
+        symbols.update((s.qualname, s) for s in found)
+    return symbols

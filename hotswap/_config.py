@@ -1,0 +1,155 @@
+"""Settings: ``enable()``/``configure()`` arguments, ``[tool.hotswap]`` in pyproject.toml, and
+``HOTSWAP_*`` environment variables.
+
+Precedence, lowest first: defaults, pyproject.toml (found from the working directory upwards),
+environment variables, then explicit arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ("POLICIES", "Settings", "configure", "current", "load")
+
+logger = logging.getLogger(__name__)
+
+POLICIES = ("strict", "warn", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """hotswap's settings.
+
+    Attributes:
+        policy: what to do with a change that could break callers: ``"strict"`` rejects it,
+            ``"warn"`` applies it with a :class:`~hotswap.HotswapWarning`, ``"off"`` skips
+            the check.
+        history: versions kept per module for rollback.
+        pin_timeout: seconds a reload waits for pinned sections before it fails.
+        debounce: longest wait, in seconds, for a file to settle after an event.
+        polling: use watchdog's polling observer (network and container file systems).
+        paths: files and directories to watch (empty: the default, see ``enable()``).
+        exclude: glob patterns of paths never reloaded by the watcher.
+    """
+
+    policy: str = "strict"
+    history: int = 16
+    pin_timeout: float = 5.0
+    debounce: float = 0.05
+    polling: bool = False
+    paths: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            message = f"policy must be one of {', '.join(map(repr, POLICIES))}, not {self.policy!r}"
+            raise ValueError(message)
+        if self.history < 1:
+            message = f"history must keep at least 1 version, not {self.history}"
+            raise ValueError(message)
+        if self.pin_timeout < 0 or self.debounce < 0:
+            message = "pin_timeout and debounce must not be negative"
+            raise ValueError(message)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "tuple[str, ...]":
+            if isinstance(value, str):
+                return tuple(p for p in value.split(os.pathsep) if p)
+            return tuple(str(p) for p in value)
+        return str(value)
+    except (TypeError, ValueError) as error:
+        message = f"{source}: {name} = {value!r} is not a valid {kind}"
+        raise ValueError(message) from error
+
+
+def _pyproject_table(start: Path) -> tuple[dict[str, Any], str]:
+    if sys.version_info < (3, 11):  # tomllib is 3.11+; hotswap adds no dependency for it
+        return {}, ""
+    import tomllib
+
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                with candidate.open("rb") as handle:
+                    data = tomllib.load(handle)
+            except (OSError, tomllib.TOMLDecodeError) as error:
+                logger.warning("hotswap: ignoring %s: %s", candidate, error)
+                return {}, ""
+            table = data.get("tool", {}).get("hotswap", {})
+            return (table if isinstance(table, dict) else {}), str(candidate)
+    return {}, ""
+
+
+def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from pyproject.toml (searched upwards from ``start``) and the environment."""
+    values: dict[str, Any] = {}
+    table, where = _pyproject_table(Path.cwd() if start is None else start)
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            logger.warning("hotswap: %s: unknown setting [tool.hotswap] %s", where, key)
+            continue
+        values[name] = _coerce(name, value, f"{where} [tool.hotswap]")
+    env = os.environ if environ is None else environ
+    for name in _FIELDS:
+        variable = f"HOTSWAP_{name.upper()}"
+        if variable in env:
+            values[name] = _coerce(name, env[variable], variable)
+    return Settings(**values)
+
+
+_lock = threading.Lock()
+_current: Settings | None = None
+
+
+def current() -> Settings:
+    """The settings in force (loaded on first use)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = load()
+        return _current
+
+
+def configure(**changes: Any) -> Settings:
+    """Change settings for this process; unknown names raise ``TypeError``."""
+    global _current
+    unknown = set(changes) - set(_FIELDS)
+    if unknown:
+        message = f"unknown setting(s): {', '.join(sorted(unknown))}"
+        raise TypeError(message)
+    base = current()
+    coerced = {k: _coerce(k, v, "configure()") for k, v in changes.items() if v is not None}
+    updated = dataclasses.replace(base, **coerced)
+    with _lock:
+        _current = updated
+    return updated
+
+
+def reset() -> None:
+    """Forget the settings, so the next use loads them again (for tests)."""
+    global _current
+    with _lock:
+        _current = None

@@ -1,0 +1,206 @@
+"""Exact snapshots of a module's live state, and their restoration.
+
+A reload patches objects in place (a function's code, a class's dict, a closure cell), so a
+copy of the module dict alone cannot undo it. A :class:`ModuleState` records, for every object
+the module defined, each attribute a reload may change; :meth:`ModuleState.restore` puts them
+back. The transaction snapshots before it executes new code and rolls back with the same
+snapshot; the version history keeps one per version. The walk covers only what the module
+defined (functions whose globals are the module's dict, classes whose ``__module__`` is its
+name), so its cost grows with the module, not with the program.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ("ModuleState", "capture", "register_stateful")
+
+_EMPTY = object()  # an empty closure cell
+_UNSETTABLE = frozenset({"__dict__", "__weakref__"})
+
+# Objects that keep state of their own which a reload swaps (the @reloadable proxies): a type
+# -> (get, set). Registered by the module that owns them, so this one imports none of them.
+_stateful: dict[type, tuple[Callable[[Any], object], Callable[[Any, object], None]]] = {}
+
+
+def register_stateful(
+    kind: type, get: Callable[[Any], object], set_: Callable[[Any, object], None]
+) -> None:
+    """Make snapshots record ``get(obj)`` for instances of ``kind`` and restore it with set_."""
+    _stateful[kind] = (get, set_)
+
+
+@dataclass(frozen=True)
+class _FunctionState:
+    function: types.FunctionType
+    code: types.CodeType
+    defaults: tuple[Any, ...] | None
+    kwdefaults: dict[str, Any] | None
+    doc: str | None
+    annotations: dict[str, Any]
+    attributes: dict[str, Any]
+    cells: tuple[tuple[types.CellType, object], ...]
+
+    def restore(self) -> None:
+        f = self.function
+        if f.__code__ is not self.code:
+            f.__code__ = self.code
+        f.__defaults__ = self.defaults
+        f.__kwdefaults__ = None if self.kwdefaults is None else dict(self.kwdefaults)
+        f.__doc__ = self.doc
+        f.__annotations__ = dict(self.annotations)
+        if f.__dict__ != self.attributes:
+            f.__dict__.clear()
+            f.__dict__.update(self.attributes)
+        for cell, value in self.cells:
+            _set_cell(cell, value)
+
+
+@dataclass(frozen=True)
+class _ClassState:
+    cls: type
+    namespace: dict[str, Any]
+    bases: tuple[type, ...]
+
+    def restore(self) -> None:
+        cls = self.cls
+        if cls.__bases__ != self.bases:
+            cls.__bases__ = self.bases
+        current = vars(cls)
+        for key in [k for k in current if k not in self.namespace and k not in _UNSETTABLE]:
+            delattr(cls, key)
+        for key, value in self.namespace.items():
+            if current.get(key, _EMPTY) is not value:
+                setattr(cls, key, value)
+
+
+@dataclass(frozen=True)
+class _ObjectState:
+    obj: object
+    value: object
+    set_: Callable[[Any, object], None]
+
+    def restore(self) -> None:
+        self.set_(self.obj, self.value)
+
+
+def _cell_value(cell: types.CellType) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY
+
+
+def _set_cell(cell: types.CellType, value: object) -> None:
+    if value is _EMPTY:
+        if _cell_value(cell) is not _EMPTY:
+            del cell.cell_contents
+    elif _cell_value(cell) is not value:
+        cell.cell_contents = value
+
+
+@dataclass(frozen=True)
+class ModuleState:
+    """Everything a reload of one module may change, as it was when captured."""
+
+    namespace: dict[str, Any]
+    parts: tuple[_FunctionState | _ClassState | _ObjectState, ...]
+
+    def restore(self, target: dict[str, Any]) -> None:
+        """Put the module dict ``target`` and every recorded object back as captured.
+
+        Names are replaced one by one rather than by clearing the dict, so a thread calling
+        into the module meanwhile never finds a name missing that both versions define.
+        """
+        for part in self.parts:
+            part.restore()
+        for key in [k for k in target if k not in self.namespace]:
+            del target[key]
+        for key, value in self.namespace.items():
+            if target.get(key, _EMPTY) is not value:
+                target[key] = value
+
+
+def capture(namespace: dict[str, Any], module_name: str) -> ModuleState:
+    """Snapshot a module dict and the objects its module defined."""
+    walker = _Walker(namespace, module_name)
+    for value in list(namespace.values()):
+        walker.visit(value)
+    return ModuleState(dict(namespace), tuple(walker.parts))
+
+
+class _Walker:
+    def __init__(self, namespace: dict[str, Any], module_name: str) -> None:
+        self.globals = namespace
+        self.module_name = module_name
+        self.seen: set[int] = set()
+        self.parts: list[_FunctionState | _ClassState | _ObjectState] = []
+
+    def visit(self, value: object) -> None:
+        if id(value) in self.seen:
+            return
+        kind = type(value)
+        if kind is types.FunctionType:
+            self.seen.add(id(value))
+            self.function(value)  # type: ignore[arg-type]
+        elif isinstance(value, type):
+            if getattr(value, "__module__", None) == self.module_name:
+                self.seen.add(id(value))
+                self.klass(value)
+        elif kind is staticmethod or kind is classmethod:
+            self.visit(value.__func__)  # type: ignore[attr-defined]
+        elif kind is property:
+            for accessor in (value.fget, value.fset, value.fdel):  # type: ignore[attr-defined]
+                self.visit(accessor)
+        else:
+            self.other(value)
+
+    def other(self, value: object) -> None:
+        accessors = next((a for k, a in _stateful.items() if isinstance(value, k)), None)
+        if accessors is not None:
+            self.seen.add(id(value))
+            get, set_ = accessors
+            self.parts.append(_ObjectState(value, get(value), set_))
+        # A decorator's wrapper (lru_cache, a proxy) leads to the function it wraps.
+        try:
+            wrapped = value.__wrapped__  # type: ignore[attr-defined]
+        except Exception:
+            return
+        self.seen.add(id(value))
+        self.visit(wrapped)
+
+    def function(self, f: types.FunctionType) -> None:
+        if f.__globals__ is not self.globals:
+            return
+        cells = tuple((cell, _cell_value(cell)) for cell in f.__closure__ or ())
+        self.parts.append(
+            _FunctionState(
+                f,
+                f.__code__,
+                f.__defaults__,
+                None if f.__kwdefaults__ is None else dict(f.__kwdefaults__),
+                f.__doc__,
+                dict(f.__annotations__),
+                dict(f.__dict__),
+                cells,
+            )
+        )
+        for _, value in cells:
+            self.visit(value)
+        for value in _wrapped(f):
+            self.visit(value)
+
+    def klass(self, cls: type) -> None:
+        namespace = {k: v for k, v in vars(cls).items() if k not in _UNSETTABLE}
+        self.parts.append(_ClassState(cls, namespace, cls.__bases__))
+        for value in namespace.values():
+            self.visit(value)
+
+
+def _wrapped(f: types.FunctionType) -> Iterator[object]:
+    wrapped = f.__dict__.get("__wrapped__")
+    if wrapped is not None:
+        yield wrapped

@@ -1,0 +1,467 @@
+"""The reload transaction: plan, snapshot, execute, update, migrate, commit, verify, or roll back;
+the version history; the reload lock.
+
+One reload runs at a time (``_lock``). Everything before execution (read, parse, diff,
+compatibility check, compile) touches nothing live, so a rejection there needs no rollback.
+From execution on, any exception restores the snapshot taken just before, exactly.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import logging
+import threading
+import time
+import traceback
+import types
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotswap import _config, _diff, _events, _modules, _proxy
+from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule, live_symbols
+from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
+from hotswap._pin import gate
+from hotswap._snapshot import ModuleState, capture
+from hotswap._update import Outcome, Updater
+from hotswap.exceptions import (
+    ExecutionError,
+    HotswapError,
+    HotswapWarning,
+    IncompatibleChangeError,
+    MigrationError,
+    ReentrantReloadError,
+    SourceSyntaxError,
+    VerificationError,
+    VersionNotFoundError,
+)
+
+__all__ = ("metrics", "module_statuses", "reload", "rollback")
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.RLock()
+_local = threading.local()  # .active: the module this thread is reloading, if any
+metrics = _events.Metrics()
+
+
+@dataclass
+class Version:
+    """One version of a module, as kept in its history."""
+
+    number: int
+    source_hash: str | None
+    symbols: dict[str, _diff.Symbol] | None
+    state: ModuleState
+    created: float = field(default_factory=time.time)
+
+
+class _Record:
+    """hotswap's knowledge of one module: its live version and the versions kept."""
+
+    def __init__(self, module: types.ModuleType, size: int) -> None:
+        self.name = module.__name__
+        self.namespace = vars(module)
+        # The imported module is version 1; its source was never seen, so its symbols come
+        # from the live objects on demand.
+        self.current = Version(1, None, None, capture(self.namespace, self.name))
+        self.history: deque[Version] = deque([self.current], maxlen=size)
+        self.last_number = 1
+        self.last_result: ReloadResult | None = None
+
+    def add(self, version: Version) -> None:
+        self.history.append(version)
+        self.last_number = max(self.last_number, version.number)
+        self.current = version
+
+
+_records: dict[str, _Record] = {}
+
+
+def _record_for(module: types.ModuleType) -> _Record:
+    record = _records.get(module.__name__)
+    # A module imported afresh under the same name is another module: start again.
+    if record is None or record.namespace is not vars(module):
+        record = _Record(module, _config.current().history)
+        _records[module.__name__] = record
+    return record
+
+
+def module_statuses() -> dict[str, ModuleStatus]:
+    """Status of every module hotswap has reloaded, by name."""
+    with _lock:
+        return {
+            name: ModuleStatus(
+                name=name,
+                version=r.current.number,
+                source_hash=r.current.source_hash,
+                last_result=r.last_result,
+                history=tuple(v.number for v in r.history),
+            )
+            for name, r in _records.items()
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the checks decided, before anything runs."""
+
+    code: types.CodeType
+    symbols: dict[str, _diff.Symbol]
+    changes: _diff.ChangeSet
+    warnings: tuple[str, ...]
+    star_import: bool  # ``from x import *`` binds names the AST cannot list
+
+
+class _Failure(Exception):
+    """Carries a failed result out of the steps below."""
+
+    def __init__(self, error: BaseException, *, rolled_back: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.rolled_back = rolled_back
+
+
+@contextmanager
+def _attempt(target: types.ModuleType | str) -> Iterator[dict[str, Any]]:
+    """Serialize, time, record and announce one attempt (a reload or a rollback)."""
+    name = _modules.module_name(target)
+    if getattr(_local, "active", None) is not None:
+        message = (
+            f"{name}: reload started while {_local.active} is being reloaded "
+            "(from module code or a hook); start it after that reload returns"
+        )
+        raise _Failure(ReentrantReloadError(message, module=name))
+    with _lock:
+        _local.active = name
+        try:
+            yield {}
+        finally:
+            _local.active = None
+
+
+def _finish(
+    name: str,
+    start: float,
+    record: _Record | None,
+    *,
+    ok: bool,
+    changes: Changes | None = None,
+    failure: _Failure | None = None,
+    warnings_: tuple[str, ...] = (),
+) -> ReloadResult:
+    result = ReloadResult(
+        module=name,
+        ok=ok,
+        version=record.current.number if record is not None else 0,
+        changes=changes or Changes(),
+        error=None if failure is None else failure.error,
+        rolled_back=False if failure is None else failure.rolled_back,
+        duration=time.perf_counter() - start,
+        warnings=warnings_,
+    )
+    if record is not None:
+        record.last_result = result
+    metrics.record(result)
+    if ok:
+        logger.info("hotswap: %s", describe(result))
+    else:
+        logger.warning("hotswap: %s", describe(result))
+    _events.emit(result)
+    return result
+
+
+def _error_line(error: BaseException, filename: str) -> int | None:
+    """The deepest line of ``filename`` in the traceback: where the new code failed."""
+    if isinstance(error, SyntaxError) and error.filename == filename:
+        return error.lineno
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(error.__traceback__)
+        if frame.filename == filename
+    ]
+    return lines[-1] if lines else None
+
+
+def _wrap(
+    kind: type[ExecutionError], name: str, path: str, error: BaseException, what: str
+) -> ExecutionError:
+    line = _error_line(error, path)
+    detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    message = f"{location(name, path, line)}: {detail} {what}; rolled back"
+    wrapped = kind(message, module=name, filename=path, lineno=line)
+    wrapped.__cause__ = error
+    return wrapped
+
+
+def _plan(
+    record: _Record,
+    module: types.ModuleType,
+    path: str,
+    source: str,
+    policy: str,
+    definitions_only: bool,
+) -> _Plan:
+    """Parse, diff, check and compile: everything that decides before anything runs."""
+    name = record.name
+    try:
+        tree = ast.parse(source, path)
+        if definitions_only:
+            keep = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+            tree.body = [stmt for stmt in tree.body if isinstance(stmt, keep)]
+        new_symbols = _diff.module_symbols(tree)
+        old_symbols = record.current.symbols
+        if old_symbols is None:
+            old_symbols = live_symbols(module)
+        changes = _diff.diff(old_symbols, new_symbols)
+        findings = [] if policy == "off" else _diff.check(old_symbols, new_symbols)
+        breaking = [f for f in findings if f.public or f.reloadable]
+        warned: tuple[str, ...] = ()
+        if breaking:
+            lines = [f.format(location(name, path, f.lineno)) for f in breaking]
+            if policy == "strict":
+                count = f"{len(breaking)} incompatible change{'s' * (len(breaking) > 1)}"
+                message = f"{location(name, path, breaking[0].lineno)}: {count} rejected:\n  "
+                message += "\n  ".join(lines)
+                raise _Failure(
+                    IncompatibleChangeError(message, module=name, filename=path, findings=breaking)
+                )
+            warned = tuple(lines)
+            try:
+                for line in lines:
+                    warnings.warn(line, HotswapWarning, stacklevel=4)
+            except HotswapWarning as escalated:
+                # The program turned HotswapWarning into an error: it asked for a rejection.
+                raise _Failure(
+                    IncompatibleChangeError(
+                        f"{escalated} (HotswapWarning is an error here)",
+                        module=name,
+                        filename=path,
+                        findings=breaking,
+                    )
+                ) from escalated
+            for line in lines:
+                logger.warning("hotswap: applying a change that may break callers: %s", line)
+        code = compile(tree, path, "exec", dont_inherit=True)
+        star = any(
+            isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names)
+            for node in tree.body
+        )
+    except SyntaxError as error:
+        where = location(name, error.filename or path, error.lineno)
+        if error.offset:
+            where = where[:-1] + f":{error.offset})"
+        message = f"{where}: {error.msg}"
+        raise _Failure(SourceSyntaxError(message, module=name, error=error)) from error
+    except ValueError as error:  # null bytes in the source
+        message = f"{location(name, path)}: {error}"
+        raise _Failure(HotswapError(message, module=name, filename=path)) from error
+    return _Plan(code, new_symbols, changes, warned, star)
+
+
+def _keep_names(namespace: dict[str, Any]) -> frozenset[str]:
+    keep = namespace.get("__hotswap_keep__", ())
+    if isinstance(keep, str):
+        keep = (keep,)
+    try:
+        return frozenset(str(k) for k in keep)
+    except TypeError:
+        return frozenset()
+
+
+def _remove_stale(
+    name: str,
+    namespace: dict[str, Any],
+    old: dict[str, Any],
+    new_symbols: dict[str, _diff.Symbol],
+    keep: frozenset[str],
+    has_star_import: bool,
+) -> None:
+    """Delete names the new source no longer defines (importlib.reload leaves them behind)."""
+    for key, value in old.items():
+        if key in MODULE_ATTRIBUTES or key in keep or key in new_symbols:
+            continue
+        if is_submodule(name, key, value):
+            continue
+        # Rebound while the new code ran (a ``globals()[...] =``, ``import *``): the new code
+        # defines it after all.
+        if namespace.get(key) is not value or has_star_import:
+            continue
+        del namespace[key]
+
+
+def _apply(
+    record: _Record,
+    module: types.ModuleType,
+    path: str,
+    plan: _Plan,
+    source_hash: str,
+    definitions_only: bool,
+) -> Changes:
+    """Execute, update in place, migrate, commit and verify; roll back on any exception."""
+    name = record.name
+    namespace = vars(module)
+    settings = _config.current()
+    with gate.exclusive(settings.pin_timeout, location(name, path)):
+        snapshot = capture(namespace, name)
+        stage = _proxy.Stage(name)
+        after_commit: list[Callable[[], object]] = []
+        committed = False
+        try:
+            with stage.active():
+                exec(plan.code, namespace)
+            keep = _keep_names(namespace)
+            outcome = Updater(snapshot.namespace, namespace, name, plan.changes, keep).run()
+            after_commit = outcome.after_commit
+            if not definitions_only:
+                _remove_stale(
+                    name, namespace, snapshot.namespace, plan.symbols, keep, plan.star_import
+                )
+            # Hooks count only when the new source defines them.
+            migrate = (
+                namespace.get("__hotswap_migrate__")
+                if "__hotswap_migrate__" in plan.symbols
+                else None
+            )
+            if migrate is not None:
+                try:
+                    migrate(dict(snapshot.namespace))
+                except BaseException as error:
+                    raise _wrap(
+                        MigrationError, name, path, error, "in __hotswap_migrate__"
+                    ) from error
+            stage.commit()
+            committed = True
+            verify = (
+                namespace.get("__hotswap_verify__")
+                if "__hotswap_verify__" in plan.symbols
+                else None
+            )
+            if verify is not None:
+                try:
+                    verify()
+                except BaseException as error:
+                    raise _wrap(
+                        VerificationError, name, path, error, "in __hotswap_verify__"
+                    ) from error
+        except BaseException as error:
+            if not committed:
+                stage.discard()
+            snapshot.restore(namespace)
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            if not isinstance(error, ExecutionError):
+                error = _wrap(ExecutionError, name, path, error, "while executing the new code")
+            raise _Failure(error, rolled_back=True) from error
+    number = record.last_number + 1
+    record.add(Version(number, source_hash, plan.symbols, capture(namespace, name)))
+    for callback in after_commit:
+        try:
+            callback()
+        except Exception:
+            logger.exception("hotswap: %s: cleanup after commit failed", name)
+    return _changes(plan.changes, outcome)
+
+
+def _changes(changes: _diff.ChangeSet, outcome: Outcome) -> Changes:
+    found = set(outcome.changed)
+    unknown_changed = [n for n in changes.unknown if n in found]
+    changed = sorted(
+        {*changes.changed, *unknown_changed}, key=lambda n: (changes.lines.get(n, 0), n)
+    )
+    return Changes(
+        added=changes.added,
+        changed=tuple(changed),
+        removed=changes.removed,
+        replaced=tuple(outcome.replaced),
+    )
+
+
+def reload(
+    target: types.ModuleType | str,
+    *,
+    policy: str | None = None,
+    definitions_only: bool = False,
+) -> ReloadResult:
+    """Reload one module through the transaction; never raises for a failed reload."""
+    start = time.perf_counter()
+    name = _modules.module_name(target)
+    record: _Record | None = None
+    try:
+        with _attempt(target):
+            module = _modules.resolve(target)
+            path = _modules.source_file(module)
+            source, data = _modules.read_source(name, path)
+            digest = hashlib.sha256(data).hexdigest()
+            record = _record_for(module)
+            if record.current.source_hash == digest:
+                return _finish(name, start, record, ok=True)
+            settings = _config.current()
+            chosen = settings.policy if policy is None else policy
+            if chosen not in _config.POLICIES:
+                message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
+                raise ValueError(message)
+            plan = _plan(record, module, path, source, chosen, definitions_only)
+            applied = _apply(record, module, path, plan, digest, definitions_only)
+            return _finish(name, start, record, ok=True, changes=applied, warnings_=plan.warnings)
+    except _Failure as failure:
+        return _finish(name, start, record, ok=False, failure=failure)
+    except HotswapError as error:
+        return _finish(name, start, record, ok=False, failure=_Failure(error))
+
+
+def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadResult:
+    """Restore a kept version of a module (the previous one when ``to`` is None)."""
+    start = time.perf_counter()
+    name = _modules.module_name(target)
+    record: _Record | None = None
+    try:
+        with _attempt(target):
+            module = _modules.resolve(target)
+            record = _records.get(name)
+            if record is None or record.namespace is not vars(module):
+                message = f"{name}: no reload history to roll back to (it was never reloaded)"
+                raise _Failure(VersionNotFoundError(message, module=name))
+            current = record.current.number
+            kept = [v for v in record.history if v.number != current]
+            if to is None:
+                earlier = [v for v in kept if v.number < current]
+                chosen = earlier[-1] if earlier else None
+            else:
+                chosen = next((v for v in kept if v.number == to), None)
+                if to == current:
+                    return _finish(name, start, record, ok=True)
+            if chosen is None:
+                numbers = ", ".join(str(v.number) for v in record.history)
+                wanted = "an earlier version" if to is None else f"version {to}"
+                message = f"{name}: {wanted} is not kept (history: {numbers}; live: {current})"
+                raise _Failure(VersionNotFoundError(message, module=name))
+            namespace = vars(module)
+            keep = _keep_names(namespace)
+            kept_values = {k: namespace[k] for k in keep if k in namespace}
+            path = getattr(module, "__file__", None)
+            with gate.exclusive(_config.current().pin_timeout, location(name, path)):
+                before = record.current
+                chosen.state.restore(namespace)
+                # Kept names keep their current objects across rollbacks too.
+                namespace.update(kept_values)
+                record.current = chosen
+            changes = Changes()
+            if before.symbols is not None and chosen.symbols is not None:
+                delta = _diff.diff(before.symbols, chosen.symbols)
+                changes = Changes(delta.added, delta.changed, delta.removed)
+            return _finish(name, start, record, ok=True, changes=changes)
+    except _Failure as failure:
+        return _finish(name, start, record, ok=False, failure=failure)
+    except HotswapError as error:
+        return _finish(name, start, record, ok=False, failure=_Failure(error))
+
+
+def reset() -> None:
+    """Forget all records (for tests)."""
+    with _lock:
+        _records.clear()

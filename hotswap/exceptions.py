@@ -1,0 +1,140 @@
+"""The exceptions and warnings hotswap reports.
+
+A failed reload never raises out of :func:`hotswap.reload`: the exception is returned in
+:attr:`hotswap.ReloadResult.error`. Every message names the module, the file and the line, and
+says why, e.g. ``shop.pricing (shop/pricing.py:14): ZeroDivisionError: division by zero``.
+
+Example:
+    >>> import hotswap
+    >>> result = hotswap.reload("json")           # doctest: +SKIP
+    >>> isinstance(result.error, hotswap.HotswapError)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hotswap._diff import Finding
+
+__all__ = (
+    "ExecutionError",
+    "HotswapError",
+    "HotswapWarning",
+    "IncompatibleChangeError",
+    "MigrationError",
+    "ModuleNotReloadableError",
+    "PinTimeoutError",
+    "ReentrantReloadError",
+    "SourceSyntaxError",
+    "VerificationError",
+    "VersionNotFoundError",
+)
+
+
+class HotswapError(Exception):
+    """Base of every error hotswap reports.
+
+    A plain ``Exception`` subclass so that ``except Exception`` in user code (a server's error
+    handler, say) also sees it. ``module``, ``filename`` and ``lineno`` say where the problem is,
+    when it is known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module: str | None = None,
+        filename: str | None = None,
+        lineno: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.module = module
+        self.filename = filename
+        self.lineno = lineno
+
+
+class ModuleNotReloadableError(HotswapError, LookupError):
+    """The module is not loaded, has no Python source file, or lies outside the watched paths.
+
+    A ``LookupError``: hotswap looked for something (a module, its source) and did not find it.
+    """
+
+
+class SourceSyntaxError(HotswapError, SyntaxError):
+    """The new source does not compile; nothing was executed.
+
+    Also a ``SyntaxError``, so tools that show syntax errors (``filename``, ``lineno``,
+    ``offset``, ``text``) can show this one.
+    """
+
+    def __init__(self, message: str, *, module: str, error: SyntaxError) -> None:
+        HotswapError.__init__(
+            self, message, module=module, filename=error.filename, lineno=error.lineno
+        )
+        self.msg = message
+        self.offset = error.offset
+        self.text = error.text
+        self.end_lineno = error.end_lineno
+        self.end_offset = error.end_offset
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+class IncompatibleChangeError(HotswapError):
+    """The change would break callers of the old code, and the policy rejects it.
+
+    Raised by the compatibility check before any new code runs. ``findings`` lists each problem
+    (symbol, old and new signature, line, reason).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module: str,
+        filename: str,
+        findings: Sequence[Finding],
+    ) -> None:
+        lineno = findings[0].lineno if findings else None
+        super().__init__(message, module=module, filename=filename, lineno=lineno)
+        self.findings = tuple(findings)
+
+
+class ExecutionError(HotswapError):
+    """The new code raised while it executed; the module was rolled back to its snapshot.
+
+    The original exception is the ``__cause__``.
+    """
+
+
+class MigrationError(ExecutionError):
+    """``__hotswap_migrate__`` raised; the module was rolled back to its snapshot."""
+
+
+class VerificationError(ExecutionError):
+    """``__hotswap_verify__`` raised after commit; the module was rolled back to its snapshot."""
+
+
+class PinTimeoutError(HotswapError, TimeoutError):
+    """Pinned sections did not leave within the bound; the reload changed nothing.
+
+    A ``TimeoutError`` because waiting is what failed, not the new code.
+    """
+
+
+class ReentrantReloadError(HotswapError, RuntimeError):
+    """A reload was started from code that a reload is running (module code or a hook).
+
+    A ``RuntimeError``: it is a programming error in the caller, and waiting would deadlock.
+    """
+
+
+class VersionNotFoundError(HotswapError, LookupError):
+    """``rollback(to=N)`` named a version that the module's history does not hold."""
+
+
+class HotswapWarning(UserWarning):
+    """Warns of a change applied under policy ``"warn"`` that could break callers."""
