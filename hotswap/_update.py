@@ -122,7 +122,8 @@ def same_function(
         (old.__defaults__, new.__defaults__),
         (old.__kwdefaults__, new.__kwdefaults__),
         (old.__annotations__, new.__annotations__),
-        (old.__dict__, new.__dict__),
+        # Attributes set at run time are state, not code; a wrapper's target is code.
+        (old.__dict__.get("__wrapped__"), new.__dict__.get("__wrapped__")),
     ]
     old_cells = [_cell_value(c) for c in old.__closure__ or ()]
     new_cells = [_cell_value(c) for c in new.__closure__ or ()]
@@ -206,9 +207,8 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
     old.__kwdefaults__ = new.__kwdefaults__
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
-    if old.__dict__ != new.__dict__:
-        old.__dict__.clear()
-        old.__dict__.update(new.__dict__)
+    # Merged, not replaced: what the new source sets wins, attributes set at run time stay.
+    old.__dict__.update(new.__dict__)
 
 
 # --- the updater --------------------------------------------------------------------------------
@@ -224,6 +224,11 @@ def _why_not_patchable(old: type, new: type, bases: tuple[type, ...]) -> str | N
     if vars(old).get("__slots__") != vars(new).get("__slots__"):
         return "its __slots__ changed"
     return None
+
+
+def _merge_attributes(old: types.FunctionType, new: types.FunctionType) -> None:
+    if new.__dict__:
+        old.__dict__.update(new.__dict__)
 
 
 class Updater:
@@ -314,6 +319,8 @@ class Updater:
             self._note(qualname, status)
         if status:
             update_function(old, new)
+        else:
+            _merge_attributes(old, new)  # ``f.tag = ...`` after the def is not part of it
         return old
 
     def _wrapper(self, qualname: str, old: Any, new: Any, status: bool | None) -> object:
