@@ -498,6 +498,9 @@ def check(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> list[Finding]
     for name, before in old.items():
         if before.kind == NAME:
             continue
+        # Members of a @reloadable class are held to the checks like the class.
+        if not before.reloadable and _in_reloadable_class(name, old):
+            before = replace(before, reloadable=True)
         after = new.get(name)
         parent = name.rpartition(".")[0]
         if after is None:
@@ -519,6 +522,15 @@ def check(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> list[Finding]
                 findings.append(_finding(before, after, reason))
     findings.sort(key=lambda f: (f.lineno, f.symbol))
     return findings
+
+
+def _in_reloadable_class(name: str, symbols: Mapping[str, Symbol]) -> bool:
+    parts = name.split(".")
+    for end in range(1, len(parts)):
+        owner = symbols.get(".".join(parts[:end]))
+        if owner is not None and owner.kind == CLASS and owner.reloadable:
+            return True
+    return False
 
 
 def _describe(symbol: Symbol | None, name: str) -> str:

@@ -35,6 +35,9 @@ _UNSETTABLE = frozenset({"__dict__", "__weakref__"})
 _SLOT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
 _TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
 _MAX_DEPTH = 8
+# Values whose equality means something; an instance of another class is made anew by every
+# execution, so only a change of its type is worth reporting.
+_DATA_TYPES = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
 
 
 @dataclass
@@ -71,23 +74,32 @@ def _code_key(code: types.CodeType) -> tuple[Any, ...]:
     )
 
 
-def _same_value(a: object, b: object, mapping: dict[int, type], depth: int = 0) -> bool:
+def _same_value(
+    a: object, b: object, mapping: dict[int, type], depth: int = 0, *, lenient: bool = False
+) -> bool:
+    """Whether two values are the same, as far as a reload is concerned.
+
+    ``lenient`` (for the change report) counts two instances of one class without value
+    semantics as the same: every execution makes new ones, so only their type tells.
+    """
     if a is b:
         return True
     if depth > _MAX_DEPTH or type(a) is not type(b):
         return False
+    if lenient and not isinstance(a, _DATA_TYPES) and not isinstance(a, type | types.FunctionType):
+        return True
     if type(a) is types.FunctionType:
         return same_function(a, b, mapping, depth + 1)  # type: ignore[arg-type]
     if isinstance(a, type):
         return mapping.get(id(b)) is a
     if isinstance(a, tuple | list):
         return len(a) == len(b) and all(  # type: ignore[arg-type]
-            _same_value(x, y, mapping, depth + 1)
+            _same_value(x, y, mapping, depth + 1, lenient=lenient)
             for x, y in zip(a, b, strict=True)  # type: ignore[call-overload]
         )
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(  # type: ignore[attr-defined]
-            _same_value(v, b[k], mapping, depth + 1)  # type: ignore[index]
+            _same_value(v, b[k], mapping, depth + 1, lenient=lenient)  # type: ignore[index]
             for k, v in a.items()
         )
     try:
@@ -96,16 +108,9 @@ def _same_value(a: object, b: object, mapping: dict[int, type], depth: int = 0) 
         return False
 
 
-# Values whose equality means something; an instance of another class is made anew by every
-# execution, so only a change of its type is worth reporting.
-_DATA_TYPES = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
-
-
 def _differs(old: object, new: object, mapping: dict[int, type]) -> bool:
-    """Whether a module-level value changed, for the change report."""
-    if type(old) is type(new) and not isinstance(old, _DATA_TYPES):
-        return False
-    return not _same_value(old, new, mapping)
+    """Whether a value changed, for the change report."""
+    return not _same_value(old, new, mapping, lenient=True)
 
 
 def same_function(
@@ -402,7 +407,7 @@ class Updater:
         status = owner
         if status is None:
             status = not _same_value(old, new, self.mapping)
-            self._attributes_changed |= status
+            self._attributes_changed |= _differs(old, new, self.mapping)
         return new if status else old
 
     def _property(self, qualname: str, old: property, new: property) -> property:

@@ -470,7 +470,9 @@ def test_update_first_reload_reports_only_what_changed(reloading):
                 return 1
         """)
     reloading.load("m", source)
-    result = reloading.reload("m", source.replace("def b():\n    return 1", "def b():\n    return 2"))
+    result = reloading.reload(
+        "m", source.replace("def b():\n    return 1", "def b():\n    return 2")
+    )
     assert result.ok, result.error
     assert result.changes.changed == ("b",)
 
