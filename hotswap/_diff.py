@@ -495,9 +495,10 @@ def check(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> list[Finding]
     reject.
     """
     findings: list[Finding] = []
-    for name, before in old.items():
-        if before.kind == NAME:
+    for name, symbol in old.items():
+        if symbol.kind == NAME:
             continue
+        before = symbol
         # Members of a @reloadable class are held to the checks like the class.
         if not before.reloadable and _in_reloadable_class(name, old):
             before = replace(before, reloadable=True)

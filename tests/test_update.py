@@ -38,7 +38,7 @@ def test_update_function_keeps_identity_and_takes_everything_new(reloading):
     assert f.__defaults__ == (10,)
     assert f.__kwdefaults__ == {"c": 20}
     assert f.__doc__ == "new doc"
-    assert f.__annotations__ == {"return": "int"} or f.__annotations__ == {"return": int}
+    assert f.__annotations__ == {"return": int}
     assert f.tag == "new"
 
 
