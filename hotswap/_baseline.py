@@ -15,7 +15,7 @@ import types
 from typing import Any
 
 from hotswap import _diff
-from hotswap._diff import Param, Signature, Symbol
+from hotswap._diff import Param, Signature, Symbol, Symbols
 
 __all__ = (
     "MODULE_ATTRIBUTES",
@@ -172,11 +172,11 @@ def is_submodule(name: str, key: str, value: object) -> bool:
     return isinstance(value, types.ModuleType) and value.__name__ == f"{name}.{key}"
 
 
-def live_symbols(module: types.ModuleType) -> dict[str, Symbol]:
+def live_symbols(module: types.ModuleType) -> Symbols:
     """The symbol table of what ``module`` holds now, as far as live objects tell."""
     name = module.__name__
     namespace = vars(module)
-    symbols: dict[str, Symbol] = {}
+    symbols: list[Symbol] = []
     for key, value in list(namespace.items()):
         if key in MODULE_ATTRIBUTES or is_submodule(name, key, value):
             continue
@@ -188,5 +188,5 @@ def live_symbols(module: types.ModuleType) -> dict[str, Symbol]:
             found = [] if symbol is None else [symbol]
         if not found:
             found = [Symbol(key, _diff.NAME, 1, None)]
-        symbols.update((s.qualname, s) for s in found)
-    return symbols
+        symbols += found
+    return Symbols.of(symbols)

@@ -1,6 +1,7 @@
 """Symbol tables, the AST diff and the compatibility rules.
 
-Pure functions over source text and ASTs: this module touches no live object and does no I/O.
+Pure functions over source text, ASTs and code objects (immutable values): this module touches
+no live object and does no I/O.
 A *symbol* is a definition callers can reach: a function, a class, a method (qualified
 ``Cls.method``, nested classes too) or a module-level name. Two symbol tables give a
 :class:`ChangeSet` (what changed, with lines) and a list of :class:`Finding` (what would break
@@ -8,10 +9,14 @@ callers of the old version, per DESIGN §6).
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+import inspect
+import re
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -28,10 +33,13 @@ __all__ = (
     "Param",
     "Signature",
     "Symbol",
+    "Symbols",
     "check",
+    "code_key",
     "diff",
     "is_public",
     "module_symbols",
+    "split_statements",
 )
 
 # Symbol kinds.
@@ -135,6 +143,39 @@ class Symbol:
     settable: bool = False
 
 
+_CacheKey = tuple[int, str]  # (the module's __future__ flags, a statement's text)
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+_CacheEntry = tuple[int, tuple[Symbol, ...]]
+
+
+class Symbols(dict[str, Symbol]):
+    """A module's symbol table: qualified name -> :class:`Symbol`, plus where each stands.
+
+    ``lines`` holds the current line of every symbol (a symbol reused from an earlier version
+    keeps the line it was made at). ``cache`` lets the next version of the module reuse the
+    symbols of every top-level statement whose text did not change.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[str, int] = {}
+        self.cache: dict[_CacheKey, _CacheEntry] = {}
+
+    def line(self, name: str) -> int:
+        return self.lines.get(name) or self[name].lineno
+
+    @classmethod
+    def of(cls, symbols: Iterable[Symbol]) -> Symbols:
+        """A table of symbols described elsewhere (from live objects)."""
+        table = cls()
+        for symbol in symbols:
+            table[symbol.qualname] = symbol
+            table.lines[symbol.qualname] = symbol.lineno
+        return table
+
+
 @dataclass(frozen=True)
 class ChangeSet:
     """The difference between two symbol tables.
@@ -201,17 +242,111 @@ def is_public(qualname: str) -> bool:
 # --- symbol tables ------------------------------------------------------------------------------
 
 
-def module_symbols(tree: ast.Module) -> dict[str, Symbol]:
-    """The symbol table of a parsed module."""
-    lazy = any(
-        isinstance(node, ast.ImportFrom)
-        and node.module == "__future__"
-        and any(alias.name == "annotations" for alias in node.names)
-        for node in tree.body
-    )
-    builder = _Builder(lazy_annotations=lazy)
-    builder.module_body(tree.body)
+def module_symbols(
+    source: str,
+    code: types.CodeType,
+    previous: Symbols | None = None,
+    *,
+    tree: ast.Module | None = None,
+) -> Symbols:
+    """The symbol table of a module, from its source and the code compiled from it.
+
+    Function bodies are fingerprinted from their code objects, which the reload compiles anyway:
+    much cheaper than walking the AST, and just as blind to position, layout and comments.
+    Only top-level statements whose text is not in ``previous`` (the table of the module's last
+    version) are parsed, so the cost follows the edit, not the size of the module. ``tree``
+    gives the statements to describe instead of the source's (a filtered tree).
+    """
+    cache = None if previous is None else previous.cache
+    if tree is None:
+        chunks = split_statements(source)
+        if chunks is not None:
+            builder = _Builder(code, source, cache)
+            if builder.chunks(chunks):
+                return builder.symbols
+        tree = ast.parse(source)
+    builder = _Builder(code, source, None)
+    for stmt in tree.body:
+        builder.statement(stmt)
     return builder.symbols
+
+
+_BLOCK_CONTINUATION = re.compile(r"(else|elif|except|finally)\b")
+_NOT_A_START = ("", " ", "\t", "\f", "#", ")", "]", "}")
+
+
+def split_statements(source: str) -> list[tuple[int, str]] | None:
+    """The top-level statements of ``source`` as (first line, text), found by a line scan.
+
+    A line at column 0 starts a statement unless it continues one (``else:``, a closing
+    bracket, a decorated definition, a backslash). The scan does not see inside strings or
+    brackets; where it splits wrongly, a piece does not parse on its own and the caller parses
+    the whole module instead, so a wrong split costs time, never correctness.
+    """
+    chunks: list[tuple[int, list[str]]] = []
+    decorating = False
+    for number, line in enumerate(source.splitlines(), 1):
+        starts = line[:1] not in _NOT_A_START and not _BLOCK_CONTINUATION.match(line)
+        if starts and chunks:
+            previous = chunks[-1][1][-1]
+            if previous.endswith("\\"):
+                starts = False
+            elif decorating:
+                starts = False
+                decorating = line.startswith("@")
+        if starts:
+            chunks.append((number, [line]))
+            decorating = line.startswith("@")
+        elif chunks:
+            chunks[-1][1].append(line)
+    result: list[tuple[int, str]] = []
+    for first, lines in chunks:
+        # Trailing blank and comment lines belong to no statement.
+        while len(lines) > 1 and (not lines[-1].strip() or lines[-1].lstrip().startswith("#")):
+            lines.pop()
+        result.append((first, "\n".join(lines)))
+    return result
+
+
+def code_key(code: types.CodeType) -> tuple[object, ...]:
+    """What makes code behave, nothing about where it stands in the file.
+
+    ``co_code`` and the constants carry no line numbers (those live in ``co_linetable``), so a
+    moved or reformatted definition has the same key.
+    """
+    consts = tuple(
+        code_key(c) if isinstance(c, types.CodeType) else (type(c), c) for c in code.co_consts
+    )
+    return (
+        code.co_code,
+        consts,
+        code.co_names,
+        code.co_varnames,
+        code.co_freevars,
+        code.co_cellvars,
+        code.co_flags,
+        code.co_argcount,
+        code.co_posonlyargcount,
+        code.co_kwonlyargcount,
+        code.co_name,
+    )
+
+
+def _code_index(code: types.CodeType) -> dict[tuple[str, int], types.CodeType]:
+    """Every code object inside ``code``, by name and first line (a decorated definition's
+    first line is its first decorator's)."""
+    index: dict[tuple[str, int], types.CodeType] = {}
+    stack = [code]
+    while stack:
+        for const in stack.pop().co_consts:
+            if isinstance(const, types.CodeType):
+                index[(const.co_name, const.co_firstlineno)] = const
+                stack.append(const)
+    return index
+
+
+def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
+    return node.decorator_list[0].lineno if node.decorator_list else node.lineno
 
 
 def _digest(*nodes: ast.AST) -> str:
@@ -275,7 +410,13 @@ def _statement_bindings(stmt: ast.stmt) -> Iterator[str]:
                 yield from _bound_names(item.optional_vars)
 
 
-def _call_kind(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+def _call_kind(node: ast.FunctionDef | ast.AsyncFunctionDef, code: types.CodeType | None) -> str:
+    if code is not None:
+        if code.co_flags & inspect.CO_ASYNC_GENERATOR:
+            return ASYNC_GENERATOR
+        if code.co_flags & inspect.CO_COROUTINE:
+            return COROUTINE
+        return GENERATOR if code.co_flags & inspect.CO_GENERATOR else PLAIN
     yields = False
     stack: list[ast.AST] = list(node.body)
     while stack:
@@ -292,7 +433,12 @@ def _call_kind(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return GENERATOR if yields else PLAIN
 
 
-def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef, implicit: bool) -> Signature:
+def _signature(
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+    implicit: bool,
+    code: types.CodeType | None,
+    text: Callable[[ast.expr], str],
+) -> Signature:
     args = node.args
     positional = [*args.posonlyargs, *args.args]
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
@@ -300,23 +446,79 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef, implicit: bool) -> 
     params: list[Param] = []
     for index, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
         kind = POSITIONAL_ONLY if index < len(args.posonlyargs) else POSITIONAL_OR_KEYWORD
-        params.append(Param(arg.arg, kind, None if default is None else ast.unparse(default)))
+        params.append(Param(arg.arg, kind, None if default is None else text(default)))
     if args.vararg is not None:
         params.append(Param(args.vararg.arg, VAR_POSITIONAL))
     for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-        text = None if kw_default is None else ast.unparse(kw_default)
-        params.append(Param(arg.arg, KEYWORD_ONLY, text))
+        shown = None if kw_default is None else text(kw_default)
+        params.append(Param(arg.arg, KEYWORD_ONLY, shown))
     if args.kwarg is not None:
         params.append(Param(args.kwarg.arg, VAR_KEYWORD))
-    return Signature(tuple(params), _call_kind(node), implicit)
+    return Signature(tuple(params), _call_kind(node, code), implicit)
 
 
 class _Builder:
-    def __init__(self, *, lazy_annotations: bool) -> None:
-        self.lazy_annotations = lazy_annotations
-        self.symbols: dict[str, Symbol] = {}
+    def __init__(
+        self,
+        code: types.CodeType,
+        source: str,
+        cache: dict[_CacheKey, _CacheEntry] | None,
+    ) -> None:
+        self.lazy_annotations = bool(code.co_flags & __future__.annotations.compiler_flag)
+        self.flags = code.co_flags & _FUTURE_FLAGS
+        self.code = code
+        self._codes: dict[tuple[str, int], types.CodeType] | None = None
+        self.lines = source.splitlines()
+        self.old_cache = cache or {}
+        self.symbols = Symbols()
+        self.made: list[Symbol] = []  # what the statement being built added, for the cache
 
-    def add(self, symbol: Symbol) -> None:
+    @property
+    def codes(self) -> dict[tuple[str, int], types.CodeType]:
+        # Indexed on first use: a module whose every statement is cached never needs it.
+        if self._codes is None:
+            self._codes = _code_index(self.code)
+        return self._codes
+
+    def chunks(self, chunks: list[tuple[int, str]]) -> bool:
+        """Describe the statements; False when a piece does not parse on its own."""
+        for first, text in chunks:
+            key = (self.flags, text)
+            hit = self.old_cache.get(key)
+            if hit is not None:
+                start, symbols = hit
+                for symbol in symbols:
+                    self.add(symbol, symbol.lineno - start + first)
+                self.symbols.cache[key] = hit
+                continue
+            try:
+                # Blank lines in front keep the line numbers of the whole file.
+                tree = ast.parse("\n" * (first - 1) + text)
+            except SyntaxError:
+                return False
+            self.made = []
+            for stmt in tree.body:
+                self.statement(stmt)
+            self.symbols.cache[key] = (first, tuple(self.made))
+        return True
+
+    def text(self, node: ast.expr) -> str:
+        """The source text of an expression (a default value, for messages)."""
+        end_lineno, end_col = node.end_lineno, node.end_col_offset
+        if end_lineno is None or end_col is None or node.lineno > len(self.lines):
+            return ast.unparse(node)
+        # Column offsets count UTF-8 bytes.
+        first = self.lines[node.lineno - 1].encode()
+        if end_lineno == node.lineno:
+            return first[node.col_offset : end_col].decode(errors="replace")
+        middle = [line.encode() for line in self.lines[node.lineno : end_lineno - 1]]
+        last = self.lines[end_lineno - 1].encode()[:end_col]
+        parts = [first[node.col_offset :], *middle, last]
+        return " ".join(p.decode(errors="replace").strip() for p in parts)
+
+    def add(self, symbol: Symbol, line: int | None = None) -> None:
+        self.made.append(symbol)
+        self.symbols.lines.setdefault(symbol.qualname, symbol.lineno if line is None else line)
         # A name bound twice (a property and its setter, a conditional definition) is one
         # symbol: both definitions count towards its digest and dependencies.
         previous = self.symbols.get(symbol.qualname)
@@ -332,20 +534,20 @@ class _Builder:
             )
         self.symbols[symbol.qualname] = symbol
 
-    def module_body(self, body: list[ast.stmt], enclosing: ast.stmt | None = None) -> None:
-        for stmt in body:
-            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-                self.function(stmt, prefix="", in_class=False)
-            elif isinstance(stmt, ast.ClassDef):
-                self.klass(stmt, prefix="")
-            elif isinstance(stmt, ast.If | ast.Try | ast.With | ast.AsyncWith):
-                # Conditional definitions (``if TYPE_CHECKING``, ``try: import x``) are still
-                # module-level names.
-                self.simple(stmt, enclosing or stmt)
-                for block in _blocks(stmt):
-                    self.module_body(block, enclosing or stmt)
-            else:
-                self.simple(stmt, enclosing or stmt)
+    def statement(self, stmt: ast.stmt, enclosing: ast.stmt | None = None) -> None:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            self.function(stmt, prefix="", in_class=False)
+        elif isinstance(stmt, ast.ClassDef):
+            self.klass(stmt, prefix="")
+        elif isinstance(stmt, ast.If | ast.Try | ast.With | ast.AsyncWith):
+            # Conditional definitions (``if TYPE_CHECKING``, ``try: import x``) are still
+            # module-level names.
+            self.simple(stmt, enclosing or stmt)
+            for block in _blocks(stmt):
+                for inner in block:
+                    self.statement(inner, enclosing or stmt)
+        else:
+            self.simple(stmt, enclosing or stmt)
 
     def simple(self, stmt: ast.stmt, whole: ast.stmt) -> None:
         names = list(_statement_bindings(stmt))
@@ -372,22 +574,31 @@ class _Builder:
                 kind = PROPERTY
                 settable = "setter" in decorators
         args = node.args
-        evaluated: list[ast.AST | None] = [*node.decorator_list, *args.defaults, *args.kw_defaults]
-        if not self.lazy_annotations:
-            every_arg = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-            evaluated += [a.annotation for a in every_arg if a is not None]
-            evaluated.append(node.returns)
+        annotations: list[ast.AST] = [a.annotation for a in _every_arg(args) if a.annotation]
+        if node.returns is not None:
+            annotations.append(node.returns)
+        # What the def statement evaluates, in the tree; the body is in the code object.
+        header: list[ast.AST] = [*node.decorator_list, *args.defaults]
+        header += [d for d in args.kw_defaults if d is not None]
+        # Postponed annotations are strings, evaluated later if ever: not dependencies.
+        deps = _loaded_names(header if self.lazy_annotations else [*header, *annotations])
+        code = self.codes.get((node.name, _first_line(node)))
         signature = None
         if kind != PROPERTY:
-            signature = _signature(node, implicit=kind in (METHOD, CLASSMETHOD))
+            signature = _signature(node, kind in (METHOD, CLASSMETHOD), code, self.text)
+        if code is None:
+            fingerprint = _digest(node)
+        else:
+            body = hash(code_key(code)) & 0xFFFFFFFFFFFFFFFF
+            fingerprint = f"{body:016x}{_digest(*header, *annotations)}"
         self.add(
             Symbol(
                 prefix + node.name,
                 kind,
                 node.lineno,
-                _digest(node),
+                fingerprint,
                 signature,
-                deps=_loaded_names(evaluated),
+                deps=deps,
                 reloadable="reloadable" in decorators,
                 settable=settable,
             )
@@ -417,6 +628,11 @@ class _Builder:
                 self.klass(stmt, prefix=qualname + ".")
 
 
+def _every_arg(args: ast.arguments) -> list[ast.arg]:
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    return [a for a in every if a is not None]
+
+
 def _blocks(stmt: ast.If | ast.Try | ast.With | ast.AsyncWith) -> Iterator[list[ast.stmt]]:
     if isinstance(stmt, ast.If):
         yield stmt.body
@@ -438,7 +654,7 @@ def _top(qualname: str) -> str:
     return qualname.split(".", 1)[0]
 
 
-def diff(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> ChangeSet:
+def diff(old: Symbols, new: Symbols) -> ChangeSet:
     """What changed from ``old`` to ``new``.
 
     A definition counts as changed when its own digest changed, or when a module-level name it
@@ -454,6 +670,8 @@ def diff(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> ChangeSet:
         before, after = old[name], new[name]
         if before.kind != after.kind:
             changed.add(name)
+        elif before is after:
+            continue  # reused from the cache: the same text
         elif before.fingerprint is None or after.fingerprint is None:
             unknown.add(name)
         elif before.fingerprint != after.fingerprint:
@@ -470,8 +688,8 @@ def diff(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> ChangeSet:
                 if "." not in name:
                     dirty.add(name)
                 pending = True
-    lines = {name: new[name].lineno for name in new}
-    lines.update({name: old[name].lineno for name in removed})
+    lines = {name: new.line(name) for name in new}
+    lines.update({name: old.line(name) for name in removed})
 
     def ordered(names: Iterable[str]) -> tuple[str, ...]:
         return tuple(sorted(names, key=lambda n: (lines[n], n)))
@@ -488,7 +706,7 @@ def diff(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> ChangeSet:
 # --- compatibility ------------------------------------------------------------------------------
 
 
-def check(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> list[Finding]:
+def check(old: Symbols, new: Symbols) -> list[Finding]:
     """Every change from ``old`` to ``new`` that could break a caller of the old version.
 
     Findings are made for private names too (``public`` says which); the policy decides what to
@@ -503,24 +721,29 @@ def check(old: Mapping[str, Symbol], new: Mapping[str, Symbol]) -> list[Finding]
         if not before.reloadable and _in_reloadable_class(name, old):
             before = replace(before, reloadable=True)
         after = new.get(name)
+        if after is symbol:
+            continue  # reused from the cache: the same text
         parent = name.rpartition(".")[0]
         if after is None:
             if parent and parent not in new:
                 continue  # reported once, for the class that holds it
             what = "reloadable " if before.reloadable else ""
-            findings.append(_finding(before, None, f"{what}{before.kind} removed"))
+            findings.append(_finding(before, None, old.line(name), f"{what}{before.kind} removed"))
             continue
+        line = new.line(name)
         if after.kind == NAME:
-            findings.append(_finding(before, after, f"was a {before.kind}, now a plain name"))
+            reason = f"was a {before.kind}, now a plain name"
+            findings.append(_finding(before, after, line, reason))
             continue
         if before.kind != after.kind:
-            findings.append(_finding(before, after, f"was a {before.kind}, now a {after.kind}"))
+            reason = f"was a {before.kind}, now a {after.kind}"
+            findings.append(_finding(before, after, line, reason))
             continue
         if before.kind == PROPERTY and before.settable and not after.settable:
-            findings.append(_finding(before, after, "property no longer has a setter"))
+            findings.append(_finding(before, after, line, "property no longer has a setter"))
         if before.signature is not None and after.signature is not None:
             for reason in _signature_breaks(before.signature, after.signature):
-                findings.append(_finding(before, after, reason))
+                findings.append(_finding(before, after, line, reason))
     findings.sort(key=lambda f: (f.lineno, f.symbol))
     return findings
 
@@ -542,13 +765,13 @@ def _describe(symbol: Symbol | None, name: str) -> str:
     return name
 
 
-def _finding(before: Symbol, after: Symbol | None, reason: str) -> Finding:
+def _finding(before: Symbol, after: Symbol | None, line: int, reason: str) -> Finding:
     name = before.qualname
     return Finding(
         symbol=name,
         old=_describe(before, name),
         new=_describe(after, name),
-        lineno=(after or before).lineno,
+        lineno=line,
         reason=reason,
         public=is_public(name),
         reloadable=before.reloadable,

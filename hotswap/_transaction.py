@@ -9,6 +9,7 @@ From execution on, any exception restores the snapshot taken just before, exactl
 from __future__ import annotations
 
 import ast
+import dis
 import hashlib
 import logging
 import threading
@@ -55,8 +56,10 @@ class Version:
 
     number: int
     source_hash: str | None
-    symbols: dict[str, _diff.Symbol] | None
-    state: ModuleState
+    symbols: _diff.Symbols | None
+    # Filled by the snapshot taken before the next reload or rollback (the state the version
+    # had when it was left), so each reload captures the module once, not twice.
+    state: ModuleState | None
     created: float = field(default_factory=time.time)
 
 
@@ -111,7 +114,7 @@ class _Plan:
     """What the checks decided, before anything runs."""
 
     code: types.CodeType
-    symbols: dict[str, _diff.Symbol]
+    symbols: _diff.Symbols
     changes: _diff.ChangeSet
     warnings: tuple[str, ...]
     star_import: bool  # ``from x import *`` binds names the AST cannot list
@@ -209,12 +212,23 @@ def _plan(
     """Parse, diff, check and compile: everything that decides before anything runs."""
     name = record.name
     try:
-        tree = ast.parse(source, path)
+        tree = None
         if definitions_only:
-            keep = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
-            tree.body = [stmt for stmt in tree.body if isinstance(stmt, keep)]
-        new_symbols = _diff.module_symbols(tree)
+            tree = ast.parse(source, path)
+            kinds = (
+                ast.FunctionDef,
+                ast.AsyncFunctionDef,
+                ast.ClassDef,
+                ast.Import,
+                ast.ImportFrom,
+            )
+            tree.body = [stmt for stmt in tree.body if isinstance(stmt, kinds)]
+            code = compile(tree, path, "exec", dont_inherit=True)
+        else:
+            # Compiled from the text: the AST is built only for the statements that changed.
+            code = compile(source, path, "exec", dont_inherit=True)
         old_symbols = record.current.symbols
+        new_symbols = _diff.module_symbols(source, code, old_symbols, tree=tree)
         if old_symbols is None:
             old_symbols = live_symbols(module)
         changes = _diff.diff(old_symbols, new_symbols)
@@ -246,11 +260,8 @@ def _plan(
                 ) from escalated
             for line in lines:
                 logger.warning("hotswap: applying a change that may break callers: %s", line)
-        code = compile(tree, path, "exec", dont_inherit=True)
-        star = any(
-            isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names)
-            for node in tree.body
-        )
+        # ``from x import *`` binds names no source lists (IMPORT_STAR names no name).
+        star = "import *" in source and _has_star_import(code)
     except SyntaxError as error:
         where = location(name, error.filename or path, error.lineno)
         if error.offset:
@@ -261,6 +272,10 @@ def _plan(
         message = f"{location(name, path)}: {error}"
         raise _Failure(HotswapError(message, module=name, filename=path)) from error
     return _Plan(code, new_symbols, changes, warned, star)
+
+
+def _has_star_import(code: types.CodeType) -> bool:
+    return any(i.opname == "IMPORT_STAR" for i in dis.get_instructions(code))
 
 
 def _keep_names(namespace: dict[str, Any]) -> frozenset[str]:
@@ -277,7 +292,7 @@ def _remove_stale(
     name: str,
     namespace: dict[str, Any],
     old: dict[str, Any],
-    new_symbols: dict[str, _diff.Symbol],
+    new_symbols: _diff.Symbols,
     keep: frozenset[str],
     has_star_import: bool,
 ) -> None:
@@ -308,6 +323,7 @@ def _apply(
     settings = _config.current()
     with gate.exclusive(settings.pin_timeout, location(name, path)):
         snapshot = capture(namespace, name)
+        record.current.state = snapshot
         stage = _proxy.Stage(name)
         after_commit: list[Callable[[], object]] = []
         committed = False
@@ -358,7 +374,7 @@ def _apply(
                 error = _wrap(ExecutionError, name, path, error, "while executing the new code")
             raise _Failure(error, rolled_back=True) from error
     number = record.last_number + 1
-    record.add(Version(number, source_hash, plan.symbols, capture(namespace, name)))
+    record.add(Version(number, source_hash, plan.symbols, None))
     for callback in after_commit:
         try:
             callback()
@@ -446,6 +462,8 @@ def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadRes
             path = getattr(module, "__file__", None)
             with gate.exclusive(_config.current().pin_timeout, location(name, path)):
                 before = record.current
+                before.state = capture(namespace, name)
+                assert chosen.state is not None  # only the live version lacks one
                 chosen.state.restore(namespace)
                 # Kept names keep their current objects across rollbacks too.
                 namespace.update(kept_values)

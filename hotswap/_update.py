@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotswap._baseline import MODULE_ATTRIBUTES, owned_function
-from hotswap._diff import ChangeSet
+from hotswap._diff import ChangeSet, code_key
 
 __all__ = ("Outcome", "Updater", "same_function", "update_function")
 
@@ -51,27 +51,6 @@ class Outcome:
 
 
 # --- comparing objects --------------------------------------------------------------------------
-
-
-def _code_key(code: types.CodeType) -> tuple[Any, ...]:
-    # Everything that makes code behave, nothing about where it stands in the file: co_code and
-    # the constants carry no line numbers (those live in co_linetable).
-    consts = tuple(
-        _code_key(c) if isinstance(c, types.CodeType) else (type(c), c) for c in code.co_consts
-    )
-    return (
-        code.co_code,
-        consts,
-        code.co_names,
-        code.co_varnames,
-        code.co_freevars,
-        code.co_cellvars,
-        code.co_flags,
-        code.co_argcount,
-        code.co_posonlyargcount,
-        code.co_kwonlyargcount,
-        code.co_name,
-    )
 
 
 def _same_value(
@@ -121,7 +100,7 @@ def same_function(
 ) -> bool:
     """Whether two functions behave the same: code, defaults, docs, annotations, closures."""
     mapping = {} if mapping is None else mapping
-    if _code_key(old.__code__) != _code_key(new.__code__) or old.__doc__ != new.__doc__:
+    if code_key(old.__code__) != code_key(new.__code__) or old.__doc__ != new.__doc__:
         return False
     pairs: list[tuple[object, object]] = [
         (old.__defaults__, new.__defaults__),

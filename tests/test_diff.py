@@ -13,7 +13,8 @@ from hotswap import _diff
 
 
 def symbols(source: str) -> dict[str, _diff.Symbol]:
-    return _diff.module_symbols(ast.parse(textwrap.dedent(source)))
+    source = textwrap.dedent(source)
+    return _diff.module_symbols(source, compile(source, "<test>", "exec", dont_inherit=True))
 
 
 def reasons(old: str, new: str) -> list[str]:
@@ -287,3 +288,61 @@ def test_property_diff_reversed_swaps_added_and_removed(a, b):
 def test_property_reformatting_through_unparse_is_no_change(source):
     reformatted = ast.unparse(ast.parse(source))
     assert not _diff.diff(symbols(source), symbols(reformatted))
+
+
+# --- statement splitting and the per-statement cache ----------------------------------------------
+
+TRICKY = [
+    "@deco\n# note\n@other(1)\ndef f():\n    pass\n",
+    "if X:\n    a = 1\nelif Y:\n    a = 2\nelse:\n    a = 3\n",
+    "try:\n    import json\nexcept ImportError:\n    json = None\nfinally:\n    pass\n",
+    "x = [\n1,\n2,\n]\ny = (\n    3\n)\n",
+    "total = 1 + \\\n2\n",
+    'doc = """\ndef looks_like_code():\n    pass\n"""\n',
+    "a = 1; b = 2\n",
+    "class C:\n    def m(self):\n        return '''\nnot = code\n'''\n",
+    "elsewhere = 1\nexcepted = 2\n",
+]
+
+
+def table(symbols_: _diff.Symbols) -> dict[str, tuple[object, ...]]:
+    return {
+        name: (s.kind, s.fingerprint, s.signature, s.deps, symbols_.line(name))
+        for name, s in symbols_.items()
+    }
+
+
+@pytest.mark.parametrize("source", TRICKY)
+def test_split_statements_agrees_with_a_full_parse(source):
+    code = compile(source, "<test>", "exec", dont_inherit=True)
+    chunked = _diff.module_symbols(source, code)
+    parsed = _diff.module_symbols(source, code, tree=ast.parse(source))
+    assert table(chunked) == table(parsed)
+
+
+def test_split_statements_names_first_lines():
+    chunks = _diff.split_statements("import os\n\n@d\ndef f():\n    pass\n# trailing\n")
+    assert chunks == [(1, "import os"), (3, "@d\ndef f():\n    pass")]
+
+
+def test_cache_reuses_unchanged_statements_and_moves_their_lines():
+    old_source = "def a():\n    return 1\n\ndef b():\n    return 2\n"
+    new_source = "X = 0\n\n\n" + old_source.replace("return 2", "return 3")
+    old = symbols(old_source)
+    code = compile(new_source, "<test>", "exec", dont_inherit=True)
+    new = _diff.module_symbols(new_source, code, old)
+    assert new["a"] is old["a"]
+    assert new["b"] is not old["b"]
+    assert new.line("a") == 4
+    assert table(new) == table(_diff.module_symbols(new_source, code))
+    assert _diff.diff(old, new).changed == ("b",)
+
+
+@settings(max_examples=150, deadline=None)
+@given(modules(), modules())
+def test_property_cached_symbols_equal_fresh_ones(a, b):
+    code = compile(b, "<test>", "exec", dont_inherit=True)
+    fresh = _diff.module_symbols(b, code)
+    cached = _diff.module_symbols(b, code, symbols(a))
+    assert table(cached) == table(fresh)
+    assert table(fresh) == table(_diff.module_symbols(b, code, tree=ast.parse(b)))

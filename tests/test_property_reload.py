@@ -111,7 +111,9 @@ def test_reloaded_module_behaves_like_a_fresh_import(versions):
             module = importlib.import_module(name)
             held = {k: v for k, v in vars(module).items() if not k.startswith("__")}
             instances = {
-                k: v() for k, v in held.items() if isinstance(v, type) and not issubclass(v, enum.Enum)
+                k: v()
+                for k, v in held.items()
+                if isinstance(v, type) and not issubclass(v, enum.Enum)
             }
             for source in versions[1:]:
                 path.write_text(source)
