@@ -7,7 +7,7 @@ from typing import Any
 
 from hotswap import _config, _transaction
 from hotswap._events import ReloadResult, Status
-from hotswap._pin import gate
+from hotswap._pin import Pin, gate
 
 __all__ = ("configure", "pinned", "reload", "rollback", "status")
 
@@ -65,41 +65,22 @@ def configure(**settings: Any) -> _config.Settings:
     return _config.configure(**settings)
 
 
-def pinned(timeout: float | None = None) -> Any:
+def pinned(timeout: float | None = None) -> Pin:
     """A context manager (``with`` or ``async with``) inside which every call sees one
     consistent version of every module.
 
     A reload waits (up to its ``pin_timeout``, 5 s by default) before it executes until pinned
     sections have left; a pinned section that starts while a reload runs waits for it. Nested
-    pins, and a reload started from a pinned section, do not deadlock.
+    pins, and a reload started from a pinned section, do not deadlock. Code that never pins
+    pays nothing.
 
     Args:
-        timeout: the longest wait to enter, in seconds (None: as long as a reload takes).
+        timeout: the longest wait to enter, in seconds (None: as long as a reload takes);
+            past it, :class:`~hotswap.PinTimeoutError`.
 
     Example:
         >>> import hotswap
         >>> with hotswap.pinned():
         ...     pass
     """
-    return _Pinned(timeout)
-
-
-class _Pinned:
-    def __init__(self, timeout: float | None) -> None:
-        self._timeout = timeout
-        self._sync: Any = None
-        self._async: Any = None
-
-    def __enter__(self) -> None:
-        self._sync = gate.pinned(self._timeout)
-        self._sync.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._sync.__exit__(*exc)
-
-    async def __aenter__(self) -> None:
-        self._async = gate.pinned_async(self._timeout)
-        await self._async.__aenter__()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._async.__aexit__(*exc)
+    return gate.pin(timeout)

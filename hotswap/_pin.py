@@ -16,12 +16,12 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from hotswap.exceptions import PinTimeoutError
 
-__all__ = ("Gate", "gate")
+__all__ = ("Gate", "Pin", "gate")
 
 _depth: contextvars.ContextVar[int] = contextvars.ContextVar("hotswap_pin_depth", default=0)
 
@@ -30,7 +30,8 @@ class Gate:
     """The readers/writer gate behind :func:`hotswap.pinned`."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._writer = False
 
@@ -39,55 +40,37 @@ class Gate:
         """Pinned sections inside the gate now."""
         return self._readers
 
-    def _enter(self, timeout: float | None) -> None:
+    def wait_for_writer(self, timeout: float) -> bool:
+        """Block until a reload holds or waits for the gate; False past ``timeout``."""
         with self._cond:
+            return self._cond.wait_for(lambda: self._writer, timeout)
+
+    def _enter(self, timeout: float | None) -> None:
+        with self._lock:
+            if not self._writer:  # the common case: no reload in sight
+                self._readers += 1
+                return
             if not self._cond.wait_for(lambda: not self._writer, timeout):
                 message = f"hotswap.pinned(): a reload held the gate for more than {timeout} s"
                 raise PinTimeoutError(message)
             self._readers += 1
 
     def _try_enter(self) -> bool:
-        with self._cond:
+        with self._lock:
             if self._writer:
                 return False
             self._readers += 1
             return True
 
     def _leave(self) -> None:
-        with self._cond:
+        with self._lock:
             self._readers -= 1
-            if self._readers == 0:
+            if self._readers == 0 and self._writer:
                 self._cond.notify_all()
 
-    @contextmanager
-    def pinned(self, timeout: float | None = None) -> Iterator[None]:
-        """Pin for a block of synchronous code."""
-        depth = _depth.get()
-        if depth == 0:
-            self._enter(timeout)
-        token = _depth.set(depth + 1)
-        try:
-            yield
-        finally:
-            _depth.reset(token)
-            if depth == 0:
-                self._leave()
-
-    @asynccontextmanager
-    async def pinned_async(self, timeout: float | None = None) -> AsyncIterator[None]:
-        """Pin for a block of async code; waiting for a reload does not block the event loop."""
-        depth = _depth.get()
-        if depth == 0 and not self._try_enter():
-            # Wait in a worker thread: the reload may be waiting for other tasks of this very
-            # loop to leave their pinned sections.
-            await asyncio.get_running_loop().run_in_executor(None, self._enter, timeout)
-        token = _depth.set(depth + 1)
-        try:
-            yield
-        finally:
-            _depth.reset(token)
-            if depth == 0:
-                self._leave()
+    def pin(self, timeout: float | None = None) -> Pin:
+        """A single-use context manager (``with`` or ``async with``) that pins."""
+        return Pin(self, timeout)
 
     @contextmanager
     def exclusive(self, timeout: float, what: str) -> Iterator[None]:
@@ -98,6 +81,7 @@ class Gate:
             # Wait for another writer (a rollback racing a reload cannot happen: both hold the
             # reload lock) and then for the readers; new readers wait from now on.
             self._writer = True
+            self._cond.notify_all()  # lets observers (tests, status) see a reload waiting
             try:
                 ok = self._cond.wait_for(
                     lambda: self._readers <= own, max(0.0, deadline - time.monotonic())
@@ -119,6 +103,47 @@ class Gate:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class Pin:
+    """One pinned section; see :func:`hotswap.pinned`. Written out rather than with
+    ``contextlib`` because it sits on request paths: entering and leaving cost two lock
+    round-trips and a context-variable update."""
+
+    __slots__ = ("_gate", "_outer", "_timeout", "_token")
+
+    def __init__(self, gate: Gate, timeout: float | None) -> None:
+        self._gate = gate
+        self._timeout = timeout
+        self._outer = False
+        self._token: contextvars.Token[int] | None = None
+
+    def __enter__(self) -> None:
+        depth = _depth.get()
+        if depth == 0:
+            self._gate._enter(self._timeout)
+            self._outer = True
+        self._token = _depth.set(depth + 1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _depth.reset(self._token)
+        if self._outer:
+            self._gate._leave()
+
+    async def __aenter__(self) -> None:
+        depth = _depth.get()
+        if depth == 0:
+            if not self._gate._try_enter():
+                # Wait in a worker thread: the reload may be waiting for other tasks of this
+                # very event loop to leave their pinned sections.
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, self._gate._enter, self._timeout)
+            self._outer = True
+        self._token = _depth.set(depth + 1)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
 
 
 gate = Gate()

@@ -28,7 +28,7 @@ from typing import Any
 from hotswap._baseline import MODULE_ATTRIBUTES, owned_function
 from hotswap._diff import ChangeSet, code_key
 
-__all__ = ("Outcome", "Updater", "same_function", "update_function")
+__all__ = ("Outcome", "Updater", "same_function", "trampoline", "update_function")
 
 _MISSING: Any = object()
 _UNSETTABLE = frozenset({"__dict__", "__weakref__"})
@@ -134,9 +134,7 @@ def _cell_value(cell: types.CellType) -> object:
 _trampolines: dict[tuple[tuple[str, ...], int], types.CodeType] = {}
 
 
-def _trampoline(
-    freevars: tuple[str, ...], flags: int, target: types.FunctionType
-) -> types.CodeType:
+def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType) -> types.CodeType:
     """Code that calls ``target`` and fits a closure of ``freevars`` (a function's closure is
     fixed for life, so new code with another layout cannot be given to it directly)."""
     kind = flags & (0x80 | 0x20 | 0x200)  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
@@ -186,7 +184,7 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
             elif _cell_value(old_cell) is not value:
                 old_cell.cell_contents = value
     else:
-        old.__code__ = _trampoline(old_code.co_freevars, new_code.co_flags, new)
+        old.__code__ = trampoline(old_code.co_freevars, new_code.co_flags, new)
     old.__defaults__ = new.__defaults__
     old.__kwdefaults__ = new.__kwdefaults__
     old.__doc__ = new.__doc__
@@ -418,6 +416,10 @@ class Updater:
                 function = value.fget
             if type(function) is not types.FunctionType:
                 continue
+            # A @reloadable method's stub carries its staged target until commit.
+            staged = function.__dict__.get("__hotswap_staged__")
+            if type(staged) is types.FunctionType:
+                function = staged
             cells = function.__closure__ or ()
             for name, cell in zip(function.__code__.co_freevars, cells, strict=True):
                 if name == "__class__" and _cell_value(cell) is new:

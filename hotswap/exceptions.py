@@ -54,6 +54,11 @@ class HotswapError(Exception):
         self.filename = filename
         self.lineno = lineno
 
+    def __str__(self) -> str:
+        # The message, always: OSError (the base of TimeoutError) would otherwise format its
+        # errno and filename fields instead.
+        return str(self.args[0]) if self.args else ""
+
 
 class ModuleNotReloadableError(HotswapError, LookupError):
     """The module is not loaded, has no Python source file, or lies outside the watched paths.

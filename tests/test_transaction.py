@@ -360,3 +360,33 @@ def test_records_forget_a_module_imported_afresh(project):
     result = project.reload("shop", V1.replace("RATE = 2", "RATE = 4"))
     assert result.version == 2
     assert _transaction.module_statuses()["shop"].history == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        hotswap.HotswapError,
+        hotswap.PinTimeoutError,
+        hotswap.ModuleNotReloadableError,
+        hotswap.VersionNotFoundError,
+        hotswap.ExecutionError,
+    ],
+)
+def test_errors_print_their_message(kind):
+    error = kind("shop (shop.py:3): why", module="shop", filename="shop.py", lineno=3)
+    assert str(error) == "shop (shop.py:3): why"
+    assert error.filename == "shop.py"
+    assert error.lineno == 3
+
+
+def test_reload_runs_with_a_short_switch_interval_and_restores_it(project):
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(0.004)
+    try:
+        mod = project.load("shop", V1)
+        source = V1 + "\nimport sys\nINTERVAL = sys.getswitchinterval()\n"
+        assert project.reload("shop", source).ok
+        assert mod.INTERVAL < 0.001
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+    finally:
+        sys.setswitchinterval(saved)
