@@ -183,6 +183,10 @@ def test_calls_from_8_threads_during_200_reloads_never_fail(project):
             seen.update(local)
 
     threads = [threading.Thread(target=call) for _ in range(8)]
+    # The test's own file writes between reloads wait for the GIL behind eight busy threads;
+    # a short switch interval keeps the run short (reloads set one for themselves).
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     for thread in threads:
         thread.start()
     try:
@@ -193,6 +197,7 @@ def test_calls_from_8_threads_during_200_reloads_never_fail(project):
         stop.set()
         for thread in threads:
             thread.join(30)
+        sys.setswitchinterval(saved)
     assert errors == []
     assert seen <= set(range(1, 202))
     assert mod.first() == 201
