@@ -8,7 +8,7 @@ Example:
 """
 
 from hotswap import exceptions
-from hotswap._api import configure, pinned, reload, rollback, status
+from hotswap._api import configure, disable, enable, pinned, reload, rollback, status
 from hotswap._config import Settings
 from hotswap._events import Changes, ModuleStatus, ReloadResult, Status
 from hotswap._proxy import reloadable
@@ -47,6 +47,8 @@ __all__ = (
     "VersionNotFoundError",
     "__version__",
     "configure",
+    "disable",
+    "enable",
     "exceptions",
     "pinned",
     "reload",

@@ -2,14 +2,92 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import types
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from hotswap import _config, _transaction
 from hotswap._events import ReloadResult, Status
 from hotswap._pin import Pin, gate
 
-__all__ = ("configure", "pinned", "reload", "rollback", "status")
+if TYPE_CHECKING:
+    from hotswap._watcher import Reloader
+
+__all__ = ("configure", "disable", "enable", "pinned", "reload", "rollback", "status")
+
+_reloader: Any = None  # the running hotswap._watcher.Reloader
+_reloader_lock = threading.Lock()
+
+
+def _default_paths() -> list[str]:
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    if isinstance(file, str) and file.endswith(".py"):
+        return [os.path.dirname(os.path.abspath(file))]
+    return [os.getcwd()]
+
+
+def enable(
+    paths: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
+    *,
+    debounce: float | None = None,
+    policy: str | None = None,
+    polling: bool | None = None,
+    on_reload: Callable[[ReloadResult], object] | None = None,
+) -> Reloader:
+    """Start watching source files and reload modules as they are saved.
+
+    Idempotent: a second call returns the running watcher. The watches are live when it
+    returns. Modules whose files lie under a watched path are reloaded by the watcher; the
+    standard library and site-packages never, unless a path names them. The threads are daemon
+    threads named ``hotswap-*``.
+
+    Args:
+        paths: files or directories to watch. Default: the ``[tool.hotswap] paths`` setting,
+            else the directory of the ``__main__`` script, else the current directory.
+        debounce: the longest wait, in seconds, for a file to settle (0.05). A write that is
+            complete (closed, or renamed into place) is applied at once.
+        policy: ``"strict"`` (default), ``"warn"`` or ``"off"``, for every reload.
+        polling: use watchdog's polling observer (network and container file systems).
+        on_reload: called with the :class:`ReloadResult` of every reload the watcher attempts
+            (failed ones included; not for a save that did not change the file). What it raises
+            is logged.
+
+    Arguments left as None take their value from ``[tool.hotswap]`` in pyproject.toml and
+    ``HOTSWAP_*`` environment variables, else the defaults above.
+
+    Example:
+        >>> import hotswap
+        >>> reloader = hotswap.enable(["src"])     # doctest: +SKIP
+    """
+    global _reloader
+    from hotswap._watcher import Reloader
+
+    with _reloader_lock:
+        if _reloader is not None and _reloader.running:
+            return _reloader  # type: ignore[no-any-return]
+        explicit: dict[str, object] = {"debounce": debounce, "policy": policy, "polling": polling}
+        if paths is not None:
+            chosen = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+            explicit["paths"] = [os.fspath(p) for p in chosen]
+        settings = _config.configure(**explicit)
+        watch = list(settings.paths) or _default_paths()
+        reloader = Reloader(settings, watch, on_reload)
+        reloader.start()
+        _reloader = reloader
+        return reloader
+
+
+def disable() -> None:
+    """Stop watching and join the watcher's threads; reloaded code stays as it is."""
+    global _reloader
+    with _reloader_lock:
+        reloader, _reloader = _reloader, None
+    if reloader is not None:
+        reloader.stop()
 
 
 def reload(module_or_name: types.ModuleType | str, *, policy: str | None = None) -> ReloadResult:
@@ -44,12 +122,11 @@ def rollback(module_or_name: types.ModuleType | str, to: int | None = None) -> R
 
 def status() -> Status:
     """What hotswap knows: per-module versions and history, counters and timings."""
-    from hotswap import _watcher
-
     metrics = _transaction.metrics
+    reloader = _reloader
     return Status(
         modules=_transaction.module_statuses(),
-        watching=_watcher.is_running(),
+        watching=reloader is not None and reloader.running,
         reloads=metrics.reloads,
         failures=metrics.failures,
         last_duration=metrics.last_duration,

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import os
 import sys
+import sysconfig
 from types import ModuleType
 
 from hotswap._events import location
 from hotswap.exceptions import ModuleNotReloadableError
 
-__all__ = ("module_name", "read_source", "resolve", "source_file")
+__all__ = (
+    "ModuleIndex",
+    "Scope",
+    "decode_source",
+    "loaded_files",
+    "module_name",
+    "read_source",
+    "resolve",
+    "source_file",
+)
 
 
 def module_name(target: ModuleType | str) -> str:
@@ -74,7 +85,143 @@ def read_source(module: str, path: str) -> tuple[str, bytes]:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
-        return importlib.util.decode_source(data), data
-    except (OSError, UnicodeDecodeError, SyntaxError) as error:
+    except OSError as error:
         message = f"{location(module, path)}: cannot read the source: {error}"
         raise ModuleNotReloadableError(message, module=module, filename=path) from error
+    return decode_source(module, path, data), data
+
+
+def decode_source(module: str, path: str, data: bytes) -> str:
+    """Source bytes as text, honouring a PEP 263 coding line.
+
+    Raises:
+        ModuleNotReloadableError: the bytes do not decode.
+    """
+    try:
+        return importlib.util.decode_source(data)
+    except (UnicodeDecodeError, SyntaxError, LookupError) as error:
+        message = f"{location(module, path)}: cannot decode the source: {error}"
+        raise ModuleNotReloadableError(message, module=module, filename=path) from error
+
+
+# --- the watch scope ----------------------------------------------------------------------------
+
+
+def _excluded_roots() -> tuple[str, ...]:
+    """The standard library and installed packages: never reloaded unless a path names them."""
+    found: set[str] = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            found.add(os.path.realpath(path))
+    for path in sys.path:
+        if os.path.basename(path) in ("site-packages", "dist-packages"):
+            found.add(os.path.realpath(path))
+    return tuple(sorted(found))
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class Scope:
+    """Which files the watcher may read and execute: those under the watched paths, never in
+    the standard library or site-packages unless a watched path lies there, and never through
+    a symlink that leads outside the watched paths."""
+
+    def __init__(self, paths: list[str], exclude: tuple[str, ...] = ()) -> None:
+        self.roots = tuple(sorted({os.path.realpath(os.path.abspath(p)) for p in paths}))
+        self.exclude = exclude
+        self.files = frozenset(r for r in self.roots if os.path.isfile(r))
+        excluded = _excluded_roots()
+        # A watched path inside an excluded one names it: only what lies outside every
+        # watched path stays excluded.
+        self.excluded = tuple(
+            e for e in excluded if not any(_under(root, e) for root in self.roots)
+        )
+
+    def contains(self, path: str) -> bool:
+        """Whether ``path`` (resolved: symlinks followed) may be reloaded by the watcher."""
+        real = os.path.realpath(path)
+        if any(fnmatch.fnmatch(real, pattern) for pattern in self.exclude):
+            return False
+        if real in self.files:
+            return True
+        if not any(_under(real, root) for root in self.roots if root not in self.files):
+            return False
+        return not any(_under(real, e) for e in self.excluded)
+
+    def watches(self) -> list[tuple[str, bool]]:
+        """The directories to watch, as (directory, recursive).
+
+        Each root is watched on its own (its top-level files) and each of its subdirectories
+        that holds a loaded module is watched recursively, so a project folder holding a
+        virtual environment does not make the watcher walk the environment's thousands of
+        folders.
+        """
+        plan: dict[str, bool] = {}
+        for root in self.roots:
+            if root in self.files:
+                plan.setdefault(os.path.dirname(root), False)
+                continue
+            plan.setdefault(root, False)
+            for file in loaded_files():
+                if not _under(file, root) or any(_under(file, e) for e in self.excluded):
+                    continue
+                relative = file[len(root) + 1 :]
+                if os.sep in relative:
+                    plan[os.path.join(root, relative.split(os.sep, 1)[0])] = True
+        return sorted(plan.items())
+
+
+def _file_of(module: object) -> str | None:
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str) or not file.endswith(".py"):
+        return None
+    return os.path.abspath(file)
+
+
+def loaded_files() -> set[str]:
+    """The source files of every loaded module (absolute paths)."""
+    files = set()
+    for module in list(sys.modules.values()):
+        file = _file_of(module) if isinstance(module, ModuleType) else None
+        if file is not None:
+            files.add(file)
+    return files
+
+
+class ModuleIndex:
+    """Source file -> names of the loaded modules it backs (``__main__`` and ``pkg.mod`` may
+    share one file). Rebuilt only when a lookup misses and modules were imported since."""
+
+    def __init__(self) -> None:
+        self._by_file: dict[str, list[str]] = {}
+        self._size = -1
+
+    def _rebuild(self) -> None:
+        by_file: dict[str, list[str]] = {}
+        modules = list(sys.modules.items())
+        for name, module in modules:
+            file = _file_of(module) if isinstance(module, ModuleType) else None
+            if file is not None:
+                by_file.setdefault(file, []).append(name)
+        self._by_file = by_file
+        self._size = len(modules)
+
+    def modules_for(self, path: str) -> list[str]:
+        """The names of the loaded modules whose source is ``path``; [] for a file never
+        imported (a new file is ignored until something imports it)."""
+        path = os.path.abspath(path)
+        names = self._by_file.get(path)
+        if names is None and len(sys.modules) != self._size:
+            self._rebuild()
+            names = self._by_file.get(path)
+        if names is None:
+            return []
+        # A module may have been removed or imported from elsewhere since the index was built.
+        return [n for n in names if _file_of(sys.modules.get(n)) == path]
+
+    def refresh(self) -> None:
+        """Index the modules loaded now (done off the event path, ahead of the first event)."""
+        self._rebuild()

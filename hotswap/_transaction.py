@@ -426,8 +426,13 @@ def reload(
     *,
     policy: str | None = None,
     definitions_only: bool = False,
+    data: bytes | None = None,
 ) -> ReloadResult:
-    """Reload one module through the transaction; never raises for a failed reload."""
+    """Reload one module through the transaction; never raises for a failed reload.
+
+    ``data`` is the source the caller already read and checked (the watcher), so exactly that
+    is executed, not what the file holds a moment later.
+    """
     start = time.perf_counter()
     name = _modules.module_name(target)
     record: _Record | None = None
@@ -435,7 +440,10 @@ def reload(
         with _attempt(target):
             module = _modules.resolve(target)
             path = _modules.source_file(module)
-            source, data = _modules.read_source(name, path)
+            if data is None:
+                source, data = _modules.read_source(name, path)
+            else:
+                source = _modules.decode_source(name, path, data)
             digest = hashlib.sha256(data).hexdigest()
             record = _record_for(module)
             if record.current.source_hash == digest:

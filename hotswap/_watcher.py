@@ -1,10 +1,222 @@
-"""The watchdog observer, event filtering and debouncing; the only importer of watchdog."""
+"""The watchdog observer, event filtering and debouncing; the only importer of watchdog.
+
+Event path: watchdog's observer thread calls :meth:`_Handler.dispatch`, which only files the
+path under a due time and wakes the worker; the worker (``hotswap-worker``) reads the file,
+skips it when its content did not change, and reloads every module the file backs.
+
+When is a file read? A write the writer *finished* (it closed the file, or renamed it into
+place) is due at once. Any other event (modified, created: a write that may be in progress)
+makes it due ``debounce`` seconds after the last such event. So a half-written file is never
+executed, a burst of saves coalesces into at most a couple of reloads (the one running and one
+with the final content), and an edit made during a reload is picked up after it.
+"""
 
 from __future__ import annotations
 
-__all__ = ("is_running",)
+import hashlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from hotswap import _transaction
+from hotswap._config import Settings
+from hotswap._events import ReloadResult, call_safely
+from hotswap._modules import ModuleIndex, Scope
+
+__all__ = ("Reloader",)
+
+logger = logging.getLogger(__name__)
+
+# How often the worker looks for newly imported packages to watch, in seconds.
+_REFRESH = 1.0
 
 
-def is_running() -> bool:
-    """Whether the watcher runs."""
-    return False
+class _Handler(FileSystemEventHandler):
+    """Runs on watchdog's thread: keep it short, it delays every event behind it."""
+
+    def __init__(self, reloader: Reloader) -> None:
+        super().__init__()
+        self._reloader = reloader
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        kind = event.event_type
+        if kind == "closed":
+            self._reloader.notify(os.fsdecode(event.src_path), complete=True)
+        elif kind == "moved":
+            self._reloader.notify(os.fsdecode(event.dest_path), complete=True)
+        elif kind in ("modified", "created"):
+            self._reloader.notify(os.fsdecode(event.src_path), complete=False)
+        # deleted: the module keeps running; opened, closed_no_write: nothing was written.
+
+
+class Reloader:
+    """The running watcher, as returned by :func:`hotswap.enable`.
+
+    Attributes:
+        paths: the watched files and directories (resolved).
+        settings: the settings it runs with.
+        on_reload: called with the result of every reload the watcher attempts.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: list[str],
+        on_reload: Callable[[ReloadResult], object] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.scope = Scope(paths, settings.exclude)
+        self.paths = self.scope.roots
+        self.on_reload = on_reload
+        self._index = ModuleIndex()
+        self._cond = threading.Condition()
+        # path -> (when it is due, whether its last event said the write was complete)
+        self._pending: dict[str, tuple[float, bool]] = {}
+        self._hashes: dict[str, str] = {}
+        self._stopping = False
+        self._watched: set[tuple[str, bool]] = set()
+        self._modules_seen = 0
+        self._handler = _Handler(self)
+        self._observer: BaseObserver = (
+            PollingObserver(timeout=max(settings.debounce, 0.1)) if settings.polling else Observer()
+        )
+        self._observer.name = "hotswap-observer"
+        self._observer.daemon = True
+        self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
+
+    @property
+    def running(self) -> bool:
+        """Whether the observer and the worker are alive."""
+        return self._observer.is_alive() and self._worker.is_alive()
+
+    def start(self) -> None:
+        """Start watching; the watches are live when this returns."""
+        self._observer.start()
+        self._schedule()
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Stop watching and join the threads."""
+        self._observer.stop()
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._observer.is_alive():
+            self._observer.join()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join()
+
+    def _schedule(self) -> None:
+        """Watch what the scope asks for now (new packages are added by later calls)."""
+        self._modules_seen = len(sys.modules)
+        for directory, recursive in self.scope.watches():
+            if (directory, recursive) in self._watched or not os.path.isdir(directory):
+                continue
+            self._observer.schedule(self._handler, directory, recursive=recursive)
+            self._watched.add((directory, recursive))
+        # watchdog's own threads (emitters, the inotify reader) are daemon threads already;
+        # name them so a thread dump shows whose they are.
+        for thread in threading.enumerate():
+            if type(thread).__module__.startswith("watchdog.") and not thread.name.startswith(
+                "hotswap-"
+            ):
+                thread.name = f"hotswap-{type(thread).__name__.lower()}"
+
+    def notify(self, path: str, *, complete: bool) -> None:
+        """File an event for ``path``: due now when the write is complete, else later."""
+        if not path.endswith(".py"):
+            return
+        due = time.monotonic()
+        if not complete:
+            due += self.settings.debounce
+        with self._cond:
+            self._pending[path] = (due, complete)
+            self._cond.notify()
+
+    def _requeue(self, path: str) -> None:
+        """Look again once the debounce window has passed, unless newer events came."""
+        with self._cond:
+            if path not in self._pending:
+                self._pending[path] = (time.monotonic() + self.settings.debounce, False)
+
+    def _next_batch(self) -> list[tuple[str, bool]] | None:
+        """Wait until paths are due; None when stopping."""
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                ready = [
+                    (p, complete) for p, (due, complete) in self._pending.items() if due <= now
+                ]
+                if ready:
+                    for path, _ in ready:
+                        del self._pending[path]
+                    return ready
+                wait = (
+                    min(d for d, _ in self._pending.values()) - now if self._pending else _REFRESH
+                )
+                if not self._cond.wait(wait) and not self._pending:
+                    return []  # idle: a chance to look for new packages
+            return None
+
+    def _run(self) -> None:
+        self._index.refresh()  # ahead of the first event, off the event path
+        while True:
+            try:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                for path, complete in batch:
+                    self._apply(path, complete)
+                if len(sys.modules) != self._modules_seen:
+                    self._schedule()
+            except BaseException:  # the watcher never dies (SystemExit from user code too)
+                logger.exception("hotswap: the watcher hit an error and keeps running")
+
+    def _apply(self, path: str, complete: bool) -> None:
+        if not self.scope.contains(path):
+            logger.warning("hotswap: %s: refused, it resolves outside the watched paths", path)
+            return
+        names = self._index.modules_for(path)
+        if not names:
+            return  # never imported: nothing runs this file
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+                read = os.fstat(handle.fileno())
+        except OSError:
+            return  # deleted or replaced meanwhile: a later event brings the new file
+        if not data and complete:
+            # Truncated by a writer that has not written yet (the close we heard was an
+            # earlier write's): give it the debounce window.
+            self._requeue(path)
+            return
+        with self._cond:
+            if path in self._pending:
+                return  # written again since: the newer event decides
+        digest = hashlib.sha256(data).hexdigest()
+        if self._hashes.get(path) == digest:
+            return  # saved without a change
+        try:
+            now = os.stat(path)
+        except OSError:
+            return
+        if (now.st_size, now.st_mtime_ns) != (read.st_size, read.st_mtime_ns):
+            self._requeue(path)  # changing under us: never execute a file mid-write
+            return
+        self._hashes[path] = digest
+        for name in names:
+            # The program's __main__ is updated definitions-only: its top-level statements
+            # (the main loop, say) must not run again.
+            result = _transaction.reload(name, definitions_only=name == "__main__", data=data)
+            if self.on_reload is not None:
+                call_safely(self.on_reload, result)
