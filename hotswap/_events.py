@@ -70,6 +70,7 @@ class ReloadResult:
             snapshot was restored; False for a rejection before that.
         duration: seconds the attempt took.
         warnings: compatibility findings applied anyway under policy ``"warn"``.
+        kind: ``"reload"`` or ``"rollback"``.
     """
 
     module: str
@@ -80,6 +81,7 @@ class ReloadResult:
     rolled_back: bool = False
     duration: float = 0.0
     warnings: tuple[str, ...] = ()
+    kind: str = "reload"
 
     def __bool__(self) -> bool:
         return self.ok
@@ -202,6 +204,8 @@ def location(module: str, filename: str | None, lineno: int | None = None) -> st
 def describe(result: ReloadResult) -> str:
     """One readable status line for a result, as the CLI prints it."""
     ms = result.duration * 1000
+    if result.ok and result.kind == "rollback":
+        return f"{result.module}: rolled back, v{result.version} live ({ms:.1f} ms)"
     if result.ok:
         if not result.changes:
             return f"{result.module}: unchanged (v{result.version}, {ms:.1f} ms)"

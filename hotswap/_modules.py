@@ -193,11 +193,13 @@ def loaded_files() -> set[str]:
 
 class ModuleIndex:
     """Source file -> names of the loaded modules it backs (``__main__`` and ``pkg.mod`` may
-    share one file). Rebuilt only when a lookup misses and modules were imported since."""
+    share one file). Rebuilt when a lookup misses: modules come and go, and ``runpy`` swaps
+    ``__main__`` without changing how many there are. A miss costs a scan of ``sys.modules``
+    (a few milliseconds for thousands of modules), and only events for files no indexed
+    module backs miss."""
 
     def __init__(self) -> None:
         self._by_file: dict[str, list[str]] = {}
-        self._size = -1
 
     def _rebuild(self) -> None:
         by_file: dict[str, list[str]] = {}
@@ -207,20 +209,16 @@ class ModuleIndex:
             if file is not None:
                 by_file.setdefault(file, []).append(name)
         self._by_file = by_file
-        self._size = len(modules)
 
     def modules_for(self, path: str) -> list[str]:
         """The names of the loaded modules whose source is ``path``; [] for a file never
         imported (a new file is ignored until something imports it)."""
         path = os.path.abspath(path)
-        names = self._by_file.get(path)
-        if names is None and len(sys.modules) != self._size:
+        names = [n for n in self._by_file.get(path, ()) if _file_of(sys.modules.get(n)) == path]
+        if not names:
             self._rebuild()
-            names = self._by_file.get(path)
-        if names is None:
-            return []
-        # A module may have been removed or imported from elsewhere since the index was built.
-        return [n for n in names if _file_of(sys.modules.get(n)) == path]
+            names = self._by_file.get(path, [])
+        return names
 
     def refresh(self) -> None:
         """Index the modules loaded now (done off the event path, ahead of the first event)."""

@@ -180,6 +180,7 @@ def _finish(
     changes: Changes | None = None,
     failure: _Failure | None = None,
     warnings_: tuple[str, ...] = (),
+    kind: str = "reload",
 ) -> ReloadResult:
     result = ReloadResult(
         module=name,
@@ -190,6 +191,7 @@ def _finish(
         rolled_back=False if failure is None else failure.rolled_back,
         duration=time.perf_counter() - start,
         warnings=warnings_,
+        kind=kind,
     )
     if record is not None:
         record.last_result = result
@@ -482,7 +484,7 @@ def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadRes
             else:
                 chosen = next((v for v in kept if v.number == to), None)
                 if to == current:
-                    return _finish(name, start, record, ok=True)
+                    return _finish(name, start, record, ok=True, kind="rollback")
             if chosen is None:
                 numbers = ", ".join(str(v.number) for v in record.history)
                 wanted = "an earlier version" if to is None else f"version {to}"
@@ -504,11 +506,11 @@ def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadRes
             if before.symbols is not None and chosen.symbols is not None:
                 delta = _diff.diff(before.symbols, chosen.symbols)
                 changes = Changes(delta.added, delta.changed, delta.removed)
-            return _finish(name, start, record, ok=True, changes=changes)
+            return _finish(name, start, record, ok=True, changes=changes, kind="rollback")
     except _Failure as failure:
-        return _finish(name, start, record, ok=False, failure=failure)
+        return _finish(name, start, record, ok=False, failure=failure, kind="rollback")
     except HotswapError as error:
-        return _finish(name, start, record, ok=False, failure=_Failure(error))
+        return _finish(name, start, record, ok=False, failure=_Failure(error), kind="rollback")
 
 
 def reset() -> None:
