@@ -132,6 +132,7 @@ class Scope:
     def __init__(self, paths: list[str], exclude: tuple[str, ...] = ()) -> None:
         self.roots = tuple(sorted({os.path.realpath(os.path.abspath(p)) for p in paths}))
         self.exclude = exclude
+        self._heavy = {root: _has_heavy_folder(root) for root in self.roots}
         self.files = frozenset(r for r in self.roots if os.path.isfile(r))
         excluded = _excluded_roots()
         # A watched path inside an excluded one names it: only what lies outside every
@@ -154,24 +155,49 @@ class Scope:
     def watches(self) -> list[tuple[str, bool]]:
         """The directories to watch, as (directory, recursive).
 
-        Each root is watched on its own (its top-level files) and each of its subdirectories
-        that holds a loaded module is watched recursively, so a project folder holding a
-        virtual environment does not make the watcher walk the environment's thousands of
-        folders.
+        A root is watched recursively, in one watch. A root that holds a heavy folder (a
+        virtual environment, ``.git``, ``node_modules``) is watched on its own (its top-level
+        files) plus, recursively, each subfolder that holds a loaded module, so the watcher
+        never walks an environment's thousands of folders.
         """
         plan: dict[str, bool] = {}
+        files: set[str] | None = None
         for root in self.roots:
             if root in self.files:
                 plan.setdefault(os.path.dirname(root), False)
                 continue
+            if not self._heavy.get(root, True):
+                plan[root] = True
+                continue
             plan.setdefault(root, False)
-            for file in loaded_files():
+            if files is None:
+                files = loaded_files()
+            for file in files:
                 if not _under(file, root) or any(_under(file, e) for e in self.excluded):
                     continue
                 relative = file[len(root) + 1 :]
                 if os.sep in relative:
                     plan[os.path.join(root, relative.split(os.sep, 1)[0])] = True
         return sorted(plan.items())
+
+
+_HEAVY = frozenset({"node_modules", "site-packages", "dist-packages", "venv", "env"})
+
+
+def _has_heavy_folder(root: str) -> bool:
+    """Whether ``root`` holds a folder a recursive watch should not walk."""
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                if entry.name.startswith(".") or entry.name in _HEAVY:
+                    return True
+                if os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
+                    return True
+    except OSError:
+        return True
+    return False
 
 
 def _file_of(module: object) -> str | None:
