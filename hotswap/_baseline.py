@@ -14,8 +14,8 @@ import reprlib
 import types
 from typing import Any
 
-from hotswap import _diff
-from hotswap._diff import Param, Signature, Symbol, Symbols
+from hotswap import _symbols
+from hotswap._symbols import Param, Signature, Symbol, Symbols
 
 __all__ = (
     "MODULE_ATTRIBUTES",
@@ -54,7 +54,7 @@ def _default_text(value: object) -> str:
 
 
 def function_signature(function: types.FunctionType, *, implicit: bool) -> Signature:
-    """The :class:`~hotswap._diff.Signature` of a live function, read from its code object."""
+    """The :class:`~hotswap._symbols.Signature` of a live function, read from its code object."""
     code = function.__code__
     names = code.co_varnames
     positional = code.co_argcount
@@ -65,30 +65,30 @@ def function_signature(function: types.FunctionType, *, implicit: bool) -> Signa
     params: list[Param] = []
     for index in range(positional):
         kind = (
-            _diff.POSITIONAL_ONLY
+            _symbols.POSITIONAL_ONLY
             if index < code.co_posonlyargcount
-            else _diff.POSITIONAL_OR_KEYWORD
+            else _symbols.POSITIONAL_OR_KEYWORD
         )
         default = _default_text(defaults[index - first_default]) if index >= first_default else None
         params.append(Param(names[index], kind, default))
     cursor = positional + keyword_only
     if code.co_flags & inspect.CO_VARARGS:
-        params.append(Param(names[cursor], _diff.VAR_POSITIONAL))
+        params.append(Param(names[cursor], _symbols.VAR_POSITIONAL))
         cursor += 1
     for name in names[positional : positional + keyword_only]:
         default = _default_text(kwdefaults[name]) if name in kwdefaults else None
-        params.append(Param(name, _diff.KEYWORD_ONLY, default))
+        params.append(Param(name, _symbols.KEYWORD_ONLY, default))
     if code.co_flags & inspect.CO_VARKEYWORDS:
-        params.append(Param(names[cursor], _diff.VAR_KEYWORD))
+        params.append(Param(names[cursor], _symbols.VAR_KEYWORD))
     flags = code.co_flags
     if flags & inspect.CO_ASYNC_GENERATOR:
-        call = _diff.ASYNC_GENERATOR
+        call = _symbols.ASYNC_GENERATOR
     elif flags & inspect.CO_COROUTINE:
-        call = _diff.COROUTINE
+        call = _symbols.COROUTINE
     elif flags & inspect.CO_GENERATOR:
-        call = _diff.GENERATOR
+        call = _symbols.GENERATOR
     else:
-        call = _diff.PLAIN
+        call = _symbols.PLAIN
     return Signature(tuple(params), call, implicit)
 
 
@@ -136,21 +136,21 @@ def _callable_symbol(
 def _member(qualname: str, value: object, module: str, globals_: dict[str, Any]) -> list[Symbol]:
     if isinstance(value, staticmethod):
         symbol = _callable_symbol(
-            qualname, _diff.STATICMETHOD, value.__func__, globals_, implicit=False
+            qualname, _symbols.STATICMETHOD, value.__func__, globals_, implicit=False
         )
     elif isinstance(value, classmethod):
         symbol = _callable_symbol(
-            qualname, _diff.CLASSMETHOD, value.__func__, globals_, implicit=True
+            qualname, _symbols.CLASSMETHOD, value.__func__, globals_, implicit=True
         )
     elif isinstance(value, property):
         if owned_function(value.fget, globals_) is None:
             return []
         line = value.fget.__code__.co_firstlineno  # type: ignore[union-attr]
-        return [Symbol(qualname, _diff.PROPERTY, line, None, settable=value.fset is not None)]
+        return [Symbol(qualname, _symbols.PROPERTY, line, None, settable=value.fset is not None)]
     elif isinstance(value, type):
         return _class_symbols(qualname, value, module, globals_)
     else:
-        symbol = _callable_symbol(qualname, _diff.METHOD, value, globals_, implicit=True)
+        symbol = _callable_symbol(qualname, _symbols.METHOD, value, globals_, implicit=True)
     return [] if symbol is None else [symbol]
 
 
@@ -162,7 +162,7 @@ def _class_symbols(qualname: str, cls: type, module: str, globals_: dict[str, An
         members += _member(f"{qualname}.{key}", value, module, globals_)
     line = min((s.lineno for s in members), default=1)
     reloadable = getattr(cls, "__hotswap_reloadable__", False) is True
-    head = Symbol(qualname, _diff.CLASS, max(line - 1, 1), None, reloadable=reloadable)
+    head = Symbol(qualname, _symbols.CLASS, max(line - 1, 1), None, reloadable=reloadable)
     return [head, *members]
 
 
@@ -184,9 +184,9 @@ def live_symbols(module: types.ModuleType) -> Symbols:
         if isinstance(value, type):
             found = _class_symbols(key, value, name, namespace)
         elif getattr(value, "__qualname__", None) == key:
-            symbol = _callable_symbol(key, _diff.FUNCTION, value, namespace, implicit=False)
+            symbol = _callable_symbol(key, _symbols.FUNCTION, value, namespace, implicit=False)
             found = [] if symbol is None else [symbol]
         if not found:
-            found = [Symbol(key, _diff.NAME, 1, None)]
+            found = [Symbol(key, _symbols.NAME, 1, None)]
         symbols += found
     return Symbols.of(symbols)

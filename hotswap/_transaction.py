@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotswap import _config, _diff, _events, _modules, _proxy
+from hotswap import _config, _diff, _events, _modules, _proxy, _symbols
 from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule, live_symbols
 from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
 from hotswap._pin import gate
@@ -57,7 +57,7 @@ class Version:
 
     number: int
     source_hash: str | None
-    symbols: _diff.Symbols | None
+    symbols: _symbols.Symbols | None
     # Filled by the snapshot taken before the next reload or rollback (the state the version
     # had when it was left), so each reload captures the module once, not twice.
     state: ModuleState | None
@@ -115,7 +115,7 @@ class _Plan:
     """What the checks decided, before anything runs."""
 
     code: types.CodeType
-    symbols: _diff.Symbols
+    symbols: _symbols.Symbols
     changes: _diff.ChangeSet
     warnings: tuple[str, ...]
     star_import: bool  # ``from x import *`` binds names the AST cannot list
@@ -254,7 +254,7 @@ def _plan(
             # Compiled from the text: the AST is built only for the statements that changed.
             code = compile(source, path, "exec", dont_inherit=True)
         old_symbols = record.current.symbols
-        new_symbols = _diff.module_symbols(source, code, old_symbols, tree=tree)
+        new_symbols = _symbols.module_symbols(source, code, old_symbols, tree=tree)
         if old_symbols is None:
             old_symbols = live_symbols(module)
         changes = _diff.diff(old_symbols, new_symbols)
@@ -318,7 +318,7 @@ def _remove_stale(
     name: str,
     namespace: dict[str, Any],
     old: dict[str, Any],
-    new_symbols: _diff.Symbols,
+    new_symbols: _symbols.Symbols,
     keep: frozenset[str],
     has_star_import: bool,
 ) -> None:

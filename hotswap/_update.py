@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotswap._baseline import MODULE_ATTRIBUTES, owned_function
-from hotswap._diff import ChangeSet, code_key
+from hotswap._diff import ChangeSet
+from hotswap._symbols import code_key
 
 __all__ = ("Outcome", "Updater", "same_function", "trampoline", "update_function")
 

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotswap import _diff
+from hotswap import _diff, _symbols
 
 
 def symbols(source: str) -> dict[str, _diff.Symbol]:
     source = textwrap.dedent(source)
-    return _diff.module_symbols(source, compile(source, "<test>", "exec", dont_inherit=True))
+    return _symbols.module_symbols(source, compile(source, "<test>", "exec", dont_inherit=True))
 
 
 def reasons(old: str, new: str) -> list[str]:
@@ -228,7 +228,7 @@ def test_diff_conditional_definitions_are_symbols():
 
 def test_diff_unknown_old_definitions_are_left_to_object_comparison():
     new = symbols("def f(): pass")
-    old = {"f": _diff.Symbol("f", _diff.FUNCTION, 1, None)}
+    old = {"f": _symbols.Symbol("f", _symbols.FUNCTION, 1, None)}
     result = _diff.diff(old, new)
     assert result.unknown == ("f",)
     assert result.is_changed("f") is None
@@ -305,7 +305,7 @@ TRICKY = [
 ]
 
 
-def table(symbols_: _diff.Symbols) -> dict[str, tuple[object, ...]]:
+def table(symbols_: _symbols.Symbols) -> dict[str, tuple[object, ...]]:
     return {
         name: (s.kind, s.fingerprint, s.signature, s.deps, symbols_.line(name))
         for name, s in symbols_.items()
@@ -315,13 +315,13 @@ def table(symbols_: _diff.Symbols) -> dict[str, tuple[object, ...]]:
 @pytest.mark.parametrize("source", TRICKY)
 def test_split_statements_agrees_with_a_full_parse(source):
     code = compile(source, "<test>", "exec", dont_inherit=True)
-    chunked = _diff.module_symbols(source, code)
-    parsed = _diff.module_symbols(source, code, tree=ast.parse(source))
+    chunked = _symbols.module_symbols(source, code)
+    parsed = _symbols.module_symbols(source, code, tree=ast.parse(source))
     assert table(chunked) == table(parsed)
 
 
 def test_split_statements_names_first_lines():
-    chunks = _diff.split_statements("import os\n\n@d\ndef f():\n    pass\n# trailing\n")
+    chunks = _symbols.split_statements("import os\n\n@d\ndef f():\n    pass\n# trailing\n")
     assert chunks == [(1, "import os"), (3, "@d\ndef f():\n    pass")]
 
 
@@ -330,11 +330,11 @@ def test_cache_reuses_unchanged_statements_and_moves_their_lines():
     new_source = "X = 0\n\n\n" + old_source.replace("return 2", "return 3")
     old = symbols(old_source)
     code = compile(new_source, "<test>", "exec", dont_inherit=True)
-    new = _diff.module_symbols(new_source, code, old)
+    new = _symbols.module_symbols(new_source, code, old)
     assert new["a"] is old["a"]
     assert new["b"] is not old["b"]
     assert new.line("a") == 4
-    assert table(new) == table(_diff.module_symbols(new_source, code))
+    assert table(new) == table(_symbols.module_symbols(new_source, code))
     assert _diff.diff(old, new).changed == ("b",)
 
 
@@ -342,7 +342,7 @@ def test_cache_reuses_unchanged_statements_and_moves_their_lines():
 @given(modules(), modules())
 def test_property_cached_symbols_equal_fresh_ones(a, b):
     code = compile(b, "<test>", "exec", dont_inherit=True)
-    fresh = _diff.module_symbols(b, code)
-    cached = _diff.module_symbols(b, code, symbols(a))
+    fresh = _symbols.module_symbols(b, code)
+    cached = _symbols.module_symbols(b, code, symbols(a))
     assert table(cached) == table(fresh)
-    assert table(fresh) == table(_diff.module_symbols(b, code, tree=ast.parse(b)))
+    assert table(fresh) == table(_symbols.module_symbols(b, code, tree=ast.parse(b)))
