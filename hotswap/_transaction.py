@@ -131,8 +131,9 @@ class _Failure(Exception):
 
 
 @contextmanager
-def _attempt(target: types.ModuleType | str) -> Iterator[dict[str, Any]]:
-    """Serialize, time, record and announce one attempt (a reload or a rollback)."""
+def _attempt(target: types.ModuleType | str) -> Iterator[None]:
+    """One attempt (a reload or a rollback) at a time, and never one from inside another: a
+    reload started by module code or a hook would wait for itself."""
     name = _modules.module_name(target)
     if getattr(_local, "active", None) is not None:
         message = (
@@ -143,7 +144,7 @@ def _attempt(target: types.ModuleType | str) -> Iterator[dict[str, Any]]:
     with _lock, _priority():
         _local.active = name
         try:
-            yield {}
+            yield
         finally:
             _local.active = None
 
@@ -182,10 +183,14 @@ def _finish(
     warnings_: tuple[str, ...] = (),
     kind: str = "reload",
 ) -> ReloadResult:
+    if record is not None:
+        version = record.current.number
+    else:  # failed before hotswap knew the module: a loaded one is at its imported version
+        version = 1 if name in sys.modules else 0
     result = ReloadResult(
         module=name,
         ok=ok,
-        version=record.current.number if record is not None else 0,
+        version=version,
         changes=changes or Changes(),
         error=None if failure is None else failure.error,
         rolled_back=False if failure is None else failure.rolled_back,
@@ -363,33 +368,18 @@ def _apply(
                 _remove_stale(
                     name, namespace, snapshot.namespace, plan.symbols, keep, plan.star_import
                 )
-            # Hooks count only when the new source defines them.
-            migrate = (
-                namespace.get("__hotswap_migrate__")
-                if "__hotswap_migrate__" in plan.symbols
-                else None
+            _call_hook(
+                plan,
+                namespace,
+                "__hotswap_migrate__",
+                MigrationError,
+                path,
+                name,
+                dict(snapshot.namespace),
             )
-            if migrate is not None:
-                try:
-                    migrate(dict(snapshot.namespace))
-                except BaseException as error:
-                    raise _wrap(
-                        MigrationError, name, path, error, "in __hotswap_migrate__"
-                    ) from error
             stage.commit()
             committed = True
-            verify = (
-                namespace.get("__hotswap_verify__")
-                if "__hotswap_verify__" in plan.symbols
-                else None
-            )
-            if verify is not None:
-                try:
-                    verify()
-                except BaseException as error:
-                    raise _wrap(
-                        VerificationError, name, path, error, "in __hotswap_verify__"
-                    ) from error
+            _call_hook(plan, namespace, "__hotswap_verify__", VerificationError, path, name)
         except BaseException as error:
             if not committed:
                 stage.discard()
@@ -407,6 +397,27 @@ def _apply(
         except Exception:
             logger.exception("hotswap: %s: cleanup after commit failed", name)
     return _changes(plan.changes, outcome)
+
+
+def _call_hook(
+    plan: _Plan,
+    namespace: dict[str, Any],
+    hook: str,
+    kind: type[ExecutionError],
+    path: str,
+    name: str,
+    *args: object,
+) -> None:
+    """Call a module hook if the new source defines one; what it raises becomes ``kind``."""
+    function = namespace.get(hook) if hook in plan.symbols else None
+    if function is None:
+        return
+    try:
+        function(*args)
+    except KeyboardInterrupt:
+        raise  # the user asked to stop: rolled back, then re-raised
+    except BaseException as error:
+        raise _wrap(kind, name, path, error, f"in {hook}") from error
 
 
 def _changes(changes: _diff.ChangeSet, outcome: Outcome) -> Changes:

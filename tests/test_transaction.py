@@ -390,3 +390,14 @@ def test_reload_runs_with_a_short_switch_interval_and_restores_it(project):
         assert sys.getswitchinterval() == pytest.approx(0.004)
     finally:
         sys.setswitchinterval(saved)
+
+
+@pytest.mark.parametrize("hook", ["__hotswap_migrate__(old)", "__hotswap_verify__()"])
+def test_reload_keyboard_interrupt_in_a_hook_is_reraised_after_rollback(project, hook):
+    shop = project.load("shop", V1)
+    price_code = shop.price.__code__
+    new = V1.replace("amount * RATE", "amount") + f"\ndef {hook}:\n    raise KeyboardInterrupt\n"
+    with pytest.raises(KeyboardInterrupt):
+        project.reload("shop", new)
+    assert shop.price.__code__ is price_code
+    assert shop.price(2) == 4
