@@ -42,6 +42,7 @@ from hotswap import _transaction
 from hotswap._config import Settings
 from hotswap._events import ReloadResult, call_safely
 from hotswap._modules import ModuleIndex, Scope
+from hotswap.exceptions import PinTimeoutError
 
 __all__ = ("Reloader",)
 
@@ -285,5 +286,8 @@ class Reloader:
             # The program's __main__ is updated definitions-only: its top-level statements
             # (the main loop, say) must not run again.
             result = _transaction.reload(name, definitions_only=name == "__main__", data=data)
+            if isinstance(result.error, PinTimeoutError):
+                # Not the content's fault: saving the same content again must retry.
+                self._hashes.pop(path, None)
             if self.on_reload is not None:
                 call_safely(self.on_reload, result)

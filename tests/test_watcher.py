@@ -296,3 +296,18 @@ def test_watcher_reads_settings_from_pyproject(project, tmp_path):
     finally:
         hotswap.disable()
     assert Path.cwd() == tmp_path
+
+
+def test_watcher_retries_the_same_content_after_a_pin_timeout(project, watch):
+    mod = project.load("live", source(1))
+    hotswap.configure(pin_timeout=0.01)
+    seen = watch()
+    with hotswap.pinned():  # holds every reload past its bound
+        project.path("live").write_text(source(2))
+        seen.wait_count(1)
+    assert isinstance(seen.results[0].error, hotswap.PinTimeoutError)
+    assert mod.value() == 1
+    project.path("live").write_text(source(2))  # the same content, saved again
+    seen.wait_count(2)
+    assert seen.results[1].ok
+    assert mod.value() == 2
