@@ -130,7 +130,13 @@ def _stub_for(target: types.FunctionType) -> types.FunctionType:
 
 
 def _standin_for(function: Callable[..., Any]) -> Any:
-    key = (str(function.__module__), str(function.__qualname__))
+    module = getattr(function, "__module__", None)
+    qualname = getattr(function, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        # A callable with no name to find it by again (a functools.partial): a proxy all the
+        # same, but re-decoration in a reload cannot recognise it.
+        return _Proxy(function)
+    key = (module, qualname)
     with _registry_lock:
         existing = _registry.get(key)
         standin = existing() if existing is not None else None
@@ -156,10 +162,11 @@ def reloadable(obj: F) -> F: ...
 def reloadable(obj: Any) -> Any:
     """Make a function, method or class safe to hold across reloads.
 
-    A function or method becomes a proxy whose identity never changes: references taken
-    before a reload call the new code after it, and the targets of one reload change together
-    at commit. A class stays a real class (subclassing and ``isinstance`` keep working); it is
-    updated in place and its members are held to the strict compatibility checks.
+    A function or method becomes a stand-in whose identity never changes (a wrapt proxy for a
+    function, a trampoline function for a method): references taken before a reload call the
+    new code after it, and the targets of one reload change together at commit. A class stays
+    a real class (subclassing and ``isinstance`` keep working); it is updated in place and its
+    members are held to the strict compatibility checks.
 
     Works on plain and async functions, generators, methods, and ``staticmethod`` /
     ``classmethod`` in either decorator order.

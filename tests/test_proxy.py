@@ -219,3 +219,8 @@ def test_reloadable_fresh_import_gets_fresh_standins(project):
 def test_reloadable_rejects_what_it_cannot_wrap():
     with pytest.raises(TypeError, match="functions, methods and classes"):
         hotswap.reloadable(42)  # type: ignore[call-overload]
+
+
+def test_reloadable_nameless_callable_gets_a_proxy():
+    add_one = hotswap.reloadable(functools.partial(int.__add__, 1))
+    assert add_one(2) == 3
