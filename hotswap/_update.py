@@ -426,11 +426,17 @@ class Updater:
                 if name == "__class__" and _cell_value(cell) is new:
                     cell.cell_contents = old
 
-    def _adopt(self, value: object) -> None:
+    def _adopt(self, value: object, *, inside: bool = False) -> None:
         """An instance the new code made of a class that was merged into a kept one becomes an
-        instance of the kept class, so isinstance with the module's names holds for it."""
-        kept = self.mapping.get(id(type(value)))
-        if kept is None:
+        instance of the kept class, so isinstance with the module's names holds for it. Module
+        values are adopted, and the items of module-level containers (a registry)."""
+        if not self.mapping:
             return
-        with contextlib.suppress(TypeError):  # a layout the interpreter will not switch
-            value.__class__ = kept
+        kept = self.mapping.get(id(type(value)))
+        if kept is not None:
+            with contextlib.suppress(TypeError):  # a layout the interpreter will not switch
+                value.__class__ = kept
+        elif not inside and isinstance(value, list | tuple | set | frozenset | dict):
+            items = value.values() if isinstance(value, dict) else value
+            for item in list(items):
+                self._adopt(item, inside=True)

@@ -493,3 +493,20 @@ def test_update_hotswap_reload_of_class_held_by_instance_methods(reloading):
     assert reloading.reload("m", source.replace("self.n += 1", "self.n += 10")).ok
     assert bump() == 11
     assert hotswap.status().modules["m"].version == 2
+
+
+def test_update_instances_in_module_level_containers_keep_isinstance(reloading):
+    source = src("""
+        class Handler:
+            def name(self):
+                return "h1"
+
+        HANDLERS = [Handler(), Handler()]
+        BY_NAME = {"main": Handler()}
+        """)
+    mod = reloading.load("m", source)
+    handler = mod.Handler
+    assert reloading.reload("m", source.replace('"h1"', '"h2"')).ok
+    assert all(isinstance(h, handler) for h in mod.HANDLERS)
+    assert isinstance(mod.BY_NAME["main"], handler)
+    assert mod.HANDLERS[0].name() == "h2"
