@@ -100,6 +100,7 @@ def main() -> None:
         ),
         ("@reloadable inside pinned()", pinned_block, base, "-"),
         ("wrapt CallableObjectProxy (floor)", best_ns("bare(1)", namespace), base, "-"),
+        ("wrapt CallableObjectProxy, keyword", best_ns("bare(a=1)", namespace), base_kw, "-"),
     ]
     print(f"call overhead, best of {REPEAT} x {NUMBER:,} calls")
     header = f"{'what':<36} {'ns/call':>8} {'ratio':>7} {'target':>8}"

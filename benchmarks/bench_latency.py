@@ -66,7 +66,7 @@ CHILD = textwrap.dedent(
         observer.start()
     elif mode == "jurigged":
         import jurigged
-        jurigged.watch(folder)
+        jurigged.watch(os.path.join(folder, "*.py"))
         # jurigged patches functions in place; poll the value the program would see.
         def poll():
             seen = None
@@ -123,8 +123,9 @@ class Child:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        if self.lines.get(timeout=30) != "ready":
-            raise SystemExit(f"{mode}: the program did not start")
+        deadline = time.monotonic() + 30
+        while self.lines.get(timeout=max(deadline - time.monotonic(), 0.001)) != "ready":
+            pass  # a report printed before "ready" (jurigged's poller) is not news
 
     def _read(self) -> None:
         assert self.process.stdout is not None
