@@ -95,6 +95,8 @@ def reload(module_or_name: types.ModuleType | str, *, policy: str | None = None)
 
     Works on any loaded module with a Python source file. It compiles the source it reads,
     never a cached ``.pyc``. A failed reload changes nothing and is returned, not raised.
+    ``__main__`` is updated definitions-only: its changed functions and classes go live, its
+    top-level statements do not run again.
 
     Args:
         module_or_name: the module, or its name in ``sys.modules``.

@@ -448,6 +448,8 @@ def reload(
     """
     start = time.perf_counter()
     name = _modules.module_name(target)
+    # A running program's top-level statements (its main loop) must never run again.
+    definitions_only = definitions_only or name == "__main__"
     record: _Record | None = None
     try:
         with _attempt(target):

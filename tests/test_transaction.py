@@ -7,6 +7,7 @@ import os
 import sys
 import textwrap
 import threading
+import types
 
 import pytest
 
@@ -401,3 +402,18 @@ def test_reload_keyboard_interrupt_in_a_hook_is_reraised_after_rollback(project,
         project.reload("shop", new)
     assert shop.price.__code__ is price_code
     assert shop.price(2) == 4
+
+
+def test_reload_of_main_updates_definitions_only(project, monkeypatch):
+    tally = project.load("tally", "RUNS = 0\n")
+    source = "import tally\ntally.RUNS += 1\n\ndef answer():\n    return 1\n"
+    script = project.write("app", source)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    exec(compile(source, str(script), "exec"), vars(main))
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    script.write_text(source.replace("return 1", "return 2"))
+    result = hotswap.reload("__main__")
+    assert result.ok, result.error
+    assert main.answer() == 2
+    assert tally.RUNS == 1  # the top-level statements did not run again
