@@ -202,7 +202,8 @@ def _set_target(standin: Any, target: Any) -> None:
     # A stub: the code switch is the one assignment that changes behaviour.
     standin.__dict__.pop(STAGED, None)
     if standin.__dict__.get("__wrapped__") is not target:
-        standin.__code__ = _trampoline((), target.__code__.co_flags, target)
+        # The stub keeps its kind: giving it code of another kind is deprecated (3.13).
+        standin.__code__ = _trampoline((), standin.__code__.co_flags, target)
         standin.__doc__ = target.__doc__
         standin.__wrapped__ = target
 

@@ -33,6 +33,8 @@ __all__ = ("Outcome", "Updater", "same_function", "trampoline", "update_function
 
 _MISSING: Any = object()
 _UNSETTABLE = frozenset({"__dict__", "__weakref__"})
+# Set by the compiler on every class (3.13+): they follow the new source without being changes.
+_BOOKKEEPING = frozenset({"__firstlineno__", "__static_attributes__"})
 _SLOT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
 _TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
 _MAX_DEPTH = 8
@@ -132,20 +134,47 @@ def _cell_value(cell: types.CellType) -> object:
         return _EMPTY
 
 
-_trampolines: dict[tuple[tuple[str, ...], int], types.CodeType] = {}
+_KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
+_trampolines: dict[tuple[tuple[str, ...], int, bool], types.CodeType] = {}
+
+# The body of a trampoline of a kind (the key) calling a target of the same kind...
+_SAME_KIND = {
+    0x80: "return await t(*args, **kwargs)",
+    0x20: "return (yield from t(*args, **kwargs))",
+    0x200: "async for item in t(*args, **kwargs):\n            yield item",
+    0: "return t(*args, **kwargs)",
+}
+# ...and of another kind (an incompatible change applied anyway): the function keeps its own
+# kind, so its callers get what they expect (an awaitable, an iterator) around the new result.
+_OTHER_KIND = {
+    0x80: "return t(*args, **kwargs)",
+    0x20: "return (yield from t(*args, **kwargs))",
+    0x200: (
+        "result = t(*args, **kwargs)\n"
+        "        if hasattr(result, '__aiter__'):\n"
+        "            async for item in result:\n"
+        "                yield item\n"
+        "        else:\n"
+        "            for item in result:\n"
+        "                yield item"
+    ),
+    0: "return t(*args, **kwargs)",
+}
 
 
 def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType) -> types.CodeType:
-    """Code that calls ``target`` and fits a closure of ``freevars`` (a function's closure is
-    fixed for life, so new code with another layout cannot be given to it directly)."""
-    kind = flags & (0x80 | 0x20 | 0x200)  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
-    template = _trampolines.get((freevars, kind))
+    """Code of the kind ``flags`` names (plain, coroutine, generator, async generator) that
+    calls ``target`` and fits a closure of ``freevars``.
+
+    A function's closure is fixed for life, so new code with another layout cannot be given to
+    it directly; and since Python 3.13 giving a function code of another kind is deprecated, so
+    a function whose kind changed keeps its own kind and forwards.
+    """
+    kind = flags & _KINDS
+    same = (target.__code__.co_flags & _KINDS) == kind
+    template = _trampolines.get((freevars, kind, same))
     if template is None:
-        body = {
-            0x80: "return await t(*args, **kwargs)",
-            0x20: "return (yield from t(*args, **kwargs))",
-            0x200: "async for item in t(*args, **kwargs):\n            yield item",
-        }.get(kind, "return t(*args, **kwargs)")
+        body = (_SAME_KIND if same else _OTHER_KIND)[kind]
         prefix = "async " if kind in (0x80, 0x200) else ""
         cells = "".join(f"    {name} = None\n" for name in freevars)
         # Naming the free variables in dead code makes them free variables of the trampoline
@@ -161,7 +190,7 @@ def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType
         namespace: dict[str, Any] = {}
         exec(compile(source, "<hotswap trampoline>", "exec"), namespace)
         template = namespace["outer"]().__code__
-        _trampolines[(freevars, kind)] = template
+        _trampolines[(freevars, kind, same)] = template
     # The target travels as a constant: LOAD_CONST pushes any object.
     consts = tuple(target if c == _TRAMPOLINE_TARGET else c for c in template.co_consts)
     return template.replace(co_consts=consts, co_name=target.__name__)
@@ -170,7 +199,8 @@ def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType
 def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
     """Give ``old`` the behaviour of ``new``, keeping ``old``'s identity."""
     old_code, new_code = old.__code__, new.__code__
-    if old_code.co_freevars == new_code.co_freevars:
+    same_kind = (old_code.co_flags & _KINDS) == (new_code.co_flags & _KINDS)
+    if old_code.co_freevars == new_code.co_freevars and same_kind:
         old.__code__ = new_code
         for name, old_cell, new_cell in zip(
             old_code.co_freevars, old.__closure__ or (), new.__closure__ or (), strict=True
@@ -185,7 +215,7 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
             elif _cell_value(old_cell) is not value:
                 old_cell.cell_contents = value
     else:
-        old.__code__ = trampoline(old_code.co_freevars, new_code.co_flags, new)
+        old.__code__ = trampoline(old_code.co_freevars, old_code.co_flags, new)
     old.__defaults__ = new.__defaults__
     old.__kwdefaults__ = new.__kwdefaults__
     old.__doc__ = new.__doc__
@@ -356,6 +386,9 @@ class Updater:
             if before is _MISSING:
                 setattr(old, key, value)
                 self._attributes_changed = True
+                continue
+            if key in _BOOKKEEPING:
+                setattr(old, key, value)
                 continue
             merged = self._member(f"{qualname}.{key}", before, value, own)
             if merged is not before:

@@ -79,6 +79,12 @@ def test_switch_interval_is_shortened_while_watching_and_restored(project):
         sys.setswitchinterval(saved)
 
 
+needs_tomllib = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="[tool.hotswap] is read with tomllib (Python 3.11+)"
+)
+
+
+@needs_tomllib
 def test_settings_precedence_pyproject_environment_arguments(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         "[tool.hotswap]\npolicy = 'warn'\nhistory = 4\npin-timeout = 2.5\n"
@@ -101,6 +107,7 @@ def test_settings_reject_bad_values_with_their_source(tmp_path):
         hotswap.configure(colour="blue")
 
 
+@needs_tomllib
 def test_settings_warn_about_unknown_pyproject_keys(tmp_path, caplog):
     (tmp_path / "pyproject.toml").write_text("[tool.hotswap]\ncolour = 'blue'\n")
     _config.load(tmp_path, environ={})

@@ -510,3 +510,13 @@ def test_update_instances_in_module_level_containers_keep_isinstance(reloading):
     assert all(isinstance(h, handler) for h in mod.HANDLERS)
     assert isinstance(mod.BY_NAME["main"], handler)
     assert mod.HANDLERS[0].name() == "h2"
+
+
+def test_update_kind_change_applied_anyway_keeps_the_old_objects_kind(reloading):
+    # An incompatible change (policy off): held references keep giving their callers what
+    # they expect, an awaitable here, around the new result.
+    mod = reloading.load("m", "async def fetch():\n    return 1\n")
+    fetch = mod.fetch
+    result = reloading.reload("m", "def fetch():\n    return 2\n", policy="off")
+    assert result.ok, result.error
+    assert asyncio.run(fetch()) == 2
