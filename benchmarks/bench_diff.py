@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _sources import module_source
 
-from hotswap import _diff
+from hotswap import _diff, _symbols
 
 
 def median_ms(action: Callable[[], object], rounds: int) -> float:
@@ -36,15 +36,15 @@ def measure(lines: int, rounds: int) -> tuple[int, float, float, float]:
     old_source, new_source = module_source(lines, 0), module_source(lines, 1)
     old_code = compile(old_source, "m.py", "exec", dont_inherit=True)
     new_code = compile(new_source, "m.py", "exec", dont_inherit=True)
-    old = _diff.module_symbols(old_source, old_code)
+    old = _symbols.module_symbols(old_source, old_code)
 
     def warm() -> None:
-        new = _diff.module_symbols(new_source, new_code, old)
+        new = _symbols.module_symbols(new_source, new_code, old)
         _diff.diff(old, new)
         _diff.check(old, new)
 
     def cold() -> None:
-        new = _diff.module_symbols(new_source, new_code)
+        new = _symbols.module_symbols(new_source, new_code)
         _diff.diff(old, new)
         _diff.check(old, new)
 

@@ -122,7 +122,8 @@ class Child:
             text=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + 30
         try:
             while self.lines.get(timeout=max(deadline - time.monotonic(), 0.001)) != "ready":
@@ -156,6 +157,9 @@ class Child:
     def close(self) -> None:
         self.process.kill()
         self.process.wait()
+        self._reader.join(5)  # it stops at the end of the output; then the pipe can close
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def measure(mode: str, style: str, busy: bool, saves: int) -> dict[str, float]:
