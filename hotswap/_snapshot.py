@@ -16,10 +16,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ("ModuleState", "capture", "register_stateful")
+__all__ = (
+    "EMPTY",
+    "UNSETTABLE",
+    "ModuleState",
+    "capture",
+    "cell_value",
+    "register_stateful",
+    "set_cell",
+)
 
-_EMPTY = object()  # an empty closure cell
-_UNSETTABLE = frozenset({"__dict__", "__weakref__"})
+EMPTY = object()  # the value of an empty closure cell
+# Class-dict keys that cannot be set (or restored) with setattr.
+UNSETTABLE = frozenset({"__dict__", "__weakref__"})
 
 # Objects that keep state of their own which a reload swaps (the @reloadable proxies): a type
 # -> (get, set). Registered by the module that owns them, so this one imports none of them.
@@ -56,7 +65,7 @@ class _FunctionState:
             f.__dict__.clear()
             f.__dict__.update(self.attributes)
         for cell, value in self.cells:
-            _set_cell(cell, value)
+            set_cell(cell, value)
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,10 @@ class _ClassState:
         if cls.__bases__ != self.bases:
             cls.__bases__ = self.bases
         current = vars(cls)
-        for key in [k for k in current if k not in self.namespace and k not in _UNSETTABLE]:
+        for key in [k for k in current if k not in self.namespace and k not in UNSETTABLE]:
             delattr(cls, key)
         for key, value in self.namespace.items():
-            if current.get(key, _EMPTY) is not value:
+            if current.get(key, EMPTY) is not value:
                 setattr(cls, key, value)
 
 
@@ -87,18 +96,20 @@ class _ObjectState:
         self.set_(self.obj, self.value)
 
 
-def _cell_value(cell: types.CellType) -> object:
+def cell_value(cell: types.CellType) -> object:
+    """What a closure cell holds, or :data:`EMPTY`."""
     try:
         return cell.cell_contents
     except ValueError:
-        return _EMPTY
+        return EMPTY
 
 
-def _set_cell(cell: types.CellType, value: object) -> None:
-    if value is _EMPTY:
-        if _cell_value(cell) is not _EMPTY:
+def set_cell(cell: types.CellType, value: object) -> None:
+    """Make ``cell`` hold ``value`` (:data:`EMPTY` empties it); untouched when it already does."""
+    if value is EMPTY:
+        if cell_value(cell) is not EMPTY:
             del cell.cell_contents
-    elif _cell_value(cell) is not value:
+    elif cell_value(cell) is not value:
         cell.cell_contents = value
 
 
@@ -120,7 +131,7 @@ class ModuleState:
         for key in [k for k in target if k not in self.namespace]:
             del target[key]
         for key, value in self.namespace.items():
-            if target.get(key, _EMPTY) is not value:
+            if target.get(key, EMPTY) is not value:
                 target[key] = value
 
 
@@ -175,7 +186,7 @@ class _Walker:
     def function(self, f: types.FunctionType) -> None:
         if f.__globals__ is not self.globals:
             return
-        cells = tuple((cell, _cell_value(cell)) for cell in f.__closure__ or ())
+        cells = tuple((cell, cell_value(cell)) for cell in f.__closure__ or ())
         self.parts.append(
             _FunctionState(
                 f,
@@ -194,7 +205,7 @@ class _Walker:
             self.visit(value)
 
     def klass(self, cls: type) -> None:
-        namespace = {k: v for k, v in vars(cls).items() if k not in _UNSETTABLE}
+        namespace = {k: v for k, v in vars(cls).items() if k not in UNSETTABLE}
         self.parts.append(_ClassState(cls, namespace, cls.__bases__))
         for value in namespace.values():
             self.visit(value)

@@ -27,6 +27,7 @@ from typing import Any
 from hotswap import _config, _diff, _events, _modules, _proxy, _symbols
 from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule, live_symbols
 from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
+from hotswap._gil import Lowered
 from hotswap._pin import gate
 from hotswap._snapshot import ModuleState, capture
 from hotswap._update import Outcome, Updater
@@ -158,18 +159,11 @@ _RELOAD_SWITCH_INTERVAL = 0.0002
 
 @contextmanager
 def _priority() -> Iterator[None]:
-    saved = sys.getswitchinterval()
-    if saved <= _RELOAD_SWITCH_INTERVAL:
-        yield
-        return
-    sys.setswitchinterval(_RELOAD_SWITCH_INTERVAL)
-    ours = sys.getswitchinterval()  # stored in microseconds: read back, not what was asked
+    lowered = Lowered(_RELOAD_SWITCH_INTERVAL)
     try:
         yield
     finally:
-        # Leave it alone if the reloaded code set an interval of its own.
-        if sys.getswitchinterval() == ours:
-            sys.setswitchinterval(saved)
+        lowered.restore()  # unless the reloaded code set an interval of its own
 
 
 def _finish(

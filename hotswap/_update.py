@@ -27,12 +27,12 @@ from typing import Any
 
 from hotswap._baseline import MODULE_ATTRIBUTES, owned_function
 from hotswap._diff import ChangeSet
+from hotswap._snapshot import UNSETTABLE, cell_value, set_cell
 from hotswap._symbols import code_key
 
 __all__ = ("Outcome", "Updater", "same_function", "trampoline", "update_function")
 
 _MISSING: Any = object()
-_UNSETTABLE = frozenset({"__dict__", "__weakref__"})
 # Set by the compiler on every class (3.13+): they follow the new source without being changes.
 _BOOKKEEPING = frozenset({"__firstlineno__", "__static_attributes__"})
 _SLOT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
@@ -112,8 +112,8 @@ def same_function(
         # Attributes set at run time are state, not code; a wrapper's target is code.
         (old.__dict__.get("__wrapped__"), new.__dict__.get("__wrapped__")),
     ]
-    old_cells = [_cell_value(c) for c in old.__closure__ or ()]
-    new_cells = [_cell_value(c) for c in new.__closure__ or ()]
+    old_cells = [cell_value(c) for c in old.__closure__ or ()]
+    new_cells = [cell_value(c) for c in new.__closure__ or ()]
     pairs += [
         (a, b)
         for name, a, b in zip(old.__code__.co_freevars, old_cells, new_cells, strict=True)
@@ -123,16 +123,6 @@ def same_function(
 
 
 # --- updating functions -------------------------------------------------------------------------
-
-_EMPTY = object()
-
-
-def _cell_value(cell: types.CellType) -> object:
-    try:
-        return cell.cell_contents
-    except ValueError:
-        return _EMPTY
-
 
 _KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
 _trampolines: dict[tuple[tuple[str, ...], int, bool], types.CodeType] = {}
@@ -208,12 +198,7 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
             # __class__ is the cell super() reads; the old one names the kept class.
             if name == "__class__":
                 continue
-            value = _cell_value(new_cell)
-            if value is _EMPTY:
-                if _cell_value(old_cell) is not _EMPTY:
-                    del old_cell.cell_contents
-            elif _cell_value(old_cell) is not value:
-                old_cell.cell_contents = value
+            set_cell(old_cell, cell_value(new_cell))
     else:
         old.__code__ = trampoline(old_code.co_freevars, old_code.co_flags, new)
     old.__defaults__ = new.__defaults__
@@ -378,7 +363,7 @@ class Updater:
         current = vars(old)
         incoming = vars(new)
         for key, value in incoming.items():
-            if key in _UNSETTABLE:
+            if key in UNSETTABLE:
                 continue
             before = current.get(key, _MISSING)
             if before is value:
@@ -393,7 +378,7 @@ class Updater:
             merged = self._member(f"{qualname}.{key}", before, value, own)
             if merged is not before:
                 setattr(old, key, merged)
-        for key in [k for k in current if k not in incoming and k not in _UNSETTABLE]:
+        for key in [k for k in current if k not in incoming and k not in UNSETTABLE]:
             delattr(old, key)
             self._attributes_changed = True
         if own is None:
@@ -456,7 +441,7 @@ class Updater:
                 function = staged
             cells = function.__closure__ or ()
             for name, cell in zip(function.__code__.co_freevars, cells, strict=True):
-                if name == "__class__" and _cell_value(cell) is new:
+                if name == "__class__" and cell_value(cell) is new:
                     cell.cell_contents = old
 
     def _adopt(self, value: object, *, inside: bool = False) -> None:

@@ -41,6 +41,7 @@ from watchdog.observers.polling import PollingObserver
 from hotswap import _transaction
 from hotswap._config import Settings
 from hotswap._events import ReloadResult, call_safely
+from hotswap._gil import Lowered
 from hotswap._modules import ModuleIndex, Scope
 from hotswap.exceptions import PinTimeoutError
 
@@ -110,9 +111,8 @@ class Reloader:
         self._cond = threading.Condition()
         # path -> (when it is due, why: _COMPLETE, _CREATED or _SETTLED)
         self._pending: dict[str, tuple[float, str]] = {}
-        self._saved_interval: float | None = None  # while boosted: the interval before
-        self._program_interval: float | None = None  # while watching: the program's own
-        self._watching_interval = 0.0
+        self._watching: Lowered | None = None  # the switch interval while the watcher runs
+        self._boosted: Lowered | None = None  # ... and from an event until its work is done
         self._hashes: dict[str, str] = {}
         self._stopping = False
         self._watched: set[tuple[str, bool]] = set()
@@ -132,11 +132,8 @@ class Reloader:
 
     def start(self) -> None:
         """Start watching; the watches are live when this returns."""
-        wanted = self.settings.switch_interval
-        if wanted and sys.getswitchinterval() > wanted:
-            self._program_interval = sys.getswitchinterval()
-            sys.setswitchinterval(wanted)
-            self._watching_interval = sys.getswitchinterval()  # as stored (microseconds)
+        if self.settings.switch_interval:
+            self._watching = Lowered(self.settings.switch_interval)
         self._observer.start()
         self._schedule()
         self._worker.start()
@@ -149,13 +146,9 @@ class Reloader:
             self._pending.clear()
             self._cond.notify_all()
         self._unboost()
-        # Give the program its own interval back, unless it set another meanwhile.
-        if (
-            self._program_interval is not None
-            and sys.getswitchinterval() == self._watching_interval
-        ):
-            sys.setswitchinterval(self._program_interval)
-        self._program_interval = None
+        if self._watching is not None:
+            self._watching.restore()
+            self._watching = None
         if self._observer.is_alive():
             self._observer.join()
         if self._worker.is_alive() and self._worker is not threading.current_thread():
@@ -204,18 +197,15 @@ class Reloader:
 
     def _boost(self) -> None:
         """Shorten the GIL switch interval until the pending work is done (lock held)."""
-        if self._saved_interval is None:
-            saved = sys.getswitchinterval()
-            if saved > _SWITCH_INTERVAL:
-                sys.setswitchinterval(_SWITCH_INTERVAL)
-                self._saved_interval = saved
+        if self._boosted is None:
+            self._boosted = Lowered(_SWITCH_INTERVAL)
 
     def _unboost(self) -> None:
         """Give the program its own switch interval back once nothing is pending."""
         with self._cond:
-            if self._saved_interval is not None and not self._pending:
-                sys.setswitchinterval(self._saved_interval)
-                self._saved_interval = None
+            if self._boosted is not None and not self._pending:
+                self._boosted.restore()
+                self._boosted = None
 
     def _next_batch(self) -> list[tuple[str, str]] | None:
         """Wait until paths are due; None when stopping."""
