@@ -10,7 +10,7 @@ Example:
 from hotswap import exceptions
 from hotswap._api import configure, disable, enable, pinned, reload, rollback, status
 from hotswap._config import Settings
-from hotswap._events import Changes, ModuleStatus, ReloadResult, Status
+from hotswap._events import Changes, Dependent, ModuleStatus, ReloadResult, Skipped, Status
 from hotswap._proxy import reloadable
 from hotswap.exceptions import (
     ExecutionError,
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "Changes",
+    "Dependent",
     "ExecutionError",
     "HotswapError",
     "HotswapWarning",
@@ -41,6 +42,7 @@ __all__ = (
     "ReentrantReloadError",
     "ReloadResult",
     "Settings",
+    "Skipped",
     "SourceSyntaxError",
     "Status",
     "VerificationError",

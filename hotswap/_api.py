@@ -90,7 +90,9 @@ def disable() -> None:
         reloader.stop()
 
 
-def reload(module_or_name: types.ModuleType | str, *, policy: str | None = None) -> ReloadResult:
+def reload(
+    module_or_name: types.ModuleType | str, *, policy: str | None = None, force: bool = False
+) -> ReloadResult:
     """Reload a module now, through the same checks and transaction as the watcher.
 
     Works on any loaded module with a Python source file. It compiles the source it reads,
@@ -101,6 +103,8 @@ def reload(module_or_name: types.ModuleType | str, *, policy: str | None = None)
     Args:
         module_or_name: the module, or its name in ``sys.modules``.
         policy: ``"strict"``, ``"warn"`` or ``"off"``; None uses the configured policy.
+        force: run the whole module again (a reset of its state, ``kind == "reset"``), through
+            the same checks and transaction.
 
     Returns:
         The :class:`ReloadResult`: ``ok``, ``version``, ``changes``, ``error``...
@@ -110,7 +114,7 @@ def reload(module_or_name: types.ModuleType | str, *, policy: str | None = None)
         >>> hotswap.reload(json).ok
         True
     """
-    return _transaction.reload(module_or_name, policy=policy)
+    return _transaction.reload(module_or_name, policy=policy, force=force)
 
 
 def rollback(module_or_name: types.ModuleType | str, to: int | None = None) -> ReloadResult:

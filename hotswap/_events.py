@@ -8,12 +8,15 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = (
     "Changes",
+    "Dependent",
     "Metrics",
     "ModuleStatus",
     "ReloadResult",
+    "Skipped",
     "Status",
     "describe",
     "emit",
@@ -34,43 +37,116 @@ class Changes:
         changed: names defined by both whose definition (or what it depends on) changed.
         removed: names the old source defined and the new does not.
         replaced: classes that could not be updated in place (an Enum, a changed metaclass,
-            bases or ``__slots__``) and were replaced by new class objects.
+            bases or ``__slots__``, a pydantic model) and were replaced by new class objects,
+            each with the reason, e.g. ``Color (it is an Enum)``.
+        lines: name -> (first line, last line) of its definition in the new source; for a
+            removed name, in the old source.
     """
 
     added: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     replaced: tuple[str, ...] = ()
+    lines: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed or self.replaced)
 
+    def _span(self, name: str) -> str:
+        span = self.lines.get(name.split(" ", 1)[0])
+        if span is None:
+            return ""
+        first, last = span
+        return f" (L{first})" if first == last else f" (L{first}-{last})"
+
     def summary(self) -> str:
-        """A short human-readable list, e.g. ``~charge +refund -legacy``."""
-        parts = [f"+{n}" for n in self.added]
-        parts += [f"~{n}" for n in self.changed]
-        parts += [f"-{n}" for n in self.removed]
+        """A short human-readable list, e.g. ``~charge (L12-18), +refund (L40), -legacy``."""
+        parts = [f"+{n}{self._span(n)}" for n in self.added]
+        parts += [f"~{n}{self._span(n)}" for n in self.changed]
+        parts += [f"-{n} (removed)" for n in self.removed]
         parts += [f"!{n} (replaced)" for n in self.replaced]
-        return " ".join(parts) if parts else "no changes"
+        return ", ".join(parts) if parts else "no changes"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: the four name lists and ``lines`` as ``[first, last]``."""
+        return {
+            "added": list(self.added),
+            "changed": list(self.changed),
+            "removed": list(self.removed),
+            "replaced": list(self.replaced),
+            "lines": {name: list(span) for name, span in self.lines.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Dependent:
+    """Another module whose statements ran again because of a change (DESIGN §5.2).
+
+    Attributes:
+        module: its name.
+        lines: the first line of each of its statements that ran, in source order.
+    """
+
+    module: str
+    lines: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "lines": list(self.lines)}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A changed statement that was deliberately not run.
+
+    Attributes:
+        line: its first line in the new source.
+        reason: why, e.g. ``running since line 12: restart to apply``.
+        names: the names it binds, if any.
+    """
+
+    line: int
+    reason: str
+    names: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "reason": self.reason, "names": list(self.names)}
+
+
+def _error_dict(error: BaseException | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "module": getattr(error, "module", None),
+        "filename": getattr(error, "filename", None),
+        "lineno": getattr(error, "lineno", None),
+    }
 
 
 @dataclass(frozen=True)
 class ReloadResult:
-    """The outcome of one reload or rollback attempt.
+    """The outcome of one reload or rollback attempt on one module.
 
     Attributes:
         module: the module's name.
         ok: True when the new code is live (or the content had not changed).
         version: the module's version after the attempt: the imported module is version 1 and
-            each applied reload adds one; a failure or a no-op leaves it.
+            each applied change adds one; a failure or a no-op leaves it.
         changes: what changed (empty for a failure or a no-op).
         error: None, or the exception that made the attempt fail; its message names the module,
-            the file, the line and why.
+            the file, the line and why; an exception raised by the code is its ``__cause__``.
         rolled_back: True when the failure came after new code began to execute, so the
             snapshot was restored; False for a rejection before that.
         duration: seconds the attempt took.
         warnings: compatibility findings applied anyway under policy ``"warn"``.
-        kind: ``"reload"`` or ``"rollback"``.
+        kind: ``"reload"`` (a change applied, or a failed attempt), ``"unchanged"`` (nothing
+            to apply: the same content, or only comments and layout changed), ``"reset"``
+            (``force=True``: the whole module ran again) or ``"rollback"``.
+        dependents: one :class:`Dependent` per other module whose statements ran again
+            because of this change.
+        skipped: changed statements deliberately not run (:class:`Skipped`), e.g. the running
+            main loop of ``__main__``.
     """
 
     module: str
@@ -82,9 +158,28 @@ class ReloadResult:
     duration: float = 0.0
     warnings: tuple[str, ...] = ()
     kind: str = "reload"
+    dependents: tuple[Dependent, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict whose keys are the field names; ``error`` becomes a dict
+        (type, message, module, filename, lineno) or None."""
+        return {
+            "module": self.module,
+            "ok": self.ok,
+            "version": self.version,
+            "changes": self.changes.to_dict(),
+            "error": _error_dict(self.error),
+            "rolled_back": self.rolled_back,
+            "duration": self.duration,
+            "warnings": list(self.warnings),
+            "kind": self.kind,
+            "dependents": [d.to_dict() for d in self.dependents],
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
 
 
 @dataclass(frozen=True)
@@ -104,6 +199,14 @@ class ModuleStatus:
     source_hash: str | None
     last_result: ReloadResult | None
     history: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "source_hash": self.source_hash,
+            "history": list(self.history),
+            "last_result": None if self.last_result is None else self.last_result.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -125,6 +228,18 @@ class Status:
     failures: int
     last_duration: float
     total_duration: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (DESIGN §4): ``watching``, ``reloads``, ``failures``,
+        the durations, and ``modules``: name -> version, source_hash, history, last_result."""
+        return {
+            "watching": self.watching,
+            "reloads": self.reloads,
+            "failures": self.failures,
+            "last_duration": self.last_duration,
+            "total_duration": self.total_duration,
+            "modules": {name: m.to_dict() for name, m in self.modules.items()},
+        }
 
 
 class Metrics:
@@ -202,14 +317,32 @@ def location(module: str, filename: str | None, lineno: int | None = None) -> st
 
 
 def describe(result: ReloadResult) -> str:
-    """One readable status line for a result, as the CLI prints it."""
+    """One readable status line for a result, as the CLI prints it, e.g.
+    ``shop: v3 live, ~price (L12-18), +refund (L40); dependents: cart (2 statements) (1.4 ms)``.
+    """
     ms = result.duration * 1000
     if result.ok and result.kind == "rollback":
         return f"{result.module}: rolled back, v{result.version} live ({ms:.1f} ms)"
     if result.ok:
-        if not result.changes:
-            return f"{result.module}: unchanged (v{result.version}, {ms:.1f} ms)"
-        summary = result.changes.summary()
-        return f"{result.module}: v{result.version} live, {summary} ({ms:.1f} ms)"
+        if not result.changes and not result.dependents and result.kind != "reset":
+            text = f"{result.module}: unchanged (v{result.version}"
+            if result.skipped:
+                text += f"; {_skipped(result)}"
+            return f"{text}, {ms:.1f} ms)"
+        what = "reset" if result.kind == "reset" else "live"
+        text = f"{result.module}: v{result.version} {what}, {result.changes.summary()}"
+        if result.dependents:
+            shown = ", ".join(
+                f"{d.module} ({len(d.lines)} statement{'s' * (len(d.lines) != 1)})"
+                for d in result.dependents
+            )
+            text += f"; dependents: {shown}"
+        if result.skipped:
+            text += f"; {_skipped(result)}"
+        return f"{text} ({ms:.1f} ms)"
     state = "rolled back" if result.rolled_back else "rejected"
     return f"{result.module}: {state}, still v{result.version}: {result.error} ({ms:.1f} ms)"
+
+
+def _skipped(result: ReloadResult) -> str:
+    return "not applied: " + "; ".join(f"L{s.line} ({s.reason})" for s in result.skipped)

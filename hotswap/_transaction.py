@@ -43,7 +43,7 @@ from hotswap.exceptions import (
     VersionNotFoundError,
 )
 
-__all__ = ("metrics", "module_statuses", "reload", "rollback")
+__all__ = ("metrics", "module_statuses", "reload", "reload_many", "rollback")
 
 logger = logging.getLogger(__name__)
 
@@ -432,6 +432,7 @@ def reload(
     target: types.ModuleType | str,
     *,
     policy: str | None = None,
+    force: bool = False,
     definitions_only: bool = False,
     data: bytes | None = None,
 ) -> ReloadResult:
@@ -469,6 +470,17 @@ def reload(
         return _finish(name, start, record, ok=False, failure=failure)
     except HotswapError as error:
         return _finish(name, start, record, ok=False, failure=_Failure(error))
+
+
+def reload_many(
+    entries: list[tuple[str, bytes | None]], *, policy: str | None = None
+) -> list[ReloadResult]:
+    """Reload a change set: several modules, planned and checked together, committed or rolled
+    back as one transaction (DESIGN §5.3); one result per module, in the order given.
+
+    Each entry is (module name, the bytes to apply or None to read the file).
+    """
+    return [reload(name, policy=policy, data=data) for name, data in entries]
 
 
 def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadResult:

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hotswap._diff import Finding
@@ -58,6 +58,27 @@ class HotswapError(Exception):
         # The message, always: OSError (the base of TimeoutError) would otherwise format its
         # errno and filename fields instead.
         return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Results travel (pickled to another process, deep-copied by tools) with their error.
+        # The default reduction calls ``cls(*args)``, which the keyword-only fields of the
+        # subclasses refuse; rebuild from the message and restore every field instead.
+        state = dict(self.__dict__)
+        if isinstance(self, SyntaxError):  # its fields live in C slots, not in __dict__
+            for name in ("msg", "filename", "lineno", "offset", "text", "end_lineno"):
+                state[name] = getattr(self, name)
+            state["end_offset"] = self.end_offset
+        return (_rebuild, (type(self), self.args), state)
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        for name, value in (state or {}).items():
+            setattr(self, name, value)
+
+
+def _rebuild(cls: type[HotswapError], args: tuple[Any, ...]) -> HotswapError:
+    error = cls.__new__(cls, *args)
+    Exception.__init__(error, *args)
+    return error
 
 
 class ModuleNotReloadableError(HotswapError, LookupError):
