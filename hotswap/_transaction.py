@@ -456,8 +456,8 @@ def reload(
                 source = _modules.decode_source(name, path, data)
             digest = hashlib.sha256(data).hexdigest()
             record = _record_for(module)
-            if record.current.source_hash == digest:
-                return _finish(name, start, record, ok=True)
+            if record.current.source_hash == digest and not force:
+                return _finish(name, start, record, ok=True, kind="unchanged")
             settings = _config.current()
             chosen = settings.policy if policy is None else policy
             if chosen not in _config.POLICIES:
@@ -465,7 +465,10 @@ def reload(
                 raise ValueError(message)
             plan = _plan(record, module, path, source, chosen, definitions_only)
             applied = _apply(record, module, path, plan, digest, definitions_only)
-            return _finish(name, start, record, ok=True, changes=applied, warnings_=plan.warnings)
+            kind = "reset" if force else "reload"
+            return _finish(
+                name, start, record, ok=True, changes=applied, warnings_=plan.warnings, kind=kind
+            )
     except _Failure as failure:
         return _finish(name, start, record, ok=False, failure=failure)
     except HotswapError as error:
