@@ -7,7 +7,7 @@ Example:
     True
 """
 
-from hotswap import exceptions
+from hotswap import _sources, exceptions
 from hotswap._api import configure, disable, enable, pinned, reload, rollback, status
 from hotswap._config import Settings
 from hotswap._events import Changes, Dependent, ModuleStatus, ReloadResult, Skipped, Status
@@ -27,6 +27,10 @@ from hotswap.exceptions import (
 )
 
 __version__ = "0.1.0"
+
+# From now on, the loader keeps the source each module is imported from, so that its first
+# reload applies exactly the difference (hotswap/_sources.py).
+_sources.install()
 
 __all__ = (
     "Changes",

@@ -9,12 +9,14 @@ the new code ran, by comparing objects (see ``_update.same``).
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import inspect
 import reprlib
 import types
 from typing import Any
 
-from hotswap import _symbols
+from hotswap import _statements, _symbols
 from hotswap._symbols import Param, Signature, Symbol, Symbols
 
 __all__ = (
@@ -23,6 +25,7 @@ __all__ = (
     "is_submodule",
     "live_symbols",
     "owned_function",
+    "synthesize",
 )
 
 # Set by the import system, not by the module's source.
@@ -190,3 +193,105 @@ def live_symbols(module: types.ModuleType) -> Symbols:
             found = [Symbol(key, _symbols.NAME, 1, None)]
         symbols += found
     return Symbols.of(symbols)
+
+
+# --- a live source for modules whose imported source is unknown -----------------------------
+
+
+def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
+    return _symbols.code_key(a) == _symbols.code_key(b)
+
+
+def _codes_by_name(code: types.CodeType) -> dict[str, types.CodeType]:
+    return {c.co_name: c for c in code.co_consts if isinstance(c, types.CodeType)}
+
+
+def _unchanged(
+    stmt: _statements.Statement, namespace: dict[str, Any], module: str, path: str, flags: int
+) -> bool:
+    """Whether the live objects show that ``stmt`` is what the module ran (best effort)."""
+    info = stmt.info
+    if info.kind in (_statements.MAIN, _statements.FUTURE):
+        return True
+    if info.binds and not all(n in namespace for n in info.binds if n != "*"):
+        return False
+    if info.kind == _statements.DOC:
+        return bool(namespace.get("__doc__") == ast.literal_eval(stmt.text.strip()))
+    if info.kind in (_statements.DEF, _statements.CLASS) and info.name is not None:
+        try:
+            code = compile(
+                _statements.parse_statement_module(stmt),
+                path,
+                "exec",
+                flags=flags,
+                dont_inherit=True,
+            )
+        except SyntaxError:
+            return False
+        made = _codes_by_name(code).get(info.name)
+        value = namespace.get(info.name)
+        if made is None:
+            return False
+        if info.kind == _statements.DEF:
+            inner = owned_function(value, namespace)
+            return inner is not None and _same_code(inner.__code__, made)
+        if not isinstance(value, type) or value.__module__ != module:
+            return False
+        methods = _codes_by_name(made)
+        for key, code_object in methods.items():
+            member = vars(value).get(key)
+            if isinstance(member, staticmethod | classmethod):
+                member = member.__func__
+            function = owned_function(member, namespace)
+            if function is None or not _same_code(function.__code__, code_object):
+                return False
+        return True
+    if info.kind == _statements.OTHER and len(info.binds) == 1:
+        tree = ast.parse(stmt.text).body[0]
+        if isinstance(tree, ast.Assign) and len(tree.targets) == 1:
+            try:
+                literal = ast.literal_eval(tree.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return True  # not a literal: assume it is what ran (its state is kept)
+            current = namespace.get(next(iter(info.binds)))
+            if type(current) is not type(literal) or not isinstance(literal, _PLAIN):
+                return False
+            try:
+                return bool(current == literal)
+            except Exception:
+                return False
+    return True  # an import or a statement with effects only: assume it ran as written
+
+
+_PLAIN = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
+
+
+def synthesize(
+    module: types.ModuleType, new: _statements.ModuleSource, path: str
+) -> _statements.ModuleSource:
+    """A stand-in for the unknown source ``module`` runs: the statements of ``new`` that the
+    live objects show unchanged, a changed marker for the others (definitions keep their
+    decorator and header digests, so they are updated in place or merged as usual), and a
+    marker binding each function or class of the module that ``new`` no longer defines."""
+    namespace = vars(module)
+    name = module.__name__
+    statements: list[_statements.Statement] = []
+    for index, stmt in enumerate(new.statements):
+        if _unchanged(stmt, namespace, name, path, new.flags):
+            statements.append(stmt)
+            continue
+        marker = dataclasses.replace(stmt.info, digest=f"live-{index}", symbols=())
+        statements.append(_statements.Statement(f"\0live {index}", stmt.first, stmt.last, marker))
+    bound = {n for s in new.statements for n in s.info.binds}
+    for key, value in list(namespace.items()):
+        if key in bound or key in MODULE_ATTRIBUTES or is_submodule(name, key, value):
+            continue
+        defined = (isinstance(value, type) and value.__module__ == name) or owned_function(
+            value, namespace
+        ) is not None
+        if defined:
+            info = _statements.Info(
+                digest=f"gone-{key}", kind=_statements.OTHER, binds=frozenset({key})
+            )
+            statements.append(_statements.Statement(f"\0gone {key}", 0, 0, info))
+    return _statements.ModuleSource("", new.flags, statements, {})

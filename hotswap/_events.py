@@ -339,6 +339,9 @@ def describe(result: ReloadResult) -> str:
             text += f"; dependents: {shown}"
         if result.skipped:
             text += f"; {_skipped(result)}"
+        if result.warnings:
+            count = len(result.warnings)
+            text += f"; applied with {count} compatibility warning{'s' * (count != 1)}"
         return f"{text} ({ms:.1f} ms)"
     state = "rolled back" if result.rolled_back else "rejected"
     return f"{result.module}: {state}, still v{result.version}: {result.error} ({ms:.1f} ms)"

@@ -6,6 +6,7 @@ import fnmatch
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
 
 from hotswap._events import location
@@ -14,7 +15,10 @@ from hotswap.exceptions import ModuleNotReloadableError
 __all__ = (
     "ModuleIndex",
     "Scope",
+    "canonical",
     "decode_source",
+    "excluded_roots",
+    "importer_candidates",
     "loaded_files",
     "module_name",
     "read_source",
@@ -106,7 +110,7 @@ def decode_source(module: str, path: str, data: bytes) -> str:
 # --- the watch scope ----------------------------------------------------------------------------
 
 
-def _excluded_roots() -> tuple[str, ...]:
+def excluded_roots() -> tuple[str, ...]:
     """The standard library and installed packages: never reloaded unless a path names them.
 
     The standard library is where ``os`` lives (lib-dynload is inside it); installed packages
@@ -134,7 +138,7 @@ class Scope:
         self.exclude = exclude
         self._heavy = {root: _has_heavy_folder(root) for root in self.roots}
         self.files = frozenset(r for r in self.roots if os.path.isfile(r))
-        excluded = _excluded_roots()
+        excluded = excluded_roots()
         # A watched path inside an excluded one names it: only what lies outside every
         # watched path stays excluded.
         self.excluded = tuple(
@@ -249,3 +253,67 @@ class ModuleIndex:
     def refresh(self) -> None:
         """Index the modules loaded now (done off the event path, ahead of the first event)."""
         self._rebuild()
+
+
+def canonical(module: ModuleType) -> str:
+    """The one name a module is reloaded under: ``__mp_main__`` is ``__main__`` (the same
+    module object under a second name), and any alias is its ``__name__``."""
+    name = module.__name__
+    return name if sys.modules.get(name) is module else _alias_of(module)
+
+
+def _alias_of(module: ModuleType) -> str:
+    for name, candidate in list(sys.modules.items()):
+        if candidate is module:
+            return name
+    return module.__name__
+
+
+class _Project:
+    """The loaded modules outside the standard library and site-packages (the user's code),
+    re-listed when the number of loaded modules changes."""
+
+    def __init__(self) -> None:
+        self._count = -1
+        self._modules: list[tuple[str, ModuleType, str]] = []
+        self._excluded: tuple[str, ...] | None = None
+
+    def modules(self) -> list[tuple[str, ModuleType, str]]:
+        if self._excluded is None:
+            self._excluded = tuple(r.rstrip(os.sep) + os.sep for r in excluded_roots())
+        if len(sys.modules) != self._count:
+            self._count = len(sys.modules)
+            found = []
+            for name, module in list(sys.modules.items()):
+                # Not every value is a module (some libraries put objects there): getattr.
+                file = _file_of(module)
+                if file is None or file.startswith(self._excluded):
+                    continue
+                if getattr(module, "__name__", None) != name:  # an alias: under its own name
+                    continue
+                found.append((name, module, file))
+            self._modules = found
+        return self._modules
+
+
+_project = _Project()
+
+
+def importer_candidates(
+    target: str, text_of: Callable[[str, ModuleType, str], str | None]
+) -> list[str]:
+    """Loaded user modules that may import from ``target``: their source names it.
+
+    ``text_of(name, module, file)`` gives the source a module runs (None: unknown). A module
+    cannot take a name from ``pkg.config`` without naming ``config`` somewhere, so a text
+    search keeps the (costlier) statement analysis to the modules that can be importers.
+    """
+    word = target.rpartition(".")[2]
+    found = []
+    for name, module, file in _project.modules():
+        if name == target:
+            continue
+        text = text_of(name, module, file)
+        if text is not None and word in text:
+            found.append(name)
+    return found

@@ -24,6 +24,7 @@ __all__ = (
     "CLASSMETHOD",
     "COROUTINE",
     "FUNCTION",
+    "FUTURE_FLAGS",
     "GENERATOR",
     "KEYWORD_ONLY",
     "METHOD",
@@ -146,6 +147,7 @@ _CacheKey = tuple[int, str]  # (the module's __future__ flags, a statement's tex
 _FUTURE_FLAGS = 0
 for _feature in __future__.all_feature_names:
     _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+FUTURE_FLAGS = _FUTURE_FLAGS
 _CacheEntry = tuple[int, tuple[Symbol, ...]]
 
 
@@ -391,16 +393,21 @@ def _signature(
 
 
 class _Builder:
+    """Builds symbols statement by statement. Without a code object (``code`` None, ``flags``
+    the module's ``__future__`` flags) function bodies are fingerprinted from the AST."""
+
     def __init__(
         self,
-        code: types.CodeType,
+        code: types.CodeType | None,
         source: str,
         cache: dict[_CacheKey, _CacheEntry] | None,
+        flags: int = 0,
     ) -> None:
-        self.lazy_annotations = bool(code.co_flags & __future__.annotations.compiler_flag)
-        self.flags = code.co_flags & _FUTURE_FLAGS
+        flags = code.co_flags if code is not None else flags
+        self.lazy_annotations = bool(flags & __future__.annotations.compiler_flag)
+        self.flags = flags & _FUTURE_FLAGS
         self.code = code
-        self._codes: dict[tuple[str, int], types.CodeType] | None = None
+        self._codes: dict[tuple[str, int], types.CodeType] | None = None if code else {}
         self.lines = source.splitlines()
         self.old_cache = cache or {}
         self.symbols = Symbols()
@@ -410,6 +417,7 @@ class _Builder:
     def codes(self) -> dict[tuple[str, int], types.CodeType]:
         # Indexed on first use: a module whose every statement is cached never needs it.
         if self._codes is None:
+            assert self.code is not None
             self._codes = _code_index(self.code)
         return self._codes
 
@@ -578,3 +586,12 @@ def _blocks(stmt: ast.If | ast.Try | ast.With | ast.AsyncWith) -> Iterator[list[
         yield stmt.finalbody
     else:
         yield stmt.body
+
+
+def statement_symbols(stmt: ast.stmt, flags: int, lines: list[str]) -> tuple[Symbol, ...]:
+    """The symbols one top-level statement defines, from its AST alone (``lines``: the
+    module's source lines, for the text of default values in messages)."""
+    builder = _Builder(None, "", None, flags)
+    builder.lines = lines
+    builder.statement(stmt)
+    return tuple(builder.symbols.values())

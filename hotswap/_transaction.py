@@ -1,41 +1,41 @@
-"""The reload transaction: plan, snapshot, execute, update, migrate, commit, verify, or roll back;
-the version history; the reload lock.
+"""The reload transaction: plan, snapshot, run, update, sync, migrate, commit, verify, or roll
+back; the version history; the reload lock.
 
-One reload runs at a time (``_lock``). Everything before execution (read, parse, diff,
-compatibility check, compile) touches nothing live, so a rejection there needs no rollback.
-From execution on, any exception restores the snapshot taken just before, exactly.
+One change set (one module, or several saved together) is one transaction. Everything before
+execution (read, parse, plan, compatibility check, compile) touches nothing live, so a rejection
+there needs no rollback. From execution on, any exception restores every touched module's
+snapshot (and undoes what framework adapters did), so a failure changes nothing observable.
 """
 
 from __future__ import annotations
 
-import ast
-import dis
+import dataclasses
 import hashlib
 import logging
 import sys
 import threading
 import time
-import traceback
 import types
-import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotswap import _config, _diff, _events, _modules, _proxy, _symbols
-from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule, live_symbols
+from hotswap import _config, _events, _modules, _planner, _proxy, _sources, _statements
+from hotswap._adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
+from hotswap._baseline import live_symbols, synthesize
+from hotswap._checks import check_compatibility
 from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
+from hotswap._execute import Executed, compile_plan, live_facts, relocate, run_plan, running_line
 from hotswap._gil import Lowered
 from hotswap._pin import gate
+from hotswap._report import changes_of, dependents_of, error_in, skipped_of
 from hotswap._snapshot import ModuleState, capture
-from hotswap._update import Outcome, Updater
+from hotswap._update import Updater
 from hotswap.exceptions import (
     ExecutionError,
     HotswapError,
-    HotswapWarning,
-    IncompatibleChangeError,
     MigrationError,
     ReentrantReloadError,
     SourceSyntaxError,
@@ -58,25 +58,39 @@ class Version:
 
     number: int
     source_hash: str | None
-    symbols: _symbols.Symbols | None
-    # Filled by the snapshot taken before the next reload or rollback (the state the version
-    # had when it was left), so each reload captures the module once, not twice.
+    source: _statements.ModuleSource | None
+    # Filled by the snapshot taken before the next change (the state the version had when it
+    # was left), so each reload captures the module once, not twice.
     state: ModuleState | None
     created: float = field(default_factory=time.time)
 
 
 class _Record:
-    """hotswap's knowledge of one module: its live version and the versions kept."""
+    """hotswap's knowledge of one module: its live version, the source its live code came
+    from, and the versions kept."""
 
-    def __init__(self, module: types.ModuleType, size: int) -> None:
-        self.name = module.__name__
+    def __init__(self, module: types.ModuleType, size: int, source: bytes | None) -> None:
+        self.name = _modules.canonical(module)
         self.namespace = vars(module)
-        # The imported module is version 1; its source was never seen, so its symbols come
-        # from the live objects on demand.
-        self.current = Version(1, None, None, capture(self.namespace, self.name))
+        live: _statements.ModuleSource | None = None
+        digest = None
+        if source is not None:
+            try:
+                live = _statements.parse_module(_modules.decode_source(self.name, "", source))
+                digest = hashlib.sha256(source).hexdigest()
+            except (SyntaxError, ValueError, HotswapError):
+                live = None
+        self.current = Version(1, digest, live, None)
+        # The source the module's top-level code was executed from: a thread still running
+        # it (a main loop) reports lines of this text.
+        self.origin = live
         self.history: deque[Version] = deque([self.current], maxlen=size)
         self.last_number = 1
         self.last_result: ReloadResult | None = None
+
+    @property
+    def live(self) -> _statements.ModuleSource | None:
+        return self.current.source
 
     def add(self, version: Version) -> None:
         self.history.append(version)
@@ -88,12 +102,27 @@ _records: dict[str, _Record] = {}
 
 
 def _record_for(module: types.ModuleType) -> _Record:
-    record = _records.get(module.__name__)
+    name = _modules.canonical(module)
+    record = _records.get(name)
     # A module imported afresh under the same name is another module: start again.
     if record is None or record.namespace is not vars(module):
-        record = _Record(module, _config.current().history)
-        _records[module.__name__] = record
+        file = getattr(module, "__file__", None)
+        source = _sources.take(file) if isinstance(file, str) else None
+        record = _Record(module, _config.current().history, source)
+        _records[name] = record
     return record
+
+
+def forget_missing() -> None:
+    """Drop the records of modules no longer loaded (their snapshots hold old objects)."""
+    with _lock:
+        for name in [n for n, r in _records.items() if _loaded(n) is not r.namespace]:
+            del _records[name]
+
+
+def _loaded(name: str) -> dict[str, Any] | None:
+    module = sys.modules.get(name)
+    return vars(module) if isinstance(module, types.ModuleType) else None
 
 
 def module_statuses() -> dict[str, ModuleStatus]:
@@ -111,19 +140,8 @@ def module_statuses() -> dict[str, ModuleStatus]:
         }
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What the checks decided, before anything runs."""
-
-    code: types.CodeType
-    symbols: _symbols.Symbols
-    changes: _diff.ChangeSet
-    warnings: tuple[str, ...]
-    star_import: bool  # ``from x import *`` binds names the AST cannot list
-
-
 class _Failure(Exception):
-    """Carries a failed result out of the steps below."""
+    """Carries a failed attempt's error out of the steps below."""
 
     def __init__(self, error: BaseException, *, rolled_back: bool = False) -> None:
         super().__init__(str(error))
@@ -132,10 +150,9 @@ class _Failure(Exception):
 
 
 @contextmanager
-def _attempt(target: types.ModuleType | str) -> Iterator[None]:
+def _attempt(name: str) -> Iterator[None]:
     """One attempt (a reload or a rollback) at a time, and never one from inside another: a
     reload started by module code or a hook would wait for itself."""
-    name = _modules.module_name(target)
     if getattr(_local, "active", None) is not None:
         message = (
             f"{name}: reload started while {_local.active} is being reloaded "
@@ -166,36 +183,11 @@ def _priority() -> Iterator[None]:
         lowered.restore()  # unless the reloaded code set an interval of its own
 
 
-def _finish(
-    name: str,
-    start: float,
-    record: _Record | None,
-    *,
-    ok: bool,
-    changes: Changes | None = None,
-    failure: _Failure | None = None,
-    warnings_: tuple[str, ...] = (),
-    kind: str = "reload",
-) -> ReloadResult:
-    if record is not None:
-        version = record.current.number
-    else:  # failed before hotswap knew the module: a loaded one is at its imported version
-        version = 1 if name in sys.modules else 0
-    result = ReloadResult(
-        module=name,
-        ok=ok,
-        version=version,
-        changes=changes or Changes(),
-        error=None if failure is None else failure.error,
-        rolled_back=False if failure is None else failure.rolled_back,
-        duration=time.perf_counter() - start,
-        warnings=warnings_,
-        kind=kind,
-    )
+def _finish(result: ReloadResult, record: _Record | None) -> ReloadResult:
     if record is not None:
         record.last_result = result
     metrics.record(result)
-    if ok:
+    if result.ok:
         logger.info("hotswap: %s", describe(result))
     else:
         logger.warning("hotswap: %s", describe(result))
@@ -203,229 +195,29 @@ def _finish(
     return result
 
 
-def _error_line(error: BaseException, filename: str) -> int | None:
-    """The deepest line of ``filename`` in the traceback: where the new code failed."""
-    if isinstance(error, SyntaxError) and error.filename == filename:
-        return error.lineno
-    lines = [
-        frame.lineno
-        for frame in traceback.extract_tb(error.__traceback__)
-        if frame.filename == filename
-    ]
-    return lines[-1] if lines else None
+@dataclass
+class _Unit:
+    """One module of a change set: a changed file (a root) or an importer that follows."""
 
+    module: types.ModuleType
+    record: _Record
+    path: str
+    new: _statements.ModuleSource
+    old: _statements.ModuleSource | None  # None: the live source is unknown
+    root: bool
+    data: bytes | None = None
+    digest: str | None = None
+    origin: str = ""  # the root whose change reached this importer
+    plan: _planner.Plan = field(default_factory=_planner.Plan)
+    warnings: tuple[str, ...] = ()
+    code: types.CodeType | None = None
+    snapshot: ModuleState | None = None
+    executed: Executed | None = None
+    force: bool = False
 
-def _wrap(
-    kind: type[ExecutionError], name: str, path: str, error: BaseException, what: str
-) -> ExecutionError:
-    line = _error_line(error, path)
-    detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    message = f"{location(name, path, line)}: {detail} {what}; rolled back"
-    wrapped = kind(message, module=name, filename=path, lineno=line)
-    wrapped.__cause__ = error
-    return wrapped
-
-
-def _plan(
-    record: _Record,
-    module: types.ModuleType,
-    path: str,
-    source: str,
-    policy: str,
-    definitions_only: bool,
-) -> _Plan:
-    """Parse, diff, check and compile: everything that decides before anything runs."""
-    name = record.name
-    try:
-        tree = None
-        if definitions_only:
-            tree = ast.parse(source, path)
-            kinds = (
-                ast.FunctionDef,
-                ast.AsyncFunctionDef,
-                ast.ClassDef,
-                ast.Import,
-                ast.ImportFrom,
-            )
-            tree.body = [stmt for stmt in tree.body if isinstance(stmt, kinds)]
-            code = compile(tree, path, "exec", dont_inherit=True)
-        else:
-            # Compiled from the text: the AST is built only for the statements that changed.
-            code = compile(source, path, "exec", dont_inherit=True)
-        old_symbols = record.current.symbols
-        new_symbols = _symbols.module_symbols(source, code, old_symbols, tree=tree)
-        if old_symbols is None:
-            old_symbols = live_symbols(module)
-        changes = _diff.diff(old_symbols, new_symbols)
-        findings = [] if policy == "off" else _diff.check(old_symbols, new_symbols)
-        breaking = [f for f in findings if f.public or f.reloadable]
-        warned: tuple[str, ...] = ()
-        if breaking:
-            lines = [f.format(location(name, path, f.lineno)) for f in breaking]
-            if policy == "strict":
-                count = f"{len(breaking)} incompatible change{'s' * (len(breaking) > 1)}"
-                message = f"{location(name, path, breaking[0].lineno)}: {count} rejected:\n  "
-                message += "\n  ".join(lines)
-                raise _Failure(
-                    IncompatibleChangeError(message, module=name, filename=path, findings=breaking)
-                )
-            warned = tuple(lines)
-            try:
-                for line in lines:
-                    warnings.warn(line, HotswapWarning, stacklevel=4)
-            except HotswapWarning as escalated:
-                # The program turned HotswapWarning into an error: it asked for a rejection.
-                raise _Failure(
-                    IncompatibleChangeError(
-                        f"{escalated} (HotswapWarning is an error here)",
-                        module=name,
-                        filename=path,
-                        findings=breaking,
-                    )
-                ) from escalated
-            for line in lines:
-                logger.warning("hotswap: applying a change that may break callers: %s", line)
-        # ``from x import *`` binds names no source lists (IMPORT_STAR names no name).
-        star = "import *" in source and _has_star_import(code)
-    except SyntaxError as error:
-        where = location(name, error.filename or path, error.lineno)
-        if error.offset:
-            where = where[:-1] + f":{error.offset})"
-        message = f"{where}: {error.msg}"
-        raise _Failure(SourceSyntaxError(message, module=name, error=error)) from error
-    except ValueError as error:  # null bytes in the source
-        message = f"{location(name, path)}: {error}"
-        raise _Failure(HotswapError(message, module=name, filename=path)) from error
-    return _Plan(code, new_symbols, changes, warned, star)
-
-
-def _has_star_import(code: types.CodeType) -> bool:
-    return any(i.opname == "IMPORT_STAR" for i in dis.get_instructions(code))
-
-
-def _keep_names(namespace: dict[str, Any]) -> frozenset[str]:
-    keep = namespace.get("__hotswap_keep__", ())
-    if isinstance(keep, str):
-        keep = (keep,)
-    try:
-        return frozenset(str(k) for k in keep)
-    except TypeError:
-        return frozenset()
-
-
-def _remove_stale(
-    name: str,
-    namespace: dict[str, Any],
-    old: dict[str, Any],
-    new_symbols: _symbols.Symbols,
-    keep: frozenset[str],
-    has_star_import: bool,
-) -> None:
-    """Delete names the new source no longer defines (importlib.reload leaves them behind)."""
-    for key, value in old.items():
-        if key in MODULE_ATTRIBUTES or key in keep or key in new_symbols:
-            continue
-        if is_submodule(name, key, value):
-            continue
-        # Rebound while the new code ran (a ``globals()[...] =``, ``import *``): the new code
-        # defines it after all.
-        if namespace.get(key) is not value or has_star_import:
-            continue
-        del namespace[key]
-
-
-def _apply(
-    record: _Record,
-    module: types.ModuleType,
-    path: str,
-    plan: _Plan,
-    source_hash: str,
-    definitions_only: bool,
-) -> Changes:
-    """Execute, update in place, migrate, commit and verify; roll back on any exception."""
-    name = record.name
-    namespace = vars(module)
-    settings = _config.current()
-    with gate.exclusive(settings.pin_timeout, location(name, path)):
-        snapshot = capture(namespace, name)
-        record.current.state = snapshot
-        stage = _proxy.Stage(name)
-        after_commit: list[Callable[[], object]] = []
-        committed = False
-        try:
-            with stage.active():
-                exec(plan.code, namespace)
-            keep = _keep_names(namespace)
-            outcome = Updater(snapshot.namespace, namespace, name, plan.changes, keep).run()
-            after_commit = outcome.after_commit
-            if not definitions_only:
-                _remove_stale(
-                    name, namespace, snapshot.namespace, plan.symbols, keep, plan.star_import
-                )
-            _call_hook(
-                plan,
-                namespace,
-                "__hotswap_migrate__",
-                MigrationError,
-                path,
-                name,
-                dict(snapshot.namespace),
-            )
-            stage.commit()
-            committed = True
-            _call_hook(plan, namespace, "__hotswap_verify__", VerificationError, path, name)
-        except BaseException as error:
-            if not committed:
-                stage.discard()
-            snapshot.restore(namespace)
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            if not isinstance(error, ExecutionError):
-                error = _wrap(ExecutionError, name, path, error, "while executing the new code")
-            raise _Failure(error, rolled_back=True) from error
-    number = record.last_number + 1
-    record.add(Version(number, source_hash, plan.symbols, None))
-    for callback in after_commit:
-        try:
-            callback()
-        except Exception:
-            logger.exception("hotswap: %s: cleanup after commit failed", name)
-    return _changes(plan.changes, outcome)
-
-
-def _call_hook(
-    plan: _Plan,
-    namespace: dict[str, Any],
-    hook: str,
-    kind: type[ExecutionError],
-    path: str,
-    name: str,
-    *args: object,
-) -> None:
-    """Call a module hook if the new source defines one; what it raises becomes ``kind``."""
-    function = namespace.get(hook) if hook in plan.symbols else None
-    if function is None:
-        return
-    try:
-        function(*args)
-    except KeyboardInterrupt:
-        raise  # the user asked to stop: rolled back, then re-raised
-    except BaseException as error:
-        raise _wrap(kind, name, path, error, f"in {hook}") from error
-
-
-def _changes(changes: _diff.ChangeSet, outcome: Outcome) -> Changes:
-    found = set(outcome.changed)
-    unknown_changed = [n for n in changes.unknown if n in found]
-    changed = sorted(
-        {*changes.changed, *unknown_changed}, key=lambda n: (changes.lines.get(n, 0), n)
-    )
-    return Changes(
-        added=changes.added,
-        changed=tuple(changed),
-        removed=changes.removed,
-        replaced=tuple(outcome.replaced),
-    )
+    @property
+    def name(self) -> str:
+        return self.record.name
 
 
 def reload(
@@ -439,51 +231,600 @@ def reload(
     """Reload one module through the transaction; never raises for a failed reload.
 
     ``data`` is the source the caller already read and checked (the watcher), so exactly that
-    is executed, not what the file holds a moment later.
+    is executed, not what the file holds a moment later. ``definitions_only`` is accepted for
+    callers of the earlier API: ``__main__``'s running statement is now found, not assumed.
     """
-    start = time.perf_counter()
-    name = _modules.module_name(target)
-    # A running program's top-level statements (its main loop) must never run again.
-    definitions_only = definitions_only or name == "__main__"
-    record: _Record | None = None
-    try:
-        with _attempt(target):
-            module = _modules.resolve(target)
-            path = _modules.source_file(module)
-            if data is None:
-                source, data = _modules.read_source(name, path)
-            else:
-                source = _modules.decode_source(name, path, data)
-            digest = hashlib.sha256(data).hexdigest()
-            record = _record_for(module)
-            if record.current.source_hash == digest and not force:
-                return _finish(name, start, record, ok=True, kind="unchanged")
-            settings = _config.current()
-            chosen = settings.policy if policy is None else policy
-            if chosen not in _config.POLICIES:
-                message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
-                raise ValueError(message)
-            plan = _plan(record, module, path, source, chosen, definitions_only)
-            applied = _apply(record, module, path, plan, digest, definitions_only)
-            kind = "reset" if force else "reload"
-            return _finish(
-                name, start, record, ok=True, changes=applied, warnings_=plan.warnings, kind=kind
-            )
-    except _Failure as failure:
-        return _finish(name, start, record, ok=False, failure=failure)
-    except HotswapError as error:
-        return _finish(name, start, record, ok=False, failure=_Failure(error))
+    del definitions_only
+    return reload_many([(target, data)], policy=policy, force=force)[0]
 
 
 def reload_many(
-    entries: list[tuple[str, bytes | None]], *, policy: str | None = None
+    entries: Sequence[tuple[types.ModuleType | str, bytes | None]],
+    *,
+    policy: str | None = None,
+    force: bool = False,
 ) -> list[ReloadResult]:
     """Reload a change set: several modules, planned and checked together, committed or rolled
-    back as one transaction (DESIGN §5.3); one result per module, in the order given.
+    back as one transaction (DESIGN §5.3); one result per entry, in the order given.
 
-    Each entry is (module name, the bytes to apply or None to read the file).
+    Each entry is (module or module name, the bytes to apply or None to read the file).
     """
-    return [reload(name, policy=policy, data=data) for name, data in entries]
+    start = time.perf_counter()
+    names = [_modules.module_name(t) for t, _ in entries]
+    units: list[_Unit] = []
+    try:
+        with _attempt(names[0] if names else "?"):
+            chosen = _config.current().policy if policy is None else policy
+            if chosen not in _config.POLICIES:
+                message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
+                raise ValueError(message)
+            units = _read(entries, force)
+            roots = [u for u in units if u.root]
+            _plan_all(units, chosen, force)
+            if any(u.plan for u in units):
+                _run(units)
+            return _results(entries, roots, units, start)
+    except _Failure as failure:
+        return _failed(entries, units, failure, start)
+    except HotswapError as error:  # pinned sections did not leave: nothing ran
+        return _failed(entries, units, _Failure(error), start)
+
+
+def _resolve_entry(target: types.ModuleType | str) -> types.ModuleType:
+    try:
+        return _modules.resolve(target)
+    except HotswapError as error:
+        raise _Failure(error) from error
+
+
+def _read(
+    entries: Sequence[tuple[types.ModuleType | str, bytes | None]], force: bool
+) -> list[_Unit]:
+    """Resolve, read and parse every entry (aliases of one module count once)."""
+    units: dict[int, _Unit] = {}
+    for target, given in entries:
+        module = _resolve_entry(target)
+        if id(module) in units:
+            continue
+        name = _modules.canonical(module)
+        try:
+            path = _modules.source_file(module)
+            if given is None:
+                text, data = _modules.read_source(name, path)
+            else:
+                text, data = _modules.decode_source(name, path, given), given
+        except HotswapError as error:
+            raise _Failure(error) from error
+        record = _record_for(module)
+        digest = hashlib.sha256(data).hexdigest()
+        if record.current.source_hash == digest and not force and record.live is not None:
+            new = record.live
+        else:
+            try:
+                new = _statements.parse_module(text, record.live)
+            except SyntaxError as error:
+                raise _Failure(_syntax_error(name, path, error)) from error
+        unit = _Unit(module, record, path, new, record.live, True, data, digest, force=force)
+        unit.origin = name
+        units[id(module)] = unit
+    return list(units.values())
+
+
+def _syntax_error(name: str, path: str, error: SyntaxError) -> SourceSyntaxError:
+    error.filename = error.filename if error.filename not in (None, "<unknown>") else path
+    where = location(name, error.filename, error.lineno)
+    if error.offset:
+        where = where[:-1] + f":{error.offset})"
+    return SourceSyntaxError(f"{where}: {error.msg}", module=name, error=error)
+
+
+def _keep(namespace: dict[str, Any]) -> frozenset[str]:
+    keep = namespace.get("__hotswap_keep__", ())
+    if isinstance(keep, str):
+        keep = (keep,)
+    try:
+        return frozenset(str(k) for k in keep)
+    except TypeError:
+        return frozenset()
+
+
+def _facts(unit: _Unit) -> _planner.Live:
+    namespace = vars(unit.module)
+    line = running_line(namespace)
+    if line is not None and unit.record.origin is not None and unit.old is not None:
+        line = _live_line(unit.record.origin, unit.old, line)
+    return live_facts(unit.module, line, _keep(namespace), is_main=unit.name == "__main__")
+
+
+def _live_line(
+    origin: _statements.ModuleSource, live: _statements.ModuleSource, line: int
+) -> int | None:
+    """Map a line of the source the top-level code ran from to the live source's lines."""
+    if origin is live:
+        return line
+    index = next((i for i, s in enumerate(origin.statements) if s.last >= line), None)
+    if index is None:
+        return None
+    pairs = _planner.align(origin.statements, live.statements)
+    for position, counterpart in enumerate(pairs):
+        if counterpart is not None and counterpart >= index:
+            return live.statements[position].first
+    return live.statements[-1].last + 1 if live.statements else None
+
+
+def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
+    namespace = vars(unit.module)
+    package = namespace.get("__package__") or ""
+    rebound = {u.name: frozenset(u.plan.rebound) for u in planned if u.plan.rebound}
+    dirty = {u.name: frozenset(u.plan.dirty) for u in planned if u.plan.dirty}
+
+    def resolve(level: int, module: str) -> str:
+        if not level:
+            return module
+        base = package.rsplit(".", level - 1)[0] if level > 1 else package
+        return f"{base}.{module}" if module else base
+
+    def target(local: str, chain: tuple[str, ...]) -> tuple[str, str] | None:
+        value = namespace.get(local)
+        if not isinstance(value, types.ModuleType) or not chain:
+            return None
+        for position, attribute in enumerate(chain):
+            inner = getattr(value, attribute, None)
+            if isinstance(inner, types.ModuleType) and position < len(chain) - 1:
+                value = inner
+                continue
+            return (_modules.canonical(value), attribute)
+        return None
+
+    return _planner.Upstream(rebound, dirty, resolve, target)
+
+
+def _plan_all(units: list[_Unit], policy: str, force: bool) -> None:
+    """Check and plan the change set, then follow it into importers (DESIGN §5.2)."""
+    texts = _Texts(units)
+    for unit in units:
+        if unit.old is None:
+            unit.old = synthesize(unit.module, unit.new, unit.path)
+            old_symbols = live_symbols(unit.module)
+        else:
+            old_symbols = unit.old.symbols
+        if unit.new is not unit.old:
+            try:
+                unit.warnings = check_compatibility(
+                    unit.name, unit.path, old_symbols, unit.new.symbols, policy, texts.all
+                )
+            except HotswapError as error:
+                raise _Failure(error) from error
+    planned: list[_Unit] = []
+    queue = list(units)
+    seen = {u.name for u in units}
+    while queue:
+        unit = queue.pop(0)
+        unit.plan = _planner.plan(
+            unit.old, unit.new, _facts(unit), _upstream(unit, planned), force=unit.force
+        )
+        planned.append(unit)
+        if not (unit.plan.rebound or unit.plan.dirty):
+            continue
+        for name in _modules.importer_candidates(unit.name, texts.of):
+            if name in seen:
+                continue
+            importer = _importer(name, unit.origin)
+            if importer is None:
+                continue
+            seen.add(name)
+            units.append(importer)
+            queue.append(importer)
+    for unit in units:
+        if unit.plan.run:
+            try:
+                unit.code = compile_plan(unit.new, unit.plan, unit.path)
+            except SyntaxError as error:
+                raise _Failure(_syntax_error(unit.name, unit.path, error)) from error
+
+
+class _Texts:
+    """The sources of the user's modules, for the importer search and the removal check: the
+    change set's new sources, the live ones hotswap knows, else the files (cached by stat)."""
+
+    def __init__(self, units: list[_Unit]) -> None:
+        self.units = {u.name: u for u in units}
+
+    def of(self, name: str, module: types.ModuleType, file: str) -> str | None:
+        unit = self.units.get(name)
+        if unit is not None:
+            return unit.new.source
+        return _known_text(name, file)
+
+    def all(self) -> Iterator[str]:
+        for name, module, file in _modules._project.modules():
+            text = self.of(name, module, file)
+            if text:
+                yield text
+
+
+_file_texts: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def _known_text(name: str, file: str) -> str | None:
+    record = _records.get(name)
+    if record is not None and record.live is not None:
+        return record.live.source
+    try:
+        stat = _stat_key(file)
+        cached = _file_texts.get(file)
+        if cached is not None and cached[0] == stat:
+            return cached[1]
+        text, _ = _modules.read_source(name, file)
+    except (OSError, HotswapError):
+        return None
+    _file_texts[file] = (stat, text)
+    return text
+
+
+def _stat_key(file: str) -> tuple[int, int]:
+    import os
+
+    stat = os.stat(file)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def _importer(name: str, origin: str) -> _Unit | None:
+    """A module that may depend on a change, with the source its live code runs."""
+    module = sys.modules.get(name)
+    if not isinstance(module, types.ModuleType):
+        return None
+    try:
+        path = _modules.source_file(module)
+    except HotswapError:
+        return None
+    record = _record_for(module)
+    source = record.live
+    if source is None:
+        text = _known_text(name, path)
+        if text is None:
+            return None
+        try:
+            source = _statements.parse_module(text)
+        except SyntaxError:
+            return None
+        # What the file holds is the best knowledge of what this module runs; take it as
+        # its live source from now on.
+        record.current.source = source
+        record.origin = record.origin or source
+    unit = _Unit(module, record, path, source, source, False)
+    unit.origin = origin
+    return unit
+
+
+def _run(units: list[_Unit]) -> None:
+    """Execute the plans of a change set as one transaction; roll everything back on failure."""
+    settings = _config.current()
+    touched = [u for u in units if u.plan]
+    where = location(touched[0].name, touched[0].path) if touched else "hotswap"
+    undo: list[Callable[[], object]] = []
+    stages: list[_proxy.Stage] = []
+    committed = False
+    with gate.exclusive(settings.pin_timeout, where):
+        for unit in touched:
+            unit.snapshot = capture(vars(unit.module), unit.name)
+            unit.record.current.state = unit.snapshot
+        current: _Unit | None = None
+        try:
+            adapters = active_adapters()
+            if adapters:
+                plans = [_module_plan(u) for u in touched]
+                for adapter in adapters:
+                    step = adapter.prepare(plans)
+                    if step is not None:
+                        undo.append(step)
+            for unit in touched:
+                current = unit
+                assert unit.snapshot is not None
+                stage = _proxy.Stage(unit.name)
+                stages.append(stage)
+                updater = Updater(
+                    unit.snapshot.namespace,
+                    vars(unit.module),
+                    unit.name,
+                    _changeset(unit),
+                    _keep(vars(unit.module)),
+                )
+                with stage.active():
+                    unit.executed = run_plan(
+                        unit.module, unit.code, unit.snapshot.namespace, updater, unit.plan
+                    )
+                    _follow_surprises(unit, updater)
+            current = None
+            if adapters:
+                updates = [_module_update(u) for u in touched]
+                for adapter in adapters:
+                    step = adapter.sync(updates)
+                    if step is not None:
+                        undo.append(step)
+            for unit in touched:
+                current = unit
+                assert unit.snapshot is not None
+                _call_hook(
+                    unit, "__hotswap_migrate__", MigrationError, dict(unit.snapshot.namespace)
+                )
+            current = None
+            for stage in stages:
+                stage.commit()
+            committed = True
+            for unit in touched:
+                current = unit
+                _call_hook(unit, "__hotswap_verify__", VerificationError)
+        except BaseException as error:
+            if not committed:
+                for stage in stages:
+                    stage.discard()
+            for unit in touched:
+                if unit.snapshot is not None:
+                    unit.snapshot.restore(vars(unit.module))
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:
+                    logger.exception("hotswap: undoing a framework adapter's step failed")
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            culprit = current or _culprit(touched, error)
+            if not isinstance(error, ExecutionError):
+                error = error_in(
+                    ExecutionError,
+                    culprit.name,
+                    culprit.path,
+                    error,
+                    "while executing the new code",
+                )
+            raise _Failure(error, rolled_back=True) from error
+    _commit(touched)
+
+
+def _follow_surprises(unit: _Unit, updater: Updater) -> None:
+    """A class the plan expected to merge was replaced (its ``__slots__`` changed, say): run
+    the statements that use it too, as the plan would have, had it known."""
+    assert unit.snapshot is not None
+    assert unit.executed is not None
+    old = unit.snapshot.namespace
+    namespace = vars(unit.module)
+    for _ in range(3):
+        surprise = {
+            n
+            for n in unit.plan.replaced | {r.split(" ", 1)[0] for r in unit.executed.replaced}
+            if n in old and namespace.get(n) is not old[n]
+        } - unit.plan.rebound
+        if not surprise:
+            return
+        facts = dataclasses.replace(_facts(unit), rebound=frozenset(unit.plan.rebound | surprise))
+        more = _planner.plan(unit.old, unit.new, facts, force=unit.force)
+        ran = {i for i, _ in unit.plan.run}
+        extra = _planner.Plan(run=[(i, m) for i, m in more.run if i not in ran])
+        unit.plan.rebound |= surprise
+        unit.plan.replaced |= surprise
+        if not extra.run:
+            return
+        code = compile_plan(unit.new, extra, unit.path)
+        done = run_plan(unit.module, code, old, updater, extra)
+        unit.plan.run = sorted([*unit.plan.run, *extra.run])
+        unit.executed.updated.update(done.updated)
+        unit.executed.after_commit += done.after_commit
+        unit.executed.replaced += done.replaced
+
+
+def _culprit(units: list[_Unit], error: BaseException) -> _Unit:
+    """The unit whose file the traceback of ``error`` names last."""
+    tb = error.__traceback__
+    found = units[0]
+    paths = {u.path: u for u in units}
+    while tb is not None:
+        unit = paths.get(tb.tb_frame.f_code.co_filename)
+        if unit is not None:
+            found = unit
+        tb = tb.tb_next
+    return found
+
+
+def _changeset(unit: _Unit) -> Any:
+    from hotswap._diff import ChangeSet
+
+    names: set[str] = set()
+    lines: dict[str, int] = {}
+    for index, _ in unit.plan.run:
+        stmt = unit.new.statements[index]
+        for name in stmt.info.binds:
+            names.add(name)
+            lines[name] = stmt.first
+    return ChangeSet(changed=tuple(sorted(names)), lines=lines)
+
+
+def _call_hook(unit: _Unit, hook: str, kind: type[ExecutionError], *args: object) -> None:
+    """Call a module hook the new source defines; what it raises becomes ``kind``."""
+    namespace = vars(unit.module)
+    if not any(hook in s.info.binds for s in unit.new.statements):
+        return
+    function = namespace.get(hook)
+    if function is None or (unit.root is False and hook == "__hotswap_migrate__"):
+        return
+    try:
+        function(*args)
+    except KeyboardInterrupt:
+        raise  # the user asked to stop: rolled back, then re-raised
+    except BaseException as error:
+        raise error_in(kind, unit.name, unit.path, error, f"in {hook}") from error
+
+
+def _module_plan(unit: _Unit) -> ModulePlan:
+    namespace = vars(unit.module)
+    runs = []
+    rebinding: dict[str, object] = {}
+    inplace: dict[str, object] = {}
+    for index, mode in unit.plan.run:
+        stmt = unit.new.statements[index]
+        runs.append(StatementRun(stmt.lines, stmt.info.binds, mode == _planner.INPLACE))
+        target = inplace if mode == _planner.INPLACE else rebinding
+        for name in stmt.info.binds:
+            if name in namespace:
+                target[name] = namespace[name]
+    removing = {n: namespace[n] for n in unit.plan.removed if n in namespace}
+    return ModulePlan(unit.module, tuple(runs), rebinding, inplace, removing)
+
+
+def _module_update(unit: _Unit) -> ModuleUpdate:
+    namespace = vars(unit.module)
+    assert unit.snapshot is not None
+    assert unit.executed is not None
+    old = unit.snapshot.namespace
+    runs = tuple(
+        StatementRun(
+            unit.new.statements[i].lines,
+            unit.new.statements[i].info.binds,
+            mode == _planner.INPLACE,
+        )
+        for i, mode in unit.plan.run
+    )
+    rebound = {k: (old[k], v) for k, v in namespace.items() if k in old and old[k] is not v}
+    removed = {k: v for k, v in old.items() if k not in namespace}
+    added = {k: v for k, v in namespace.items() if k not in old}
+    replaced = {
+        k: pair
+        for k, pair in rebound.items()
+        if isinstance(pair[0], type) and k in unit.plan.replaced
+    }
+    return ModuleUpdate(
+        unit.module, runs, dict(unit.executed.updated), replaced, rebound, removed, added
+    )
+
+
+def _commit(touched: list[_Unit]) -> None:
+    """After the switch: new versions, cleanups, line numbers, disposal of old objects."""
+    for unit in touched:
+        assert unit.snapshot is not None
+        assert unit.executed is not None
+        record = unit.record
+        number = record.last_number + 1
+        record.add(Version(number, unit.digest or record.current.source_hash, unit.new, None))
+        for callback in unit.executed.after_commit:
+            try:
+                callback()
+            except Exception:
+                logger.exception("hotswap: %s: cleanup after commit failed", unit.name)
+        _dispose(unit)
+    for unit in touched:
+        if unit.old is not None and unit.old is not unit.new:
+            _relocate(unit)
+
+
+def _relocate(unit: _Unit) -> None:
+    assert unit.old is not None
+    namespace = vars(unit.module)
+    pairs = _planner.align(unit.old.statements, unit.new.statements)
+    ran = {i for i, _ in unit.plan.run}
+    for index, counterpart in enumerate(pairs):
+        if counterpart is None or index in ran:
+            continue
+        stmt = unit.new.statements[index]
+        delta = stmt.first - unit.old.statements[counterpart].first
+        if delta and stmt.info.name is not None and unit.old.source != "":
+            try:
+                relocate(namespace, stmt.info.name, delta)
+            except Exception:  # a definition the program reshaped: its lines stay
+                logger.debug("hotswap: %s: could not move %s", unit.name, stmt.info.name)
+
+
+def _dispose(unit: _Unit) -> None:
+    namespace = vars(unit.module)
+    hook = namespace.get("__hotswap_dispose__")
+    if not callable(hook):
+        return
+    assert unit.snapshot is not None
+    old = unit.snapshot.namespace
+    gone = {k: v for k, v in old.items() if namespace.get(k, _GONE) is not v}
+    if not gone:
+        return
+    try:
+        hook(gone)
+    except Exception:
+        logger.exception("hotswap: %s: __hotswap_dispose__ raised", unit.name)
+
+
+_GONE = object()
+
+
+def _results(
+    entries: Sequence[tuple[types.ModuleType | str, bytes | None]],
+    roots: list[_Unit],
+    units: list[_Unit],
+    start: float,
+) -> list[ReloadResult]:
+    duration = time.perf_counter() - start
+    by_module = {id(u.module): u for u in roots}
+    results: list[ReloadResult] = []
+    finished: dict[int, ReloadResult] = {}
+    for target, _ in entries:
+        module = _modules.resolve(target)
+        if id(module) in finished:
+            results.append(finished[id(module)])
+            continue
+        unit = by_module[id(module)]
+        record = unit.record
+        applied = unit.executed is not None
+        if not applied and unit.digest is not None and unit.digest != record.current.source_hash:
+            # Only comments or layout changed (or what changed cannot run yet): the live code
+            # is this source's, with no new version.
+            record.current.source_hash = unit.digest
+            record.current.source = unit.new
+        kind = "reset" if unit.force and applied else "reload" if applied else "unchanged"
+        result = ReloadResult(
+            module=unit.name,
+            ok=True,
+            version=record.current.number,
+            changes=changes_of(unit) if applied else Changes(),
+            duration=duration,
+            warnings=unit.warnings,
+            kind=kind,
+            dependents=dependents_of(unit.name, [u for u in units if not u.root]),
+            skipped=skipped_of(unit),
+        )
+        finished[id(module)] = _finish(result, record)
+        results.append(finished[id(module)])
+    for unit in units:
+        if not unit.root and unit.executed is not None:
+            unit.record.last_result = ReloadResult(
+                module=unit.name,
+                ok=True,
+                version=unit.record.current.number,
+                changes=changes_of(unit),
+                duration=duration,
+                kind="reload",
+            )
+    return results
+
+
+def _failed(
+    entries: Sequence[tuple[types.ModuleType | str, bytes | None]],
+    units: list[_Unit],
+    failure: _Failure,
+    start: float,
+) -> list[ReloadResult]:
+    duration = time.perf_counter() - start
+    results = []
+    for target, _ in entries:
+        name = _modules.module_name(target)
+        unit = next((u for u in units if u.root and name in (u.name, u.module.__name__)), None)
+        record = unit.record if unit is not None else _records.get(name)
+        version = record.current.number if record is not None else (1 if name in sys.modules else 0)
+        result = ReloadResult(
+            module=unit.name if unit is not None else name,
+            ok=False,
+            version=version,
+            error=failure.error,
+            rolled_back=failure.rolled_back,
+            duration=duration,
+        )
+        results.append(_finish(result, record))
+    return results
 
 
 def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadResult:
@@ -491,12 +832,21 @@ def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadRes
     start = time.perf_counter()
     name = _modules.module_name(target)
     record: _Record | None = None
+
+    def done(**fields: Any) -> ReloadResult:
+        version = record.current.number if record is not None else 0
+        fields.setdefault("version", version)
+        fields.setdefault("duration", time.perf_counter() - start)
+        return _finish(ReloadResult(module=name, kind="rollback", **fields), record)
+
     try:
-        with _attempt(target):
-            module = _modules.resolve(target)
+        with _attempt(name):
+            module = _resolve_entry(target)
+            name = _modules.canonical(module)
             record = _records.get(name)
             if record is None or record.namespace is not vars(module):
                 message = f"{name}: no reload history to roll back to (it was never reloaded)"
+                record = None
                 raise _Failure(VersionNotFoundError(message, module=name))
             current = record.current.number
             kept = [v for v in record.history if v.number != current]
@@ -506,14 +856,14 @@ def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadRes
             else:
                 chosen = next((v for v in kept if v.number == to), None)
                 if to == current:
-                    return _finish(name, start, record, ok=True, kind="rollback")
+                    return done(ok=True)
             if chosen is None:
                 numbers = ", ".join(str(v.number) for v in record.history)
                 wanted = "an earlier version" if to is None else f"version {to}"
                 message = f"{name}: {wanted} is not kept (history: {numbers}; live: {current})"
                 raise _Failure(VersionNotFoundError(message, module=name))
             namespace = vars(module)
-            keep = _keep_names(namespace)
+            keep = _keep(namespace)
             kept_values = {k: namespace[k] for k in keep if k in namespace}
             path = getattr(module, "__file__", None)
             with gate.exclusive(_config.current().pin_timeout, location(name, path)):
@@ -525,17 +875,18 @@ def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadRes
                 namespace.update(kept_values)
                 record.current = chosen
             changes = Changes()
-            if before.symbols is not None and chosen.symbols is not None:
-                delta = _diff.diff(before.symbols, chosen.symbols)
+            if before.source is not None and chosen.source is not None:
+                from hotswap._diff import diff
+
+                delta = diff(before.source.symbols, chosen.source.symbols)
                 changes = Changes(delta.added, delta.changed, delta.removed)
-            return _finish(name, start, record, ok=True, changes=changes, kind="rollback")
+            return done(ok=True, changes=changes)
     except _Failure as failure:
-        return _finish(name, start, record, ok=False, failure=failure, kind="rollback")
-    except HotswapError as error:
-        return _finish(name, start, record, ok=False, failure=_Failure(error), kind="rollback")
+        return done(ok=False, error=failure.error, rolled_back=failure.rolled_back)
 
 
 def reset() -> None:
     """Forget all records (for tests)."""
     with _lock:
         _records.clear()
+        _file_texts.clear()

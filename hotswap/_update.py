@@ -260,9 +260,10 @@ class Updater:
         self._merged: list[type] = []
         self._attributes_changed = False
 
-    def run(self) -> Outcome:
+    def run(self, skip: frozenset[str] = frozenset()) -> Outcome:
+        """Reconcile every name (but ``skip``: names already reconciled as they were bound)."""
         for name, new in list(self.live.items()):
-            if name in MODULE_ATTRIBUTES:
+            if name in MODULE_ATTRIBUTES or name in skip:
                 continue
             old = self.old.get(name, _MISSING)
             if old is _MISSING or old is new:

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 import hotswap
+from hotswap._events import describe
 
 SHOP = textwrap.dedent(
     """
@@ -85,7 +86,7 @@ def test_strict_allows_private_and_compatible_changes(reloading):
     assert shop._internal(1) == 1
 
 
-def test_warn_applies_with_a_warning_and_a_log_line(reloading, caplog):
+def test_warn_applies_with_a_warning_at_the_users_line(reloading, caplog):
     shop = reloading.load("shop", SHOP)
     with (
         caplog.at_level(logging.WARNING, logger="hotswap"),
@@ -98,7 +99,11 @@ def test_warn_applies_with_a_warning_and_a_log_line(reloading, caplog):
     assert any("now a coroutine function" in m for m in messages)
     assert len(result.warnings) == 2
     assert shop.charge(1) == (1, "USD")
-    assert "may break callers" in caplog.text
+    # The warning points at the user's file and line, and the log does not repeat it.
+    path = str(reloading.path("shop"))
+    assert all(w.filename == path and w.lineno > 0 for w in record)
+    assert "parameter 'currency' removed" not in caplog.text
+    assert "applied with 2 compatibility warnings" in describe(result)
 
 
 def test_warn_escalated_to_an_error_rejects(reloading):

@@ -448,7 +448,9 @@ def test_update_unchanged_definitions_keep_their_objects(reloading):
     result = reloading.reload("m", new)
     assert result.ok, result.error
     assert result.changes.changed == ("moving",)
-    assert mod.stable.__code__ is stable_code
+    # Unchanged, but moved three lines down: the same code, at its new lines (tracebacks).
+    assert mod.stable.__code__.co_code == stable_code.co_code
+    assert mod.stable.__code__.co_firstlineno == stable_code.co_firstlineno + 3
     assert stable.attribute == "kept"
     assert mod.K.__dict__["m"] is k_m
 

@@ -1,0 +1,70 @@
+"""The checks a change set passes before anything runs: compatibility under the policy.
+
+A removal counts as breaking only while something may still use the name: a public function
+removed together with every mention of it under the user's modules (its callers changed in the
+same change set, or a route handler nobody calls) is accepted (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Callable, Iterable
+
+from hotswap import _diff
+from hotswap._events import location
+from hotswap._symbols import Symbols
+from hotswap.exceptions import HotswapWarning, IncompatibleChangeError
+
+__all__ = ("check_compatibility",)
+
+logger = logging.getLogger(__name__)
+
+
+def check_compatibility(
+    name: str,
+    path: str,
+    old: Symbols,
+    new: Symbols,
+    policy: str,
+    texts: Callable[[], Iterable[str]],
+) -> tuple[str, ...]:
+    """Check ``old`` -> ``new`` under ``policy``; the findings applied anyway (``warn``).
+
+    ``texts()`` yields the sources of the user's modules as they will be after the change set
+    (the changed ones new), to tell whether a removed name is still mentioned.
+
+    Raises:
+        IncompatibleChangeError: policy ``strict`` and a change would break callers, or
+            ``HotswapWarning`` is turned into an error by the program's warning filters.
+    """
+    if policy == "off":
+        return ()
+    findings = [f for f in _diff.check(old, new) if f.public or f.reloadable]
+    removals = [f for f in findings if f.new == "(removed)" and not f.reloadable]
+    if removals:
+        sources = list(texts())
+        for finding in removals:
+            word = re.compile(rf"\b{re.escape(finding.symbol.rpartition('.')[2])}\b")
+            if not any(word.search(text) for text in sources):
+                findings.remove(finding)  # nothing under the watched code uses it any more
+    if not findings:
+        return ()
+    lines = [f.format(location(name, path, f.lineno)) for f in findings]
+    if policy == "strict":
+        count = f"{len(findings)} incompatible change{'s' * (len(findings) > 1)}"
+        message = f"{location(name, path, findings[0].lineno)}: {count} rejected:\n  "
+        message += "\n  ".join(lines)
+        raise IncompatibleChangeError(message, module=name, filename=path, findings=findings)
+    for finding, line in zip(findings, lines, strict=True):
+        try:
+            # Pointed at the user's file and line, not at hotswap's code.
+            warnings.warn_explicit(line, HotswapWarning, path, finding.lineno, module=name)
+        except HotswapWarning as escalated:
+            # The program turned HotswapWarning into an error: it asked for a rejection.
+            message = f"{escalated} (HotswapWarning is an error here)"
+            raise IncompatibleChangeError(
+                message, module=name, filename=path, findings=findings
+            ) from escalated
+    return tuple(lines)
