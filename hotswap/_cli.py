@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hotswap
+from hotswap import _sources
 from hotswap._config import POLICIES
 from hotswap._events import describe
 
@@ -105,6 +106,8 @@ def _run(options: argparse.Namespace) -> int:
         if options.module is not None:
             runpy.run_module(options.module, run_name="__main__", alter_sys=True)
         else:
+            # The bytes the script runs from are the live source its first reload diffs with.
+            _sources.remember(sys.argv[0], Path(sys.argv[0]).read_bytes())
             runpy.run_path(sys.argv[0], run_name="__main__")
     except KeyboardInterrupt:
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -18,6 +19,7 @@ __all__ = (
     "canonical",
     "decode_source",
     "excluded_roots",
+    "import_root",
     "importer_candidates",
     "loaded_files",
     "module_name",
@@ -269,6 +271,17 @@ def _alias_of(module: ModuleType) -> str:
     return module.__name__
 
 
+def import_root(path: str) -> str:
+    """The ``sys.path`` entry ``path`` is imported from (the longest that holds it), with a
+    trailing separator; the file's folder when none does."""
+    best = ""
+    for entry in sys.path:
+        folder = os.path.abspath(entry or os.curdir).rstrip(os.sep) + os.sep
+        if path.startswith(folder) and len(folder) > len(best):
+            best = folder
+    return best or os.path.dirname(path).rstrip(os.sep) + os.sep
+
+
 class _Project:
     """The loaded modules outside the standard library and site-packages (the user's code),
     re-listed when the number of loaded modules changes."""
@@ -308,12 +321,12 @@ def importer_candidates(
     cannot take a name from ``pkg.config`` without naming ``config`` somewhere, so a text
     search keeps the (costlier) statement analysis to the modules that can be importers.
     """
-    word = target.rpartition(".")[2]
+    word = re.compile(rf"\b{re.escape(target.rpartition('.')[2])}\b")
     found = []
     for name, module, file in _project.modules():
         if name == target:
             continue
         text = text_of(name, module, file)
-        if text is not None and word in text:
+        if text is not None and word.search(text):
             found.append(name)
     return found

@@ -103,7 +103,8 @@ class Plan:
     replaced: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.run or self.removed or self.attribute_deletes or self.skipped)
+        """Whether there is anything to do (skipped statements are only reported)."""
+        return bool(self.run or self.removed or self.attribute_deletes)
 
 
 def align(old: list[Statement], new: list[Statement]) -> list[int | None]:
@@ -214,7 +215,8 @@ def plan(
     def blocked(index: int) -> str | None:
         stmt = statements[index]
         if first_blocked is not None and index >= first_blocked:
-            return f"running since line {live.running}: restart to apply"
+            line = statements[min(first_blocked, len(statements) - 1)].first
+            return f"running since line {line}: restart to apply"
         if live.is_main and stmt.info.kind == MAIN:
             return "the program's entry point (if __name__ == '__main__'): restart to apply"
         return None
@@ -229,7 +231,9 @@ def plan(
             return
         reason = blocked(index)
         if reason is not None:
-            if direct or index not in {i for i, _ in result.skipped}:
+            # A changed statement that cannot run is reported; a dependent one (the main loop
+            # reads a changed constant) needs nothing: it reads the new value as it goes.
+            if direct:
                 result.skipped.append((index, reason))
             return
         stmt = statements[index]

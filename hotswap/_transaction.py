@@ -214,6 +214,8 @@ class _Unit:
     snapshot: ModuleState | None = None
     executed: Executed | None = None
     force: bool = False
+    fresh: bool = False  # an importer whose record is registered only if it runs
+    names: set[str] = field(default_factory=set)  # the names the caller gave for it
 
     @property
     def name(self) -> str:
@@ -259,7 +261,7 @@ def reload_many(
                 message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
                 raise ValueError(message)
             units = _read(entries, force)
-            roots = [u for u in units if u.root]
+            roots = list(units)
             _plan_all(units, chosen, force)
             if any(u.plan for u in units):
                 _run(units)
@@ -285,6 +287,7 @@ def _read(
     for target, given in entries:
         module = _resolve_entry(target)
         if id(module) in units:
+            units[id(module)].names.add(_modules.module_name(target))
             continue
         name = _modules.canonical(module)
         try:
@@ -306,6 +309,7 @@ def _read(
                 raise _Failure(_syntax_error(name, path, error)) from error
         unit = _Unit(module, record, path, new, record.live, True, data, digest, force=force)
         unit.origin = name
+        unit.names = {name, module.__name__, target if isinstance(target, str) else name}
         units[id(module)] = unit
     return list(units.values())
 
@@ -404,12 +408,12 @@ def _plan_all(units: list[_Unit], policy: str, force: bool) -> None:
             unit.old, unit.new, _facts(unit), _upstream(unit, planned), force=unit.force
         )
         planned.append(unit)
-        if not (unit.plan.rebound or unit.plan.dirty):
-            continue
+        if not (unit.plan.rebound or unit.plan.dirty) or unit.name == "__main__":
+            continue  # (nothing imports from the running script by that name)
         for name in _modules.importer_candidates(unit.name, texts.of):
             if name in seen:
                 continue
-            importer = _importer(name, unit.origin)
+            importer = _importer(name, unit.origin, unit.name)
             if importer is None:
                 continue
             seen.add(name)
@@ -437,7 +441,12 @@ class _Texts:
         return _known_text(name, file)
 
     def all(self) -> Iterator[str]:
+        """The sources of the modules beside the change set's: those below the same
+        ``sys.path`` entry (the project a removed name's callers would be in)."""
+        roots = tuple({_modules.import_root(u.path) for u in self.units.values()})
         for name, module, file in _modules._project.modules():
+            if not file.startswith(roots):
+                continue
             text = self.of(name, module, file)
             if text:
                 yield text
@@ -469,7 +478,50 @@ def _stat_key(file: str) -> tuple[int, int]:
     return (stat.st_mtime_ns, stat.st_size)
 
 
-def _importer(name: str, origin: str) -> _Unit | None:
+def _known_source(name: str, file: str) -> _statements.ModuleSource | None:
+    """The parsed source a module not reloaded yet runs (its imported bytes, else the file),
+    cached by the file's stat: importer searches ask for it on every reload."""
+    try:
+        stat = _stat_key(file)
+    except OSError:
+        return None
+    cached = _parsed.get(file)
+    if cached is not None and cached[0] == stat:
+        return cached[1]
+    data = _sources.peek(file)
+    text = None if data is None else data.decode("utf-8", "replace")
+    text = text or _known_text(name, file)
+    if text is None:
+        return None
+    try:
+        source = _statements.parse_module(text)
+    except SyntaxError:
+        return None
+    _parsed[file] = (stat, source)
+    return source
+
+
+_parsed: dict[str, tuple[tuple[int, int], _statements.ModuleSource]] = {}
+
+
+def _imports_from(module: types.ModuleType, source: _statements.ModuleSource, target: str) -> bool:
+    """Whether ``module`` takes names from the module ``target``: a ``from`` import of it (or
+    of it from its package), or a module-level name bound to it."""
+    namespace = vars(module)
+    package = namespace.get("__package__") or ""
+    for stmt in source.statements:
+        for level, relative, attribute, _ in stmt.info.from_imports:
+            name = relative
+            if level:
+                base = package.rsplit(".", level - 1)[0] if level > 1 else package
+                name = f"{base}.{relative}" if relative else base
+            if target in (name, f"{name}.{attribute}"):
+                return True
+    found = sys.modules.get(target)
+    return found is not None and any(value is found for value in list(namespace.values()))
+
+
+def _importer(name: str, origin: str, target: str) -> _Unit | None:
     """A module that may depend on a change, with the source its live code runs."""
     module = sys.modules.get(name)
     if not isinstance(module, types.ModuleType):
@@ -478,21 +530,22 @@ def _importer(name: str, origin: str) -> _Unit | None:
         path = _modules.source_file(module)
     except HotswapError:
         return None
-    record = _record_for(module)
-    source = record.live
+    record = _records.get(_modules.canonical(module))
+    fresh = record is None or record.namespace is not vars(module)
+    source = None if fresh or record is None else record.live
     if source is None:
-        text = _known_text(name, path)
-        if text is None:
+        source = _known_source(name, path)
+        if source is None:
             return None
-        try:
-            source = _statements.parse_module(text)
-        except SyntaxError:
-            return None
-        # What the file holds is the best knowledge of what this module runs; take it as
-        # its live source from now on.
-        record.current.source = source
-        record.origin = record.origin or source
+    if not _imports_from(module, source, target):
+        return None
+    if record is None or fresh:
+        # Registered only if statements of it run (status lists reloaded modules only). What
+        # the file holds is the best knowledge of what this module runs.
+        record = _Record(module, _config.current().history, None)
+        record.current.source = record.origin = source
     unit = _Unit(module, record, path, source, source, False)
+    unit.fresh = fresh
     unit.origin = origin
     return unit
 
@@ -703,6 +756,9 @@ def _commit(touched: list[_Unit]) -> None:
         assert unit.snapshot is not None
         assert unit.executed is not None
         record = unit.record
+        if unit.fresh:
+            _records[unit.name] = record
+            _sources.take(unit.path)
         number = record.last_number + 1
         record.add(Version(number, unit.digest or record.current.source_hash, unit.new, None))
         for callback in unit.executed.after_commit:
@@ -759,15 +815,13 @@ def _results(
     start: float,
 ) -> list[ReloadResult]:
     duration = time.perf_counter() - start
-    by_module = {id(u.module): u for u in roots}
     results: list[ReloadResult] = []
     finished: dict[int, ReloadResult] = {}
-    for target, _ in entries:
-        module = _modules.resolve(target)
+    for unit in (_root_of(target, roots) for target, _ in entries):
+        module = unit.module
         if id(module) in finished:
             results.append(finished[id(module)])
             continue
-        unit = by_module[id(module)]
         record = unit.record
         applied = unit.executed is not None
         if not applied and unit.digest is not None and unit.digest != record.current.source_hash:
@@ -802,6 +856,15 @@ def _results(
     return results
 
 
+def _root_of(target: types.ModuleType | str, roots: list[_Unit]) -> _Unit:
+    """The unit of an entry, as resolved when the change set was read (``sys.modules`` may
+    have changed since: a script run by runpy leaves ``__main__`` when it ends)."""
+    for unit in roots:
+        if target is unit.module or target in unit.names:
+            return unit
+    raise LookupError(target)
+
+
 def _failed(
     entries: Sequence[tuple[types.ModuleType | str, bytes | None]],
     units: list[_Unit],
@@ -812,7 +875,10 @@ def _failed(
     results = []
     for target, _ in entries:
         name = _modules.module_name(target)
-        unit = next((u for u in units if u.root and name in (u.name, u.module.__name__)), None)
+        unit = next((u for u in units if u.root and (target is u.module or name in u.names)), None)
+        module = sys.modules.get(name)
+        if unit is None and isinstance(module, types.ModuleType):
+            name = _modules.canonical(module)  # __mp_main__ reports as __main__
         record = unit.record if unit is not None else _records.get(name)
         version = record.current.number if record is not None else (1 if name in sys.modules else 0)
         result = ReloadResult(
@@ -890,3 +956,4 @@ def reset() -> None:
     with _lock:
         _records.clear()
         _file_texts.clear()
+        _parsed.clear()

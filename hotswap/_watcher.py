@@ -272,6 +272,9 @@ class Reloader:
             self._requeue(path)  # changing under us: never execute a file mid-write
             return
         self._hashes[path] = digest
+        objects = {id(sys.modules.get(n)): n for n in reversed(names)}
+        # __mp_main__ is __main__ under a second name: one module, reloaded once.
+        names = [n for n in names if objects.get(id(sys.modules.get(n))) == n]
         for name in names:
             # The program's __main__ is updated definitions-only: its top-level statements
             # (the main loop, say) must not run again.
