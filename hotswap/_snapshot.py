@@ -11,14 +11,25 @@ name), so its cost grows with the module, not with the program.
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hotswap._switch import (
+    EMPTY,
+    cell_value,
+    restore_items,
+    same_items,
+    set_cell,
+    switch_function,
+)
+
 __all__ = (
     "EMPTY",
     "UNSETTABLE",
+    "WRAPPER_TYPES",
     "ModuleState",
     "capture",
     "cell_value",
@@ -26,7 +37,8 @@ __all__ = (
     "set_cell",
 )
 
-EMPTY = object()  # the value of an empty closure cell
+# Decorator wrapper objects whose instance dict an update brings up to date (see _update).
+WRAPPER_TYPES = (type(functools.lru_cache(maxsize=None)(lambda: None)),)
 # Class-dict keys that cannot be set (or restored) with setattr.
 UNSETTABLE = frozenset({"__dict__", "__weakref__"})
 
@@ -47,7 +59,9 @@ class _FunctionState:
     function: types.FunctionType
     code: types.CodeType
     defaults: tuple[Any, ...] | None
+    # The dict itself (restored by identity) and what it held, in case it was mutated.
     kwdefaults: dict[str, Any] | None
+    kwdefaults_items: tuple[tuple[str, Any], ...]
     doc: str | None
     annotations: dict[str, Any]
     attributes: dict[str, Any]
@@ -55,17 +69,15 @@ class _FunctionState:
 
     def restore(self) -> None:
         f = self.function
-        if f.__code__ is not self.code:
-            f.__code__ = self.code
-        f.__defaults__ = self.defaults
-        f.__kwdefaults__ = None if self.kwdefaults is None else dict(self.kwdefaults)
-        f.__doc__ = self.doc
-        f.__annotations__ = dict(self.annotations)
-        if f.__dict__ != self.attributes:
-            f.__dict__.clear()
-            f.__dict__.update(self.attributes)
-        for cell, value in self.cells:
-            set_cell(cell, value)
+        if self.kwdefaults is not None:
+            restore_items(self.kwdefaults, dict(self.kwdefaults_items))
+        values = tuple(value for _, value in self.cells)
+        switch_function(f, self.code, self.defaults, self.kwdefaults, values)
+        if f.__doc__ is not self.doc:
+            f.__doc__ = self.doc
+        if f.__annotations__ is not self.annotations:
+            f.__annotations__ = self.annotations
+        restore_items(f.__dict__, self.attributes)
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ class _ClassState:
 
     def restore(self) -> None:
         cls = self.cls
-        if cls.__bases__ != self.bases:
+        if not same_items(cls.__bases__, self.bases):
             cls.__bases__ = self.bases
         current = vars(cls)
         for key in [k for k in current if k not in self.namespace and k not in UNSETTABLE]:
@@ -96,21 +108,19 @@ class _ObjectState:
         self.set_(self.obj, self.value)
 
 
-def cell_value(cell: types.CellType) -> object:
-    """What a closure cell holds, or :data:`EMPTY`."""
-    try:
-        return cell.cell_contents
-    except ValueError:
-        return EMPTY
+@dataclass(frozen=True)
+class _AttributesState:
+    """The instance dict of a decorator's wrapper object (an lru_cache wrapper) that an update
+    may bring up to date with the new source."""
+
+    obj: object
+    attributes: dict[str, Any]
+
+    def restore(self) -> None:
+        restore_items(vars(self.obj), self.attributes)
 
 
-def set_cell(cell: types.CellType, value: object) -> None:
-    """Make ``cell`` hold ``value`` (:data:`EMPTY` empties it); untouched when it already does."""
-    if value is EMPTY:
-        if cell_value(cell) is not EMPTY:
-            del cell.cell_contents
-    elif cell_value(cell) is not value:
-        cell.cell_contents = value
+_Part = _FunctionState | _ClassState | _ObjectState | _AttributesState
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,7 @@ class ModuleState:
     """Everything a reload of one module may change, as it was when captured."""
 
     namespace: dict[str, Any]
-    parts: tuple[_FunctionState | _ClassState | _ObjectState, ...]
+    parts: tuple[_Part, ...]
 
     def restore(self, target: dict[str, Any]) -> None:
         """Put the module dict ``target`` and every recorded object back as captured.
@@ -128,11 +138,7 @@ class ModuleState:
         """
         for part in self.parts:
             part.restore()
-        for key in [k for k in target if k not in self.namespace]:
-            del target[key]
-        for key, value in self.namespace.items():
-            if target.get(key, EMPTY) is not value:
-                target[key] = value
+        restore_items(target, self.namespace)
 
 
 def capture(namespace: dict[str, Any], module_name: str) -> ModuleState:
@@ -148,7 +154,7 @@ class _Walker:
         self.globals = namespace
         self.module_name = module_name
         self.seen: set[int] = set()
-        self.parts: list[_FunctionState | _ClassState | _ObjectState] = []
+        self.parts: list[_Part] = []
 
     def visit(self, value: object) -> None:
         if id(value) in self.seen:
@@ -158,7 +164,7 @@ class _Walker:
             self.seen.add(id(value))
             self.function(value)  # type: ignore[arg-type]
         elif isinstance(value, type):
-            if getattr(value, "__module__", None) == self.module_name:
+            if _defined_in(value, self.module_name):
                 self.seen.add(id(value))
                 self.klass(value)
         elif kind is staticmethod or kind is classmethod:
@@ -170,7 +176,9 @@ class _Walker:
             self.other(value)
 
     def other(self, value: object) -> None:
-        accessors = next((a for k, a in _stateful.items() if isinstance(value, k)), None)
+        # type(), not isinstance(): a value of any class may sit in a module, and isinstance
+        # asks the value for its __class__, which a proxy or a broken object answers as it likes.
+        accessors = next((a for k, a in _stateful.items() if issubclass(type(value), k)), None)
         if accessors is not None:
             self.seen.add(id(value))
             get, set_ = accessors
@@ -181,10 +189,14 @@ class _Walker:
         except Exception:
             return
         self.seen.add(id(value))
+        if type(value) in WRAPPER_TYPES:
+            self.parts.append(_AttributesState(value, dict(vars(value))))
         self.visit(wrapped)
 
     def function(self, f: types.FunctionType) -> None:
-        if f.__globals__ is not self.globals:
+        # A function of another module is recorded only when it is a decorator's wrapper
+        # around this module's function: an update may bring its metadata up to date.
+        if f.__globals__ is not self.globals and "__wrapped__" not in f.__dict__:
             return
         cells = tuple((cell, cell_value(cell)) for cell in f.__closure__ or ())
         self.parts.append(
@@ -192,9 +204,10 @@ class _Walker:
                 f,
                 f.__code__,
                 f.__defaults__,
-                None if f.__kwdefaults__ is None else dict(f.__kwdefaults__),
+                f.__kwdefaults__,
+                tuple((f.__kwdefaults__ or {}).items()),
                 f.__doc__,
-                dict(f.__annotations__),
+                f.__annotations__,
                 dict(f.__dict__),
                 cells,
             )
@@ -209,6 +222,14 @@ class _Walker:
         self.parts.append(_ClassState(cls, namespace, cls.__bases__))
         for value in namespace.values():
             self.visit(value)
+
+
+def _defined_in(cls: type, module_name: str) -> bool:
+    try:
+        module = vars(cls).get("__module__")
+    except Exception:  # a class whose metaclass hides its dict: not one of ours
+        return False
+    return type(module) is str and module == module_name
 
 
 def _wrapped(f: types.FunctionType) -> Iterator[object]:

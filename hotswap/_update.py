@@ -21,26 +21,30 @@ from __future__ import annotations
 import contextlib
 import enum
 import types
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from hotswap._baseline import MODULE_ATTRIBUTES, owned_function
 from hotswap._diff import ChangeSet
-from hotswap._snapshot import UNSETTABLE, cell_value, set_cell
+from hotswap._snapshot import UNSETTABLE, WRAPPER_TYPES
+from hotswap._switch import KINDS, cell_value, same_items, switch_function, trampoline
 from hotswap._symbols import code_key
 
-__all__ = ("Outcome", "Updater", "same_function", "trampoline", "update_function")
+__all__ = ("Outcome", "Updater", "forward", "same_function", "trampoline", "update_function")
 
 _MISSING: Any = object()
 # Set by the compiler on every class (3.13+): they follow the new source without being changes.
 _BOOKKEEPING = frozenset({"__firstlineno__", "__static_attributes__"})
 _SLOT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
-_TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
 _MAX_DEPTH = 8
-# Values whose equality means something; an instance of another class is made anew by every
-# execution, so only a change of its type is worth reporting.
-_DATA_TYPES = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
+# A wrapper's attributes that belong to it, not to the function it wraps.
+_OWN_WRAPPER_KEYS = frozenset({"__wrapped__", "cache_parameters"})
+# Values whose equality means something and is safe to ask (exact types: a subclass may
+# define __eq__); an instance of another class is made anew by every execution, so only a
+# change of its type is worth reporting.
+_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None), type(...), range})
 
 
 @dataclass
@@ -61,33 +65,42 @@ def _same_value(
 ) -> bool:
     """Whether two values are the same, as far as a reload is concerned.
 
-    ``lenient`` (for the change report) counts two instances of one class without value
-    semantics as the same: every execution makes new ones, so only their type tells.
+    Never calls a user ``__eq__`` (an array's is element-wise and raises in ``bool``): values of
+    the builtin data types are compared by value, containers item by item, anything else by
+    identity. ``lenient`` (for the change report) counts two instances of one class without
+    value semantics as the same: every execution makes new ones, so only their type tells.
     """
     if a is b:
         return True
-    if depth > _MAX_DEPTH or type(a) is not type(b):
+    kind = type(a)
+    if depth > _MAX_DEPTH or kind is not type(b):
         return False
-    if lenient and not isinstance(a, _DATA_TYPES) and not isinstance(a, type | types.FunctionType):
-        return True
-    if type(a) is types.FunctionType:
+    if kind in _SCALARS:
+        return (a == b) is True
+    if kind is types.FunctionType:
         return same_function(a, b, mapping, depth + 1)  # type: ignore[arg-type]
     if isinstance(a, type):
         return mapping.get(id(b)) is a
-    if isinstance(a, tuple | list):
+    if kind is tuple or kind is list:
         return len(a) == len(b) and all(  # type: ignore[arg-type]
             _same_value(x, y, mapping, depth + 1, lenient=lenient)
             for x, y in zip(a, b, strict=True)  # type: ignore[call-overload]
         )
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(  # type: ignore[attr-defined]
+    if kind is dict:
+        return _same_keys(a, b) and all(  # type: ignore[arg-type]
             _same_value(v, b[k], mapping, depth + 1, lenient=lenient)  # type: ignore[index]
-            for k, v in a.items()
+            for k, v in a.items()  # type: ignore[attr-defined]
         )
-    try:
-        return (a == b) is True
-    except Exception:  # an object whose comparison raises or is ambiguous (arrays)
+    if kind is set or kind is frozenset:
+        # Only sets of builtin scalars: comparing others would hash and compare user objects.
+        return all(type(x) in _SCALARS for x in a) and (a == b) is True  # type: ignore[attr-defined]
+    return lenient
+
+
+def _same_keys(a: dict[Any, Any], b: dict[Any, Any]) -> bool:
+    if len(a) != len(b) or not all(type(k) in _SCALARS for k in a):
         return False
+    return all(k in b for k in a)
 
 
 def _differs(old: object, new: object, mapping: dict[int, type]) -> bool:
@@ -103,7 +116,9 @@ def same_function(
 ) -> bool:
     """Whether two functions behave the same: code, defaults, docs, annotations, closures."""
     mapping = {} if mapping is None else mapping
-    if code_key(old.__code__) != code_key(new.__code__) or old.__doc__ != new.__doc__:
+    if code_key(old.__code__) != code_key(new.__code__):
+        return False
+    if not _same_value(old.__doc__, new.__doc__, mapping, depth + 1):
         return False
     pairs: list[tuple[object, object]] = [
         (old.__defaults__, new.__defaults__),
@@ -124,89 +139,50 @@ def same_function(
 
 # --- updating functions -------------------------------------------------------------------------
 
-_KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
-_trampolines: dict[tuple[tuple[str, ...], int, bool], types.CodeType] = {}
-
-# The body of a trampoline of a kind (the key) calling a target of the same kind...
-_SAME_KIND = {
-    0x80: "return await t(*args, **kwargs)",
-    0x20: "return (yield from t(*args, **kwargs))",
-    0x200: "async for item in t(*args, **kwargs):\n            yield item",
-    0: "return t(*args, **kwargs)",
-}
-# ...and of another kind (an incompatible change applied anyway): the function keeps its own
-# kind, so its callers get what they expect (an awaitable, an iterator) around the new result.
-_OTHER_KIND = {
-    0x80: "return t(*args, **kwargs)",
-    0x20: "return (yield from t(*args, **kwargs))",
-    0x200: (
-        "result = t(*args, **kwargs)\n"
-        "        if hasattr(result, '__aiter__'):\n"
-        "            async for item in result:\n"
-        "                yield item\n"
-        "        else:\n"
-        "            for item in result:\n"
-        "                yield item"
-    ),
-    0: "return t(*args, **kwargs)",
-}
-
-
-def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType) -> types.CodeType:
-    """Code of the kind ``flags`` names (plain, coroutine, generator, async generator) that
-    calls ``target`` and fits a closure of ``freevars``.
-
-    A function's closure is fixed for life, so new code with another layout cannot be given to
-    it directly; and since Python 3.13 giving a function code of another kind is deprecated, so
-    a function whose kind changed keeps its own kind and forwards.
-    """
-    kind = flags & _KINDS
-    same = (target.__code__.co_flags & _KINDS) == kind
-    template = _trampolines.get((freevars, kind, same))
-    if template is None:
-        body = (_SAME_KIND if same else _OTHER_KIND)[kind]
-        prefix = "async " if kind in (0x80, 0x200) else ""
-        cells = "".join(f"    {name} = None\n" for name in freevars)
-        # Naming the free variables in dead code makes them free variables of the trampoline
-        # (so the old closure fits) without ever reading them.
-        uses = f"        if False:\n            ({', '.join(freevars)},)\n" if freevars else ""
-        source = (
-            f"def outer():\n{cells}"
-            f"    {prefix}def trampoline(*args, **kwargs):\n{uses}"
-            f"        t = {_TRAMPOLINE_TARGET!r}\n"
-            f"        {body}\n"
-            f"    return trampoline\n"
-        )
-        namespace: dict[str, Any] = {}
-        exec(compile(source, "<hotswap trampoline>", "exec"), namespace)
-        template = namespace["outer"]().__code__
-        _trampolines[(freevars, kind, same)] = template
-    # The target travels as a constant: LOAD_CONST pushes any object.
-    consts = tuple(target if c == _TRAMPOLINE_TARGET else c for c in template.co_consts)
-    return template.replace(co_consts=consts, co_name=target.__name__)
-
 
 def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
-    """Give ``old`` the behaviour of ``new``, keeping ``old``'s identity."""
+    """Give ``old`` the behaviour of ``new``, keeping ``old``'s identity.
+
+    The switch is atomic for callers in other threads (see ``_switch``): no call runs the new
+    code with the old defaults or cells, or the reverse. When the closure layout or the kind
+    changed, ``old`` keeps a trampoline to ``new`` for good.
+    """
     old_code, new_code = old.__code__, new.__code__
-    same_kind = (old_code.co_flags & _KINDS) == (new_code.co_flags & _KINDS)
+    same_kind = (old_code.co_flags & KINDS) == (new_code.co_flags & KINDS)
     if old_code.co_freevars == new_code.co_freevars and same_kind:
-        old.__code__ = new_code
-        for name, old_cell, new_cell in zip(
-            old_code.co_freevars, old.__closure__ or (), new.__closure__ or (), strict=True
-        ):
+        code = new_code
+        cells: list[object] | None = [
             # __class__ is the cell super() reads; the old one names the kept class.
-            if name == "__class__":
-                continue
-            set_cell(old_cell, cell_value(new_cell))
+            cell_value(old_cell if name == "__class__" else new_cell)
+            for name, old_cell, new_cell in zip(
+                old_code.co_freevars, old.__closure__ or (), new.__closure__ or (), strict=True
+            )
+        ]
     else:
-        old.__code__ = trampoline(old_code.co_freevars, old_code.co_flags, new)
-    old.__defaults__ = new.__defaults__
-    old.__kwdefaults__ = new.__kwdefaults__
+        code = trampoline(old_code.co_freevars, old_code.co_flags, new)
+        cells = None
+    # Attributes first: they are not part of a call, and a reader sees them with either code.
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
     # Merged, not replaced: what the new source sets wins, attributes set at run time stay.
     old.__dict__.update(new.__dict__)
+    switch_function(old, code, new.__defaults__, new.__kwdefaults__, cells, through=new)
+
+
+def forward(old: types.FunctionType, new: types.FunctionType) -> None:
+    """Make ``old`` call ``new`` from now on, whatever ``new`` becomes later.
+
+    For a function that only a replaced wrapper still holds: ``new`` is the one later reloads
+    update in place, so the old wrapper reaches the newest code through one hop.
+    """
+    old.__doc__ = new.__doc__
+    old.__annotations__ = new.__annotations__
+    old.__dict__.update(new.__dict__)
+    code = trampoline(old.__code__.co_freevars, old.__code__.co_flags, new)
+    # The trampoline ignores defaults; they follow for introspection only, after the switch.
+    old.__code__ = code
+    old.__defaults__ = new.__defaults__
+    old.__kwdefaults__ = new.__kwdefaults__
 
 
 # --- the updater --------------------------------------------------------------------------------
@@ -217,9 +193,9 @@ def _why_not_patchable(old: type, new: type, bases: tuple[type, ...]) -> str | N
         return "its metaclass changed"
     if isinstance(old, enum.EnumMeta):
         return "it is an Enum"
-    if bases != old.__bases__:
+    if not same_items(bases, old.__bases__):
         return "its bases changed"
-    if vars(old).get("__slots__") != vars(new).get("__slots__"):
+    if not _same_value(vars(old).get("__slots__"), vars(new).get("__slots__"), {}):
         return "its __slots__ changed"
     return None
 
@@ -227,6 +203,106 @@ def _why_not_patchable(old: type, new: type, bases: tuple[type, ...]) -> str | N
 def _merge_attributes(old: types.FunctionType, new: types.FunctionType) -> None:
     if new.__dict__:
         old.__dict__.update(new.__dict__)
+
+
+# An inner function -> the wrappers replaced by a changed decorator whose old function now
+# forwards to it; their caches must be emptied whenever it changes. Weak both ways: the
+# program decides how long it holds an old wrapper.
+_forwarded: weakref.WeakKeyDictionary[types.FunctionType, list[weakref.ref[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _is_class(value: object) -> TypeGuard[type]:
+    # type(), not isinstance(): isinstance asks the value for __class__, which a proxy or a
+    # broken object may answer with anything, or an exception.
+    return issubclass(type(value), type)
+
+
+def _safe_attribute(value: object, name: str) -> object:
+    """``getattr(value, name)``, or :data:`_MISSING` whatever the lookup raises."""
+    try:
+        return getattr(value, name)
+    except Exception:
+        return _MISSING
+
+
+def _wrapped_of(value: object) -> object:
+    """What a decorator's wrapper wraps (``__wrapped__``), or :data:`_MISSING`."""
+    return _safe_attribute(value, "__wrapped__")
+
+
+def _same_wrapping(
+    old: object,
+    new: object,
+    inner_old: types.FunctionType,
+    inner_new: types.FunctionType,
+    mapping: dict[int, type],
+) -> bool:
+    """Whether two chains of wrappers around ``inner_old`` and ``inner_new`` were made by the
+    same decorators with the same settings, level by level."""
+    for _ in range(_MAX_DEPTH):
+        if old is inner_old and new is inner_new:
+            return True
+        if old is inner_old or new is inner_new or type(old) is not type(new):
+            return False
+        below_old, below_new = _wrapped_of(old), _wrapped_of(new)
+        if below_old is _MISSING or below_new is _MISSING:
+            return False
+        if type(old) is types.FunctionType:
+            if not _same_wrapper_function(old, new, below_old, below_new, mapping):  # type: ignore[arg-type]
+                return False
+        elif type(old) in WRAPPER_TYPES:
+            settings_old = _safe_attribute(old, "cache_parameters")
+            settings_new = _safe_attribute(new, "cache_parameters")
+            if not (callable(settings_old) and callable(settings_new)):
+                return False
+            if not _same_value(settings_old(), settings_new(), mapping):
+                return False
+        else:
+            return False  # a wrapper class hotswap does not know: its state is its own
+        old, new = below_old, below_new
+    return False
+
+
+def _same_wrapper_function(
+    old: types.FunctionType,
+    new: types.FunctionType,
+    below_old: object,
+    below_new: object,
+    mapping: dict[int, type],
+) -> bool:
+    if code_key(old.__code__) != code_key(new.__code__):
+        return False
+    if not (
+        _same_value(old.__defaults__, new.__defaults__, mapping)
+        and _same_value(old.__kwdefaults__, new.__kwdefaults__, mapping)
+    ):
+        return False
+    for a, b in zip(old.__closure__ or (), new.__closure__ or (), strict=True):
+        x, y = cell_value(a), cell_value(b)
+        # The wrapped function is the level below (compared next); other cells are the
+        # decorator's arguments and must be the same.
+        if not ((x is below_old and y is below_new) or _same_value(x, y, mapping)):
+            return False
+    return True
+
+
+def _refresh_wrappers(old: object, new: object, inner_old: types.FunctionType) -> None:
+    """Bring a kept chain of wrappers' metadata (``functools.wraps`` copies of the function's
+    docstring, annotations and attributes) up to date with the new chain."""
+    for _ in range(_MAX_DEPTH):
+        if old is inner_old:
+            return
+        if type(old) is types.FunctionType:
+            old.__doc__ = new.__doc__
+            old.__annotations__ = new.__annotations__
+        attributes = vars(new)
+        target = vars(old)
+        for key, value in attributes.items():
+            if key not in _OWN_WRAPPER_KEYS and target.get(key, _MISSING) is not value:
+                target[key] = value
+        old, new = _wrapped_of(old), _wrapped_of(new)
 
 
 class Updater:
@@ -291,19 +367,25 @@ class Updater:
         if type(old) is types.FunctionType and type(new) is types.FunctionType:
             if old.__globals__ is self.live and new.__globals__ is self.live:
                 return self._function(qualname, old, new, status)
+            # A decorator from another module (contextlib.contextmanager, a functools.wraps
+            # decorator of a helper module) wraps this module's function.
+            if _wrapped_of(new) is not _MISSING:
+                return self._wrapper(qualname, old, new, status)
             return new
-        if isinstance(old, type) and isinstance(new, type):
+        if _is_class(old) and _is_class(new):
             if self._owns(old, qualname) and self._owns(new, qualname):
                 return self._class(qualname, old, new)
             return new
-        if type(old) is type(new) and hasattr(new, "__wrapped__"):
+        if type(old) is type(new) and _wrapped_of(new) is not _MISSING:
             return self._wrapper(qualname, old, new, status)
         if status is None:
             self._note(qualname, _differs(old, new, self.mapping))
         return new
 
     def _owns(self, cls: type, qualname: str) -> bool:
-        return cls.__module__ == self.module_name and cls.__qualname__ == qualname
+        module = vars(cls).get("__module__")
+        name = vars(cls).get("__qualname__", cls.__qualname__)
+        return type(module) is str and module == self.module_name and name == qualname
 
     def _function(
         self,
@@ -335,14 +417,39 @@ class Updater:
             self._note(qualname, status)
         if not status:
             return old
-        # The name follows the new source (its wrapper's settings included), and references
-        # held to the old wrapper run the new code too.
-        if inner_old is not None and inner_new is not None and inner_old is not inner_new:
+        if inner_old is None or inner_new is None or inner_old is inner_new:
+            return new
+        if _same_wrapping(old, new, inner_old, inner_new, self.mapping):
+            # The decorator is the same (only the function changed): the old wrapper is kept,
+            # so every reference the program ever took to it runs the newest code, across
+            # any number of edits. Its cache, filled by the old code, is emptied at commit.
             update_function(inner_old, inner_new)
-            clear = getattr(old, "cache_clear", None)
-            if callable(clear):
-                self.outcome.after_commit.append(clear)
+            _refresh_wrappers(old, new, inner_old)
+            self._clear_caches(old, inner_old)
+            return old
+        # The decorator changed: the name follows the new wrapper (and its settings); the old
+        # wrapper's function forwards to the new one, which later edits update in place.
+        forward(inner_old, inner_new)
+        self._clear_caches(old, inner_old)
+        followers = _forwarded.setdefault(inner_new, [])
+        followers += [ref for ref in _forwarded.get(inner_old, ()) if ref() is not None]
+        with contextlib.suppress(TypeError):  # a wrapper that takes no weak references
+            followers.append(weakref.ref(old))
         return new
+
+    def _clear_caches(self, wrapper: object, inner: types.FunctionType) -> None:
+        """After commit, empty the caches of ``wrapper`` and of every replaced wrapper that
+        forwards to ``inner``: they hold results of the old code."""
+        wrappers = [wrapper] + [ref() for ref in _forwarded.get(inner, ())]
+        for item in wrappers:
+            level: object = item
+            for _ in range(_MAX_DEPTH):
+                if level is None or level is _MISSING or level is inner:
+                    break
+                clear = _safe_attribute(level, "cache_clear")
+                if type(level) in WRAPPER_TYPES and callable(clear):
+                    self.outcome.after_commit.append(clear)
+                level = _wrapped_of(level)
 
     def _class(self, qualname: str, old: type, new: type) -> type:
         bases = tuple(self.mapping.get(id(b), b) for b in new.__bases__)
@@ -350,7 +457,7 @@ class Updater:
         if reason is not None:
             # The new class stands; make it inherit from kept classes so isinstance with the
             # names the module exports keeps working.
-            if bases != new.__bases__:
+            if not same_items(bases, new.__bases__):
                 with contextlib.suppress(TypeError):
                     new.__bases__ = bases
             self.outcome.replaced.append(f"{qualname} ({reason})")
@@ -397,7 +504,7 @@ class Updater:
             return old if inner is old.__func__ else new
         if kind is property:
             return self._property(qualname, old, new)
-        if kind is types.FunctionType or isinstance(old, type) or hasattr(new, "__wrapped__"):
+        if kind is types.FunctionType or _is_class(old) or _wrapped_of(new) is not _MISSING:
             return self.reconcile(qualname, old, new)
         # A class attribute: it follows the new source when the class's own definition changed.
         status = owner
