@@ -92,6 +92,16 @@ def function_signature(function: types.FunctionType, *, implicit: bool) -> Signa
     return Signature(tuple(params), call, implicit)
 
 
+def _attribute(value: object, name: str) -> str | bool | None:
+    """A string or bool attribute of any object a module holds, or None: whatever the lookup
+    raises, and whatever the value is otherwise (its ``__eq__`` is never called)."""
+    try:
+        found = getattr(value, name, None)
+    except Exception:
+        return None
+    return found if type(found) is str or type(found) is bool else None
+
+
 def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
     """The function a definition in this module made, looking through ``__wrapped__`` chains.
 
@@ -129,7 +139,7 @@ def _callable_symbol(
         function.__code__.co_firstlineno,
         None,
         signature,
-        reloadable=getattr(value, "__hotswap_reloadable__", False) is True,
+        reloadable=_attribute(value, "__hotswap_reloadable__") is True,
     )
 
 
@@ -155,13 +165,13 @@ def _member(qualname: str, value: object, module: str, globals_: dict[str, Any])
 
 
 def _class_symbols(qualname: str, cls: type, module: str, globals_: dict[str, Any]) -> list[Symbol]:
-    if getattr(cls, "__module__", None) != module or cls.__qualname__ != qualname:
+    if _attribute(cls, "__module__") != module or cls.__qualname__ != qualname:
         return []
     members: list[Symbol] = []
     for key, value in list(vars(cls).items()):
         members += _member(f"{qualname}.{key}", value, module, globals_)
     line = min((s.lineno for s in members), default=1)
-    reloadable = getattr(cls, "__hotswap_reloadable__", False) is True
+    reloadable = _attribute(cls, "__hotswap_reloadable__") is True
     head = Symbol(qualname, _symbols.CLASS, max(line - 1, 1), None, reloadable=reloadable)
     return [head, *members]
 
@@ -183,7 +193,7 @@ def live_symbols(module: types.ModuleType) -> Symbols:
         found: list[Symbol] = []
         if isinstance(value, type):
             found = _class_symbols(key, value, name, namespace)
-        elif getattr(value, "__qualname__", None) == key:
+        elif _attribute(value, "__qualname__") == key:
             symbol = _callable_symbol(key, _symbols.FUNCTION, value, namespace, implicit=False)
             found = [] if symbol is None else [symbol]
         if not found:

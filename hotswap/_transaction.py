@@ -26,6 +26,7 @@ from typing import Any
 
 from hotswap import _config, _diff, _events, _modules, _proxy, _symbols
 from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule, live_symbols
+from hotswap._departed import forget_departed
 from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
 from hotswap._gil import Lowered
 from hotswap._pin import gate
@@ -88,6 +89,8 @@ _records: dict[str, _Record] = {}
 
 
 def _record_for(module: types.ModuleType) -> _Record:
+    # Records of modules that left sys.modules would keep all their snapshots alive forever.
+    forget_departed(_records, keep=module.__name__)
     record = _records.get(module.__name__)
     # A module imported afresh under the same name is another module: start again.
     if record is None or record.namespace is not vars(module):

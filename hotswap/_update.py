@@ -407,19 +407,17 @@ class Updater:
         """A decorator's object (lru_cache, a third-party wrapper) around a function."""
         inner_old = owned_function(old, self.live)
         inner_new = owned_function(new, self.live)
+        if inner_old is None or inner_new is None or inner_old is inner_new:
+            if status is None:
+                self._note(qualname, True)
+            return old if status is False else new
+        same_wrapping = _same_wrapping(old, new, inner_old, inner_new, self.mapping)
         if status is None:
-            same = (
-                inner_old is not None
-                and inner_new is not None
-                and same_function(inner_old, inner_new, self.mapping)
-            )
-            status = not same
+            status = not (same_wrapping and same_function(inner_old, inner_new, self.mapping))
             self._note(qualname, status)
         if not status:
             return old
-        if inner_old is None or inner_new is None or inner_old is inner_new:
-            return new
-        if _same_wrapping(old, new, inner_old, inner_new, self.mapping):
+        if same_wrapping:
             # The decorator is the same (only the function changed): the old wrapper is kept,
             # so every reference the program ever took to it runs the newest code, across
             # any number of edits. Its cache, filled by the old code, is emptied at commit.
