@@ -288,13 +288,16 @@ def _same_wrapper_function(
     return True
 
 
-def _refresh_wrappers(old: object, new: object, inner_old: types.FunctionType) -> None:
+def _refresh_wrappers(
+    old: object, new: object, inner_old: types.FunctionType, *, metadata: bool = True
+) -> None:
     """Bring a kept chain of wrappers' metadata (``functools.wraps`` copies of the function's
-    docstring, annotations and attributes) up to date with the new chain."""
+    docstring and annotations, when ``metadata``) and attributes up to date with the new
+    chain; attributes the program set on the old wrappers at run time stay."""
     for _ in range(_MAX_DEPTH):
         if old is inner_old:
             return
-        if type(old) is types.FunctionType:
+        if metadata and type(old) is types.FunctionType:
             old.__doc__ = new.__doc__
             old.__annotations__ = new.__annotations__
         attributes = vars(new)
@@ -416,6 +419,9 @@ class Updater:
             status = not (same_wrapping and same_function(inner_old, inner_new, self.mapping))
             self._note(qualname, status)
         if not status:
+            if same_wrapping:
+                # ``f.tag = ...`` after the definition is not part of it (as for a function).
+                _refresh_wrappers(old, new, inner_old, metadata=False)
             return old
         if same_wrapping:
             # The decorator is the same (only the function changed): the old wrapper is kept,
