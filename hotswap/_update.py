@@ -4,9 +4,10 @@ After the new code has executed in the live module dict, each name holds a *new*
 the rest of the program holds references to the *old* ones. :class:`Updater` carries the new
 behaviour into the old objects and binds the names back to them, so identity is kept:
 
-- a function gets the new code, defaults, docstring, annotations and attributes; when its
-  closure layout changed (``super()`` or a new free variable), its code becomes a trampoline
-  that calls the new function, so held references still run the new behaviour;
+- a function gets the new code, defaults, docstring, annotations and attributes, in a switch
+  that is atomic for callers in other threads; when its closure cannot hold the new version's
+  (``super()`` or a new free variable, other values in its cells), its code becomes a
+  trampoline that calls the new function, so held references still run the new behaviour;
 - a class gets new, changed and removed members; ``super()`` in the new methods binds to the
   kept class; a class that cannot be patched (an Enum, a changed metaclass, bases or
   ``__slots__``) is replaced and reported;
@@ -144,29 +145,30 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
     """Give ``old`` the behaviour of ``new``, keeping ``old``'s identity.
 
     The switch is atomic for callers in other threads (see ``_switch``): no call runs the new
-    code with the old defaults or cells, or the reverse. When the closure layout or the kind
-    changed, ``old`` keeps a trampoline to ``new`` for good.
+    code with the old defaults or cells, or the reverse. ``old`` runs the new code itself
+    (calls cost what they did) unless its closure cannot hold the new version's: another
+    layout, another kind, or other values in its cells. Then its code becomes a trampoline
+    to ``new`` for good, and its cells are never written: a call of the old code still
+    running in another thread reads them after the switch, and must read the old values.
     """
     old_code, new_code = old.__code__, new.__code__
     same_kind = (old_code.co_flags & KINDS) == (new_code.co_flags & KINDS)
-    if old_code.co_freevars == new_code.co_freevars and same_kind:
-        code = new_code
-        cells: list[object] | None = [
+    fits = same_kind and old_code.co_freevars == new_code.co_freevars
+    if fits:
+        for name, old_cell, new_cell in zip(
+            old_code.co_freevars, old.__closure__ or (), new.__closure__ or (), strict=True
+        ):
             # __class__ is the cell super() reads; the old one names the kept class.
-            cell_value(old_cell if name == "__class__" else new_cell)
-            for name, old_cell, new_cell in zip(
-                old_code.co_freevars, old.__closure__ or (), new.__closure__ or (), strict=True
-            )
-        ]
-    else:
-        code = trampoline(old_code.co_freevars, old_code.co_flags, new)
-        cells = None
+            if name != "__class__" and cell_value(old_cell) is not cell_value(new_cell):
+                fits = False
+                break
+    code = new_code if fits else trampoline(old_code.co_freevars, old_code.co_flags, new)
     # Attributes first: they are not part of a call, and a reader sees them with either code.
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
     # Merged, not replaced: what the new source sets wins, attributes set at run time stay.
     old.__dict__.update(new.__dict__)
-    switch_function(old, code, new.__defaults__, new.__kwdefaults__, cells, through=new)
+    switch_function(old, code, new.__defaults__, new.__kwdefaults__, None, through=new)
 
 
 def forward(old: types.FunctionType, new: types.FunctionType) -> None:
