@@ -11,6 +11,11 @@ behaviour into the old objects and binds the names back to them, so identity is 
 - a class gets new, changed and removed members; ``super()`` in the new methods binds to the
   kept class; a class that cannot be patched (an Enum, a changed metaclass, bases or
   ``__slots__``) is replaced and reported;
+- a decorator's wrapper (``functools.wraps``, ``contextmanager``, ``lru_cache``, from this
+  module or another) is kept when the decorator and its arguments are unchanged, and the
+  function it wraps is updated in place, so every reference the program ever took to it runs
+  the newest code; when the decorator changed, the name takes the new wrapper and the old
+  wrapper's function forwards to the new one;
 - an unchanged definition keeps its old object untouched (a cache on it survives).
 
 Everything this module mutates was captured by ``_snapshot.capture`` before it ran, which is how
@@ -25,27 +30,31 @@ import types
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
 from hotswap._baseline import MODULE_ATTRIBUTES, owned_function
+from hotswap._compare import (
+    MAX_DEPTH,
+    MISSING,
+    differs,
+    is_class,
+    safe_attribute,
+    same_function,
+    same_value,
+    same_wrapping,
+    wrapped_of,
+)
 from hotswap._diff import ChangeSet
 from hotswap._snapshot import UNSETTABLE, WRAPPER_TYPES
 from hotswap._switch import KINDS, cell_value, same_items, switch_function, trampoline
-from hotswap._symbols import code_key
 
 __all__ = ("Outcome", "Updater", "forward", "same_function", "trampoline", "update_function")
 
-_MISSING: Any = object()
 # Set by the compiler on every class (3.13+): they follow the new source without being changes.
 _BOOKKEEPING = frozenset({"__firstlineno__", "__static_attributes__"})
 _SLOT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
-_MAX_DEPTH = 8
 # A wrapper's attributes that belong to it, not to the function it wraps.
 _OWN_WRAPPER_KEYS = frozenset({"__wrapped__", "cache_parameters"})
-# Values whose equality means something and is safe to ask (exact types: a subclass may
-# define __eq__); an instance of another class is made anew by every execution, so only a
-# change of its type is worth reporting.
-_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None), type(...), range})
 
 
 @dataclass
@@ -56,86 +65,6 @@ class Outcome:
     unchanged: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     after_commit: list[Callable[[], object]] = field(default_factory=list)
-
-
-# --- comparing objects --------------------------------------------------------------------------
-
-
-def _same_value(
-    a: object, b: object, mapping: dict[int, type], depth: int = 0, *, lenient: bool = False
-) -> bool:
-    """Whether two values are the same, as far as a reload is concerned.
-
-    Never calls a user ``__eq__`` (an array's is element-wise and raises in ``bool``): values of
-    the builtin data types are compared by value, containers item by item, anything else by
-    identity. ``lenient`` (for the change report) counts two instances of one class without
-    value semantics as the same: every execution makes new ones, so only their type tells.
-    """
-    if a is b:
-        return True
-    kind = type(a)
-    if depth > _MAX_DEPTH or kind is not type(b):
-        return False
-    if kind in _SCALARS:
-        return (a == b) is True
-    if kind is types.FunctionType:
-        return same_function(a, b, mapping, depth + 1)  # type: ignore[arg-type]
-    if isinstance(a, type):
-        return mapping.get(id(b)) is a
-    if kind is tuple or kind is list:
-        return len(a) == len(b) and all(  # type: ignore[arg-type]
-            _same_value(x, y, mapping, depth + 1, lenient=lenient)
-            for x, y in zip(a, b, strict=True)  # type: ignore[call-overload]
-        )
-    if kind is dict:
-        return _same_keys(a, b) and all(  # type: ignore[arg-type]
-            _same_value(v, b[k], mapping, depth + 1, lenient=lenient)  # type: ignore[index]
-            for k, v in a.items()  # type: ignore[attr-defined]
-        )
-    if kind is set or kind is frozenset:
-        # Only sets of builtin scalars: comparing others would hash and compare user objects.
-        return all(type(x) in _SCALARS for x in a) and (a == b) is True  # type: ignore[attr-defined]
-    return lenient
-
-
-def _same_keys(a: dict[Any, Any], b: dict[Any, Any]) -> bool:
-    if len(a) != len(b) or not all(type(k) in _SCALARS for k in a):
-        return False
-    return all(k in b for k in a)
-
-
-def _differs(old: object, new: object, mapping: dict[int, type]) -> bool:
-    """Whether a value changed, for the change report."""
-    return not _same_value(old, new, mapping, lenient=True)
-
-
-def same_function(
-    old: types.FunctionType,
-    new: types.FunctionType,
-    mapping: dict[int, type] | None = None,
-    depth: int = 0,
-) -> bool:
-    """Whether two functions behave the same: code, defaults, docs, annotations, closures."""
-    mapping = {} if mapping is None else mapping
-    if code_key(old.__code__) != code_key(new.__code__):
-        return False
-    if not _same_value(old.__doc__, new.__doc__, mapping, depth + 1):
-        return False
-    pairs: list[tuple[object, object]] = [
-        (old.__defaults__, new.__defaults__),
-        (old.__kwdefaults__, new.__kwdefaults__),
-        (old.__annotations__, new.__annotations__),
-        # Attributes set at run time are state, not code; a wrapper's target is code.
-        (old.__dict__.get("__wrapped__"), new.__dict__.get("__wrapped__")),
-    ]
-    old_cells = [cell_value(c) for c in old.__closure__ or ()]
-    new_cells = [cell_value(c) for c in new.__closure__ or ()]
-    pairs += [
-        (a, b)
-        for name, a, b in zip(old.__code__.co_freevars, old_cells, new_cells, strict=True)
-        if name != "__class__"
-    ]
-    return all(_same_value(a, b, mapping, depth + 1) for a, b in pairs)
 
 
 # --- updating functions -------------------------------------------------------------------------
@@ -197,7 +126,7 @@ def _why_not_patchable(old: type, new: type, bases: tuple[type, ...]) -> str | N
         return "it is an Enum"
     if not same_items(bases, old.__bases__):
         return "its bases changed"
-    if not _same_value(vars(old).get("__slots__"), vars(new).get("__slots__"), {}):
+    if not same_value(vars(old).get("__slots__"), vars(new).get("__slots__"), {}):
         return "its __slots__ changed"
     return None
 
@@ -215,88 +144,13 @@ _forwarded: weakref.WeakKeyDictionary[types.FunctionType, list[weakref.ref[Any]]
 )
 
 
-def _is_class(value: object) -> TypeGuard[type]:
-    # type(), not isinstance(): isinstance asks the value for __class__, which a proxy or a
-    # broken object may answer with anything, or an exception.
-    return issubclass(type(value), type)
-
-
-def _safe_attribute(value: object, name: str) -> object:
-    """``getattr(value, name)``, or :data:`_MISSING` whatever the lookup raises."""
-    try:
-        return getattr(value, name)
-    except Exception:
-        return _MISSING
-
-
-def _wrapped_of(value: object) -> object:
-    """What a decorator's wrapper wraps (``__wrapped__``), or :data:`_MISSING`."""
-    return _safe_attribute(value, "__wrapped__")
-
-
-def _same_wrapping(
-    old: object,
-    new: object,
-    inner_old: types.FunctionType,
-    inner_new: types.FunctionType,
-    mapping: dict[int, type],
-) -> bool:
-    """Whether two chains of wrappers around ``inner_old`` and ``inner_new`` were made by the
-    same decorators with the same settings, level by level."""
-    for _ in range(_MAX_DEPTH):
-        if old is inner_old and new is inner_new:
-            return True
-        if old is inner_old or new is inner_new or type(old) is not type(new):
-            return False
-        below_old, below_new = _wrapped_of(old), _wrapped_of(new)
-        if below_old is _MISSING or below_new is _MISSING:
-            return False
-        if type(old) is types.FunctionType:
-            if not _same_wrapper_function(old, new, below_old, below_new, mapping):  # type: ignore[arg-type]
-                return False
-        elif type(old) in WRAPPER_TYPES:
-            settings_old = _safe_attribute(old, "cache_parameters")
-            settings_new = _safe_attribute(new, "cache_parameters")
-            if not (callable(settings_old) and callable(settings_new)):
-                return False
-            if not _same_value(settings_old(), settings_new(), mapping):
-                return False
-        else:
-            return False  # a wrapper class hotswap does not know: its state is its own
-        old, new = below_old, below_new
-    return False
-
-
-def _same_wrapper_function(
-    old: types.FunctionType,
-    new: types.FunctionType,
-    below_old: object,
-    below_new: object,
-    mapping: dict[int, type],
-) -> bool:
-    if code_key(old.__code__) != code_key(new.__code__):
-        return False
-    if not (
-        _same_value(old.__defaults__, new.__defaults__, mapping)
-        and _same_value(old.__kwdefaults__, new.__kwdefaults__, mapping)
-    ):
-        return False
-    for a, b in zip(old.__closure__ or (), new.__closure__ or (), strict=True):
-        x, y = cell_value(a), cell_value(b)
-        # The wrapped function is the level below (compared next); other cells are the
-        # decorator's arguments and must be the same.
-        if not ((x is below_old and y is below_new) or _same_value(x, y, mapping)):
-            return False
-    return True
-
-
 def _refresh_wrappers(
     old: object, new: object, inner_old: types.FunctionType, *, metadata: bool = True
 ) -> None:
     """Bring a kept chain of wrappers' metadata (``functools.wraps`` copies of the function's
     docstring and annotations, when ``metadata``) and attributes up to date with the new
     chain; attributes the program set on the old wrappers at run time stay."""
-    for _ in range(_MAX_DEPTH):
+    for _ in range(MAX_DEPTH):
         if old is inner_old:
             return
         if metadata and type(old) is types.FunctionType:
@@ -305,9 +159,9 @@ def _refresh_wrappers(
         attributes = vars(new)
         target = vars(old)
         for key, value in attributes.items():
-            if key not in _OWN_WRAPPER_KEYS and target.get(key, _MISSING) is not value:
+            if key not in _OWN_WRAPPER_KEYS and target.get(key, MISSING) is not value:
                 target[key] = value
-        old, new = _wrapped_of(old), _wrapped_of(new)
+        old, new = wrapped_of(old), wrapped_of(new)
 
 
 class Updater:
@@ -345,8 +199,8 @@ class Updater:
         for name, new in list(self.live.items()):
             if name in MODULE_ATTRIBUTES:
                 continue
-            old = self.old.get(name, _MISSING)
-            if old is _MISSING or old is new:
+            old = self.old.get(name, MISSING)
+            if old is MISSING or old is new:
                 continue
             if name in self.keep:
                 self.live[name] = old
@@ -374,17 +228,17 @@ class Updater:
                 return self._function(qualname, old, new, status)
             # A decorator from another module (contextlib.contextmanager, a functools.wraps
             # decorator of a helper module) wraps this module's function.
-            if _wrapped_of(new) is not _MISSING:
+            if wrapped_of(new) is not MISSING:
                 return self._wrapper(qualname, old, new, status)
             return new
-        if _is_class(old) and _is_class(new):
+        if is_class(old) and is_class(new):
             if self._owns(old, qualname) and self._owns(new, qualname):
                 return self._class(qualname, old, new)
             return new
-        if type(old) is type(new) and _wrapped_of(new) is not _MISSING:
+        if type(old) is type(new) and wrapped_of(new) is not MISSING:
             return self._wrapper(qualname, old, new, status)
         if status is None:
-            self._note(qualname, _differs(old, new, self.mapping))
+            self._note(qualname, differs(old, new, self.mapping))
         return new
 
     def _owns(self, cls: type, qualname: str) -> bool:
@@ -416,16 +270,16 @@ class Updater:
             if status is None:
                 self._note(qualname, True)
             return old if status is False else new
-        same_wrapping = _same_wrapping(old, new, inner_old, inner_new, self.mapping)
+        kept_wrapping = same_wrapping(old, new, inner_old, inner_new, self.mapping)
         if status is None:
-            status = not (same_wrapping and same_function(inner_old, inner_new, self.mapping))
+            status = not (kept_wrapping and same_function(inner_old, inner_new, self.mapping))
             self._note(qualname, status)
         if not status:
-            if same_wrapping:
+            if kept_wrapping:
                 # ``f.tag = ...`` after the definition is not part of it (as for a function).
                 _refresh_wrappers(old, new, inner_old, metadata=False)
             return old
-        if same_wrapping:
+        if kept_wrapping:
             # The decorator is the same (only the function changed): the old wrapper is kept,
             # so every reference the program ever took to it runs the newest code, across
             # any number of edits. Its cache, filled by the old code, is emptied at commit.
@@ -449,13 +303,13 @@ class Updater:
         wrappers = [wrapper] + [ref() for ref in _forwarded.get(inner, ())]
         for item in wrappers:
             level: object = item
-            for _ in range(_MAX_DEPTH):
-                if level is None or level is _MISSING or level is inner:
+            for _ in range(MAX_DEPTH):
+                if level is None or level is MISSING or level is inner:
                     break
-                clear = _safe_attribute(level, "cache_clear")
+                clear = safe_attribute(level, "cache_clear")
                 if type(level) in WRAPPER_TYPES and callable(clear):
                     self.outcome.after_commit.append(clear)
-                level = _wrapped_of(level)
+                level = wrapped_of(level)
 
     def _class(self, qualname: str, old: type, new: type) -> type:
         bases = tuple(self.mapping.get(id(b), b) for b in new.__bases__)
@@ -478,10 +332,10 @@ class Updater:
         for key, value in incoming.items():
             if key in UNSETTABLE:
                 continue
-            before = current.get(key, _MISSING)
+            before = current.get(key, MISSING)
             if before is value:
                 continue
-            if before is _MISSING:
+            if before is MISSING:
                 setattr(old, key, value)
                 self._attributes_changed = True
                 continue
@@ -510,13 +364,13 @@ class Updater:
             return old if inner is old.__func__ else new
         if kind is property:
             return self._property(qualname, old, new)
-        if kind is types.FunctionType or _is_class(old) or _wrapped_of(new) is not _MISSING:
+        if kind is types.FunctionType or is_class(old) or wrapped_of(new) is not MISSING:
             return self.reconcile(qualname, old, new)
         # A class attribute: it follows the new source when the class's own definition changed.
         status = owner
         if status is None:
-            status = not _same_value(old, new, self.mapping)
-            self._attributes_changed |= _differs(old, new, self.mapping)
+            status = not same_value(old, new, self.mapping)
+            self._attributes_changed |= differs(old, new, self.mapping)
         return new if status else old
 
     def _property(self, qualname: str, old: property, new: property) -> property:
