@@ -7,8 +7,9 @@ subclasses and ``super()``, exception classes caught by their base in ``except``
 ``lru_cache`` and ``functools.wraps`` wrappers held across edits, decorators imported from a
 helper module, function attributes set in source, enums, nested classes, properties.
 
-The number of sequences is ``HOTSWAP_FUZZ_EXAMPLES`` (200 by default, derandomized so CI runs
-the same ones each time); docs/development.md gives the command for a bigger, random run.
+The number of sequences of 8 edits is ``HOTSWAP_FUZZ_EXAMPLES`` (200 by default, derandomized
+so CI runs the same ones each time); docs/development.md gives the command for a bigger, random
+run.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ GENERATE_SUBCLASSES_ADDED_BY_AN_EDIT = False
 GENERATE_FUNCTION_ATTRIBUTES_REMOVED_BY_AN_EDIT = False
 
 EXAMPLES = int(os.environ.get("HOTSWAP_FUZZ_EXAMPLES", "200"))
+EDITS = 8  # per sequence: the imported version, then this many reloads
 NAMES = ["alpha", "beta", "Gamma", "Delta", "_hidden", "LIMIT"]
 _counter = itertools.count()
 
@@ -215,7 +217,7 @@ def fresh(source: str) -> dict[str, Any]:
 def test_reloaded_module_behaves_like_a_fresh_import(data: st.DataObject) -> None:
     number = next(_counter)
     name, helpers = f"hs_prop_{number}", f"hs_prop_helpers_{number}"
-    versions = data.draw(st.lists(module_source(helpers), min_size=3, max_size=9))
+    versions = data.draw(st.lists(module_source(helpers), min_size=EDITS + 1, max_size=EDITS + 1))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{name}.py"
         (Path(folder) / f"{helpers}.py").write_text(HELPERS)
