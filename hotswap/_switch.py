@@ -184,7 +184,8 @@ def switch_function(
         return
     current = function.__code__
     if through is None:
-        through = _complete(function, code, defaults, kwdefaults, cells or ())
+        values = [cell_value(cell) for cell in closure] if cells is None else cells
+        through = _complete(function, code, defaults, kwdefaults, values)
     # Step 1: callers are sent to a complete function of the new version; what follows is
     # ignored by the trampoline's (*args, **kwargs) signature and by its dead-code cells.
     function.__code__ = trampoline(current.co_freevars, current.co_flags, through)

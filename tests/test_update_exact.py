@@ -13,6 +13,7 @@ from typing import Any
 
 import hotswap
 from hotswap import _snapshot, _transaction
+from hotswap._switch import switch_function
 from hotswap._update import update_function
 
 
@@ -511,3 +512,37 @@ def test_transaction_record_of_reimported_module_is_dropped(project):
     assert project.reload("other", "X = 2\n").ok
     gc.collect()
     assert ref() is None
+
+
+def test_update_switch_function_without_cells_keeps_the_closure_working():
+    namespace: dict[str, Any] = {}
+    exec(
+        "def make():\n    offset = 5\n    def g(a=1):\n        return a + offset\n    return g\n",
+        namespace,
+    )
+    live = namespace["make"]()
+    code, defaults = live.__code__, live.__defaults__
+    switch_function(live, code, (10,), None, None)
+    assert live() == 15
+    assert live.__defaults__ == (10,)
+    assert live.__code__ is code
+    switch_function(live, code, defaults, None, None)
+    assert live() == 6
+
+
+def test_update_function_call_in_flight_keeps_reading_its_own_cells():
+    # A generator is a call of the old code that is still running: after the update it must
+    # go on reading the old version's cell, while new calls run the new version.
+    def make(value: int) -> Any:
+        def produce() -> Any:
+            yield value
+            yield value
+
+        return produce
+
+    old, new = make(1), make(2)
+    running = old()
+    assert next(running) == 1
+    update_function(old, new)
+    assert next(running) == 1
+    assert list(old()) == [2, 2]
