@@ -67,17 +67,19 @@ class _FunctionState:
     attributes: dict[str, Any]
     cells: tuple[tuple[types.CellType, object], ...]
 
-    def restore(self) -> None:
+    def restore(self) -> bool:
+        """Put the function back; return whether what its calls compute changed."""
         f = self.function
         if self.kwdefaults is not None:
             restore_items(self.kwdefaults, dict(self.kwdefaults_items))
         values = tuple(value for _, value in self.cells)
-        switch_function(f, self.code, self.defaults, self.kwdefaults, values)
+        changed = switch_function(f, self.code, self.defaults, self.kwdefaults, values)
         if f.__doc__ is not self.doc:
             f.__doc__ = self.doc
         if f.__annotations__ is not self.annotations:
             f.__annotations__ = self.annotations
         restore_items(f.__dict__, self.attributes)
+        return changed
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,14 @@ class _AttributesState:
 
     obj: object
     attributes: dict[str, Any]
+    wrapped: object
 
     def restore(self) -> None:
         restore_items(vars(self.obj), self.attributes)
+
+    def clear_cache(self) -> None:
+        """Empty the wrapper's cache: it holds results of the code the restore took away."""
+        self.obj.cache_clear()  # type: ignore[attr-defined]
 
 
 _Part = _FunctionState | _ClassState | _ObjectState | _AttributesState
@@ -136,8 +143,16 @@ class ModuleState:
         Names are replaced one by one rather than by clearing the dict, so a thread calling
         into the module meanwhile never finds a name missing that both versions define.
         """
+        changed: set[int] = set()
         for part in self.parts:
-            part.restore()
+            if isinstance(part, _FunctionState):
+                if part.restore():
+                    changed.add(id(part.function))
+            else:
+                part.restore()
+        for part in self.parts:
+            if isinstance(part, _AttributesState) and _reaches(part.wrapped, changed):
+                part.clear_cache()
         restore_items(target, self.namespace)
 
 
@@ -190,7 +205,7 @@ class _Walker:
             return
         self.seen.add(id(value))
         if type(value) in WRAPPER_TYPES:
-            self.parts.append(_AttributesState(value, dict(vars(value))))
+            self.parts.append(_AttributesState(value, dict(vars(value)), wrapped))
         self.visit(wrapped)
 
     def function(self, f: types.FunctionType) -> None:
@@ -222,6 +237,18 @@ class _Walker:
         self.parts.append(_ClassState(cls, namespace, cls.__bases__))
         for value in namespace.values():
             self.visit(value)
+
+
+def _reaches(value: object, functions: set[int]) -> bool:
+    """Whether ``value`` or something down its ``__wrapped__`` chain is one of ``functions``."""
+    for _ in range(8):
+        if id(value) in functions:
+            return True
+        try:
+            value = value.__wrapped__  # type: ignore[attr-defined]
+        except Exception:
+            return False
+    return False
 
 
 def _defined_in(cls: type, module_name: str) -> bool:

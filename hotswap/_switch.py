@@ -155,7 +155,7 @@ def switch_function(
     cells: Sequence[object] | None,
     *,
     through: types.FunctionType | None = None,
-) -> None:
+) -> bool:
     """Give ``function`` another version's code, defaults and cell contents, atomically for
     its callers (see the module docstring).
 
@@ -168,6 +168,9 @@ def switch_function(
             None leaves the cells alone.
         through: a complete function of the target version to run while the switch is in
             progress; made from the other arguments when not given.
+
+    Returns:
+        Whether anything a call depends on changed.
     """
     closure = function.__closure__ or ()
     cells_differ = cells is not None and any(
@@ -179,9 +182,10 @@ def switch_function(
         or function.__kwdefaults__ is not kwdefaults
     )
     if not rest_differs:
-        if function.__code__ is not code:
-            function.__code__ = code  # one assignment: already atomic
-        return
+        if function.__code__ is code:
+            return False
+        function.__code__ = code  # one assignment: already atomic
+        return True
     current = function.__code__
     if through is None:
         values = [cell_value(cell) for cell in closure] if cells is None else cells
@@ -196,3 +200,4 @@ def switch_function(
             set_cell(cell, value)
     # Step 2: the final code, whose defaults and cells are now all in place.
     function.__code__ = code
+    return True

@@ -298,8 +298,11 @@ class Updater:
         return new
 
     def _clear_caches(self, wrapper: object, inner: types.FunctionType) -> None:
-        """After commit, empty the caches of ``wrapper`` and of every replaced wrapper that
-        forwards to ``inner``: they hold results of the old code."""
+        """Empty the caches of ``wrapper`` and of every replaced wrapper that forwards to
+        ``inner``: they hold results of the old code. Now, so that calls between the switch
+        and the commit (``__hotswap_verify__``'s included) get results of the new code; and
+        again after commit, for a result that a call of the old code still running in another
+        thread stored meanwhile. A rollback empties them too (``_snapshot``)."""
         wrappers = [wrapper] + [ref() for ref in _forwarded.get(inner, ())]
         for item in wrappers:
             level: object = item
@@ -308,6 +311,7 @@ class Updater:
                     break
                 clear = safe_attribute(level, "cache_clear")
                 if type(level) in WRAPPER_TYPES and callable(clear):
+                    clear()
                     self.outcome.after_commit.append(clear)
                 level = wrapped_of(level)
 

@@ -241,11 +241,7 @@ def test_reloaded_module_behaves_like_a_fresh_import(data: st.DataObject) -> Non
                     if isinstance(value, type) and not issubclass(value, enum.Enum):
                         instances.append((key, value, value()))
 
-            hold()
-            for source in versions[1:]:
-                path.write_text(source)
-                result = hotswap.reload(module, policy="off")
-                assert result.ok, result.error
+            def check(source: str) -> None:
                 expected = behaviour(fresh(source))
                 assert behaviour(vars(module)) == expected
                 # Every reference held since any earlier version that the module still
@@ -257,7 +253,25 @@ def test_reloaded_module_behaves_like_a_fresh_import(data: st.DataObject) -> Non
                 for key, cls, instance in instances:
                     if vars(module).get(key) is cls:
                         assert describe_instance(cls, instance) == expected[key][3]
+
+            hold()
+            sources = {1: versions[0]}  # version number -> its source
+            for source in versions[1:]:
+                path.write_text(source)
+                result = hotswap.reload(module, policy="off")
+                assert result.ok, result.error
+                sources[result.version] = source
+                check(source)
                 hold()
+            # Rolling back restores a kept version exactly; applying the file again after it
+            # gives the newest version back.
+            target = data.draw(st.sampled_from(sorted(sources)), label="rollback to")
+            result = hotswap.rollback(module, to=target)
+            assert result.ok, result.error
+            check(sources[target])
+            result = hotswap.reload(module, policy="off", force=True)
+            assert result.ok, result.error
+            check(versions[-1])
         finally:
             sys.path.remove(folder)
             sys.modules.pop(name, None)

@@ -546,3 +546,44 @@ def test_update_function_call_in_flight_keeps_reading_its_own_cells():
     update_function(old, new)
     assert next(running) == 1
     assert list(old()) == [2, 2]
+
+
+def test_update_rollback_empties_lru_caches_filled_by_the_code_it_took_away(reloading):
+    source = src("""
+        import functools
+
+        @functools.lru_cache(maxsize=None)
+        def rate():
+            return 1
+        """)
+    rates = reloading.load("rates", source)
+    rate = rates.rate
+    assert rate() == 1
+    result = reloading.reload("rates", source.replace("return 1", "return 2"))
+    assert result.ok, result.error
+    assert rate() == 2  # cached by version 2
+    result = hotswap.rollback("rates")
+    assert result.ok, result.error
+    assert rate() == 1
+
+
+def test_update_verify_sees_new_results_and_failure_leaves_no_stale_cache(reloading):
+    source = src("""
+        import functools
+
+        @functools.lru_cache(maxsize=None)
+        def rate():
+            return 1
+        """)
+    rates = reloading.load("rates", source)
+    rate = rates.rate
+    assert rate() == 1
+    failing = source.replace("return 1", "return 2") + src("""
+        def __hotswap_verify__():
+            assert rate() == 2  # the new code's result, not the cached one
+            raise RuntimeError("unhealthy")
+        """)
+    result = reloading.reload("rates", failing)
+    assert not result.ok
+    assert "unhealthy" in str(result.error)
+    assert rate() == 1  # rolled back, and not the result version 2 cached during verify
