@@ -15,6 +15,7 @@ import types
 from typing import Any
 
 from hotswap import _symbols
+from hotswap._switch import is_instance
 from hotswap._symbols import Param, Signature, Symbol, Symbols
 
 __all__ = (
@@ -144,20 +145,20 @@ def _callable_symbol(
 
 
 def _member(qualname: str, value: object, module: str, globals_: dict[str, Any]) -> list[Symbol]:
-    if isinstance(value, staticmethod):
+    if is_instance(value, staticmethod):
         symbol = _callable_symbol(
             qualname, _symbols.STATICMETHOD, value.__func__, globals_, implicit=False
         )
-    elif isinstance(value, classmethod):
+    elif is_instance(value, classmethod):
         symbol = _callable_symbol(
             qualname, _symbols.CLASSMETHOD, value.__func__, globals_, implicit=True
         )
-    elif isinstance(value, property):
+    elif is_instance(value, property):
         if owned_function(value.fget, globals_) is None:
             return []
         line = value.fget.__code__.co_firstlineno  # type: ignore[union-attr]
         return [Symbol(qualname, _symbols.PROPERTY, line, None, settable=value.fset is not None)]
-    elif isinstance(value, type):
+    elif is_instance(value, type):
         return _class_symbols(qualname, value, module, globals_)
     else:
         symbol = _callable_symbol(qualname, _symbols.METHOD, value, globals_, implicit=True)
@@ -179,7 +180,7 @@ def _class_symbols(qualname: str, cls: type, module: str, globals_: dict[str, An
 def is_submodule(name: str, key: str, value: object) -> bool:
     """``package.key`` is a submodule the import system set on its package, not a name the
     package's source binds."""
-    return isinstance(value, types.ModuleType) and value.__name__ == f"{name}.{key}"
+    return is_instance(value, types.ModuleType) and value.__name__ == f"{name}.{key}"
 
 
 def live_symbols(module: types.ModuleType) -> Symbols:
@@ -191,7 +192,7 @@ def live_symbols(module: types.ModuleType) -> Symbols:
         if key in MODULE_ATTRIBUTES or is_submodule(name, key, value):
             continue
         found: list[Symbol] = []
-        if isinstance(value, type):
+        if is_instance(value, type):
             found = _class_symbols(key, value, name, namespace)
         elif _attribute(value, "__qualname__") == key:
             symbol = _callable_symbol(key, _symbols.FUNCTION, value, namespace, implicit=False)

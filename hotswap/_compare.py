@@ -58,7 +58,7 @@ def same_value(
         return (a == b) is True
     if kind is types.FunctionType:
         return same_function(a, b, mapping, depth + 1)  # type: ignore[arg-type]
-    if isinstance(a, type):
+    if issubclass(kind, type):
         return mapping.get(id(b)) is a
     if kind is tuple or kind is list:
         return len(a) == len(b) and all(  # type: ignore[arg-type]

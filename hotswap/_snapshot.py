@@ -12,6 +12,7 @@ name), so its cost grows with the module, not with the program.
 from __future__ import annotations
 
 import functools
+import logging
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 from hotswap._switch import (
     EMPTY,
     cell_value,
+    is_instance,
     restore_items,
     same_items,
     set_cell,
@@ -36,6 +38,8 @@ __all__ = (
     "register_stateful",
     "set_cell",
 )
+
+logger = logging.getLogger(__name__)
 
 # Decorator wrapper objects whose instance dict an update brings up to date (see _update).
 WRAPPER_TYPES = (type(functools.lru_cache(maxsize=None)(lambda: None)),)
@@ -136,6 +140,7 @@ class ModuleState:
 
     namespace: dict[str, Any]
     parts: tuple[_Part, ...]
+    module: str = ""
 
     def restore(self, target: dict[str, Any]) -> None:
         """Put the module dict ``target`` and every recorded object back as captured.
@@ -145,14 +150,22 @@ class ModuleState:
         """
         changed: set[int] = set()
         for part in self.parts:
-            if isinstance(part, _FunctionState):
-                if part.restore():
-                    changed.add(id(part.function))
-            else:
-                part.restore()
+            # One object that refuses (a metaclass whose __setattr__ raises) must not stop the
+            # others from being restored, nor make a reload or rollback raise.
+            try:
+                if isinstance(part, _FunctionState):
+                    if part.restore():
+                        changed.add(id(part.function))
+                else:
+                    part.restore()
+            except Exception:
+                logger.exception("hotswap: %s: could not restore %r", self.module, part)
         for part in self.parts:
             if isinstance(part, _AttributesState) and _reaches(part.wrapped, changed):
-                part.clear_cache()
+                try:
+                    part.clear_cache()
+                except Exception:
+                    logger.exception("hotswap: %s: could not empty a cache", self.module)
         restore_items(target, self.namespace)
 
 
@@ -161,7 +174,7 @@ def capture(namespace: dict[str, Any], module_name: str) -> ModuleState:
     walker = _Walker(namespace, module_name)
     for value in list(namespace.values()):
         walker.visit(value)
-    return ModuleState(dict(namespace), tuple(walker.parts))
+    return ModuleState(dict(namespace), tuple(walker.parts), module_name)
 
 
 class _Walker:
@@ -178,7 +191,7 @@ class _Walker:
         if kind is types.FunctionType:
             self.seen.add(id(value))
             self.function(value)  # type: ignore[arg-type]
-        elif isinstance(value, type):
+        elif is_instance(value, type):
             if _defined_in(value, self.module_name):
                 self.seen.add(id(value))
                 self.klass(value)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 __all__ = (
     "EMPTY",
     "KINDS",
     "cell_value",
+    "is_instance",
     "restore_items",
     "same_items",
     "set_cell",
@@ -32,6 +33,7 @@ __all__ = (
     "trampoline",
 )
 
+T = TypeVar("T")
 EMPTY: Any = object()  # the value of an empty closure cell
 KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
 _TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
@@ -77,6 +79,15 @@ def set_cell(cell: types.CellType, value: object) -> None:
             del cell.cell_contents
     elif cell_value(cell) is not value:
         cell.cell_contents = value
+
+
+def is_instance(value: object, kind: type[T]) -> TypeGuard[T]:
+    """``isinstance(value, kind)`` by the value's real type only.
+
+    ``isinstance`` also asks a value for its ``__class__`` when the type does not match, which
+    a proxy or a broken object may answer with anything, or with an exception.
+    """
+    return issubclass(type(value), kind)
 
 
 def same_items(a: Sequence[object] | None, b: Sequence[object] | None) -> bool:

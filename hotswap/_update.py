@@ -53,6 +53,7 @@ __all__ = ("Outcome", "Updater", "forward", "same_function", "trampoline", "upda
 # Set by the compiler on every class (3.13+): they follow the new source without being changes.
 _BOOKKEEPING = frozenset({"__firstlineno__", "__static_attributes__"})
 _SLOT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
+_set_class = object.__dict__["__class__"].__set__
 # A wrapper's attributes that belong to it, not to the function it wraps.
 _OWN_WRAPPER_KEYS = frozenset({"__wrapped__", "cache_parameters"})
 
@@ -122,7 +123,7 @@ def forward(old: types.FunctionType, new: types.FunctionType) -> None:
 def _why_not_patchable(old: type, new: type, bases: tuple[type, ...]) -> str | None:
     if type(old) is not type(new):
         return "its metaclass changed"
-    if isinstance(old, enum.EnumMeta):
+    if issubclass(type(old), enum.EnumMeta):
         return "it is an Enum"
     if not same_items(bases, old.__bases__):
         return "its bases changed"
@@ -361,7 +362,7 @@ class Updater:
         kind = type(old)
         if kind is not type(new):
             return new
-        if isinstance(old, _SLOT_DESCRIPTORS):
+        if issubclass(kind, _SLOT_DESCRIPTORS):
             return old  # the old class's own slot layout
         if kind is staticmethod or kind is classmethod:
             inner = self.reconcile(qualname, old.__func__, new.__func__)
@@ -400,9 +401,9 @@ class Updater:
         # pointing it at the kept class makes super() in them work for existing instances.
         for value in vars(new).values():
             function = value
-            if isinstance(value, staticmethod | classmethod):
+            if issubclass(type(value), staticmethod | classmethod):
                 function = value.__func__
-            elif isinstance(value, property):
+            elif issubclass(type(value), property):
                 function = value.fget
             if type(function) is not types.FunctionType:
                 continue
@@ -421,11 +422,16 @@ class Updater:
         values are adopted, and the items of module-level containers (a registry)."""
         if not self.mapping:
             return
-        kept = self.mapping.get(id(type(value)))
+        kind = type(value)
+        kept = self.mapping.get(id(kind))
         if kept is not None:
             with contextlib.suppress(TypeError):  # a layout the interpreter will not switch
-                value.__class__ = kept
-        elif not inside and isinstance(value, list | tuple | set | frozenset | dict):
-            items = value.values() if isinstance(value, dict) else value
-            for item in list(items):
+                # object's own descriptor: a class may define a __class__ property of its own.
+                _set_class(value, kept)
+        elif not inside and issubclass(kind, list | tuple | set | frozenset | dict):
+            try:
+                items = list(dict.values(value) if issubclass(kind, dict) else value)  # type: ignore[arg-type, call-overload]
+            except Exception:  # a subclass whose iteration runs code that failed: not ours
+                return
+            for item in items:
                 self._adopt(item, inside=True)

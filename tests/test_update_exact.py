@@ -201,6 +201,24 @@ class Hostile:
         raise RuntimeError("no truth")
 
     __hash__ = None
+
+
+class Liar(Hostile):
+    '''Lies about its class, and raises when asked.'''
+
+    @property
+    def __class__(self):
+        raise RuntimeError("no class")
+
+
+class Meta(type):
+    def __eq__(cls, other):
+        raise RuntimeError("no comparing classes")
+
+    __hash__ = type.__hash__
+
+    def __getattr__(cls, name):
+        raise RuntimeError(f"no {name} on the class")
 """
 
 
@@ -245,7 +263,8 @@ def test_update_elementwise_equality_never_breaks_reload_or_rollback(project):
 def test_update_hostile_values_never_break_reload_or_rollback(project):
     body = src("""
         HOSTILE = Hostile()
-        ITEMS = [Hostile(), {"k": Hostile()}, {Hostile(): 1} if False else None]
+        LIAR = Liar()
+        ITEMS = [Hostile(), {"k": Hostile()}, Liar()]
 
         def f(h=HOSTILE, *, k=Hostile()):
             return VALUE
@@ -260,7 +279,12 @@ def test_update_hostile_values_never_break_reload_or_rollback(project):
 
         class Model:
             hostile = Hostile()
+            liar = Liar()
 
+            def get(self):
+                return VALUE
+
+        class Odd(metaclass=Meta):
             def get(self):
                 return VALUE
         """)
@@ -272,6 +296,7 @@ def test_update_hostile_values_never_break_reload_or_rollback(project):
         assert f() == value
         assert mod.inner()[1] == value
         assert mod.Model().get() == value
+        assert mod.Odd().get() == value
     result = hotswap.rollback("hostile", to=1)
     assert result.ok, result.error
     assert f() == 1
