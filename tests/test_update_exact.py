@@ -612,3 +612,16 @@ def test_update_verify_sees_new_results_and_failure_leaves_no_stale_cache(reload
     assert not result.ok
     assert "unhealthy" in str(result.error)
     assert rate() == 1  # rolled back, and not the result version 2 cached during verify
+
+
+def test_transaction_module_reloaded_by_object_outside_sys_modules_keeps_its_record(project):
+    mod = project.load("detached", "def f():\n    return 1\n")
+    del sys.modules["detached"]
+    project.write("detached", "def f():\n    return 2\n")
+    assert hotswap.reload(mod).version == 2
+    project.write("detached", "def f():\n    return 3\n")
+    result = hotswap.reload(mod)
+    assert result.ok, result.error
+    assert result.version == 3  # its own reload never forgets it
+    assert hotswap.rollback(mod).ok
+    assert mod.f() == 2
