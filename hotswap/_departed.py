@@ -13,7 +13,7 @@ The check costs one dictionary lookup per record, so the transaction runs it at 
 from __future__ import annotations
 
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Collection, MutableMapping
 from typing import Any
 
 __all__ = ("forget_departed", "is_loaded")
@@ -26,25 +26,25 @@ def is_loaded(name: str, namespace: dict[str, Any]) -> bool:
         return False
     try:
         return vars(module) is namespace
-    except TypeError:  # something other than a module stands in sys.modules under that name
+    except Exception:  # something other than a module stands in sys.modules under that name
         return False
 
 
 def forget_departed(
-    records: MutableMapping[str, Any], *, keep: str | None = None
+    records: MutableMapping[str, Any], *, keep: Collection[str] = ()
 ) -> tuple[str, ...]:
     """Drop the records of modules that are no longer loaded; return their names.
 
     Args:
         records: module name -> record (anything with a ``namespace`` attribute, the module's
             dict); changed in place.
-        keep: a name never dropped (the module being reloaded right now, which may be reloaded
-            by object while not in ``sys.modules``).
+        keep: names never dropped: the modules of the change set being reloaded right now,
+            which may be reloaded by object while not in ``sys.modules``.
     """
     gone = tuple(
         name
         for name, record in list(records.items())
-        if name != keep and not is_loaded(name, record.namespace)
+        if name not in keep and not is_loaded(name, record.namespace)
     )
     for name in gone:
         records.pop(name, None)

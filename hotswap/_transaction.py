@@ -90,7 +90,7 @@ _records: dict[str, _Record] = {}
 
 def _record_for(module: types.ModuleType) -> _Record:
     # Records of modules that left sys.modules would keep all their snapshots alive forever.
-    forget_departed(_records, keep=module.__name__)
+    forget_departed(_records, keep=(module.__name__,))
     record = _records.get(module.__name__)
     # A module imported afresh under the same name is another module: start again.
     if record is None or record.namespace is not vars(module):
