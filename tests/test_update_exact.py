@@ -9,6 +9,7 @@ import textwrap
 import threading
 import types
 import weakref
+from pathlib import Path
 from typing import Any
 
 import hotswap
@@ -45,8 +46,10 @@ def make(source: str, namespace: dict[str, Any] | None = None) -> types.Function
 
 
 def run_callers(
-    call: Any, threads: int, stop: threading.Event
+    call: Any, threads: int, stop: threading.Event, progress: threading.Event | None = None
 ) -> tuple[list[threading.Thread], list[BaseException], list[int]]:
+    """Start ``threads`` threads calling ``call`` until ``stop``; ``progress`` is set after
+    every call."""
     errors: list[BaseException] = []
     counts = [0] * threads
     started = threading.Barrier(threads + 1)
@@ -59,6 +62,8 @@ def run_callers(
             except BaseException as error:  # any exception at all is the defect
                 errors.append(error)
             counts[index] += 1
+            if progress is not None:
+                progress.set()
 
     workers = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(threads)]
     for worker in workers:
@@ -71,7 +76,9 @@ def run_callers(
 
 
 def test_update_function_switch_is_atomic_for_concurrent_callers():
-    sources = versions_adding_parameters(120)
+    # Many switches between a few versions: a torn switch is a narrow window, and a thousand
+    # of them under a one-microsecond switch interval hit it dozens of times.
+    sources = versions_adding_parameters(10)
     live = make(sources[0])
     totals = {expected_total(n) for n in range(len(sources))}
     wrong: list[object] = []
@@ -85,14 +92,14 @@ def test_update_function_switch_is_atomic_for_concurrent_callers():
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as possible: tear if it can
     try:
-        workers, errors, counts = run_callers(call, 4, stop)
+        progress = threading.Event()
+        workers, errors, _ = run_callers(call, 4, stop, progress)
         try:
-            for source in sources[1:]:
-                update_function(live, make(source))
-                # Every caller gets to call between two updates at least once in a while.
-                mark = sum(counts)
-                while sum(counts) == mark and not errors:
-                    threading.Event().wait(0.0005)
+            for step in range(1, 1001):
+                update_function(live, make(sources[step % len(sources)]))
+                # Some call runs between two updates, so every switch has callers around it.
+                progress.clear()
+                assert progress.wait(timeout=60)
         finally:
             stop.set()
             for worker in workers:
@@ -101,7 +108,61 @@ def test_update_function_switch_is_atomic_for_concurrent_callers():
         sys.setswitchinterval(previous)
     assert errors == []
     assert wrong == []
-    assert live() == expected_total(len(sources) - 1)
+    assert live() == expected_total(1000 % len(sources))
+
+
+def probe_every_line(call: Any, action: Any) -> list[object]:
+    """Run ``action`` and call ``call`` between every two lines of hotswap's code that runs,
+    as a thread switch there would: what each call returned or raised, in order."""
+    seen: list[object] = []
+    package = str(Path(hotswap.__file__).parent)
+
+    def local(frame: types.FrameType, event: str, arg: object) -> Any:
+        if event == "line":
+            try:  # the trace function runs untraced: this call is not probed itself
+                seen.append(call())
+            except Exception as error:
+                seen.append(error)
+        return local
+
+    def tracer(frame: types.FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code.co_filename.startswith(package) else None
+
+    sys.settrace(tracer)
+    try:
+        action()
+    finally:
+        sys.settrace(None)
+    return seen
+
+
+def test_update_function_every_intermediate_state_is_one_whole_version():
+    sources = versions_adding_parameters(3)[1:]  # one optional parameter, then two
+    namespace: dict[str, Any] = {}
+    live = make(sources[0], namespace)
+    state = _snapshot.capture(namespace, "<test>")
+    valid = {expected_total(1), expected_total(2)}
+    seen = probe_every_line(live, lambda: update_function(live, make(sources[1])))
+    seen += probe_every_line(live, lambda: state.restore(namespace))
+    assert len(seen) > 10  # the probes ran
+    assert [value for value in seen if value not in valid] == []
+    assert live() == expected_total(1)
+
+
+def test_update_closure_every_intermediate_state_is_one_whole_version():
+    source = "def make(offset):\n    def g(a={a}):\n        return a * 100 + offset\n    return g\n"
+    namespace: dict[str, Any] = {}
+    exec(source.format(a=1), namespace)
+    live = namespace["live"] = namespace["make"](1)
+    state = _snapshot.capture(namespace, "<test>")
+    other: dict[str, Any] = {}
+    exec(source.format(a=2), other)
+    seen = probe_every_line(live, lambda: update_function(live, other["make"](2)))
+    assert len(seen) > 10
+    assert live() == 202
+    seen += probe_every_line(live, lambda: state.restore(namespace))
+    assert [value for value in seen if value not in (101, 202)] == []
+    assert live() == 101
 
 
 def test_update_function_switch_leaves_the_final_code_in_place():
@@ -142,19 +203,32 @@ def test_update_function_reload_under_callers_never_breaks_one(project):
 
 
 def test_update_rollback_switch_is_atomic_for_concurrent_callers():
-    sources = versions_adding_parameters(2)
+    sources = versions_adding_parameters(3)[1:]  # one optional parameter, then two
+    totals = {expected_total(1), expected_total(2)}
     namespace: dict[str, Any] = {}
     live = make(sources[0], namespace)
+    wrong: list[object] = []
     stop = threading.Event()
+
+    def call() -> None:
+        value = live()
+        if value not in totals:
+            wrong.append(value)
+
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
-        workers, errors, _ = run_callers(live, 4, stop)
+        progress = threading.Event()
+        workers, errors, _ = run_callers(call, 4, stop, progress)
         try:
-            for _ in range(150):
+            for _ in range(500):
                 state = _snapshot.capture(namespace, "<test>")
                 update_function(live, make(sources[1]))
+                progress.clear()
+                assert progress.wait(timeout=60)
                 state.restore(namespace)
+                progress.clear()
+                assert progress.wait(timeout=60)
         finally:
             stop.set()
             for worker in workers:
@@ -162,7 +236,8 @@ def test_update_rollback_switch_is_atomic_for_concurrent_callers():
     finally:
         sys.setswitchinterval(previous)
     assert errors == []
-    assert live() == expected_total(0)
+    assert wrong == []
+    assert live() == expected_total(1)
 
 
 # --- defect 3: values whose == is element-wise, or raises ------------------------------------
