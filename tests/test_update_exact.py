@@ -700,3 +700,32 @@ def test_transaction_module_reloaded_by_object_outside_sys_modules_keeps_its_rec
     assert result.version == 3  # its own reload never forgets it
     assert hotswap.rollback(mod).ok
     assert mod.f() == 2
+
+
+def test_update_reload_every_intermediate_state_is_one_whole_version(project):
+    def source(count: int) -> str:
+        signature = ", ".join(f"p{i}={i}" for i in range(count))
+        result = f"p{count - 1} * 1000 + {count}"
+        return (
+            "import hotswap\n\n"
+            f"def plain({signature}):\n    return {result}\n\n"
+            f"class Worker:\n    def run(self, {signature}):\n        return {result}\n\n"
+            f"@hotswap.reloadable\ndef served({signature}):\n    return {result}\n\n"
+            f"def make():\n    offset = {count}\n"
+            f"    def inner({signature}):\n        return p{count - 1} * 1000 + offset\n"
+            f"    return inner\n\n"
+            "inner = make()\n"
+        )
+
+    mod = project.load("probed", source(1))
+    held = [mod.plain, mod.Worker().run, mod.served, mod.inner]
+
+    def call_all() -> tuple[object, ...]:
+        return tuple(function() for function in held)
+
+    seen = probe_every_line(call_all, lambda: project.reload("probed", source(2)))
+    assert len(seen) > 100
+    assert [value for value in seen if isinstance(value, Exception)] == []
+    # Each callable runs version 1 or version 2 whole at every point of the reload.
+    assert {value for values in seen for value in values} <= {1, 1002}  # type: ignore[union-attr]
+    assert call_all() == (1002,) * 4
