@@ -729,3 +729,10 @@ def test_update_reload_every_intermediate_state_is_one_whole_version(project):
     # Each callable runs version 1 or version 2 whole at every point of the reload.
     assert {value for values in seen for value in values} <= {1, 1002}  # type: ignore[union-attr]
     assert call_all() == (1002,) * 4
+
+    # A version that fails after its definitions ran is rolled back: whole versions again.
+    failing = source(3) + "raise RuntimeError('boom')\n"
+    seen = probe_every_line(call_all, lambda: project.reload("probed", failing))
+    assert [value for value in seen if isinstance(value, Exception)] == []
+    assert {value for values in seen for value in values} <= {1002, 2003}  # type: ignore[union-attr]
+    assert call_all() == (1002,) * 4
