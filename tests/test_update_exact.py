@@ -17,6 +17,9 @@ from hotswap import _snapshot, _transaction
 from hotswap._switch import switch_function
 from hotswap._update import update_function
 
+# Switches the threaded atomicity tests make: a torn switch shows up in a few hundred.
+SWITCHES = 400
+
 
 def src(text: str) -> str:
     return textwrap.dedent(text)
@@ -76,8 +79,9 @@ def run_callers(
 
 
 def test_update_function_switch_is_atomic_for_concurrent_callers():
-    # Many switches between a few versions: a torn switch is a narrow window, and a thousand
-    # of them under a one-microsecond switch interval hit it dozens of times.
+    # Many switches between a few versions under a one-microsecond switch interval: a torn
+    # switch is a narrow window, which hundreds of switches hit (the probes below check every
+    # intermediate state deterministically).
     sources = versions_adding_parameters(10)
     live = make(sources[0])
     totals = {expected_total(n) for n in range(len(sources))}
@@ -95,7 +99,7 @@ def test_update_function_switch_is_atomic_for_concurrent_callers():
         progress = threading.Event()
         workers, errors, _ = run_callers(call, 4, stop, progress)
         try:
-            for step in range(1, 1001):
+            for step in range(1, SWITCHES + 1):
                 update_function(live, make(sources[step % len(sources)]))
                 # Some call runs between two updates, so every switch has callers around it.
                 progress.clear()
@@ -108,7 +112,7 @@ def test_update_function_switch_is_atomic_for_concurrent_callers():
         sys.setswitchinterval(previous)
     assert errors == []
     assert wrong == []
-    assert live() == expected_total(1000 % len(sources))
+    assert live() == expected_total(SWITCHES % len(sources))
 
 
 def probe_every_line(call: Any, action: Any) -> list[object]:
@@ -221,7 +225,7 @@ def test_update_rollback_switch_is_atomic_for_concurrent_callers():
         progress = threading.Event()
         workers, errors, _ = run_callers(call, 4, stop, progress)
         try:
-            for _ in range(500):
+            for _ in range(SWITCHES // 2):
                 state = _snapshot.capture(namespace, "<test>")
                 update_function(live, make(sources[1]))
                 progress.clear()
