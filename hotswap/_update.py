@@ -226,6 +226,11 @@ class Updater:
         # type() rather than isinstance(): a proxy claims to be a function through __class__.
         if type(old) is types.FunctionType and type(new) is types.FunctionType:
             if old.__globals__ is self.live and new.__globals__ is self.live:
+                # A wrapper made by an unchanged decorator of this module is kept like one of
+                # another module's: its function is updated and no call takes an extra hop.
+                inners = self._inners_if_same_decorator(old, new)
+                if inners is not None:
+                    return self._wrapper(qualname, old, new, status, inners)
                 return self._function(qualname, old, new, status)
             # A decorator from another module (contextlib.contextmanager, a functools.wraps
             # decorator of a helper module) wraps this module's function.
@@ -241,6 +246,21 @@ class Updater:
         if status is None:
             self._note(qualname, differs(old, new, self.mapping))
         return new
+
+    def _inners_if_same_decorator(
+        self, old: types.FunctionType, new: types.FunctionType
+    ) -> tuple[types.FunctionType, types.FunctionType] | None:
+        """The functions two wrappers of this module wrap, when the same decorator made them."""
+        below_old, below_new = wrapped_of(old), wrapped_of(new)
+        if below_old is MISSING or below_new is MISSING:
+            return None
+        inner_old = owned_function(below_old, self.live)
+        inner_new = owned_function(below_new, self.live)
+        if inner_old is None or inner_new is None or inner_old is inner_new:
+            return None
+        if not same_wrapping(old, new, inner_old, inner_new, self.mapping):
+            return None
+        return inner_old, inner_new
 
     def _owns(self, cls: type, qualname: str) -> bool:
         module = vars(cls).get("__module__")
@@ -263,10 +283,19 @@ class Updater:
             _merge_attributes(old, new)  # ``f.tag = ...`` after the def is not part of it
         return old
 
-    def _wrapper(self, qualname: str, old: Any, new: Any, status: bool | None) -> object:
+    def _wrapper(
+        self,
+        qualname: str,
+        old: Any,
+        new: Any,
+        status: bool | None,
+        inners: tuple[types.FunctionType, types.FunctionType] | None = None,
+    ) -> object:
         """A decorator's object (lru_cache, a third-party wrapper) around a function."""
-        inner_old = owned_function(old, self.live)
-        inner_new = owned_function(new, self.live)
+        if inners is None:
+            inner_old, inner_new = owned_function(old, self.live), owned_function(new, self.live)
+        else:
+            inner_old, inner_new = inners
         if inner_old is None or inner_new is None or inner_old is inner_new:
             if status is None:
                 self._note(qualname, True)

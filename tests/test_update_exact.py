@@ -740,3 +740,32 @@ def test_update_reload_every_intermediate_state_is_one_whole_version(project):
     assert [value for value in seen if isinstance(value, Exception)] == []
     assert {value for values in seen for value in values} <= {1002, 2003}  # type: ignore[union-attr]
     assert call_all() == (1002,) * 4
+
+
+def test_update_wrapper_of_an_unchanged_decorator_of_the_module_is_kept_untouched(reloading):
+    source = src("""
+        import functools
+
+        def logged(fn):
+            @functools.wraps(fn)
+            def wrapper(*args, **kwargs):
+                return ("logged", fn(*args, **kwargs))
+            return wrapper
+
+        @logged
+        def work(x):
+            return x + 1
+        """)
+    mod = reloading.load("m", source)
+    work = mod.work
+    wrapper_code = work.__code__
+    for step in (2, 3):
+        result = reloading.reload("m", source.replace("x + 1", f"x + {step}"))
+        assert result.ok, result.error
+        assert "work" in result.changes.changed
+        assert mod.work is work
+        # The wrapper runs its own code (no trampoline hop); the function inside changed.
+        assert work.__code__ is wrapper_code
+        assert work(1) == ("logged", 1 + step)
+    assert hotswap.rollback("m", to=1).ok
+    assert work(1) == ("logged", 2)
