@@ -69,7 +69,7 @@ def tagged(tag):
 def definition(draw: st.DrawFn, name: str) -> str:
     value = draw(st.integers(0, 4))
     kinds = ["function", "class", "constant", "enum", "calls", "nested"]
-    kinds += ["lru", "logged", "tagged", "catches", "subclass_uses_super"]
+    kinds += ["lru", "logged", "tagged", "local", "catches", "subclass_uses_super"]
     if GENERATE_SUBCLASSES_ADDED_BY_AN_EDIT:
         kinds += ["error_subclass", "shape_subclass"]
     kind = draw(st.sampled_from(kinds))
@@ -84,7 +84,7 @@ def definition(draw: st.DrawFn, name: str) -> str:
 
 
 _CALLABLES = frozenset(
-    {"function", "calls", "lru", "logged", "tagged", "catches", "subclass_uses_super"}
+    {"function", "calls", "lru", "logged", "tagged", "local", "catches", "subclass_uses_super"}
 )
 
 
@@ -108,6 +108,8 @@ def _definition(draw: st.DrawFn, name: str, kind: str, value: int) -> str:
     if kind == "tagged":
         tag = draw(st.sampled_from(["a", "b"]))
         return f"@tagged({tag!r})\ndef {name}():\n    return {value}\n"
+    if kind == "local":  # a decorator of the module itself, whose body edits may change
+        return f'@local\ndef {name}(x=2):\n    """doc {value}"""\n    return x - {value}\n'
     if kind == "catches":
         raised = draw(st.sampled_from(["NotFound", "AppError"]))
         return (
@@ -149,6 +151,11 @@ def module_source(draw: st.DrawFn, helpers: str) -> str:
     parts = [
         f"import enum\nimport functools\nfrom {helpers} import logged, tagged\n",
         f"def helper():\n    return {v[0]}\n",
+        "def local(fn):\n"
+        "    @functools.wraps(fn)\n"
+        "    def wrapper(*args, **kwargs):\n"
+        f"        return ({draw(st.sampled_from(['l1', 'l2']))!r}, fn(*args, **kwargs))\n"
+        "    return wrapper\n",
         f"class AppError(Exception):\n    def code(self):\n        return {v[1]}\n",
         f"class NotFound(AppError):\n    def code(self):\n        return super().code() + {v[2]}\n",
         "class Shape:\n    def area(self):\n        return 100\n",
@@ -158,14 +165,17 @@ def module_source(draw: st.DrawFn, helpers: str) -> str:
     return "\n".join(parts)
 
 
+_DECORATORS = frozenset({"logged", "tagged", "local"})
+
+
 def behaviour(namespace: dict[str, Any]) -> dict[str, Any]:
     """What a caller can observe of a module: values, call results, class behaviour."""
     seen: dict[str, Any] = {}
     for key, value in namespace.items():
         if key.startswith("__") or isinstance(value, types.ModuleType):
             continue
-        if key in ("logged", "tagged"):
-            continue  # imported from the helper module, the same object on both sides
+        if key in _DECORATORS:
+            continue  # called with a function only
         seen[key] = observe(value, namespace)
     return seen
 
@@ -278,7 +288,7 @@ def test_reloaded_module_behaves_like_a_fresh_import(data: st.DataObject) -> Non
                 for key, value in vars(module).items():
                     if key.startswith("__") or isinstance(value, types.ModuleType):
                         continue
-                    if key in ("logged", "tagged"):
+                    if key in _DECORATORS:
                         continue
                     held.append((key, value))
                     if isinstance(value, type) and not issubclass(value, enum.Enum):
