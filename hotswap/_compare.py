@@ -178,7 +178,8 @@ def _same_wrapper_function(
     below_new: object,
     mapping: dict[int, type],
 ) -> bool:
-    if code_key(old.__code__) != code_key(new.__code__):
+    # The same globals too: two decorators of other modules may have the same code.
+    if old.__globals__ is not new.__globals__ or code_key(old.__code__) != code_key(new.__code__):
         return False
     if not (
         same_value(old.__defaults__, new.__defaults__, mapping)
