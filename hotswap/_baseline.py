@@ -17,6 +17,7 @@ import types
 from typing import Any
 
 from hotswap import _statements, _symbols
+from hotswap._switch import is_instance
 from hotswap._symbols import Param, Signature, Symbol, Symbols
 
 __all__ = (
@@ -95,6 +96,16 @@ def function_signature(function: types.FunctionType, *, implicit: bool) -> Signa
     return Signature(tuple(params), call, implicit)
 
 
+def _attribute(value: object, name: str) -> str | bool | None:
+    """A string or bool attribute of any object a module holds, or None: whatever the lookup
+    raises, and whatever the value is otherwise (its ``__eq__`` is never called)."""
+    try:
+        found = getattr(value, name, None)
+    except Exception:
+        return None
+    return found if type(found) is str or type(found) is bool else None
+
+
 def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
     """The function a definition in this module made, looking through ``__wrapped__`` chains.
 
@@ -132,25 +143,25 @@ def _callable_symbol(
         function.__code__.co_firstlineno,
         None,
         signature,
-        reloadable=getattr(value, "__hotswap_reloadable__", False) is True,
+        reloadable=_attribute(value, "__hotswap_reloadable__") is True,
     )
 
 
 def _member(qualname: str, value: object, module: str, globals_: dict[str, Any]) -> list[Symbol]:
-    if isinstance(value, staticmethod):
+    if is_instance(value, staticmethod):
         symbol = _callable_symbol(
             qualname, _symbols.STATICMETHOD, value.__func__, globals_, implicit=False
         )
-    elif isinstance(value, classmethod):
+    elif is_instance(value, classmethod):
         symbol = _callable_symbol(
             qualname, _symbols.CLASSMETHOD, value.__func__, globals_, implicit=True
         )
-    elif isinstance(value, property):
+    elif is_instance(value, property):
         if owned_function(value.fget, globals_) is None:
             return []
         line = value.fget.__code__.co_firstlineno  # type: ignore[union-attr]
         return [Symbol(qualname, _symbols.PROPERTY, line, None, settable=value.fset is not None)]
-    elif isinstance(value, type):
+    elif is_instance(value, type):
         return _class_symbols(qualname, value, module, globals_)
     else:
         symbol = _callable_symbol(qualname, _symbols.METHOD, value, globals_, implicit=True)
@@ -158,13 +169,13 @@ def _member(qualname: str, value: object, module: str, globals_: dict[str, Any])
 
 
 def _class_symbols(qualname: str, cls: type, module: str, globals_: dict[str, Any]) -> list[Symbol]:
-    if getattr(cls, "__module__", None) != module or cls.__qualname__ != qualname:
+    if _attribute(cls, "__module__") != module or cls.__qualname__ != qualname:
         return []
     members: list[Symbol] = []
     for key, value in list(vars(cls).items()):
         members += _member(f"{qualname}.{key}", value, module, globals_)
     line = min((s.lineno for s in members), default=1)
-    reloadable = getattr(cls, "__hotswap_reloadable__", False) is True
+    reloadable = _attribute(cls, "__hotswap_reloadable__") is True
     head = Symbol(qualname, _symbols.CLASS, max(line - 1, 1), None, reloadable=reloadable)
     return [head, *members]
 
@@ -172,7 +183,7 @@ def _class_symbols(qualname: str, cls: type, module: str, globals_: dict[str, An
 def is_submodule(name: str, key: str, value: object) -> bool:
     """``package.key`` is a submodule the import system set on its package, not a name the
     package's source binds."""
-    return isinstance(value, types.ModuleType) and value.__name__ == f"{name}.{key}"
+    return is_instance(value, types.ModuleType) and value.__name__ == f"{name}.{key}"
 
 
 def live_symbols(module: types.ModuleType) -> Symbols:
@@ -184,9 +195,9 @@ def live_symbols(module: types.ModuleType) -> Symbols:
         if key in MODULE_ATTRIBUTES or is_submodule(name, key, value):
             continue
         found: list[Symbol] = []
-        if isinstance(value, type):
+        if is_instance(value, type):
             found = _class_symbols(key, value, name, namespace)
-        elif getattr(value, "__qualname__", None) == key:
+        elif _attribute(value, "__qualname__") == key:
             symbol = _callable_symbol(key, _symbols.FUNCTION, value, namespace, implicit=False)
             found = [] if symbol is None else [symbol]
         if not found:

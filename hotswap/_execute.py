@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule
+from hotswap._compare import wrapped_of
 from hotswap._planner import INPLACE, Live, Plan
 from hotswap._statements import DOC, FUTURE, ModuleSource, parse_statement
 from hotswap._update import Updater, update_function
@@ -183,10 +184,10 @@ def run_plan(
                 return new
             handled.add(name)
             if inner is not new:
+                before = (inner.__doc__, inner.__annotations__)
                 update_function(inner, new)
-                clear = getattr(kept, "cache_clear", None)
-                if callable(clear):  # a cache of the old code's results
-                    done.after_commit.append(clear)
+                _refresh_copies(kept, inner, before)
+                updater._clear_caches(kept, inner)  # results of the old code
             done.updated[name] = kept
             done.changed.append(name)
             return kept
@@ -230,6 +231,22 @@ def run_plan(
         ):
             delattr(owner, attribute)
     return done
+
+
+def _refresh_copies(kept: object, inner: types.FunctionType, before: tuple[Any, Any]) -> None:
+    """Wrappers between the name and the function (``functools.wraps``) copied its docstring
+    and annotations when they were made: give them the new ones, as a fresh import would."""
+    doc, annotations = before
+    current = kept
+    for _ in range(16):
+        if current is inner or current is None:
+            return
+        if type(current) is types.FunctionType:
+            if current.__doc__ == doc:
+                current.__doc__ = inner.__doc__
+            if current.__annotations__ is annotations:
+                current.__annotations__ = inner.__annotations__
+        current = wrapped_of(current)
 
 
 def _shift(code: types.CodeType, delta: int) -> types.CodeType:

@@ -11,14 +11,27 @@ name), so its cost grows with the module, not with the program.
 
 from __future__ import annotations
 
+import functools
+import logging
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hotswap._switch import (
+    EMPTY,
+    cell_value,
+    is_instance,
+    restore_items,
+    same_items,
+    set_cell,
+    switch_function,
+)
+
 __all__ = (
     "EMPTY",
     "UNSETTABLE",
+    "WRAPPER_TYPES",
     "ModuleState",
     "capture",
     "cell_value",
@@ -26,7 +39,10 @@ __all__ = (
     "set_cell",
 )
 
-EMPTY = object()  # the value of an empty closure cell
+logger = logging.getLogger(__name__)
+
+# Decorator wrapper objects whose instance dict an update brings up to date (see _update).
+WRAPPER_TYPES = (type(functools.lru_cache(maxsize=None)(lambda: None)),)
 # Class-dict keys that cannot be set (or restored) with setattr.
 UNSETTABLE = frozenset({"__dict__", "__weakref__"})
 
@@ -47,25 +63,27 @@ class _FunctionState:
     function: types.FunctionType
     code: types.CodeType
     defaults: tuple[Any, ...] | None
+    # The dict itself (restored by identity) and what it held, in case it was mutated.
     kwdefaults: dict[str, Any] | None
+    kwdefaults_items: tuple[tuple[str, Any], ...]
     doc: str | None
     annotations: dict[str, Any]
     attributes: dict[str, Any]
     cells: tuple[tuple[types.CellType, object], ...]
 
-    def restore(self) -> None:
+    def restore(self) -> bool:
+        """Put the function back; return whether what its calls compute changed."""
         f = self.function
-        if f.__code__ is not self.code:
-            f.__code__ = self.code
-        f.__defaults__ = self.defaults
-        f.__kwdefaults__ = None if self.kwdefaults is None else dict(self.kwdefaults)
-        f.__doc__ = self.doc
-        f.__annotations__ = dict(self.annotations)
-        if f.__dict__ != self.attributes:
-            f.__dict__.clear()
-            f.__dict__.update(self.attributes)
-        for cell, value in self.cells:
-            set_cell(cell, value)
+        if self.kwdefaults is not None:
+            restore_items(self.kwdefaults, dict(self.kwdefaults_items))
+        values = tuple(value for _, value in self.cells)
+        changed = switch_function(f, self.code, self.defaults, self.kwdefaults, values)
+        if f.__doc__ is not self.doc:
+            f.__doc__ = self.doc
+        if f.__annotations__ is not self.annotations:
+            f.__annotations__ = self.annotations
+        restore_items(f.__dict__, self.attributes)
+        return changed
 
 
 @dataclass(frozen=True)
@@ -76,7 +94,7 @@ class _ClassState:
 
     def restore(self) -> None:
         cls = self.cls
-        if cls.__bases__ != self.bases:
+        if not same_items(cls.__bases__, self.bases):
             cls.__bases__ = self.bases
         current = vars(cls)
         for key in [k for k in current if k not in self.namespace and k not in UNSETTABLE]:
@@ -96,21 +114,24 @@ class _ObjectState:
         self.set_(self.obj, self.value)
 
 
-def cell_value(cell: types.CellType) -> object:
-    """What a closure cell holds, or :data:`EMPTY`."""
-    try:
-        return cell.cell_contents
-    except ValueError:
-        return EMPTY
+@dataclass(frozen=True)
+class _AttributesState:
+    """The instance dict of a decorator's wrapper object (an lru_cache wrapper) that an update
+    may bring up to date with the new source."""
+
+    obj: object
+    attributes: dict[str, Any]
+    wrapped: object
+
+    def restore(self) -> None:
+        restore_items(vars(self.obj), self.attributes)
+
+    def clear_cache(self) -> None:
+        """Empty the wrapper's cache: it holds results of the code the restore took away."""
+        self.obj.cache_clear()  # type: ignore[attr-defined]
 
 
-def set_cell(cell: types.CellType, value: object) -> None:
-    """Make ``cell`` hold ``value`` (:data:`EMPTY` empties it); untouched when it already does."""
-    if value is EMPTY:
-        if cell_value(cell) is not EMPTY:
-            del cell.cell_contents
-    elif cell_value(cell) is not value:
-        cell.cell_contents = value
+_Part = _FunctionState | _ClassState | _ObjectState | _AttributesState
 
 
 @dataclass(frozen=True)
@@ -118,7 +139,8 @@ class ModuleState:
     """Everything a reload of one module may change, as it was when captured."""
 
     namespace: dict[str, Any]
-    parts: tuple[_FunctionState | _ClassState | _ObjectState, ...]
+    parts: tuple[_Part, ...]
+    module: str = ""
 
     def restore(self, target: dict[str, Any]) -> None:
         """Put the module dict ``target`` and every recorded object back as captured.
@@ -126,13 +148,25 @@ class ModuleState:
         Names are replaced one by one rather than by clearing the dict, so a thread calling
         into the module meanwhile never finds a name missing that both versions define.
         """
+        changed: set[int] = set()
         for part in self.parts:
-            part.restore()
-        for key in [k for k in target if k not in self.namespace]:
-            del target[key]
-        for key, value in self.namespace.items():
-            if target.get(key, EMPTY) is not value:
-                target[key] = value
+            # One object that refuses (a metaclass whose __setattr__ raises) must not stop the
+            # others from being restored, nor make a reload or rollback raise.
+            try:
+                if isinstance(part, _FunctionState):
+                    if part.restore():
+                        changed.add(id(part.function))
+                else:
+                    part.restore()
+            except Exception:
+                logger.exception("hotswap: %s: could not restore %r", self.module, part)
+        for part in self.parts:
+            if isinstance(part, _AttributesState) and _reaches(part.wrapped, changed):
+                try:
+                    part.clear_cache()
+                except Exception:
+                    logger.exception("hotswap: %s: could not empty a cache", self.module)
+        restore_items(target, self.namespace)
 
 
 def capture(namespace: dict[str, Any], module_name: str) -> ModuleState:
@@ -140,7 +174,7 @@ def capture(namespace: dict[str, Any], module_name: str) -> ModuleState:
     walker = _Walker(namespace, module_name)
     for value in list(namespace.values()):
         walker.visit(value)
-    return ModuleState(dict(namespace), tuple(walker.parts))
+    return ModuleState(dict(namespace), tuple(walker.parts), module_name)
 
 
 class _Walker:
@@ -148,7 +182,7 @@ class _Walker:
         self.globals = namespace
         self.module_name = module_name
         self.seen: set[int] = set()
-        self.parts: list[_FunctionState | _ClassState | _ObjectState] = []
+        self.parts: list[_Part] = []
 
     def visit(self, value: object) -> None:
         if id(value) in self.seen:
@@ -157,8 +191,8 @@ class _Walker:
         if kind is types.FunctionType:
             self.seen.add(id(value))
             self.function(value)  # type: ignore[arg-type]
-        elif isinstance(value, type):
-            if getattr(value, "__module__", None) == self.module_name:
+        elif is_instance(value, type):
+            if _defined_in(value, self.module_name):
                 self.seen.add(id(value))
                 self.klass(value)
         elif kind is staticmethod or kind is classmethod:
@@ -170,7 +204,9 @@ class _Walker:
             self.other(value)
 
     def other(self, value: object) -> None:
-        accessors = next((a for k, a in _stateful.items() if isinstance(value, k)), None)
+        # type(), not isinstance(): a value of any class may sit in a module, and isinstance
+        # asks the value for its __class__, which a proxy or a broken object answers as it likes.
+        accessors = next((a for k, a in _stateful.items() if issubclass(type(value), k)), None)
         if accessors is not None:
             self.seen.add(id(value))
             get, set_ = accessors
@@ -181,10 +217,14 @@ class _Walker:
         except Exception:
             return
         self.seen.add(id(value))
+        if type(value) in WRAPPER_TYPES:
+            self.parts.append(_AttributesState(value, dict(vars(value)), wrapped))
         self.visit(wrapped)
 
     def function(self, f: types.FunctionType) -> None:
-        if f.__globals__ is not self.globals:
+        # A function of another module is recorded only when it is a decorator's wrapper
+        # around this module's function: an update may bring its metadata up to date.
+        if f.__globals__ is not self.globals and "__wrapped__" not in f.__dict__:
             return
         cells = tuple((cell, cell_value(cell)) for cell in f.__closure__ or ())
         self.parts.append(
@@ -192,9 +232,10 @@ class _Walker:
                 f,
                 f.__code__,
                 f.__defaults__,
-                None if f.__kwdefaults__ is None else dict(f.__kwdefaults__),
+                f.__kwdefaults__,
+                tuple((f.__kwdefaults__ or {}).items()),
                 f.__doc__,
-                dict(f.__annotations__),
+                f.__annotations__,
                 dict(f.__dict__),
                 cells,
             )
@@ -209,6 +250,26 @@ class _Walker:
         self.parts.append(_ClassState(cls, namespace, cls.__bases__))
         for value in namespace.values():
             self.visit(value)
+
+
+def _reaches(value: object, functions: set[int]) -> bool:
+    """Whether ``value`` or something down its ``__wrapped__`` chain is one of ``functions``."""
+    for _ in range(8):
+        if id(value) in functions:
+            return True
+        try:
+            value = value.__wrapped__  # type: ignore[attr-defined]
+        except Exception:
+            return False
+    return False
+
+
+def _defined_in(cls: type, module_name: str) -> bool:
+    try:
+        module = vars(cls).get("__module__")
+    except Exception:  # a class whose metaclass hides its dict: not one of ours
+        return False
+    return type(module) is str and module == module_name
 
 
 def _wrapped(f: types.FunctionType) -> Iterator[object]:

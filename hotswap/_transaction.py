@@ -26,6 +26,7 @@ from hotswap import _config, _events, _modules, _planner, _proxy, _sources, _sta
 from hotswap._adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
 from hotswap._baseline import live_symbols, synthesize
 from hotswap._checks import check_compatibility
+from hotswap._departed import forget_departed
 from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
 from hotswap._execute import Executed, compile_plan, live_facts, relocate, run_plan, running_line
 from hotswap._gil import Lowered
@@ -103,6 +104,8 @@ _records: dict[str, _Record] = {}
 
 def _record_for(module: types.ModuleType) -> _Record:
     name = _modules.canonical(module)
+    # Records of modules that left sys.modules would keep all their snapshots alive forever.
+    forget_departed(_records, keep=(name,))
     record = _records.get(name)
     # A module imported afresh under the same name is another module: start again.
     if record is None or record.namespace is not vars(module):
@@ -111,18 +114,6 @@ def _record_for(module: types.ModuleType) -> _Record:
         record = _Record(module, _config.current().history, source)
         _records[name] = record
     return record
-
-
-def forget_missing() -> None:
-    """Drop the records of modules no longer loaded (their snapshots hold old objects)."""
-    with _lock:
-        for name in [n for n, r in _records.items() if _loaded(n) is not r.namespace]:
-            del _records[name]
-
-
-def _loaded(name: str) -> dict[str, Any] | None:
-    module = sys.modules.get(name)
-    return vars(module) if isinstance(module, types.ModuleType) else None
 
 
 def module_statuses() -> dict[str, ModuleStatus]:

@@ -4,12 +4,18 @@ After the new code has executed in the live module dict, each name holds a *new*
 the rest of the program holds references to the *old* ones. :class:`Updater` carries the new
 behaviour into the old objects and binds the names back to them, so identity is kept:
 
-- a function gets the new code, defaults, docstring, annotations and attributes; when its
-  closure layout changed (``super()`` or a new free variable), its code becomes a trampoline
-  that calls the new function, so held references still run the new behaviour;
+- a function gets the new code, defaults, docstring, annotations and attributes, in a switch
+  that is atomic for callers in other threads; when its closure cannot hold the new version's
+  (``super()`` or a new free variable, other values in its cells), its code becomes a
+  trampoline that calls the new function, so held references still run the new behaviour;
 - a class gets new, changed and removed members; ``super()`` in the new methods binds to the
   kept class; a class that cannot be patched (an Enum, a changed metaclass, bases or
   ``__slots__``) is replaced and reported;
+- a decorator's wrapper (``functools.wraps``, ``contextmanager``, ``lru_cache``, from this
+  module or another) is kept when the decorator and its arguments are unchanged, and the
+  function it wraps is updated in place, so every reference the program ever took to it runs
+  the newest code; when the decorator changed, the name takes the new wrapper and the old
+  wrapper's function forwards to the new one;
 - an unchanged definition keeps its old object untouched (a cache on it survives).
 
 Everything this module mutates was captured by ``_snapshot.capture`` before it ran, which is how
@@ -21,26 +27,35 @@ from __future__ import annotations
 import contextlib
 import enum
 import types
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hotswap._baseline import MODULE_ATTRIBUTES, owned_function
+from hotswap._compare import (
+    MAX_DEPTH,
+    MISSING,
+    differs,
+    is_class,
+    safe_attribute,
+    same_function,
+    same_value,
+    same_wrapping,
+    wrapped_of,
+)
 from hotswap._diff import ChangeSet
-from hotswap._snapshot import UNSETTABLE, cell_value, set_cell
-from hotswap._symbols import code_key
+from hotswap._snapshot import UNSETTABLE, WRAPPER_TYPES
+from hotswap._switch import KINDS, cell_value, same_items, switch_function, trampoline
 
-__all__ = ("Outcome", "Updater", "same_function", "trampoline", "update_function")
+__all__ = ("Outcome", "Updater", "forward", "same_function", "trampoline", "update_function")
 
-_MISSING: Any = object()
 # Set by the compiler on every class (3.13+): they follow the new source without being changes.
 _BOOKKEEPING = frozenset({"__firstlineno__", "__static_attributes__"})
 _SLOT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
-_TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
-_MAX_DEPTH = 8
-# Values whose equality means something; an instance of another class is made anew by every
-# execution, so only a change of its type is worth reporting.
-_DATA_TYPES = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
+_set_class = object.__dict__["__class__"].__set__
+# A wrapper's attributes that belong to it, not to the function it wraps.
+_OWN_WRAPPER_KEYS = frozenset({"__wrapped__", "cache_parameters"})
 
 
 @dataclass
@@ -53,160 +68,53 @@ class Outcome:
     after_commit: list[Callable[[], object]] = field(default_factory=list)
 
 
-# --- comparing objects --------------------------------------------------------------------------
-
-
-def _same_value(
-    a: object, b: object, mapping: dict[int, type], depth: int = 0, *, lenient: bool = False
-) -> bool:
-    """Whether two values are the same, as far as a reload is concerned.
-
-    ``lenient`` (for the change report) counts two instances of one class without value
-    semantics as the same: every execution makes new ones, so only their type tells.
-    """
-    if a is b:
-        return True
-    if depth > _MAX_DEPTH or type(a) is not type(b):
-        return False
-    if lenient and not isinstance(a, _DATA_TYPES) and not isinstance(a, type | types.FunctionType):
-        return True
-    if type(a) is types.FunctionType:
-        return same_function(a, b, mapping, depth + 1)  # type: ignore[arg-type]
-    if isinstance(a, type):
-        return mapping.get(id(b)) is a
-    if isinstance(a, tuple | list):
-        return len(a) == len(b) and all(  # type: ignore[arg-type]
-            _same_value(x, y, mapping, depth + 1, lenient=lenient)
-            for x, y in zip(a, b, strict=True)  # type: ignore[call-overload]
-        )
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(  # type: ignore[attr-defined]
-            _same_value(v, b[k], mapping, depth + 1, lenient=lenient)  # type: ignore[index]
-            for k, v in a.items()
-        )
-    try:
-        return (a == b) is True
-    except Exception:  # an object whose comparison raises or is ambiguous (arrays)
-        return False
-
-
-def _differs(old: object, new: object, mapping: dict[int, type]) -> bool:
-    """Whether a value changed, for the change report."""
-    return not _same_value(old, new, mapping, lenient=True)
-
-
-def same_function(
-    old: types.FunctionType,
-    new: types.FunctionType,
-    mapping: dict[int, type] | None = None,
-    depth: int = 0,
-) -> bool:
-    """Whether two functions behave the same: code, defaults, docs, annotations, closures."""
-    mapping = {} if mapping is None else mapping
-    if code_key(old.__code__) != code_key(new.__code__) or old.__doc__ != new.__doc__:
-        return False
-    pairs: list[tuple[object, object]] = [
-        (old.__defaults__, new.__defaults__),
-        (old.__kwdefaults__, new.__kwdefaults__),
-        (old.__annotations__, new.__annotations__),
-        # Attributes set at run time are state, not code; a wrapper's target is code.
-        (old.__dict__.get("__wrapped__"), new.__dict__.get("__wrapped__")),
-    ]
-    old_cells = [cell_value(c) for c in old.__closure__ or ()]
-    new_cells = [cell_value(c) for c in new.__closure__ or ()]
-    pairs += [
-        (a, b)
-        for name, a, b in zip(old.__code__.co_freevars, old_cells, new_cells, strict=True)
-        if name != "__class__"
-    ]
-    return all(_same_value(a, b, mapping, depth + 1) for a, b in pairs)
-
-
 # --- updating functions -------------------------------------------------------------------------
-
-_KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
-_trampolines: dict[tuple[tuple[str, ...], int, bool], types.CodeType] = {}
-
-# The body of a trampoline of a kind (the key) calling a target of the same kind...
-_SAME_KIND = {
-    0x80: "return await t(*args, **kwargs)",
-    0x20: "return (yield from t(*args, **kwargs))",
-    0x200: "async for item in t(*args, **kwargs):\n            yield item",
-    0: "return t(*args, **kwargs)",
-}
-# ...and of another kind (an incompatible change applied anyway): the function keeps its own
-# kind, so its callers get what they expect (an awaitable, an iterator) around the new result.
-_OTHER_KIND = {
-    0x80: "return t(*args, **kwargs)",
-    0x20: "return (yield from t(*args, **kwargs))",
-    0x200: (
-        "result = t(*args, **kwargs)\n"
-        "        if hasattr(result, '__aiter__'):\n"
-        "            async for item in result:\n"
-        "                yield item\n"
-        "        else:\n"
-        "            for item in result:\n"
-        "                yield item"
-    ),
-    0: "return t(*args, **kwargs)",
-}
-
-
-def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType) -> types.CodeType:
-    """Code of the kind ``flags`` names (plain, coroutine, generator, async generator) that
-    calls ``target`` and fits a closure of ``freevars``.
-
-    A function's closure is fixed for life, so new code with another layout cannot be given to
-    it directly; and since Python 3.13 giving a function code of another kind is deprecated, so
-    a function whose kind changed keeps its own kind and forwards.
-    """
-    kind = flags & _KINDS
-    same = (target.__code__.co_flags & _KINDS) == kind
-    template = _trampolines.get((freevars, kind, same))
-    if template is None:
-        body = (_SAME_KIND if same else _OTHER_KIND)[kind]
-        prefix = "async " if kind in (0x80, 0x200) else ""
-        cells = "".join(f"    {name} = None\n" for name in freevars)
-        # Naming the free variables in dead code makes them free variables of the trampoline
-        # (so the old closure fits) without ever reading them.
-        uses = f"        if False:\n            ({', '.join(freevars)},)\n" if freevars else ""
-        source = (
-            f"def outer():\n{cells}"
-            f"    {prefix}def trampoline(*args, **kwargs):\n{uses}"
-            f"        t = {_TRAMPOLINE_TARGET!r}\n"
-            f"        {body}\n"
-            f"    return trampoline\n"
-        )
-        namespace: dict[str, Any] = {}
-        exec(compile(source, "<hotswap trampoline>", "exec"), namespace)
-        template = namespace["outer"]().__code__
-        _trampolines[(freevars, kind, same)] = template
-    # The target travels as a constant: LOAD_CONST pushes any object.
-    consts = tuple(target if c == _TRAMPOLINE_TARGET else c for c in template.co_consts)
-    return template.replace(co_consts=consts, co_name=target.__name__)
 
 
 def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
-    """Give ``old`` the behaviour of ``new``, keeping ``old``'s identity."""
+    """Give ``old`` the behaviour of ``new``, keeping ``old``'s identity.
+
+    The switch is atomic for callers in other threads (see ``_switch``): no call runs the new
+    code with the old defaults or cells, or the reverse. ``old`` runs the new code itself
+    (calls cost what they did) unless its closure cannot hold the new version's: another
+    layout, another kind, or other values in its cells. Then its code becomes a trampoline
+    to ``new`` for good, and its cells are never written: a call of the old code still
+    running in another thread reads them after the switch, and must read the old values.
+    """
     old_code, new_code = old.__code__, new.__code__
-    same_kind = (old_code.co_flags & _KINDS) == (new_code.co_flags & _KINDS)
-    if old_code.co_freevars == new_code.co_freevars and same_kind:
-        old.__code__ = new_code
+    same_kind = (old_code.co_flags & KINDS) == (new_code.co_flags & KINDS)
+    fits = same_kind and old_code.co_freevars == new_code.co_freevars
+    if fits:
         for name, old_cell, new_cell in zip(
             old_code.co_freevars, old.__closure__ or (), new.__closure__ or (), strict=True
         ):
             # __class__ is the cell super() reads; the old one names the kept class.
-            if name == "__class__":
-                continue
-            set_cell(old_cell, cell_value(new_cell))
-    else:
-        old.__code__ = trampoline(old_code.co_freevars, old_code.co_flags, new)
-    old.__defaults__ = new.__defaults__
-    old.__kwdefaults__ = new.__kwdefaults__
+            if name != "__class__" and cell_value(old_cell) is not cell_value(new_cell):
+                fits = False
+                break
+    code = new_code if fits else trampoline(old_code.co_freevars, old_code.co_flags, new)
+    # Attributes first: they are not part of a call, and a reader sees them with either code.
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
     # Merged, not replaced: what the new source sets wins, attributes set at run time stay.
     old.__dict__.update(new.__dict__)
+    switch_function(old, code, new.__defaults__, new.__kwdefaults__, None, through=new)
+
+
+def forward(old: types.FunctionType, new: types.FunctionType) -> None:
+    """Make ``old`` call ``new`` from now on, whatever ``new`` becomes later.
+
+    For a function that only a replaced wrapper still holds: ``new`` is the one later reloads
+    update in place, so the old wrapper reaches the newest code through one hop.
+    """
+    old.__doc__ = new.__doc__
+    old.__annotations__ = new.__annotations__
+    old.__dict__.update(new.__dict__)
+    code = trampoline(old.__code__.co_freevars, old.__code__.co_flags, new)
+    # The trampoline ignores defaults; they follow for introspection only, after the switch.
+    old.__code__ = code
+    old.__defaults__ = new.__defaults__
+    old.__kwdefaults__ = new.__kwdefaults__
 
 
 # --- the updater --------------------------------------------------------------------------------
@@ -215,11 +123,11 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
 def _why_not_patchable(old: type, new: type, bases: tuple[type, ...]) -> str | None:
     if type(old) is not type(new):
         return "its metaclass changed"
-    if isinstance(old, enum.EnumMeta):
+    if issubclass(type(old), enum.EnumMeta):
         return "it is an Enum"
-    if bases != old.__bases__:
+    if not same_items(bases, old.__bases__):
         return "its bases changed"
-    if vars(old).get("__slots__") != vars(new).get("__slots__"):
+    if not same_value(vars(old).get("__slots__"), vars(new).get("__slots__"), {}):
         return "its __slots__ changed"
     return None
 
@@ -227,6 +135,34 @@ def _why_not_patchable(old: type, new: type, bases: tuple[type, ...]) -> str | N
 def _merge_attributes(old: types.FunctionType, new: types.FunctionType) -> None:
     if new.__dict__:
         old.__dict__.update(new.__dict__)
+
+
+# An inner function -> the wrappers replaced by a changed decorator whose old function now
+# forwards to it; their caches must be emptied whenever it changes. Weak both ways: the
+# program decides how long it holds an old wrapper.
+_forwarded: weakref.WeakKeyDictionary[types.FunctionType, list[weakref.ref[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _refresh_wrappers(
+    old: object, new: object, inner_old: types.FunctionType, *, metadata: bool = True
+) -> None:
+    """Bring a kept chain of wrappers' metadata (``functools.wraps`` copies of the function's
+    docstring and annotations, when ``metadata``) and attributes up to date with the new
+    chain; attributes the program set on the old wrappers at run time stay."""
+    for _ in range(MAX_DEPTH):
+        if old is inner_old:
+            return
+        if metadata and type(old) is types.FunctionType:
+            old.__doc__ = new.__doc__
+            old.__annotations__ = new.__annotations__
+        attributes = vars(new)
+        target = vars(old)
+        for key, value in attributes.items():
+            if key not in _OWN_WRAPPER_KEYS and target.get(key, MISSING) is not value:
+                target[key] = value
+        old, new = wrapped_of(old), wrapped_of(new)
 
 
 class Updater:
@@ -265,8 +201,8 @@ class Updater:
         for name, new in list(self.live.items()):
             if name in MODULE_ATTRIBUTES or name in skip:
                 continue
-            old = self.old.get(name, _MISSING)
-            if old is _MISSING or old is new:
+            old = self.old.get(name, MISSING)
+            if old is MISSING or old is new:
                 continue
             if name in self.keep:
                 self.live[name] = old
@@ -291,20 +227,46 @@ class Updater:
         # type() rather than isinstance(): a proxy claims to be a function through __class__.
         if type(old) is types.FunctionType and type(new) is types.FunctionType:
             if old.__globals__ is self.live and new.__globals__ is self.live:
+                # A wrapper made by an unchanged decorator of this module is kept like one of
+                # another module's: its function is updated and no call takes an extra hop.
+                inners = self._inners_if_same_decorator(old, new)
+                if inners is not None:
+                    return self._wrapper(qualname, old, new, status, inners)
                 return self._function(qualname, old, new, status)
+            # A decorator from another module (contextlib.contextmanager, a functools.wraps
+            # decorator of a helper module) wraps this module's function.
+            if wrapped_of(new) is not MISSING:
+                return self._wrapper(qualname, old, new, status)
             return new
-        if isinstance(old, type) and isinstance(new, type):
+        if is_class(old) and is_class(new):
             if self._owns(old, qualname) and self._owns(new, qualname):
                 return self._class(qualname, old, new)
             return new
-        if type(old) is type(new) and hasattr(new, "__wrapped__"):
+        if type(old) is type(new) and wrapped_of(new) is not MISSING:
             return self._wrapper(qualname, old, new, status)
         if status is None:
-            self._note(qualname, _differs(old, new, self.mapping))
+            self._note(qualname, differs(old, new, self.mapping))
         return new
 
+    def _inners_if_same_decorator(
+        self, old: types.FunctionType, new: types.FunctionType
+    ) -> tuple[types.FunctionType, types.FunctionType] | None:
+        """The functions two wrappers of this module wrap, when the same decorator made them."""
+        below_old, below_new = wrapped_of(old), wrapped_of(new)
+        if below_old is MISSING or below_new is MISSING:
+            return None
+        inner_old = owned_function(below_old, self.live)
+        inner_new = owned_function(below_new, self.live)
+        if inner_old is None or inner_new is None or inner_old is inner_new:
+            return None
+        if not same_wrapping(old, new, inner_old, inner_new, self.mapping):
+            return None
+        return inner_old, inner_new
+
     def _owns(self, cls: type, qualname: str) -> bool:
-        return cls.__module__ == self.module_name and cls.__qualname__ == qualname
+        module = vars(cls).get("__module__")
+        name = vars(cls).get("__qualname__", cls.__qualname__)
+        return type(module) is str and module == self.module_name and name == qualname
 
     def _function(
         self,
@@ -322,28 +284,67 @@ class Updater:
             _merge_attributes(old, new)  # ``f.tag = ...`` after the def is not part of it
         return old
 
-    def _wrapper(self, qualname: str, old: Any, new: Any, status: bool | None) -> object:
+    def _wrapper(
+        self,
+        qualname: str,
+        old: Any,
+        new: Any,
+        status: bool | None,
+        inners: tuple[types.FunctionType, types.FunctionType] | None = None,
+    ) -> object:
         """A decorator's object (lru_cache, a third-party wrapper) around a function."""
-        inner_old = owned_function(old, self.live)
-        inner_new = owned_function(new, self.live)
+        if inners is None:
+            inner_old, inner_new = owned_function(old, self.live), owned_function(new, self.live)
+        else:
+            inner_old, inner_new = inners
+        if inner_old is None or inner_new is None or inner_old is inner_new:
+            if status is None:
+                self._note(qualname, True)
+            return old if status is False else new
+        kept_wrapping = same_wrapping(old, new, inner_old, inner_new, self.mapping)
         if status is None:
-            same = (
-                inner_old is not None
-                and inner_new is not None
-                and same_function(inner_old, inner_new, self.mapping)
-            )
-            status = not same
+            status = not (kept_wrapping and same_function(inner_old, inner_new, self.mapping))
             self._note(qualname, status)
         if not status:
+            if kept_wrapping:
+                # ``f.tag = ...`` after the definition is not part of it (as for a function).
+                _refresh_wrappers(old, new, inner_old, metadata=False)
             return old
-        # The name follows the new source (its wrapper's settings included), and references
-        # held to the old wrapper run the new code too.
-        if inner_old is not None and inner_new is not None and inner_old is not inner_new:
+        if kept_wrapping:
+            # The decorator is the same (only the function changed): the old wrapper is kept,
+            # so every reference the program ever took to it runs the newest code, across
+            # any number of edits. Its cache, filled by the old code, is emptied at commit.
             update_function(inner_old, inner_new)
-            clear = getattr(old, "cache_clear", None)
-            if callable(clear):
-                self.outcome.after_commit.append(clear)
+            _refresh_wrappers(old, new, inner_old)
+            self._clear_caches(old, inner_old)
+            return old
+        # The decorator changed: the name follows the new wrapper (and its settings); the old
+        # wrapper's function forwards to the new one, which later edits update in place.
+        forward(inner_old, inner_new)
+        self._clear_caches(old, inner_old)
+        followers = _forwarded.setdefault(inner_new, [])
+        followers += [ref for ref in _forwarded.get(inner_old, ()) if ref() is not None]
+        with contextlib.suppress(TypeError):  # a wrapper that takes no weak references
+            followers.append(weakref.ref(old))
         return new
+
+    def _clear_caches(self, wrapper: object, inner: types.FunctionType) -> None:
+        """Empty the caches of ``wrapper`` and of every replaced wrapper that forwards to
+        ``inner``: they hold results of the old code. Now, so that calls between the switch
+        and the commit (``__hotswap_verify__``'s included) get results of the new code; and
+        again after commit, for a result that a call of the old code still running in another
+        thread stored meanwhile. A rollback empties them too (``_snapshot``)."""
+        wrappers = [wrapper] + [ref() for ref in _forwarded.get(inner, ())]
+        for item in wrappers:
+            level: object = item
+            for _ in range(MAX_DEPTH):
+                if level is None or level is MISSING or level is inner:
+                    break
+                clear = safe_attribute(level, "cache_clear")
+                if type(level) in WRAPPER_TYPES and callable(clear):
+                    clear()
+                    self.outcome.after_commit.append(clear)
+                level = wrapped_of(level)
 
     def _class(self, qualname: str, old: type, new: type) -> type:
         bases = tuple(self.mapping.get(id(b), b) for b in new.__bases__)
@@ -351,7 +352,7 @@ class Updater:
         if reason is not None:
             # The new class stands; make it inherit from kept classes so isinstance with the
             # names the module exports keeps working.
-            if bases != new.__bases__:
+            if not same_items(bases, new.__bases__):
                 with contextlib.suppress(TypeError):
                     new.__bases__ = bases
             self.outcome.replaced.append(f"{qualname} ({reason})")
@@ -366,10 +367,10 @@ class Updater:
         for key, value in incoming.items():
             if key in UNSETTABLE:
                 continue
-            before = current.get(key, _MISSING)
+            before = current.get(key, MISSING)
             if before is value:
                 continue
-            if before is _MISSING:
+            if before is MISSING:
                 setattr(old, key, value)
                 self._attributes_changed = True
                 continue
@@ -391,20 +392,20 @@ class Updater:
         kind = type(old)
         if kind is not type(new):
             return new
-        if isinstance(old, _SLOT_DESCRIPTORS):
+        if issubclass(kind, _SLOT_DESCRIPTORS):
             return old  # the old class's own slot layout
         if kind is staticmethod or kind is classmethod:
             inner = self.reconcile(qualname, old.__func__, new.__func__)
             return old if inner is old.__func__ else new
         if kind is property:
             return self._property(qualname, old, new)
-        if kind is types.FunctionType or isinstance(old, type) or hasattr(new, "__wrapped__"):
+        if kind is types.FunctionType or is_class(old) or wrapped_of(new) is not MISSING:
             return self.reconcile(qualname, old, new)
         # A class attribute: it follows the new source when the class's own definition changed.
         status = owner
         if status is None:
-            status = not _same_value(old, new, self.mapping)
-            self._attributes_changed |= _differs(old, new, self.mapping)
+            status = not same_value(old, new, self.mapping)
+            self._attributes_changed |= differs(old, new, self.mapping)
         return new if status else old
 
     def _property(self, qualname: str, old: property, new: property) -> property:
@@ -430,9 +431,9 @@ class Updater:
         # pointing it at the kept class makes super() in them work for existing instances.
         for value in vars(new).values():
             function = value
-            if isinstance(value, staticmethod | classmethod):
+            if issubclass(type(value), staticmethod | classmethod):
                 function = value.__func__
-            elif isinstance(value, property):
+            elif issubclass(type(value), property):
                 function = value.fget
             if type(function) is not types.FunctionType:
                 continue
@@ -451,11 +452,16 @@ class Updater:
         values are adopted, and the items of module-level containers (a registry)."""
         if not self.mapping:
             return
-        kept = self.mapping.get(id(type(value)))
+        kind = type(value)
+        kept = self.mapping.get(id(kind))
         if kept is not None:
             with contextlib.suppress(TypeError):  # a layout the interpreter will not switch
-                value.__class__ = kept
-        elif not inside and isinstance(value, list | tuple | set | frozenset | dict):
-            items = value.values() if isinstance(value, dict) else value
-            for item in list(items):
+                # object's own descriptor: a class may define a __class__ property of its own.
+                _set_class(value, kept)
+        elif not inside and issubclass(kind, list | tuple | set | frozenset | dict):
+            try:
+                items = list(dict.values(value) if issubclass(kind, dict) else value)  # type: ignore[arg-type, call-overload]
+            except Exception:  # a subclass whose iteration runs code that failed: not ours
+                return
+            for item in items:
                 self._adopt(item, inside=True)

@@ -1,0 +1,214 @@
+"""Switching a live function to other code, atomically for its callers.
+
+A function's behaviour is spread over several attributes: ``__code__``, ``__defaults__``,
+``__kwdefaults__`` and the contents of its closure cells. Assigning them one by one lets a call
+in another thread start between two assignments and run the code of one version with the
+defaults or cells of another (a new required-looking parameter without its new default:
+``TypeError: g() missing 1 required positional argument``). :func:`switch_function` makes the
+switch one step for callers: the function first becomes a *trampoline* to a complete function of
+the target version (one assignment), then the attributes the trampoline ignores are set, then
+the final code is assigned (one assignment). A call sees either the old version, or the new
+one through the trampoline, or the new one directly; after the switch calls run the final code
+itself, with no extra cost.
+
+This module also holds the closure-cell helpers and identity comparisons that the snapshot and
+the updater share: nothing on the reload path calls a user ``__eq__``.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any, TypeGuard, TypeVar
+
+__all__ = (
+    "EMPTY",
+    "KINDS",
+    "cell_value",
+    "is_instance",
+    "restore_items",
+    "same_items",
+    "set_cell",
+    "switch_function",
+    "trampoline",
+)
+
+T = TypeVar("T")
+EMPTY: Any = object()  # the value of an empty closure cell
+KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
+_TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
+_trampolines: dict[tuple[tuple[str, ...], int, bool], types.CodeType] = {}
+
+# The body of a trampoline of a kind (the key) calling a target of the same kind...
+_SAME_KIND = {
+    0x80: "return await t(*args, **kwargs)",
+    0x20: "return (yield from t(*args, **kwargs))",
+    0x200: "async for item in t(*args, **kwargs):\n            yield item",
+    0: "return t(*args, **kwargs)",
+}
+# ...and of another kind (an incompatible change applied anyway): the function keeps its own
+# kind, so its callers get what they expect (an awaitable, an iterator) around the new result.
+_OTHER_KIND = {
+    0x80: "return t(*args, **kwargs)",
+    0x20: "return (yield from t(*args, **kwargs))",
+    0x200: (
+        "result = t(*args, **kwargs)\n"
+        "        if hasattr(result, '__aiter__'):\n"
+        "            async for item in result:\n"
+        "                yield item\n"
+        "        else:\n"
+        "            for item in result:\n"
+        "                yield item"
+    ),
+    0: "return t(*args, **kwargs)",
+}
+
+
+def cell_value(cell: types.CellType) -> object:
+    """What a closure cell holds, or :data:`EMPTY`."""
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return EMPTY
+
+
+def set_cell(cell: types.CellType, value: object) -> None:
+    """Make ``cell`` hold ``value`` (:data:`EMPTY` empties it); untouched when it already does."""
+    if value is EMPTY:
+        if cell_value(cell) is not EMPTY:
+            del cell.cell_contents
+    elif cell_value(cell) is not value:
+        cell.cell_contents = value
+
+
+def is_instance(value: object, kind: type[T]) -> TypeGuard[T]:
+    """``isinstance(value, kind)`` by the value's real type only.
+
+    ``isinstance`` also asks a value for its ``__class__`` when the type does not match, which
+    a proxy or a broken object may answer with anything, or with an exception.
+    """
+    return issubclass(type(value), kind)
+
+
+def same_items(a: Sequence[object] | None, b: Sequence[object] | None) -> bool:
+    """Whether two sequences hold the same objects, compared by identity (never ``__eq__``)."""
+    if a is None or b is None:
+        return a is b
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def restore_items(target: MutableMapping[str, Any], items: Mapping[str, Any]) -> None:
+    """Make ``target`` hold exactly ``items``, by identity, touching only the keys that differ.
+
+    Keys are set and deleted one by one rather than by clearing, so a reader in another thread
+    never finds a key missing that both states have.
+    """
+    for key in [k for k in target if k not in items]:
+        del target[key]
+    for key, value in items.items():
+        if target.get(key, EMPTY) is not value:
+            target[key] = value
+
+
+def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType) -> types.CodeType:
+    """Code of the kind ``flags`` names (plain, coroutine, generator, async generator) that
+    calls ``target`` and fits a closure of ``freevars``.
+
+    A function's closure is fixed for life, so new code with another layout cannot be given to
+    it directly; and since Python 3.13 giving a function code of another kind is deprecated, so
+    a function whose kind changed keeps its own kind and forwards.
+    """
+    kind = flags & KINDS
+    same = (target.__code__.co_flags & KINDS) == kind
+    template = _trampolines.get((freevars, kind, same))
+    if template is None:
+        body = (_SAME_KIND if same else _OTHER_KIND)[kind]
+        prefix = "async " if kind in (0x80, 0x200) else ""
+        cells = "".join(f"    {name} = None\n" for name in freevars)
+        # Naming the free variables in dead code makes them free variables of the trampoline
+        # (so the old closure fits) without ever reading them.
+        uses = f"        if False:\n            ({', '.join(freevars)},)\n" if freevars else ""
+        source = (
+            f"def outer():\n{cells}"
+            f"    {prefix}def trampoline(*args, **kwargs):\n{uses}"
+            f"        t = {_TRAMPOLINE_TARGET!r}\n"
+            f"        {body}\n"
+            f"    return trampoline\n"
+        )
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<hotswap trampoline>", "exec"), namespace)
+        template = namespace["outer"]().__code__
+        _trampolines[(freevars, kind, same)] = template
+    # The target travels as a constant: LOAD_CONST pushes any object.
+    consts = tuple(target if c == _TRAMPOLINE_TARGET else c for c in template.co_consts)
+    return template.replace(co_consts=consts, co_name=target.__name__)
+
+
+def _complete(
+    function: types.FunctionType,
+    code: types.CodeType,
+    defaults: tuple[Any, ...] | None,
+    kwdefaults: dict[str, Any] | None,
+    cells: Sequence[object],
+) -> types.FunctionType:
+    """A new function of the target version, complete on its own (fresh cells)."""
+    closure = tuple(types.CellType() if v is EMPTY else types.CellType(v) for v in cells)
+    through = types.FunctionType(code, function.__globals__, function.__name__, defaults, closure)
+    through.__kwdefaults__ = kwdefaults
+    return through
+
+
+def switch_function(
+    function: types.FunctionType,
+    code: types.CodeType,
+    defaults: tuple[Any, ...] | None,
+    kwdefaults: dict[str, Any] | None,
+    cells: Sequence[object] | None,
+    *,
+    through: types.FunctionType | None = None,
+) -> bool:
+    """Give ``function`` another version's code, defaults and cell contents, atomically for
+    its callers (see the module docstring).
+
+    Args:
+        function: the live function; its identity and closure cells are kept.
+        code: the final code; its free variables must match the function's closure.
+        defaults: the final ``__defaults__`` (assigned as is: the object, not a copy).
+        kwdefaults: the final ``__kwdefaults__`` (assigned as is).
+        cells: what each closure cell must hold, in order (:data:`EMPTY` for an empty cell);
+            None leaves the cells alone.
+        through: a complete function of the target version to run while the switch is in
+            progress; made from the other arguments when not given.
+
+    Returns:
+        Whether anything a call depends on changed.
+    """
+    closure = function.__closure__ or ()
+    cells_differ = cells is not None and any(
+        cell_value(cell) is not value for cell, value in zip(closure, cells, strict=True)
+    )
+    rest_differs = (
+        cells_differ
+        or function.__defaults__ is not defaults
+        or function.__kwdefaults__ is not kwdefaults
+    )
+    if not rest_differs:
+        if function.__code__ is code:
+            return False
+        function.__code__ = code  # one assignment: already atomic
+        return True
+    current = function.__code__
+    if through is None:
+        values = [cell_value(cell) for cell in closure] if cells is None else cells
+        through = _complete(function, code, defaults, kwdefaults, values)
+    # Step 1: callers are sent to a complete function of the new version; what follows is
+    # ignored by the trampoline's (*args, **kwargs) signature and by its dead-code cells.
+    function.__code__ = trampoline(current.co_freevars, current.co_flags, through)
+    function.__defaults__ = defaults
+    function.__kwdefaults__ = kwdefaults
+    if cells is not None:
+        for cell, value in zip(closure, cells, strict=True):
+            set_cell(cell, value)
+    # Step 2: the final code, whose defaults and cells are now all in place.
+    function.__code__ = code
+    return True
