@@ -1,29 +1,45 @@
-"""The watchdog observer, event filtering and debouncing; the only importer of watchdog.
+"""The watchdog observer, event filtering, settling and change sets; the only importer of
+watchdog.
 
 Event path: watchdog's observer thread calls :meth:`_Handler.dispatch`, which only files the
-path under a due time and wakes the worker; the worker (``hotswap-worker``) reads the file,
-skips it when its content did not change, and reloads every module the file backs.
+path with a due time and wakes the worker; the worker (``hotswap-worker``) reads the due files,
+skips those whose content did not change, and hands the rest to the transaction as one change
+set (:func:`hotswap._transaction.reload_many`).
 
-When is a file read? A write the writer *finished* (it closed the file, or renamed it into
-place) is due at once. A file that appears without a write (inotify reports a rename from
-another folder as a bare creation) is due after a short grace, in which the events of a real
-creation (modified, closed) arrive and take over. Any other event (modified: a write that may
-be in progress) makes it due ``debounce`` seconds after the last such event. So a half-written
-file is never executed, a burst of saves coalesces into at most a couple of reloads (the one
-running and one with the final content), and an edit made during a reload is picked up after
-it. Before executing, the worker checks that no newer event came and that the file did not
-change under it, and it hands the transaction the very bytes it checked.
+When is a file complete? Facts first, time only where the platform cannot tell:
+
+* a file renamed into place is complete (inotify's IN_MOVED_TO; a rename from an unwatched
+  folder arrives as a move without a source, because the observer is asked for full events);
+* a file opened for writing is complete when its writer closes it (IN_CLOSE_WRITE). On
+  inotify a write (modified) or a creation makes the file wait for that close: nothing is read
+  while a writer may be half way, however long it pauses;
+* a file that appears without a writer (a hard link or a symlink made in place) is complete:
+  ``lstat`` tells it from a new file, which waits for its writer's close;
+* polling and other platforms report no closes: there a file is read once ``debounce``
+  passed without events and its size and time did not change while it was read.
+
+An empty file is read only after it stayed empty and quiet for half a second: it is what a
+writer leaves between truncating and writing (``debounce=0`` executed it). The worker reads no
+file while the observer still holds undispatched events, since one may be the start of the
+next write, and the files of one save-all, refactoring or checkout that are in progress at the
+same time join one change set (it waits up to ``debounce`` for writes that have begun). A set
+rejected as a whole (one file's syntax error) is tried again, whole, when any of its files is
+saved again, so no edit is lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import stat
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from watchdog.events import (
     FileClosedEvent,
@@ -35,24 +51,28 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from hotswap import _transaction
 from hotswap._config import Settings
-from hotswap._events import ReloadResult, call_safely
+from hotswap._events import ReloadResult, call_safely, location
 from hotswap._gil import Lowered
 from hotswap._modules import ModuleIndex, Scope
-from hotswap.exceptions import PinTimeoutError
+from hotswap.exceptions import ExecutionError, PinTimeoutError
 
 __all__ = ("Reloader",)
 
 logger = logging.getLogger(__name__)
 
-# How often the worker looks for newly imported packages to watch, in seconds.
-_REFRESH = 1.0
-# How long a bare creation waits for the events of a write, in seconds.
-_CREATED_GRACE = 0.002
+# How often the idle worker checks that each watched folder is still the one at its path (a
+# folder swapped by rename, or one that did not exist yet), and looks for new packages.
+_REFRESH = 0.5
+# An empty file is read only after it stayed empty this long without events (seconds).
+_EMPTY_SETTLE = 0.5
+# On inotify, a write whose close never comes (a writer that keeps the file open) is read
+# after this long without events (seconds). Editors, formatters and git all close their files.
+_UNCLOSED = 2.0
 # The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
 # even report the opens and reads of every import (they slowed imports by 17%).
 _EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
@@ -60,10 +80,38 @@ _EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent,
 # syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
 _SWITCH_INTERVAL = 0.0002
 
-# Why a path is due: its reading rules differ.
-_COMPLETE = "complete"  # closed or renamed into place: read now
-_CREATED = "created"  # appeared: read after the grace, unless a write shows up
-_SETTLED = "settled"  # modified: read once the debounce window passed without events
+# Why a path is pending: its reading rules differ (see the module docstring).
+_COMPLETE = "complete"  # closed or renamed into place
+_CREATED = "created"  # appeared
+_WRITING = "writing"  # modified: a write in progress
+_SETTLED = "settled"  # requeued: read once quiet; an empty file is accepted then
+
+
+@dataclass
+class _Pending:
+    due: float
+    why: str
+
+
+def _inotify_observer() -> BaseObserver | None:
+    """An inotify observer that reports a move from an unwatched folder as a move, not as a
+    bare creation (None off Linux)."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    try:
+        return InotifyObserver(generate_full_events=True)
+    except (TypeError, OSError):  # pragma: no cover - an old watchdog, or no inotify left
+        return None
+
+
+def _identity(folder: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(folder)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino) if stat.S_ISDIR(found.st_mode) else None
 
 
 class _Handler(FileSystemEventHandler):
@@ -74,18 +122,23 @@ class _Handler(FileSystemEventHandler):
         self._reloader = reloader
 
     def dispatch(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
-            return
         kind = event.event_type
-        if kind == "closed":
-            self._reloader.notify(os.fsdecode(event.src_path), _COMPLETE)
+        why: str | None = None
+        path = event.src_path
+        if event.is_directory:
+            pass
+        elif kind == "closed":
+            why = _COMPLETE
         elif kind == "moved":
-            self._reloader.notify(os.fsdecode(event.dest_path), _COMPLETE)
+            # Full events: a move out of the watched folders has no destination (the module
+            # keeps running, as for a deletion); a move in from elsewhere has no source.
+            path, why = event.dest_path, _COMPLETE if event.dest_path else None
         elif kind == "created":
-            self._reloader.notify(os.fsdecode(event.src_path), _CREATED)
+            why = _CREATED
         elif kind == "modified":
-            self._reloader.notify(os.fsdecode(event.src_path), _SETTLED)
+            why = _WRITING
         # deleted: the module keeps running; opened, closed_no_write: nothing was written.
+        self._reloader.notify(os.fsdecode(path) if why else "", why)
 
 
 class Reloader:
@@ -94,7 +147,8 @@ class Reloader:
     Attributes:
         paths: the watched files and directories (resolved).
         settings: the settings it runs with.
-        on_reload: called with the result of every reload the watcher attempts.
+        on_reload: called with the result of every reload the watcher attempts, one per
+            module.
     """
 
     def __init__(
@@ -109,18 +163,28 @@ class Reloader:
         self.on_reload = on_reload
         self._index = ModuleIndex()
         self._cond = threading.Condition()
-        # path -> (when it is due, why: _COMPLETE, _CREATED or _SETTLED)
-        self._pending: dict[str, tuple[float, str]] = {}
+        self._pending: dict[str, _Pending] = {}
         self._watching: Lowered | None = None  # the switch interval while the watcher runs
         self._boosted: Lowered | None = None  # ... and from an event until its work is done
-        self._hashes: dict[str, str] = {}
+        self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
+        self._failed_sets: list[frozenset[str]] = []  # sets rejected whole: retried whole
+        self._quiet_only: set[str] = set()  # re-read after a folder swap: report changes only
         self._stopping = False
-        self._watched: set[tuple[str, bool]] = set()
+        # (folder, recursive) -> its watch and the folder's identity when it was scheduled.
+        self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
+        self._missing: set[tuple[str, bool]] = set()
         self._modules_seen = 0
         self._handler = _Handler(self)
-        self._observer: BaseObserver = (
-            PollingObserver(timeout=max(settings.debounce, 0.1)) if settings.polling else Observer()
-        )
+        observer = None if settings.polling else _inotify_observer()
+        # Only inotify reports closes; elsewhere a write is read once it settled.
+        self._closes = observer is not None
+        if observer is None:
+            observer = (
+                PollingObserver(timeout=max(settings.debounce, 0.1))
+                if settings.polling
+                else Observer()
+            )
+        self._observer: BaseObserver = observer
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
@@ -131,7 +195,7 @@ class Reloader:
         return self._observer.is_alive() and self._worker.is_alive()
 
     def start(self) -> None:
-        """Start watching; the watches are live when this returns."""
+        """Start watching; the watches of existing paths are live when this returns."""
         if self.settings.switch_interval:
             self._watching = Lowered(self.settings.switch_interval)
         self._observer.start()
@@ -154,19 +218,14 @@ class Reloader:
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join()
 
+    # --- watches ---------------------------------------------------------------------------
+
     def _schedule(self) -> None:
         """Watch what the scope asks for now (new packages are added by later calls)."""
         self._modules_seen = len(sys.modules)
-        for directory, recursive in self.scope.watches():
-            if (directory, recursive) in self._watched or not os.path.isdir(directory):
-                continue
-            try:
-                self._observer.schedule(
-                    self._handler, directory, recursive=recursive, event_filter=_EVENTS
-                )
-            except TypeError:  # a watchdog without event filters
-                self._observer.schedule(self._handler, directory, recursive=recursive)
-            self._watched.add((directory, recursive))
+        for folder, recursive in self.scope.watches():
+            if (folder, recursive) not in self._watches:
+                self._watch(folder, recursive, rescan=False)
         # watchdog's own threads (emitters, the inotify reader) are daemon threads already;
         # name them so a thread dump shows whose they are.
         for thread in threading.enumerate():
@@ -175,25 +234,94 @@ class Reloader:
             ):
                 thread.name = f"hotswap-{type(thread).__name__.lower()}"
 
-    def notify(self, path: str, why: str) -> None:
-        """File an event for ``path``; see the module docstring for when it is due."""
-        if not path.endswith(".py"):
+    def _watch(self, folder: str, recursive: bool, *, rescan: bool) -> None:
+        key = (folder, recursive)
+        identity = _identity(folder)
+        if identity is None:
+            if key not in self._missing:
+                logger.warning(
+                    "hotswap: %s does not exist: it will be watched once it appears", folder
+                )
+                self._missing.add(key)
             return
-        due = time.monotonic()
-        if why == _SETTLED:
-            due += self.settings.debounce
-        elif why == _CREATED:
-            due += _CREATED_GRACE
-        with self._cond:
-            self._pending[path] = (due, why)
-            self._boost()
-            self._cond.notify()
+        try:
+            watch = self._observer.schedule(
+                self._handler, folder, recursive=recursive, event_filter=_EVENTS
+            )
+        except TypeError:  # a watchdog without event filters
+            watch = self._observer.schedule(self._handler, folder, recursive=recursive)
+        except OSError as error:  # gone again, or out of inotify watches
+            logger.warning("hotswap: %s: cannot watch it: %s", folder, error)
+            self._missing.add(key)
+            return
+        self._watches[key] = (watch, identity)
+        self._missing.discard(key)
+        if rescan:
+            logger.warning("hotswap: %s appeared: watching it", folder)
+            self._rescan(folder, recursive)
 
-    def _requeue(self, path: str) -> None:
-        """Look again once the debounce window has passed, unless newer events came."""
+    def _check_watches(self) -> None:
+        """Follow each watched path, not the folder first found there: a folder swapped by
+        rename (``mv src src.old && mv src.new src``) or created after enable() is watched
+        again, and its files that differ from what runs are applied."""
+        for key, (watch, identity) in list(self._watches.items()):
+            now = _identity(key[0])
+            if now == identity:
+                continue
+            # Its emitter may have stopped already (the folder was deleted).
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(watch)
+            del self._watches[key]
+            if now is None:
+                logger.warning(
+                    "hotswap: %s no longer exists: not watched until it appears again", key[0]
+                )
+                self._missing.add(key)
+            else:
+                logger.warning("hotswap: %s was replaced by another folder: watching it", key[0])
+                self._watch(*key, rescan=False)
+                self._rescan(*key)
+        for key in list(self._missing):
+            if _identity(key[0]) is not None:
+                self._watch(*key, rescan=True)
+
+    def _rescan(self, folder: str, recursive: bool) -> None:
+        """Queue the loaded modules' files in a folder that was not watched until now."""
+        files = self._index.files_under(folder, recursive=recursive)
+        with self._cond:
+            for path in files:
+                self._quiet_only.add(path)
+                self._pending[path] = _Pending(time.monotonic(), _COMPLETE)
+            self._cond.notify_all()
+
+    # --- events ----------------------------------------------------------------------------
+
+    def notify(self, path: str, why: str | None) -> None:
+        """File an event for ``path`` (the observer thread calls this once per event, ``why``
+        None for one hotswap ignores, so the worker knows the event queue moved on)."""
+        if why is None or not path.endswith(".py"):
+            with self._cond:
+                self._cond.notify_all()
+            return
+        now = time.monotonic()
+        if why == _COMPLETE or (why == _CREATED and self._closes):
+            due = now  # created: looked at once, to tell a link from a file being written
+        elif why == _WRITING and self._closes:
+            due = now + max(self.settings.debounce, _UNCLOSED)
+        else:  # created; or modified where closes are not reported
+            due = now + self.settings.debounce
+        with self._cond:
+            # The newest event decides: a write that begins after a close makes the file wait
+            # for the next close, so the half-written file of the next save is never read.
+            self._pending[path] = _Pending(due, why)
+            self._boost()
+            self._cond.notify_all()
+
+    def _requeue(self, path: str, delay: float, why: str = _SETTLED) -> None:
+        """Look again after ``delay`` seconds, unless a newer event came meanwhile."""
         with self._cond:
             if path not in self._pending:
-                self._pending[path] = (time.monotonic() + self.settings.debounce, _SETTLED)
+                self._pending[path] = _Pending(time.monotonic() + delay, why)
 
     def _boost(self) -> None:
         """Shorten the GIL switch interval until the pending work is done (lock held)."""
@@ -201,28 +329,55 @@ class Reloader:
             self._boosted = Lowered(_SWITCH_INTERVAL)
 
     def _unboost(self) -> None:
-        """Give the program its own switch interval back once nothing is pending."""
+        """Give the program its own switch interval back once nothing is due soon."""
         with self._cond:
-            if self._boosted is not None and not self._pending:
+            soon = time.monotonic() + self.settings.debounce
+            if self._boosted is not None and all(p.due > soon for p in self._pending.values()):
                 self._boosted.restore()
                 self._boosted = None
 
+    def _undispatched(self) -> bool:
+        """Whether the observer holds events it has not handed to the handler yet."""
+        return self._observer.event_queue.qsize() > 0
+
     def _next_batch(self) -> list[tuple[str, str]] | None:
-        """Wait until paths are due; None when stopping."""
+        """Wait until paths are due and the change set they belong to has settled; [] when
+        idle for a while (time to check the watches), None when stopping."""
         with self._cond:
             while not self._stopping:
                 now = time.monotonic()
-                ready = [(p, why) for p, (due, why) in self._pending.items() if due <= now]
-                if ready:
+                if any(p.due <= now for p in self._pending.values()):
+                    self._settle(now)
+                    now = time.monotonic()
+                    ready = [(k, p.why) for k, p in self._pending.items() if p.due <= now]
                     for path, _ in ready:
                         del self._pending[path]
-                    return ready
-                wait = (
-                    min(d for d, _ in self._pending.values()) - now if self._pending else _REFRESH
-                )
-                if not self._cond.wait(wait) and not self._pending:
-                    return []  # idle: a chance to look for new packages
+                    if ready:
+                        return ready
+                    continue  # a newer event made the due file wait again
+                wait = min((p.due for p in self._pending.values()), default=now + _REFRESH)
+                if not self._cond.wait(min(wait - now, _REFRESH)) and not self._pending:
+                    return []
             return None
+
+    def _settle(self, start: float) -> None:
+        """Let the rest of a change set arrive before it is cut (lock held): the events the
+        observer has not dispatched yet, and the files whose write has begun (the other files
+        of a save-all or a checkout), the latter for up to ``debounce`` seconds."""
+        limit = start + self.settings.debounce
+        while not self._stopping:
+            now = time.monotonic()
+            queued = self._undispatched()
+            writing = any(
+                p.due > now and p.why in (_WRITING, _CREATED) for p in self._pending.values()
+            )
+            if not queued and not (writing and now < limit):
+                return
+            # The handler notifies after every event; the timeout covers an event the
+            # observer takes without calling it (a filtered one) and the window's end.
+            self._cond.wait(0.001 if queued else max(limit - now, 0.0))
+
+    # --- the worker ------------------------------------------------------------------------
 
     def _run(self) -> None:
         self._index.refresh()  # ahead of the first event, off the event path
@@ -231,53 +386,146 @@ class Reloader:
                 batch = self._next_batch()
                 if batch is None:
                     return
-                for path, why in batch:
-                    self._apply(path, why)
+                if batch:
+                    self._apply(batch)
                 self._unboost()
+                if not batch:
+                    self._check_watches()
                 if len(sys.modules) != self._modules_seen:
                     self._schedule()
             except BaseException:  # the watcher never dies (SystemExit from user code too)
                 logger.exception("hotswap: the watcher hit an error and keeps running")
                 self._unboost()
 
-    def _apply(self, path: str, why: str) -> None:
+    def _read(self, path: str, why: str) -> bytes | None:
+        """The complete new content of ``path``, or None when there is nothing to apply now
+        (unchanged, not imported, outside the scope, or not complete yet: then requeued)."""
         if not self.scope.contains(path):
             logger.warning("hotswap: %s: refused, it resolves outside the watched paths", path)
-            return
-        names = self._index.modules_for(path)
-        if not names:
-            return  # never imported: nothing runs this file
+            return None
+        if why == _CREATED and self._closes:
+            try:
+                found = os.lstat(path)
+            except OSError:
+                return None
+            if stat.S_ISREG(found.st_mode) and found.st_nlink == 1:
+                # A new file, being written: its close decides. A hard link or a symlink made
+                # in place has no writer: it is complete as it appears.
+                self._requeue(path, max(self.settings.debounce, _UNCLOSED), _WRITING)
+                return None
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
                 read = os.fstat(handle.fileno())
         except OSError:
-            return  # deleted or replaced meanwhile: a later event brings the new file
+            return None  # deleted or replaced meanwhile: a later event brings the new file
         if not data and why != _SETTLED:
-            # Truncated or created by a writer that has not written yet (a close we heard was
-            # an earlier write's): give it the debounce window.
-            self._requeue(path)
-            return
+            # What a writer leaves between truncating and writing: give it time to write.
+            self._requeue(path, max(self.settings.debounce, _EMPTY_SETTLE))
+            return None
         with self._cond:
             if path in self._pending:
-                return  # written again since: the newer event decides
+                return None  # written again since: the newer event decides
         digest = hashlib.sha256(data).hexdigest()
         if self._hashes.get(path) == digest:
-            return  # saved without a change
+            return None  # saved without a change
         try:
             now = os.stat(path)
         except OSError:
-            return
+            return None
         if (now.st_size, now.st_mtime_ns) != (read.st_size, read.st_mtime_ns):
-            self._requeue(path)  # changing under us: never execute a file mid-write
-            return
+            self._requeue(path, self.settings.debounce)  # changing under us: never mid-write
+            return None
         self._hashes[path] = digest
-        for name in names:
-            # The program's __main__ is updated definitions-only: its top-level statements
-            # (the main loop, say) must not run again.
-            result = _transaction.reload(name, definitions_only=name == "__main__", data=data)
+        return data
+
+    def _apply(self, batch: list[tuple[str, str]]) -> None:
+        """Read the due files and hand them to the transaction as one change set."""
+        paths = dict(batch)
+        # A set rejected as a whole goes again as a whole once any of its files is saved.
+        for failed in list(self._failed_sets):
+            if failed & paths.keys():
+                self._failed_sets.remove(failed)
+                for path in failed - paths.keys():
+                    paths[path] = _COMPLETE
+        entries: list[tuple[str, bytes]] = []
+        owners: dict[str, str] = {}
+        for path, why in paths.items():
+            names = self._index.modules_for(path)
+            if not names:
+                continue  # never imported: nothing runs this file
+            data = self._read(path, why)
+            if data is None:
+                continue
+            for name in names:
+                if name not in owners:
+                    entries.append((name, data))
+                    owners[name] = path
+        if not entries:
+            return
+        results = self._reload(entries, owners)
+        if len(entries) > 1 and not all(r.ok for r in results):
+            for path in set(owners.values()):
+                self._hashes.pop(path, None)  # not applied: the same content must retry
+            self._failed_sets.append(frozenset(owners.values()))
+        for result in results:
+            path = owners.get(result.module, "")
             if isinstance(result.error, PinTimeoutError):
                 # Not the content's fault: saving the same content again must retry.
                 self._hashes.pop(path, None)
+            quiet = path in self._quiet_only
+            self._quiet_only.discard(path)
+            if quiet and result.ok and result.kind == "unchanged":
+                continue  # re-read after a folder swap, and the same as what runs
             if self.on_reload is not None:
                 call_safely(self.on_reload, result)
+
+    def _reload(
+        self, entries: list[tuple[str, bytes]], owners: dict[str, str]
+    ) -> list[ReloadResult]:
+        """The transaction's results, one per module, also when module code interrupted it."""
+        try:
+            return _transaction.reload_many(list(entries), policy=None)
+        except KeyboardInterrupt as interrupt:
+            # Module code raised KeyboardInterrupt (the transaction rolls back and re-raises
+            # it). It is the worker thread's, not a Ctrl-C of the program: report it for
+            # every module of the set, as a failure, and keep watching.
+            return _interrupted(entries, owners, interrupt)
+
+
+def _interrupted(
+    entries: list[tuple[str, bytes]], owners: dict[str, str], interrupt: KeyboardInterrupt
+) -> list[ReloadResult]:
+    frames = traceback.extract_tb(interrupt.__traceback__)
+    culprit = next((f.filename for f in reversed(frames) if f.filename in owners.values()), None)
+    line = next((f.lineno for f in reversed(frames) if f.filename == culprit), None)
+    statuses = _transaction.module_statuses()
+    results = []
+    for name, data in entries:
+        path = owners[name]
+        status = statuses.get(name)
+        digest = hashlib.sha256(data).hexdigest()
+        if status is not None and status.source_hash == digest and status.last_result:
+            results.append(status.last_result)  # applied before the interruption
+            continue
+        if path == culprit:
+            message = f"{location(name, path, line)}: the new code raised KeyboardInterrupt"
+        elif culprit is not None:
+            message = (
+                f"{location(name, path)}: not applied: {culprit} raised KeyboardInterrupt "
+                "in the same change set"
+            )
+        else:
+            message = f"{location(name, path)}: not applied: KeyboardInterrupt during the reload"
+        error = ExecutionError(message, module=name, filename=path, lineno=line)
+        error.__cause__ = interrupt
+        results.append(
+            ReloadResult(
+                module=name,
+                ok=False,
+                version=status.version if status is not None else 1,
+                error=error,
+                rolled_back=path == culprit,
+            )
+        )
+    return results
