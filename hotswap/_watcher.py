@@ -310,6 +310,7 @@ class Reloader:
             due = now + max(self.settings.debounce, _UNCLOSED)
         else:  # created; or modified where closes are not reported
             due = now + self.settings.debounce
+        logger.debug("hotswap: event: %s %s", why, path)
         with self._cond:
             # The newest event decides: a write that begins after a close makes the file wait
             # for the next close, so the half-written file of the next save is never read.
