@@ -73,6 +73,10 @@ _EMPTY_SETTLE = 0.5
 # On inotify, a write whose close never comes (a writer that keeps the file open) is read
 # after this long without events (seconds). Editors, formatters and git all close their files.
 _UNCLOSED = 2.0
+# A file saved again within ``debounce`` of its last reload is in a burst (a formatter, a
+# script, an editor's save-all-then-format): each complete save then waits this long for the
+# next before it is read, so a burst costs a couple of reloads, not one per save (seconds).
+_BURST_QUIET = 0.003
 # The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
 # even report the opens and reads of every import (they slowed imports by 17%).
 _EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
@@ -167,6 +171,7 @@ class Reloader:
         self._watching: Lowered | None = None  # the switch interval while the watcher runs
         self._boosted: Lowered | None = None  # ... and from an event until its work is done
         self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
+        self._handed: dict[str, float] = {}  # path -> when its content was last handed over
         self._failed_sets: list[frozenset[str]] = []  # sets rejected whole: retried whole
         self._quiet_only: set[str] = set()  # re-read after a folder swap: report changes only
         self._stopping = False
@@ -306,6 +311,8 @@ class Reloader:
         now = time.monotonic()
         if why == _COMPLETE or (why == _CREATED and self._closes):
             due = now  # created: looked at once, to tell a link from a file being written
+            if now - self._handed.get(path, -1e9) < self.settings.debounce:
+                due += _BURST_QUIET
         elif why == _WRITING and self._closes:
             due = now + max(self.settings.debounce, _UNCLOSED)
         else:  # created; or modified where closes are not reported
@@ -438,6 +445,7 @@ class Reloader:
             self._requeue(path, self.settings.debounce)  # changing under us: never mid-write
             return None
         self._hashes[path] = digest
+        self._handed[path] = time.monotonic()
         return data
 
     def _apply(self, batch: list[tuple[str, str]]) -> None:
@@ -476,7 +484,7 @@ class Reloader:
                 self._hashes.pop(path, None)
             quiet = path in self._quiet_only
             self._quiet_only.discard(path)
-            if quiet and result.ok and result.kind == "unchanged":
+            if quiet and result.ok and not result.changes and not result.dependents:
                 continue  # re-read after a folder swap, and the same as what runs
             if self.on_reload is not None:
                 call_safely(self.on_reload, result)
