@@ -29,6 +29,7 @@ saved again, so no edit is lost.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import hashlib
 import logging
@@ -61,6 +62,14 @@ from hotswap._gil import Lowered
 from hotswap._modules import ModuleIndex, Scope
 from hotswap.exceptions import ExecutionError, PinTimeoutError
 
+try:
+    import fcntl
+    import termios
+
+    _FIONREAD = True
+except ImportError:  # pragma: no cover - Windows
+    _FIONREAD = False
+
 __all__ = ("Reloader",)
 
 logger = logging.getLogger(__name__)
@@ -73,10 +82,14 @@ _EMPTY_SETTLE = 0.5
 # On inotify, a write whose close never comes (a writer that keeps the file open) is read
 # after this long without events (seconds). Editors, formatters and git all close their files.
 _UNCLOSED = 2.0
-# A file saved again within ``debounce`` of its last reload is in a burst (a formatter, a
-# script, an editor's save-all-then-format): each complete save then waits this long for the
-# next before it is read, so a burst costs a couple of reloads, not one per save (seconds).
+# A file saved again before its previous save was handed over, or while that one is being
+# reloaded, is in a burst (a formatter, a script, git): each complete save then waits this long
+# for the next before it is read, so a burst costs a couple of reloads, not one per save
+# (seconds). A save after the last one went live is read at once.
 _BURST_QUIET = 0.003
+# The files of one save-all land within this of each other: the first waits for the rest,
+# so they go live as one change set (seconds; what it adds to a save's latency).
+_GATHER = 0.001
 # The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
 # even report the opens and reads of every import (they slowed imports by 17%).
 _EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
@@ -89,6 +102,7 @@ _COMPLETE = "complete"  # closed or renamed into place
 _CREATED = "created"  # appeared
 _WRITING = "writing"  # modified: a write in progress
 _SETTLED = "settled"  # requeued: read once quiet; an empty file is accepted then
+_RETRY = "retry"  # of a rejected change set, tried again with the next one: read as it is
 
 
 @dataclass
@@ -171,8 +185,12 @@ class Reloader:
         self._watching: Lowered | None = None  # the switch interval while the watcher runs
         self._boosted: Lowered | None = None  # ... and from an event until its work is done
         self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
-        self._handed: dict[str, float] = {}  # path -> when its content was last handed over
-        self._failed_sets: list[frozenset[str]] = []  # sets rejected whole: retried whole
+        self._completes: dict[str, int] = {}  # path -> complete saves not yet taken
+        self._inflight: frozenset[str] = frozenset()  # the paths of the set being applied
+        # Rejected change sets and when: each goes again, whole, with the next set that
+        # touches one of its files or that comes within ``debounce`` (the rest of a save-all
+        # or a refactoring that landed a moment later).
+        self._failed_sets: list[tuple[frozenset[str], float]] = []
         self._quiet_only: set[str] = set()  # re-read after a folder swap: report changes only
         self._stopping = False
         # (folder, recursive) -> its watch and the folder's identity when it was scheduled.
@@ -190,6 +208,10 @@ class Reloader:
                 else Observer()
             )
         self._observer: BaseObserver = observer
+        # watchdog >= 7 reads one inotify descriptor per observer; where it can be found, how
+        # many bytes of events the kernel holds tells whether more are on their way.
+        found = getattr(getattr(observer, "_inotify_fd", None), "_inotify_fd", None)
+        self._kernel_fd: int | None = found if isinstance(found, int) and _FIONREAD else None
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
@@ -311,8 +333,10 @@ class Reloader:
         now = time.monotonic()
         if why == _COMPLETE or (why == _CREATED and self._closes):
             due = now  # created: looked at once, to tell a link from a file being written
-            if now - self._handed.get(path, -1e9) < self.settings.debounce:
-                due += _BURST_QUIET
+            if why == _COMPLETE:
+                if self._completes.get(path, 0) or path in self._inflight:
+                    due += _BURST_QUIET
+                self._completes[path] = self._completes.get(path, 0) + 1
         elif why == _WRITING and self._closes:
             due = now + max(self.settings.debounce, _UNCLOSED)
         else:  # created; or modified where closes are not reported
@@ -345,8 +369,19 @@ class Reloader:
                 self._boosted = None
 
     def _undispatched(self) -> bool:
-        """Whether the observer holds events it has not handed to the handler yet."""
-        return self._observer.event_queue.qsize() > 0
+        """Whether events wait on their way to the handler: in the observer's queue, or still
+        in the kernel's inotify queue (where a save-all's next file shows first)."""
+        if self._observer.event_queue.qsize() > 0:
+            return True
+        if self._kernel_fd is None:
+            return False
+        waiting = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._kernel_fd, termios.FIONREAD, waiting, True)
+        except OSError:
+            self._kernel_fd = None
+            return False
+        return waiting[0] > 0
 
     def _next_batch(self) -> list[tuple[str, str]] | None:
         """Wait until paths are due and the change set they belong to has settled; [] when
@@ -360,6 +395,7 @@ class Reloader:
                     ready = [(k, p.why) for k, p in self._pending.items() if p.due <= now]
                     for path, _ in ready:
                         del self._pending[path]
+                        self._completes.pop(path, None)
                     if ready:
                         return ready
                     continue  # a newer event made the due file wait again
@@ -369,21 +405,26 @@ class Reloader:
             return None
 
     def _settle(self, start: float) -> None:
-        """Let the rest of a change set arrive before it is cut (lock held): the events the
-        observer has not dispatched yet, and the files whose write has begun (the other files
-        of a save-all or a checkout), the latter for up to ``debounce`` seconds."""
+        """Let the rest of a change set arrive before it is cut (lock held): the files saved
+        within ``_GATHER`` of the first, the events still on their way to the handler, and
+        the files whose write has begun (the other files of a save-all or a checkout), the
+        latter for up to ``debounce`` seconds."""
         limit = start + self.settings.debounce
+        gather = start + _GATHER
         while not self._stopping:
             now = time.monotonic()
             queued = self._undispatched()
             writing = any(
                 p.due > now and p.why in (_WRITING, _CREATED) for p in self._pending.values()
             )
-            if not queued and not (writing and now < limit):
+            if now >= gather and not queued and not (writing and now < limit):
                 return
             # The handler notifies after every event; the timeout covers an event the
-            # observer takes without calling it (a filtered one) and the window's end.
-            self._cond.wait(0.001 if queued else max(limit - now, 0.0))
+            # observer takes without calling it (a filtered one) and the windows' ends.
+            if queued or now < gather:
+                self._cond.wait(max(min(gather - now, 0.001), 0.0002))
+            else:
+                self._cond.wait(max(limit - now, 0.0))
 
     # --- the worker ------------------------------------------------------------------------
 
@@ -435,7 +476,7 @@ class Reloader:
             if path in self._pending:
                 return None  # written again since: the newer event decides
         digest = hashlib.sha256(data).hexdigest()
-        if self._hashes.get(path) == digest:
+        if self._hashes.get(path) == digest and why != _RETRY:
             return None  # saved without a change
         try:
             now = os.stat(path)
@@ -445,18 +486,24 @@ class Reloader:
             self._requeue(path, self.settings.debounce)  # changing under us: never mid-write
             return None
         self._hashes[path] = digest
-        self._handed[path] = time.monotonic()
         return data
 
     def _apply(self, batch: list[tuple[str, str]]) -> None:
         """Read the due files and hand them to the transaction as one change set."""
         paths = dict(batch)
-        # A set rejected as a whole goes again as a whole once any of its files is saved.
-        for failed in list(self._failed_sets):
-            if failed & paths.keys():
-                self._failed_sets.remove(failed)
+        self._inflight = frozenset(paths)
+        try:
+            self._apply_set(paths)
+        finally:
+            self._inflight = frozenset()
+
+    def _apply_set(self, paths: dict[str, str]) -> None:
+        now = time.monotonic()
+        for failed, when in list(self._failed_sets):
+            if failed & paths.keys() or now - when < self.settings.debounce:
+                self._failed_sets.remove((failed, when))
                 for path in failed - paths.keys():
-                    paths[path] = _COMPLETE
+                    paths[path] = _RETRY
         entries: list[tuple[str, bytes]] = []
         owners: dict[str, str] = {}
         for path, why in paths.items():
@@ -473,10 +520,11 @@ class Reloader:
         if not entries:
             return
         results = self._reload(entries, owners)
-        if len(entries) > 1 and not all(r.ok for r in results):
-            for path in set(owners.values()):
-                self._hashes.pop(path, None)  # not applied: the same content must retry
-            self._failed_sets.append(frozenset(owners.values()))
+        if not all(r.ok for r in results):
+            if len(entries) > 1:
+                for path in set(owners.values()):
+                    self._hashes.pop(path, None)  # not applied: the same content must retry
+            self._failed_sets.append((frozenset(owners.values()), time.monotonic()))
         for result in results:
             path = owners.get(result.module, "")
             if isinstance(result.error, PinTimeoutError):
