@@ -187,6 +187,7 @@ class Reloader:
         self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
         self._completes: dict[str, int] = {}  # path -> complete saves not yet taken
         self._inflight: frozenset[str] = frozenset()  # the paths of the set being applied
+        self._settling = False  # the worker is waiting for a change set to be complete
         # Rejected change sets and when: each goes again, whole, with the next set that
         # touches one of its files or that comes within ``debounce`` (the rest of a save-all
         # or a refactoring that landed a moment later).
@@ -327,8 +328,9 @@ class Reloader:
         """File an event for ``path`` (the observer thread calls this once per event, ``why``
         None for one hotswap ignores, so the worker knows the event queue moved on)."""
         if why is None or not path.endswith(".py"):
-            with self._cond:
-                self._cond.notify_all()
+            if self._settling:  # the worker waits for the queue to drain: it moved on
+                with self._cond:
+                    self._cond.notify_all()
             return
         now = time.monotonic()
         if why == _COMPLETE or (why == _CREATED and self._closes):
@@ -411,6 +413,13 @@ class Reloader:
         latter for up to ``debounce`` seconds."""
         limit = start + self.settings.debounce
         gather = start + _GATHER
+        self._settling = True
+        try:
+            self._settle_until(gather, limit)
+        finally:
+            self._settling = False
+
+    def _settle_until(self, gather: float, limit: float) -> None:
         while not self._stopping:
             now = time.monotonic()
             queued = self._undispatched()
