@@ -18,6 +18,8 @@ When is a file complete? Facts first, time only where the platform cannot tell:
 * polling and other platforms report no closes: there a file is read once ``debounce``
   passed without events and its size and time did not change while it was read.
 
+Reading and applying the due files is :mod:`hotswap._changeset`'s.
+
 An empty file is read only after it stayed empty and quiet for half a second: it is what a
 writer leaves between truncating and writing (``debounce=0`` executed it). The worker reads no
 file while the observer still holds undispatched events, since one may be the start of the
@@ -31,14 +33,12 @@ from __future__ import annotations
 
 import array
 import contextlib
-import hashlib
 import logging
 import os
 import stat
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,12 +55,11 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from hotswap import _transaction
+from hotswap._changeset import COMPLETE, CREATED, SETTLED, UNCLOSED, WRITING, ChangeSets
 from hotswap._config import Settings
-from hotswap._events import ReloadResult, call_safely, location
+from hotswap._events import ReloadResult
 from hotswap._gil import Lowered
 from hotswap._modules import ModuleIndex, Scope
-from hotswap.exceptions import ExecutionError, PinTimeoutError
 
 try:
     import fcntl
@@ -77,11 +76,6 @@ logger = logging.getLogger(__name__)
 # How often the idle worker checks that each watched folder is still the one at its path (a
 # folder swapped by rename, or one that did not exist yet), and looks for new packages.
 _REFRESH = 0.5
-# An empty file is read only after it stayed empty this long without events (seconds).
-_EMPTY_SETTLE = 0.5
-# On inotify, a write whose close never comes (a writer that keeps the file open) is read
-# after this long without events (seconds). Editors, formatters and git all close their files.
-_UNCLOSED = 2.0
 # A file saved again before its previous save was handed over, or while that one is being
 # reloaded, is in a burst (a formatter, a script, git): each complete save then waits this long
 # for the next before it is read, so a burst costs a couple of reloads, not one per save
@@ -96,13 +90,6 @@ _EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent,
 # GIL switch interval from the first event until the work is done: every thread hop and
 # syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
 _SWITCH_INTERVAL = 0.0002
-
-# Why a path is pending: its reading rules differ (see the module docstring).
-_COMPLETE = "complete"  # closed or renamed into place
-_CREATED = "created"  # appeared
-_WRITING = "writing"  # modified: a write in progress
-_SETTLED = "settled"  # requeued: read once quiet; an empty file is accepted then
-_RETRY = "retry"  # of a rejected change set, tried again with the next one: read as it is
 
 
 @dataclass
@@ -146,15 +133,15 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             pass
         elif kind == "closed":
-            why = _COMPLETE
+            why = COMPLETE
         elif kind == "moved":
             # Full events: a move out of the watched folders has no destination (the module
             # keeps running, as for a deletion); a move in from elsewhere has no source.
-            path, why = event.dest_path, _COMPLETE if event.dest_path else None
+            path, why = event.dest_path, COMPLETE if event.dest_path else None
         elif kind == "created":
-            why = _CREATED
+            why = CREATED
         elif kind == "modified":
-            why = _WRITING
+            why = WRITING
         # deleted: the module keeps running; opened, closed_no_write: nothing was written.
         self._reloader.notify(os.fsdecode(path) if why else "", why)
 
@@ -184,15 +171,9 @@ class Reloader:
         self._pending: dict[str, _Pending] = {}
         self._watching: Lowered | None = None  # the switch interval while the watcher runs
         self._boosted: Lowered | None = None  # ... and from an event until its work is done
-        self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
         self._completes: dict[str, int] = {}  # path -> complete saves not yet taken
         self._inflight: frozenset[str] = frozenset()  # the paths of the set being applied
         self._settling = False  # the worker is waiting for a change set to be complete
-        # Rejected change sets and when: each goes again, whole, with the next set that
-        # touches one of its files or that comes within ``debounce`` (the rest of a save-all
-        # or a refactoring that landed a moment later).
-        self._failed_sets: list[tuple[frozenset[str], float]] = []
-        self._quiet_only: set[str] = set()  # re-read after a folder swap: report changes only
         self._stopping = False
         # (folder, recursive) -> its watch and the folder's identity when it was scheduled.
         self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
@@ -208,6 +189,14 @@ class Reloader:
                 if settings.polling
                 else Observer()
             )
+        self._sets = ChangeSets(
+            self.scope,
+            self._index,
+            debounce=settings.debounce,
+            closes=self._closes,
+            requeue=self._requeue,
+            pending=self._is_pending,
+        )
         self._observer: BaseObserver = observer
         # watchdog >= 7 reads one inotify descriptor per observer; where it can be found, how
         # many bytes of events the kernel holds tells whether more are on their way.
@@ -318,8 +307,8 @@ class Reloader:
         files = self._index.files_under(folder, recursive=recursive)
         with self._cond:
             for path in files:
-                self._quiet_only.add(path)
-                self._pending[path] = _Pending(time.monotonic(), _COMPLETE)
+                self._sets.reread(path)
+                self._pending[path] = _Pending(time.monotonic(), COMPLETE)
             self._cond.notify_all()
 
     # --- events ----------------------------------------------------------------------------
@@ -333,14 +322,14 @@ class Reloader:
                     self._cond.notify_all()
             return
         now = time.monotonic()
-        if why == _COMPLETE or (why == _CREATED and self._closes):
+        if why == COMPLETE or (why == CREATED and self._closes):
             due = now  # created: looked at once, to tell a link from a file being written
-            if why == _COMPLETE:
+            if why == COMPLETE:
                 if self._completes.get(path, 0) or path in self._inflight:
                     due += _BURST_QUIET
                 self._completes[path] = self._completes.get(path, 0) + 1
-        elif why == _WRITING and self._closes:
-            due = now + max(self.settings.debounce, _UNCLOSED)
+        elif why == WRITING and self._closes:
+            due = now + max(self.settings.debounce, UNCLOSED)
         else:  # created; or modified where closes are not reported
             due = now + self.settings.debounce
         logger.debug("hotswap: event: %s %s", why, path)
@@ -351,7 +340,11 @@ class Reloader:
             self._boost()
             self._cond.notify_all()
 
-    def _requeue(self, path: str, delay: float, why: str = _SETTLED) -> None:
+    def _is_pending(self, path: str) -> bool:
+        with self._cond:
+            return path in self._pending
+
+    def _requeue(self, path: str, delay: float, why: str = SETTLED) -> None:
         """Look again after ``delay`` seconds, unless a newer event came meanwhile."""
         with self._cond:
             if path not in self._pending:
@@ -424,7 +417,7 @@ class Reloader:
             now = time.monotonic()
             queued = self._undispatched()
             writing = any(
-                p.due > now and p.why in (_WRITING, _CREATED) for p in self._pending.values()
+                p.due > now and p.why in (WRITING, CREATED) for p in self._pending.values()
             )
             if now >= gather and not queued and not (writing and now < limit):
                 return
@@ -445,7 +438,7 @@ class Reloader:
                 if batch is None:
                     return
                 if batch:
-                    self._apply(batch)
+                    self._apply(dict(batch))
                 self._unboost()
                 if not batch:
                     self._check_watches()
@@ -455,143 +448,9 @@ class Reloader:
                 logger.exception("hotswap: the watcher hit an error and keeps running")
                 self._unboost()
 
-    def _read(self, path: str, why: str) -> bytes | None:
-        """The complete new content of ``path``, or None when there is nothing to apply now
-        (unchanged, not imported, outside the scope, or not complete yet: then requeued)."""
-        if not self.scope.contains(path):
-            logger.warning("hotswap: %s: refused, it resolves outside the watched paths", path)
-            return None
-        if why == _CREATED and self._closes:
-            try:
-                found = os.lstat(path)
-            except OSError:
-                return None
-            if stat.S_ISREG(found.st_mode) and found.st_nlink == 1:
-                # A new file, being written: its close decides. A hard link or a symlink made
-                # in place has no writer: it is complete as it appears.
-                self._requeue(path, max(self.settings.debounce, _UNCLOSED), _WRITING)
-                return None
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-                read = os.fstat(handle.fileno())
-        except OSError:
-            return None  # deleted or replaced meanwhile: a later event brings the new file
-        if not data and why != _SETTLED:
-            # What a writer leaves between truncating and writing: give it time to write.
-            self._requeue(path, max(self.settings.debounce, _EMPTY_SETTLE))
-            return None
-        with self._cond:
-            if path in self._pending:
-                return None  # written again since: the newer event decides
-        digest = hashlib.sha256(data).hexdigest()
-        if self._hashes.get(path) == digest and why != _RETRY:
-            return None  # saved without a change
-        try:
-            now = os.stat(path)
-        except OSError:
-            return None
-        if (now.st_size, now.st_mtime_ns) != (read.st_size, read.st_mtime_ns):
-            self._requeue(path, self.settings.debounce)  # changing under us: never mid-write
-            return None
-        self._hashes[path] = digest
-        return data
-
-    def _apply(self, batch: list[tuple[str, str]]) -> None:
-        """Read the due files and hand them to the transaction as one change set."""
-        paths = dict(batch)
+    def _apply(self, paths: dict[str, str]) -> None:
         self._inflight = frozenset(paths)
         try:
-            self._apply_set(paths)
+            self._sets.apply(paths, self.on_reload)
         finally:
             self._inflight = frozenset()
-
-    def _apply_set(self, paths: dict[str, str]) -> None:
-        now = time.monotonic()
-        for failed, when in list(self._failed_sets):
-            if failed & paths.keys() or now - when < self.settings.debounce:
-                self._failed_sets.remove((failed, when))
-                for path in failed - paths.keys():
-                    paths[path] = _RETRY
-        entries: list[tuple[str, bytes]] = []
-        owners: dict[str, str] = {}
-        for path, why in paths.items():
-            names = self._index.modules_for(path)
-            if not names:
-                continue  # never imported: nothing runs this file
-            data = self._read(path, why)
-            if data is None:
-                continue
-            for name in names:
-                if name not in owners:
-                    entries.append((name, data))
-                    owners[name] = path
-        if not entries:
-            return
-        results = self._reload(entries, owners)
-        if not all(r.ok for r in results):
-            if len(entries) > 1:
-                for path in set(owners.values()):
-                    self._hashes.pop(path, None)  # not applied: the same content must retry
-            self._failed_sets.append((frozenset(owners.values()), time.monotonic()))
-        for result in results:
-            path = owners.get(result.module, "")
-            if isinstance(result.error, PinTimeoutError):
-                # Not the content's fault: saving the same content again must retry.
-                self._hashes.pop(path, None)
-            quiet = path in self._quiet_only
-            self._quiet_only.discard(path)
-            if quiet and result.ok and not result.changes and not result.dependents:
-                continue  # re-read after a folder swap, and the same as what runs
-            if self.on_reload is not None:
-                call_safely(self.on_reload, result)
-
-    def _reload(
-        self, entries: list[tuple[str, bytes]], owners: dict[str, str]
-    ) -> list[ReloadResult]:
-        """The transaction's results, one per module, also when module code interrupted it."""
-        try:
-            return _transaction.reload_many(list(entries), policy=None)
-        except KeyboardInterrupt as interrupt:
-            # Module code raised KeyboardInterrupt (the transaction rolls back and re-raises
-            # it). It is the worker thread's, not a Ctrl-C of the program: report it for
-            # every module of the set, as a failure, and keep watching.
-            return _interrupted(entries, owners, interrupt)
-
-
-def _interrupted(
-    entries: list[tuple[str, bytes]], owners: dict[str, str], interrupt: KeyboardInterrupt
-) -> list[ReloadResult]:
-    frames = traceback.extract_tb(interrupt.__traceback__)
-    culprit = next((f.filename for f in reversed(frames) if f.filename in owners.values()), None)
-    line = next((f.lineno for f in reversed(frames) if f.filename == culprit), None)
-    statuses = _transaction.module_statuses()
-    results = []
-    for name, data in entries:
-        path = owners[name]
-        status = statuses.get(name)
-        digest = hashlib.sha256(data).hexdigest()
-        if status is not None and status.source_hash == digest and status.last_result:
-            results.append(status.last_result)  # applied before the interruption
-            continue
-        if path == culprit:
-            message = f"{location(name, path, line)}: the new code raised KeyboardInterrupt"
-        elif culprit is not None:
-            message = (
-                f"{location(name, path)}: not applied: {culprit} raised KeyboardInterrupt "
-                "in the same change set"
-            )
-        else:
-            message = f"{location(name, path)}: not applied: KeyboardInterrupt during the reload"
-        error = ExecutionError(message, module=name, filename=path, lineno=line)
-        error.__cause__ = interrupt
-        results.append(
-            ReloadResult(
-                module=name,
-                ok=False,
-                version=status.version if status is not None else 1,
-                error=error,
-                rolled_back=path == culprit,
-            )
-        )
-    return results
