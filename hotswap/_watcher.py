@@ -321,19 +321,19 @@ class Reloader:
                 with self._cond:
                     self._cond.notify_all()
             return
-        now = time.monotonic()
-        if why == COMPLETE or (why == CREATED and self._closes):
-            due = now  # created: looked at once, to tell a link from a file being written
-            if why == COMPLETE:
-                if self._completes.get(path, 0) or path in self._inflight:
-                    due += _BURST_QUIET
-                self._completes[path] = self._completes.get(path, 0) + 1
-        elif why == WRITING and self._closes:
-            due = now + max(self.settings.debounce, UNCLOSED)
-        else:  # created; or modified where closes are not reported
-            due = now + self.settings.debounce
         logger.debug("hotswap: event: %s %s", why, path)
         with self._cond:
+            now = time.monotonic()
+            if why == COMPLETE or (why == CREATED and self._closes):
+                due = now  # created: looked at once, to tell a link from a file being written
+                if why == COMPLETE:
+                    if self._completes.get(path, 0) or path in self._inflight:
+                        due += _BURST_QUIET
+                    self._completes[path] = self._completes.get(path, 0) + 1
+            elif why == WRITING and self._closes:
+                due = now + max(self.settings.debounce, UNCLOSED)
+            else:  # created; or modified where closes are not reported
+                due = now + self.settings.debounce
             # The newest event decides: a write that begins after a close makes the file wait
             # for the next close, so the half-written file of the next save is never read.
             self._pending[path] = _Pending(due, why)
