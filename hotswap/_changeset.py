@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 import time
 import traceback
 from collections.abc import Callable
@@ -45,8 +44,9 @@ RETRY = "retry"  # of a rejected change set, tried again with the next one: read
 
 # An empty file is read only after it stayed empty this long without events (seconds).
 EMPTY_SETTLE = 0.5
-# On inotify, a write whose close never comes (a writer that keeps the file open) is read
-# after this long without events (seconds). Editors, formatters and git all close their files.
+# Where closes are reported (inotify), a write whose close never comes (a writer that keeps the
+# file open) is read after this long without events (seconds). Editors, formatters and git all
+# close their files.
 UNCLOSED = 2.0
 
 Requeue = Callable[[str, float, str], None]
@@ -59,8 +59,6 @@ class ChangeSets:
         scope: what the watcher may read and execute.
         index: source files -> loaded modules.
         debounce: the watcher's settle window, in seconds.
-        closes: whether the platform reports closes (inotify): then a new file waits for its
-            writer's close.
         requeue: ``requeue(path, delay, why)`` looks at ``path`` again later, unless a newer
             event came.
         pending: whether an event for the path came since it was taken (the newer decides).
@@ -72,14 +70,12 @@ class ChangeSets:
         index: ModuleIndex,
         *,
         debounce: float,
-        closes: bool,
         requeue: Requeue,
         pending: Callable[[str], bool],
     ) -> None:
         self._scope = scope
         self._index = index
         self._debounce = debounce
-        self._closes = closes
         self._requeue = requeue
         self._pending = pending
         self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
@@ -97,16 +93,6 @@ class ChangeSets:
         if not self._scope.contains(path):
             logger.warning("hotswap: %s: refused, it resolves outside the watched paths", path)
             return None
-        if why == CREATED and self._closes:
-            try:
-                found = os.lstat(path)
-            except OSError:
-                return None
-            if stat.S_ISREG(found.st_mode) and found.st_nlink == 1:
-                # A new file, being written: its close decides. A hard link or a symlink made
-                # in place has no writer: it is complete as it appears.
-                self._requeue(path, max(self._debounce, UNCLOSED), WRITING)
-                return None
         try:
             with open(path, "rb") as handle:
                 data = handle.read()

@@ -80,10 +80,10 @@ _REFRESH = 0.5
 # reloaded, is in a burst (a formatter, a script, git): each complete save then waits this long
 # for the next before it is read, so a burst costs a couple of reloads, not one per save
 # (seconds). A save after the last one went live is read at once.
-_BURST_QUIET = 0.003
+_BURST_QUIET = 0.002
 # The files of one save-all land within this of each other: the first waits for the rest,
 # so they go live as one change set (seconds; what it adds to a save's latency).
-_GATHER = 0.001
+_GATHER = 0.0005
 # The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
 # even report the opens and reads of every import (they slowed imports by 17%).
 _EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
@@ -109,6 +109,19 @@ def _inotify_observer() -> BaseObserver | None:
         return InotifyObserver(generate_full_events=True)
     except (TypeError, OSError):  # pragma: no cover - an old watchdog, or no inotify left
         return None
+
+
+def _created(path: str) -> str:
+    """What a creation means where closes are reported: a new regular file is being written
+    (its close will say when it is complete); a hard link or a symlink made in place has no
+    writer, so it is complete as it appears."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return CREATED  # gone already: the worker finds nothing to read
+    if stat.S_ISREG(found.st_mode) and found.st_nlink == 1:
+        return WRITING
+    return COMPLETE
 
 
 def _identity(folder: str) -> tuple[int, int] | None:
@@ -193,7 +206,6 @@ class Reloader:
             self.scope,
             self._index,
             debounce=settings.debounce,
-            closes=self._closes,
             requeue=self._requeue,
             pending=self._is_pending,
         )
@@ -321,15 +333,16 @@ class Reloader:
                 with self._cond:
                     self._cond.notify_all()
             return
+        if why == CREATED and self._closes:
+            why = _created(path)
         logger.debug("hotswap: event: %s %s", why, path)
         with self._cond:
             now = time.monotonic()
-            if why == COMPLETE or (why == CREATED and self._closes):
-                due = now  # created: looked at once, to tell a link from a file being written
-                if why == COMPLETE:
-                    if self._completes.get(path, 0) or path in self._inflight:
-                        due += _BURST_QUIET
-                    self._completes[path] = self._completes.get(path, 0) + 1
+            if why == COMPLETE:
+                due = now
+                if self._completes.get(path, 0) or path in self._inflight:
+                    due += _BURST_QUIET
+                self._completes[path] = self._completes.get(path, 0) + 1
             elif why == WRITING and self._closes:
                 due = now + max(self.settings.debounce, UNCLOSED)
             else:  # created; or modified where closes are not reported
