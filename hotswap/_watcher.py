@@ -81,8 +81,9 @@ _REFRESH = 0.5
 # for the next before it is read, so a burst costs a couple of reloads, not one per save
 # (seconds). A save after the last one went live is read at once.
 _BURST_QUIET = 0.002
-# The files of one save-all land within this of each other: the first waits for the rest,
-# so they go live as one change set (seconds; what it adds to a save's latency).
+# The files of one save-all or checkout come without a gap this long between their events: a
+# complete file waits for such a gap, so they go live as one change set (seconds; what it adds
+# to a single save's latency).
 _GATHER = 0.0005
 # The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
 # even report the opens and reads of every import (they slowed imports by 17%).
@@ -122,6 +123,27 @@ def _created(path: str) -> str:
     if stat.S_ISREG(found.st_mode) and found.st_nlink == 1:
         return WRITING
     return COMPLETE
+
+
+def _emitter_backlog(observer: BaseObserver) -> bool:
+    """Whether an inotify emitter holds events it has not queued for the observer yet.
+
+    Best effort, through watchdog 7's internals (the move grouper's queue), and nothing where
+    they differ: a change set is then cut sooner, never wrong. Moves out that wait for their
+    pair are not counted: they are no write.
+    """
+    for emitter in list(observer.emitters):
+        group = getattr(emitter, "_inotify", None)
+        queue = getattr(getattr(group, "_move_event_grouper", None), "_queue", None)
+        items = getattr(queue, "_queue", None)
+        if items is None:
+            continue
+        try:
+            if any(not delayed for _, _, delayed in list(items)):
+                return True
+        except (TypeError, ValueError, RuntimeError):
+            continue
+    return False
 
 
 def _identity(folder: str) -> tuple[int, int] | None:
@@ -187,6 +209,7 @@ class Reloader:
         self._completes: dict[str, int] = {}  # path -> complete saves not yet taken
         self._inflight: frozenset[str] = frozenset()  # the paths of the set being applied
         self._settling = False  # the worker is waiting for a change set to be complete
+        self._last_event = 0.0  # when the last event for a source file came
         self._stopping = False
         # (folder, recursive) -> its watch and the folder's identity when it was scheduled.
         self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
@@ -337,7 +360,7 @@ class Reloader:
             why = _created(path)
         logger.debug("hotswap: event: %s %s", why, path)
         with self._cond:
-            now = time.monotonic()
+            now = self._last_event = time.monotonic()
             if why == COMPLETE:
                 due = now
                 if self._completes.get(path, 0) or path in self._inflight:
@@ -377,9 +400,10 @@ class Reloader:
                 self._boosted = None
 
     def _undispatched(self) -> bool:
-        """Whether events wait on their way to the handler: in the observer's queue, or still
-        in the kernel's inotify queue (where a save-all's next file shows first)."""
-        if self._observer.event_queue.qsize() > 0:
+        """Whether events wait on their way to the handler: in the observer's queue, in an
+        inotify emitter's queue, or still in the kernel's (where a save-all's next file shows
+        first)."""
+        if self._observer.event_queue.qsize() > 0 or _emitter_backlog(self._observer):
             return True
         if self._kernel_fd is None:
             return False
@@ -413,33 +437,33 @@ class Reloader:
             return None
 
     def _settle(self, start: float) -> None:
-        """Let the rest of a change set arrive before it is cut (lock held): the files saved
-        within ``_GATHER`` of the first, the events still on their way to the handler, and
-        the files whose write has begun (the other files of a save-all or a checkout), the
-        latter for up to ``debounce`` seconds."""
+        """Let the rest of a change set arrive before it is cut (lock held), for up to
+        ``debounce`` seconds: the files saved while events keep coming (no gap of ``_GATHER``
+        between them), the events still on their way to the handler, and the files whose
+        write has begun (the other files of a save-all or a checkout)."""
         limit = start + self.settings.debounce
-        gather = start + _GATHER
         self._settling = True
         try:
-            self._settle_until(gather, limit)
+            self._settle_until(limit)
         finally:
             self._settling = False
 
-    def _settle_until(self, gather: float, limit: float) -> None:
+    def _settle_until(self, limit: float) -> None:
         while not self._stopping:
             now = time.monotonic()
+            gather = min(self._last_event + _GATHER, limit)
             queued = self._undispatched()
             writing = any(
                 p.due > now and p.why in (WRITING, CREATED) for p in self._pending.values()
             )
-            if now >= gather and not queued and not (writing and now < limit):
+            if now >= limit or (now >= gather and not queued and not writing):
                 return
             # The handler notifies after every event; the timeout covers an event the
             # observer takes without calling it (a filtered one) and the windows' ends.
             if queued or now < gather:
                 self._cond.wait(max(min(gather - now, 0.001), 0.0002))
             else:
-                self._cond.wait(max(limit - now, 0.0))
+                self._cond.wait(limit - now)
 
     # --- the worker ------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -292,6 +293,20 @@ def test_watcher_change_set_waits_for_a_file_still_being_written(
         handle.write(source(2)[8:])
     seen.wait_for(lambda results: first.value() == 2 and second.value() == 2)
     assert [sorted(s) for s in calls.sets] == [["first", "second"]]
+
+
+def test_watcher_checkout_of_many_files_is_a_few_change_sets(project, watch, monkeypatch):
+    calls = Calls(monkeypatch)
+    count = 40
+    modules = [project.load(f"co{i}", source(1)) for i in range(count)]
+    seen = watch()
+    # Another process writes them one after another, as git checkout does.
+    script = f"import sys\nfor path in sys.argv[1:]:\n    open(path, 'w').write({source(2)!r})\n"
+    paths = [str(project.path(f"co{i}")) for i in range(count)]
+    subprocess.run([sys.executable, "-c", script, *paths], check=True)
+    seen.wait_for(lambda results: all(m.value() == 2 for m in modules))
+    assert sorted(n for s in calls.sets for n in s) == sorted(f"co{i}" for i in range(count))
+    assert len(calls.sets) <= count // 4  # one per file without change sets
 
 
 def test_watcher_rejected_set_is_retried_whole(project, watch, monkeypatch):
