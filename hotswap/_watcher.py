@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchdog.events import (
+    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -87,7 +88,16 @@ _BURST_QUIET = 0.002
 _GATHER = 0.0005
 # The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
 # even report the opens and reads of every import (they slowed imports by 17%).
-_EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
+_EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    DirMovedEvent,
+]
+# A path that is gone (deleted, or moved away): what was pending for it is void.
+_GONE = "gone"
 # GIL switch interval from the first event until the work is done: every thread hop and
 # syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
 _SWITCH_INTERVAL = 0.0002
@@ -166,18 +176,25 @@ class _Handler(FileSystemEventHandler):
         why: str | None = None
         path = event.src_path
         if event.is_directory:
-            pass
+            if kind == "moved" and event.dest_path:
+                # A folder renamed into place holds complete files (watchdog follows with a
+                # creation for each, which must not make them wait for a close).
+                self._reloader.arrived(os.fsdecode(event.dest_path))
         elif kind == "closed":
             why = COMPLETE
         elif kind == "moved":
             # Full events: a move out of the watched folders has no destination (the module
             # keeps running, as for a deletion); a move in from elsewhere has no source.
+            if event.src_path:
+                self._reloader.notify(os.fsdecode(event.src_path), _GONE)
             path, why = event.dest_path, COMPLETE if event.dest_path else None
         elif kind == "created":
             why = CREATED
         elif kind == "modified":
             why = WRITING
-        # deleted: the module keeps running; opened, closed_no_write: nothing was written.
+        elif kind == "deleted":
+            why = _GONE  # the module keeps running; a new file brings its own events
+        # opened, closed_no_write: nothing was written.
         self._reloader.notify(os.fsdecode(path) if why else "", why)
 
 
@@ -356,10 +373,20 @@ class Reloader:
                 with self._cond:
                     self._cond.notify_all()
             return
-        if why == CREATED and self._closes:
+        created = why == CREATED
+        if created and self._closes:
             why = _created(path)
         logger.debug("hotswap: event: %s %s", why, path)
         with self._cond:
+            if why == _GONE:
+                self._pending.pop(path, None)
+                self._completes.pop(path, None)
+                return
+            known = self._pending.get(path)
+            if created and known is not None and known.why == COMPLETE:
+                # Created without being gone first: watchdog's creation for a file of a folder
+                # renamed into place, complete already.
+                return
             now = self._last_event = time.monotonic()
             if why == COMPLETE:
                 due = now
@@ -375,6 +402,13 @@ class Reloader:
             self._pending[path] = _Pending(due, why)
             self._boost()
             self._cond.notify_all()
+
+    def arrived(self, folder: str) -> None:
+        """A folder was renamed into place: its source files are complete."""
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                if name.endswith(".py"):
+                    self.notify(os.path.join(parent, name), COMPLETE)
 
     def _is_pending(self, path: str) -> bool:
         with self._cond:

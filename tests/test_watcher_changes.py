@@ -220,6 +220,21 @@ def test_watcher_follows_a_watched_folder_swapped_by_rename(project, watch):
     assert hotswap.status().watching
 
 
+def test_watcher_folder_renamed_into_place_is_complete_at_once(project, watch, tmp_path):
+    project.write("pkg.mod", source(1))
+    mod = project.load("pkg", "from pkg.mod import value\n") and sys.modules["pkg.mod"]
+    seen = watch(debounce=60.0)  # a guess or a wait for a close would take a minute
+    fresh = tmp_path / "pkg.new"
+    fresh.mkdir()
+    (fresh / "__init__.py").write_text("from pkg.mod import value\n")
+    (fresh / "mod.py").write_text(source(2))
+    package = project.root / "pkg"
+    package.rename(tmp_path / "pkg.old")
+    fresh.rename(package)
+    seen.wait_for(lambda results: mod.value() == 2)
+    assert all(r.ok for r in seen.results)
+
+
 def test_watcher_watches_a_path_once_it_appears(project, watch, watcher_log, monkeypatch):
     later = project.root.with_name("later")
     monkeypatch.syspath_prepend(str(later))
