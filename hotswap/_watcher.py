@@ -18,15 +18,21 @@ When is a file complete? Facts first, time only where the platform cannot tell:
 * polling and other platforms report no closes: there a file is read once ``debounce``
   passed without events and its size and time did not change while it was read.
 
-Reading and applying the due files is :mod:`hotswap._changeset`'s.
+A folder renamed into place holds complete files. An empty file is read only after it stayed
+empty and quiet for half a second: it is what a writer leaves between truncating and writing
+(``debounce=0`` executed it).
 
-An empty file is read only after it stayed empty and quiet for half a second: it is what a
-writer leaves between truncating and writing (``debounce=0`` executed it). The worker reads no
-file while the observer still holds undispatched events, since one may be the start of the
-next write, and the files of one save-all, refactoring or checkout that are in progress at the
-same time join one change set (it waits up to ``debounce`` for writes that have begun). A set
-rejected as a whole (one file's syntax error) is tried again, whole, when any of its files is
-saved again, so no edit is lost.
+Bursts and change sets: a complete save made while the file's previous save is still waiting
+or being applied waits ``_BURST_QUIET`` for the next, so a burst gives a couple of reloads. A
+due file waits until file events pause for ``_GATHER``, until no event is on its way to the
+handler (the observer's queue, the inotify emitters' and the kernel's), and until the files
+whose write has begun are complete, all within ``debounce``: the files of a save-all, a
+refactoring or a checkout then form one change set. Reading and applying it is
+:mod:`hotswap._changeset`'s.
+
+Watched paths are followed, not the folders found there when watching began: the idle worker
+checks every ``_REFRESH`` seconds that each watched folder is the one at its path, watches a
+folder that replaced it or appeared since, and applies what differs in it.
 """
 
 from __future__ import annotations
