@@ -185,7 +185,7 @@ class _Handler(FileSystemEventHandler):
             if kind == "moved" and event.dest_path:
                 # A folder renamed into place holds complete files (watchdog follows with a
                 # creation for each, which must not make them wait for a close).
-                self._reloader.arrived(os.fsdecode(event.dest_path))
+                self._reloader._arrived(os.fsdecode(event.dest_path))
         elif kind == "closed":
             why = COMPLETE
         elif kind == "moved":
@@ -409,7 +409,7 @@ class Reloader:
             self._boost()
             self._cond.notify_all()
 
-    def arrived(self, folder: str) -> None:
+    def _arrived(self, folder: str) -> None:
         """A folder was renamed into place: its source files are complete."""
         for parent, _, names in os.walk(folder):
             for name in names:
