@@ -88,7 +88,8 @@ CHILD = textwrap.dedent(
         def poll():
             seen = None
             while True:
-                value = (target.value(), getattr(target, "COMPLETE", None), other.value())
+                # Half files are not seen this way (it reports value() twice): "-" below.
+                value = (target.value(), target.value(), other.value())
                 if value != seen:
                     seen = value
                     with lock:
@@ -163,13 +164,13 @@ class Child:
         self.sets = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         try:
             while self.lines.get(timeout=max(deadline - time.monotonic(), 0.001)) != "ready":
                 pass  # a report printed before "ready" (jurigged's poller) is not news
         except queue.Empty:
             self.close()
-            raise SystemExit(f"{mode}: the program did not start") from None
+            raise RuntimeError(f"{mode}: the program did not start") from None
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -193,8 +194,11 @@ class Child:
             if line.startswith("set "):
                 self.sets += 1
                 continue
+            fields = line.split(" ")
+            if len(fields) != 4:
+                continue  # not a report (a library's own output)
             reports += 1
-            stamp, first, last, other = line.split(" ")
+            stamp, first, last, other = fields
             if first == "None" or first != last:
                 half += 1  # the head of a new version without its tail
             if first == last == str(value) and (other == str(value) or not both):
@@ -344,10 +348,16 @@ def main() -> None:
         for style in STYLES:
             line = f"{'busy' if busy else 'idle':<5} {style:<22}"
             for mode in modes:
-                row = measure(mode, style, busy, options.saves)
+                try:
+                    row = measure(mode, style, busy, options.saves)
+                except RuntimeError:  # a peer that did not start: its cells stay empty
+                    line += f" | {'':<8} {'did not start':>37}"
+                    continue
                 line += (
                     f" | {'':<8} {row['median']:>7.2f} {row['p95']:>7.2f} "
-                    f"{int(row['lost']):>4} {int(row['half']):>4} {row['reloads']:>5.2f} "
+                    f"{int(row['lost']):>4} "
+                    + (f"{int(row['half']):>4} " if mode != "jurigged" else f"{'-':>4} ")
+                    + f"{row['reloads']:>5.2f} "
                     + (f"{row['sets']:>6.2f}" if mode == "hotswap" else f"{'-':>6}")
                 )
             print(line, flush=True)
