@@ -118,6 +118,21 @@ def test_watcher_truncated_file_is_not_executed_with_debounce_zero(project, watc
     assert mod.value() == 2
 
 
+def test_watcher_polling_never_executes_a_truncated_file(project, watch, watcher_log):
+    mod = project.load("live", source(1))
+    project.load("probe", "VALUE = 1\n")
+    seen = watch(polling=True, debounce=0.0)  # no closes reported: settling is all there is
+    path = project.path("live")
+    with open(path, "w") as handle:
+        handle.flush()
+        watcher_log.wait_for("writing", str(path))  # a poll saw the empty file
+        probe(project, seen)
+        handle.write(source(2) + "# longer, so a poll sees the size change\n")
+    seen.wait_for(lambda results: any(r.module == "live" for r in results))
+    assert [r.ok for r in seen.results if r.module == "live"] == [True]
+    assert mod.value() == 2
+
+
 def test_watcher_rename_from_another_folder_is_complete_at_once(project, watch, tmp_path):
     mod = project.load("live", source(1))
     seen = watch(debounce=60.0)  # a settled guess would wait a minute: the rename is a fact
