@@ -301,8 +301,11 @@ class Reloader:
         for folder, recursive in self.scope.watches():
             if (folder, recursive) not in self._watches:
                 self._watch(folder, recursive, rescan=False)
-        # watchdog's own threads (emitters, the inotify reader) are daemon threads already;
-        # name them so a thread dump shows whose they are.
+
+    @staticmethod
+    def _name_threads() -> None:
+        """watchdog's own threads (emitters, the inotify reader) are daemon threads already;
+        name them so a thread dump shows whose they are."""
         for thread in threading.enumerate():
             if type(thread).__module__.startswith("watchdog.") and not thread.name.startswith(
                 "hotswap-"
@@ -331,6 +334,7 @@ class Reloader:
             return
         self._watches[key] = (watch, identity)
         self._missing.discard(key)
+        self._name_threads()
         if rescan:
             logger.warning("hotswap: %s appeared: watching it", folder)
             self._rescan(folder, recursive)
