@@ -37,11 +37,9 @@ folder that replaced it or appeared since, and applies what differs in it.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import logging
 import os
-import stat
 import sys
 import threading
 import time
@@ -65,16 +63,9 @@ from watchdog.observers.polling import PollingObserver
 from hotswap._changeset import COMPLETE, CREATED, SETTLED, UNCLOSED, WRITING, ChangeSets
 from hotswap._config import Settings
 from hotswap._events import ReloadResult
+from hotswap._fsfacts import Backlog, created_means, folder_identity
 from hotswap._gil import Lowered
 from hotswap._modules import ModuleIndex, Scope
-
-try:
-    import fcntl
-    import termios
-
-    _FIONREAD = True
-except ImportError:  # pragma: no cover - Windows
-    _FIONREAD = False
 
 __all__ = ("Reloader",)
 
@@ -126,48 +117,6 @@ def _inotify_observer() -> BaseObserver | None:
         return InotifyObserver(generate_full_events=True)
     except (TypeError, OSError):  # pragma: no cover - an old watchdog, or no inotify left
         return None
-
-
-def _created(path: str) -> str:
-    """What a creation means where closes are reported: a new regular file is being written
-    (its close will say when it is complete); a hard link or a symlink made in place has no
-    writer, so it is complete as it appears."""
-    try:
-        found = os.lstat(path)
-    except OSError:
-        return CREATED  # gone already: the worker finds nothing to read
-    if stat.S_ISREG(found.st_mode) and found.st_nlink == 1:
-        return WRITING
-    return COMPLETE
-
-
-def _emitter_backlog(observer: BaseObserver) -> bool:
-    """Whether an inotify emitter holds events it has not queued for the observer yet.
-
-    Best effort, through watchdog 7's internals (the move grouper's queue), and nothing where
-    they differ: a change set is then cut sooner, never wrong. Moves out that wait for their
-    pair are not counted: they are no write.
-    """
-    for emitter in list(observer.emitters):
-        group = getattr(emitter, "_inotify", None)
-        queue = getattr(getattr(group, "_move_event_grouper", None), "_queue", None)
-        items = getattr(queue, "_queue", None)
-        if items is None:
-            continue
-        try:
-            if any(not delayed for _, _, delayed in list(items)):
-                return True
-        except (TypeError, ValueError, RuntimeError):
-            continue
-    return False
-
-
-def _identity(folder: str) -> tuple[int, int] | None:
-    try:
-        found = os.stat(folder)
-    except OSError:
-        return None
-    return (found.st_dev, found.st_ino) if stat.S_ISDIR(found.st_mode) else None
 
 
 class _Handler(FileSystemEventHandler):
@@ -256,10 +205,7 @@ class Reloader:
             pending=self._is_pending,
         )
         self._observer: BaseObserver = observer
-        # watchdog >= 7 reads one inotify descriptor per observer; where it can be found, how
-        # many bytes of events the kernel holds tells whether more are on their way.
-        found = getattr(getattr(observer, "_inotify_fd", None), "_inotify_fd", None)
-        self._kernel_fd: int | None = found if isinstance(found, int) and _FIONREAD else None
+        self._backlog = Backlog(observer)
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
@@ -314,7 +260,7 @@ class Reloader:
 
     def _watch(self, folder: str, recursive: bool, *, rescan: bool) -> None:
         key = (folder, recursive)
-        identity = _identity(folder)
+        identity = folder_identity(folder)
         if identity is None:
             if key not in self._missing:
                 logger.warning(
@@ -344,7 +290,7 @@ class Reloader:
         rename (``mv src src.old && mv src.new src``) or created after enable() is watched
         again, and its files that differ from what runs are applied."""
         for key, (watch, identity) in list(self._watches.items()):
-            now = _identity(key[0])
+            now = folder_identity(key[0])
             if now == identity:
                 continue
             # Its emitter may have stopped already (the folder was deleted).
@@ -361,7 +307,7 @@ class Reloader:
                 self._watch(*key, rescan=False)
                 self._rescan(*key)
         for key in list(self._missing):
-            if _identity(key[0]) is not None:
+            if folder_identity(key[0]) is not None:
                 self._watch(*key, rescan=True)
 
     def _rescan(self, folder: str, recursive: bool) -> None:
@@ -385,7 +331,7 @@ class Reloader:
             return
         created = why == CREATED
         if created and self._closes:
-            why = _created(path)
+            why = created_means(path)
         logger.debug("hotswap: event: %s %s", why, path)
         with self._cond:
             if why == _GONE:
@@ -447,17 +393,7 @@ class Reloader:
         """Whether events wait on their way to the handler: in the observer's queue, in an
         inotify emitter's queue, or still in the kernel's (where a save-all's next file shows
         first)."""
-        if self._observer.event_queue.qsize() > 0 or _emitter_backlog(self._observer):
-            return True
-        if self._kernel_fd is None:
-            return False
-        waiting = array.array("i", [0])
-        try:
-            fcntl.ioctl(self._kernel_fd, termios.FIONREAD, waiting, True)
-        except OSError:
-            self._kernel_fd = None
-            return False
-        return waiting[0] > 0
+        return self._observer.event_queue.qsize() > 0 or self._backlog.waiting()
 
     def _next_batch(self) -> list[tuple[str, str]] | None:
         """Wait until paths are due and the change set they belong to has settled; [] when
