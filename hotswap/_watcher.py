@@ -104,6 +104,7 @@ _SWITCH_INTERVAL = 0.0002
 class _Pending:
     due: float
     why: str
+    at: float = 0.0  # when its last event came (0: requeued by the worker)
 
 
 def _inotify_observer() -> BaseObserver | None:
@@ -355,7 +356,7 @@ class Reloader:
                 due = now + self.settings.debounce
             # The newest event decides: a write that begins after a close makes the file wait
             # for the next close, so the half-written file of the next save is never read.
-            self._pending[path] = _Pending(due, why)
+            self._pending[path] = _Pending(due, why, now)
             self._boost()
             self._cond.notify_all()
 
@@ -433,8 +434,12 @@ class Reloader:
             now = time.monotonic()
             gather = min(self._last_event + _GATHER, limit)
             queued = self._undispatched()
+            # A write counts as part of the set while its events keep coming: a file some
+            # program holds open for writing does not hold every change set back.
+            recent = now - self.settings.debounce
             writing = any(
-                p.due > now and p.why in (WRITING, CREATED) for p in self._pending.values()
+                p.due > now and p.why in (WRITING, CREATED) and p.at > recent
+                for p in self._pending.values()
             )
             if now >= limit or (now >= gather and not queued and not writing):
                 return
