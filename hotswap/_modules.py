@@ -24,6 +24,7 @@ __all__ = (
     "loaded_files",
     "module_name",
     "read_source",
+    "real_file",
     "resolve",
     "source_file",
 )
@@ -133,19 +134,36 @@ def _under(path: str, root: str) -> bool:
 class Scope:
     """Which files the watcher may read and execute: those under the watched paths, never in
     the standard library or site-packages unless a watched path lies there, and never through
-    a symlink that leads outside the watched paths."""
+    a symlink that leads outside the watched paths.
+
+    A watched path may not exist yet: it is planned as a recursive watch (a ``.py`` path as a
+    file) and watched once it appears.
+    """
 
     def __init__(self, paths: list[str], exclude: tuple[str, ...] = ()) -> None:
         self.roots = tuple(sorted({os.path.realpath(os.path.abspath(p)) for p in paths}))
         self.exclude = exclude
-        self._heavy = {root: _has_heavy_folder(root) for root in self.roots}
-        self.files = frozenset(r for r in self.roots if os.path.isfile(r))
+        self._heavy: dict[str, bool] = {}
+        self.files = frozenset(
+            r
+            for r in self.roots
+            if os.path.isfile(r) or (r.endswith(".py") and not os.path.isdir(r))
+        )
         excluded = excluded_roots()
         # A watched path inside an excluded one names it: only what lies outside every
         # watched path stays excluded.
         self.excluded = tuple(
             e for e in excluded if not any(_under(root, e) for root in self.roots)
         )
+
+    def _is_heavy(self, root: str) -> bool:
+        """Whether ``root`` holds a heavy folder; decided once the root exists."""
+        heavy = self._heavy.get(root)
+        if heavy is None:
+            if not os.path.isdir(root):
+                return False  # not there yet: planned recursive, decided when it appears
+            heavy = self._heavy[root] = _has_heavy_folder(root)
+        return heavy
 
     def contains(self, path: str) -> bool:
         """Whether ``path`` (resolved: symlinks followed) may be reloaded by the watcher."""
@@ -172,7 +190,7 @@ class Scope:
             if root in self.files:
                 plan.setdefault(os.path.dirname(root), False)
                 continue
-            if not self._heavy.get(root, True):
+            if not self._is_heavy(root):
                 plan[root] = True
                 continue
             plan.setdefault(root, False)
@@ -206,15 +224,34 @@ def _has_heavy_folder(root: str) -> bool:
     return False
 
 
+_real_dirs: dict[str, str] = {}
+
+
+def real_file(path: str) -> str:
+    """``path`` absolute, with the symlinks of its folder resolved (not of the file itself).
+
+    Watched roots are resolved (``/var`` is ``/private/var`` on macOS; checkouts are often
+    symlinked), so event paths are too; module files are indexed the same way, or every edit
+    under a symlinked folder would miss. The file's own link is left alone: the event names
+    the link, and :meth:`Scope.contains` judges where it leads. Folders are cached: a lookup
+    costs a dict access, not a ``realpath`` walk per module.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    real = _real_dirs.get(folder)
+    if real is None:
+        real = _real_dirs[folder] = os.path.realpath(folder)
+    return os.path.join(real, name)
+
+
 def _file_of(module: object) -> str | None:
     file = getattr(module, "__file__", None)
     if not isinstance(file, str) or not file.endswith(".py"):
         return None
-    return os.path.abspath(file)
+    return real_file(file)
 
 
 def loaded_files() -> set[str]:
-    """The source files of every loaded module (absolute paths)."""
+    """The source files of every loaded module (folders resolved, see :func:`real_file`)."""
     files = set()
     for module in list(sys.modules.values()):
         file = _file_of(module) if isinstance(module, ModuleType) else None
@@ -242,18 +279,40 @@ class ModuleIndex:
                 by_file.setdefault(file, []).append(name)
         self._by_file = by_file
 
+    def _lookup(self, path: str) -> list[str]:
+        return [n for n in self._by_file.get(path, ()) if _file_of(sys.modules.get(n)) == path]
+
     def modules_for(self, path: str) -> list[str]:
-        """The names of the loaded modules whose source is ``path``; [] for a file never
-        imported (a new file is ignored until something imports it)."""
-        path = os.path.abspath(path)
-        names = [n for n in self._by_file.get(path, ()) if _file_of(sys.modules.get(n)) == path]
+        """The loaded modules whose source is ``path``, each module object once, under its own
+        ``__name__`` (``__mp_main__`` is ``__main__`` under a second name: one reload, not two);
+        [] for a file never imported (a new file is ignored until something imports it)."""
+        path = real_file(path)
+        names = self._lookup(path)
         if not names:
             self._rebuild()
-            names = self._by_file.get(path, [])
-        return names
+            names = self._lookup(path)
+        chosen: dict[int, str] = {}
+        for name in names:
+            module = sys.modules[name]
+            own = getattr(module, "__name__", name)
+            if sys.modules.get(own) is not module:
+                own = name  # registered only under another name: reload it under that one
+            chosen.setdefault(id(module), own)
+        return list(chosen.values())
+
+    def files_under(self, folder: str, *, recursive: bool) -> list[str]:
+        """The indexed source files in ``folder`` (and its subfolders when ``recursive``)."""
+        self._rebuild()
+        prefix = folder.rstrip(os.sep) + os.sep
+        return sorted(
+            f
+            for f in self._by_file
+            if f.startswith(prefix) and (recursive or os.sep not in f[len(prefix) :])
+        )
 
     def refresh(self) -> None:
         """Index the modules loaded now (done off the event path, ahead of the first event)."""
+        _real_dirs.clear()
         self._rebuild()
 
 

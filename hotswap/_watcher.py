@@ -1,31 +1,53 @@
-"""The watchdog observer, event filtering and debouncing; the only importer of watchdog.
+"""The watchdog observer, event filtering, settling and change sets; the only importer of
+watchdog.
 
 Event path: watchdog's observer thread calls :meth:`_Handler.dispatch`, which only files the
-path under a due time and wakes the worker; the worker (``hotswap-worker``) reads the file,
-skips it when its content did not change, and reloads every module the file backs.
+path with a due time and wakes the worker; the worker (``hotswap-worker``) reads the due files,
+skips those whose content did not change, and hands the rest to the transaction as one change
+set (:func:`hotswap._transaction.reload_many`).
 
-When is a file read? A write the writer *finished* (it closed the file, or renamed it into
-place) is due at once. A file that appears without a write (inotify reports a rename from
-another folder as a bare creation) is due after a short grace, in which the events of a real
-creation (modified, closed) arrive and take over. Any other event (modified: a write that may
-be in progress) makes it due ``debounce`` seconds after the last such event. So a half-written
-file is never executed, a burst of saves coalesces into at most a couple of reloads (the one
-running and one with the final content), and an edit made during a reload is picked up after
-it. Before executing, the worker checks that no newer event came and that the file did not
-change under it, and it hands the transaction the very bytes it checked.
+When is a file complete? Facts first, time only where the platform cannot tell:
+
+* a file renamed into place is complete (inotify's IN_MOVED_TO; a rename from an unwatched
+  folder arrives as a move without a source, because the observer is asked for full events);
+* a file opened for writing is complete when its writer closes it (IN_CLOSE_WRITE). On
+  inotify a write (modified) or a creation makes the file wait for that close: nothing is read
+  while a writer may be half way, however long it pauses;
+* a file that appears without a writer (a hard link or a symlink made in place) is complete:
+  ``lstat`` tells it from a new file, which waits for its writer's close;
+* polling and other platforms report no closes: there a file is read once ``debounce``
+  passed without events and its size and time did not change while it was read.
+
+A folder renamed into place holds complete files. An empty file is read only after it stayed
+empty and quiet for half a second: it is what a writer leaves between truncating and writing
+(``debounce=0`` executed it).
+
+Bursts and change sets: a complete save made while the file's previous save is still waiting
+or being applied waits ``_BURST_QUIET`` for the next, so a burst gives a couple of reloads. A
+due file waits until file events pause for ``_GATHER``, until no event is on its way to the
+handler (the observer's queue, the inotify emitters' and the kernel's), and until the files
+whose write has begun are complete, all within ``debounce``: the files of a save-all, a
+refactoring or a checkout then form one change set. Reading and applying it is
+:mod:`hotswap._changeset`'s.
+
+Watched paths are followed, not the folders found there when watching began: the idle worker
+checks every ``_REFRESH`` seconds that each watched folder is the one at its path, watches a
+folder that replaced it or appeared since, and applies what differs in it.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from watchdog.events import (
+    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -35,35 +57,67 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from hotswap import _transaction
+from hotswap._changeset import COMPLETE, CREATED, SETTLED, UNCLOSED, WRITING, ChangeSets
 from hotswap._config import Settings
-from hotswap._events import ReloadResult, call_safely
+from hotswap._events import ReloadResult
+from hotswap._fsfacts import Backlog, created_means, folder_identity
 from hotswap._gil import Lowered
 from hotswap._modules import ModuleIndex, Scope
-from hotswap.exceptions import PinTimeoutError
 
 __all__ = ("Reloader",)
 
 logger = logging.getLogger(__name__)
 
-# How often the worker looks for newly imported packages to watch, in seconds.
-_REFRESH = 1.0
-# How long a bare creation waits for the events of a write, in seconds.
-_CREATED_GRACE = 0.002
+# How often the idle worker checks that each watched folder is still the one at its path (a
+# folder swapped by rename, or one that did not exist yet), and looks for new packages.
+_REFRESH = 0.5
+# A file saved again before its previous save was handed over, or while that one is being
+# reloaded, is in a burst (a formatter, a script, git): each complete save then waits this long
+# for the next before it is read, so a burst costs a couple of reloads, not one per save
+# (seconds). A save after the last one went live is read at once.
+_BURST_QUIET = 0.002
+# The files of one save-all or checkout come without a gap this long between their events: a
+# complete file waits for such a gap, so they go live as one change set (seconds; what it adds
+# to a single save's latency).
+_GATHER = 0.0005
 # The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
 # even report the opens and reads of every import (they slowed imports by 17%).
-_EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
+_EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    DirMovedEvent,
+]
+# A path that is gone (deleted, or moved away): what was pending for it is void.
+_GONE = "gone"
 # GIL switch interval from the first event until the work is done: every thread hop and
 # syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
 _SWITCH_INTERVAL = 0.0002
 
-# Why a path is due: its reading rules differ.
-_COMPLETE = "complete"  # closed or renamed into place: read now
-_CREATED = "created"  # appeared: read after the grace, unless a write shows up
-_SETTLED = "settled"  # modified: read once the debounce window passed without events
+
+@dataclass
+class _Pending:
+    due: float
+    why: str
+    at: float = 0.0  # when its last event came (0: requeued by the worker)
+
+
+def _inotify_observer() -> BaseObserver | None:
+    """An inotify observer that reports a move from an unwatched folder as a move, not as a
+    bare creation (None off Linux)."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    try:
+        return InotifyObserver(generate_full_events=True)
+    except (TypeError, OSError):  # pragma: no cover - an old watchdog, or no inotify left
+        return None
 
 
 class _Handler(FileSystemEventHandler):
@@ -74,18 +128,30 @@ class _Handler(FileSystemEventHandler):
         self._reloader = reloader
 
     def dispatch(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
-            return
         kind = event.event_type
-        if kind == "closed":
-            self._reloader.notify(os.fsdecode(event.src_path), _COMPLETE)
+        why: str | None = None
+        path = event.src_path
+        if event.is_directory:
+            if kind == "moved" and event.dest_path:
+                # A folder renamed into place holds complete files (watchdog follows with a
+                # creation for each, which must not make them wait for a close).
+                self._reloader._arrived(os.fsdecode(event.dest_path))
+        elif kind == "closed":
+            why = COMPLETE
         elif kind == "moved":
-            self._reloader.notify(os.fsdecode(event.dest_path), _COMPLETE)
+            # Full events: a move out of the watched folders has no destination (the module
+            # keeps running, as for a deletion); a move in from elsewhere has no source.
+            if event.src_path:
+                self._reloader.notify(os.fsdecode(event.src_path), _GONE)
+            path, why = event.dest_path, COMPLETE if event.dest_path else None
         elif kind == "created":
-            self._reloader.notify(os.fsdecode(event.src_path), _CREATED)
+            why = CREATED
         elif kind == "modified":
-            self._reloader.notify(os.fsdecode(event.src_path), _SETTLED)
-        # deleted: the module keeps running; opened, closed_no_write: nothing was written.
+            why = WRITING
+        elif kind == "deleted":
+            why = _GONE  # the module keeps running; a new file brings its own events
+        # opened, closed_no_write: nothing was written.
+        self._reloader.notify(os.fsdecode(path) if why else "", why)
 
 
 class Reloader:
@@ -94,7 +160,8 @@ class Reloader:
     Attributes:
         paths: the watched files and directories (resolved).
         settings: the settings it runs with.
-        on_reload: called with the result of every reload the watcher attempts.
+        on_reload: called with the result of every reload the watcher attempts, one per
+            module.
     """
 
     def __init__(
@@ -109,18 +176,37 @@ class Reloader:
         self.on_reload = on_reload
         self._index = ModuleIndex()
         self._cond = threading.Condition()
-        # path -> (when it is due, why: _COMPLETE, _CREATED or _SETTLED)
-        self._pending: dict[str, tuple[float, str]] = {}
+        self._pending: dict[str, _Pending] = {}
         self._watching: Lowered | None = None  # the switch interval while the watcher runs
         self._boosted: Lowered | None = None  # ... and from an event until its work is done
-        self._hashes: dict[str, str] = {}
+        self._completes: dict[str, int] = {}  # path -> complete saves not yet taken
+        self._inflight: frozenset[str] = frozenset()  # the paths of the set being applied
+        self._settling = False  # the worker is waiting for a change set to be complete
+        self._last_event = 0.0  # when the last event for a source file came
         self._stopping = False
-        self._watched: set[tuple[str, bool]] = set()
+        # (folder, recursive) -> its watch and the folder's identity when it was scheduled.
+        self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
+        self._missing: set[tuple[str, bool]] = set()
         self._modules_seen = 0
         self._handler = _Handler(self)
-        self._observer: BaseObserver = (
-            PollingObserver(timeout=max(settings.debounce, 0.1)) if settings.polling else Observer()
+        observer = None if settings.polling else _inotify_observer()
+        # Only inotify reports closes; elsewhere a write is read once it settled.
+        self._closes = observer is not None
+        if observer is None:
+            observer = (
+                PollingObserver(timeout=max(settings.debounce, 0.1))
+                if settings.polling
+                else Observer()
+            )
+        self._sets = ChangeSets(
+            self.scope,
+            self._index,
+            debounce=settings.debounce,
+            requeue=self._requeue,
+            pending=self._is_pending,
         )
+        self._observer: BaseObserver = observer
+        self._backlog = Backlog(observer)
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
@@ -131,7 +217,7 @@ class Reloader:
         return self._observer.is_alive() and self._worker.is_alive()
 
     def start(self) -> None:
-        """Start watching; the watches are live when this returns."""
+        """Start watching; the watches of existing paths are live when this returns."""
         if self.settings.switch_interval:
             self._watching = Lowered(self.settings.switch_interval)
         self._observer.start()
@@ -154,46 +240,142 @@ class Reloader:
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join()
 
+    # --- watches ---------------------------------------------------------------------------
+
     def _schedule(self) -> None:
         """Watch what the scope asks for now (new packages are added by later calls)."""
         self._modules_seen = len(sys.modules)
-        for directory, recursive in self.scope.watches():
-            if (directory, recursive) in self._watched or not os.path.isdir(directory):
-                continue
-            try:
-                self._observer.schedule(
-                    self._handler, directory, recursive=recursive, event_filter=_EVENTS
-                )
-            except TypeError:  # a watchdog without event filters
-                self._observer.schedule(self._handler, directory, recursive=recursive)
-            self._watched.add((directory, recursive))
-        # watchdog's own threads (emitters, the inotify reader) are daemon threads already;
-        # name them so a thread dump shows whose they are.
+        for folder, recursive in self.scope.watches():
+            if (folder, recursive) not in self._watches:
+                self._watch(folder, recursive, rescan=False)
+
+    @staticmethod
+    def _name_threads() -> None:
+        """watchdog's own threads (emitters, the inotify reader) are daemon threads already;
+        name them so a thread dump shows whose they are."""
         for thread in threading.enumerate():
             if type(thread).__module__.startswith("watchdog.") and not thread.name.startswith(
                 "hotswap-"
             ):
                 thread.name = f"hotswap-{type(thread).__name__.lower()}"
 
-    def notify(self, path: str, why: str) -> None:
-        """File an event for ``path``; see the module docstring for when it is due."""
-        if not path.endswith(".py"):
+    def _watch(self, folder: str, recursive: bool, *, rescan: bool) -> None:
+        key = (folder, recursive)
+        identity = folder_identity(folder)
+        if identity is None:
+            if key not in self._missing:
+                logger.warning(
+                    "hotswap: %s does not exist: it will be watched once it appears", folder
+                )
+                self._missing.add(key)
             return
-        due = time.monotonic()
-        if why == _SETTLED:
-            due += self.settings.debounce
-        elif why == _CREATED:
-            due += _CREATED_GRACE
-        with self._cond:
-            self._pending[path] = (due, why)
-            self._boost()
-            self._cond.notify()
+        try:
+            watch = self._observer.schedule(
+                self._handler, folder, recursive=recursive, event_filter=_EVENTS
+            )
+        except TypeError:  # a watchdog without event filters
+            watch = self._observer.schedule(self._handler, folder, recursive=recursive)
+        except OSError as error:  # gone again, or out of inotify watches
+            logger.warning("hotswap: %s: cannot watch it: %s", folder, error)
+            self._missing.add(key)
+            return
+        self._watches[key] = (watch, identity)
+        self._missing.discard(key)
+        self._name_threads()
+        if rescan:
+            logger.warning("hotswap: %s appeared: watching it", folder)
+            self._rescan(folder, recursive)
 
-    def _requeue(self, path: str) -> None:
-        """Look again once the debounce window has passed, unless newer events came."""
+    def _check_watches(self) -> None:
+        """Follow each watched path, not the folder first found there: a folder swapped by
+        rename (``mv src src.old && mv src.new src``) or created after enable() is watched
+        again, and its files that differ from what runs are applied."""
+        for key, (watch, identity) in list(self._watches.items()):
+            now = folder_identity(key[0])
+            if now == identity:
+                continue
+            # Its emitter may have stopped already (the folder was deleted).
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(watch)
+            del self._watches[key]
+            if now is None:
+                logger.warning(
+                    "hotswap: %s no longer exists: not watched until it appears again", key[0]
+                )
+                self._missing.add(key)
+            else:
+                logger.warning("hotswap: %s was replaced by another folder: watching it", key[0])
+                self._watch(*key, rescan=False)
+                self._rescan(*key)
+        for key in list(self._missing):
+            if folder_identity(key[0]) is not None:
+                self._watch(*key, rescan=True)
+
+    def _rescan(self, folder: str, recursive: bool) -> None:
+        """Queue the loaded modules' files in a folder that was not watched until now."""
+        files = self._index.files_under(folder, recursive=recursive)
+        with self._cond:
+            for path in files:
+                self._sets.reread(path)
+                self._pending[path] = _Pending(time.monotonic(), COMPLETE)
+            self._cond.notify_all()
+
+    # --- events ----------------------------------------------------------------------------
+
+    def notify(self, path: str, why: str | None) -> None:
+        """File an event for ``path`` (the observer thread calls this once per event, ``why``
+        None for one hotswap ignores, so the worker knows the event queue moved on)."""
+        if why is None or not path.endswith(".py"):
+            if self._settling:  # the worker waits for the queue to drain: it moved on
+                with self._cond:
+                    self._cond.notify_all()
+            return
+        created = why == CREATED
+        if created and self._closes:
+            why = created_means(path)
+        logger.debug("hotswap: event: %s %s", why, path)
+        with self._cond:
+            if why == _GONE:
+                self._pending.pop(path, None)
+                self._completes.pop(path, None)
+                return
+            known = self._pending.get(path)
+            if created and known is not None and known.why == COMPLETE:
+                # Created without being gone first: watchdog's creation for a file of a folder
+                # renamed into place, complete already.
+                return
+            now = self._last_event = time.monotonic()
+            if why == COMPLETE:
+                due = now
+                if self._completes.get(path, 0) or path in self._inflight:
+                    due += _BURST_QUIET
+                self._completes[path] = self._completes.get(path, 0) + 1
+            elif why == WRITING and self._closes:
+                due = now + max(self.settings.debounce, UNCLOSED)
+            else:  # created; or modified where closes are not reported
+                due = now + self.settings.debounce
+            # The newest event decides: a write that begins after a close makes the file wait
+            # for the next close, so the half-written file of the next save is never read.
+            self._pending[path] = _Pending(due, why, now)
+            self._boost()
+            self._cond.notify_all()
+
+    def _arrived(self, folder: str) -> None:
+        """A folder was renamed into place: its source files are complete."""
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                if name.endswith(".py"):
+                    self.notify(os.path.join(parent, name), COMPLETE)
+
+    def _is_pending(self, path: str) -> bool:
+        with self._cond:
+            return path in self._pending
+
+    def _requeue(self, path: str, delay: float, why: str = SETTLED) -> None:
+        """Look again after ``delay`` seconds, unless a newer event came meanwhile."""
         with self._cond:
             if path not in self._pending:
-                self._pending[path] = (time.monotonic() + self.settings.debounce, _SETTLED)
+                self._pending[path] = _Pending(time.monotonic() + delay, why)
 
     def _boost(self) -> None:
         """Shorten the GIL switch interval until the pending work is done (lock held)."""
@@ -201,28 +383,74 @@ class Reloader:
             self._boosted = Lowered(_SWITCH_INTERVAL)
 
     def _unboost(self) -> None:
-        """Give the program its own switch interval back once nothing is pending."""
+        """Give the program its own switch interval back once nothing is due soon."""
         with self._cond:
-            if self._boosted is not None and not self._pending:
+            soon = time.monotonic() + self.settings.debounce
+            if self._boosted is not None and all(p.due > soon for p in self._pending.values()):
                 self._boosted.restore()
                 self._boosted = None
 
+    def _undispatched(self) -> bool:
+        """Whether events wait on their way to the handler: in the observer's queue, in an
+        inotify emitter's queue, or still in the kernel's (where a save-all's next file shows
+        first)."""
+        return self._observer.event_queue.qsize() > 0 or self._backlog.waiting()
+
     def _next_batch(self) -> list[tuple[str, str]] | None:
-        """Wait until paths are due; None when stopping."""
+        """Wait until paths are due and the change set they belong to has settled; [] when
+        idle for a while (time to check the watches), None when stopping."""
         with self._cond:
             while not self._stopping:
                 now = time.monotonic()
-                ready = [(p, why) for p, (due, why) in self._pending.items() if due <= now]
-                if ready:
+                if any(p.due <= now for p in self._pending.values()):
+                    self._settle(now)
+                    now = time.monotonic()
+                    ready = [(k, p.why) for k, p in self._pending.items() if p.due <= now]
                     for path, _ in ready:
                         del self._pending[path]
-                    return ready
-                wait = (
-                    min(d for d, _ in self._pending.values()) - now if self._pending else _REFRESH
-                )
-                if not self._cond.wait(wait) and not self._pending:
-                    return []  # idle: a chance to look for new packages
+                        self._completes.pop(path, None)
+                    if ready:
+                        return ready
+                    continue  # a newer event made the due file wait again
+                wait = min((p.due for p in self._pending.values()), default=now + _REFRESH)
+                if not self._cond.wait(min(wait - now, _REFRESH)) and not self._pending:
+                    return []
             return None
+
+    def _settle(self, start: float) -> None:
+        """Let the rest of a change set arrive before it is cut (lock held), for up to
+        ``debounce`` seconds: the files saved while events keep coming (no gap of ``_GATHER``
+        between them), the events still on their way to the handler, and the files whose
+        write has begun (the other files of a save-all or a checkout)."""
+        limit = start + self.settings.debounce
+        self._settling = True
+        try:
+            self._settle_until(limit)
+        finally:
+            self._settling = False
+
+    def _settle_until(self, limit: float) -> None:
+        while not self._stopping:
+            now = time.monotonic()
+            gather = min(self._last_event + _GATHER, limit)
+            queued = self._undispatched()
+            # A write counts as part of the set while its events keep coming: a file some
+            # program holds open for writing does not hold every change set back.
+            recent = now - self.settings.debounce
+            writing = any(
+                p.due > now and p.why in (WRITING, CREATED) and p.at > recent
+                for p in self._pending.values()
+            )
+            if now >= limit or (now >= gather and not queued and not writing):
+                return
+            # The handler notifies after every event; the timeout covers an event the
+            # observer takes without calling it (a filtered one) and the windows' ends.
+            if queued or now < gather:
+                self._cond.wait(max(min(gather - now, 0.001), 0.0002))
+            else:
+                self._cond.wait(limit - now)
+
+    # --- the worker ------------------------------------------------------------------------
 
     def _run(self) -> None:
         self._index.refresh()  # ahead of the first event, off the event path
@@ -231,56 +459,20 @@ class Reloader:
                 batch = self._next_batch()
                 if batch is None:
                     return
-                for path, why in batch:
-                    self._apply(path, why)
+                if batch:
+                    self._apply(dict(batch))
                 self._unboost()
+                if not batch:
+                    self._check_watches()
                 if len(sys.modules) != self._modules_seen:
                     self._schedule()
             except BaseException:  # the watcher never dies (SystemExit from user code too)
                 logger.exception("hotswap: the watcher hit an error and keeps running")
                 self._unboost()
 
-    def _apply(self, path: str, why: str) -> None:
-        if not self.scope.contains(path):
-            logger.warning("hotswap: %s: refused, it resolves outside the watched paths", path)
-            return
-        names = self._index.modules_for(path)
-        if not names:
-            return  # never imported: nothing runs this file
+    def _apply(self, paths: dict[str, str]) -> None:
+        self._inflight = frozenset(paths)
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-                read = os.fstat(handle.fileno())
-        except OSError:
-            return  # deleted or replaced meanwhile: a later event brings the new file
-        if not data and why != _SETTLED:
-            # Truncated or created by a writer that has not written yet (a close we heard was
-            # an earlier write's): give it the debounce window.
-            self._requeue(path)
-            return
-        with self._cond:
-            if path in self._pending:
-                return  # written again since: the newer event decides
-        digest = hashlib.sha256(data).hexdigest()
-        if self._hashes.get(path) == digest:
-            return  # saved without a change
-        try:
-            now = os.stat(path)
-        except OSError:
-            return
-        if (now.st_size, now.st_mtime_ns) != (read.st_size, read.st_mtime_ns):
-            self._requeue(path)  # changing under us: never execute a file mid-write
-            return
-        self._hashes[path] = digest
-        objects = {id(sys.modules.get(n)): n for n in reversed(names)}
-        # __mp_main__ is __main__ under a second name: one module, reloaded once.
-        names = [n for n in names if objects.get(id(sys.modules.get(n))) == n]
-        for name in names:
-            # The program's __main__ is updated definitions-only: its top-level statements
-            # (the main loop, say) must not run again.
-            result = _transaction.reload(name, definitions_only=name == "__main__", data=data)
-            if isinstance(result.error, PinTimeoutError):
-                # Not the content's fault: saving the same content again must retry.
-                self._hashes.pop(path, None)
-            if self.on_reload is not None:
-                call_safely(self.on_reload, result)
+            self._sets.apply(paths, self.on_reload)
+        finally:
+            self._inflight = frozenset()

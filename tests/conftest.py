@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -95,3 +97,86 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
 def reloading(project: Project, bytecode: bool) -> Project:
     """:func:`project`, run once with bytecode writing off and once with it on."""
     return project
+
+
+# --- the watcher --------------------------------------------------------------------------------
+
+WATCH_TIMEOUT = 10.0  # generous: the machine may be loaded; never a bound on what is asserted
+
+
+class Collector:
+    """Receives on_reload results; tests wait on conditions over them, never on sleeps."""
+
+    def __init__(self) -> None:
+        self.results: list[hotswap.ReloadResult] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, result: hotswap.ReloadResult) -> None:
+        with self._cond:
+            self.results.append(result)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[hotswap.ReloadResult]], bool]) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: predicate(self.results), WATCH_TIMEOUT), self.results
+
+    def wait_count(self, count: int) -> None:
+        self.wait_for(lambda results: len(results) >= count)
+
+
+@pytest.fixture
+def watch(project: Project) -> Iterator[Callable[..., Collector]]:
+    """Start the watcher on the project folder (or the given paths); always stopped
+    afterwards."""
+
+    def start(paths: list[str] | None = None, **kwargs: object) -> Collector:
+        collector = Collector()
+        chosen = [str(project.root)] if paths is None else paths
+        hotswap.enable(chosen, on_reload=collector, **kwargs)  # type: ignore[arg-type]
+        return collector
+
+    try:
+        yield start
+    finally:
+        hotswap.disable()
+
+
+class LogWaiter(logging.Handler):
+    """Lets a test wait until the watcher logged a message containing some text (at DEBUG it
+    logs every event it receives: a test can wait until the watcher saw a write)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+        self._cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._cond:
+            self.messages.append(record.getMessage())
+            self._cond.notify_all()
+
+    def wait_for(self, *parts: str) -> None:
+        def seen() -> bool:
+            return any(all(p in m for p in parts) for m in self.messages)
+
+        with self._cond:
+            assert self._cond.wait_for(seen, WATCH_TIMEOUT), (parts, self.messages[-20:])
+
+    def clear(self) -> None:
+        with self._cond:
+            self.messages.clear()
+
+
+@pytest.fixture
+def watcher_log() -> Iterator[LogWaiter]:
+    """The watcher's log records, DEBUG included, as they come."""
+    handler = LogWaiter()
+    logger = logging.getLogger("hotswap._watcher")
+    saved = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)

@@ -37,3 +37,11 @@ def test_bench_calls_runs(monkeypatch, capsys):
 def test_bench_latency_runs():
     row = bench_latency.measure("hotswap", "rename", busy=False, saves=2)
     assert row["lost"] == 0
+
+
+@pytest.mark.watcher
+@pytest.mark.parametrize("style", ["slow writer", "two files together"])
+def test_bench_latency_new_styles_run(style):
+    row = bench_latency.measure("hotswap", style, busy=False, saves=2)
+    assert row["lost"] == 0
+    assert row["half"] == 0

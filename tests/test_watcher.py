@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,41 +17,6 @@ import hotswap
 pytestmark = pytest.mark.watcher
 
 TIMEOUT = 10.0
-
-
-class Collector:
-    """Receives on_reload results; tests wait on conditions over them, never on sleeps."""
-
-    def __init__(self) -> None:
-        self.results: list[hotswap.ReloadResult] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, result: hotswap.ReloadResult) -> None:
-        with self._cond:
-            self.results.append(result)
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[list[hotswap.ReloadResult]], bool]) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: predicate(self.results), TIMEOUT), self.results
-
-    def wait_count(self, count: int) -> None:
-        self.wait_for(lambda results: len(results) >= count)
-
-
-@pytest.fixture
-def watch(project) -> Iterator[Callable[..., Collector]]:
-    """Start the watcher on the project folder; always stopped afterwards."""
-
-    def start(**kwargs: object) -> Collector:
-        collector = Collector()
-        hotswap.enable([str(project.root)], on_reload=collector, **kwargs)  # type: ignore[arg-type]
-        return collector
-
-    try:
-        yield start
-    finally:
-        hotswap.disable()
 
 
 def source(n: int) -> str:
