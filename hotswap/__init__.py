@@ -8,11 +8,35 @@ Example:
 """
 
 from hotswap import exceptions
-from hotswap._api import configure, disable, enable, pinned, reload, rollback, status
-from hotswap._config import Settings
-from hotswap._events import Changes, Dependent, ModuleStatus, ReloadResult, Skipped, Status
+from hotswap._api import (
+    configure,
+    disable,
+    enable,
+    pinned,
+    reload,
+    rollback,
+    status,
+    subscribe,
+)
+from hotswap._config import AuditPolicy, Settings, SignaturePolicy
+from hotswap._events import (
+    CanaryCall,
+    CanaryDecision,
+    ChangeDetected,
+    Changes,
+    Dependent,
+    Event,
+    ModuleStatus,
+    Planned,
+    ReloadResult,
+    RolledBack,
+    Skipped,
+    Status,
+    WatcherState,
+)
 from hotswap._proxy import reloadable
 from hotswap.exceptions import (
+    AuditError,
     ExecutionError,
     HotswapError,
     HotswapWarning,
@@ -21,6 +45,7 @@ from hotswap.exceptions import (
     ModuleNotReloadableError,
     PinTimeoutError,
     ReentrantReloadError,
+    SignatureError,
     SourceSyntaxError,
     VerificationError,
     VersionNotFoundError,
@@ -29,8 +54,14 @@ from hotswap.exceptions import (
 __version__ = "0.1.0"
 
 __all__ = (
+    "AuditError",
+    "AuditPolicy",
+    "CanaryCall",
+    "CanaryDecision",
+    "ChangeDetected",
     "Changes",
     "Dependent",
+    "Event",
     "ExecutionError",
     "HotswapError",
     "HotswapWarning",
@@ -39,14 +70,19 @@ __all__ = (
     "ModuleNotReloadableError",
     "ModuleStatus",
     "PinTimeoutError",
+    "Planned",
     "ReentrantReloadError",
     "ReloadResult",
+    "RolledBack",
     "Settings",
+    "SignatureError",
+    "SignaturePolicy",
     "Skipped",
     "SourceSyntaxError",
     "Status",
     "VerificationError",
     "VersionNotFoundError",
+    "WatcherState",
     "__version__",
     "configure",
     "disable",
@@ -57,4 +93,5 @@ __all__ = (
     "reloadable",
     "rollback",
     "status",
+    "subscribe",
 )

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotswap import _config, _diff, _events, _modules, _proxy, _symbols
+from hotswap import _audit, _config, _diff, _events, _modules, _proxy, _signing, _symbols, _tracing
 from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule, live_symbols
 from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
 from hotswap._gil import Lowered
@@ -195,10 +195,12 @@ def _finish(
     if record is not None:
         record.last_result = result
     metrics.record(result)
+    # HOOK(issue16) structured logging: the fields of the result ride on the record.
+    extra = _events.log_extra(result)
     if ok:
-        logger.info("hotswap: %s", describe(result))
+        logger.info("hotswap: %s", describe(result), extra=extra)
     else:
-        logger.warning("hotswap: %s", describe(result))
+        logger.warning("hotswap: %s", describe(result), extra=extra)
     _events.emit(result)
     return result
 
@@ -285,6 +287,8 @@ def _plan(
                 ) from escalated
             for line in lines:
                 logger.warning("hotswap: applying a change that may break callers: %s", line)
+        # HOOK(issue16) audit: the new and changed statements may not use denied names.
+        _audit.check_source(name, path, source, record.current.symbols)
         # ``from x import *`` binds names no source lists (IMPORT_STAR names no name).
         star = "import *" in source and _has_star_import(code)
     except SyntaxError as error:
@@ -297,6 +301,12 @@ def _plan(
         message = f"{location(name, path)}: {error}"
         raise _Failure(HotswapError(message, module=name, filename=path)) from error
     return _Plan(code, new_symbols, changes, warned, star)
+
+
+def _planned(name: str, version: int, plan: _Plan) -> _events.Planned:
+    found = plan.changes
+    changes = Changes(found.added, found.changed, found.removed)
+    return _events.Planned(name, version, changes, plan.warnings)
 
 
 def _has_star_import(code: types.CodeType) -> bool:
@@ -353,27 +363,31 @@ def _apply(
         after_commit: list[Callable[[], object]] = []
         committed = False
         try:
-            with stage.active():
-                exec(plan.code, namespace)
-            keep = _keep_names(namespace)
-            outcome = Updater(snapshot.namespace, namespace, name, plan.changes, keep).run()
-            after_commit = outcome.after_commit
-            if not definitions_only:
-                _remove_stale(
-                    name, namespace, snapshot.namespace, plan.symbols, keep, plan.star_import
+            # HOOK(issue16) traces: the "hotswap.execute" span, from the run to migrate.
+            with _tracing.span("hotswap.execute", module=name):
+                with stage.active():
+                    exec(plan.code, namespace)
+                keep = _keep_names(namespace)
+                outcome = Updater(snapshot.namespace, namespace, name, plan.changes, keep).run()
+                after_commit = outcome.after_commit
+                if not definitions_only:
+                    _remove_stale(
+                        name, namespace, snapshot.namespace, plan.symbols, keep, plan.star_import
+                    )
+                _call_hook(
+                    plan,
+                    namespace,
+                    "__hotswap_migrate__",
+                    MigrationError,
+                    path,
+                    name,
+                    dict(snapshot.namespace),
                 )
-            _call_hook(
-                plan,
-                namespace,
-                "__hotswap_migrate__",
-                MigrationError,
-                path,
-                name,
-                dict(snapshot.namespace),
-            )
-            stage.commit()
-            committed = True
-            _call_hook(plan, namespace, "__hotswap_verify__", VerificationError, path, name)
+            # HOOK(issue16) traces: the "hotswap.commit" span, the switch and the health check.
+            with _tracing.span("hotswap.commit", module=name):
+                stage.commit()
+                committed = True
+                _call_hook(plan, namespace, "__hotswap_verify__", VerificationError, path, name)
         except BaseException as error:
             if not committed:
                 stage.discard()
@@ -441,6 +455,20 @@ def reload(
     ``data`` is the source the caller already read and checked (the watcher), so exactly that
     is executed, not what the file holds a moment later.
     """
+    # HOOK(issue16) traces: the "hotswap.reload" span around the attempt, told its result.
+    with _tracing.span("hotswap.reload", module=_modules.module_name(target)) as span:
+        result = _reload(target, policy, force, definitions_only, data)
+        span.result(result)
+    return result
+
+
+def _reload(
+    target: types.ModuleType | str,
+    policy: str | None,
+    force: bool,
+    definitions_only: bool,
+    data: bytes | None,
+) -> ReloadResult:
     start = time.perf_counter()
     name = _modules.module_name(target)
     # A running program's top-level statements (its main loop) must never run again.
@@ -463,7 +491,13 @@ def reload(
             if chosen not in _config.POLICIES:
                 message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
                 raise ValueError(message)
-            plan = _plan(record, module, path, source, chosen, definitions_only)
+            # HOOK(issue16) signing: the exact bytes about to apply must carry a valid signature.
+            _signing.verify(path, data, settings, module=name)
+            # HOOK(issue16) traces: the "hotswap.plan" span (parse, diff, checks, audit).
+            with _tracing.span("hotswap.plan", module=name):
+                plan = _plan(record, module, path, source, chosen, definitions_only)
+            # HOOK(issue16) events: the plan passed every check; its code runs next.
+            _events.publish(_planned(name, record.current.number, plan))
             applied = _apply(record, module, path, plan, digest, definitions_only)
             kind = "reset" if force else "reload"
             return _finish(

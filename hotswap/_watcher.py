@@ -38,12 +38,12 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from hotswap import _transaction
+from hotswap import _events, _signing, _transaction
 from hotswap._config import Settings
 from hotswap._events import ReloadResult, call_safely
 from hotswap._gil import Lowered
 from hotswap._modules import ModuleIndex, Scope
-from hotswap.exceptions import PinTimeoutError
+from hotswap.exceptions import PinTimeoutError, SignatureError
 
 __all__ = ("Reloader",)
 
@@ -137,6 +137,8 @@ class Reloader:
         self._observer.start()
         self._schedule()
         self._worker.start()
+        # HOOK(issue16) events: the watcher is up.
+        _events.publish(_events.WatcherState("started", tuple(self.paths)))
 
     def stop(self) -> None:
         """Stop watching and join the threads."""
@@ -153,6 +155,8 @@ class Reloader:
             self._observer.join()
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join()
+        # HOOK(issue16) events: the watcher is down.
+        _events.publish(_events.WatcherState("stopped", tuple(self.paths)))
 
     def _schedule(self) -> None:
         """Watch what the scope asks for now (new packages are added by later calls)."""
@@ -177,6 +181,9 @@ class Reloader:
 
     def notify(self, path: str, why: str) -> None:
         """File an event for ``path``; see the module docstring for when it is due."""
+        if path.endswith(".py" + _signing.SUFFIX):
+            # HOOK(issue16) signing: a signature that arrives after its file lets it apply.
+            path, why = path[: -len(_signing.SUFFIX)], _COMPLETE
         if not path.endswith(".py"):
             return
         due = time.monotonic()
@@ -272,12 +279,15 @@ class Reloader:
             self._requeue(path)  # changing under us: never execute a file mid-write
             return
         self._hashes[path] = digest
+        # HOOK(issue16) events: a changed file is about to reload.
+        _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         for name in names:
             # The program's __main__ is updated definitions-only: its top-level statements
             # (the main loop, say) must not run again.
             result = _transaction.reload(name, definitions_only=name == "__main__", data=data)
-            if isinstance(result.error, PinTimeoutError):
-                # Not the content's fault: saving the same content again must retry.
+            if isinstance(result.error, PinTimeoutError | SignatureError):
+                # Not the content's fault (or, for a signature, not the content alone): saving
+                # the same content again, or its signature arriving, must retry.
                 self._hashes.pop(path, None)
             if self.on_reload is not None:
                 call_safely(self.on_reload, result)
