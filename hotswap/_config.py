@@ -128,7 +128,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 def _audit(value: Any, source: str, base: Path) -> AuditPolicy | None:
     if isinstance(value, str):
-        value = _text_setting(value)
+        value = _text_setting(value, source)
     if value is None or value is False:
         return None
     if value is True:
@@ -136,7 +136,7 @@ def _audit(value: Any, source: str, base: Path) -> AuditPolicy | None:
     if isinstance(value, AuditPolicy):
         return value
     if not isinstance(value, dict) or set(value) - {"deny", "allow"}:
-        message = f"{source}: audit must be a table with 'deny' and 'allow' lists, not {value!r}"
+        message = f"{source} must be a table with 'deny' and 'allow' lists, not {value!r}"
         raise ValueError(message)
     deny = value.get("deny", DEFAULT_DENY)
     allow = value.get("allow", ())
@@ -145,7 +145,7 @@ def _audit(value: Any, source: str, base: Path) -> AuditPolicy | None:
 
 def _signature(value: Any, source: str, base: Path) -> SignaturePolicy | None:
     if isinstance(value, str):
-        text = _text_setting(value)
+        text = _text_setting(value, source)
         # In the environment a plain list of key files is enough: keys separated by os.pathsep.
         value = text if not isinstance(text, str) else {"public_keys": text.split(os.pathsep)}
     if value is None or value is False:
@@ -155,7 +155,7 @@ def _signature(value: Any, source: str, base: Path) -> SignaturePolicy | None:
     keys = value.get("public_keys") if isinstance(value, dict) else None
     if not keys or set(value) != {"public_keys"}:
         message = (
-            f"{source}: require_signature must be a table with a non-empty 'public_keys' "
+            f"{source} must be a table with a non-empty 'public_keys' "
             f"list, not {value!r}"
         )
         raise ValueError(message)
@@ -163,7 +163,7 @@ def _signature(value: Any, source: str, base: Path) -> SignaturePolicy | None:
     return SignaturePolicy(tuple(str(base / os.path.expanduser(p)) for p in paths))
 
 
-def _text_setting(value: str) -> Any:
+def _text_setting(value: str, source: str) -> Any:
     """A table setting given as text (an environment variable): JSON, or a boolean word."""
     text = value.strip()
     if text.lower() in ("", "0", "false", "no", "off"):
@@ -173,13 +173,17 @@ def _text_setting(value: str) -> Any:
     if text.startswith("{"):
         import json  # here: only an environment variable holding a table needs it
 
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except ValueError as error:
+            message = f"{source}: {text!r} is not a JSON table: {error}"
+            raise ValueError(message) from error
     return text
 
 
 def _names(value: Any, source: str, what: str) -> tuple[str, ...]:
     if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        message = f"{source}: {what} must be a list of strings, not {value!r}"
+        message = f"{source}: '{what}' must be a list of strings, not {value!r}"
         raise ValueError(message)
     return tuple(value)
 
@@ -191,11 +195,10 @@ _TABLES = {"audit": _audit, "require_signature": _signature}
 def _coerce(name: str, value: Any, source: str, base: Path | None = None) -> Any:
     kind = _FIELDS[name].type
     if name in _TABLES:
+        base = Path.cwd() if base is None else base
         try:
-            return _TABLES[name](value, source, Path.cwd() if base is None else base)
-        except (TypeError, ValueError) as error:
-            if isinstance(error, ValueError) and str(error).startswith(source):
-                raise
+            return _TABLES[name](value, f"{source}: {name}", base)
+        except (TypeError, AttributeError) as error:
             message = f"{source}: {name} = {value!r} is not valid: {error}"
             raise ValueError(message) from error
     try:

@@ -61,7 +61,9 @@ class Planned:
     Attributes:
         module: the module's name.
         version: the live version the change applies to.
-        changes: what the diff found (added, changed, removed names).
+        changes: what the diff found (added, changed, removed names). On a module's first
+            reload the old side is known from live objects only, and names whose change is
+            decided by running the code are not listed; the result lists them.
         warnings: compatibility findings applied anyway under policy ``"warn"``.
     """
 
