@@ -154,10 +154,7 @@ def _signature(value: Any, source: str, base: Path) -> SignaturePolicy | None:
         return value
     keys = value.get("public_keys") if isinstance(value, dict) else None
     if not keys or set(value) != {"public_keys"}:
-        message = (
-            f"{source} must be a table with a non-empty 'public_keys' "
-            f"list, not {value!r}"
-        )
+        message = f"{source} must be a table with a non-empty 'public_keys' list, not {value!r}"
         raise ValueError(message)
     paths = _names(keys, source, "public_keys")
     return SignaturePolicy(tuple(str(base / os.path.expanduser(p)) for p in paths))

@@ -78,7 +78,11 @@ DENIED = [
     ("import os\ndef f():\n    vars(os)['system']('x')\n", "call to", "os.system"),
     ("import os\ndef f():\n    os.__dict__['system']('x')\n", "call to", "os.system"),
     ("from os import *\ndef f():\n    system('x')\n", "call to", "os.system"),
-    ("import subprocess as sp\nrun = sp.run\ndef f():\n    run('x')\n", "call to", "subprocess.run"),
+    (
+        "import subprocess as sp\nrun = sp.run\ndef f():\n    run('x')\n",
+        "call to",
+        "subprocess.run",
+    ),
     ("import os\ndef f(name):\n    getattr(os, name)('x')\n", "dynamic attribute of", "os"),
     ("def f():\n    import subprocess as s\n    s.call('x')\n", "call to", "subprocess.call"),
     ("import os\nclass C:\n    run = staticmethod(os.system)\n", "use of", "os.system"),
@@ -86,7 +90,9 @@ DENIED = [
 ]
 
 
-@pytest.mark.parametrize(("source", "what", "name"), DENIED, ids=[d[2] + ":" + d[0] for d in DENIED])
+@pytest.mark.parametrize(
+    ("source", "what", "name"), DENIED, ids=[f"{i}-{d[2]}" for i, d in enumerate(DENIED)]
+)
 def test_audit_follows_aliases_and_dynamic_spellings(source, what, name):
     tree = ast.parse(source)
     with pytest.raises(hotswap.AuditError) as caught:
