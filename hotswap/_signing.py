@@ -69,6 +69,15 @@ def verify(
         message = f"{where}: {why}; the change is refused (require_signature is on)"
         return SignatureError(message, module=module, filename=path, reason=reason)
 
+    # The keys first: without a key (or cryptography) no signature could ever verify, and
+    # that is what the user has to fix.
+    try:
+        keys = [_public_key(k) for k in policy.public_keys]
+    except ImportError as error:
+        why = "checking signatures needs the 'cryptography' package (pip install hotswap[signing])"
+        raise refuse(why, "unavailable") from error
+    except (OSError, ValueError, TypeError) as error:
+        raise refuse(f"no usable public key: {error}", "unavailable") from error
     try:
         with open(sig_path, "rb") as handle:
             text = handle.read()
@@ -83,13 +92,6 @@ def verify(
         signature = base64.b64decode(fields["signature"], validate=True)
     except (ValueError, KeyError, TypeError) as error:
         raise refuse(f"{display_path(sig_path)} is not a hotswap signature", "invalid") from error
-    try:
-        keys = [_public_key(k) for k in policy.public_keys]
-    except ImportError as error:
-        why = "checking signatures needs the 'cryptography' package (pip install hotswap[signing])"
-        raise refuse(why, "unavailable") from error
-    except (OSError, ValueError, TypeError) as error:
-        raise refuse(f"no usable public key: {error}", "unavailable") from error
     from cryptography.exceptions import InvalidSignature
 
     for key in keys:
