@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from hotswap import _config, _symbols
@@ -99,16 +100,42 @@ def check_source(module: str, path: str, source: str, previous: _symbols.Symbols
 
     ``previous`` is that version's symbol table; its statement cache tells which statement
     texts were already live. Without it (the module was never reloaded, so its live source was
-    never seen) every statement is scanned.
+    never seen) every statement is scanned. Only the new statements and the unchanged ones that
+    may bind an alias (imports, plain assignments) are parsed, so the cost follows the change.
     """
     policy = _config.current().audit
     if policy is None:
         return
-    tree = ast.parse(source, path)
     known = {text for _, text in previous.cache} if previous is not None else set()
-    chunks = dict(_symbols.split_statements(source) or ()) if known else {}
-    fresh = [stmt for stmt in tree.body if chunks.get(_first_line(stmt)) not in known]
-    check(module, path, fresh, tree, policy=policy)
+    chunks = _symbols.split_statements(source) if known else None
+    if chunks is not None:
+        try:
+            fresh, context = _split(chunks, known)
+        except SyntaxError:
+            pass  # a piece the line scan split wrongly: the whole module below
+        else:
+            check(module, path, fresh, ast.Module([*context, *fresh], []), policy=policy)
+            return
+    tree = ast.parse(source, path)
+    check(module, path, tree.body, tree, policy=policy)
+
+
+# An unchanged statement that may bind an alias: an import, or ``name = dotted.name``.
+_MAY_ALIAS = re.compile(r"(?:.*\bimport\b|[A-Za-z_]\w*\s*=\s*[A-Za-z_][\w.]*\s*$)", re.DOTALL)
+
+
+def _split(chunks: list[tuple[int, str]], known: set[str]) -> tuple[list[ast.stmt], list[ast.stmt]]:
+    """The new statements, and the unchanged ones that may bind an alias, parsed."""
+    fresh: list[ast.stmt] = []
+    context: list[ast.stmt] = []
+    for first, text in chunks:
+        is_new = text not in known
+        if not is_new and not _MAY_ALIAS.match(text):
+            continue
+        tree = ast.parse(text)
+        ast.increment_lineno(tree, first - 1)
+        (fresh if is_new else context).extend(tree.body)
+    return fresh, context
 
 
 def _first_line(stmt: ast.stmt) -> int:

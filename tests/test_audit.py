@@ -152,6 +152,22 @@ def test_audit_scans_only_new_and_changed_statements(project):
     assert isinstance(project.reload("shop", changed).error, hotswap.AuditError)
 
 
+def test_audit_follows_aliases_bound_by_unchanged_statements(project):
+    base = SHOP + "\ntry:\n    from os import system as go\nexcept ImportError:\n    go = None\n"
+    base += "\nlaunch = sp.Popen\n"
+    project.load("shop", base)
+    assert project.reload("shop", base.replace("RATE = 2", "RATE = 3")).ok  # source now known
+    hotswap.configure(audit=POLICY)
+    for body, name in (
+        ("sp.check_output('x')", "subprocess.check_output"),
+        ("go('x')", "os.system"),
+        ("launch('x')", "subprocess.Popen"),
+    ):
+        result = project.reload("shop", base + f"\ndef new():\n    return {body}\n")
+        assert isinstance(result.error, hotswap.AuditError), body
+        assert result.error.names[0][1:] == ("call to", name)
+
+
 def test_audit_scans_every_statement_of_a_module_never_reloaded(project):
     project.load("shop", SHOP + "\ndef legacy():\n    return os.system\n")
     hotswap.configure(audit=POLICY)
