@@ -187,7 +187,9 @@ def subscribe(callback: Callable[[Event], object]) -> Callable[[], None]:
     :class:`ReloadResult` (the last word on every reload and rollback attempt),
     :class:`WatcherState`, and while a gray release runs :class:`CanaryDecision` and
     :class:`CanaryCall`. Callbacks run on the thread that publishes; keep them short. What
-    they raise is logged, never raised.
+    they raise is logged, never raised. A result is published before its reload returns, with
+    the reload lock held: a callback that starts a reload itself gets a failed result
+    (:class:`ReentrantReloadError`); hand the work to another thread instead.
 
     Example:
         >>> import hotswap

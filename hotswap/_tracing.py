@@ -80,7 +80,7 @@ def uninstall(backend: Backend | None = None) -> None:
 
 def _backend() -> Backend | None:
     if _installed is not None:
-        return _installed
+        return _installed if _installed.enabled() else None
     for trigger, factory in _AUTOMATIC.items():
         if trigger not in sys.modules:
             continue

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from opentelemetry.trace import StatusCode
 
 from hotswap.integrations import otel
@@ -136,3 +137,19 @@ def test_otel_nothing_without_a_provider_then_spans_once_one_is_set(tmp_path):
         "configured: hotswap.execute",
         "spans: ['hotswap.commit', 'hotswap.execute', 'hotswap.plan', 'hotswap.reload']",
     ]
+
+
+def test_otel_instrument_without_a_provider_opens_no_span(project):
+    # instrument() with no provider follows the global one, while none is set in this process.
+    from opentelemetry import trace
+
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        pytest.skip("another test set a global tracer provider in this process")
+    shop = project.load("shop", SHOP)
+    otel.instrument()
+    try:
+        traced = SHOP + "\nfrom opentelemetry import trace\nCURRENT = trace.get_current_span()\n"
+        assert project.reload("shop", traced).ok
+    finally:
+        otel.uninstrument()
+    assert shop.CURRENT is trace.INVALID_SPAN
