@@ -1,4 +1,5 @@
-"""The ``hotswap`` command: ``run`` a program with hot reloading, or see a ``demo``.
+"""The ``hotswap`` command: ``run`` a program with hot reloading, see a ``demo``, or ``sign``
+files for ``require_signature``.
 
 The only place in the package that prints: status lines go to stderr through the ``hotswap``
 logger, which this module configures; the library itself attaches no handlers.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import pickle
 import sys
 import textwrap
 
@@ -46,6 +47,9 @@ def test_audit_rejects_a_denied_call_before_anything_runs(project):
     assert shop.RATE == 2  # nothing ran
     assert not hasattr(shop, "clean")
     assert result.version == 1
+    copy = pickle.loads(pickle.dumps(result))
+    assert copy.error.names == result.error.names
+    assert str(copy.error) == str(result.error)
 
 
 def test_audit_is_off_by_default(project):

@@ -134,8 +134,7 @@ def test_event_to_dict_is_json_and_names_the_event(event):
     data = event.to_dict()
     assert data["event"] == event.event
     assert json.loads(json.dumps(data)) == data
-    fields = {k for k in vars(event)}
-    assert fields <= set(data)
+    assert set(vars(event)) <= set(data)
 
 
 def test_event_result_to_dict_is_json(project, events):
