@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -159,3 +161,26 @@ def test_prometheus_dashboard_queries_only_exported_metrics(metrics):
         "hotswap_watcher_up",
     ):
         assert required in covered, required
+
+
+@pytest.mark.parametrize(
+    ("integration", "missing", "extra"),
+    [("prometheus", "prometheus_client", "prometheus"), ("otel", "opentelemetry", "otel")],
+)
+def test_prometheus_and_otel_without_their_library_say_what_to_install(
+    integration, missing, extra, tmp_path
+):
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        f"from hotswap.integrations import {integration}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"pip install hotswap[{extra}]" in done.stderr

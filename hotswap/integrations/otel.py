@@ -24,7 +24,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
-from opentelemetry import trace
+try:
+    from opentelemetry import trace
+except ImportError as error:
+    message = "hotswap.integrations.otel needs opentelemetry-api: pip install hotswap[otel]"
+    raise ImportError(message) from error
 
 from hotswap import _tracing
 from hotswap._events import ReloadResult, outcome

@@ -29,7 +29,13 @@ from __future__ import annotations
 
 import threading
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+try:
+    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+except ImportError as error:
+    message = (
+        "hotswap.integrations.prometheus needs prometheus_client: pip install hotswap[prometheus]"
+    )
+    raise ImportError(message) from error
 
 import hotswap
 from hotswap._events import (
