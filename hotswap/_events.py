@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 from hotswap._event_types import (
     CanaryCall,
@@ -339,9 +339,15 @@ def call_safely(callback: Callable[[_T], object], value: _T) -> None:
         logger.exception("hotswap: callback %r raised", callback)
 
 
-Event = Union[  # noqa: UP007 (a runtime alias: ``X | Y`` of classes needs 3.10 and reads worse)
-    ChangeDetected, Planned, ReloadResult, RolledBack, CanaryDecision, CanaryCall, WatcherState
-]
+Event = (
+    ChangeDetected
+    | Planned
+    | ReloadResult
+    | RolledBack
+    | CanaryDecision
+    | CanaryCall
+    | WatcherState
+)
 """Everything :func:`listen` callbacks receive."""
 
 # Copied on write, so publishing (on every reload, maybe on every canary call) reads it without

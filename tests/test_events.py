@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -135,6 +137,8 @@ def test_event_to_dict_is_json_and_names_the_event(event):
     assert data["event"] == event.event
     assert json.loads(json.dumps(data)) == data
     assert set(vars(event)) <= set(data)
+    assert pickle.loads(pickle.dumps(event)) == event
+    assert copy.deepcopy(event) == event
 
 
 def test_event_result_to_dict_is_json(project, events):
