@@ -8,11 +8,35 @@ Example:
 """
 
 from hotswap import _sources, exceptions
-from hotswap._api import configure, disable, enable, pinned, reload, rollback, status
-from hotswap._config import Settings
-from hotswap._events import Changes, Dependent, ModuleStatus, ReloadResult, Skipped, Status
+from hotswap._api import (
+    configure,
+    disable,
+    enable,
+    pinned,
+    reload,
+    rollback,
+    status,
+    subscribe,
+)
+from hotswap._config import AuditPolicy, Settings, SignaturePolicy
+from hotswap._events import (
+    CanaryCall,
+    CanaryDecision,
+    ChangeDetected,
+    Changes,
+    Dependent,
+    Event,
+    ModuleStatus,
+    Planned,
+    ReloadResult,
+    RolledBack,
+    Skipped,
+    Status,
+    WatcherState,
+)
 from hotswap._proxy import reloadable
 from hotswap.exceptions import (
+    AuditError,
     ExecutionError,
     HotswapError,
     HotswapWarning,
@@ -21,6 +45,7 @@ from hotswap.exceptions import (
     ModuleNotReloadableError,
     PinTimeoutError,
     ReentrantReloadError,
+    SignatureError,
     SourceSyntaxError,
     VerificationError,
     VersionNotFoundError,
@@ -33,8 +58,14 @@ __version__ = "0.1.0"
 _sources.install()
 
 __all__ = (
+    "AuditError",
+    "AuditPolicy",
+    "CanaryCall",
+    "CanaryDecision",
+    "ChangeDetected",
     "Changes",
     "Dependent",
+    "Event",
     "ExecutionError",
     "HotswapError",
     "HotswapWarning",
@@ -43,14 +74,19 @@ __all__ = (
     "ModuleNotReloadableError",
     "ModuleStatus",
     "PinTimeoutError",
+    "Planned",
     "ReentrantReloadError",
     "ReloadResult",
+    "RolledBack",
     "Settings",
+    "SignatureError",
+    "SignaturePolicy",
     "Skipped",
     "SourceSyntaxError",
     "Status",
     "VerificationError",
     "VersionNotFoundError",
+    "WatcherState",
     "__version__",
     "configure",
     "disable",
@@ -61,4 +97,5 @@ __all__ = (
     "reloadable",
     "rollback",
     "status",
+    "subscribe",
 )

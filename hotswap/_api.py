@@ -9,14 +9,23 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _config, _transaction
-from hotswap._events import ReloadResult, Status
+from hotswap import _config, _events, _transaction
+from hotswap._events import Event, ReloadResult, Status
 from hotswap._pin import Pin, gate
 
 if TYPE_CHECKING:
     from hotswap._watcher import Reloader
 
-__all__ = ("configure", "disable", "enable", "pinned", "reload", "rollback", "status")
+__all__ = (
+    "configure",
+    "disable",
+    "enable",
+    "pinned",
+    "reload",
+    "rollback",
+    "status",
+    "subscribe",
+)
 
 _reloader: Any = None  # the running hotswap._watcher.Reloader
 _reloader_lock = threading.Lock()
@@ -167,3 +176,25 @@ def pinned(timeout: float | None = None) -> Pin:
         ...     pass
     """
     return gate.pin(timeout)
+
+
+def subscribe(callback: Callable[[Event], object]) -> Callable[[], None]:
+    """Call ``callback(event)`` for every event hotswap publishes; returns ``unsubscribe``.
+
+    The events, each a frozen dataclass with ``to_dict()``, in the order they happen:
+    :class:`ChangeDetected` (the watcher read a changed file), :class:`Planned` (a change
+    passed its checks), :class:`RolledBack` (earlier code is live again, and why),
+    :class:`ReloadResult` (the last word on every reload and rollback attempt),
+    :class:`WatcherState`, and while a gray release runs :class:`CanaryDecision` and
+    :class:`CanaryCall`. Callbacks run on the thread that publishes; keep them short. What
+    they raise is logged, never raised. A result is published before its reload returns, with
+    the reload lock held: a callback that starts a reload itself gets a failed result
+    (:class:`ReentrantReloadError`); hand the work to another thread instead.
+
+    Example:
+        >>> import hotswap
+        >>> seen = []
+        >>> unsubscribe = hotswap.subscribe(seen.append)
+        >>> unsubscribe()
+    """
+    return _events.listen(callback)

@@ -17,10 +17,10 @@ import time
 import traceback
 from collections.abc import Callable
 
-from hotswap import _transaction
+from hotswap import _events, _transaction
 from hotswap._events import ReloadResult, call_safely, location
 from hotswap._modules import ModuleIndex, Scope, real_file
-from hotswap.exceptions import ExecutionError, PinTimeoutError
+from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
 
 __all__ = (
     "COMPLETE",
@@ -142,6 +142,8 @@ class ChangeSets:
                 if name not in owners:
                     entries.append((name, data))
                     owners[name] = path
+            digest = hashlib.sha256(data).hexdigest()
+            _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         if not entries:
             return
         results = _reload(entries, owners)
@@ -152,8 +154,9 @@ class ChangeSets:
             self._failed.append((frozenset(owners.values()), time.monotonic()))
         for result in results:
             path = owners.get(result.module, "")
-            if isinstance(result.error, PinTimeoutError):
-                # Not the content's fault: saving the same content again must retry.
+            if isinstance(result.error, PinTimeoutError | SignatureError):
+                # Not the content's fault (or, for a signature, not the content alone): saving
+                # the same content again, or its signature arriving, must retry.
                 self._hashes.pop(path, None)
             quiet = path in self._quiet
             self._quiet.discard(path)

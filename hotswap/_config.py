@@ -16,11 +16,62 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ("POLICIES", "Settings", "configure", "current", "load")
+__all__ = (
+    "DEFAULT_DENY",
+    "POLICIES",
+    "AuditPolicy",
+    "Settings",
+    "SignaturePolicy",
+    "configure",
+    "current",
+    "load",
+)
 
 logger = logging.getLogger(__name__)
 
 POLICIES = ("strict", "warn", "off")
+
+# What ``audit = true`` denies: running other programs, evaluating text as code, and
+# unpickling (which can run anything).
+DEFAULT_DENY = (
+    "os.system",
+    "os.popen",
+    "os.exec*",
+    "os.spawn*",
+    "subprocess.*",
+    "eval",
+    "exec",
+    "pickle.loads",
+    "pickle.load",
+    "marshal.loads",
+)
+
+
+@dataclass(frozen=True)
+class AuditPolicy:
+    """Names the new code of a change may not use (see ``docs/operating.md``).
+
+    Attributes:
+        deny: dotted names or ``fnmatch`` patterns (``"os.system"``, ``"subprocess.*"``,
+            ``"eval"``); a use of the name or of anything under it is denied.
+        allow: exceptions to ``deny`` (``"subprocess.run"``); the longer match wins.
+    """
+
+    deny: tuple[str, ...] = DEFAULT_DENY
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignaturePolicy:
+    """Changed files apply only with a valid Ed25519 signature beside them (``<file>.sig``).
+
+    Attributes:
+        public_keys: PEM files of the keys whose signatures are accepted (absolute: relative
+            paths are resolved against the pyproject.toml folder, or the working directory
+            for ``configure()`` and the environment).
+    """
+
+    public_keys: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -42,6 +93,11 @@ class Settings:
             waits for the GIL up to this long behind a busy main thread: with Python's 5 ms
             default, a save took 12-18 ms to go live behind a CPU-bound main thread, 3-5 ms
             with 1 ms. It changes nothing for a program with one busy thread.
+        audit: the :class:`AuditPolicy` new code is scanned against before it runs, or None
+            (off, the default). Given as ``{"deny": [...], "allow": [...]}``, ``True`` (the
+            default deny list) or ``False``.
+        require_signature: the :class:`SignaturePolicy` changed files must satisfy, or None
+            (off, the default). Given as ``{"public_keys": [...]}`` or ``False``.
     """
 
     policy: str = "strict"
@@ -52,6 +108,8 @@ class Settings:
     paths: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     switch_interval: float = 0.001
+    audit: AuditPolicy | None = None
+    require_signature: SignaturePolicy | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -68,8 +126,78 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
+def _audit(value: Any, source: str, base: Path) -> AuditPolicy | None:
+    if isinstance(value, str):
+        value = _text_setting(value, source)
+    if value is None or value is False:
+        return None
+    if value is True:
+        return AuditPolicy()
+    if isinstance(value, AuditPolicy):
+        return value
+    if not isinstance(value, dict) or set(value) - {"deny", "allow"}:
+        message = f"{source} must be a table with 'deny' and 'allow' lists, not {value!r}"
+        raise ValueError(message)
+    deny = value.get("deny", DEFAULT_DENY)
+    allow = value.get("allow", ())
+    return AuditPolicy(deny=_names(deny, source, "deny"), allow=_names(allow, source, "allow"))
+
+
+def _signature(value: Any, source: str, base: Path) -> SignaturePolicy | None:
+    if isinstance(value, str):
+        text = _text_setting(value, source)
+        # In the environment a plain list of key files is enough: keys separated by os.pathsep.
+        value = text if not isinstance(text, str) else {"public_keys": text.split(os.pathsep)}
+    if value is None or value is False:
+        return None
+    if isinstance(value, SignaturePolicy):
+        return value
+    keys = value.get("public_keys") if isinstance(value, dict) else None
+    if not keys or set(value) != {"public_keys"}:
+        message = f"{source} must be a table with a non-empty 'public_keys' list, not {value!r}"
+        raise ValueError(message)
+    paths = _names(keys, source, "public_keys")
+    return SignaturePolicy(tuple(str(base / os.path.expanduser(p)) for p in paths))
+
+
+def _text_setting(value: str, source: str) -> Any:
+    """A table setting given as text (an environment variable): JSON, or a boolean word."""
+    text = value.strip()
+    if text.lower() in ("", "0", "false", "no", "off"):
+        return None
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.startswith("{"):
+        import json  # here: only an environment variable holding a table needs it
+
+        try:
+            return json.loads(text)
+        except ValueError as error:
+            message = f"{source}: {text!r} is not a JSON table: {error}"
+            raise ValueError(message) from error
+    return text
+
+
+def _names(value: Any, source: str, what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        message = f"{source}: '{what}' must be a list of strings, not {value!r}"
+        raise ValueError(message)
+    return tuple(value)
+
+
+# Settings that are tables, and how to read each; ``base`` anchors relative paths.
+_TABLES = {"audit": _audit, "require_signature": _signature}
+
+
+def _coerce(name: str, value: Any, source: str, base: Path | None = None) -> Any:
     kind = _FIELDS[name].type
+    if name in _TABLES:
+        base = Path.cwd() if base is None else base
+        try:
+            return _TABLES[name](value, f"{source}: {name}", base)
+        except (TypeError, AttributeError) as error:
+            message = f"{source}: {name} = {value!r} is not valid: {error}"
+            raise ValueError(message) from error
     try:
         if kind == "bool":
             if isinstance(value, str):
@@ -118,7 +246,7 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         if name not in _FIELDS:
             logger.warning("hotswap: %s: unknown setting [tool.hotswap] %s", where, key)
             continue
-        values[name] = _coerce(name, value, f"{where} [tool.hotswap]")
+        values[name] = _coerce(name, value, f"{where} [tool.hotswap]", Path(where).parent)
     env = os.environ if environ is None else environ
     for name in _FIELDS:
         variable = f"HOTSWAP_{name.upper()}"
@@ -148,6 +276,7 @@ def configure(**changes: Any) -> Settings:
         message = f"unknown setting(s): {', '.join(sorted(unknown))}"
         raise TypeError(message)
     base = current()
+    # None means "leave as it is" (enable()'s unset arguments); False turns a table setting off.
     coerced = {k: _coerce(k, v, "configure()") for k, v in changes.items() if v is not None}
     updated = dataclasses.replace(base, **coerced)
     with _lock:

@@ -1,4 +1,9 @@
-"""Result and status types, reload listeners, metrics and message helpers."""
+"""Result and status types, events and their listeners, metrics and message helpers.
+
+Two kinds of listeners: :func:`subscribe` (kept for existing callers) hears only the results of
+reload and rollback attempts; :func:`listen` (public as :func:`hotswap.subscribe`) hears every
+event, results included, in the order they happen.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,39 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
+
+from hotswap._event_types import (
+    CanaryCall,
+    CanaryDecision,
+    ChangeDetected,
+    Planned,
+    RolledBack,
+    WatcherState,
+)
 
 __all__ = (
+    "CanaryCall",
+    "CanaryDecision",
+    "ChangeDetected",
     "Changes",
     "Dependent",
+    "Event",
     "Metrics",
     "ModuleStatus",
+    "Planned",
     "ReloadResult",
+    "RolledBack",
     "Skipped",
     "Status",
+    "WatcherState",
     "describe",
     "emit",
+    "listen",
     "location",
+    "log_extra",
+    "outcome",
+    "publish",
     "subscribe",
     "unsubscribe",
 )
@@ -149,6 +174,8 @@ class ReloadResult:
             main loop of ``__main__``.
     """
 
+    event: ClassVar[str] = "result"
+
     module: str
     ok: bool
     version: int
@@ -265,7 +292,8 @@ _listeners_lock = threading.Lock()
 
 
 def subscribe(callback: Callable[[ReloadResult], object]) -> None:
-    """Call ``callback(result)`` after every reload or rollback attempt."""
+    """Call ``callback(result)`` after every reload or rollback attempt (results only; see
+    :func:`listen` for every event)."""
     with _listeners_lock:
         _listeners.append(callback)
 
@@ -276,25 +304,121 @@ def unsubscribe(callback: Callable[[ReloadResult], object]) -> None:
         _listeners.remove(callback)
 
 
-def emit(result: ReloadResult) -> None:
-    """Tell every listener about ``result``; a listener's exception is logged, never raised."""
+def emit(result: ReloadResult, *, reason: str | None = None) -> None:
+    """Tell every listener about ``result``; a listener's exception is logged, never raised.
+
+    A result that restored earlier code (a requested rollback, or a failure rolled back to its
+    snapshot) is preceded by a :class:`RolledBack` event; ``reason`` names why for a rollback
+    result (default ``"requested"``; an automatic rollback passes ``"health"``, say).
+    """
     with _listeners_lock:
         listeners = tuple(_listeners)
     for callback in listeners:
         call_safely(callback, result)
+    if not _event_listeners:
+        return
+    rolled = _rolled_back(result, reason)
+    if rolled is not None:
+        publish(rolled)
+    publish(result)
 
 
-def call_safely(callback: Callable[[ReloadResult], object], result: ReloadResult) -> None:
+_T = TypeVar("_T")
+
+
+def call_safely(callback: Callable[[_T], object], value: _T) -> None:
     """Call a user callback; log anything it raises (SystemExit included) instead of raising.
 
     KeyboardInterrupt is still raised: the user asked the program to stop.
     """
     try:
-        callback(result)
+        callback(value)
     except KeyboardInterrupt:
         raise
     except BaseException:
-        logger.exception("hotswap: reload callback %r raised", callback)
+        logger.exception("hotswap: callback %r raised", callback)
+
+
+Event = (
+    ChangeDetected
+    | Planned
+    | ReloadResult
+    | RolledBack
+    | CanaryDecision
+    | CanaryCall
+    | WatcherState
+)
+"""Everything :func:`listen` callbacks receive."""
+
+# Copied on write, so publishing (on every reload, maybe on every canary call) reads it without
+# a lock.
+_event_listeners: tuple[Callable[[Event], object], ...] = ()
+
+
+def listen(callback: Callable[[Event], object]) -> Callable[[], None]:
+    """Call ``callback(event)`` for every event; returns the function that stops it.
+
+    Callbacks run on the thread that publishes (the watcher's, or the caller of
+    :func:`hotswap.reload`), in the order the events happen; what they raise is logged.
+    """
+    global _event_listeners
+    with _listeners_lock:
+        _event_listeners = (*_event_listeners, callback)
+
+    def unsubscribe() -> None:
+        global _event_listeners
+        with _listeners_lock:
+            found = list(_event_listeners)
+            with contextlib.suppress(ValueError):
+                found.remove(callback)
+            _event_listeners = tuple(found)
+
+    return unsubscribe
+
+
+def publish(event: Event) -> None:
+    """Tell every :func:`listen` callback about ``event`` (results go through :func:`emit`)."""
+    if not isinstance(event, ReloadResult) and logger.isEnabledFor(logging.DEBUG):
+        logger.debug("hotswap: %s", event, extra=log_extra(event))
+    for callback in _event_listeners:
+        call_safely(callback, event)
+
+
+def outcome(result: ReloadResult) -> str:
+    """``"applied"``, ``"unchanged"``, ``"rejected"`` (nothing ran) or ``"rolled_back"`` (new
+    code ran, failed and was undone): one word for logs, metrics and traces."""
+    if result.ok:
+        return "unchanged" if result.kind == "unchanged" else "applied"
+    return "rolled_back" if result.rolled_back else "rejected"
+
+
+def log_extra(event: Event) -> dict[str, Any]:
+    """The ``extra`` of hotswap's log records: ``hotswap_event``, ``hotswap_module``,
+    ``hotswap_version``, ``hotswap_outcome``, ``hotswap_duration`` (None where they do not
+    apply), so a JSON log formatter shows them as fields."""
+    result = event if isinstance(event, ReloadResult) else None
+    return {
+        "hotswap_event": event.event,
+        "hotswap_module": getattr(event, "module", None),
+        "hotswap_version": getattr(event, "version", None),
+        "hotswap_outcome": None if result is None else outcome(result),
+        "hotswap_duration": getattr(event, "duration", None),
+    }
+
+
+# Which error made a failed reload roll back, by exception class name (not imported: the
+# exceptions module sits above this one for the reader, and names are what reasons are).
+_REASONS = {"MigrationError": "migration", "VerificationError": "verification"}
+
+
+def _rolled_back(result: ReloadResult, reason: str | None) -> RolledBack | None:
+    if result.kind == "rollback" and result.ok:
+        return RolledBack(result.module, result.version, reason or "requested")
+    if result.rolled_back:
+        why = _REASONS.get(type(result.error).__name__, "error")
+        message = None if result.error is None else str(result.error)
+        return RolledBack(result.module, result.version, reason or why, message)
+    return None
 
 
 def display_path(filename: str) -> str:

@@ -9,6 +9,7 @@ snapshot (and undoes what framework adapters did), so a failure changes nothing 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import logging
@@ -22,7 +23,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotswap import _config, _events, _modules, _planner, _proxy, _sources, _statements
+from hotswap import (
+    _audit,
+    _config,
+    _events,
+    _modules,
+    _planner,
+    _proxy,
+    _signing,
+    _sources,
+    _statements,
+    _tracing,
+)
 from hotswap._adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
 from hotswap._baseline import live_symbols, synthesize
 from hotswap._checks import check_compatibility
@@ -178,10 +190,12 @@ def _finish(result: ReloadResult, record: _Record | None) -> ReloadResult:
     if record is not None:
         record.last_result = result
     metrics.record(result)
+    # The fields of the result ride on the log record, for structured log formatters.
+    extra = _events.log_extra(result)
     if result.ok:
-        logger.info("hotswap: %s", describe(result))
+        logger.info("hotswap: %s", describe(result), extra=extra)
     else:
-        logger.warning("hotswap: %s", describe(result))
+        logger.warning("hotswap: %s", describe(result), extra=extra)
     _events.emit(result)
     return result
 
@@ -242,8 +256,20 @@ def reload_many(
 
     Each entry is (module or module name, the bytes to apply or None to read the file).
     """
-    start = time.perf_counter()
     names = [_modules.module_name(t) for t, _ in entries]
+    with _tracing.span("hotswap.reload", module=", ".join(names)) as span:
+        results = _reload_many(entries, names, policy, force)
+        span.result(results[0])
+    return results
+
+
+def _reload_many(
+    entries: Sequence[tuple[types.ModuleType | str, bytes | None]],
+    names: list[str],
+    policy: str | None,
+    force: bool,
+) -> list[ReloadResult]:
+    start = time.perf_counter()
     units: list[_Unit] = []
     try:
         with _attempt(names[0] if names else "?"):
@@ -251,9 +277,12 @@ def reload_many(
             if chosen not in _config.POLICIES:
                 message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
                 raise ValueError(message)
-            units = _read(entries, force)
-            roots = list(units)
-            _plan_all(units, chosen, force)
+            with _tracing.span("hotswap.plan", module=", ".join(names)):
+                units = _read(entries, force)
+                roots = list(units)
+                _plan_all(units, chosen, force)
+            for unit in roots:
+                _events.publish(_planned(unit))
             if any(u.plan for u in units):
                 _run(units)
             return _results(entries, roots, units, start)
@@ -294,6 +323,11 @@ def _read(
         if record.current.source_hash == digest and not force and record.live is not None:
             new = record.live
         else:
+            try:
+                # Signed changes: the exact bytes about to apply must carry a valid signature.
+                _signing.verify(path, data, module=name)
+            except HotswapError as error:
+                raise _Failure(error) from error
             try:
                 new = _statements.parse_module(text, record.live)
             except SyntaxError as error:
@@ -411,11 +445,37 @@ def _plan_all(units: list[_Unit], policy: str, force: bool) -> None:
             units.append(importer)
             queue.append(importer)
     for unit in units:
+        if unit.root and unit.plan.direct:
+            _audit_unit(unit)
         if unit.plan.run:
             try:
                 unit.code = compile_plan(unit.new, unit.plan, unit.path)
             except SyntaxError as error:
                 raise _Failure(_syntax_error(unit.name, unit.path, error)) from error
+
+
+def _audit_unit(unit: _Unit) -> None:
+    """The audit policy: the changed and new statements may not use denied names (the
+    module's imports and aliases say what their names stand for)."""
+    if _config.current().audit is None:
+        return
+    statements = unit.new.statements
+    changed = [_statements.parse_statement(statements[i]) for i in sorted(unit.plan.direct)]
+    context = [
+        _statements.parse_statement(s)
+        for i, s in enumerate(statements)
+        if i not in unit.plan.direct and _audit.may_alias(s.text)
+    ]
+    try:
+        _audit.check(unit.name, unit.path, changed, ast.Module([*context, *changed], []))
+    except HotswapError as error:
+        raise _Failure(error) from error
+
+
+def _planned(unit: _Unit) -> _events.Planned:
+    names = sorted({n for i in unit.plan.direct for n in unit.new.statements[i].info.binds} - {"*"})
+    changes = Changes(changed=tuple(names))
+    return _events.Planned(unit.name, unit.record.current.number, changes, unit.warnings)
 
 
 class _Texts:
@@ -555,50 +615,52 @@ def _run(units: list[_Unit]) -> None:
             unit.record.current.state = unit.snapshot
         current: _Unit | None = None
         try:
-            adapters = active_adapters()
-            if adapters:
-                plans = [_module_plan(u) for u in touched]
-                for adapter in adapters:
-                    step = adapter.prepare(plans)
-                    if step is not None:
-                        undo.append(step)
-            for unit in touched:
-                current = unit
-                assert unit.snapshot is not None
-                stage = _proxy.Stage(unit.name)
-                stages.append(stage)
-                updater = Updater(
-                    unit.snapshot.namespace,
-                    vars(unit.module),
-                    unit.name,
-                    _changeset(unit),
-                    _keep(vars(unit.module)),
-                )
-                with stage.active():
-                    unit.executed = run_plan(
-                        unit.module, unit.code, unit.snapshot.namespace, updater, unit.plan
+            with _tracing.span("hotswap.execute", module=", ".join(u.name for u in touched)):
+                adapters = active_adapters()
+                if adapters:
+                    plans = [_module_plan(u) for u in touched]
+                    for adapter in adapters:
+                        step = adapter.prepare(plans)
+                        if step is not None:
+                            undo.append(step)
+                for unit in touched:
+                    current = unit
+                    assert unit.snapshot is not None
+                    stage = _proxy.Stage(unit.name)
+                    stages.append(stage)
+                    updater = Updater(
+                        unit.snapshot.namespace,
+                        vars(unit.module),
+                        unit.name,
+                        _changeset(unit),
+                        _keep(vars(unit.module)),
                     )
-                    _follow_surprises(unit, updater)
+                    with stage.active():
+                        unit.executed = run_plan(
+                            unit.module, unit.code, unit.snapshot.namespace, updater, unit.plan
+                        )
+                        _follow_surprises(unit, updater)
+                current = None
+                if adapters:
+                    updates = [_module_update(u) for u in touched]
+                    for adapter in adapters:
+                        step = adapter.sync(updates)
+                        if step is not None:
+                            undo.append(step)
+                for unit in touched:
+                    current = unit
+                    assert unit.snapshot is not None
+                    _call_hook(
+                        unit, "__hotswap_migrate__", MigrationError, dict(unit.snapshot.namespace)
+                    )
             current = None
-            if adapters:
-                updates = [_module_update(u) for u in touched]
-                for adapter in adapters:
-                    step = adapter.sync(updates)
-                    if step is not None:
-                        undo.append(step)
-            for unit in touched:
-                current = unit
-                assert unit.snapshot is not None
-                _call_hook(
-                    unit, "__hotswap_migrate__", MigrationError, dict(unit.snapshot.namespace)
-                )
-            current = None
-            for stage in stages:
-                stage.commit()
-            committed = True
-            for unit in touched:
-                current = unit
-                _call_hook(unit, "__hotswap_verify__", VerificationError)
+            with _tracing.span("hotswap.commit", module=", ".join(u.name for u in touched)):
+                for stage in stages:
+                    stage.commit()
+                committed = True
+                for unit in touched:
+                    current = unit
+                    _call_hook(unit, "__hotswap_verify__", VerificationError)
         except BaseException as error:
             if not committed:
                 for stage in stages:

@@ -60,6 +60,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
+from hotswap import _events, _signing
 from hotswap._changeset import COMPLETE, CREATED, SETTLED, UNCLOSED, WRITING, ChangeSets
 from hotswap._config import Settings
 from hotswap._events import ReloadResult
@@ -223,6 +224,7 @@ class Reloader:
         self._observer.start()
         self._schedule()
         self._worker.start()
+        _events.publish(_events.WatcherState("started", tuple(self.paths)))
 
     def stop(self) -> None:
         """Stop watching and join the threads."""
@@ -239,6 +241,7 @@ class Reloader:
             self._observer.join()
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join()
+        _events.publish(_events.WatcherState("stopped", tuple(self.paths)))
 
     # --- watches ---------------------------------------------------------------------------
 
@@ -325,6 +328,9 @@ class Reloader:
     def notify(self, path: str, why: str | None) -> None:
         """File an event for ``path`` (the observer thread calls this once per event, ``why``
         None for one hotswap ignores, so the worker knows the event queue moved on)."""
+        if why is not None and path.endswith(".py" + _signing.SUFFIX):
+            # A signature that arrives after its file lets the file apply (signed changes).
+            path, why = path[: -len(_signing.SUFFIX)], COMPLETE
         if why is None or not path.endswith(".py"):
             if self._settling:  # the worker waits for the queue to drain: it moved on
                 with self._cond:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hotswap._diff import Finding
 
 __all__ = (
+    "AuditError",
     "ExecutionError",
     "HotswapError",
     "HotswapWarning",
@@ -27,6 +28,7 @@ __all__ = (
     "ModuleNotReloadableError",
     "PinTimeoutError",
     "ReentrantReloadError",
+    "SignatureError",
     "SourceSyntaxError",
     "VerificationError",
     "VersionNotFoundError",
@@ -160,6 +162,42 @@ class ReentrantReloadError(HotswapError, RuntimeError):
 
 class VersionNotFoundError(HotswapError, LookupError):
     """``rollback(to=N)`` named a version that the module's history does not hold."""
+
+
+class AuditError(HotswapError):
+    """The new code uses a name the audit policy denies (``os.system``, ``eval``...); nothing
+    ran.
+
+    Its own kind of :class:`HotswapError`, not a ``PermissionError`` (an ``OSError`` about
+    files): the code is refused by a rule the program configured. ``names`` lists each denied
+    name found, as ``(line, what, name)``, e.g. ``(3, "call to", "os.system")``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module: str,
+        filename: str,
+        names: Sequence[tuple[int, str, str]],
+    ) -> None:
+        lineno = names[0][0] if names else None
+        super().__init__(message, module=module, filename=filename, lineno=lineno)
+        self.names = tuple(names)
+
+
+class SignatureError(HotswapError):
+    """A changed file has no valid signature while signatures are required; nothing ran.
+
+    Its own kind of :class:`HotswapError` for the same reason as :class:`AuditError`. ``reason``
+    is one word: ``"missing"``, ``"stale"`` (signed for other content), ``"invalid"`` (does not
+    verify with any accepted key) or ``"unavailable"`` (no key or no ``cryptography`` to check
+    it with: hotswap refuses rather than apply unchecked code).
+    """
+
+    def __init__(self, message: str, *, module: str | None, filename: str, reason: str) -> None:
+        super().__init__(message, module=module, filename=filename)
+        self.reason = reason
 
 
 class HotswapWarning(UserWarning):

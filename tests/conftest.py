@@ -9,8 +9,10 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -180,3 +182,113 @@ def watcher_log() -> Iterator[LogWaiter]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(saved)
+
+
+class Events:
+    """Every event hotswap publishes, as a subscriber sees them; tests wait on conditions."""
+
+    def __init__(self) -> None:
+        self.seen: list[hotswap.Event] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: hotswap.Event) -> None:
+        with self._cond:
+            self.seen.append(event)
+            self._cond.notify_all()
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        with self._cond:
+            return [e for e in self.seen if isinstance(e, kind)]
+
+    def wait_for(self, predicate: Callable[[Events], bool], timeout: float = 10.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: predicate(self), timeout), self.seen
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    """A subscriber to every event (``hotswap.subscribe``), unsubscribed afterwards."""
+    recorder = Events()
+    unsubscribe = hotswap.subscribe(recorder)
+    try:
+        yield recorder
+    finally:
+        unsubscribe()
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Path
+    public: Path
+
+
+def _write_key_pair(folder: Path, name: str) -> KeyPair:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = folder / f"{name}.key"
+    public = folder / f"{name}.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return KeyPair(private, public)
+
+
+@pytest.fixture
+def release_key(tmp_path: Path) -> KeyPair:
+    """A fresh Ed25519 key pair in PEM files (``keys/release.key``, ``keys/release.pub``)."""
+    folder = tmp_path / "keys"
+    folder.mkdir(exist_ok=True)
+    return _write_key_pair(folder, "release")
+
+
+@pytest.fixture
+def other_key(tmp_path: Path) -> KeyPair:
+    """A second key pair, one the program does not accept."""
+    folder = tmp_path / "keys"
+    folder.mkdir(exist_ok=True)
+    return _write_key_pair(folder, "other")
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """Reload spans through the OpenTelemetry SDK into an in-memory exporter."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from hotswap.integrations import otel
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    otel.instrument(provider)
+    try:
+        yield exporter
+    finally:
+        otel.uninstrument()
+        provider.shutdown()
+
+
+@pytest.fixture
+def metrics() -> Iterator[Any]:
+    """hotswap's Prometheus metrics in a registry of their own, removed afterwards."""
+    from prometheus_client import CollectorRegistry
+
+    from hotswap.integrations import prometheus
+
+    exporter = prometheus.register(CollectorRegistry())
+    try:
+        yield exporter
+    finally:
+        exporter.unregister()

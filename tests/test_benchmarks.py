@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_calls
 import bench_diff
 import bench_latency
+import bench_observability
 import bench_reload
 
 
@@ -24,6 +25,11 @@ def test_bench_diff_runs():
 def test_bench_reload_runs(project):
     row = bench_reload.measure(50, rounds=2)
     assert row["reload"] > 0
+
+
+def test_bench_observability_runs(project):
+    row = bench_observability.measure(50, rounds=2)
+    assert min(row["plain"], row["audit"], row["signed"], row["metrics+traces"]) > 0
 
 
 def test_bench_calls_runs(monkeypatch, capsys):

@@ -1,0 +1,205 @@
+"""The events hotswap publishes besides results: small frozen values with ``to_dict()``.
+
+:class:`~hotswap.ReloadResult` (in ``_events``) is an event too: the last one of every reload
+or rollback attempt. The listeners and the ``Event`` union live in ``_events``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from hotswap._events import Changes
+
+__all__ = (
+    "CanaryCall",
+    "CanaryDecision",
+    "ChangeDetected",
+    "Planned",
+    "RolledBack",
+    "WatcherState",
+)
+
+
+@dataclass(frozen=True)
+class ChangeDetected:
+    """The watcher read a saved file whose content changed; its modules reload next.
+
+    Attributes:
+        path: the file.
+        modules: the loaded modules it backs (usually one).
+        source_hash: sha256 of the bytes that will be applied.
+        time: when it was detected (``time.time()``).
+    """
+
+    event: ClassVar[str] = "change"
+
+    path: str
+    modules: tuple[str, ...]
+    source_hash: str
+    time: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: ``event`` and the fields."""
+        return {
+            "event": self.event,
+            "path": self.path,
+            "modules": list(self.modules),
+            "source_hash": self.source_hash,
+            "time": self.time,
+        }
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A change passed every check before execution (syntax, signature, compatibility, audit):
+    its new code runs next.
+
+    Attributes:
+        module: the module's name.
+        version: the live version the change applies to.
+        changes: what the diff found (added, changed, removed names). On a module's first
+            reload the old side is known from live objects only, and names whose change is
+            decided by running the code are not listed; the result lists them.
+        warnings: compatibility findings applied anyway under policy ``"warn"``.
+    """
+
+    event: ClassVar[str] = "plan"
+
+    module: str
+    version: int
+    changes: Changes
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: ``event`` and the fields."""
+        return {
+            "event": self.event,
+            "module": self.module,
+            "version": self.version,
+            "changes": self.changes.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """Earlier code of a module is live again.
+
+    Attributes:
+        module: the module's name.
+        version: the version live now.
+        reason: ``"requested"`` (:func:`hotswap.rollback`), ``"error"`` (the new code raised),
+            ``"migration"`` (``__hotswap_migrate__`` raised), ``"verification"``
+            (``__hotswap_verify__`` raised), or what an automatic rollback names
+            (``"health"``).
+        error: the message of the error that caused it, if any.
+    """
+
+    event: ClassVar[str] = "rollback"
+
+    module: str
+    version: int
+    reason: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: ``event`` and the fields."""
+        return {
+            "event": self.event,
+            "module": self.module,
+            "version": self.version,
+            "reason": self.reason,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class CanaryDecision:
+    """A gray release started, or was promoted or aborted.
+
+    Attributes:
+        module: the module's name.
+        decision: ``"start"``, ``"promote"`` or ``"abort"``.
+        version: the candidate's version (the version it becomes when promoted).
+        weight: the share of calls the candidate gets (0.0 once decided).
+        reason: why, e.g. ``error rate 0.12 > 0.01 after 100 calls``.
+        stats: arm (``"live"``, ``"candidate"``) -> figures (``calls``, ``errors``...).
+    """
+
+    event: ClassVar[str] = "canary"
+
+    module: str
+    decision: str
+    version: int
+    weight: float = 0.0
+    reason: str = ""
+    stats: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: ``event`` and the fields."""
+        return {
+            "event": self.event,
+            "module": self.module,
+            "decision": self.decision,
+            "version": self.version,
+            "weight": self.weight,
+            "reason": self.reason,
+            "stats": {arm: dict(figures) for arm, figures in self.stats.items()},
+        }
+
+
+@dataclass(frozen=True)
+class CanaryCall:
+    """One call or request routed while a gray release runs.
+
+    Attributes:
+        module: the module under canary.
+        arm: ``"live"`` or ``"candidate"``.
+        ok: False when it raised (or answered an HTTP 5xx).
+        duration: seconds it took.
+    """
+
+    event: ClassVar[str] = "canary_call"
+
+    module: str
+    arm: str
+    ok: bool
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: ``event`` and the fields."""
+        return {
+            "event": self.event,
+            "module": self.module,
+            "arm": self.arm,
+            "ok": self.ok,
+            "duration": self.duration,
+        }
+
+
+@dataclass(frozen=True)
+class WatcherState:
+    """The watcher started or stopped.
+
+    Attributes:
+        state: ``"started"`` or ``"stopped"``.
+        paths: the watched files and folders.
+    """
+
+    event: ClassVar[str] = "watcher"
+
+    state: str
+    paths: tuple[str, ...] = ()
+
+    @property
+    def up(self) -> bool:
+        """Whether the watcher is running after this event."""
+        return self.state == "started"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: ``event`` and the fields."""
+        return {"event": self.event, "state": self.state, "paths": list(self.paths)}
