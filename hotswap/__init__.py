@@ -11,8 +11,10 @@ from hotswap import exceptions
 from hotswap._api import configure, disable, enable, pinned, reload, rollback, status
 from hotswap._config import Settings
 from hotswap._events import Changes, Dependent, ModuleStatus, ReloadResult, Skipped, Status
+from hotswap._live_config import LiveConfig, live_config
 from hotswap._proxy import reloadable
 from hotswap.exceptions import (
+    ConfigError,
     ExecutionError,
     HotswapError,
     HotswapWarning,
@@ -30,11 +32,13 @@ __version__ = "0.1.0"
 
 __all__ = (
     "Changes",
+    "ConfigError",
     "Dependent",
     "ExecutionError",
     "HotswapError",
     "HotswapWarning",
     "IncompatibleChangeError",
+    "LiveConfig",
     "MigrationError",
     "ModuleNotReloadableError",
     "ModuleStatus",
@@ -52,6 +56,7 @@ __all__ = (
     "disable",
     "enable",
     "exceptions",
+    "live_config",
     "pinned",
     "reload",
     "reloadable",
