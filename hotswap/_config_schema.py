@@ -124,8 +124,13 @@ def _shown(value: object) -> str:
 def _hints(cls: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
-    except Exception:  # an annotation that does not resolve: accept any value for it
-        return {name: Any for name in getattr(cls, "__annotations__", {})}
+    except Exception as error:
+        # Accepting any value for it instead would let a typo through unchecked.
+        message = (
+            f"schema {cls.__qualname__}: its annotations do not resolve ({error}); define the "
+            f"classes it names at module level"
+        )
+        raise TypeError(message) from error
 
 
 def _fields(cls: Any) -> dict[str, tuple[Any, bool]]:

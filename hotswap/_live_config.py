@@ -248,7 +248,9 @@ class LiveConfig(Generic[T]):
             message = (
                 f"{where}: key {error.key!r}: {error.why}" if error.key else f"{where}: {error.why}"
             )
-            raise ConfigError(message, filename=self.path, key=error.key or None) from error
+            # The validator's own exception is the cause users look for, where there is one.
+            cause = error.__cause__ or error
+            raise ConfigError(message, filename=self.path, key=error.key or None) from cause
         return value  # type: ignore[no-any-return]
 
     def _apply(self, data: bytes) -> bool:
