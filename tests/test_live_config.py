@@ -243,14 +243,49 @@ def test_live_config_env_override_bad_text_names_variable(configs, monkeypatch):
 
 BAD_EDITS = [
     # (file, good, bad, line or None, key or None, words of the reason)
-    ("app.toml", 'name = "a"\n[db]\nhost = "h"\n', 'name = "a"\n[db\nhost = "h"\n', 2, None, "TOML"),
-    ("app.json", '{"name": "a", "db": {"host": "h"}}', '{"name": "a",\n "db": {"host" "h"}}', 2, None, "JSON"),
+    (
+        "app.toml",
+        'name = "a"\n[db]\nhost = "h"\n',
+        'name = "a"\n[db\nhost = "h"\n',
+        2,
+        None,
+        "TOML",
+    ),
+    (
+        "app.json",
+        '{"name": "a", "db": {"host": "h"}}',
+        '{"name": "a",\n "db": {"host" "h"}}',
+        2,
+        None,
+        "JSON",
+    ),
     ("app.yaml", "name: a\ndb:\n  host: h\n", "name: a\ndb:\n  host: [h\n", 4, None, "YAML"),
     ("app.ini", "[db]\nhost = h\n", "host = h\n", 1, None, "section"),
-    ("app.toml", 'name = "a"\n[db]\nhost = "h"\n', 'name = "a"\n[db]\nhost = "h"\nport = "5432"\n', None, "db.port", "expected int, got str '5432'"),
-    ("app.json", '{"name": "a", "db": {"host": "h"}}', '{"name": "a", "db": {}}', None, "db.host", "missing key"),
-    ("app.yaml", "name: a\ndb:\n  host: h\n", "name: a\ndb:\n  host: h\n  hots: x\n", None, "db.hots", "unknown key"),
-]  # fmt: skip
+    (
+        "app.toml",
+        'name = "a"\n[db]\nhost = "h"\n',
+        'name = "a"\n[db]\nhost = "h"\nport = "5432"\n',
+        None,
+        "db.port",
+        "expected int, got str '5432'",
+    ),
+    (
+        "app.json",
+        '{"name": "a", "db": {"host": "h"}}',
+        '{"name": "a", "db": {}}',
+        None,
+        "db.host",
+        "missing key",
+    ),
+    (
+        "app.yaml",
+        "name: a\ndb:\n  host: h\n",
+        "name: a\ndb:\n  host: h\n  hots: x\n",
+        None,
+        "db.hots",
+        "unknown key",
+    ),
+]
 
 
 @pytest.mark.parametrize(("name", "good", "bad", "line", "key", "why"), BAD_EDITS)
@@ -296,7 +331,7 @@ def test_live_config_creation_errors(configs):
         hotswap.live_config("app.json", watch=False)
     with pytest.raises(hotswap.ConfigError, match="cannot read"):
         hotswap.live_config("missing.toml", watch=False)
-    with pytest.raises(ValueError, match="unknown configuration format '.txt'"):
+    with pytest.raises(ValueError, match=r"unknown configuration format '\.txt'"):
         hotswap.live_config("app.txt", watch=False)
     configs.write("app.json", "{}")
     with pytest.raises(TypeError, match="schema must be"):
