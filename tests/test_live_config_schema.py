@@ -1,0 +1,102 @@
+"""The coercion rules of configuration schemas (hotswap/_config_schema.py), over many cases."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hotswap._config_schema import Invalid, build, env_overrides, text_to
+
+
+@dataclasses.dataclass(frozen=True)
+class Inner:
+    count: int
+    ratio: float = 0.0
+    flag: bool = False
+    names: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Outer:
+    inner: Inner
+    servers: list[Inner] = dataclasses.field(default_factory=list)
+    wait: datetime.timedelta = datetime.timedelta(0)
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+names = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=8)
+
+
+@given(count=st.integers(), ratio=finite | st.integers(), flag=st.booleans(), items=st.lists(names))
+def test_schema_typed_values_kept(count, ratio, flag, items):
+    data = {"inner": {"count": count, "ratio": ratio, "flag": flag, "names": items}}
+    value = build(Outer, json.loads(json.dumps(data)))
+    assert value == Outer(Inner(count, float(ratio), flag, tuple(items)))
+    assert type(value.inner.ratio) is float
+
+
+@given(count=st.integers(), ratio=finite, flag=st.booleans())
+def test_schema_text_converts_to_declared_types(count, ratio, flag):
+    data = {"inner": {"count": str(count), "ratio": repr(ratio), "flag": str(flag).lower()}}
+    value = build(Outer, data, text=True)
+    assert value.inner == Inner(count, ratio, flag)
+
+
+@given(text=names)
+def test_schema_str_where_int_declared_names_the_key(text):
+    with pytest.raises(Invalid) as raised:
+        build(Outer, {"inner": {"count": 1}, "servers": [{"count": 2}, {"count": text}]})
+    assert raised.value.key == "servers[1].count"
+    assert "expected int, got str" in raised.value.why
+
+
+@given(value=st.booleans() | finite)
+def test_schema_bool_or_float_where_int_declared_refused(value):
+    with pytest.raises(Invalid, match="expected int"):
+        build(Outer, {"inner": {"count": value}})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("yes", True), ("ON", True), ("1", True), ("false", False), ("Off", False), ("0", False)],
+)
+def test_schema_text_booleans(text, expected):
+    assert text_to(text, bool, "k") is expected
+
+
+def test_schema_text_bool_refuses_other_words():
+    with pytest.raises(Invalid, match="true/false"):
+        text_to("maybe", bool, "debug")
+
+
+def test_schema_timedelta_from_seconds():
+    value = build(Outer, {"inner": {"count": 1}, "wait": 2.5})
+    assert value.wait == datetime.timedelta(seconds=2.5)
+
+
+@given(
+    path=st.lists(st.from_regex(r"[a-z][a-z0-9]{0,5}", fullmatch=True), min_size=1, max_size=4),
+    number=st.integers(),
+)
+def test_schema_env_nesting_sets_the_key(path, number):
+    name = "APP_" + "__".join(part.upper() for part in path)
+    data = env_overrides({}, None, "APP_", {name: str(number), "OTHER": "x"})
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    assert node[path[-1]] == str(number)  # no schema, no value in the file: text stays text
+
+
+@given(number=st.integers(), ratio=finite)
+def test_schema_env_converts_to_schema_types(number, ratio):
+    environ = {"APP_INNER__COUNT": str(number), "APP_INNER__RATIO": repr(ratio)}
+    data = env_overrides({"inner": {"count": 0}}, Outer, "APP_", environ)
+    value = build(Outer, data)
+    assert value.inner.count == number
+    assert value.inner.ratio == ratio or math.isclose(value.inner.ratio, ratio)
