@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -74,16 +75,24 @@ class LiveConfig(Generic[T]):
         # Reentrant: an on_change callback may call rollback() or reload().
         self._lock = threading.RLock()
         self._watch: Any = None
+        self._stop: Callable[[], object] = lambda: None
         if watch:
             from hotswap._watcher import FileWatch
 
-            # Watching starts before the first read, so an edit made meanwhile is not lost.
+            # The watch holds this object weakly and stops when it is collected: a config
+            # dropped without close() must not keep a thread and itself alive for good.
+            this = weakref.ref(self)
+
+            def delivered(path: str, data: bytes) -> None:
+                config = this()
+                if config is not None:
+                    config._apply(data)
+
             self._watch = FileWatch(
-                [self.path],
-                self._delivered,
-                debounce=settings.debounce,
-                polling=settings.polling,
+                [self.path], delivered, debounce=settings.debounce, polling=settings.polling
             )
+            self._stop = weakref.finalize(self, self._watch.stop)
+            # Watching starts before the first read, so an edit made meanwhile is not lost.
             self._watch.start()
         try:
             data = self._read()
@@ -196,9 +205,7 @@ class LiveConfig(Generic[T]):
 
     def close(self) -> None:
         """Stop watching the file (idempotent); the value stays readable."""
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.stop()
+        self._stop()  # a finalizer: it runs once, here or when the object is collected
 
     def __enter__(self) -> LiveConfig[T]:
         return self
@@ -212,9 +219,6 @@ class LiveConfig(Generic[T]):
         self.close()
 
     # --- internals -----------------------------------------------------------------------------
-
-    def _delivered(self, path: str, data: bytes) -> None:
-        self._apply(data)
 
     def _read(self) -> bytes:
         try:

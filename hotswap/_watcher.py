@@ -318,6 +318,10 @@ class FileWatch:
     once; a deleted file delivers nothing (its last content stays in force). Independent of
     :func:`hotswap.enable`: it runs whether or not the source watcher does.
 
+    A watched path that is a symlink (a Kubernetes ConfigMap mounts ``app.toml`` as a link
+    through ``..data``, which an update renames to point elsewhere) is read again on any event
+    in its folder: the link's target may have changed without an event naming the path.
+
     Args:
         paths: the files to watch (they need not exist yet).
         callback: called on the ``hotswap-filewatch`` thread with the absolute path and the
@@ -335,6 +339,11 @@ class FileWatch:
         polling: bool = False,
     ) -> None:
         self.paths = frozenset(os.path.abspath(p) for p in paths)
+        # folder -> the watched symlinks in it (see the class docstring)
+        self._links: dict[str, list[str]] = {}
+        for path in sorted(self.paths):
+            if os.path.islink(path):
+                self._links.setdefault(os.path.dirname(path), []).append(path)
         self.callback = callback
         self.debounce = debounce
         self._cond = threading.Condition()
@@ -390,6 +399,8 @@ class FileWatch:
         """File an event for ``path`` (ignored unless it is one of the watched files)."""
         path = os.path.abspath(path)
         if path not in self.paths:
+            for link in self._links.get(os.path.dirname(path), ()):
+                self.notify(link, why)
             return
         due = time.monotonic()
         if why == _SETTLED:

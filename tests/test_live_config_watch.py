@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -187,3 +189,47 @@ def test_live_config_readers_see_whole_versions_during_swaps(configs):
     assert all(reads)
     assert (config.version, config.value.n) == (501, 500)
     assert len(config.history) == hotswap.configure().history
+
+
+@pytest.mark.watcher
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="needs symlinks")
+def test_live_config_watch_follows_symlink_swap(configs):
+    # The layout a Kubernetes ConfigMap volume has: app.toml -> ..data/app.toml, and an update
+    # renames a new ..data link into place; no event names app.toml itself.
+    root = configs.root
+    for version in ("v1", "v2"):
+        (root / version).mkdir()
+        (root / version / "app.toml").write_text(f'release = "{version}"\n')
+    (root / "..data").symlink_to("v1")
+    (root / "app.toml").symlink_to(os.path.join("..data", "app.toml"))
+    changes = Changes()
+    with hotswap.live_config("app.toml", on_change=changes) as config:
+        assert config.value == {"release": "v1"}
+        (root / "..data_tmp").symlink_to("v2")
+        os.replace(root / "..data_tmp", root / "..data")
+        changes.wait_count(1)
+        assert config.value == {"release": "v2"}
+
+
+def test_live_config_unclosed_stops_watching_when_collected(configs):
+    configs.write("app.json", "{}")
+    config = hotswap.live_config("app.json")
+    watch = config._watch
+    assert watch.running
+    del config
+    gc.collect()
+    assert not watch.running
+
+
+def test_config_error_pickles(configs):
+    configs.write("app.json", '{"a": ')
+    with pytest.raises(hotswap.ConfigError) as raised:
+        hotswap.live_config("app.json", watch=False)
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert (type(copy), str(copy), copy.filename, copy.lineno, copy.key) == (
+        hotswap.ConfigError,
+        str(raised.value),
+        raised.value.filename,
+        1,
+        None,
+    )
