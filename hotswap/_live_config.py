@@ -20,8 +20,6 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 from hotswap import _config
-from hotswap._config_formats import format_of, parse, textual
-from hotswap._config_schema import Invalid, build, env_overrides, schema_kind
 from hotswap._events import display_path
 from hotswap.exceptions import ConfigError, VersionNotFoundError
 
@@ -55,6 +53,10 @@ class LiveConfig(Generic[T]):
         history: int | None = None,
         watch: bool = True,
     ) -> None:
+        # Parsers and schemas load with the first live config: `import hotswap` stays light.
+        from hotswap._config_formats import format_of
+        from hotswap._config_schema import schema_kind
+
         self.path = os.path.abspath(os.fspath(path))
         self._format = format_of(self.path)  # an unknown extension fails here, before any read
         schema_kind(schema)  # ... as does a schema of no known kind
@@ -242,6 +244,9 @@ class LiveConfig(Generic[T]):
         return digest.hexdigest()
 
     def _build(self, data: bytes) -> T:
+        from hotswap._config_formats import parse, textual
+        from hotswap._config_schema import Invalid, build, env_overrides
+
         parsed = parse(self.path, data)
         try:
             if self.env_prefix:
