@@ -11,8 +11,9 @@ hotswap itself (a :func:`hotswap.live_config` made at module level watches its o
 record names the module and the first and last line of the *top-level statement* that was
 running, so a change of the file can re-run exactly that statement and its dependents.
 
-The reload engine uses :func:`readers` for a changed file and :func:`forget` before it runs a
-module's statements again (they record afresh as they run).
+The reload engine uses :func:`readers` for a changed file, :func:`forget` before it runs a
+module's statements again (they record afresh as they run: a reload's statements are module
+code too), and :func:`relocate` after a committed reload moved kept statements to other lines.
 """
 
 from __future__ import annotations
@@ -23,11 +24,21 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ("Reader", "forget", "readers", "recorded", "reset", "track", "tracking", "untrack")
+__all__ = (
+    "Reader",
+    "forget",
+    "readers",
+    "recorded",
+    "relocate",
+    "reset",
+    "track",
+    "tracking",
+    "untrack",
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -113,6 +124,25 @@ def forget(module: str, lines: Iterable[int] | None = None) -> None:
                     del found[reader]
             if not found:
                 del _readers[path]
+
+
+def relocate(module: str, moves: Mapping[int, tuple[int, int]]) -> None:
+    """Follow ``module``'s kept statements to their lines in its new source.
+
+    Args:
+        module: the module a reload changed.
+        moves: old first line -> (new first line, new last line), for each kept statement that
+            moved; records of other statements are left as they are.
+    """
+
+    def moved(reader: Reader) -> Reader:
+        if reader.module == module and reader.line in moves:
+            return Reader(module, *moves[reader.line])
+        return reader
+
+    with _lock:
+        for path, found in list(_readers.items()):
+            _readers[path] = {moved(r): None for r in found}  # first-read order kept
 
 
 def reset() -> None:

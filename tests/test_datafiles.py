@@ -141,3 +141,29 @@ def test_datafiles_live_config_is_not_a_data_file(project, datafiles):
     module = importlib.import_module("settings")
     assert module.CONFIG.value == {"a": 1}
     assert _datafiles.recorded() == {}  # the live config follows its file itself
+
+
+def test_datafiles_relocate_follows_moved_statements(project, datafiles):
+    (project.root / "rates.json").write_text("{}")
+    rates = str(project.root / "rates.json")
+    project.write("first", f"import pathlib\nRATES = pathlib.Path({rates!r}).read_text()\n")
+    project.write("second", f"import pathlib\nRATES = pathlib.Path({rates!r}).read_text()\n")
+    hotswap.enable([str(project.root)])
+    importlib.import_module("first")
+    importlib.import_module("second")
+    _datafiles.relocate("first", {2: (5, 7), 9: (10, 10)})
+    assert _datafiles.readers(rates) == (Reader("first", 5, 7), Reader("second", 2, 2))
+
+
+def test_datafiles_statements_a_reload_runs_record_again(project, datafiles):
+    (project.root / "rates.json").write_text("{}")
+    rates = str(project.root / "rates.json")
+    project.write("rated", f"import pathlib\nRATES = pathlib.Path({rates!r}).read_text()\n")
+    hotswap.enable([str(project.root)])
+    importlib.import_module("rated")
+    _datafiles.forget("rated")
+    result = project.reload(
+        "rated", f"import pathlib\n\nRATES = pathlib.Path({rates!r}).read_text()\n", force=True
+    )
+    assert result.ok, result.error
+    assert _datafiles.readers(rates) == (Reader("rated", 3, 3),)
