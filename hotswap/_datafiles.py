@@ -5,7 +5,8 @@ Recording is done by an ``open`` audit hook (:func:`sys.addaudithook`), installe
 :func:`track` and never removed (Python cannot remove one). While nothing is tracked it returns
 after one comparison. While paths are tracked, an opening for reading is recorded when the
 code that opens is running under the top-level code of a module whose file lies under the
-tracked paths (an import, ``hotswap run``'s script, the statements a reload runs), the file
+tracked paths and runs because its module is being imported or because hotswap runs it (the
+statements a reload runs; not a script's main loop, under which every opening happens), the file
 opened lies under them too, and it is not the import system reading source or bytecode, nor
 hotswap itself (a :func:`hotswap.live_config` made at module level watches its own file). The
 record names the module and the first and last line of the *top-level statement* that was
@@ -193,14 +194,30 @@ def _record(args: tuple[Any, ...]) -> None:
         if filename.startswith(("<frozen importlib", _OWN_DIR)):
             return  # the import system reading a module, or hotswap reading its own files
         if code.co_name == "<module>":
-            if not _code_under_roots(filename):
-                return  # the nearest module code is not the user's: not a data file of theirs
+            if not _code_under_roots(filename) or not _loading(frame):
+                return  # not the user's module code, or not run by an import or a reload
             module = frame.f_globals.get("__name__")
             if isinstance(module, str):
                 _add(name, module, filename, frame.f_lineno)
             return
         frame = frame.f_back  # type: ignore[assignment]
         depth += 1
+
+
+def _loading(frame: Any) -> bool:
+    """Whether module code runs because its module is being imported, or because hotswap runs
+    it (a reload's statements).
+
+    Module code also runs for good: a script's main loop (``__main__``, run by runpy) sits
+    under every opening the program makes; those are not reads at import.
+    """
+    spec = frame.f_globals.get("__spec__")
+    if getattr(spec, "_initializing", False):  # set by importlib while the module executes
+        return True
+    caller = frame.f_back
+    while caller is not None and caller.f_code.co_filename.startswith("<frozen importlib"):
+        caller = caller.f_back
+    return caller is not None and caller.f_code.co_filename.startswith(_OWN_DIR)
 
 
 def _add(name: str, module: str, filename: str, lineno: int) -> None:

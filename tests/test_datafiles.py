@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import runpy
 import threading
 
 import hotswap
@@ -167,3 +168,17 @@ def test_datafiles_statements_a_reload_runs_record_again(project, datafiles):
     )
     assert result.ok, result.error
     assert _datafiles.readers(rates) == (Reader("rated", 3, 3),)
+
+
+def test_datafiles_script_top_level_is_not_an_import(project, datafiles):
+    # A script's top-level code runs for the life of the program (its main loop): what it
+    # opens is not read at import.
+    (project.root / "rates.json").write_text("{}")
+    rates = str(project.root / "rates.json")
+    script = project.root / "script.py"
+    script.write_text(f"import pathlib\nRATES = pathlib.Path({rates!r}).read_text()\n")
+    hotswap.enable([str(project.root)])
+    runpy.run_path(str(script), run_name="__main__")
+    project.write("imported", script.read_text())
+    importlib.import_module("imported")
+    assert _datafiles.readers(rates) == (Reader("imported", 2, 2),)
