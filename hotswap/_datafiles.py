@@ -1,9 +1,11 @@
 """Data files read by module-level code: which top-level statement of which module opened
 which file under the watched paths (``RATES = json.load(open("rates.json"))``).
 
-Recording is done by an ``open`` audit hook (:func:`sys.addaudithook`), installed on the first
+Recording is done by an audit hook (:func:`sys.addaudithook`), installed on the first
 :func:`track` and never removed (Python cannot remove one). While nothing is tracked it returns
-after one comparison. While paths are tracked, an opening for reading is recorded when the
+after one comparison; while paths are tracked, after two, unless module code under them began
+running in this thread (its ``exec`` event arms the thread; the first opening that finds no
+such code on the stack disarms it). An opening for reading is recorded when the
 code that opens is running under the top-level code of a module whose file lies under the
 tracked paths and runs because its module is being imported or because hotswap runs it (the
 statements a reload runs; not a script's main loop, under which every opening happens), the file
@@ -67,6 +69,9 @@ _readers: dict[str, dict[Reader, None]] = {}
 _under_roots: dict[str, bool] = {}
 # source filename -> ((size, mtime_ns), sorted statement starts, their ends)
 _spans: dict[str, tuple[tuple[int, int], list[int], list[int]]] = {}
+
+# Per thread: whether module code under the roots may be running (set by its "exec" event).
+_armed = threading.local()
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".so", ".pth")
@@ -155,11 +160,23 @@ def reset() -> None:
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
-    if event != "open" or not _roots:
+    if not _roots:
         return
     # An audit hook that raises would fail the program's open(): recording is best effort.
+    if event == "exec":
+        # Module code under the roots starts running in this thread (an import executes it,
+        # so does a reload): arm the walk for this thread's openings until one finds none.
+        code = args[0] if args else None
+        if getattr(code, "co_name", None) == "<module>":
+            with contextlib.suppress(Exception):
+                if _code_under_roots(code.co_filename):  # type: ignore[union-attr]
+                    _armed.on = True
+        return
+    if event != "open" or not getattr(_armed, "on", False):
+        return
     with contextlib.suppress(Exception):
-        _record(args)
+        if _record(args) is False:
+            _armed.on = False  # that module code is done: back to the one-comparison path
 
 
 def _under(path: str) -> bool:
@@ -174,34 +191,35 @@ def _code_under_roots(filename: str) -> bool:
     return known
 
 
-def _record(args: tuple[Any, ...]) -> None:
+def _record(args: tuple[Any, ...]) -> bool | None:
+    """Record an opening; False when no module code being loaded is on the stack (None: not
+    looked, the opening is not a data read)."""
     path, mode, flags = (*args, None, None, None)[:3]
     if path is None or isinstance(path, int):
-        return  # a file descriptor: nothing names the file
+        return None  # a file descriptor: nothing names the file
     if isinstance(mode, str):
         if any(c in mode for c in "wax+"):
-            return
+            return None
     elif isinstance(flags, int) and flags & _WRITING:
-        return
+        return None
     name = os.fsdecode(os.fspath(path))
     if name.endswith(_CODE_SUFFIXES):
-        return
+        return None
     frame = sys._getframe(2)  # past this function and the hook
     depth = 0
     while frame is not None and depth < _MAX_DEPTH:
         code = frame.f_code
         filename = code.co_filename
         if filename.startswith(("<frozen importlib", _OWN_DIR)):
-            return  # the import system reading a module, or hotswap reading its own files
-        if code.co_name == "<module>":
-            if not _code_under_roots(filename) or not _loading(frame):
-                return  # not the user's module code, or not run by an import or a reload
+            return None  # the import system reading a module, or hotswap reading its files
+        if code.co_name == "<module>" and _code_under_roots(filename) and _loading(frame):
             module = frame.f_globals.get("__name__")
             if isinstance(module, str):
                 _add(name, module, filename, frame.f_lineno)
-            return
+            return True
         frame = frame.f_back  # type: ignore[assignment]
         depth += 1
+    return False
 
 
 def _loading(frame: Any) -> bool:

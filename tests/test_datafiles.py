@@ -62,6 +62,7 @@ def test_datafiles_records_module_level_readers(project, datafiles):
     }
     # Reads after the import (a call at run time), writes, and source files are not recorded.
     assert module.later() == {"x": 1}
+    assert not _datafiles._armed.on  # that opening found no import: openings are cheap again
     assert _datafiles.readers(project.root / "later.json") == ()
     assert _datafiles.readers(project.root / "written.txt") == ()
     assert _datafiles.readers(project.path("helper")) == ()
