@@ -97,15 +97,17 @@ class LiveConfig(Generic[T]):
             # Watching starts before the first read, so an edit made meanwhile is not lost.
             self._watch.start()
         try:
-            data = self._read()
-            value = self._build(data)
+            # Held so that a change the watch delivers meanwhile waits for version 1.
+            with self._lock:
+                data = self._read()
+                value = self._build(data)
+                self._digest = self._fingerprint(data)
+                self._latest = 1
+                self._current = (1, value)
+                self._kept.append(self._current)
         except BaseException:
-            self.close()
+            self.close()  # outside the lock: the watch's thread may be waiting for it
             raise
-        self._digest = self._fingerprint(data)
-        self._latest = 1
-        self._current = (1, value)
-        self._kept.append(self._current)
         logger.info("hotswap: %s: version 1 loaded", display_path(self.path))
 
     # --- reading -------------------------------------------------------------------------------
@@ -264,6 +266,8 @@ class LiveConfig(Generic[T]):
 
     def _apply(self, data: bytes) -> bool:
         with self._lock:
+            if not self._latest:
+                return False  # the first read failed: this object is being discarded
             digest = self._fingerprint(data)
             if digest == self._digest:
                 return False  # saved without a change
