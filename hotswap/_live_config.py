@@ -323,7 +323,9 @@ class LiveConfig(Generic[T]):
     def _refuse(self, error: ConfigError, *, trace: BaseException | None = None) -> None:
         """Keep ``error`` and log it in one line (plus ``trace``'s traceback: a callback's)."""
         self.last_error = error
-        logger.error("hotswap: %s; keeping version %d", error, self.version, exc_info=trace)
+        # As for module reloads: a refused change is a warning, a callback's failure an error.
+        level = logging.WARNING if trace is None else logging.ERROR
+        logger.log(level, "hotswap: %s; keeping version %d", error, self.version, exc_info=trace)
 
 
 @overload

@@ -37,10 +37,10 @@ class Changes:
 
 
 class ErrorLines(logging.Handler):
-    """Collects hotswap's error lines and lets a test wait for one."""
+    """Collects hotswap's warning and error lines and lets a test wait for one."""
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__(logging.WARNING)
         self.lines: list[str] = []
         self._cond = threading.Condition()
 
