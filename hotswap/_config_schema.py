@@ -255,7 +255,9 @@ def _union(value: Any, args: tuple[Any, ...], key: str, text: bool) -> Any:
             return _coerce(value, member, key, text)
         except Invalid:
             continue
-    names = " | ".join(getattr(a, "__name__", str(a)) for a in args)
+    if text and type(None) in args and value.strip().lower() in ("", "none", "null"):
+        return None  # only when no member takes the text: `str | None` keeps "none"
+    names = " | ".join("None" if a is type(None) else getattr(a, "__name__", str(a)) for a in args)
     raise Invalid(key, f"expected {names}, got {_shown(value)}")
 
 
@@ -371,7 +373,8 @@ def _from_text(value: str, hint: type) -> Any:
 def _expected(hint: type, value: Any, error: BaseException | None) -> str:
     why = f"expected {hint.__name__}, got {_shown(value)}"
     if issubclass(hint, enum.Enum):
-        why += f" (one of {', '.join(repr(m.value) for m in hint)})"
+        values = ", ".join(repr(m.value) for m in hint)
+        why += f" (a value: {values}; or a name: {', '.join(m.name for m in hint)})"
     elif error is not None and str(error):
         why += f" ({error})"
     return why

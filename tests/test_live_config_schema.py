@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import json
 import math
+from typing import Literal
 
 import pytest
 from hypothesis import given
@@ -100,3 +102,59 @@ def test_schema_env_converts_to_schema_types(number, ratio):
     value = build(Outer, data)
     assert value.inner.count == number
     assert value.inner.ratio == ratio or math.isclose(value.inner.ratio, ratio)
+
+
+class Level(enum.Enum):
+    LOW = 1
+    HIGH = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Kinds:
+    day: datetime.date = datetime.date(2000, 1, 1)
+    pair: tuple[int, str] = (0, "")
+    ids: frozenset[int] = frozenset()
+    limit: int | None = None
+    mode: Literal["fast", "safe"] = "fast"
+    level: Level = Level.LOW
+    either: int | str = 0
+
+
+@pytest.mark.parametrize(
+    ("data", "text", "expected"),
+    [
+        ({"day": "2024-01-02"}, False, Kinds(day=datetime.date(2024, 1, 2))),
+        ({"pair": [1, "a"], "ids": [1, 2, 2]}, False, Kinds(pair=(1, "a"), ids=frozenset({1, 2}))),
+        ({"level": "HIGH"}, False, Kinds(level=Level.HIGH)),
+        ({"level": 2}, False, Kinds(level=Level.HIGH)),
+        ({"either": "x", "limit": None}, False, Kinds(either="x")),
+        ({"pair": '[1, "a"]', "ids": "1, 2"}, True, Kinds(pair=(1, "a"), ids=frozenset({1, 2}))),
+        (
+            {"limit": "none", "mode": "safe", "level": "2"},
+            True,
+            Kinds(mode="safe", level=Level.HIGH),
+        ),
+        ({"limit": "7", "either": "5"}, True, Kinds(limit=7, either=5)),
+    ],
+)
+def test_schema_declared_kinds_accept(data, text, expected):
+    assert build(Kinds, data, text=text) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "why"),
+    [
+        ({"day": "soon"}, "day", "expected date, got str 'soon'"),
+        ({"pair": [1]}, "pair", "expected 2 items, got 1"),
+        ({"ids": [1, "2"]}, "ids[1]", "expected int, got str '2'"),
+        ({"mode": "slow"}, "mode", "expected one of 'fast', 'safe', got 'slow'"),
+        ({"level": "MID"}, "level", "a value: 1, 2; or a name: LOW, HIGH"),
+        ({"either": 1.5}, "either", "expected int | str, got float 1.5"),
+        ({"limit": "7"}, "limit", "expected int | None, got str '7'"),
+    ],
+)
+def test_schema_declared_kinds_refuse(data, key, why):
+    with pytest.raises(Invalid) as raised:
+        build(Kinds, data)
+    assert raised.value.key == key
+    assert why in raised.value.why
