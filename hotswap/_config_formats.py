@@ -19,7 +19,7 @@ from typing import Any
 from hotswap._events import display_path
 from hotswap.exceptions import ConfigError
 
-__all__ = ("FORMATS", "format_of", "parse", "textual")
+__all__ = ("FORMATS", "format_of", "key_line", "parse", "textual")
 
 # tomllib's messages end with "(at line 3, column 7)"; 3.14 also sets lineno.
 _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -146,6 +146,32 @@ def _ini(path: str, text: str) -> Any:
             why = "a line that is neither a [section], a key = value, nor a comment"
         raise _fail(path, lineno, f"invalid INI: {why}", error) from error
     return {section: dict(parser.items(section)) for section in parser.sections()}
+
+
+_KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def key_line(path: str, data: bytes, key: str) -> int | None:
+    """The line of the value at the dotted ``key`` (``db.port``, ``servers[1].port``) where
+    the format keeps positions (YAML); None elsewhere or when not found."""
+    if format_of(path) != "yaml" or not key:
+        return None
+    try:
+        import yaml
+
+        node: Any = yaml.compose(data.decode("utf-8-sig"))
+        for name, index in _KEY_PART.findall(key):
+            if index:
+                node = node.value[int(index)] if isinstance(node, yaml.SequenceNode) else None
+            elif isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if k.value == name), None)
+            else:
+                node = None
+            if node is None:
+                return None
+        return int(node.start_mark.line) + 1
+    except Exception:  # best effort: the key alone still says where
+        return None
 
 
 _PARSERS: dict[str, Callable[[str, str], Any]] = {

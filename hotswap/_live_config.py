@@ -246,22 +246,27 @@ class LiveConfig(Generic[T]):
         return digest.hexdigest()
 
     def _build(self, data: bytes) -> T:
-        from hotswap._config_formats import parse, textual
+        from hotswap._config_formats import key_line, parse, textual
         from hotswap._config_schema import Invalid, build, env_overrides
 
         parsed = parse(self.path, data)
+        from_env = True  # an override's error has no line in the file
         try:
             if self.env_prefix:
                 parsed = env_overrides(parsed, self.schema, self.env_prefix, dict(self._environ()))
+            from_env = False
             value: Any = build(self.schema, parsed, text=textual(self._format))
         except Invalid as error:
-            where = display_path(self.path)
+            lineno = None if from_env else key_line(self.path, data, error.key)
+            where = display_path(self.path) + ("" if lineno is None else f":{lineno}")
             message = (
                 f"{where}: key {error.key!r}: {error.why}" if error.key else f"{where}: {error.why}"
             )
             # The validator's own exception is the cause users look for, where there is one.
             cause = error.__cause__ or error
-            raise ConfigError(message, filename=self.path, key=error.key or None) from cause
+            raise ConfigError(
+                message, filename=self.path, lineno=lineno, key=error.key or None
+            ) from cause
         return value  # type: ignore[no-any-return]
 
     def _apply(self, data: bytes) -> bool:

@@ -183,7 +183,7 @@ def test_live_config_pydantic_model(configs):
         assert not config.reload()
         assert config.last_error is not None
         assert config.last_error.key == "db.port"
-        assert "app.yaml: key 'db.port'" in str(config.last_error)
+        assert "app.yaml:4: key 'db.port'" in str(config.last_error)  # YAML keeps positions
         assert isinstance(config.last_error.__cause__, pydantic.ValidationError)
         assert config.value.db.port == 5432
 
@@ -281,7 +281,7 @@ BAD_EDITS = [
         "app.yaml",
         "name: a\ndb:\n  host: h\n",
         "name: a\ndb:\n  host: h\n  hots: x\n",
-        None,
+        4,
         "db.hots",
         "unknown key",
     ),
@@ -304,7 +304,9 @@ def test_live_config_bad_edit_keeps_value(configs, caplog, name, good, bad, line
         assert isinstance(error, ValueError)
         assert (error.lineno, error.key) == (line, key)
         assert error.filename == str(configs.root / name)
-        where = f"{name}:{line}:" if line else f"{name}: key {key!r}:"
+        where = f"{name}:{line}:" if line else f"{name}:"
+        if key:
+            where += f" key {key!r}:"
         assert str(error).startswith(where)
         assert why in str(error)
         logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
