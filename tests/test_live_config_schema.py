@@ -10,7 +10,7 @@ import math
 from typing import Literal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotswap._config_schema import Invalid, build, env_overrides, text_to
@@ -35,6 +35,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 names = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=8)
 
 
+@settings(deadline=None)  # a loaded machine must not fail a correct run
 @given(count=st.integers(), ratio=finite | st.integers(), flag=st.booleans(), items=st.lists(names))
 def test_schema_typed_values_kept(count, ratio, flag, items):
     data = {"inner": {"count": count, "ratio": ratio, "flag": flag, "names": items}}
@@ -43,6 +44,7 @@ def test_schema_typed_values_kept(count, ratio, flag, items):
     assert type(value.inner.ratio) is float
 
 
+@settings(deadline=None)  # a loaded machine must not fail a correct run
 @given(count=st.integers(), ratio=finite, flag=st.booleans())
 def test_schema_text_converts_to_declared_types(count, ratio, flag):
     data = {"inner": {"count": str(count), "ratio": repr(ratio), "flag": str(flag).lower()}}
@@ -50,6 +52,7 @@ def test_schema_text_converts_to_declared_types(count, ratio, flag):
     assert value.inner == Inner(count, ratio, flag)
 
 
+@settings(deadline=None)  # a loaded machine must not fail a correct run
 @given(text=names)
 def test_schema_str_where_int_declared_names_the_key(text):
     with pytest.raises(Invalid) as raised:
@@ -58,6 +61,7 @@ def test_schema_str_where_int_declared_names_the_key(text):
     assert "expected int, got str" in raised.value.why
 
 
+@settings(deadline=None)  # a loaded machine must not fail a correct run
 @given(value=st.booleans() | finite)
 def test_schema_bool_or_float_where_int_declared_refused(value):
     with pytest.raises(Invalid, match="expected int"):
@@ -82,6 +86,7 @@ def test_schema_timedelta_from_seconds():
     assert value.wait == datetime.timedelta(seconds=2.5)
 
 
+@settings(deadline=None)  # a loaded machine must not fail a correct run
 @given(
     path=st.lists(st.from_regex(r"[a-z][a-z0-9]{0,5}", fullmatch=True), min_size=1, max_size=4),
     number=st.integers(),
@@ -95,6 +100,7 @@ def test_schema_env_nesting_sets_the_key(path, number):
     assert node[path[-1]] == str(number)  # no schema, no value in the file: text stays text
 
 
+@settings(deadline=None)  # a loaded machine must not fail a correct run
 @given(number=st.integers(), ratio=finite)
 def test_schema_env_converts_to_schema_types(number, ratio):
     environ = {"APP_INNER__COUNT": str(number), "APP_INNER__RATIO": repr(ratio)}
