@@ -317,7 +317,7 @@ class LiveConfig(Generic[T]):
                 name = getattr(callback, "__qualname__", repr(callback))
                 message = (
                     f"{display_path(self.path)}: on_change callback {name} raised "
-                    f"{type(raised).__name__}: {raised}; version {before[0]} restored"
+                    f"{type(raised).__name__}: {raised}; the change was undone"
                 )
                 refused = ConfigError(message, filename=self.path)
                 refused.__cause__ = raised

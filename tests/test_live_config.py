@@ -8,7 +8,9 @@ import dataclasses
 import enum
 import logging
 import pathlib
+import subprocess
 import sys
+from pathlib import Path
 from typing import Literal, TypedDict
 
 import pydantic
@@ -389,7 +391,7 @@ def test_live_config_on_change_raising_rolls_back(configs, caplog):
     assert isinstance(error, hotswap.ConfigError)
     assert isinstance(error.__cause__, RuntimeError)
     assert "on_change callback" in str(error)
-    assert "limiter cannot take more than 10; version 1 restored" in str(error)
+    assert "limiter cannot take more than 10; the change was undone" in str(error)
     assert any("keeping version 1" in r.getMessage() for r in caplog.records)
     configs.write("app.json", '{"size": 5}')
     assert config.reload()
@@ -444,3 +446,14 @@ def test_live_config_close_and_context_manager(configs):
     config.close()  # idempotent
     assert config.value == {}
     assert "app.json version 1" in repr(config)
+
+
+def test_live_config_example_runs():
+    example = Path(__file__).resolve().parent.parent / "examples" / "live_config.py"
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "expected int, got str 'fast'" in done.stdout
+    assert "the limiter cannot take 50000 requests/s; the change was undone" in done.stdout
+    assert done.stdout.rstrip().endswith("v1 live, history (1, 2)")
