@@ -71,7 +71,7 @@ def parse(path: str, data: bytes) -> dict[str, Any]:
     return parsed
 
 
-def _fail(path: str, lineno: int | None, why: str, error: BaseException) -> ConfigError:
+def _fail(path: str, lineno: int | None, why: str) -> ConfigError:
     where = display_path(path) if lineno is None else f"{display_path(path)}:{lineno}"
     return ConfigError(f"{where}: {why}", filename=path, lineno=lineno)
 
@@ -96,7 +96,7 @@ def _toml(path: str, text: str) -> Any:
         if found:
             why = why[: found.start()]
             lineno = lineno or int(found.group(1))
-        raise _fail(path, lineno, f"invalid TOML: {why}", error) from error
+        raise _fail(path, lineno, f"invalid TOML: {why}") from error
 
 
 def _json(path: str, text: str) -> Any:
@@ -104,7 +104,7 @@ def _json(path: str, text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         why = f"invalid JSON: {error.msg} (column {error.colno})"
-        raise _fail(path, error.lineno, why, error) from error
+        raise _fail(path, error.lineno, why) from error
 
 
 def _yaml(path: str, text: str) -> Any:
@@ -121,7 +121,7 @@ def _yaml(path: str, text: str) -> Any:
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         context = getattr(error, "context", None)
         why = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-        raise _fail(path, lineno, why, error) from error
+        raise _fail(path, lineno, why) from error
 
 
 def _ini(path: str, text: str) -> Any:
@@ -144,7 +144,7 @@ def _ini(path: str, text: str) -> Any:
             why = f"section [{error.section}] twice"
         elif isinstance(error, configparser.ParsingError):
             why = "a line that is neither a [section], a key = value, nor a comment"
-        raise _fail(path, lineno, f"invalid INI: {why}", error) from error
+        raise _fail(path, lineno, f"invalid INI: {why}") from error
     return {section: dict(parser.items(section)) for section in parser.sections()}
 
 
