@@ -34,9 +34,11 @@ from hotswap._events import (
     Status,
     WatcherState,
 )
+from hotswap._live_config import LiveConfig, live_config
 from hotswap._proxy import reloadable
 from hotswap.exceptions import (
     AuditError,
+    ConfigError,
     ExecutionError,
     HotswapError,
     HotswapWarning,
@@ -64,12 +66,14 @@ __all__ = (
     "CanaryDecision",
     "ChangeDetected",
     "Changes",
+    "ConfigError",
     "Dependent",
     "Event",
     "ExecutionError",
     "HotswapError",
     "HotswapWarning",
     "IncompatibleChangeError",
+    "LiveConfig",
     "MigrationError",
     "ModuleNotReloadableError",
     "ModuleStatus",
@@ -92,6 +96,7 @@ __all__ = (
     "disable",
     "enable",
     "exceptions",
+    "live_config",
     "pinned",
     "reload",
     "reloadable",

@@ -9,7 +9,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _config, _events, _transaction
+from hotswap import _config, _datafiles, _events, _transaction
 from hotswap._events import Event, ReloadResult, Status
 from hotswap._pin import Pin, gate
 
@@ -86,6 +86,8 @@ def enable(
         watch = list(settings.paths) or _default_paths()
         reloader = Reloader(settings, watch, on_reload)
         reloader.start()
+        # Modules imported from now on record the data files their top-level code reads.
+        _datafiles.track(reloader.paths)
         _reloader = reloader
         return reloader
 
@@ -96,6 +98,7 @@ def disable() -> None:
     with _reloader_lock:
         reloader, _reloader = _reloader, None
     if reloader is not None:
+        _datafiles.untrack()
         reloader.stop()
 
 

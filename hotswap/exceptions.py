@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "AuditError",
+    "ConfigError",
     "ExecutionError",
     "HotswapError",
     "HotswapWarning",
@@ -202,3 +203,25 @@ class SignatureError(HotswapError):
 
 class HotswapWarning(UserWarning):
     """Warns of a change applied under policy ``"warn"`` that could break callers."""
+
+
+class ConfigError(HotswapError, ValueError):
+    """A configuration file could not be read, parsed or validated, or an ``on_change``
+    callback refused the new value; the previous value stays in force.
+
+    A ``ValueError``: the file's content (or an environment override) is a bad value for the
+    schema. ``filename`` is the file, ``lineno`` the line when the format reports one, ``key``
+    the dotted key (``db.timeout``, ``servers[1].port``) when the problem is one value. The
+    parser's or validator's exception, if any, is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        filename: str | None = None,
+        lineno: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, filename=filename, lineno=lineno)
+        self.key = key

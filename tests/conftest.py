@@ -292,3 +292,49 @@ def metrics() -> Iterator[Any]:
         yield exporter
     finally:
         exporter.unregister()
+
+
+class ConfigFiles:
+    """Configuration files of one test, written whole (as an editor's plain save does)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.root / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def replace(self, name: str, text: str) -> Path:
+        """Save atomically: write a temporary file in the same folder, rename it into place."""
+        temp = self.root / f".{name}.tmp"
+        temp.write_text(textwrap.dedent(text))
+        os.replace(temp, self.root / name)
+        return self.root / name
+
+
+@pytest.fixture
+def configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigFiles:
+    """A folder for configuration files (the working directory, so messages name them
+    relatively); no ``APP_*`` variable leaks in from the environment."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    for name in list(os.environ):
+        if name.startswith("APP_"):
+            monkeypatch.delenv(name)
+    _config.reset()
+    return ConfigFiles(folder)
+
+
+@pytest.fixture
+def datafiles() -> Iterator[None]:
+    """Data-file records start empty and are dropped afterwards."""
+    from hotswap import _datafiles
+
+    _datafiles.reset()
+    try:
+        yield
+    finally:
+        hotswap.disable()
+        _datafiles.reset()

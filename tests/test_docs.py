@@ -35,6 +35,8 @@ def test_docs_code_runs(name, code, project):
     )
     namespace = {"__name__": f"docs_{name}"}
     try:
-        exec(compile(code, name, "exec"), namespace)
+        # dont_inherit: the block runs as written, not under this module's __future__ imports
+        # (string annotations would send dataclasses looking for a module that is not there).
+        exec(compile(code, name, "exec", dont_inherit=True), namespace)
     finally:
         hotswap.disable()
