@@ -8,6 +8,7 @@ Example:
 """
 
 from hotswap import exceptions
+from hotswap import integrations as _integrations  # noqa: F401  (registers adapters by name)
 from hotswap._api import configure, disable, enable, pinned, reload, rollback, status
 from hotswap._config import Settings
 from hotswap._events import Changes, Dependent, ModuleStatus, ReloadResult, Skipped, Status
