@@ -293,3 +293,15 @@ def test_serving_twenty_saves_under_traffic_refuse_nothing(tmp_path):
     assert all(handler == constant for handler, constant in traffic.seen)  # one version each
     handlers = [handler for handler, _ in traffic.seen]
     assert handlers == sorted(handlers)  # never an older version after a newer one
+
+
+def test_bench_web_runs():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import bench_web
+    finally:
+        sys.path.pop(0)
+    row = bench_web.measure("hotswap-fastapi", saves=2, wait=TIMEOUT)
+    assert row is not None
+    assert row["lost"] == 0
+    assert row["failed"] == 0
