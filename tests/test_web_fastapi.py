@@ -433,3 +433,17 @@ def test_fastapi_reload_removed_route_404s(served, project):
     result = project.reload("api", source)
     assert result.ok, result.error
     assert client.get("/old").status_code == 404
+
+
+def test_starlette_adapter_leaves_lazy_proxies_alone(project):
+    """A lazy proxy at module level (Flask's ``current_app``) raises if evaluated."""
+    pytest.importorskip("flask")
+    module = project.load("api", "from flask import current_app\n" + APP)
+    client = TestClient(module.app)
+    transaction(
+        StarletteAdapter(),
+        module,
+        '@app.get("/new")\ndef page():\n    return 1\n',
+        rebinding=["page"],
+    )
+    assert client.get("/new").json() == 1

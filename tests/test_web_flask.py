@@ -386,3 +386,15 @@ def test_flask_reload_failed_edit_keeps_serving(project):
     assert text(client, "/old") == (200, "old page")
     assert isinstance(module.app, Flask)
     assert hotswap.status().modules["web"].version == 1
+
+
+def test_flask_adapter_leaves_lazy_proxies_alone(project):
+    """``current_app`` at module level raises if evaluated outside a request."""
+    module = project.load("web", "from flask import current_app, request\n" + APP)
+    client = module.app.test_client()
+    assert text(client, "/old")[0] == 200
+    adapter = FlaskAdapter()
+    transaction(
+        adapter, module, '@app.route("/new")\ndef page():\n    return "new"\n', rebinding=["page"]
+    )
+    assert text(client, "/new") == (200, "new")

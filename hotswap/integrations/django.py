@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 
 def _is_model(value: object) -> bool:
-    if not (isinstance(value, type) and issubclass(value, models.Model)):
+    # type(), not isinstance(): a lazy object (settings) would evaluate itself.
+    if not (issubclass(type(value), type) and issubclass(value, models.Model)):  # type: ignore[arg-type]
         return False
     meta: Any = getattr(value, "_meta", None)
     return meta is not None and not meta.abstract and meta.app_label in apps.all_models

@@ -25,7 +25,7 @@ import logging
 import sys
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import Flask
 from flask.sansio.blueprints import Blueprint
@@ -49,6 +49,12 @@ _FUNCTION_LISTS = (
 )
 _ROUTING = (*_FUNCTION_LISTS, "view_functions", "error_handler_spec", "blueprints")
 _APP_LISTS = ("teardown_appcontext_funcs", "shell_context_processors")
+
+
+def _is_app(value: object) -> TypeGuard[Flask]:
+    # type(), not isinstance(): a lazy proxy (werkzeug's current_app) would evaluate itself
+    # when asked for its __class__.
+    return issubclass(type(value), Flask)
 
 
 def _set_rules(url_map: Map, rules: Iterable[Rule]) -> None:
@@ -121,7 +127,7 @@ class FlaskAdapter:
 
     def _collect(self, values: Iterable[object]) -> None:
         for value in values:
-            if isinstance(value, Flask):
+            if _is_app(value):
                 self._apps.add(value)
 
     def _blueprints(self, plans: Sequence[ModulePlan]) -> list[Blueprint]:
@@ -131,7 +137,7 @@ class FlaskAdapter:
                 found[id(blueprint)] = blueprint
         for plan in plans:
             for value in vars(plan.module).values():
-                if isinstance(value, Blueprint):
+                if issubclass(type(value), Blueprint):
                     found[id(value)] = value
         return list(found.values())
 
@@ -193,7 +199,7 @@ class FlaskAdapter:
         undos: list[Callable[[], None]] = []
         for update in updates:
             for name, (old, new) in update.rebound.items():
-                if isinstance(old, Flask) and isinstance(new, Flask) and old is not new:
+                if _is_app(old) and _is_app(new) and old is not new:
                     undos.append(self._adopt(old, new, update, name))
         for blueprint, registered, deferred in pending.values():
             for app in list(self._apps):

@@ -29,7 +29,7 @@ import logging
 import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Router
@@ -41,6 +41,16 @@ __all__ = ("StarletteAdapter",)
 logger = logging.getLogger(__name__)
 
 _NOT_ARGUMENTS = frozenset({"self", "path", "endpoint"})
+
+
+def _is_app(value: object) -> TypeGuard[Starlette]:
+    # type(), not isinstance(): a lazy proxy (Django's settings) would evaluate itself when
+    # asked for its __class__.
+    return issubclass(type(value), Starlette)
+
+
+def _is_router(value: object) -> TypeGuard[Router]:
+    return issubclass(type(value), Router)
 
 
 def _api_route_class() -> type[Any] | None:
@@ -123,9 +133,9 @@ class StarletteAdapter:
 
     def _collect(self, values: Iterable[object]) -> None:
         for value in values:
-            if isinstance(value, Starlette):
+            if _is_app(value):
                 self._apps.add(value)
-            elif isinstance(value, Router):
+            elif _is_router(value):
                 self._routers[id(value)] = value
 
     def _all_routers(self) -> list[Router]:
@@ -237,7 +247,7 @@ class StarletteAdapter:
         for update in updates:
             self._collect(update.added.values())
             for name, (old, new) in update.rebound.items():
-                if isinstance(old, Starlette) and isinstance(new, Starlette) and old is not new:
+                if _is_app(old) and _is_app(new) and old is not new:
                     self._adopt(old, new, update, name)
         updated = {id(obj): obj for update in updates for obj in update.updated.values()}
         routers = self._all_routers()
