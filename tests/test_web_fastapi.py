@@ -447,3 +447,8 @@ def test_starlette_adapter_leaves_lazy_proxies_alone(project):
         rebinding=["page"],
     )
     assert client.get("/new").json() == 1
+
+
+def test_starlette_adapter_views_names_route_endpoints(project):
+    module = project.load("api", APP + "\nNOTHING = None\n")
+    assert StarletteAdapter().views(module) == {"items", "create", "page"}

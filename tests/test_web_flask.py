@@ -398,3 +398,8 @@ def test_flask_adapter_leaves_lazy_proxies_alone(project):
         adapter, module, '@app.route("/new")\ndef page():\n    return "new"\n', rebinding=["page"]
     )
     assert text(client, "/new") == (200, "new")
+
+
+def test_flask_adapter_views_names_registered_view_functions(project):
+    module = project.load("web", APP + "\ndef helper():\n    return 1\n")
+    assert FlaskAdapter().views(module) == {"page", "stay"}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
@@ -129,6 +130,16 @@ class FlaskAdapter:
         for value in values:
             if _is_app(value):
                 self._apps.add(value)
+
+    def views(self, module: types.ModuleType) -> frozenset[str]:
+        """The module's names bound to a registered view function.
+
+        Only Flask calls such a function; when the new source drops it, its rule goes with it
+        (:meth:`prepare`), so the removal breaks no caller (DESIGN §6).
+        """
+        self._collect(vars(module).values())
+        registered = {id(f) for app in self._apps for f in app.view_functions.values()}
+        return frozenset(n for n, v in vars(module).items() if id(v) in registered)
 
     def _blueprints(self, plans: Sequence[ModulePlan]) -> list[Blueprint]:
         found: dict[int, Blueprint] = {}

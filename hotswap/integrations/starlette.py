@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
+import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeGuard
@@ -137,6 +138,21 @@ class StarletteAdapter:
                 self._apps.add(value)
             elif _is_router(value):
                 self._routers[id(value)] = value
+
+    def views(self, module: types.ModuleType) -> frozenset[str]:
+        """The module's names bound to the endpoint of a route.
+
+        Only the framework calls such a function; when the new source drops it, its routes go
+        with it (:meth:`prepare`), so the removal breaks no caller (DESIGN §6).
+        """
+        self._collect(vars(module).values())
+        endpoints = {
+            id(endpoint)
+            for router in self._all_routers()
+            for route in router.routes
+            if (endpoint := getattr(route, "endpoint", None)) is not None
+        }
+        return frozenset(n for n, v in vars(module).items() if v is not None and id(v) in endpoints)
 
     def _all_routers(self) -> list[Router]:
         found: dict[int, Router] = {}
