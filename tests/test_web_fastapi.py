@@ -452,3 +452,19 @@ def test_starlette_adapter_leaves_lazy_proxies_alone(project):
 def test_starlette_adapter_views_names_route_endpoints(project):
     module = project.load("api", APP + "\nNOTHING = None\n")
     assert StarletteAdapter().views(module) == {"items", "create", "page"}
+
+
+def test_starlette_adapter_replaced_model_under_postponed_annotations(project):
+    """With ``from __future__ import annotations`` the def does not read the class when it
+    runs, so it is not run again: its route resolves the annotation again instead."""
+    module = project.load("api", "from __future__ import annotations\n" + APP)
+    client = TestClient(module.app)
+    assert client.post("/items", json={"name": "pen"}).status_code == 200
+    transaction(
+        StarletteAdapter(),
+        module,
+        "class Item(BaseModel):\n    name: str\n    price: float\n",
+        rebinding=["Item"],
+    )
+    assert client.post("/items", json={"name": "pen"}).status_code == 422
+    assert client.post("/items", json={"name": "pen", "price": 1}).json()["price"] == 1.0

@@ -272,8 +272,16 @@ class StarletteAdapter:
             id(router): before_routes.get(id(router), (router, list(router.routes)))
             for router in routers
         }
-        if updated:
-            self._rebuild(routers, updated, returns)
+        # A class bound anew (a replaced pydantic model): routes whose functions read their
+        # annotations from that module's globals (``from __future__ import annotations``)
+        # resolve them again; without it the def statements that read the class ran again.
+        renewed = {
+            id(vars(update.module))
+            for update in updates
+            if any(isinstance(new, type) for _, new in update.rebound.values())
+        }
+        if updated or renewed:
+            self._rebuild(routers, updated, returns, renewed)
         for router, parent, prefix in copies:
             before = before_routes.get(id(router), (router, []))[1]
             self._copy_new_routes(router, parent, prefix, before)
@@ -293,7 +301,11 @@ class StarletteAdapter:
         return undo
 
     def _rebuild(
-        self, routers: Sequence[Router], updated: Mapping[int, object], returns: Mapping[int, Any]
+        self,
+        routers: Sequence[Router],
+        updated: Mapping[int, object],
+        returns: Mapping[int, Any],
+        renewed: set[int],
     ) -> None:
         api_route = _api_route_class()
         if api_route is None:
@@ -303,7 +315,10 @@ class StarletteAdapter:
             for index, route in enumerate(router.routes):
                 if not isinstance(route, api_route):
                     continue
-                if not any(id(call) in updated for call in _calls(route)):
+                if not any(
+                    id(call) in updated or id(getattr(call, "__globals__", None)) in renewed
+                    for call in _calls(route)
+                ):
                     continue
                 old_return = returns.get(id(route.endpoint), route.response_model)
                 inferred = route.response_model is old_return or (
