@@ -219,6 +219,36 @@ def test_flask_adapter_blueprint_in_another_module(project):
         shop.bp.route("/late")(lambda: "late")
 
 
+def test_flask_adapter_blueprint_registered_with_a_prefix(project):
+    shop = project.load(
+        "shop",
+        """
+        from flask import Blueprint
+
+        bp = Blueprint("shop", __name__)
+
+        @bp.route("/items")
+        def items():
+            return "items"
+        """,
+    )
+    web = project.load(
+        "web",
+        "from flask import Flask\nimport shop\napp = Flask(__name__)\n"
+        "app.register_blueprint(shop.bp, url_prefix='/v2')\n",
+    )
+    client = web.app.test_client()
+    assert text(client, "/v2/items") == (200, "items")
+    transaction(
+        FlaskAdapter(),
+        shop,
+        '@bp.route("/goods")\ndef items():\n    return "goods"\n',
+        rebinding=["items"],
+    )
+    assert text(client, "/v2/goods") == (200, "goods")
+    assert text(client, "/v2/items")[0] == 404
+
+
 FACTORY = """
 from flask import Flask
 

@@ -97,6 +97,43 @@ def _restore_routing(app: Flask, state: Mapping[str, Any]) -> None:
     app._got_first_request = state["first_request"]
 
 
+class _Probe:
+    """Stands in for an app while a blueprint's recorded setup runs: keeps the rules it adds."""
+
+    def __init__(self) -> None:
+        self.rules: list[tuple[str, str]] = []
+
+    def add_url_rule(self, rule: str, endpoint: str | None = None, *args: Any, **kw: Any) -> None:
+        self.rules.append((rule, endpoint or ""))
+
+
+def _registered_prefix(app: Flask, blueprint: Blueprint, count: int) -> str | None:
+    """The ``url_prefix`` ``app.register_blueprint(blueprint, url_prefix=...)`` was given.
+
+    Flask does not keep registration options. A rule the blueprint recorded earlier is played
+    against a probe, without a prefix, and compared with the rule the app holds for it.
+    """
+    for record in blueprint.deferred_functions[:count]:
+        probe = _Probe()
+        state = blueprint.make_setup_state(probe, {}, first_registration=False)  # type: ignore[arg-type]
+        state.url_prefix = None
+        try:
+            record(state)
+        except Exception:  # another kind of setup (a template filter...): it adds no rule
+            continue
+        for relative, endpoint in probe.rules:
+            try:
+                served = next(iter(app.url_map.iter_rules(endpoint))).rule
+            except (KeyError, StopIteration):
+                continue
+            if not relative:
+                return served
+            tail = "/" + relative.lstrip("/")
+            if served.endswith(tail):
+                return served[: len(served) - len(tail)]
+    return None
+
+
 def _view_matches(function: object, module: str, names: Mapping[str, object]) -> bool:
     """Whether a registered view is the current object of one of ``names`` (or wraps it)."""
     for name, current in names.items():
@@ -123,6 +160,7 @@ class FlaskAdapter:
         # Between prepare and sync: each blueprint's guard and deferred count, each app's guard.
         self._pending: dict[int, tuple[Blueprint, bool, int]] = {}
         self._first: dict[Flask, bool] = {}
+        self._prefixes: dict[tuple[int, int], str | None] = {}
         for module in list(sys.modules.values()):
             self._collect(getattr(module, "__dict__", {}).values())
 
@@ -164,6 +202,13 @@ class FlaskAdapter:
         blueprints = self._blueprints(plans)
         self._pending = {
             id(bp): (bp, bp._got_registered_once, len(bp.deferred_functions)) for bp in blueprints
+        }
+        # Read before the old rules go: they are what tells a registration's url_prefix.
+        self._prefixes = {
+            (id(app), id(bp)): _registered_prefix(app, bp, len(bp.deferred_functions))
+            for bp in blueprints
+            for app in apps
+            if app.blueprints.get(bp.name) is bp
         }
         for app in apps:
             app._got_first_request = False  # route() refuses after the first request otherwise
@@ -207,6 +252,7 @@ class FlaskAdapter:
         """Carry rebound apps' routing into the served apps; apply new blueprint routes."""
         pending, self._pending = self._pending, {}
         first, self._first = self._first, {}
+        prefixes, self._prefixes = self._prefixes, {}
         undos: list[Callable[[], None]] = []
         for update in updates:
             for name, (old, new) in update.rebound.items():
@@ -215,7 +261,9 @@ class FlaskAdapter:
         for blueprint, registered, deferred in pending.values():
             for app in list(self._apps):
                 if app.blueprints.get(blueprint.name) is blueprint:
-                    state = blueprint.make_setup_state(app, {}, first_registration=False)
+                    prefix = prefixes.get((id(app), id(blueprint)))
+                    options = {} if prefix is None else {"url_prefix": prefix}
+                    state = blueprint.make_setup_state(app, options, first_registration=False)
                     for record in blueprint.deferred_functions[deferred:]:
                         record(state)
             blueprint._got_registered_once = registered
