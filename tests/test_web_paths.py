@@ -58,3 +58,18 @@ def test_default_paths_fall_back_to_the_current_directory(tool_main, monkeypatch
     # From a worker thread, only the standard library is on the stack: no user module.
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(_api._default_paths).result() == [str(tmp_path)]
+
+
+def test_import_hotswap_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hotswap, hotswap._adapters as a\n"
+        "names = ('flask', 'fastapi', 'starlette', 'django', 'pydantic', 'werkzeug')\n"
+        "print(sorted(n for n in names if n in sys.modules), sorted(a._registered))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[] ['django', 'flask', 'starlette']"
