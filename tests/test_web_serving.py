@@ -51,6 +51,8 @@ def index():
 FLASK_APP = """
 import hotswap
 {enable}
+import os
+
 from flask import Flask
 
 import helpers
@@ -59,7 +61,7 @@ app = Flask(__name__)
 
 @app.route("/")
 def index():
-    return {{"helper": helpers.message(), "handler": "v1"}}
+    return {{"helper": helpers.message(), "handler": "v1", "pid": os.getpid()}}
 """
 
 HELPERS = 'def message():\n    return "v1"\n'
@@ -174,12 +176,27 @@ def test_serving_flask_run_watches_the_app(tmp_path):
         edit_answers(tmp_path, port)
 
 
-def test_serving_gunicorn_watches_the_app(tmp_path):
+def every_worker_reloads(folder: Path, port: int, workers: int) -> None:
+    """Each worker process answers the edit: each runs its own watcher."""
+    seen: dict[int, str] = {}
+
+    def record() -> None:
+        # A new connection per request: the kernel spreads them over the workers.
+        answer = get(port) or {}
+        if "pid" in answer:
+            seen[answer["pid"]] = answer["helper"]
+
+    wait_until(lambda: record() or len(seen) == workers, "every worker to answer")
+    (folder / "helpers.py").write_text(HELPERS.replace("v1", "v2"))
+    wait_until(lambda: record() or set(seen.values()) == {"v2"}, "every worker to answer the edit")
+
+
+def test_serving_gunicorn_workers_each_reload(tmp_path):
     write_app(tmp_path, FLASK_APP, enable=True)
     port = free_port()
     command = [tool("gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "2", "main:app"]
     with server(command, tmp_path, port):
-        edit_answers(tmp_path, port)
+        every_worker_reloads(tmp_path, port, workers=2)
 
 
 def test_serving_python_main_py_watches_the_app(tmp_path):
@@ -315,20 +332,7 @@ def test_serving_uvicorn_workers_each_reload(tmp_path):
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "main:app", "--port", str(port), "--workers", "2"]
     with server(command, tmp_path, port):
-        # A new connection per request: the kernel spreads them over the workers.
-        seen: dict[int, str] = {}
-
-        def record() -> None:
-            answer = get(port) or {}
-            if "pid" in answer:
-                seen[answer["pid"]] = answer["helper"]
-
-        wait_until(lambda: record() or len(seen) == 2, "both workers to answer")
-        (tmp_path / "helpers.py").write_text(HELPERS.replace("v1", "v2"))
-        wait_until(
-            lambda: record() or (len(seen) == 2 and set(seen.values()) == {"v2"}),
-            "every worker to answer the edit",
-        )
+        every_worker_reloads(tmp_path, port, workers=2)
 
 
 MIXED_APP = """
