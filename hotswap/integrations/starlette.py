@@ -231,27 +231,22 @@ class StarletteAdapter:
         """(router, app router, prefix) for each router whose routes an app holds as copies."""
         found: list[tuple[Router, Router, str]] = []
         for parent in (app.router for app in self._apps):
+            held = {
+                id(endpoint): route
+                for route in parent.routes
+                if (endpoint := getattr(route, "endpoint", None)) is not None
+            }
             for router in routers:
                 if router is parent:
                     continue
                 for route in router.routes:
-                    endpoint = getattr(route, "endpoint", None)
-                    path = getattr(route, "path", None)
-                    copy = next(
-                        (
-                            r
-                            for r in parent.routes
-                            if r is not route and getattr(r, "endpoint", None) is endpoint
-                        ),
-                        None,
-                    )
-                    copied_path = getattr(copy, "path", None)
-                    if isinstance(path, str) and isinstance(copied_path, str):
-                        if copied_path.endswith(path):
-                            found.append(
-                                (router, parent, copied_path[: len(copied_path) - len(path)])
-                            )
-                        break
+                    copy = held.get(id(getattr(route, "endpoint", None)))
+                    if copy is None or copy is route:
+                        continue
+                    path, copied = getattr(route, "path", None), getattr(copy, "path", None)
+                    if isinstance(path, str) and isinstance(copied, str) and copied.endswith(path):
+                        found.append((router, parent, copied[: len(copied) - len(path)]))
+                    break  # one route tells the prefix of the whole router
         return found
 
     def sync(self, updates: Sequence[ModuleUpdate]) -> Callable[[], None] | None:
