@@ -468,3 +468,33 @@ def test_starlette_adapter_replaced_model_under_postponed_annotations(project):
     )
     assert client.post("/items", json={"name": "pen"}).status_code == 422
     assert client.post("/items", json={"name": "pen", "price": 1}).json()["price"] == 1.0
+
+
+def test_starlette_adapter_plain_starlette_app(project):
+    source = """
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        def hello(request):
+            return PlainTextResponse("hello")
+
+        def bye(request):
+            return PlainTextResponse("bye")
+
+        app = Starlette(routes=[Route("/hello", hello), Route("/bye", bye)])
+        app.state.sessions = 3
+        """
+    module = project.load("plain", source)
+    app = module.app
+    client = TestClient(app)
+    assert client.get("/hello").text == "hello"
+    transaction(StarletteAdapter(), module, removing=["bye"])
+    assert client.get("/bye").status_code == 404
+    rebuilt = textwrap.dedent(source).replace('Route("/bye", bye)', 'Route("/hi", hello)')
+    rebuilt = rebuilt.replace('\ndef bye(request):\n    return PlainTextResponse("bye")\n', "")
+    app.state.sessions = 7  # changed at run time: must survive the rebuilt app
+    transaction(StarletteAdapter(), module, rebuilt, rebinding=["app"])
+    assert module.app is app
+    assert client.get("/hi").text == "hello"
+    assert app.state.sessions == 7
