@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 import warnings
 
 import anyio
@@ -238,3 +240,32 @@ def test_wsgi_middleware_streamed_response_stays_pinned_until_closed(project):
     assert gate.readers == 1  # the server has not closed the response yet
     response.close()
     assert gate.readers == 0
+
+
+def waiting_at_the_gate() -> bool:
+    """Whether some thread is blocked entering a pinned section (a request held off)."""
+    for top in sys._current_frames().values():
+        frame = top
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "_enter" and code.co_filename.endswith("_pin.py"):
+                return True
+            frame = frame.f_back
+    return False
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_middleware_request_arriving_during_a_reload_waits_for_it(project, kind):
+    service = project.load("service", SERVICE)
+    call = make_client(kind, service)
+    order: list[str] = []
+    with gate.exclusive(30, "a reload"):  # a reload between execute and commit
+        request = threading.Thread(target=lambda: order.append(call("GET", "/hello")[2]))
+        request.start()
+        deadline = time.monotonic() + 30
+        while not waiting_at_the_gate():  # held off, not refused
+            assert time.monotonic() < deadline, "the request did not wait at the gate"
+            time.sleep(0.005)
+        order.append("committed")
+    request.join(30)
+    assert order == ["committed", {"answer": "v1", "readers": 1}]
