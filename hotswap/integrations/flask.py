@@ -39,7 +39,7 @@ __all__ = ("FlaskAdapter",)
 logger = logging.getLogger(__name__)
 
 # The per-app registries of functions that a rerun decorator appends to (a dict of lists, keyed
-# by blueprint name or None), and the plain dicts that ``app = create_app()`` must carry over.
+# by blueprint name or None), and the app-level lists that ``app = create_app()`` carries over.
 _FUNCTION_LISTS = (
     "before_request_funcs",
     "after_request_funcs",
@@ -48,7 +48,6 @@ _FUNCTION_LISTS = (
     "url_value_preprocessors",
     "url_default_functions",
 )
-_ROUTING = (*_FUNCTION_LISTS, "view_functions", "error_handler_spec", "blueprints")
 _APP_LISTS = ("teardown_appcontext_funcs", "shell_context_processors")
 
 
@@ -242,9 +241,10 @@ class FlaskAdapter:
         if gone:
             _set_rules(app.url_map, [r for r in app.url_map.iter_rules() if r.endpoint not in gone])
         # A hook function defined again would be appended a second time.
-        for name in _FUNCTION_LISTS:
-            for functions in getattr(app, name).values():
-                functions[:] = [f for f in functions if not any(f is d for d in dropped)]
+        lists = [f for name in _FUNCTION_LISTS for f in getattr(app, name).values()]
+        lists += [getattr(app, name) for name in _APP_LISTS]
+        for functions in lists:
+            functions[:] = [f for f in functions if not any(f is d for d in dropped)]
         if gone:
             logger.debug("hotswap: flask: %s: endpoints %s unregistered", app.name, sorted(gone))
 
