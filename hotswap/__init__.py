@@ -8,6 +8,7 @@ Example:
 """
 
 from hotswap import _sources, exceptions
+from hotswap import integrations as _integrations  # noqa: F401  (registers adapters by name)
 from hotswap._api import (
     configure,
     disable,

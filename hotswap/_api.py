@@ -9,7 +9,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _config, _datafiles, _events, _transaction
+from hotswap import _config, _datafiles, _events, _modules, _transaction
 from hotswap._events import Event, ReloadResult, Status
 from hotswap._pin import Pin, gate
 
@@ -32,11 +32,50 @@ _reloader_lock = threading.Lock()
 
 
 def _default_paths() -> list[str]:
+    """Where ``enable()`` watches when no path is given or configured.
+
+    The folder of ``__main__`` when that is the user's script. Under a serving tool
+    (``python -m uvicorn``, ``uvicorn``, ``flask run``, ``gunicorn``), ``__main__`` is the tool's
+    own module or console script, so the app is found from the module that called ``enable()``:
+    the folder its top-level package is imported from (``main.py`` -> its folder,
+    ``mysite/settings.py`` -> the folder holding ``mysite``). Else the current directory.
+    """
+    excluded = _modules.excluded_roots()
     main = sys.modules.get("__main__")
     file = getattr(main, "__file__", None)
     if isinstance(file, str) and file.endswith(".py"):
-        return [os.path.dirname(os.path.abspath(file))]
-    return [os.getcwd()]
+        folder = os.path.dirname(os.path.abspath(file))
+        if not _outside_user_code(folder, excluded):
+            return [folder]
+    root = _caller_root(excluded)
+    return [root] if root is not None else [os.getcwd()]
+
+
+def _outside_user_code(path: str, excluded: tuple[str, ...]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in excluded)
+
+
+def _caller_root(excluded: tuple[str, ...]) -> str | None:
+    """The import root of the first module up the stack that is neither hotswap's nor installed."""
+    own = os.path.dirname(os.path.abspath(__file__))
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        globals_ = frame.f_globals
+        file = globals_.get("__file__")
+        name = globals_.get("__name__")
+        if isinstance(file, str) and isinstance(name, str) and file.endswith(".py"):
+            path = os.path.abspath(file)
+            if not path.startswith(own + os.sep) and not _outside_user_code(path, excluded):
+                folder = os.path.dirname(path)
+                # A package's module is imported from the folder holding its top package.
+                depth = name.count(".") + (os.path.basename(path) == "__init__.py")
+                if name != "__main__":
+                    for _ in range(depth):
+                        folder = os.path.dirname(folder)
+                return folder
+        frame = frame.f_back
+    return None
 
 
 def enable(
@@ -56,7 +95,9 @@ def enable(
 
     Args:
         paths: files or directories to watch. Default: the ``[tool.hotswap] paths`` setting,
-            else the directory of the ``__main__`` script, else the current directory.
+            else the directory of the ``__main__`` script when it is the user's, else (under
+            ``uvicorn``, ``flask run``, ``gunicorn``...) the folder the calling module is
+            imported from, else the current directory.
         debounce: the longest wait, in seconds, for a file to settle (0.05). A write that is
             complete (closed, or renamed into place) is applied at once.
         policy: ``"strict"`` (default), ``"warn"`` or ``"off"``, for every reload.

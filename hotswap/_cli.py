@@ -219,7 +219,18 @@ def _sign(options: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hotswap`` console script and ``python -m hotswap``."""
-    options = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    tail: list[str] = []
+    if arguments[:1] == ["run"]:
+        # As with python -m, everything after the module is the module's (flask --app main
+        # run): argparse would otherwise read its options as hotswap's.
+        for index, argument in enumerate(arguments):
+            if argument == "-m" and index + 1 < len(arguments):
+                arguments, tail = arguments[: index + 2], arguments[index + 2 :]
+                break
+    options = _parser().parse_args(arguments)
+    if tail:
+        options.args = [*options.args, *tail]
     if options.command == "run":
         return _run(options)
     if options.command == "sign":
