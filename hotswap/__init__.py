@@ -7,6 +7,8 @@ Example:
     True
 """
 
+from typing import Any
+
 from hotswap import exceptions
 from hotswap._api import configure, disable, enable, pinned, reload, rollback, status
 from hotswap._config import Settings
@@ -27,6 +29,21 @@ from hotswap.exceptions import (
 )
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext hotswap``: apply saved edits before each cell (see docs/notebooks.md)."""
+    from hotswap.integrations import ipython
+
+    ipython.load_ipython_extension(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext hotswap``: stop applying saved edits."""
+    from hotswap.integrations import ipython
+
+    ipython.unload_ipython_extension(shell)
+
 
 __all__ = (
     "Changes",
@@ -52,9 +69,11 @@ __all__ = (
     "disable",
     "enable",
     "exceptions",
+    "load_ipython_extension",
     "pinned",
     "reload",
     "reloadable",
     "rollback",
     "status",
+    "unload_ipython_extension",
 )
