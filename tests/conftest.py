@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,25 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
 def reloading(project: Project, bytecode: bool) -> Project:
     """:func:`project`, run once with bytecode writing off and once with it on."""
     return project
+
+
+@pytest.fixture
+def shell(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real IPython ``InteractiveShell`` with ``%load_ext hotswap`` run, over ``project``;
+    its history stays in memory (no saving thread), and it is cleared afterwards."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    InteractiveShell.clear_instance()
+    instance = InteractiveShell.instance(config=config)
+    try:
+        result = instance.run_cell("%load_ext hotswap")
+        assert result.success, result
+        yield instance
+    finally:
+        instance.run_cell("%unload_ext hotswap")
+        hotswap.disable()
+        InteractiveShell.clear_instance()

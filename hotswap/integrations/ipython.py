@@ -54,7 +54,7 @@ class HotswapExtension:
         self.pending.learn()
         self.last_change: dict[str, ReloadResult] = {}
         self.last_error: dict[str, ReloadResult] = {}
-        self._printed: set[tuple[str, str]] = set()  # (module, content digest) reported
+        self._reported: dict[str, str] = {}  # module -> the failed content last reported
         self._started_watcher = False
         self._quiet_handler: logging.Handler | None = None
 
@@ -123,8 +123,10 @@ class HotswapExtension:
             result = hotswap.reload(change.module)
             self._record(result)
             results.append(result)
-            if not result.ok and (change.module, change.digest) not in self._printed:
-                self._printed.add((change.module, change.digest))
+            if result.ok:
+                self._reported.pop(change.module, None)
+            elif self._reported.get(change.module) != change.digest:
+                self._reported[change.module] = change.digest
                 print(f"hotswap: {describe(result)}", file=sys.stderr)
         return results
 
