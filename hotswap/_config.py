@@ -42,6 +42,9 @@ class Settings:
             waits for the GIL up to this long behind a busy main thread: with Python's 5 ms
             default, a save took 12-18 ms to go live behind a CPU-bound main thread, 3-5 ms
             with 1 ms. It changes nothing for a program with one busy thread.
+        restart_on_failure: under ``hotswap run``, restart the program (from its warm
+            template, see docs/cli.md) when a reload fails, instead of keeping the last good
+            code; a syntax error is the exception: a fresh start would fail on it too.
     """
 
     policy: str = "strict"
@@ -52,6 +55,7 @@ class Settings:
     paths: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     switch_interval: float = 0.001
+    restart_on_failure: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:

@@ -1,0 +1,437 @@
+"""The restart fallback of ``hotswap run``: a warm template process that forks the program.
+
+Some changes cannot be applied in place: a rebuilt C extension, new dependencies
+(``pyproject.toml``, ``requirements*.txt``), a file the user named with ``--restart-on``, or a
+reload the user wants restarted when it fails (``restart_on_failure``). For those the program
+restarts, fast: this process (the *supervisor*) imported the program's third-party
+dependencies once and never runs the program itself; each run is a ``fork()`` of it, so a
+restart costs a fork and the program's own imports, not the interpreter's start and every
+dependency's import again.
+
+``fork()`` copies one thread. A template where a dependency started threads at import (or a
+platform without ``fork``) would hand the program a broken copy: there each run is a plain
+new interpreter instead, and hotswap says why. A change to the dependencies makes the template
+itself stale: then the supervisor starts again from scratch (``exec``).
+
+The supervisor watches these files by polling (a watchdog observer would start threads, and
+forking a process with threads is exactly what must not happen).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fnmatch
+import importlib
+import importlib.util
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+from hotswap import _config, _runner
+from hotswap._console import NOTICE
+from hotswap._modules import Scope
+
+__all__ = ("Supervisor", "dependencies", "fork_unsafe_reason")
+
+logger = logging.getLogger(__name__)
+
+_TICK = 0.1  # how often the supervisor looks at the child and the trigger files
+_RESCAN = 2.0  # how often it looks for new trigger files (a new build, a new requirements file)
+_STOP_GRACE = 5.0  # seconds a child has to exit after SIGTERM before SIGKILL
+_DEPENDENCY_FILES = ("pyproject.toml", "requirements*.txt")
+_EXTENSIONS = (".so", ".pyd")
+_SKIP = frozenset({"node_modules", "site-packages", "dist-packages", "__pycache__"})
+_MAX_FILES = 2000  # the program's own files read to find its imports
+
+
+# --- the template: the program's third-party imports ------------------------------------------
+
+
+def _imports(path: str) -> Iterator[tuple[str, int]]:
+    """(module name, relative level) of every import statement in a file."""
+    try:
+        with open(path, "rb") as handle:
+            tree = ast.parse(handle.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, 0
+        elif isinstance(node, ast.ImportFrom):
+            yield node.module or "", node.level
+
+
+def _local_file(name: str, scope: Scope) -> tuple[str | None, bool]:
+    """(the file of module ``name`` when it is the program's own, whether it is the
+    program's own). Finding a top-level module imports nothing; a submodule is looked up on
+    disk, so the program's packages are never imported here."""
+    top, *rest = name.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None, False
+    if spec is None:
+        return None, False
+    origin = spec.origin if isinstance(spec.origin, str) else None
+    folders = list(spec.submodule_search_locations or [])
+    anchor = origin or (folders[0] if folders else None)
+    if anchor is None or not scope.contains(anchor):
+        return None, False
+    if not rest:
+        return origin, True
+    folder = folders[0] if folders else os.path.dirname(anchor)
+    candidate = os.path.join(folder, *rest)
+    for file in (candidate + ".py", os.path.join(candidate, "__init__.py")):
+        if os.path.isfile(file):
+            return file, True
+    return None, True
+
+
+def dependencies(entry: str | None, scope: Scope) -> list[str]:
+    """The modules outside ``scope`` that the program imports: from its entry file and,
+    transitively, its own modules (read, never imported)."""
+    found: list[str] = []
+    seen_files: set[str] = set()
+    queue: list[str] = [entry] if entry else []
+    while queue and len(seen_files) < _MAX_FILES:
+        path = queue.pop()
+        if path in seen_files:
+            continue
+        seen_files.add(path)
+        package = os.path.dirname(path)
+        for name, level in _imports(path):
+            if level:  # relative: the program's own package
+                base = package
+                for _ in range(level - 1):
+                    base = os.path.dirname(base)
+                target = os.path.join(base, *name.split(".")) if name else base
+                for file in (target + ".py", os.path.join(target, "__init__.py")):
+                    if os.path.isfile(file):
+                        queue.append(file)
+                continue
+            if not name or name == "__main__":
+                continue
+            local, own = _local_file(name, scope)
+            if own:
+                if local is not None:
+                    queue.append(local)
+            elif name not in found:
+                found.append(name)
+    return found
+
+
+def _thread_count() -> int:
+    """Threads of this process, those started by C code included where the OS tells."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def fork_unsafe_reason() -> str | None:
+    """Why this process must not be forked, or None."""
+    if not hasattr(os, "fork"):
+        return "this platform has no fork()"
+    count = _thread_count()
+    if count > 1:
+        names = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        shown = f" ({', '.join(names)})" if names else ""
+        return f"{count - 1} thread(s) started at import{shown}"
+    return None
+
+
+def warm_up(names: list[str]) -> list[str]:
+    """Import ``names`` (what fails is left to the program); the ones imported."""
+    imported = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the program will meet it, with its own traceback
+            logger.debug("hotswap: template: %s did not import", name, exc_info=True)
+        else:
+            imported.append(name)
+    return imported
+
+
+# --- what makes the program restart -------------------------------------------------------------
+
+
+class Triggers:
+    """Files whose change means a restart, polled.
+
+    Args:
+        roots: folders searched (the watched paths and the working directory).
+        patterns: ``--restart-on`` globs, matched against the path relative to the working
+            directory and against the file name.
+    """
+
+    def __init__(self, roots: list[str], patterns: list[str]) -> None:
+        self.roots = sorted({os.path.abspath(r) for r in roots})
+        self.patterns = patterns
+        self._stats: dict[str, tuple[int, int]] = {}
+        self._scanned = 0.0
+        self._rescan()
+
+    def _why(self, path: str) -> str | None:
+        name = os.path.basename(path)
+        relative = os.path.relpath(path)
+        for pattern in self.patterns:
+            if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(name, pattern):
+                return f"{relative} changed (--restart-on {pattern})"
+        if any(fnmatch.fnmatch(name, p) for p in _DEPENDENCY_FILES):
+            return f"{relative} changed: the dependencies may have changed"
+        if name.endswith(_EXTENSIONS):
+            return f"C extension {relative} changed"
+        return None
+
+    def _walk(self) -> Iterator[str]:
+        for root in self.roots:
+            if os.path.isfile(root):
+                yield root
+                continue
+            for folder, subfolders, files in os.walk(root):
+                subfolders[:] = [
+                    d
+                    for d in subfolders
+                    if not d.startswith(".")
+                    and d not in _SKIP
+                    and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))
+                ]
+                for file in files:
+                    yield os.path.join(folder, file)
+
+    def _scan(self) -> dict[str, tuple[int, int]]:
+        stats = {}
+        for path in self._walk():
+            if self._why(path) is not None:
+                stat = _stat(path)
+                if stat is not None:
+                    stats[path] = stat
+        self._scanned = time.monotonic()
+        return stats
+
+    def _rescan(self) -> None:
+        self._stats = self._scan()
+
+    def changed(self) -> tuple[str, bool] | None:
+        """(why, whether the dependencies changed) for the first trigger file that changed
+        since the last call (a new one counts), else None."""
+        if time.monotonic() - self._scanned >= _RESCAN:
+            current = self._scan()
+        else:
+            current = {p: s for p in self._stats if (s := _stat(p)) is not None}
+        before, self._stats = self._stats, current
+        for path, stat in current.items():
+            if before.get(path) != stat:
+                return self._verdict(path)
+        return None
+
+    def _verdict(self, path: str) -> tuple[str, bool]:
+        why = self._why(path) or f"{os.path.relpath(path)} changed"
+        return why, any(fnmatch.fnmatch(os.path.basename(path), p) for p in _DEPENDENCY_FILES)
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+# --- one run of the program ---------------------------------------------------------------------
+
+
+def _status(waited: int) -> int:
+    code = os.waitstatus_to_exitcode(waited)
+    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells say
+
+
+class _Child:
+    """One run of the program, forked from the template or started afresh; it asks for a
+    restart by writing a line on the control pipe."""
+
+    def __init__(self, pid: int | None, process: subprocess.Popen[bytes] | None, read: int) -> None:
+        self.pid = pid if process is None else process.pid
+        self.process = process
+        self.read = read
+        self._buffer = b""
+        self.code: int | None = None
+
+    def poll(self) -> int | None:
+        if self.code is not None:
+            return self.code
+        if self.process is not None:
+            self.code = self.process.poll()
+        else:
+            assert self.pid is not None
+            pid, waited = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.code = _status(waited)
+        return self.code
+
+    def request(self, timeout: float) -> str | None:
+        """A restart the program asked for within ``timeout`` seconds, else None."""
+        try:
+            ready, _, _ = select.select([self.read], [], [], timeout)
+        except InterruptedError:
+            return None
+        if not ready:
+            return None
+        chunk = os.read(self.read, 4096)
+        if not chunk:  # the program exited: no more requests; do not spin on the pipe
+            time.sleep(timeout)
+            return None
+        self._buffer += chunk
+        if b"\n" not in self._buffer:
+            return None
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period; reaped."""
+        with contextlib.suppress(ProcessLookupError):
+            if self.poll() is None and self.pid is not None:
+                os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.poll() is None and self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            while self.poll() is None:
+                time.sleep(0.01)
+        os.close(self.read)
+
+
+def _send(fd: int, reason: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(fd, reason.replace("\n", " ").encode() + b"\n")
+
+
+def control_writer(fd: int) -> _runner.RestartRequest:
+    """How a program run by a supervisor asks it for a restart."""
+    return lambda reason: _send(fd, reason)
+
+
+class Supervisor:
+    """Runs the program again and again: forked from this warm process, or afresh where
+    forking is unsafe, until it exits on its own.
+
+    Args:
+        target: what to run.
+        restart_on: ``--restart-on`` globs.
+        command: the command line that runs the program in a new interpreter, given the
+            control pipe's descriptor, for the runs that cannot be forked.
+    """
+
+    def __init__(
+        self,
+        target: _runner.Target,
+        restart_on: list[str],
+        command: Callable[[int], list[str]],
+    ) -> None:
+        self.target = target
+        self.command = command
+        self.triggers = Triggers([*target.watch, os.getcwd()], restart_on)
+        self.unsafe: str | None = None
+        self.child: _Child | None = None
+
+    def warm(self) -> None:
+        """Import the program's third-party dependencies; decide how runs start."""
+        started = time.perf_counter()
+        names = dependencies(self.target.entry_file(), Scope(self.target.watch))
+        # The watcher's own imports (watchdog) are warmed too; starting it is the child's.
+        imported = warm_up([*names, "hotswap._watcher"])
+        self.unsafe = fork_unsafe_reason()
+        took = (time.perf_counter() - started) * 1000
+        logger.debug(
+            "hotswap: template warmed in %.0f ms: %s", took, ", ".join(imported) or "nothing"
+        )
+        if self.unsafe is not None:
+            logger.log(
+                NOTICE,
+                "hotswap: restarts start a new interpreter, not a fork: %s",
+                self.unsafe,
+            )
+
+    def _spawn(self) -> _Child:
+        read, write = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if self.unsafe is not None:
+            process = subprocess.Popen(self.command(write), pass_fds=(write,))
+            os.close(write)
+            return _Child(None, process, read)
+        pid = os.fork()
+        if pid == 0:  # the program's process: it never returns into the supervisor
+            code = 1
+            try:
+                os.close(read)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _config.reset()  # read pyproject.toml and the environment as they are now
+                code = _runner.run(self.target, control_writer(write))
+            except SystemExit as stop:
+                code = _runner.exit_code(stop)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code)
+        os.close(write)
+        return _Child(pid, None, read)
+
+    def _forward(self, signum: int, _frame: FrameType | None) -> None:
+        child = self.child
+        if child is not None and child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signum)
+
+    def run(self) -> int:
+        """Run the program until it exits on its own; its exit status."""
+        # Ctrl-C reaches the whole process group: the program handles it, the supervisor
+        # waits for its exit status. SIGTERM is passed on.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._forward)
+        how = "a new interpreter" if self.unsafe is not None else "a fork of the warm template"
+        while True:
+            self.child = child = self._spawn()
+            reason: str | None = None
+            stale = False
+            while reason is None:
+                code = child.poll()
+                if code is not None:
+                    os.close(child.read)
+                    return code
+                reason = child.request(_TICK)
+                if reason is None:
+                    found = self.triggers.changed()
+                    if found is not None:
+                        reason, stale = found
+            label = self.target.label
+            if stale:
+                logger.log(NOTICE, "hotswap: %s: restarting %s from scratch", reason, label)
+                child.stop()
+                self._exec()
+            logger.log(NOTICE, "hotswap: %s: restarting %s in %s", reason, label, how)
+            child.stop()
+
+    def _exec(self) -> None:
+        """Start the whole command again: new dependencies need a new template."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        argv = list(getattr(sys, "orig_argv", [])) or [sys.executable, *sys.argv]
+        os.execv(sys.executable, [sys.executable, *argv[1:]])
