@@ -1,0 +1,147 @@
+"""The restart fallback of ``hotswap run``, through real processes: a warm template forks each
+run; a --restart-on file, new dependencies or a failed reload (restart_on_failure) restart the
+program with fresh state and say why; a dependency that starts threads at import makes runs
+start in a new interpreter instead."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.watcher
+
+APP = """
+import os
+import threading
+
+import state
+
+state.RUNS.append(os.getpid())
+print(f"ready pid={os.getpid()} parent={os.getppid()} runs={len(state.RUNS)}", flush=True)
+threading.Event().wait()
+"""
+
+
+@pytest.fixture
+def app(tmp_path):
+    (tmp_path / "state.py").write_text("RUNS = []\n")
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "settings.ini").write_text("[main]\n")
+    return tmp_path
+
+
+def pid_of(line):
+    return dict(word.split("=") for word in line.split()[1:])["pid"]
+
+
+def test_cli_restart_on_glob_restarts_a_fork_with_fresh_state(app, hotswap_program):
+    program = hotswap_program(["run", "--restart-on", "*.ini", "app.py"], app)
+    first = program.expect("ready ")
+    assert first.endswith("runs=1")
+    assert f"parent={program.process.pid}" in first  # forked by the supervisor
+    (app / "settings.ini").write_text("[main]\nvalue = 2\n")
+    reason = program.expect("restarting app.py")
+    assert "settings.ini changed (--restart-on *.ini)" in reason
+    assert "a fork of the warm template" in reason
+    second = program.expect("ready ")
+    assert second.endswith("runs=1")
+    assert pid_of(second) != pid_of(first)
+
+
+def test_cli_requirements_change_restarts_from_scratch(app, hotswap_program):
+    (app / "requirements.txt").write_text("flask\n")
+    program = hotswap_program(["run", "app.py"], app)
+    first = program.expect("ready ")
+    (app / "requirements.txt").write_text("flask\nhttpx\n")
+    reason = program.expect("restarting app.py from scratch")
+    assert "requirements.txt changed: the dependencies may have changed" in reason
+    second = program.expect("ready ")
+    assert second.endswith("runs=1")
+    assert pid_of(second) != pid_of(first)
+    assert f"parent={program.process.pid}" in second  # the same command, started again
+
+
+def test_cli_restart_on_failure_restarts_on_a_rejected_reload(tmp_path, hotswap_program):
+    (tmp_path / "shop.py").write_text("def price(amount, currency='EUR'):\n    return 'v1'\n")
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent(
+            """
+            import threading
+            import shop
+            print("price", shop.price(10), flush=True)
+            threading.Event().wait()
+            """
+        )
+    )
+    env = {"HOTSWAP_RESTART_ON_FAILURE": "1"}
+    program = hotswap_program(["run", "app.py"], tmp_path, env)
+    program.expect("price v1")
+    # Dropping a parameter callers may pass is rejected in place; a fresh start runs it.
+    (tmp_path / "shop.py").write_text("def price(amount):\n    return 'v2'\n")
+    program.expect("shop: rejected")
+    reason = program.expect("restarting app.py")
+    assert "restart_on_failure" in reason
+    assert "parameter 'currency' removed" in reason
+    program.expect("price v2")
+
+
+def test_cli_restart_on_failure_does_not_restart_for_a_syntax_error(tmp_path, hotswap_program):
+    (tmp_path / "shop.py").write_text("def price():\n    return 'v1'\n")
+    (tmp_path / "app.py").write_text(
+        "import threading\nimport shop\nprint('price', shop.price(), flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+    program = hotswap_program(["run", "app.py"], tmp_path, {"HOTSWAP_RESTART_ON_FAILURE": "1"})
+    program.expect("price v1")
+    (tmp_path / "shop.py").write_text("def price(:\n    return 'v2'\n")
+    program.expect("shop: rejected")
+    (tmp_path / "shop.py").write_text("def price():\n    return 'v3'\n")
+    program.expect("shop: v2 live")
+    assert not any("restarting" in line for line in program.seen)
+
+
+def test_cli_fork_unsafe_template_runs_each_time_in_a_new_interpreter(app, hotswap_program):
+    deps = app / "deps"
+    deps.mkdir()
+    (deps / "busy_dependency.py").write_text(
+        "import threading\n"
+        "threading.Thread(target=threading.Event().wait, name='busy-worker', daemon=True).start()\n"
+    )
+    (app / "app.py").write_text("import busy_dependency\n" + APP)
+    program = hotswap_program(
+        [
+            "run",
+            "--watch",
+            str(app / "app.py"),
+            "--watch",
+            str(app / "state.py"),
+            "--restart-on",
+            "*.ini",
+            "app.py",
+        ],
+        app,
+        {"PYTHONPATH": str(deps)},
+    )
+    why = program.expect("restarts start a new interpreter, not a fork")
+    assert "thread(s) started at import (busy-worker)" in why
+    first = program.expect("ready ")
+    (app / "settings.ini").write_text("[main]\nvalue = 3\n")
+    reason = program.expect("restarting app.py")
+    assert "in a new interpreter" in reason
+    second = program.expect("ready ")
+    assert second.endswith("runs=1")
+    assert pid_of(second) != pid_of(first)
+
+
+def test_cli_no_restart_runs_in_the_command_process(app, hotswap_program):
+    program = hotswap_program(["run", "--no-restart", "app.py"], app)
+    line = program.expect("ready ")
+    assert f"pid={program.process.pid}" in line
+
+
+def test_cli_supervised_program_exit_status_passes_through(tmp_path, hotswap_program):
+    (tmp_path / "app.py").write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(7)\n")
+    program = hotswap_program(["run", "app.py", "x", "--y"], tmp_path)
+    program.expect("args ['x', '--y']")
+    assert program.wait() == 7
