@@ -5,7 +5,10 @@ start in a new interpreter instead."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +148,18 @@ def test_cli_supervised_program_exit_status_passes_through(tmp_path, hotswap_pro
     program = hotswap_program(["run", "app.py", "x", "--y"], tmp_path)
     program.expect("args ['x', '--y']")
     assert program.wait() == 7
+
+
+def test_bench_restart_runs(tmp_path):
+    bench = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_restart.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "1", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| cold: a new interpreter |" in done.stdout
+    assert "| hotswap: fork of the warm template |" in done.stdout
