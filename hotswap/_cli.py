@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import os
 import queue
+import signal
 import sys
 import tempfile
 import textwrap
@@ -184,6 +185,9 @@ def _run(options: argparse.Namespace) -> int:
     _console.setup(options.verbosity)
     target.prepare()
     if options.control_fd is not None:
+        # A run started by a supervisor: Ctrl-C is the program's, though the supervisor
+        # ignores it (and an ignored signal stays ignored across exec).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         return _runner.run(target, _restart.control_writer(options.control_fd))
     if options.no_restart or os.name != "posix":
         return _runner.run(target)
