@@ -179,6 +179,9 @@ def _child_command(options: argparse.Namespace, target: Target) -> Callable[[int
 
 
 def _run(options: argparse.Namespace) -> int:
+    if options.no_restart and options.restart_on:
+        print("hotswap run: --restart-on needs restarts; drop --no-restart", file=sys.stderr)
+        return 2
     target = _target(options)
     if target is None:
         return 2

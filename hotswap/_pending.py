@@ -77,23 +77,30 @@ class Pending:
     def __init__(self, paths: list[str], exclude: tuple[str, ...] = ()) -> None:
         self.scope = Scope(paths, exclude)
         self._seen: dict[str, _Seen] = {}
-        self._outside: set[str] = set()
+        self._known: dict[str, tuple[object, str | None]] = {}
+
+    def _path_of(self, name: str, module: object) -> str | None:
+        """The followed source file of a module, cached per module object: a cell or a poll
+        looks at every loaded module, and most never change."""
+        known = self._known.get(name)
+        if known is not None and known[0] is module:
+            return known[1]
+        path: str | None = None
+        file = getattr(module, "__file__", None)
+        followed = name != "__main__" and isinstance(module, types.ModuleType)
+        if followed and isinstance(file, str) and file.endswith(".py"):
+            path = os.path.abspath(file)
+            if path not in self._seen and not self.scope.contains(path):
+                path = None
+        self._known[name] = (module, path)
+        return path
 
     def _files(self) -> dict[str, list[str]]:
         by_file: dict[str, list[str]] = {}
         for name, module in list(sys.modules.items()):
-            if name == "__main__" or not isinstance(module, types.ModuleType):
-                continue
-            file = getattr(module, "__file__", None)
-            if not isinstance(file, str) or not file.endswith(".py"):
-                continue
-            path = os.path.abspath(file)
-            if path in self._outside:
-                continue
-            if path not in self._seen and not self.scope.contains(path):
-                self._outside.add(path)
-                continue
-            by_file.setdefault(path, []).append(name)
+            path = self._path_of(name, module)
+            if path is not None:
+                by_file.setdefault(path, []).append(name)
         return by_file
 
     def learn(self) -> None:

@@ -346,6 +346,7 @@ class Supervisor:
         self.triggers = Triggers([*target.watch, os.getcwd()], restart_on)
         self.unsafe: str | None = None
         self.child: _Child | None = None
+        self.terminated = False
 
     def warm(self) -> None:
         """Import the program's third-party dependencies; decide how runs start."""
@@ -395,6 +396,7 @@ class Supervisor:
         return _Child(pid, None, read)
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
+        self.terminated = True  # no run starts after this one
         child = self.child
         if child is not None and child.pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -422,12 +424,20 @@ class Supervisor:
                     if found is not None:
                         reason, stale = found
             label = self.target.label
+            if self.terminated:
+                child.stop()
+                return 128 + signal.SIGTERM
             if stale:
                 logger.log(NOTICE, "hotswap: %s: restarting %s from scratch", reason, label)
                 child.stop()
                 self._exec()
             logger.log(NOTICE, "hotswap: %s: restarting %s in %s", reason, label, how)
             child.stop()
+            if self._terminating():  # SIGTERM while the old run was stopping
+                return 128 + signal.SIGTERM
+
+    def _terminating(self) -> bool:
+        return self.terminated
 
     def _exec(self) -> None:
         """Start the whole command again: new dependencies need a new template."""

@@ -186,6 +186,8 @@ class _Runner:
             if found is None:
                 print(f"hotswap run: no module named {target.module!r}", file=sys.stderr)
                 return 2
+        if self.request_restart is None and hotswap.configure().restart_on_failure:
+            logger.log(NOTICE, "hotswap: restart_on_failure is ignored: this run cannot restart")
         watch: list[str | os.PathLike[str]] = list(target.watch)
         hotswap.enable(watch, policy=target.policy, on_reload=self.on_reload)
         try:

@@ -178,3 +178,31 @@ def test_console_lines_are_coloured_by_outcome(monkeypatch):
         "\033[2mhotswap: shop: unchanged (v2, 0.1 ms)\033[0m",
         "\033[36mhotswap: restarting\033[0m",
     ]
+
+
+def test_cli_keep_alive_reruns_a_module_entry(tmp_path, hotswap_program):
+    package = tmp_path / "tool"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "cli.py").write_text("raise RuntimeError('not yet')\n")
+    program = hotswap_program(["run", "--keep-alive", "-m", "tool.cli"], tmp_path)
+    program.expect("RuntimeError: not yet")
+    program.expect("waiting for a save")
+    (package / "cli.py").write_text("print('tool ran')\n")
+    program.expect("running -m tool.cli again")
+    program.expect("tool ran")
+    assert program.wait() == 0
+
+
+def test_cli_restart_on_with_no_restart_is_a_usage_error(tmp_path):
+    (tmp_path / "app.py").write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "hotswap", "run", "--no-restart", "--restart-on", "*.ini", "app.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--restart-on needs restarts" in done.stderr

@@ -5,6 +5,8 @@ start in a new interpreter instead."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -163,3 +165,12 @@ def test_bench_restart_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| cold: a new interpreter |" in done.stdout
     assert "| hotswap: fork of the warm template |" in done.stdout
+
+
+def test_cli_sigterm_reaches_the_program(app, hotswap_program):
+    program = hotswap_program(["run", "app.py"], app)
+    child = int(pid_of(program.expect("ready ")))
+    program.process.terminate()
+    assert program.wait() == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # gone, and reaped by the supervisor
