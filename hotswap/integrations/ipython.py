@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 import hotswap
+from hotswap import _transaction
 from hotswap._config import POLICIES
 from hotswap._events import ReloadResult, describe
 from hotswap._pending import Pending
@@ -117,12 +118,16 @@ class HotswapExtension:
         self.pending.learn()
 
     def apply_pending(self) -> list[ReloadResult]:
-        """Reload every followed module whose file changed, imported modules first."""
-        results = []
-        for change in self.pending.changes():
-            result = hotswap.reload(change.module)
+        """Reload every followed module whose file changed, imported modules first, as one
+        change set (DESIGN §5.3: files saved together are applied together)."""
+        changes = self.pending.changes()
+        if not changes:
+            return []
+        # Exactly the bytes that were hashed are applied, not what the file holds a moment
+        # later.
+        results = _transaction.reload_many([(c.module, c.data) for c in changes])
+        for change, result in zip(changes, results, strict=True):
             self._record(result)
-            results.append(result)
             if result.ok:
                 self._reported.pop(change.module, None)
             elif self._reported.get(change.module) != change.digest:
