@@ -174,3 +174,14 @@ def test_cli_sigterm_reaches_the_program(app, hotswap_program):
     assert program.wait() == 128 + signal.SIGTERM
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # gone, and reaped by the supervisor
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="[tool.hotswap] needs tomllib")
+def test_config_restart_on_failure_from_pyproject(tmp_path):
+    from hotswap import _config
+
+    assert _config.load(tmp_path, environ={}).restart_on_failure is False
+    (tmp_path / "pyproject.toml").write_text("[tool.hotswap]\nrestart_on_failure = true\n")
+    assert _config.load(tmp_path, environ={}).restart_on_failure is True
+    environ = {"HOTSWAP_RESTART_ON_FAILURE": "0"}
+    assert _config.load(tmp_path, environ=environ).restart_on_failure is False
