@@ -158,11 +158,15 @@ def _target(options: argparse.Namespace) -> Target | None:
     return Target(script, None, args[1:], watch or [os.path.dirname(script)], **common)
 
 
-def _child_command(options: argparse.Namespace, target: Target) -> Callable[[int], list[str]]:
+def _child_command(
+    options: argparse.Namespace, target: Target
+) -> Callable[[int | None], list[str]]:
     """The command that runs one run of the program in a new interpreter."""
 
-    def command(fd: int) -> list[str]:
-        line = [sys.executable, "-m", "hotswap", "run", "--no-restart", "--control-fd", str(fd)]
+    def command(fd: int | None) -> list[str]:
+        line = [sys.executable, "-m", "hotswap", "run", "--no-restart"]
+        if fd is not None:
+            line += ["--control-fd", str(fd)]
         for path in target.watch:
             line += ["--watch", path]
         if target.policy is not None:
@@ -192,7 +196,7 @@ def _run(options: argparse.Namespace) -> int:
         # ignores it (and an ignored signal stays ignored across exec).
         signal.signal(signal.SIGINT, signal.default_int_handler)
         return _runner.run(target, _restart.control_writer(options.control_fd))
-    if options.no_restart or os.name != "posix":
+    if options.no_restart:
         return _runner.run(target)
     supervisor = _restart.Supervisor(target, options.restart_on, _child_command(options, target))
     supervisor.warm()

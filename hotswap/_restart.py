@@ -261,7 +261,9 @@ class _Child:
     """One run of the program, forked from the template or started afresh; it asks for a
     restart by writing a line on the control pipe."""
 
-    def __init__(self, pid: int | None, process: subprocess.Popen[bytes] | None, read: int) -> None:
+    def __init__(
+        self, pid: int | None, process: subprocess.Popen[bytes] | None, read: int | None
+    ) -> None:
         self.pid = pid if process is None else process.pid
         self.process = process
         self.read = read
@@ -282,6 +284,9 @@ class _Child:
 
     def request(self, timeout: float) -> str | None:
         """A restart the program asked for within ``timeout`` seconds, else None."""
+        if self.read is None:  # no control pipe (no descriptor passing on this platform)
+            time.sleep(timeout)
+            return None
         try:
             ready, _, _ = select.select([self.read], [], [], timeout)
         except InterruptedError:
@@ -300,18 +305,33 @@ class _Child:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period; reaped."""
-        with contextlib.suppress(ProcessLookupError):
-            if self.poll() is None and self.pid is not None:
-                os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE
-        while self.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if self.poll() is None and self.pid is not None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(_STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        else:
+            assert self.pid is not None
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            while self.poll() is None:
+                if self.poll() is None:
+                    os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + _STOP_GRACE
+            while self.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
-        os.close(self.read)
+            if self.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                while self.poll() is None:
+                    time.sleep(0.01)
+        self.close()
+
+    def close(self) -> None:
+        """Close the control pipe."""
+        if self.read is not None:
+            os.close(self.read)
+            self.read = None
 
 
 def _send(fd: int, reason: str) -> None:
@@ -332,14 +352,15 @@ class Supervisor:
         target: what to run.
         restart_on: ``--restart-on`` globs.
         command: the command line that runs the program in a new interpreter, given the
-            control pipe's descriptor, for the runs that cannot be forked.
+            control pipe's descriptor (None where descriptors cannot be passed), for the runs
+            that cannot be forked.
     """
 
     def __init__(
         self,
         target: _runner.Target,
         restart_on: list[str],
-        command: Callable[[int], list[str]],
+        command: Callable[[int | None], list[str]],
     ) -> None:
         self.target = target
         self.command = command
@@ -367,9 +388,13 @@ class Supervisor:
             )
 
     def _spawn(self) -> _Child:
-        read, write = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        if self.unsafe is not None and os.name != "posix":
+            # No descriptor passing: the run cannot ask for a restart (restart_on_failure),
+            # the files that trigger one still work.
+            return _Child(None, subprocess.Popen(self.command(None)), None)
+        read, write = os.pipe()
         if self.unsafe is not None:
             process = subprocess.Popen(self.command(write), pass_fds=(write,))
             os.close(write)
@@ -416,7 +441,7 @@ class Supervisor:
             while reason is None:
                 code = child.poll()
                 if code is not None:
-                    os.close(child.read)
+                    child.close()
                     return code
                 reason = child.request(_TICK)
                 if reason is None:
