@@ -200,7 +200,10 @@ def _run(options: argparse.Namespace) -> int:
         return _runner.run(target)
     supervisor = _restart.Supervisor(target, options.restart_on, _child_command(options, target))
     supervisor.warm()
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    except _restart.ChildExit as done:  # a forked run of the program ended
+        return done.code
 
 
 _DEMO_V1 = """

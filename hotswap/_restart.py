@@ -40,7 +40,7 @@ from hotswap import _config, _runner
 from hotswap._console import NOTICE
 from hotswap._modules import Scope
 
-__all__ = ("Supervisor", "dependencies", "fork_unsafe_reason")
+__all__ = ("ChildExit", "Supervisor", "dependencies", "fork_unsafe_reason")
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +57,18 @@ _MAX_FILES = 2000  # the program's own files read to find its imports
 
 
 def _imports(path: str) -> Iterator[tuple[str, int]]:
-    """(module name, relative level) of every import statement in a file."""
+    """(module name, relative level) of the import statements a file runs when it is
+    imported: not those in function bodies, which a program often keeps lazy on purpose."""
     try:
         with open(path, "rb") as handle:
             tree = ast.parse(handle.read(), path)
     except (OSError, SyntaxError, ValueError):
         return
-    for node in ast.walk(tree):
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, 0
@@ -257,6 +262,18 @@ def _status(waited: int) -> int:
     return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells say
 
 
+class ChildExit(BaseException):
+    """Raised in a forked run when the program is done, to leave the supervisor's frames and
+    end as any Python process ends (non-daemon threads joined, ``atexit`` handlers run).
+
+    A BaseException, so that no ``except Exception`` on the way catches it.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 class _Child:
     """One run of the program, forked from the template or started afresh; it asks for a
     restart by writing a line on the control pipe."""
@@ -400,7 +417,7 @@ class Supervisor:
             os.close(write)
             return _Child(None, process, read)
         pid = os.fork()
-        if pid == 0:  # the program's process: it never returns into the supervisor
+        if pid == 0:  # the program's process: it never runs the supervisor's loop
             code = 1
             try:
                 os.close(read)
@@ -412,11 +429,7 @@ class Supervisor:
                 code = _runner.exit_code(stop)
             except BaseException:
                 traceback.print_exc()
-            finally:
-                with contextlib.suppress(Exception):
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                os._exit(code)
+            raise ChildExit(code)
         os.close(write)
         return _Child(pid, None, read)
 

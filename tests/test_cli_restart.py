@@ -185,3 +185,26 @@ def test_config_restart_on_failure_from_pyproject(tmp_path):
     assert _config.load(tmp_path, environ={}).restart_on_failure is True
     environ = {"HOTSWAP_RESTART_ON_FAILURE": "0"}
     assert _config.load(tmp_path, environ=environ).restart_on_failure is False
+
+
+def test_cli_forked_run_ends_like_python(tmp_path, hotswap_program):
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent(
+            """
+            import atexit
+            import threading
+
+            atexit.register(print, "atexit ran", flush=True)
+            release = threading.Event()
+            worker = threading.Thread(target=lambda: (release.wait(60), print("worker done")))
+            worker.start()
+            print("main done", flush=True)
+            release.set()
+            """
+        )
+    )
+    program = hotswap_program(["run", "app.py"], tmp_path)
+    program.expect("main done")
+    assert program.wait() == 0
+    assert "worker done" in program.seen  # a non-daemon thread is waited for
+    assert program.seen[-1] == "atexit ran"
