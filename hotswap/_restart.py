@@ -262,6 +262,13 @@ def _status(waited: int) -> int:
     return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells say
 
 
+def _has_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):  # no stdin, or a replaced one
+        return False
+
+
 class ChildExit(BaseException):
     """Raised in a forked run when the program is done, to leave the supervisor's frames and
     end as any Python process ends (non-daemon threads joined, ``atexit`` handlers run).
@@ -433,6 +440,12 @@ class Supervisor:
         os.close(write)
         return _Child(pid, None, read)
 
+    def _interrupt(self, signum: int, _frame: FrameType | None) -> None:
+        child = self.child
+        if child is not None and child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signum)
+
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         self.terminated = True  # no run starts after this one
         child = self.child
@@ -442,9 +455,14 @@ class Supervisor:
 
     def run(self) -> int:
         """Run the program until it exits on its own; its exit status."""
-        # Ctrl-C reaches the whole process group: the program handles it, the supervisor
-        # waits for its exit status. SIGTERM is passed on.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C typed in a terminal reaches the whole process group: the program handles it
+        # and the supervisor waits for its exit status (passing it on would interrupt the
+        # program twice). Without a terminal, a SIGINT comes from a process that knows only
+        # this pid (a test, an IDE's stop button): it is passed on. SIGTERM always is.
+        if _has_terminal():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._forward)
         how = "a new interpreter" if self.unsafe is not None else "a fork of the warm template"
         while True:

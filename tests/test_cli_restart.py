@@ -208,3 +208,10 @@ def test_cli_forked_run_ends_like_python(tmp_path, hotswap_program):
     assert program.wait() == 0
     assert "worker done" in program.seen  # a non-daemon thread is waited for
     assert program.seen[-1] == "atexit ran"
+
+
+def test_cli_sigint_to_the_command_interrupts_the_program(app, hotswap_program):
+    program = hotswap_program(["run", "app.py"], app)
+    program.expect("ready ")
+    program.process.send_signal(signal.SIGINT)  # no terminal: as an IDE's stop button does
+    assert program.wait() == 130
