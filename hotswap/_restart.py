@@ -51,6 +51,7 @@ _DEPENDENCY_FILES = ("pyproject.toml", "requirements*.txt")
 _EXTENSIONS = (".so", ".pyd")
 _SKIP = frozenset({"node_modules", "site-packages", "dist-packages", "__pycache__"})
 _MAX_FILES = 2000  # the program's own files read to find its imports
+_MAX_WALK = 20000  # files looked at per scan for trigger files (a home folder as cwd...)
 
 
 # --- the template: the program's third-party imports ------------------------------------------
@@ -185,6 +186,7 @@ class Triggers:
         self.patterns = patterns
         self._stats: dict[str, tuple[int, int]] = {}
         self._scanned = 0.0
+        self._capped = False
         self._rescan()
 
     def _why(self, path: str) -> str | None:
@@ -200,6 +202,20 @@ class Triggers:
         return None
 
     def _walk(self) -> Iterator[str]:
+        for count, path in enumerate(self._walk_all(), 1):
+            if count > _MAX_WALK:
+                if not self._capped:
+                    self._capped = True
+                    logger.info(
+                        "hotswap: only the first %d files under %s are looked at for restart "
+                        "triggers; name narrower paths with --watch",
+                        _MAX_WALK,
+                        ", ".join(self.roots),
+                    )
+                return
+            yield path
+
+    def _walk_all(self) -> Iterator[str]:
         for root in self.roots:
             if os.path.isfile(root):
                 yield root

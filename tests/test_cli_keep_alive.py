@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -208,3 +209,43 @@ def test_cli_restart_on_with_no_restart_is_a_usage_error(tmp_path):
     )
     assert done.returncode == 2
     assert "--restart-on needs restarts" in done.stderr
+
+
+def run_on_a_terminal(tmp_path, environ):
+    """Run ``hotswap run app.py`` with stderr on a pseudo-terminal; what it wrote there."""
+    pty = pytest.importorskip("pty")
+    primary, secondary = pty.openpty()
+    env = {**os.environ, **environ}
+    if "NO_COLOR" not in environ:
+        env.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hotswap", "run", "app.py"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        env=env,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the terminal closed: the program is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(60) == 0
+    return b"".join(chunks).decode()
+
+
+def test_cli_status_lines_are_coloured_on_a_terminal(tmp_path):
+    (tmp_path / "app.py").write_text(SELF_EDITING)
+    shown = run_on_a_terminal(tmp_path, {})
+    assert "\033[32mhotswap: __main__: v2 live, ~answer" in shown
+    (tmp_path / "app.py").write_text(SELF_EDITING)
+    plain = run_on_a_terminal(tmp_path, {"NO_COLOR": "1"})
+    assert "hotswap: __main__: v2 live, ~answer" in plain
+    assert "\033[" not in plain
