@@ -251,10 +251,15 @@ class Triggers:
             current = self._scan()
         else:
             current = {p: s for p in self._stats if (s := _stat(p)) is not None}
-        before, self._stats = self._stats, current
+        before = self._stats
         for path, stat in current.items():
             if before.get(path) != stat:
+                # Only this file counts as seen: another one that changed too is reported by
+                # the next call.
+                self._stats = {p: before[p] for p in current if p in before}
+                self._stats[path] = stat
                 return self._verdict(path)
+        self._stats = current
         return None
 
     def _verdict(self, path: str) -> tuple[str, bool]:

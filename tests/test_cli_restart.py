@@ -215,3 +215,51 @@ def test_cli_sigint_to_the_command_interrupts_the_program(app, hotswap_program):
     program.expect("ready ")
     program.process.send_signal(signal.SIGINT)  # no terminal: as an IDE's stop button does
     assert program.wait() == 130
+
+
+def test_restart_dependencies_are_third_party_imports_run_at_import(tmp_path):
+    from hotswap import _restart
+    from hotswap._modules import Scope
+
+    app = tmp_path / "app"
+    (app / "pkg").mkdir(parents=True)
+    (app / "pkg" / "__init__.py").write_text("from . import inner\n")
+    (app / "pkg" / "inner.py").write_text("import decimal\n")
+    (app / "main.py").write_text(
+        "import json\nimport pkg\nfrom pkg.inner import decimal\n"
+        "try:\n    import csv\nexcept ImportError:\n    csv = None\n"
+        "def later():\n    import sqlite3\n"
+    )
+    sys.path.insert(0, str(app))
+    try:
+        found = _restart.dependencies(str(app / "main.py"), Scope([str(app)]))
+    finally:
+        sys.path.remove(str(app))
+    assert sorted(found) == ["csv", "decimal", "json"]  # sqlite3 is imported lazily
+    assert "pkg" not in sys.modules  # the program's own modules were read, not imported
+
+
+def test_restart_triggers_see_changed_and_new_files(tmp_path, monkeypatch):
+    from hotswap import _restart
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "requirements.txt").write_text("a\n")
+    (tmp_path / "notes.txt").write_text("x\n")
+    triggers = _restart.Triggers([str(tmp_path)], ["conf/*.yaml"])
+    assert triggers.changed() is None
+    (tmp_path / "notes.txt").write_text("not a trigger\n")
+    (tmp_path / "requirements.txt").write_text("a\nb\n")
+    why, stale = triggers.changed()
+    assert why == "requirements.txt changed: the dependencies may have changed"
+    assert stale
+    assert triggers.changed() is None
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "app.yaml").write_text("k: v\n")
+    (tmp_path / "fast.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")
+    monkeypatch.setattr(_restart, "_RESCAN", 0.0)  # look for new files at once
+    reasons = {triggers.changed(), triggers.changed()}
+    assert reasons == {
+        ("conf/app.yaml changed (--restart-on conf/*.yaml)", False),
+        ("C extension fast.cpython-311-x86_64-linux-gnu.so changed", False),
+    }
+    assert triggers.changed() is None
