@@ -245,22 +245,20 @@ class Triggers:
         self._stats = self._scan()
 
     def changed(self) -> tuple[str, bool] | None:
-        """(why, whether the dependencies changed) for the first trigger file that changed
-        since the last call (a new one counts), else None."""
+        """(why, whether the dependencies changed) when trigger files changed since the last
+        call (a new one counts), else None."""
         if time.monotonic() - self._scanned >= _RESCAN:
             current = self._scan()
         else:
             current = {p: s for p in self._stats if (s := _stat(p)) is not None}
-        before = self._stats
-        for path, stat in current.items():
-            if before.get(path) != stat:
-                # Only this file counts as seen: another one that changed too is reported by
-                # the next call.
-                self._stats = {p: before[p] for p in current if p in before}
-                self._stats[path] = stat
-                return self._verdict(path)
-        self._stats = current
-        return None
+        before, self._stats = self._stats, current
+        changed = sorted(p for p, stat in current.items() if before.get(p) != stat)
+        if not changed:
+            return None
+        # Files that changed together (a checkout, a build) make one restart.
+        verdicts = [self._verdict(path) for path in changed]
+        why = "; ".join(reason for reason, _ in verdicts)
+        return why, any(stale for _, stale in verdicts)
 
     def _verdict(self, path: str) -> tuple[str, bool]:
         why = self._why(path) or f"{os.path.relpath(path)} changed"
