@@ -416,8 +416,10 @@ class Supervisor:
         """Import the program's third-party dependencies; decide how runs start."""
         started = time.perf_counter()
         names = dependencies(self.target.entry_file(), Scope(self.target.watch))
-        # The watcher's own imports (watchdog) are warmed too; starting it is the child's.
-        imported = warm_up([*names, "hotswap._watcher"])
+        # hotswap's own imports in a run are warmed too: the watcher (watchdog; starting it is
+        # the run's) and what reads pyproject.toml.
+        own = ["hotswap._watcher", *(["tomllib"] if sys.version_info >= (3, 11) else [])]
+        imported = warm_up([*names, *own])
         self.unsafe = fork_unsafe_reason()
         took = (time.perf_counter() - started) * 1000
         logger.debug(
