@@ -277,8 +277,22 @@ def _stat(path: str) -> tuple[int, int] | None:
 
 
 def _status(waited: int) -> int:
-    code = os.waitstatus_to_exitcode(waited)
-    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells say
+    return os.waitstatus_to_exitcode(waited)  # -N: killed by signal N, as Popen says
+
+
+def _end_like(code: int) -> int:
+    """The supervisor's exit status for a run that ended with ``code``: a run killed by a
+    signal kills the supervisor with the same signal, so whoever started ``hotswap run`` sees
+    what it would see of ``python app.py``."""
+    if code >= 0:
+        return code
+    signum = -code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    return 128 + signum  # the signal could not end this process
 
 
 def _has_terminal() -> bool:
@@ -494,7 +508,7 @@ class Supervisor:
                 code = child.poll()
                 if code is not None:
                     child.close()
-                    return code
+                    return _end_like(code)
                 reason = child.request(_TICK)
                 if reason is None:
                     found = self.triggers.changed()
@@ -503,7 +517,7 @@ class Supervisor:
             label = self.target.label
             if self.terminated:
                 child.stop()
-                return 128 + signal.SIGTERM
+                return _end_like(-signal.SIGTERM)
             if stale:
                 logger.log(NOTICE, "hotswap: %s: restarting %s from scratch", reason, label)
                 child.stop()
@@ -511,7 +525,7 @@ class Supervisor:
             logger.log(NOTICE, "hotswap: %s: restarting %s in %s", reason, label, how)
             child.stop()
             if self._terminating():  # SIGTERM while the old run was stopping
-                return 128 + signal.SIGTERM
+                return _end_like(-signal.SIGTERM)
 
     def _terminating(self) -> bool:
         return self.terminated

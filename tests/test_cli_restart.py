@@ -171,7 +171,7 @@ def test_cli_sigterm_reaches_the_program(app, hotswap_program):
     program = hotswap_program(["run", "app.py"], app)
     child = int(pid_of(program.expect("ready ")))
     program.process.terminate()
-    assert program.wait() == 128 + signal.SIGTERM
+    assert program.wait() == -signal.SIGTERM  # as for python app.py
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # gone, and reaped by the supervisor
 
