@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import hotswap
 from hotswap import _pending
@@ -377,3 +379,41 @@ def test_ipython_applies_saves_before_the_cell_without_the_watcher(shell, projec
     for value in range(2, 6):
         project.write("cfg", f"RATE = {value}\ndef rate():\n    return RATE\n")
         assert run(shell, "RATE, rate()") == (value, value)
+
+
+def _changes_importing(imports, order):
+    return [
+        _pending.Change(
+            f"hs_order_{i}",
+            f"/nowhere/hs_order_{i}.py",
+            str(i),
+            "".join(f"import hs_order_{j}\n" for j in sorted(imports.get(i, ()))).encode(),
+        )
+        for i in order
+    ]
+
+
+@given(
+    st.integers(min_value=1, max_value=8).flatmap(
+        lambda n: st.tuples(
+            st.sets(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1))),
+            st.permutations(range(n)),
+        )
+    )
+)
+def test_pending_dependency_order_puts_imports_first(case):
+    pairs, given_order = case
+    edges = {(a, j) for a, j in pairs if a > j}  # module a imports module j: no cycles
+    imports = {a: {j for b, j in edges if b == a} for a, _ in edges}
+    changes = _changes_importing(imports, given_order)
+    ordered = [c.module for c in _pending.dependency_order(changes)]
+    assert sorted(ordered) == sorted(c.module for c in changes)
+    position = {name: index for index, name in enumerate(ordered)}
+    for a, j in edges:
+        assert position[f"hs_order_{j}"] < position[f"hs_order_{a}"]
+
+
+def test_pending_dependency_order_survives_a_cycle():
+    changes = _changes_importing({0: {1}, 1: {2}, 2: {0}}, [2, 0, 1])
+    ordered = [c.module for c in _pending.dependency_order(changes)]
+    assert sorted(ordered) == ["hs_order_0", "hs_order_1", "hs_order_2"]
