@@ -13,264 +13,36 @@ platform without ``fork``) would hand the program a broken copy: there each run 
 new interpreter instead, and hotswap says why. A change to the dependencies makes the template
 itself stale: then the supervisor starts again from scratch (``exec``).
 
-The supervisor watches these files by polling (a watchdog observer would start threads, and
-forking a process with threads is exactly what must not happen).
+What to import is ``hotswap._template``'s business, which files restart
+``hotswap._triggers``'.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import fnmatch
-import importlib
-import importlib.util
 import logging
 import os
 import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 
 from hotswap import _config, _runner
 from hotswap._console import NOTICE
 from hotswap._modules import Scope
+from hotswap._template import dependencies, fork_unsafe_reason, warm_up
+from hotswap._triggers import Triggers
 
-__all__ = ("ChildExit", "Supervisor", "dependencies", "fork_unsafe_reason")
+__all__ = ("ChildExit", "Supervisor", "control_writer")
 
 logger = logging.getLogger(__name__)
 
-_TICK = 0.1  # how often the supervisor looks at the child and the trigger files
-_RESCAN = 2.0  # how often it looks for new trigger files (a new build, a new requirements file)
-_STOP_GRACE = 5.0  # seconds a child has to exit after SIGTERM before SIGKILL
-_DEPENDENCY_FILES = ("pyproject.toml", "requirements*.txt")
-_EXTENSIONS = (".so", ".pyd")
-_SKIP = frozenset({"node_modules", "site-packages", "dist-packages", "__pycache__"})
-_MAX_FILES = 2000  # the program's own files read to find its imports
-_MAX_WALK = 20000  # files looked at per scan for trigger files (a home folder as cwd...)
-
-
-# --- the template: the program's third-party imports ------------------------------------------
-
-
-def _imports(path: str) -> Iterator[tuple[str, int]]:
-    """(module name, relative level) of the import statements a file runs when it is
-    imported: not those in function bodies, which a program often keeps lazy on purpose."""
-    try:
-        with open(path, "rb") as handle:
-            tree = ast.parse(handle.read(), path)
-    except (OSError, SyntaxError, ValueError):
-        return
-    stack: list[ast.AST] = [tree]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            stack.extend(ast.iter_child_nodes(node))
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield alias.name, 0
-        elif isinstance(node, ast.ImportFrom):
-            yield node.module or "", node.level
-
-
-def _local_file(name: str, scope: Scope) -> tuple[str | None, bool]:
-    """(the file of module ``name`` when it is the program's own, whether it is the
-    program's own). Finding a top-level module imports nothing; a submodule is looked up on
-    disk, so the program's packages are never imported here."""
-    top, *rest = name.split(".")
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None, False
-    if spec is None:
-        return None, False
-    origin = spec.origin if isinstance(spec.origin, str) else None
-    folders = list(spec.submodule_search_locations or [])
-    anchor = origin or (folders[0] if folders else None)
-    if anchor is None or not scope.contains(anchor):
-        return None, False
-    if not rest:
-        return origin, True
-    folder = folders[0] if folders else os.path.dirname(anchor)
-    candidate = os.path.join(folder, *rest)
-    for file in (candidate + ".py", os.path.join(candidate, "__init__.py")):
-        if os.path.isfile(file):
-            return file, True
-    return None, True
-
-
-def dependencies(entry: str | None, scope: Scope) -> list[str]:
-    """The modules outside ``scope`` that the program imports: from its entry file and,
-    transitively, its own modules (read, never imported)."""
-    found: list[str] = []
-    seen_files: set[str] = set()
-    queue: list[str] = [entry] if entry else []
-    while queue and len(seen_files) < _MAX_FILES:
-        path = queue.pop()
-        if path in seen_files:
-            continue
-        seen_files.add(path)
-        package = os.path.dirname(path)
-        for name, level in _imports(path):
-            if level:  # relative: the program's own package
-                base = package
-                for _ in range(level - 1):
-                    base = os.path.dirname(base)
-                target = os.path.join(base, *name.split(".")) if name else base
-                for file in (target + ".py", os.path.join(target, "__init__.py")):
-                    if os.path.isfile(file):
-                        queue.append(file)
-                continue
-            if not name or name == "__main__":
-                continue
-            local, own = _local_file(name, scope)
-            if own:
-                if local is not None:
-                    queue.append(local)
-            elif name not in found:
-                found.append(name)
-    return found
-
-
-def _thread_count() -> int:
-    """Threads of this process, those started by C code included where the OS tells."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return threading.active_count()
-
-
-def fork_unsafe_reason() -> str | None:
-    """Why this process must not be forked, or None."""
-    if not hasattr(os, "fork"):
-        return "this platform has no fork()"
-    count = _thread_count()
-    if count > 1:
-        names = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-        shown = f" ({', '.join(names)})" if names else ""
-        return f"{count - 1} thread(s) started at import{shown}"
-    return None
-
-
-def warm_up(names: list[str]) -> list[str]:
-    """Import ``names`` (what fails is left to the program); the ones imported."""
-    imported = []
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception:  # the program will meet it, with its own traceback
-            logger.debug("hotswap: template: %s did not import", name, exc_info=True)
-        else:
-            imported.append(name)
-    return imported
-
-
-# --- what makes the program restart -------------------------------------------------------------
-
-
-class Triggers:
-    """Files whose change means a restart, polled.
-
-    Args:
-        roots: folders searched (the watched paths and the working directory).
-        patterns: ``--restart-on`` globs, matched against the path relative to the working
-            directory and against the file name.
-    """
-
-    def __init__(self, roots: list[str], patterns: list[str]) -> None:
-        self.roots = sorted({os.path.abspath(r) for r in roots})
-        self.patterns = patterns
-        self._stats: dict[str, tuple[int, int]] = {}
-        self._scanned = 0.0
-        self._capped = False
-        self._rescan()
-
-    def _why(self, path: str) -> str | None:
-        name = os.path.basename(path)
-        relative = os.path.relpath(path)
-        for pattern in self.patterns:
-            if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(name, pattern):
-                return f"{relative} changed (--restart-on {pattern})"
-        if any(fnmatch.fnmatch(name, p) for p in _DEPENDENCY_FILES):
-            return f"{relative} changed: the dependencies may have changed"
-        if name.endswith(_EXTENSIONS):
-            return f"C extension {relative} changed"
-        return None
-
-    def _walk(self) -> Iterator[str]:
-        for count, path in enumerate(self._walk_all(), 1):
-            if count > _MAX_WALK:
-                if not self._capped:
-                    self._capped = True
-                    logger.info(
-                        "hotswap: only the first %d files under %s are looked at for restart "
-                        "triggers; name narrower paths with --watch",
-                        _MAX_WALK,
-                        ", ".join(self.roots),
-                    )
-                return
-            yield path
-
-    def _walk_all(self) -> Iterator[str]:
-        for root in self.roots:
-            if os.path.isfile(root):
-                yield root
-                continue
-            for folder, subfolders, files in os.walk(root):
-                subfolders[:] = [
-                    d
-                    for d in subfolders
-                    if not d.startswith(".")
-                    and d not in _SKIP
-                    and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))
-                ]
-                for file in files:
-                    yield os.path.join(folder, file)
-
-    def _scan(self) -> dict[str, tuple[int, int]]:
-        stats = {}
-        for path in self._walk():
-            if self._why(path) is not None:
-                stat = _stat(path)
-                if stat is not None:
-                    stats[path] = stat
-        self._scanned = time.monotonic()
-        return stats
-
-    def _rescan(self) -> None:
-        self._stats = self._scan()
-
-    def changed(self) -> tuple[str, bool] | None:
-        """(why, whether the dependencies changed) when trigger files changed since the last
-        call (a new one counts), else None."""
-        if time.monotonic() - self._scanned >= _RESCAN:
-            current = self._scan()
-        else:
-            current = {p: s for p in self._stats if (s := _stat(p)) is not None}
-        before, self._stats = self._stats, current
-        changed = sorted(p for p, stat in current.items() if before.get(p) != stat)
-        if not changed:
-            return None
-        # Files that changed together (a checkout, a build) make one restart.
-        verdicts = [self._verdict(path) for path in changed]
-        why = "; ".join(reason for reason, _ in verdicts)
-        return why, any(stale for _, stale in verdicts)
-
-    def _verdict(self, path: str) -> tuple[str, bool]:
-        why = self._why(path) or f"{os.path.relpath(path)} changed"
-        return why, any(fnmatch.fnmatch(os.path.basename(path), p) for p in _DEPENDENCY_FILES)
-
-
-def _stat(path: str) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_mtime_ns, info.st_size
+_TICK = 0.1  # how often the supervisor looks at the run and the trigger files
+_STOP_GRACE = 5.0  # seconds a run has to exit after SIGTERM before SIGKILL
 
 
 # --- one run of the program ---------------------------------------------------------------------

@@ -217,8 +217,8 @@ def test_cli_sigint_to_the_command_interrupts_the_program(app, hotswap_program):
     assert program.wait() == 130
 
 
-def test_restart_dependencies_are_third_party_imports_run_at_import(tmp_path):
-    from hotswap import _restart
+def test_template_dependencies_are_third_party_imports_run_at_import(tmp_path):
+    from hotswap import _template
     from hotswap._modules import Scope
 
     app = tmp_path / "app"
@@ -232,20 +232,20 @@ def test_restart_dependencies_are_third_party_imports_run_at_import(tmp_path):
     )
     sys.path.insert(0, str(app))
     try:
-        found = _restart.dependencies(str(app / "main.py"), Scope([str(app)]))
+        found = _template.dependencies(str(app / "main.py"), Scope([str(app)]))
     finally:
         sys.path.remove(str(app))
     assert sorted(found) == ["csv", "decimal", "json"]  # sqlite3 is imported lazily
     assert "pkg" not in sys.modules  # the program's own modules were read, not imported
 
 
-def test_restart_triggers_see_changed_and_new_files(tmp_path, monkeypatch):
-    from hotswap import _restart
+def test_triggers_see_changed_and_new_files(tmp_path, monkeypatch):
+    from hotswap import _triggers
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "requirements.txt").write_text("a\n")
     (tmp_path / "notes.txt").write_text("x\n")
-    triggers = _restart.Triggers([str(tmp_path)], ["conf/*.yaml"])
+    triggers = _triggers.Triggers([str(tmp_path)], ["conf/*.yaml"])
     assert triggers.changed() is None
     (tmp_path / "notes.txt").write_text("not a trigger\n")
     (tmp_path / "requirements.txt").write_text("a\nb\n")
@@ -256,7 +256,7 @@ def test_restart_triggers_see_changed_and_new_files(tmp_path, monkeypatch):
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "app.yaml").write_text("k: v\n")
     (tmp_path / "fast.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")
-    monkeypatch.setattr(_restart, "_RESCAN", 0.0)  # look for new files at once
+    monkeypatch.setattr(_triggers, "_RESCAN", 0.0)  # look for new files at once
     assert triggers.changed() == (
         "conf/app.yaml changed (--restart-on conf/*.yaml); "
         "C extension fast.cpython-311-x86_64-linux-gnu.so changed",
