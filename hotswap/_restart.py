@@ -13,8 +13,8 @@ platform without ``fork``) would hand the program a broken copy: there each run 
 new interpreter instead, and hotswap says why. A change to the dependencies makes the template
 itself stale: then the supervisor starts again from scratch (``exec``).
 
-What to import is ``hotswap._template``'s business, which files restart
-``hotswap._triggers``'.
+What the template imports is decided in ``hotswap._template``; which files restart the
+program, in ``hotswap._triggers``.
 """
 
 from __future__ import annotations
