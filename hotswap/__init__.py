@@ -32,14 +32,24 @@ __version__ = "0.1.0"
 
 
 def load_ipython_extension(shell: Any) -> None:
-    """``%load_ext hotswap``: apply saved edits before each cell (see docs/notebooks.md)."""
+    """``%load_ext hotswap``: apply saved edits before each cell (see docs/notebooks.md).
+
+    IPython calls it; IPython is imported only then, never by ``import hotswap``.
+
+    Args:
+        shell: the ``InteractiveShell`` loading the extension.
+    """
     from hotswap.integrations import ipython
 
     ipython.load_ipython_extension(shell)
 
 
 def unload_ipython_extension(shell: Any) -> None:
-    """``%unload_ext hotswap``: stop applying saved edits."""
+    """``%unload_ext hotswap``: stop applying saved edits; the code stays as it is.
+
+    Args:
+        shell: the ``InteractiveShell`` unloading the extension.
+    """
     from hotswap.integrations import ipython
 
     ipython.unload_ipython_extension(shell)
