@@ -7,6 +7,8 @@ Example:
     True
 """
 
+from typing import Any
+
 from hotswap import _sources, exceptions
 from hotswap import integrations as _integrations  # noqa: F401  (registers adapters by name)
 from hotswap._api import (
@@ -60,6 +62,31 @@ __version__ = "0.1.0"
 # reload applies exactly the difference (hotswap/_sources.py).
 _sources.install()
 
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext hotswap``: apply saved edits before each cell (see docs/notebooks.md).
+
+    IPython calls it; IPython is imported only then, never by ``import hotswap``.
+
+    Args:
+        shell: the ``InteractiveShell`` loading the extension.
+    """
+    from hotswap.integrations import ipython
+
+    ipython.load_ipython_extension(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext hotswap``: stop applying saved edits; the code stays as it is.
+
+    Args:
+        shell: the ``InteractiveShell`` unloading the extension.
+    """
+    from hotswap.integrations import ipython
+
+    ipython.unload_ipython_extension(shell)
+
+
 __all__ = (
     "AuditError",
     "AuditPolicy",
@@ -98,10 +125,12 @@ __all__ = (
     "enable",
     "exceptions",
     "live_config",
+    "load_ipython_extension",
     "pinned",
     "reload",
     "reloadable",
     "rollback",
     "status",
     "subscribe",
+    "unload_ipython_extension",
 )

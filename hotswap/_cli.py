@@ -12,21 +12,52 @@ import importlib.util
 import logging
 import os
 import queue
-import runpy
+import signal
 import sys
 import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hotswap
-from hotswap import _sources
+from hotswap import _console, _restart, _runner
 from hotswap._config import POLICIES
 from hotswap._events import describe
+from hotswap._runner import Target
 
 __all__ = ("main",)
+
+
+RUN_EPILOG = """\
+what it does:
+  Saved edits go live in the running process, each with one status line on stderr:
+    shop: v3 live, ~price (L12-18), +refund (L40) (1.2 ms)
+  (+ added, ~ changed, - removed, ! replaced; then the lines of each definition). A rejected
+  edit says why, with file and line, and the last good code keeps running. __main__ gets
+  changed functions and classes; its top-level statements do not run again.
+
+crashes (--keep-alive):
+  When an exception escapes the program's entry (the script, or the -m module's main), its
+  traceback is printed, the process and its imports stay, and after the next save that
+  applies cleanly the entry runs again. stdin is never read.
+
+restarts:
+  What cannot be applied in place restarts the program: a changed C extension (.so/.pyd)
+  under the watched paths, a changed pyproject.toml or requirements*.txt (then hotswap itself
+  starts again, since the dependencies may be new), a file matching --restart-on, or, with
+  [tool.hotswap] restart_on_failure = true (or HOTSWAP_RESTART_ON_FAILURE=1), a failed
+  reload (except a syntax error). hotswap keeps a warm template process that imported the
+  program's third-party dependencies and forks each run from it, so a restart costs
+  milliseconds, not a cold start; where forking is unsafe (a dependency started threads at
+  import, or no fork() on this platform) each run is a new interpreter. Each restart says
+  why. --no-restart runs the program in this process, without any of this.
+
+output:
+  Status lines are coloured when stderr is a terminal and NO_COLOR is not set. -q shows
+  failures only; -v adds times and details.
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,9 +71,10 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a script or module with hot reloading",
         description="Run a program with hot reloading: saved edits go live in the running "
-        "process; its __main__ gets changed functions and classes, its top-level statements "
-        "do not run again.",
-        usage="hotswap run [--watch PATH] [--policy POLICY] (script.py | -m module) [args...]",
+        "process, without a restart and without losing its state.",
+        usage="hotswap run [options] (script.py | -m module) [args...]",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("-m", dest="module", help="run a module, as python -m does")
     run.add_argument(
@@ -53,6 +85,43 @@ def _parser() -> argparse.ArgumentParser:
         "current folder with -m)",
     )
     run.add_argument("--policy", choices=POLICIES, help="what to do with breaking changes")
+    run.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="after a crash, keep the process and run the entry again once a save applies",
+    )
+    run.add_argument(
+        "--restart-on",
+        action="append",
+        metavar="GLOB",
+        default=[],
+        help="restart the program when a file matching GLOB changes (repeatable; matched "
+        "against the path relative to the current folder and against the file name)",
+    )
+    run.add_argument(
+        "--no-restart",
+        action="store_true",
+        help="run in this process: no template, no restarts",
+    )
+    loudness = run.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=-1,
+        default=0,
+        help="show failures only",
+    )
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=1,
+        help="show times and details too",
+    )
+    run.add_argument("--control-fd", type=int, help=argparse.SUPPRESS)
     run.add_argument("args", nargs=argparse.REMAINDER, help="the script and its arguments")
     commands.add_parser(
         "demo",
@@ -70,59 +139,80 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_reloads() -> None:
-    """One line per reload on stderr: the transaction logs each attempt on 'hotswap'."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("hotswap")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
-def _run(options: argparse.Namespace) -> int:
+def _target(options: argparse.Namespace) -> Target | None:
+    """What to run, checked; None after printing why it cannot run."""
     args: list[str] = list(options.args)
     if args and args[0] == "--":
         args = args[1:]
     if options.module is None and not args:
         print("hotswap run: name a script, or a module with -m", file=sys.stderr)
-        return 2
-    _show_reloads()
+        return None
+    watch = [os.path.abspath(p) for p in options.watch or ()]
+    common = {"policy": options.policy, "keep_alive": options.keep_alive}
     if options.module is not None:
-        target = options.module
-        sys.argv = [target, *args]
-        sys.path.insert(0, os.getcwd())
-        watch = options.watch or [os.getcwd()]
-        # Finding the spec imports the module's parent packages, as running it would: their
-        # folders are then watched from the start, not from the watcher's next look around.
+        # Only the top-level name is looked up here: finding a submodule would import its
+        # packages into this process, which may become the template of every run.
         try:
-            found = importlib.util.find_spec(target)
+            found = importlib.util.find_spec(options.module.split(".", 1)[0])
         except (ImportError, ValueError):
             found = None
         if found is None:
-            print(f"hotswap run: no module named {target!r}", file=sys.stderr)
-            return 2
-    else:
-        script = os.path.abspath(args[0])
-        if not os.path.isfile(script):
-            print(f"hotswap run: {args[0]}: no such file", file=sys.stderr)
-            return 2
-        sys.argv = [script, *args[1:]]
-        sys.path.insert(0, os.path.dirname(script))
-        watch = options.watch or [os.path.dirname(script)]
-    hotswap.enable(watch, policy=options.policy)
+            print(f"hotswap run: no module named {options.module!r}", file=sys.stderr)
+            return None
+        return Target(None, options.module, args, watch or [os.getcwd()], **common)
+    script = os.path.abspath(args[0])
+    if not os.path.isfile(script):
+        print(f"hotswap run: {args[0]}: no such file", file=sys.stderr)
+        return None
+    return Target(script, None, args[1:], watch or [os.path.dirname(script)], **common)
+
+
+def _child_command(
+    options: argparse.Namespace, target: Target
+) -> Callable[[int | None], list[str]]:
+    """The command that runs one run of the program in a new interpreter."""
+
+    def command(fd: int | None) -> list[str]:
+        line = [sys.executable, "-m", "hotswap", "run", "--no-restart"]
+        if fd is not None:
+            line += ["--control-fd", str(fd)]
+        for path in target.watch:
+            line += ["--watch", path]
+        if target.policy is not None:
+            line += ["--policy", target.policy]
+        if target.keep_alive:
+            line.append("--keep-alive")
+        if options.verbosity:
+            line.append("-q" if options.verbosity < 0 else "-v")
+        if target.module is not None:
+            return [*line, "-m", target.module, "--", *target.args]
+        return [*line, target.script or "", *target.args]
+
+    return command
+
+
+def _run(options: argparse.Namespace) -> int:
+    if options.no_restart and options.restart_on:
+        print("hotswap run: --restart-on needs restarts; drop --no-restart", file=sys.stderr)
+        return 2
+    target = _target(options)
+    if target is None:
+        return 2
+    _console.setup(options.verbosity)
+    target.prepare()
+    if options.control_fd is not None:
+        # A run started by a supervisor: Ctrl-C is the program's, though the supervisor
+        # ignores it (and an ignored signal stays ignored across exec).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return _runner.run(target, _restart.control_writer(options.control_fd))
+    if options.no_restart:
+        return _runner.run(target)
+    supervisor = _restart.Supervisor(target, options.restart_on, _child_command(options, target))
+    supervisor.warm()
     try:
-        if options.module is not None:
-            runpy.run_module(options.module, run_name="__main__", alter_sys=True)
-        else:
-            # The bytes the script runs from are the live source its first reload diffs with.
-            _sources.remember(sys.argv[0], Path(sys.argv[0]).read_bytes())
-            runpy.run_path(sys.argv[0], run_name="__main__")
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        hotswap.disable()
-    return 0
+        return supervisor.run()
+    except _restart.ChildExit as done:  # a forked run of the program ended
+        return done.code
 
 
 _DEMO_V1 = """

@@ -98,6 +98,9 @@ class Settings:
             default deny list) or ``False``.
         require_signature: the :class:`SignaturePolicy` changed files must satisfy, or None
             (off, the default). Given as ``{"public_keys": [...]}`` or ``False``.
+        restart_on_failure: under ``hotswap run``, restart the program (from its warm
+            template, see docs/cli.md) when a reload fails, instead of keeping the last good
+            code; a syntax error is the exception: a fresh start would fail on it too.
     """
 
     policy: str = "strict"
@@ -110,6 +113,7 @@ class Settings:
     switch_interval: float = 0.001
     audit: AuditPolicy | None = None
     require_signature: SignaturePolicy | None = None
+    restart_on_failure: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import queue
+import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,3 +341,113 @@ def datafiles() -> Iterator[None]:
     finally:
         hotswap.disable()
         _datafiles.reset()
+
+
+@pytest.fixture
+def shell(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real IPython ``InteractiveShell`` with ``%load_ext hotswap`` run, over ``project``;
+    its history stays in memory (no saving thread), and it is cleared afterwards."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    InteractiveShell.clear_instance()
+    instance = InteractiveShell.instance(config=config)
+    try:
+        result = instance.run_cell("%load_ext hotswap")
+        assert result.success, result
+        yield instance
+    finally:
+        instance.run_cell("%unload_ext hotswap")
+        hotswap.disable()
+        InteractiveShell.clear_instance()
+
+
+class Program:
+    """A ``hotswap`` command running in a subprocess; its output (stdout and stderr merged,
+    in order) is read line by line as it comes."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None) -> None:
+        merged = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        merged.pop("NO_COLOR", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hotswap", *args],
+            cwd=cwd,
+            env=merged,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        """Wait for the next line containing ``text``; the lines before it are kept in
+        ``seen``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+                ended = False
+            else:
+                ended = line is None
+            if line is None:
+                output = "\n".join(self.seen)
+                why = "exited" if ended else f"no line within {timeout} s"
+                pytest.fail(f"expected a line with {text!r}; {why}; output:\n{output}")
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def wait(self, timeout: float = 60) -> int:
+        """Wait for the command to exit; its status (the rest of the output is read)."""
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        while not self.lines.empty():
+            line = self.lines.get()
+            if line is not None:
+                self.seen.append(line)
+        return code
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+        self._reader.join(30)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@pytest.fixture
+def hotswap_program() -> Iterator[Callable[..., Program]]:
+    """Start ``python -m hotswap ARGS`` in a folder: ``hotswap_program(args, cwd, env)``;
+    every one started is stopped afterwards."""
+    started: list[Program] = []
+
+    def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Program:
+        program = Program(args, cwd, env)
+        started.append(program)
+        return program
+
+    try:
+        yield start
+    finally:
+        for program in started:
+            program.stop()
