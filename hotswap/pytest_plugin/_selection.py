@@ -1,0 +1,279 @@
+"""Which tests a change affects: a static import graph of the project's Python files.
+
+No project code is imported: each file is parsed and its ``import`` statements resolved against
+the project's own files. A test file is affected when a changed file is the test file itself, a
+conftest above it, or in the import closure of either. The graph is conservative where
+resolution is ambiguous (``from pkg import name`` counts ``pkg/name.py`` *and* ``pkg``), so a
+test may run needlessly but is never dropped.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = (
+    "ImportGraph",
+    "classify",
+    "conftest_is_structural",
+    "is_test_file",
+    "module_name_for",
+    "project_files",
+)
+
+# Folders never scanned or watched: environments, caches, version control.
+SKIP_DIRS = frozenset(
+    {"__pycache__", "node_modules", "site-packages", "venv", "env", "build", "dist"}
+)
+# Files whose change means pytest itself would be configured differently.
+CONFIG_FILES = frozenset({"pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"})
+# Conftest hooks that act before collection: a warm worker cannot apply a change to them.
+_STRUCTURAL_HOOKS = frozenset(
+    {
+        "pytest_addoption",
+        "pytest_addhooks",
+        "pytest_configure",
+        "pytest_unconfigure",
+        "pytest_sessionstart",
+        "pytest_load_initial_conftests",
+        "pytest_cmdline_main",
+        "pytest_cmdline_parse",
+        "pytest_cmdline_preparse",
+        "pytest_plugin_registered",
+        "pytest_plugins",
+    }
+)
+
+
+def is_test_file(path: str) -> bool:
+    """Whether pytest's default patterns collect ``path`` as a test module."""
+    base = os.path.basename(path)
+    return base.endswith(".py") and (base.startswith("test_") or base.endswith("_test.py"))
+
+
+def _skipped_dir(name: str) -> bool:
+    return name.startswith(".") or name in SKIP_DIRS or name.endswith(".egg-info")
+
+
+def project_files(root: str) -> list[str]:
+    """Every file under ``root`` worth watching (environments and caches left out)."""
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not _skipped_dir(d) and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))
+        )
+        found.extend(os.path.join(folder, f) for f in sorted(files))
+    return found
+
+
+def module_name_for(path: str) -> str:
+    """The dotted name pytest's ``prepend`` import mode gives a file: its package chain."""
+    folder, base = os.path.split(os.path.abspath(path))
+    parts = [] if base == "__init__.py" else [base[:-3]]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        parts.insert(0, package)
+    return ".".join(parts)
+
+
+def classify(path: str, root: str) -> str:
+    """What kind of change a file is: ``"test"``, ``"conftest"``, ``"source"``, ``"config"``,
+    ``"extension"`` (a C extension), ``"ignored"`` (bytecode, caches) or ``"data"``."""
+    base = os.path.basename(path)
+    relative = os.path.relpath(path, root)
+    if any(_skipped_dir(part) for part in relative.split(os.sep)[:-1]):
+        return "ignored"
+    if base.endswith((".pyc", ".pyo", ".swp", ".swx", "~")) or base.startswith(".#"):
+        return "ignored"
+    if base in CONFIG_FILES:
+        return "config"
+    if base == "conftest.py":
+        return "conftest"
+    if base.endswith(".py"):
+        return "test" if is_test_file(path) else "source"
+    if base.endswith((".so", ".pyd", ".dylib")):
+        return "extension"
+    if base.endswith(_NOT_DATA) or not _holds_python(os.path.dirname(path)):
+        return "ignored"
+    return "data"
+
+
+# Files next to code that no import reads: documentation, logs, lock files.
+_NOT_DATA = (".md", ".rst", ".log", ".lock", ".tmp", ".bak", ".orig")
+
+
+def _holds_python(folder: str) -> bool:
+    """Whether a folder holds Python files: a data file beside code may be read at import."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(e.name.endswith(".py") for e in entries)
+    except OSError:
+        return False
+
+
+def conftest_is_structural(source: str) -> bool:
+    """Whether a conftest does more than define fixtures and hooks that run per test: it
+    defines a hook that acts before collection (``pytest_addoption``...), sets
+    ``pytest_plugins``, or runs statements with side effects at import (``sys.path.insert``,
+    ``os.environ[...] = ...``). Such a change needs a fresh worker."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False  # pytest reports it as a collection error, warm or not
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name in _STRUCTURAL_HOOKS:
+                return True
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            if "pytest_plugins" in names or len(names) != len(targets):
+                return True  # subscript or attribute targets mutate something outside
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring
+        return True
+    return False
+
+
+def _imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:
+    """The dotted names a module may import (candidates; resolved against the project)."""
+    found: set[str] = set()
+    package = name if is_package else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".") if package else []
+                keep = len(base_parts) - (node.level - 1)
+                base = ".".join(base_parts[: max(keep, 0)])
+                module = f"{base}.{node.module}" if node.module and base else node.module or base
+            else:
+                module = node.module or ""
+            if module:
+                found.add(module)
+            for alias in node.names:
+                found.add(f"{module}.{alias.name}" if module else alias.name)
+    return found
+
+
+@dataclass
+class ImportGraph:
+    """Project file -> the project files it imports, parsed from source.
+
+    Attributes:
+        root: the project's root folder.
+        files: dotted name -> file, for every Python file of the project.
+        edges: file -> the project files it imports (parents of dotted names included, since
+            importing ``a.b`` runs ``a/__init__.py``).
+    """
+
+    root: str
+    files: dict[str, str] = field(default_factory=dict)
+    edges: dict[str, set[str]] = field(default_factory=dict)
+    _trees: dict[str, tuple[float, int, set[str]]] = field(default_factory=dict)
+
+    def scan(self, paths: Iterable[str] | None = None) -> None:
+        """(Re)read the project's Python files; unchanged files (same mtime and size) are
+        not parsed again."""
+        all_files = [p for p in (paths or project_files(self.root)) if p.endswith(".py")]
+        self.files = {}
+        for path in all_files:
+            self.files.setdefault(module_name_for(path), path)
+            # src layouts and rootdir-relative names reach the same file under another name
+            relative = os.path.relpath(path, self.root)[:-3].replace(os.sep, ".")
+            self.files.setdefault(relative.removesuffix(".__init__"), path)
+        self.edges = {}
+        for path in all_files:
+            self.edges[path] = self._resolve(path, self._names(path))
+
+    def _names(self, path: str) -> set[str]:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return set()
+        cached = self._trees.get(path)
+        if cached is not None and cached[:2] == (stat.st_mtime, stat.st_size):
+            return cached[2]
+        try:
+            with open(path, "rb") as handle:
+                tree = ast.parse(handle.read(), path)
+        except (OSError, SyntaxError, ValueError):
+            names: set[str] = set()  # a broken file imports nothing we can see; it is a test
+        else:
+            name = module_name_for(path)
+            names = _imports(tree, name, os.path.basename(path) == "__init__.py")
+        self._trees[path] = (stat.st_mtime, stat.st_size, names)
+        return names
+
+    def _resolve(self, path: str, names: set[str]) -> set[str]:
+        found: set[str] = set()
+        for dotted in names:
+            parts = dotted.split(".")
+            for end in range(1, len(parts) + 1):
+                target = self.files.get(".".join(parts[:end]))
+                if target is not None and target != path:
+                    found.add(target)
+        return found
+
+    def closure(self, start: Iterable[str]) -> set[str]:
+        """Every project file reachable by imports from ``start`` (``start`` included)."""
+        seen: set[str] = set()
+        stack = list(start)
+        while stack:
+            path = stack.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            stack.extend(self.edges.get(path, ()))
+        return seen
+
+    def conftests_above(self, path: str) -> list[str]:
+        """The conftest files pytest loads for ``path``: in its folder and every folder up to
+        the root."""
+        found = []
+        folder = os.path.dirname(os.path.abspath(path))
+        root = os.path.abspath(self.root)
+        while True:
+            candidate = os.path.join(folder, "conftest.py")
+            if os.path.isfile(candidate):
+                found.append(candidate)
+            if folder == root or os.path.dirname(folder) == folder:
+                return found
+            folder = os.path.dirname(folder)
+
+    def affected(self, changed: Iterable[str], tests: Iterable[str]) -> list[str]:
+        """The test files among ``tests`` whose own closure, or their conftests' closure,
+        holds a changed file."""
+        changed_set = {os.path.abspath(p) for p in changed}
+        hit = []
+        for test in tests:
+            if self.closure([test, *self.conftests_above(test)]) & changed_set:
+                hit.append(test)
+        return hit
+
+    def importers(self, changed: Iterable[str]) -> set[str]:
+        """Every project file that imports a changed file, directly or not (changed ones
+        included)."""
+        reverse: dict[str, set[str]] = {}
+        for source, targets in self.edges.items():
+            for target in targets:
+                reverse.setdefault(target, set()).add(source)
+        seen: set[str] = set()
+        stack = [os.path.abspath(p) for p in changed]
+        while stack:
+            path = stack.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            stack.extend(reverse.get(path, ()))
+        return seen

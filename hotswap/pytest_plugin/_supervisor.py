@@ -1,0 +1,511 @@
+"""The supervisor of ``pytest --hotswap``: owns the terminal, the keys and the file watcher, and
+drives one warm worker (plus a fresh standby) through runs.
+
+One thread decides: the main thread takes events from one queue (file changes, keys, worker
+messages and exits) and acts on them, so no state is shared between threads except the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hotswap
+from hotswap._watcher import Reloader
+from hotswap.pytest_plugin._process import WorkerProcess
+from hotswap.pytest_plugin._selection import (
+    ImportGraph,
+    classify,
+    conftest_is_structural,
+    is_test_file,
+    project_files,
+)
+from hotswap.pytest_plugin._suite import EventLog, Suite
+
+__all__ = ("Options", "Supervisor")
+
+# A change set settles this long after its last file event before a run starts.
+_SETTLE = 0.02
+# --hotswap-verify=idle: verify once nothing was saved for this long after a final run.
+_IDLE = 1.0
+# The longest wait for a worker to start, in seconds.
+_START_TIMEOUT = 120.0
+
+Event = tuple[str, Any, Any]
+
+
+@dataclass
+class Options:
+    """What the supervisor needs from pytest's configuration."""
+
+    root: str
+    cwd: str
+    worker_options: list[str]  # the command line without hotswap's options and positionals
+    positionals: list[str]  # the paths and node ids the user gave
+    first_only: list[str]  # options for the first run only (--lf)
+    scope: list[str]  # folders/files holding the tests in scope (absolute)
+    watch: list[str]  # what to watch (absolute)
+    keep_cwd: bool
+    verify: str = "idle"
+    events: str | None = None
+
+
+@dataclass
+class _Run:
+    id: int
+    worker: WorkerProcess
+    files: list[str] | None  # absolute test files; None: everything in scope
+    changed: list[str]
+    mode: str
+    verify: bool = False
+    superseded: bool = False
+    started: float = field(default_factory=time.perf_counter)
+
+
+class _Feed(Reloader):
+    """The watcher, used only for its file events: the supervisor imports no project code, so
+    instead of reloading it hands every event to the supervisor's queue."""
+
+    def __init__(self, paths: list[str], events: queue.Queue[Event]) -> None:
+        super().__init__(hotswap.configure(), paths)
+        self._queue = events
+
+    def notify(self, path: str, why: str) -> None:
+        self._queue.put(("file", path, why))
+
+
+class Supervisor:
+    """One ``pytest --hotswap`` session."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.queue: queue.Queue[Event] = queue.Queue()
+        self.log = EventLog(options.events)
+        self.suite = Suite()
+        self.graph = ImportGraph(options.root)
+        self.output = sys.stdout.buffer
+        self.worker: WorkerProcess | None = None
+        self.standby: WorkerProcess | None = None
+        self.run: _Run | None = None
+        self.runs = 0
+        self.changed: dict[str, None] = {}  # files changed since the last run started
+        self.due: float | None = None  # when the pending change set has settled
+        self.restart_reason: str | None = None
+        self.carry: list[str] | None = []  # files of a superseded run, to run again
+        self.hashes: dict[str, str] = {}
+        self.last_selection: tuple[list[str] | None, list[str]] | None = None
+        self.idle_since: float | None = None
+        self.quit = False
+        self.preload: list[str] | None = None
+        self.environment = self._environment()
+
+    # --- output -------------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        """A line of the supervisor's own, after whatever the worker printed."""
+        with contextlib.suppress(OSError, ValueError):
+            self.output.write(text.encode(errors="replace") + b"\n")
+            self.output.flush()
+
+    # --- workers ------------------------------------------------------------------------------
+
+    def _spawn(self) -> WorkerProcess:
+        worker = WorkerProcess(
+            self.options.root,
+            self.options.worker_options,
+            self.options.keep_cwd,
+            self.queue,
+            self.options.cwd,
+            self.output,
+        )
+        if self.preload:
+            worker.send(cmd="preload", modules=self.preload)
+        return worker
+
+    def _promote(self, reason: str) -> None:
+        """Replace the warm worker with the standby (which has imported nothing of the
+        project), and start a new standby."""
+        self.log.write("restart", reason=reason)
+        self.say(f"[hotswap] restarting the worker: {reason}")
+        old, self.worker = self.worker, self.standby or self._spawn()
+        self.standby = self._spawn()
+        if old is not None:
+            old.kill()
+        self.hashes.clear()
+        self.environment = self._environment()
+
+    def _environment(self) -> tuple[object, ...]:
+        """What a warm worker cannot follow: installed packages and the checked-out branch."""
+        found: list[object] = []
+        for path in sys.path:
+            if os.path.basename(path) in ("site-packages", "dist-packages"):
+                with contextlib.suppress(OSError):
+                    found.append(os.stat(path).st_mtime_ns)
+        with (
+            contextlib.suppress(OSError),
+            open(os.path.join(self.options.root, ".git", "HEAD")) as f,
+        ):
+            found.append(f.read())
+        return tuple(found)
+
+    # --- scope and selection -----------------------------------------------------------------
+
+    def _tests_in_scope(self) -> list[str]:
+        found: list[str] = []
+        for entry in self.options.scope:
+            if os.path.isfile(entry):
+                found.append(entry)
+            elif os.path.isdir(entry):
+                found.extend(p for p in project_files(entry) if is_test_file(p))
+        return sorted(set(found))
+
+    def _relative(self, path: str) -> str:
+        return os.path.relpath(path, self.options.root).replace(os.sep, "/")
+
+    def _positionals(self, files: list[str] | None) -> list[str] | None:
+        """The user's paths and node ids that reach ``files``; None when none does."""
+        if files is None or not self.options.positionals:
+            return list(self.options.positionals)
+        chosen = set(files)
+        kept = []
+        for argument in self.options.positionals:
+            path = os.path.abspath(os.path.join(self.options.cwd, argument.split("::", 1)[0]))
+            if os.path.isdir(path):
+                if any(f.startswith(path.rstrip(os.sep) + os.sep) for f in chosen):
+                    kept.append(argument)
+            elif path in chosen:
+                kept.append(argument)
+        return kept or None
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        """Run until ``q``, Ctrl-C or the end of the keys' stream with nothing to do."""
+        feed = _Feed(self.options.watch, self.queue)
+        feed.start()  # armed before the first run: a save during it is seen
+        self.log.write("watching", paths=feed.paths)
+        keys = threading.Thread(target=self._keys, name="hotswap-keys", daemon=True)
+        keys.start()
+        try:
+            self.worker = self._spawn()
+            self.standby = self._spawn()
+            self._start(None, [], first=True)
+            while not self.quit:
+                self._step()
+        except KeyboardInterrupt:
+            self.say("[hotswap] interrupted")
+        finally:
+            feed.stop()
+            running = None if self.run is None else self.run.worker
+            for worker in (self.worker, self.standby, running):
+                if worker is not None and worker.alive():
+                    worker.kill()
+            self.log.close()
+        counts = self.suite.counts()
+        return 1 if counts["failed"] or counts["error"] else 0
+
+    def _step(self) -> None:
+        timeout = None
+        now = time.monotonic()
+        if self.due is not None:
+            timeout = max(self.due - now, 0.0)
+        elif self._verify_due() is not None:
+            timeout = max(self._verify_due() - now, 0.0)  # type: ignore[operator]
+        try:
+            kind, subject, detail = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            kind, subject, detail = ("tick", None, None)
+        if kind == "file":
+            self._file(subject)
+        elif kind == "key":
+            self._key(subject)
+        elif kind == "msg":
+            self._message(subject, detail)
+        elif kind == "exit":
+            self._exited(subject)
+        self._maybe_start()
+
+    def _keys(self) -> None:
+        """Read keys from the original stdin, a terminal or a pipe."""
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, ValueError, OSError):
+            return
+        while True:
+            try:
+                data = os.read(fd, 1024)
+            except OSError:
+                return
+            if not data:
+                return  # end of input: keep watching, keys are just gone
+            for char in data.decode(errors="replace"):
+                if char in "\r\n":
+                    self.queue.put(("key", "enter", None))
+                elif not char.isspace():
+                    self.queue.put(("key", char.lower(), None))
+
+    def _key(self, key: str) -> None:
+        if key == "q":
+            self.quit = True
+        elif key == "a":
+            self._request(None, restart=None)
+        elif key == "f":
+            failing = sorted({self._abs(n.split("::", 1)[0]) for n in self.suite.failing()})
+            if failing:
+                self._request(failing, restart=None)
+        elif key == "r":
+            self._request(None, restart="asked for with the r key")
+        elif key == "enter" and self.last_selection is not None:
+            self._request(self.last_selection[0], restart=None)
+
+    def _abs(self, relative: str) -> str:
+        return os.path.join(self.options.root, *relative.split("/"))
+
+    def _request(self, files: list[str] | None, restart: str | None) -> None:
+        """Ask for a run of ``files`` (None: all) as soon as the current one ends."""
+        if restart is not None:
+            self.restart_reason = self.restart_reason or restart
+        if files is None or self.carry is None:
+            self.carry = None
+        else:
+            self.carry = sorted({*self.carry, *files})
+        self.due = time.monotonic()
+        self._supersede()
+
+    def _supersede(self) -> None:
+        if self.run is not None and not self.run.superseded:
+            self.run.superseded = True
+            if self.run.verify:
+                self.run.worker.kill()  # a fresh replay of old code is worth nothing now
+            else:
+                self.run.worker.send(cmd="stop")
+
+    def _file(self, path: str) -> None:
+        path = os.path.abspath(path)
+        if path == self.log.path:
+            return
+        kind = classify(path, self.options.root)
+        if kind == "ignored":
+            return
+        try:
+            with open(path, "rb") as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+        except OSError:
+            if path not in self.hashes and not path.endswith(".py"):
+                return  # an editor's or tool's temporary file, already gone
+            digest = ""
+        if self.hashes.get(path) == digest:
+            return  # saved without a change
+        self.hashes[path] = digest
+        self.changed[path] = None
+        self.due = time.monotonic() + _SETTLE
+        self.suite.verified = None
+        self._supersede()
+
+    def _maybe_start(self) -> None:
+        now = time.monotonic()
+        if self.run is not None or self.quit:
+            return
+        if self.due is not None and now >= self.due:
+            self.due = None
+            changed = list(self.changed)
+            self.changed.clear()
+            files = self._select(changed)
+            if changed:
+                self.log.write("change", files=changed)
+            if files is not None and not files and self.restart_reason is None:
+                self.say(f"[hotswap] no test depends on {', '.join(map(self._relative, changed))}")
+                return
+            self._start(files, changed)
+        elif self._verify_due() is not None and now >= self._verify_due():  # type: ignore[operator]
+            self._verify()
+
+    def _select(self, changed: list[str]) -> list[str] | None:
+        """The test files the change set affects (None: all); notes a needed restart."""
+        carried, self.carry = self.carry, []
+        if self._environment() != self.environment:
+            self.restart_reason = "installed packages or the checked-out branch changed"
+        reasons = []
+        for path in changed:
+            kind = classify(path, self.options.root)
+            if kind == "config":
+                reasons.append(f"the pytest configuration changed ({self._relative(path)})")
+            elif kind == "extension":
+                reasons.append(f"a C extension changed ({self._relative(path)})")
+            elif kind == "data":
+                reasons.append(f"a data file changed ({self._relative(path)})")
+            elif kind == "conftest" and os.path.exists(path):
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    if conftest_is_structural(handle.read()):
+                        reasons.append(
+                            f"{self._relative(path)} changed a hook that runs before collection"
+                            " or a statement with side effects"
+                        )
+        if reasons:
+            self.restart_reason = self.restart_reason or "; ".join(reasons)
+        if self.restart_reason is not None or carried is None:
+            return None
+        self.graph.scan()
+        tests = self._tests_in_scope()
+        return sorted({*self.graph.affected(changed, tests), *carried})
+
+    def _start(self, files: list[str] | None, changed: list[str], *, first: bool = False) -> None:
+        if self.restart_reason is not None:
+            reason, self.restart_reason = self.restart_reason, None
+            self._promote(reason)
+            files = None
+        worker = self.worker
+        assert worker is not None
+        positionals = self._positionals(files)
+        if positionals is None:
+            return
+        self.runs += 1
+        mode = "fresh" if worker.runs == 0 else "warm"
+        self.run = _Run(self.runs, worker, files, changed, mode)
+        self.suite.begin(None if files is None else [self._relative(f) for f in files])
+        self.last_selection = (files, changed)
+        self.idle_since = None
+        worker.send(
+            cmd="run",
+            id=self.runs,
+            changed=changed,
+            files=files,
+            args=positionals,
+            extra=self.options.first_only if first else [],
+        )
+
+    # --- verification -------------------------------------------------------------------------
+
+    def _verify_due(self) -> float | None:
+        if self.options.verify != "idle" or self.idle_since is None or self.run is not None:
+            return None
+        if self.suite.verified is not None or self.standby is None:
+            return None
+        return self.idle_since + _IDLE
+
+    def _verify(self) -> None:
+        """Replay the last selection in the fresh standby and compare per test."""
+        self.idle_since = None
+        if self.last_selection is None or self.standby is None or not self.standby.ready.is_set():
+            return
+        files, _ = self.last_selection
+        positionals = self._positionals(files)
+        if positionals is None:
+            return
+        worker, self.standby = self.standby, self._spawn()
+        worker.muted = True
+        self.runs += 1
+        self.run = _Run(self.runs, worker, files, [], "fresh", verify=True)
+        worker.send(cmd="run", id=self.runs, changed=[], files=files, args=positionals, extra=[])
+
+    def _compare(self, run: _Run, outcomes: dict[str, str]) -> None:
+        scope = None if run.files is None else {self._relative(f) for f in run.files}
+        mismatches = []
+        for nodeid in sorted(set(outcomes) | set(self.suite.outcomes)):
+            if scope is not None and nodeid.split("::", 1)[0] not in scope:
+                continue
+            warm, fresh = self.suite.outcomes.get(nodeid), outcomes.get(nodeid)
+            if warm is not None and warm != fresh:
+                mismatches.append({"nodeid": nodeid, "warm": warm, "fresh": fresh})
+        self.suite.verified = not mismatches
+        self.log.write("verify", match=not mismatches, mismatches=mismatches)
+        if mismatches:
+            self.say("[hotswap] VERIFY MISMATCH: a fresh process disagrees with the warm one:")
+            for item in mismatches:
+                self.say(f"    {item['nodeid']}: warm {item['warm']}, fresh {item['fresh']}")
+            self.say("[hotswap] the next run uses a fresh worker")
+            self.restart_reason = "verification found a mismatch"
+        else:
+            self.say(self.suite.line())
+
+    # --- worker messages ----------------------------------------------------------------------
+
+    def _message(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
+        kind = message.get("msg")
+        if kind == "reload":
+            fields = {k: message.get(k) for k in ("module", "ok", "version", "error")}
+            self.log.write("reload", **fields)
+        elif kind == "done":
+            self._done(worker, message)
+
+    def _done(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
+        run = self.run
+        if run is None or run.worker is not worker or message.get("id") != run.id:
+            return
+        self.run = None
+        worker.runs += 1
+        if message.get("modules") and self.preload is None:
+            self.preload = message["modules"]
+            if self.standby is not None:
+                self.standby.send(cmd="preload", modules=self.preload)
+        outcomes: dict[str, str] = message.get("outcomes", {})
+        if run.verify:
+            worker.kill()
+            if not run.superseded:
+                self._compare(run, outcomes)
+            return
+        final = not run.superseded and not self.changed and self.due is None
+        complete = not message.get("stopped") and not run.superseded
+        files = None if run.files is None else [self._relative(f) for f in run.files]
+        self.suite.finish(files, message.get("selected", []), outcomes, complete=complete)
+        if run.superseded:
+            self.carry = (
+                None
+                if run.files is None or self.carry is None
+                else [
+                    *self.carry,
+                    *run.files,
+                ]
+            )
+        self.log.write(
+            "run",
+            id=run.id,
+            mode=run.mode,
+            worker_pid=worker.pid,
+            selected=message.get("selected", []),
+            outcomes=outcomes,
+            final=final,
+            suite=self.suite.counts(),
+            duration=time.perf_counter() - run.started,
+            exitstatus=message.get("exitstatus"),
+        )
+        if final:
+            self.say(self.suite.line())
+            self.idle_since = time.monotonic()
+            if self.options.verify == "always":
+                self._verify()
+        else:
+            self.say("[hotswap] superseded by a newer save; running again")
+
+    def _exited(self, worker: WorkerProcess) -> None:
+        if self.run is not None and self.run.worker is worker:
+            run, self.run = self.run, None
+            if run.verify:
+                return
+            self.say(f"[hotswap] the worker (pid {worker.pid}) exited during run {run.id}")
+            self.restart_reason = "the worker exited"
+            self.carry = None
+            self.due = time.monotonic()
+        elif worker is self.worker:
+            self.restart_reason = "the worker exited"
+        elif worker is self.standby:
+            self.standby = None if self.quit else self._spawn()
+
+
+def split_positionals(args: Sequence[str], positionals: Sequence[str]) -> list[str]:
+    """``args`` without the given positional arguments (each removed once, last first)."""
+    remaining = list(args)
+    for positional in reversed(list(positionals)):
+        for index in range(len(remaining) - 1, -1, -1):
+            if remaining[index] == positional:
+                del remaining[index]
+                break
+    return remaining
