@@ -277,3 +277,23 @@ class ImportGraph:
             seen.add(path)
             stack.extend(reverse.get(path, ()))
         return seen
+
+    def ordered(self, paths: Iterable[str]) -> list[str]:
+        """``paths`` with each file after the files it imports (cycles broken arbitrarily)."""
+        wanted = set(paths)
+        done: set[str] = set()
+        order: list[str] = []
+
+        def visit(path: str, trail: set[str]) -> None:
+            if path in done or path in trail:
+                return
+            trail.add(path)
+            for target in sorted(self.edges.get(path, ())):
+                if target in wanted:
+                    visit(target, trail)
+            done.add(path)
+            order.append(path)
+
+        for path in sorted(wanted):
+            visit(path, set())
+        return order

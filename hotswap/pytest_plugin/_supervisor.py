@@ -96,8 +96,10 @@ class Supervisor:
         self.standby: WorkerProcess | None = None
         self.run: _Run | None = None
         self.runs = 0
-        self.changed: dict[str, None] = {}  # files changed since the last run started
-        self.due: float | None = None  # when the pending change set has settled
+        self.changed: dict[str, None] = {}  # files changed, not settled yet
+        self.due: float | None = None  # when they have settled
+        self.settled: dict[str, None] = {}  # settled changes the next run applies
+        self.wanted = False  # a run is due as soon as the current one ends
         self.restart_reason: str | None = None
         self.carry: list[str] | None = []  # files of a superseded run, to run again
         self.hashes: dict[str, str] = {}
@@ -312,15 +314,21 @@ class Supervisor:
 
     def _maybe_start(self) -> None:
         now = time.monotonic()
+        if self.due is not None and now >= self.due:
+            # The change set has settled: it is reported now, even while a run goes on.
+            self.due = None
+            self.wanted = True
+            if self.changed:
+                self.log.write("change", files=list(self.changed))
+                self.settled.update(self.changed)
+                self.changed.clear()
         if self.run is not None or self.quit:
             return
-        if self.due is not None and now >= self.due:
-            self.due = None
-            changed = list(self.changed)
-            self.changed.clear()
+        if self.wanted:
+            self.wanted = False
+            changed = list(self.settled)
+            self.settled.clear()
             files = self._select(changed)
-            if changed:
-                self.log.write("change", files=changed)
             if files is not None and not files and self.restart_reason is None:
                 self.say(f"[hotswap] no test depends on {', '.join(map(self._relative, changed))}")
                 return
@@ -452,7 +460,7 @@ class Supervisor:
             if not run.superseded:
                 self._compare(run, outcomes)
             return
-        final = not run.superseded and not self.changed and self.due is None
+        final = not (run.superseded or self.changed or self.settled or self.wanted)
         complete = not message.get("stopped") and not run.superseded
         files = None if run.files is None else [self._relative(f) for f in run.files]
         self.suite.finish(files, message.get("selected", []), outcomes, complete=complete)
@@ -473,6 +481,8 @@ class Supervisor:
             selected=message.get("selected", []),
             outcomes=outcomes,
             final=final,
+            changed=run.changed,
+            files=files,
             suite=self.suite.counts(),
             duration=time.perf_counter() - run.started,
             exitstatus=message.get("exitstatus"),

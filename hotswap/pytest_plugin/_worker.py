@@ -209,6 +209,8 @@ class Worker:
                 result = hotswap.reload(module, policy="off", force=True)
                 self._report(result)
         broken: list[str] = []
+        applied: list[hotswap.ReloadResult] = []
+        applied_paths: list[str] = []
         for path in changed:
             if not path.endswith(".py") or _is_test_or_conftest(path):
                 continue
@@ -222,6 +224,11 @@ class Worker:
                 self._report(result)
                 if not result.ok:
                     broken.append(path)
+                elif result.kind != "unchanged":
+                    applied.append(result)
+                    applied_paths.append(path)
+        if applied:
+            self._follow_importers(applied, applied_paths, loaded)
         if broken:
             # Never run tests on old code: forget the module and everything importing it, so
             # collection imports the file as it is and reports what a fresh run reports.
@@ -239,6 +246,27 @@ class Worker:
                 module = sys.modules.get(name)
                 if module is not None and not _is_test_or_conftest(path):
                     _clear_caches(module)
+
+    def _follow_importers(
+        self,
+        applied: Sequence[hotswap.ReloadResult],
+        paths: Sequence[str],
+        loaded: dict[str, list[str]],
+    ) -> None:
+        """Run again, whole, every loaded project module that imports a changed one and that
+        the reload did not already bring up to date (its ``dependents``): a module that took a
+        name by value (``from config import RATE``) must see the new value, as after a fresh
+        import. Dependencies go first."""
+        self.graph.scan()
+        reported = {d.module for result in applied for d in result.dependents}
+        reported.update(result.module for result in applied)
+        importers = self.graph.importers(paths) - set(paths)
+        for path in self.graph.ordered(importers):
+            if _is_test_or_conftest(path):
+                continue  # dropped and imported again anyway
+            for name in loaded.get(path, ()):
+                if name in sys.modules and name not in reported:
+                    self._report(hotswap.reload(name, policy="off", force=True))
 
     def _report(self, result: hotswap.ReloadResult) -> None:
         self.send(
