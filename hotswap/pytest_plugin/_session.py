@@ -11,9 +11,9 @@ import pytest
 
 import hotswap
 from hotswap.pytest_plugin._selection import SKIP_DIRS
-from hotswap.pytest_plugin._supervisor import Options, Supervisor, split_positionals
+from hotswap.pytest_plugin._supervisor import Options, Supervisor
 
-__all__ = ("run_session", "worker_arguments")
+__all__ = ("run_session", "split_positionals", "worker_arguments")
 
 # Options with a value, owned by the supervisor: the worker never sees them.
 _OWN_WITH_VALUE = ("--hotswap-verify", "--hotswap-events")
@@ -40,6 +40,17 @@ def worker_arguments(args: Sequence[str]) -> tuple[list[str], list[str]]:
             continue
         (first if argument in _FIRST_ONLY else every).append(argument)
     return every, first
+
+
+def split_positionals(args: Sequence[str], positionals: Sequence[str]) -> list[str]:
+    """``args`` without the given positional arguments (each removed once, last first)."""
+    remaining = list(args)
+    for positional in reversed(list(positionals)):
+        for index in range(len(remaining) - 1, -1, -1):
+            if remaining[index] == positional:
+                del remaining[index]
+                break
+    return remaining
 
 
 def _watch_paths(root: str) -> list[str]:

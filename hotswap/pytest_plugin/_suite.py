@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
@@ -93,9 +94,10 @@ class EventLog:
         return None if self._stream is None else os.path.abspath(self._stream.name)
 
     def write(self, event: str, **fields: Any) -> None:
+        """Write one event; ``time`` (seconds since the epoch) is added to every event."""
         if self._stream is None:
             return
-        line = json.dumps({"event": event, **fields})
+        line = json.dumps({"event": event, **fields, "time": time.time()})
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()

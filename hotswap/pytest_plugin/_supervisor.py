@@ -14,12 +14,10 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import hotswap
-from hotswap._watcher import Reloader
+from hotswap.pytest_plugin._feed import ChangeFeed
 from hotswap.pytest_plugin._process import WorkerProcess
 from hotswap.pytest_plugin._selection import (
     ImportGraph,
@@ -68,18 +66,6 @@ class _Run:
     verify: bool = False
     superseded: bool = False
     started: float = field(default_factory=time.perf_counter)
-
-
-class _Feed(Reloader):
-    """The watcher, used only for its file events: the supervisor imports no project code, so
-    instead of reloading it hands every event to the supervisor's queue."""
-
-    def __init__(self, paths: list[str], events: queue.Queue[Event]) -> None:
-        super().__init__(hotswap.configure(), paths)
-        self._queue = events
-
-    def notify(self, path: str, why: str) -> None:
-        self._queue.put(("file", path, why))
 
 
 class Supervisor:
@@ -191,7 +177,7 @@ class Supervisor:
 
     def serve(self) -> int:
         """Run until ``q``, Ctrl-C or the end of the keys' stream with nothing to do."""
-        feed = _Feed(self.options.watch, self.queue)
+        feed = ChangeFeed(self.options.watch, self.queue)
         feed.start()  # armed before the first run: a save during it is seen
         self.log.write("watching", paths=feed.paths)
         keys = threading.Thread(target=self._keys, name="hotswap-keys", daemon=True)
@@ -485,6 +471,7 @@ class Supervisor:
             files=files,
             suite=self.suite.counts(),
             duration=time.perf_counter() - run.started,
+            prepare=message.get("prepare"),
             exitstatus=message.get("exitstatus"),
         )
         if final:
@@ -508,14 +495,3 @@ class Supervisor:
             self.restart_reason = "the worker exited"
         elif worker is self.standby:
             self.standby = None if self.quit else self._spawn()
-
-
-def split_positionals(args: Sequence[str], positionals: Sequence[str]) -> list[str]:
-    """``args`` without the given positional arguments (each removed once, last first)."""
-    remaining = list(args)
-    for positional in reversed(list(positionals)):
-        for index in range(len(remaining) - 1, -1, -1):
-            if remaining[index] == positional:
-                del remaining[index]
-                break
-    return remaining
