@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_calls
 import bench_diff
 import bench_latency
+import bench_pytest
 import bench_reload
 
 
@@ -37,3 +38,9 @@ def test_bench_calls_runs(monkeypatch, capsys):
 def test_bench_latency_runs():
     row = bench_latency.measure("hotswap", "rename", busy=False, saves=2)
     assert row["lost"] == 0
+
+
+def test_bench_pytest_runs():
+    row = bench_pytest.measure_hotswap(import_seconds=0.0, saves=1)
+    assert len(row["latencies"]) == 1
+    assert row["wrong"] == []
