@@ -10,7 +10,9 @@ test may run needlessly but is never dropped.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +20,7 @@ __all__ = (
     "ImportGraph",
     "classify",
     "conftest_is_structural",
+    "environment",
     "is_test_file",
     "module_name_for",
     "project_files",
@@ -141,6 +144,19 @@ def conftest_is_structural(source: str) -> bool:
             continue  # a docstring
         return True
     return False
+
+
+def environment(root: str) -> tuple[object, ...]:
+    """A stamp of what a warm worker cannot follow: the installed packages (their folders'
+    modification times) and the checked-out branch (``.git/HEAD``)."""
+    found: list[object] = []
+    for path in sys.path:
+        if os.path.basename(path) in ("site-packages", "dist-packages"):
+            with contextlib.suppress(OSError):
+                found.append(os.stat(path).st_mtime_ns)
+    with contextlib.suppress(OSError), open(os.path.join(root, ".git", "HEAD")) as head:
+        found.append(head.read())
+    return tuple(found)
 
 
 def _imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:

@@ -23,10 +23,12 @@ from hotswap.pytest_plugin._selection import (
     ImportGraph,
     classify,
     conftest_is_structural,
+    environment,
     is_test_file,
     project_files,
 )
 from hotswap.pytest_plugin._suite import EventLog, Suite
+from hotswap.pytest_plugin._terminal import Cbreak, read_keys
 
 __all__ = ("Options", "Supervisor")
 
@@ -92,8 +94,10 @@ class Supervisor:
         self.last_selection: tuple[list[str] | None, list[str]] | None = None
         self.idle_since: float | None = None
         self.quit = False
+        self.status: int | None = None  # set when the session must end with this status
+        self.deaths = 0  # workers that died in a row without finishing a run
         self.preload: list[str] | None = None
-        self.environment = self._environment()
+        self.environment = environment(self.options.root)
 
     # --- output -------------------------------------------------------------------------------
 
@@ -128,21 +132,7 @@ class Supervisor:
         if old is not None:
             old.kill()
         self.hashes.clear()
-        self.environment = self._environment()
-
-    def _environment(self) -> tuple[object, ...]:
-        """What a warm worker cannot follow: installed packages and the checked-out branch."""
-        found: list[object] = []
-        for path in sys.path:
-            if os.path.basename(path) in ("site-packages", "dist-packages"):
-                with contextlib.suppress(OSError):
-                    found.append(os.stat(path).st_mtime_ns)
-        with (
-            contextlib.suppress(OSError),
-            open(os.path.join(self.options.root, ".git", "HEAD")) as f,
-        ):
-            found.append(f.read())
-        return tuple(found)
+        self.environment = environment(self.options.root)
 
     # --- scope and selection -----------------------------------------------------------------
 
@@ -180,8 +170,11 @@ class Supervisor:
         feed = ChangeFeed(self.options.watch, self.queue)
         feed.start()  # armed before the first run: a save during it is seen
         self.log.write("watching", paths=feed.paths)
-        keys = threading.Thread(target=self._keys, name="hotswap-keys", daemon=True)
+        keys = threading.Thread(
+            target=read_keys, args=(self.queue,), name="hotswap-keys", daemon=True
+        )
         keys.start()
+        terminal = Cbreak()
         try:
             self.worker = self._spawn()
             self.standby = self._spawn()
@@ -197,6 +190,9 @@ class Supervisor:
                 if worker is not None and worker.alive():
                     worker.kill()
             self.log.close()
+            terminal.restore()
+        if self.status is not None:
+            return self.status
         counts = self.suite.counts()
         return 1 if counts["failed"] or counts["error"] else 0
 
@@ -220,25 +216,6 @@ class Supervisor:
         elif kind == "exit":
             self._exited(subject)
         self._maybe_start()
-
-    def _keys(self) -> None:
-        """Read keys from the original stdin, a terminal or a pipe."""
-        try:
-            fd = sys.stdin.fileno()
-        except (AttributeError, ValueError, OSError):
-            return
-        while True:
-            try:
-                data = os.read(fd, 1024)
-            except OSError:
-                return
-            if not data:
-                return  # end of input: keep watching, keys are just gone
-            for char in data.decode(errors="replace"):
-                if char in "\r\n":
-                    self.queue.put(("key", "enter", None))
-                elif not char.isspace():
-                    self.queue.put(("key", char.lower(), None))
 
     def _key(self, key: str) -> None:
         if key == "q":
@@ -325,7 +302,7 @@ class Supervisor:
     def _select(self, changed: list[str]) -> list[str] | None:
         """The test files the change set affects (None: all); notes a needed restart."""
         carried, self.carry = self.carry, []
-        if self._environment() != self.environment:
+        if environment(self.options.root) != self.environment:
             self.restart_reason = "installed packages or the checked-out branch changed"
         reasons = []
         for path in changed:
@@ -436,6 +413,15 @@ class Supervisor:
             return
         self.run = None
         worker.runs += 1
+        self.deaths = 0
+        status = message.get("exitstatus")
+        if status in (3, 4) and not run.verify:
+            # pytest could not run at all (an internal or a usage error, reported above):
+            # a save cannot fix the command line.
+            self.say(f"[hotswap] pytest stopped with exit status {status}; ending the session")
+            self.status = status
+            self.quit = True
+            return
         if message.get("modules") and self.preload is None:
             self.preload = message["modules"]
             if self.standby is not None:
@@ -483,6 +469,15 @@ class Supervisor:
             self.say("[hotswap] superseded by a newer save; running again")
 
     def _exited(self, worker: WorkerProcess) -> None:
+        if worker in (self.worker, self.standby) or (
+            self.run is not None and self.run.worker is worker and not self.run.verify
+        ):
+            self.deaths += 1
+            if self.deaths >= 3:
+                self.say("[hotswap] the worker keeps exiting (see its output above); giving up")
+                self.status = 3  # pytest's "internal error"
+                self.quit = True
+                return
         if self.run is not None and self.run.worker is worker:
             run, self.run = self.run, None
             if run.verify:
