@@ -99,6 +99,16 @@ def test_pytest_session_first_run_matches_fresh(hotswap_session: HotswapSession)
 
 def test_pytest_session_source_changes_match_fresh(hotswap_session: HotswapSession) -> None:
     _project(hotswap_session)
+    hotswap_session.write("pkg/service.py", "from pkg.calc import price\n\nFEE = price(1)\n")
+    hotswap_session.write(
+        "tests/test_service.py",
+        """\
+        from pkg.service import FEE
+
+        def test_fee():
+            assert FEE == 2
+        """,
+    )
     hotswap_session.start()
     hotswap_session.next_run()
 
@@ -144,6 +154,7 @@ def test_pytest_session_source_changes_match_fresh(hotswap_session: HotswapSessi
     hotswap_session.next_run("pkg/calc.py")
     fresh = hotswap_session.assert_matches_fresh()
     assert fresh["tests/test_calc.py::test_price"] == "failed"
+    assert fresh["tests/test_service.py"] == "error"  # its import of the name fails
 
     # a heavy module's table
     hotswap_session.write(
@@ -292,6 +303,11 @@ def test_pytest_session_tests_and_fixtures_match_fresh(hotswap_session: HotswapS
         """,
     )
     hotswap_session.next_run("tests/test_state.py")
+    assert hotswap_session.assert_matches_fresh()["tests/test_state.py::test_mutates"] == "passed"
+
+    # ... also when the module changed too
+    hotswap_session.write("pkg/state.py", "ITEMS = []\nCOUNT = 0\nEXTRA = 1\n")
+    hotswap_session.next_run("pkg/state.py")
     assert hotswap_session.assert_matches_fresh()["tests/test_state.py::test_mutates"] == "passed"
 
 

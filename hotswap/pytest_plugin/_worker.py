@@ -198,38 +198,43 @@ class Worker:
     def prepare(self, changed: Sequence[str]) -> None:
         """Make the loaded project equal the files on disk."""
         loaded = self._project_modules()
+        broken: list[str] = []
+        applied: list[hotswap.ReloadResult] = []
+        applied_paths: list[str] = []
+        done: set[str] = set()
+
+        def settle(path: str, result: hotswap.ReloadResult) -> None:
+            self._report(result)
+            done.add(result.module)
+            if not result.ok:
+                broken.append(path)
+            elif result.kind != "unchanged":
+                applied.append(result)
+                applied_paths.append(path)
+
         for path, names in loaded.items():
-            if _is_test_or_conftest(path):
+            if _is_test_or_conftest(path) or not os.path.exists(path):
                 continue
             for name in names:
                 module = sys.modules.get(name)
                 before = self.states.get(name)
                 if module is None or before is None or _state(module) == before:
                     continue
-                # A test rebound or grew this module's state: run it again from the top.
-                result = hotswap.reload(module, policy="off", force=True)
-                self._report(result)
-        broken: list[str] = []
-        applied: list[hotswap.ReloadResult] = []
-        applied_paths: list[str] = []
+                # A test rebound or grew this module's state: run it again from the top (this
+                # also applies the file's current source).
+                settle(path, hotswap.reload(module, policy="off", force=True))
         for path in changed:
             if not path.endswith(".py") or _is_test_or_conftest(path):
                 continue
             for name in loaded.get(path, ()):
-                if name not in sys.modules:
+                if name not in sys.modules or name in done:
                     continue
                 if not os.path.exists(path):
                     broken.append(path)
                     continue
-                result = hotswap.reload(name, policy="off")
-                self._report(result)
-                if not result.ok:
-                    broken.append(path)
-                elif result.kind != "unchanged":
-                    applied.append(result)
-                    applied_paths.append(path)
+                settle(path, hotswap.reload(name, policy="off"))
         if applied:
-            self._follow_importers(applied, applied_paths, loaded)
+            broken += self._follow_importers(applied, applied_paths, loaded, done)
         if broken:
             # Never run tests on old code: forget the module and everything importing it, so
             # collection imports the file as it is and reports what a fresh run reports.
@@ -253,21 +258,27 @@ class Worker:
         applied: Sequence[hotswap.ReloadResult],
         paths: Sequence[str],
         loaded: dict[str, list[str]],
-    ) -> None:
+        done: set[str],
+    ) -> list[str]:
         """Run again, whole, every loaded project module that imports a changed one and that
         the reload did not already bring up to date (its ``dependents``): a module that took a
         name by value (``from config import RATE``) must see the new value, as after a fresh
-        import. Dependencies go first."""
+        import. Dependencies go first. Returns the files whose run failed (an importer of a
+        name that is gone fails as its fresh import would)."""
         self.graph.scan()
-        reported = {d.module for result in applied for d in result.dependents}
-        reported.update(result.module for result in applied)
+        reported = {d.module for result in applied for d in result.dependents} | done
         importers = self.graph.importers(paths) - set(paths)
+        failed = []
         for path in self.graph.ordered(importers):
             if _is_test_or_conftest(path):
                 continue  # dropped and imported again anyway
             for name in loaded.get(path, ()):
                 if name in sys.modules and name not in reported:
-                    self._report(hotswap.reload(name, policy="off", force=True))
+                    result = hotswap.reload(name, policy="off", force=True)
+                    self._report(result)
+                    if not result.ok:
+                        failed.append(path)
+        return failed
 
     def _report(self, result: hotswap.ReloadResult) -> None:
         self.send(
