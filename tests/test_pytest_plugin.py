@@ -171,11 +171,12 @@ def test_pytest_plugin_lf_starts_from_the_failing_set(hotswap_session: HotswapSe
     assert "tests/test_b.py::test_two_fails" in cache.read_text()  # still true
 
 
+@pytest.mark.parametrize("verify", ["idle", "always"])
 def test_pytest_plugin_verify_replays_in_a_fresh_process(
-    hotswap_session: HotswapSession,
+    hotswap_session: HotswapSession, verify: str
 ) -> None:
     _project(hotswap_session)
-    hotswap_session.start(verify="always")
+    hotswap_session.start(verify=verify)
     run = hotswap_session.next_run()
     events = hotswap_session.wait_for(
         lambda events: any(e["event"] == "verify" for e in events), "a verification"
@@ -230,3 +231,57 @@ def test_pytest_plugin_events_have_the_documented_fields(
         assert {"id", "mode", "worker_pid", "selected", "outcomes", "final", "suite"} <= set(run)
         assert set(run["suite"]) == {"passed", "failed", "error", "skipped", "pending"}
         assert isinstance(run["duration"], float)
+
+
+def test_pytest_plugin_clears_functools_caches(hotswap_session: HotswapSession) -> None:
+    _project(hotswap_session)
+    hotswap_session.write("pkg/config.py", "RATE = 2\n")
+    hotswap_session.write(
+        "pkg/cached.py",
+        """\
+        import functools
+        import importlib
+
+        @functools.cache
+        def rate():
+            # looked up at call time: no import edge ties this module to pkg.config
+            return importlib.import_module("pkg.config").RATE
+        """,
+    )
+    hotswap_session.write(
+        "tests/test_cached.py",
+        """\
+        import pkg.config
+        from pkg.cached import rate
+
+        def test_rate():
+            assert rate() == 2
+        """,
+    )
+    hotswap_session.start()
+    hotswap_session.next_run()
+    hotswap_session.write("pkg/config.py", "RATE = 3\n")
+    run = hotswap_session.next_run("pkg/config.py")
+    assert run["outcomes"] == {"tests/test_cached.py::test_rate": "failed"}
+    hotswap_session.assert_matches_fresh()
+
+
+def test_pytest_plugin_follows_custom_python_files(hotswap_session: HotswapSession) -> None:
+    _project(hotswap_session)
+    hotswap_session.write("pyproject.toml", PYPROJECT + 'python_files = ["check_*.py"]\n')
+    hotswap_session.write(
+        "tests/check_a.py",
+        """\
+        from pkg.a import one
+
+        def test_checked():
+            assert one() == 1
+        """,
+    )
+    hotswap_session.start()
+    first = hotswap_session.next_run()
+    assert first["selected"] == ["tests/check_a.py::test_checked"]
+    hotswap_session.write("pkg/a.py", "def one():\n    return 5\n")
+    run = hotswap_session.next_run("pkg/a.py")
+    assert run["outcomes"] == {"tests/check_a.py::test_checked": "failed"}
+    hotswap_session.assert_matches_fresh()

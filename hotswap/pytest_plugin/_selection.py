@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import fnmatch
 import os
 import sys
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ __all__ = (
     "is_test_file",
     "module_name_for",
     "project_files",
+    "set_test_patterns",
 )
 
 # Folders never scanned or watched: environments, caches, version control.
@@ -50,10 +52,30 @@ _STRUCTURAL_HOOKS = frozenset(
 )
 
 
+# pytest's ``python_files`` in force in this process (set from the configuration).
+_test_patterns: tuple[str, ...] = ("test_*.py", "*_test.py")
+
+
+def set_test_patterns(patterns: Iterable[str]) -> None:
+    """Use the configuration's ``python_files`` patterns from now on."""
+    global _test_patterns
+    _test_patterns = tuple(patterns) or _test_patterns
+
+
 def is_test_file(path: str) -> bool:
-    """Whether pytest's default patterns collect ``path`` as a test module."""
-    base = os.path.basename(path)
-    return base.endswith(".py") and (base.startswith("test_") or base.endswith("_test.py"))
+    """Whether pytest collects ``path`` as a test module (its ``python_files`` patterns, matched
+    as pytest does: against the file name, or against the path for a pattern with a folder)."""
+    if not path.endswith(".py") or os.path.basename(path) == "conftest.py":
+        return False
+    for pattern in _test_patterns:
+        if os.sep in pattern or "/" in pattern:
+            native = pattern.replace("/", os.sep)
+            full = native if os.path.isabs(native) else f"*{os.sep}{native}"
+            if fnmatch.fnmatch(path, full):
+                return True
+        elif fnmatch.fnmatch(os.path.basename(path), pattern):
+            return True
+    return False
 
 
 def _skipped_dir(name: str) -> bool:

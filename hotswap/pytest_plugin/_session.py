@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 import hotswap
-from hotswap.pytest_plugin._selection import SKIP_DIRS
+from hotswap.pytest_plugin._selection import SKIP_DIRS, set_test_patterns
 from hotswap.pytest_plugin._supervisor import Options, Supervisor
 
 __all__ = ("run_session", "split_positionals", "worker_arguments")
@@ -94,6 +94,7 @@ def run_session(config: pytest.Config) -> int:
         # pytest's capture holds file descriptors 0-2 from the start; the supervisor owns the
         # terminal and reads keys from the original stdin.
         capture.suspend_global_capture(in_=True)
+    set_test_patterns(config.getini("python_files"))
     root = str(config.rootpath)
     cwd = str(config.invocation_params.dir)
     given = config.args_source == pytest.Config.ArgsSource.ARGS

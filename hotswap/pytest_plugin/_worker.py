@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 import hotswap
-from hotswap.pytest_plugin._selection import ImportGraph, is_test_file
+from hotswap.pytest_plugin._selection import ImportGraph, is_test_file, set_test_patterns
 
 __all__ = ("MARK", "Worker", "main")
 
@@ -97,6 +97,10 @@ class _Run:
         if self.files is not None and is_test_file(path) and path not in self.files:
             return True
         return None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        # Which files are test modules (dropped before each run, filtered by selection).
+        set_test_patterns(config.getini("python_files"))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
