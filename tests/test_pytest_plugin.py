@@ -198,6 +198,24 @@ def test_pytest_plugin_conftest_hook_change_restarts(hotswap_session: HotswapSes
     )
     hotswap_session.start()
     hotswap_session.next_run()
+    # a fixture added beside the hook: applied warm
+    hotswap_session.write(
+        "tests/conftest.py",
+        """\
+        import pytest
+
+        def pytest_configure(config):
+            config.addinivalue_line("markers", "slow: slow tests")
+
+        @pytest.fixture
+        def extra():
+            return 1
+        """,
+    )
+    run = hotswap_session.next_run("tests/conftest.py")
+    assert run["mode"] == "warm"
+    assert not [e for e in hotswap_session.events() if e["event"] == "restart"]
+    # the hook itself changed: a fresh worker
     hotswap_session.write(
         "tests/conftest.py",
         """\

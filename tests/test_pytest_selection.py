@@ -11,6 +11,7 @@ from hotswap.pytest_plugin._selection import (
     classify,
     conftest_is_structural,
     module_name_for,
+    structural_change,
 )
 
 
@@ -119,3 +120,23 @@ def test_classify_kinds(tmp_path: Path) -> None:
         "pkg/__pycache__/a.cpython-311.pyc": "ignored",
         ".git/HEAD": "ignored",
     }
+
+
+HOOK = "def pytest_configure(config):\n    config.addinivalue_line('markers', 'a: a')\n"
+FIXTURE = "import pytest\n\n@pytest.fixture\ndef base():\n    return {}\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "restart"),
+    [
+        (HOOK + FIXTURE.format(1), HOOK + FIXTURE.format(2), False),  # a fixture: warm
+        (HOOK, HOOK.replace("'a: a'", "'b: b'"), True),  # the hook changed
+        (HOOK + FIXTURE.format(1), FIXTURE.format(1), True),  # the hook removed
+        (FIXTURE.format(1), HOOK + FIXTURE.format(1), True),  # ... or added
+        (None, FIXTURE.format(1), False),  # unknown before, nothing structural now
+        (None, HOOK, True),  # unknown before: any structural part counts
+        (HOOK, "def broken(:\n", False),  # pytest reports the syntax error itself
+    ],
+)
+def test_structural_change(old: str | None, new: str, restart: bool) -> None:
+    assert structural_change(old, new) is restart

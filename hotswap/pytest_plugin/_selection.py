@@ -26,6 +26,7 @@ __all__ = (
     "module_name_for",
     "project_files",
     "set_test_patterns",
+    "structural_change",
 )
 
 # Folders never scanned or watched: environments, caches, version control.
@@ -140,19 +141,19 @@ def _holds_python(folder: str) -> bool:
         return False
 
 
-def conftest_is_structural(source: str) -> bool:
-    """Whether a conftest does more than define fixtures and hooks that run per test: it
-    defines a hook that acts before collection (``pytest_addoption``...), sets
-    ``pytest_plugins``, or runs statements with side effects at import (``sys.path.insert``,
-    ``os.environ[...] = ...``). Such a change needs a fresh worker."""
+def _structural_nodes(source: str) -> list[ast.stmt] | None:
+    """The statements of a conftest that act before collection or outside the module: hooks
+    such as ``pytest_addoption``, ``pytest_plugins``, and statements with side effects at
+    import (``sys.path.insert``, ``os.environ[...] = ...``); None for a syntax error."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return False  # pytest reports it as a collection error, warm or not
+        return None
+    found: list[ast.stmt] = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             if node.name in _STRUCTURAL_HOOKS:
-                return True
+                found.append(node)
             continue
         if isinstance(node, ast.Import | ast.ImportFrom):
             continue
@@ -160,12 +161,33 @@ def conftest_is_structural(source: str) -> bool:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = {t.id for t in targets if isinstance(t, ast.Name)}
             if "pytest_plugins" in names or len(names) != len(targets):
-                return True  # subscript or attribute targets mutate something outside
+                found.append(node)  # subscript or attribute targets mutate something outside
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # a docstring
-        return True
-    return False
+        found.append(node)
+    return found
+
+
+def conftest_is_structural(source: str) -> bool:
+    """Whether a conftest does more than define fixtures and hooks that run per test (see
+    :func:`structural_change`)."""
+    return bool(_structural_nodes(source))
+
+
+def structural_change(old: str | None, new: str) -> bool:
+    """Whether a conftest's change touches what a warm worker cannot apply: a hook that acts
+    before collection (``pytest_addoption``...), ``pytest_plugins``, or a statement with side
+    effects at import, added, changed or removed. Fixtures and per-test hooks are applied
+    warm. A syntax error is not structural: pytest reports it, warm or not. ``old`` is None
+    when the previous source is unknown: then any structural part counts."""
+    after = _structural_nodes(new)
+    if after is None:
+        return False
+    before = None if old is None else _structural_nodes(old)
+    if before is None:
+        return bool(after)
+    return [ast.dump(n) for n in before] != [ast.dump(n) for n in after]
 
 
 def environment(root: str) -> tuple[object, ...]:

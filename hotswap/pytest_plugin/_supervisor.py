@@ -22,10 +22,10 @@ from hotswap.pytest_plugin._process import WorkerProcess
 from hotswap.pytest_plugin._selection import (
     ImportGraph,
     classify,
-    conftest_is_structural,
     environment,
     is_test_file,
     project_files,
+    structural_change,
 )
 from hotswap.pytest_plugin._suite import EventLog, Suite
 from hotswap.pytest_plugin._terminal import Cbreak, read_keys
@@ -98,6 +98,12 @@ class Supervisor:
         self.deaths = 0  # workers that died in a row without finishing a run
         self.preload: list[str] | None = None
         self.environment = environment(self.options.root)
+        # Each conftest's source as the worker loaded it: a change is judged against it.
+        self.conftests = {
+            path: _read(path)
+            for path in project_files(options.root)
+            if os.path.basename(path) == "conftest.py"
+        }
 
     # --- output -------------------------------------------------------------------------------
 
@@ -313,13 +319,14 @@ class Supervisor:
                 reasons.append(f"a C extension changed ({self._relative(path)})")
             elif kind == "data":
                 reasons.append(f"a data file changed ({self._relative(path)})")
-            elif kind == "conftest" and os.path.exists(path):
-                with open(path, encoding="utf-8", errors="replace") as handle:
-                    if conftest_is_structural(handle.read()):
-                        reasons.append(
-                            f"{self._relative(path)} changed a hook that runs before collection"
-                            " or a statement with side effects"
-                        )
+            elif kind == "conftest":
+                source = _read(path)
+                if structural_change(self.conftests.get(path), source):
+                    reasons.append(
+                        f"{self._relative(path)} changed a hook that runs before collection"
+                        " or a statement with side effects"
+                    )
+                self.conftests[path] = source
         if reasons:
             self.restart_reason = self.restart_reason or "; ".join(reasons)
         if self.restart_reason is not None or carried is None:
@@ -490,3 +497,12 @@ class Supervisor:
             self.restart_reason = "the worker exited"
         elif worker is self.standby:
             self.standby = None if self.quit else self._spawn()
+
+
+def _read(path: str) -> str:
+    """A file's text ('' when it is gone)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
