@@ -118,22 +118,6 @@ class WorkerProcess:
         """Whether the process is still running."""
         return self._process.poll() is None
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to quit; kill it if it does not within ``timeout`` seconds."""
-        self.muted = True
-        self.send(cmd="quit")
-        stdin = self._process.stdin
-        with contextlib.suppress(OSError):
-            if stdin is not None:
-                stdin.close()
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        if self._pump is not threading.current_thread():
-            self._pump.join(timeout)
-
     def kill(self) -> None:
         """End the worker now (a run in progress is abandoned)."""
         self.muted = True
