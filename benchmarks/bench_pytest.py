@@ -7,8 +7,12 @@ Target (issue #12, DESIGN §7): <= 0.1 s median from save to result, 0 wrong res
 The generated project's heavy module stands for a slow import (Django, pandas) by waiting
 ``--import-seconds`` at import. Latency is measured from the write to the ``time`` of the
 session's final ``run`` event; plain pytest is timed from the write to its exit, running only
-the affected test file (its best case). Peers (pytest-testmon, pytest-watcher,
-pytest-hot-reloading) are listed when installed; none is a dependency.
+the affected test file (its best case); the in-process floor is ``hotswap.reload()`` plus a
+warm ``pytest.main()`` of that file in one process. "wrong" counts the saves of
+:data:`SITUATIONS` (applied in order) after which the runner's view of the suite differs from a
+fresh ``pytest``: a stale result that persists counts again at each later save. pytest-testmon
+is measured when installed (``pytest --testmon`` after each save); pytest-watcher and
+pytest-hot-reloading are only reported as installed or not. None is a dependency.
 """
 
 from __future__ import annotations
@@ -212,8 +216,77 @@ def measure_plain(import_seconds: float, saves: int) -> list[float]:
     return times
 
 
+def _pytest(project: Project, scratch: Path, *args: str, report: Path | None = None) -> None:
+    env = _env(scratch)
+    if report is not None:
+        env["BENCH_REPORT"] = str(report)
+        args = ("-p", "bench_reporter", *args)
+    command = [sys.executable, "-m", "pytest", "-q", *args]
+    subprocess.run(command, cwd=project.root, env=env, capture_output=True, check=False)
+
+
+def measure_testmon(import_seconds: float, saves: int) -> dict[str, Any]:
+    """pytest-testmon: ``pytest --testmon`` after each save (it selects the affected tests by
+    coverage, in a fresh process); wrong results counted over the same situations."""
+    scratch = Path(tempfile.mkdtemp(prefix="hotswap-bench-testmon-"))
+    (scratch / "bench_reporter.py").write_text(REPORTER)
+    project = Project(scratch / "project", import_seconds)
+    report = scratch / "run.json"
+    _pytest(project, scratch, "--testmon", report=report)
+    suite: dict[str, str] = json.loads(report.read_text())
+    latencies = []
+    for index in range(saves):
+        start = time.perf_counter()
+        project.write("pkg/calc.py", CALC + f"# save {index}\n")
+        _pytest(project, scratch, "--testmon")
+        latencies.append(time.perf_counter() - start)
+    wrong = []
+    for what, relpath, source in SITUATIONS:
+        project.write(relpath, source)
+        _pytest(project, scratch, "--testmon", report=report)
+        ran = json.loads(report.read_text())
+        # what testmon ran replaces what was known of those files; the rest it vouches for
+        merge(suite, {"files": {n.split("::", 1)[0] for n in ran}, "outcomes": ran})
+        expected = fresh(project, scratch)
+        if suite != expected:
+            wrong.append(what)
+            if os.environ.get("BENCH_DEBUG"):
+                print(what, {n: (suite.get(n), expected.get(n)) for n in {*suite, *expected}})
+    return {"latencies": latencies, "wrong": wrong}
+
+
+def measure_floor(import_seconds: float, saves: int) -> list[float]:
+    """The in-process floor: hotswap.reload() of the saved module plus a warm pytest.main() of
+    the affected test file, in this process, with no supervisor, worker or watcher."""
+    import contextlib
+    import io
+
+    import pytest
+
+    import hotswap
+
+    scratch = Path(tempfile.mkdtemp(prefix="hotswap-bench-floor-"))
+    project = Project(scratch / "project", import_seconds)
+    os.chdir(project.root)
+    sys.path.insert(0, str(project.root))
+    args = ["-q", "-p", "no:cacheprovider", "tests/test_calc.py"]
+    args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        pytest.main(args)
+    times = []
+    for index in range(saves):
+        start = time.perf_counter()
+        project.write("pkg/calc.py", CALC + f"X = {index}\n")
+        hotswap.reload("pkg.calc", policy="off")
+        for name in [n for n in sys.modules if n.startswith(("test_", "conftest"))]:
+            del sys.modules[name]
+        with contextlib.redirect_stdout(io.StringIO()):
+            pytest.main(args)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 PEERS = {
-    "pytest-testmon": "testmon",
     "pytest-watcher": "pytest_watcher",
     "pytest-hot-reloading": "pytest_hot_reloading",
 }
@@ -231,9 +304,19 @@ def main(argv: list[str] | None = None) -> None:
     hot_ms = statistics.median(hot["latencies"])
     print(f"{'pytest --hotswap':<24} {hot_ms:>13.3f} s {len(hot['wrong']):>3}/{len(SITUATIONS)}")
     print(f"{'plain pytest (file)':<24} {statistics.median(plain):>13.3f} s {'0':>3}")
+    if importlib.util.find_spec("testmon") is not None:
+        mon = measure_testmon(args.import_seconds, max(2, args.saves // 3))
+        mon_s = statistics.median(mon["latencies"])
+        print(f"{'pytest-testmon':<24} {mon_s:>13.3f} s {len(mon['wrong']):>3}/{len(SITUATIONS)}")
+        if mon["wrong"]:
+            print("  testmon wrong:", ", ".join(mon["wrong"]))
+    else:
+        print(f"{'pytest-testmon':<24} {'not installed':>15}")
     for peer, module in PEERS.items():
         if importlib.util.find_spec(module) is None:
             print(f"{peer:<24} {'not installed':>15}")
+    floor = statistics.median(measure_floor(args.import_seconds, args.saves))
+    print(f"{'in-process floor':<24} {floor:>13.3f} s {'-':>3}")
     if hot["wrong"]:
         print("wrong results:", ", ".join(hot["wrong"]))
 
