@@ -167,7 +167,8 @@ class HotswapSession:
 
     # --- the session ------------------------------------------------------------------------
 
-    def start(self, *args: str, verify: str = "off") -> None:
+    def start(self, *args: str, verify: str = "off", terminal: bool = False) -> None:
+        """Start the session; its stdin is a pipe, or with ``terminal`` a pseudo-terminal."""
         command = [
             sys.executable,
             "-m",
@@ -180,11 +181,22 @@ class HotswapSession:
             *args,
         ]
         self._output = open(self.output_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._terminal: int | None = None
+        stdin: Any = subprocess.PIPE
+        if terminal:
+            import pty
+
+            self._terminal, stdin = pty.openpty()
         self.process = self.pytester.popen(
-            command, stdout=self._output, stderr=subprocess.STDOUT, stdin=subprocess.PIPE
+            command, stdout=self._output, stderr=subprocess.STDOUT, stdin=stdin
         )
+        if terminal:
+            os.close(stdin)  # the session holds its own copy
 
     def key(self, keys: str) -> None:
+        if self._terminal is not None:
+            os.write(self._terminal, keys.encode())
+            return
         self.process.stdin.write(keys.encode())
         self.process.stdin.flush()
 
@@ -200,8 +212,11 @@ class HotswapSession:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, AttributeError):
                 self.process.stdin.close()
+            if self._terminal is not None:
+                os.close(self._terminal)
+                self._terminal = None
             self._output.close()
             self.process = None
         return status

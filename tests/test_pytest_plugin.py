@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -303,3 +305,29 @@ def test_pytest_plugin_follows_custom_python_files(hotswap_session: HotswapSessi
     run = hotswap_session.next_run("pkg/a.py")
     assert run["outcomes"] == {"tests/check_a.py::test_checked": "failed"}
     hotswap_session.assert_matches_fresh()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_pytest_plugin_reads_single_keys_from_a_terminal(hotswap_session: HotswapSession) -> None:
+    _project(hotswap_session)
+    hotswap_session.start(terminal=True)
+    hotswap_session.next_run()
+    hotswap_session.key("a")  # no Enter: the terminal is in cbreak mode
+    run = hotswap_session.next_run()
+    assert run["files"] is None
+    hotswap_session.key("q")
+    assert hotswap_session.process.wait(90) == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a process is POSIX")
+def test_pytest_plugin_ctrl_c_ends_the_session_and_its_workers(
+    hotswap_session: HotswapSession,
+) -> None:
+    _project(hotswap_session)
+    hotswap_session.start()
+    run = hotswap_session.next_run()
+    hotswap_session.process.send_signal(signal.SIGINT)
+    assert hotswap_session.process.wait(90) == 1
+    assert "[hotswap] interrupted" in hotswap_session.output()
+    with pytest.raises(ProcessLookupError):
+        os.kill(run["worker_pid"], 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -61,6 +62,10 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             cwd=cwd,
             bufsize=0,
+            # Ctrl-C is the supervisor's to handle: a worker in the terminal's process group
+            # would die mid-run and print a traceback. A worker whose supervisor is gone exits
+            # when its command pipe closes.
+            start_new_session=os.name == "posix",
         )
         self.pid = self._process.pid
         self._pump = threading.Thread(target=self._read, name="hotswap-pump", daemon=True)

@@ -36,8 +36,6 @@ __all__ = ("Options", "Supervisor")
 _SETTLE = 0.02
 # --hotswap-verify=idle: verify once nothing was saved for this long after a final run.
 _IDLE = 1.0
-# The longest wait for a worker to start, in seconds.
-_START_TIMEOUT = 120.0
 
 Event = tuple[str, Any, Any]
 
