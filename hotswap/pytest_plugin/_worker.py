@@ -62,11 +62,22 @@ def _fingerprint(value: object) -> object:
 
 
 def _state(module: types.ModuleType) -> dict[str, object]:
-    return {
-        name: _fingerprint(value)
-        for name, value in list(vars(module).items())
-        if not (name.startswith("__") and name.endswith("__"))
-    }
+    """A module's globals, fingerprinted; for its own classes, their attributes too (a test
+    that sets ``Config.value = 3`` changes the class, not the global)."""
+    found: dict[str, object] = {}
+    for name, value in list(vars(module).items()):
+        if (name.startswith("__") and name.endswith("__")) or isinstance(value, types.ModuleType):
+            continue  # a package gains its submodules as attributes when they are imported
+        if isinstance(value, type) and value.__module__ == module.__name__:
+            members = tuple(
+                (key, _fingerprint(member))
+                for key, member in list(vars(value).items())
+                if key not in ("__dict__", "__weakref__", "__doc__")
+            )
+            found[name] = (id(value), members)
+        else:
+            found[name] = _fingerprint(value)
+    return found
 
 
 def _clear_caches(module: types.ModuleType) -> None:
@@ -140,7 +151,8 @@ class Worker:
         self.session: pytest.Session | None = None
         self.session_stopped = False
         self.graph = ImportGraph(self.root)
-        self.states: dict[str, dict[str, object]] = {}
+        self.states: dict[str, dict[str, object]] = {}  # clean state, at collection's end
+        self.imported_during_run: set[str] = set()
         self.runs = 0
         threading.Thread(
             target=self._read, args=(control,), name="hotswap-commands", daemon=True
@@ -222,8 +234,14 @@ class Worker:
             for name in names:
                 module = sys.modules.get(name)
                 before = self.states.get(name)
-                if module is None or before is None or _state(module) == before:
+                if module is None:
                     continue
+                if before is None and name not in self.imported_during_run:
+                    continue
+                if before is not None and _state(module) == before:
+                    continue
+                # A module first imported while tests ran has no clean state on record: it
+                # may hold what they did to it, so it is reset like a mutated one.
                 # A test rebound or grew this module's state: run it again from the top (this
                 # also applies the file's current source).
                 settle(path, hotswap.reload(module, policy="off", force=True))
@@ -310,6 +328,13 @@ class Worker:
         args = [*self.options, *command.get("extra", []), *command.get("args", [])]
         sys.stdout.flush()
         status = pytest.main(args, plugins=[plugin])
+        self.imported_during_run = {
+            name
+            for path, names in self._project_modules().items()
+            if not _is_test_or_conftest(path)
+            for name in names
+            if name not in self.states
+        }
         self.session = None
         self.runs += 1
         if self.runs == 1:
