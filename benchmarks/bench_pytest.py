@@ -157,7 +157,9 @@ def merge(suite: dict[str, str], run: dict[str, Any]) -> None:
     suite.update(run["outcomes"])
 
 
-def measure_hotswap(import_seconds: float, saves: int) -> dict[str, Any]:
+def measure_hotswap(
+    import_seconds: float, saves: int, situations: int = len(SITUATIONS)
+) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix="hotswap-bench-pytest-"))
     (scratch / "bench_reporter.py").write_text(REPORTER)
     project = Project(scratch / "project", import_seconds)
@@ -181,7 +183,7 @@ def measure_hotswap(import_seconds: float, saves: int) -> dict[str, Any]:
             latencies.append(run["time"] - start)
             merge(suite, run)
         wrong = []
-        for what, relpath, source in SITUATIONS:
+        for what, relpath, source in SITUATIONS[:situations]:
             project.write(relpath, source)
             run, seen = wait_final(events, seen)
             merge(suite, run)

@@ -41,6 +41,6 @@ def test_bench_latency_runs():
 
 
 def test_bench_pytest_runs():
-    row = bench_pytest.measure_hotswap(import_seconds=0.0, saves=1)
+    row = bench_pytest.measure_hotswap(import_seconds=0.0, saves=1, situations=3)
     assert len(row["latencies"]) == 1
     assert row["wrong"] == []
