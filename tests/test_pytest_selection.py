@@ -10,6 +10,7 @@ from hotswap.pytest_plugin._selection import (
     ImportGraph,
     classify,
     conftest_is_structural,
+    environment,
     module_name_for,
     structural_change,
 )
@@ -140,3 +141,13 @@ FIXTURE = "import pytest\n\n@pytest.fixture\ndef base():\n    return {}\n"
 )
 def test_structural_change(old: str | None, new: str, restart: bool) -> None:
     assert structural_change(old, new) is restart
+
+
+def test_environment_changes_with_the_branch(tmp_path: Path) -> None:
+    head = tmp_path / ".git" / "HEAD"
+    head.parent.mkdir()
+    head.write_text("ref: refs/heads/main\n")
+    before = environment(str(tmp_path))
+    assert environment(str(tmp_path)) == before
+    head.write_text("ref: refs/heads/feature\n")
+    assert environment(str(tmp_path)) != before

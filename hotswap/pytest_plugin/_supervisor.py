@@ -141,12 +141,19 @@ class Supervisor:
     # --- scope and selection -----------------------------------------------------------------
 
     def _tests_in_scope(self) -> list[str]:
+        """The test files the session's paths reach (the graph was just scanned: its files are
+        the project's Python files)."""
+        known = [p for p in self.graph.edges if is_test_file(p)]
         found: list[str] = []
         for entry in self.options.scope:
             if os.path.isfile(entry):
                 found.append(entry)
             elif os.path.isdir(entry):
-                found.extend(p for p in project_files(entry) if is_test_file(p))
+                prefix = entry.rstrip(os.sep) + os.sep
+                inside = [p for p in known if p.startswith(prefix)]
+                if not inside and not entry.startswith(self.options.root):
+                    inside = [p for p in project_files(entry) if is_test_file(p)]
+                found.extend(inside)
         return sorted(set(found))
 
     def _relative(self, path: str) -> str:
