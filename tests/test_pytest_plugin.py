@@ -376,3 +376,30 @@ def test_pytest_plugin_resets_class_attributes(hotswap_session: HotswapSession) 
         hotswap_session.write("tests/test_settings.py", test + f"# round {round_}\n")
         run = hotswap_session.next_run("tests/test_settings.py")
         assert run["outcomes"] == {"tests/test_settings.py::test_class_attribute": "passed"}
+
+
+def test_pytest_plugin_selection_follows_a_changed_configuration(
+    hotswap_session: HotswapSession,
+) -> None:
+    _project(hotswap_session)
+    hotswap_session.write(
+        "checks/check_a.py",
+        """\
+        from pkg.a import one
+
+        def test_checked():
+            assert one() == 1
+        """,
+    )
+    hotswap_session.start()
+    hotswap_session.next_run()
+    hotswap_session.write(
+        "pyproject.toml",
+        PYPROJECT.replace('["tests"]', '["checks"]') + 'python_files = ["check_*.py"]\n',
+    )
+    run = hotswap_session.next_run("pyproject.toml")
+    assert run["selected"] == ["checks/check_a.py::test_checked"]
+    hotswap_session.write("pkg/a.py", "def one():\n    return 5\n")
+    run = hotswap_session.next_run("pkg/a.py")
+    assert run["outcomes"] == {"checks/check_a.py::test_checked": "failed"}
+    hotswap_session.assert_matches_fresh()

@@ -25,6 +25,8 @@ __all__ = (
     "is_test_file",
     "module_name_for",
     "project_files",
+    "read_text",
+    "restart_reasons",
     "set_test_patterns",
     "structural_change",
 )
@@ -188,6 +190,41 @@ def structural_change(old: str | None, new: str) -> bool:
     if before is None:
         return bool(after)
     return [ast.dump(n) for n in before] != [ast.dump(n) for n in after]
+
+
+def read_text(path: str) -> str:
+    """A file's text ('' when it is gone)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def restart_reasons(changed: Iterable[str], root: str, conftests: dict[str, str]) -> list[str]:
+    """Why a change set needs a fresh worker, one reason per file that does ([] if none).
+
+    ``conftests`` maps each conftest to the source the worker loaded; it is updated.
+    """
+    reasons = []
+    for path in changed:
+        kind = classify(path, root)
+        shown = os.path.relpath(path, root).replace(os.sep, "/")
+        if kind == "config":
+            reasons.append(f"the pytest configuration changed ({shown})")
+        elif kind == "extension":
+            reasons.append(f"a C extension changed ({shown})")
+        elif kind == "data":
+            reasons.append(f"a data file changed ({shown})")
+        elif kind == "conftest":
+            source = read_text(path)
+            if structural_change(conftests.get(path), source):
+                reasons.append(
+                    f"{shown} changed a hook that runs before collection or a statement with "
+                    "side effects"
+                )
+            conftests[path] = source
+    return reasons
 
 
 def environment(root: str) -> tuple[object, ...]:

@@ -25,7 +25,9 @@ from hotswap.pytest_plugin._selection import (
     environment,
     is_test_file,
     project_files,
-    structural_change,
+    read_text,
+    restart_reasons,
+    set_test_patterns,
 )
 from hotswap.pytest_plugin._suite import EventLog, Suite
 from hotswap.pytest_plugin._terminal import Cbreak, read_keys
@@ -98,7 +100,7 @@ class Supervisor:
         self.environment = environment(self.options.root)
         # Each conftest's source as the worker loaded it: a change is judged against it.
         self.conftests = {
-            path: _read(path)
+            path: read_text(path)
             for path in project_files(options.root)
             if os.path.basename(path) == "conftest.py"
         }
@@ -315,23 +317,7 @@ class Supervisor:
         carried, self.carry = self.carry, []
         if environment(self.options.root) != self.environment:
             self.restart_reason = "installed packages or the checked-out branch changed"
-        reasons = []
-        for path in changed:
-            kind = classify(path, self.options.root)
-            if kind == "config":
-                reasons.append(f"the pytest configuration changed ({self._relative(path)})")
-            elif kind == "extension":
-                reasons.append(f"a C extension changed ({self._relative(path)})")
-            elif kind == "data":
-                reasons.append(f"a data file changed ({self._relative(path)})")
-            elif kind == "conftest":
-                source = _read(path)
-                if structural_change(self.conftests.get(path), source):
-                    reasons.append(
-                        f"{self._relative(path)} changed a hook that runs before collection"
-                        " or a statement with side effects"
-                    )
-                self.conftests[path] = source
+        reasons = restart_reasons(changed, self.options.root, self.conftests)
         if reasons:
             self.restart_reason = self.restart_reason or "; ".join(reasons)
         if self.restart_reason is not None or carried is None:
@@ -439,6 +425,13 @@ class Supervisor:
             if self.standby is not None:
                 self.standby.send(cmd="preload", modules=self.preload)
         outcomes: dict[str, str] = message.get("outcomes", {})
+        if run.files is None and not run.verify:
+            # A full run read the configuration as it is now (a restart may have changed
+            # python_files or testpaths): the selection follows it.
+            if message.get("patterns"):
+                set_test_patterns(message["patterns"])
+            if message.get("scope") and not self.options.positionals:
+                self.options.scope = message["scope"]
         if run.verify:
             worker.kill()
             if not run.superseded:
@@ -502,12 +495,3 @@ class Supervisor:
             self.restart_reason = "the worker exited"
         elif worker is self.standby:
             self.standby = None if self.quit else self._spawn()
-
-
-def _read(path: str) -> str:
-    """A file's text ('' when it is gone)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return ""

@@ -102,6 +102,8 @@ class _Run:
         self.files = files
         self.selected: list[str] = []
         self.outcomes: dict[str, str] = {}
+        self.patterns: list[str] = []
+        self.scope: list[str] = []
 
     def pytest_ignore_collect(self, collection_path: Any) -> bool | None:
         path = str(collection_path)
@@ -111,7 +113,13 @@ class _Run:
 
     def pytest_configure(self, config: pytest.Config) -> None:
         # Which files are test modules (dropped before each run, filtered by selection).
-        set_test_patterns(config.getini("python_files"))
+        self.patterns = list(config.getini("python_files"))
+        set_test_patterns(self.patterns)
+        # Where the tests are when no path was given: testpaths, else the working directory.
+        self.scope = [
+            os.path.abspath(os.path.join(config.invocation_params.dir, a.split("::", 1)[0]))
+            for a in config.args
+        ]
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -353,6 +361,8 @@ class Worker:
                 "duration": time.perf_counter() - start,
                 "prepare": prepared,
                 "modules": self._third_party() if self.runs == 1 else None,
+                "patterns": plugin.patterns,
+                "scope": plugin.scope,
             }
         )
 
