@@ -354,16 +354,20 @@ class Supervisor:
     # --- verification -------------------------------------------------------------------------
 
     def _verify_due(self) -> float | None:
-        if self.options.verify != "idle" or self.idle_since is None or self.run is not None:
+        """When to verify the last final run; None while there is nothing to verify or no
+        fresh standby is ready yet (its "ready" message comes through the queue)."""
+        if self.options.verify == "off" or self.idle_since is None or self.run is not None:
             return None
         if self.suite.verified is not None or self.standby is None:
             return None
-        return self.idle_since + _IDLE
+        if not self.standby.ready.is_set():
+            return None
+        return self.idle_since + (_IDLE if self.options.verify == "idle" else 0.0)
 
     def _verify(self) -> None:
         """Replay the last selection in the fresh standby and compare per test."""
         self.idle_since = None
-        if self.last_selection is None or self.standby is None or not self.standby.ready.is_set():
+        if self.last_selection is None or self.standby is None:
             return
         files, _ = self.last_selection
         positionals = self._positionals(files)
@@ -468,8 +472,6 @@ class Supervisor:
         if final:
             self.say(self.suite.line())
             self.idle_since = time.monotonic()
-            if self.options.verify == "always":
-                self._verify()
         else:
             self.say("[hotswap] superseded by a newer save; running again")
 
