@@ -446,14 +446,11 @@ class Supervisor:
         files = None if run.files is None else [self._relative(f) for f in run.files]
         self.suite.finish(files, message.get("selected", []), outcomes, complete=complete)
         if run.superseded:
-            self.carry = (
-                None
-                if run.files is None or self.carry is None
-                else [
-                    *self.carry,
-                    *run.files,
-                ]
-            )
+            # what it did not finish runs again with the next change set
+            if run.files is None or self.carry is None:
+                self.carry = None
+            else:
+                self.carry = [*self.carry, *run.files]
         self.log.write(
             "run",
             id=run.id,
