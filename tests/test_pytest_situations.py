@@ -394,3 +394,38 @@ def test_pytest_session_save_during_a_run_supersedes_it(
     assert run["final"] is True
     fresh = hotswap_session.assert_matches_fresh()
     assert fresh["tests/test_slow.py::test_after"] == "failed"
+
+
+def test_pytest_session_change_set_over_several_files(hotswap_session: HotswapSession) -> None:
+    _project(hotswap_session)
+    hotswap_session.write("pkg/b.py", "from pkg.calc import price\n\nTWO = price(1)\n")
+    hotswap_session.write(
+        "tests/test_b.py",
+        """\
+        from pkg.b import TWO
+
+        def test_two():
+            assert TWO == 2
+        """,
+    )
+    hotswap_session.start()
+    hotswap_session.next_run()
+    # a refactoring: a new function, and an importer using it at import, saved together
+    hotswap_session.write(
+        "pkg/calc.py",
+        """\
+        from pkg.config import RATE
+
+        def price(amount):
+            return amount * RATE
+
+        def doubled(amount):
+            return 2 * price(amount)
+
+        area = price
+        """,
+    )
+    hotswap_session.write("pkg/b.py", "from pkg.calc import doubled\n\nTWO = doubled(1)\n")
+    hotswap_session.next_run("pkg/calc.py", "pkg/b.py")
+    fresh = hotswap_session.assert_matches_fresh()
+    assert fresh["tests/test_b.py::test_two"] == "failed"

@@ -253,9 +253,13 @@ class Worker:
                 # A test rebound or grew this module's state: run it again from the top (this
                 # also applies the file's current source).
                 settle(path, hotswap.reload(module, policy="off", force=True))
-        for path in changed:
-            if not path.endswith(".py") or _is_test_or_conftest(path):
-                continue
+        sources = [p for p in changed if p.endswith(".py") and not _is_test_or_conftest(p)]
+        if len(sources) > 1:
+            # A change set goes in import order: a module's new code may use what the new
+            # code of a module it imports defines.
+            self.graph.scan()
+            sources = self.graph.ordered(sources)
+        for path in sources:
             for name in loaded.get(path, ()):
                 if name not in sys.modules or name in done:
                     continue
