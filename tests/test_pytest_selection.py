@@ -151,3 +151,33 @@ def test_environment_changes_with_the_branch(tmp_path: Path) -> None:
     assert environment(str(tmp_path)) == before
     head.write_text("ref: refs/heads/feature\n")
     assert environment(str(tmp_path)) != before
+
+
+def test_import_graph_value_importers(tmp_path: Path) -> None:
+    paths = _tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/config.py": "RATE = 2\n",
+            "pkg/by_name.py": "from pkg.config import RATE\n",
+            "pkg/by_relative.py": "from . import config\n\nDOUBLE = config.RATE * 2\n",
+            "pkg/by_alias.py": "import pkg.config as cfg\n\nclass Shop:\n    rate = cfg.RATE\n",
+            "pkg/default.py": "import pkg.config\n\ndef f(r=pkg.config.RATE):\n    return r\n",
+            "pkg/at_call.py": "import pkg.config\n\ndef rate():\n    return pkg.config.RATE\n",
+            "pkg/module_only.py": "from pkg import config\n\ndef rate():\n    return config.RATE\n",
+            "pkg/second.py": "from pkg.by_name import RATE as R\n",
+        },
+    )
+    graph = ImportGraph(str(tmp_path))
+    graph.scan()
+    names = {
+        Path(p).relative_to(tmp_path).as_posix()
+        for p in graph.value_importers([paths["pkg/config.py"]])
+    }
+    assert names == {
+        "pkg/by_name.py",
+        "pkg/by_relative.py",
+        "pkg/by_alias.py",
+        "pkg/default.py",
+        "pkg/second.py",  # through by_name, which runs again
+    }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 __all__ = (
     "ImportGraph",
+    "ValueImports",
     "classify",
     "conftest_is_structural",
     "environment",
@@ -240,6 +241,72 @@ def environment(root: str) -> tuple[object, ...]:
     return tuple(found)
 
 
+def _from_module(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module an ``from ... import`` statement imports from."""
+    if not node.level:
+        return node.module or ""
+    base_parts = package.split(".") if package else []
+    keep = len(base_parts) - (node.level - 1)
+    base = ".".join(base_parts[: max(keep, 0)])
+    return f"{base}.{node.module}" if node.module and base else node.module or base
+
+
+# A module's value imports: (module, module.name, read) for each ``from module import name``
+# (read: top-level code reads the bound name), and (None, dotted, True) for each
+# ``import dotted`` whose bound name top-level code reads.
+ValueImports = set[tuple[str | None, str, bool]]
+
+
+def _value_imports(tree: ast.Module, name: str, is_package: bool) -> ValueImports:
+    """What a module's own top-level code takes from other modules while it runs: names
+    taken by ``from m import x`` (their value is copied), and modules whose attributes
+    top-level statements read (``X = config.RATE * 2``). Function bodies are left out: they
+    read at call time, through objects that reloads update in place."""
+    package = name if is_package else name.rpartition(".")[0]
+    bound: dict[str, set[str]] = {}
+    froms: list[tuple[str, str, str]] = []
+    loads: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            arguments = node.args
+            # decorators and defaults run when the def does; the body does not
+            run_now: list[ast.AST] = [*arguments.defaults]
+            run_now += [d for d in arguments.kw_defaults if d is not None]
+            if not isinstance(node, ast.Lambda):
+                run_now += node.decorator_list
+            for child in run_now:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    bound.setdefault(alias.asname, set()).add(alias.name)
+                else:
+                    parts = alias.name.split(".")
+                    prefixes = {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
+                    bound.setdefault(parts[0], set()).update(prefixes)
+            return
+        if isinstance(node, ast.ImportFrom):
+            module = _from_module(node, package)
+            for alias in node.names:
+                dotted = f"{module}.{alias.name}" if module else alias.name
+                froms.append((module, dotted, alias.asname or alias.name))
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    for statement in tree.body:
+        visit(statement)
+    taken: ValueImports = {(module, dotted, local in loads) for module, dotted, local in froms}
+    for local, names in bound.items():
+        if local in loads:
+            taken.update((None, dotted, True) for dotted in names)
+    return taken
+
+
 def _imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:
     """The dotted names a module may import (candidates; resolved against the project)."""
     found: set[str] = set()
@@ -249,13 +316,7 @@ def _imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:
             for alias in node.names:
                 found.add(alias.name)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base_parts = package.split(".") if package else []
-                keep = len(base_parts) - (node.level - 1)
-                base = ".".join(base_parts[: max(keep, 0)])
-                module = f"{base}.{node.module}" if node.module and base else node.module or base
-            else:
-                module = node.module or ""
+            module = _from_module(node, package)
             if module:
                 found.add(module)
             for alias in node.names:
@@ -272,12 +333,15 @@ class ImportGraph:
         files: dotted name -> file, for every Python file of the project.
         edges: file -> the project files it imports (parents of dotted names included, since
             importing ``a.b`` runs ``a/__init__.py``).
+        value_edges: file -> the project files whose names its top-level code takes by value
+            (see :meth:`value_importers`).
     """
 
     root: str
     files: dict[str, str] = field(default_factory=dict)
     edges: dict[str, set[str]] = field(default_factory=dict)
-    _trees: dict[str, tuple[float, int, set[str]]] = field(default_factory=dict)
+    value_edges: dict[str, set[str]] = field(default_factory=dict)
+    _trees: dict[str, tuple[float, int, set[str], ValueImports]] = field(default_factory=dict)
 
     def scan(self, paths: Iterable[str] | None = None) -> None:
         """(Re)read the project's Python files; unchanged files (same mtime and size) are
@@ -290,27 +354,66 @@ class ImportGraph:
             relative = os.path.relpath(path, self.root)[:-3].replace(os.sep, ".")
             self.files.setdefault(relative.removesuffix(".__init__"), path)
         self.edges = {}
+        self.value_edges = {}
         for path in all_files:
-            self.edges[path] = self._resolve(path, self._names(path))
+            names, values = self._parse(path)
+            self.edges[path] = self._resolve(path, names)
+            self.value_edges[path] = self._resolve_values(path, values)
 
-    def _names(self, path: str) -> set[str]:
+    def _parse(self, path: str) -> tuple[set[str], ValueImports]:
         try:
             stat = os.stat(path)
         except OSError:
-            return set()
+            return set(), set()
         cached = self._trees.get(path)
         if cached is not None and cached[:2] == (stat.st_mtime, stat.st_size):
-            return cached[2]
+            return cached[2], cached[3]
+        names: set[str] = set()  # a broken file imports nothing we can see
+        values: ValueImports = set()
         try:
             with open(path, "rb") as handle:
                 tree = ast.parse(handle.read(), path)
         except (OSError, SyntaxError, ValueError):
-            names: set[str] = set()  # a broken file imports nothing we can see; it is a test
+            pass
         else:
             name = module_name_for(path)
-            names = _imports(tree, name, os.path.basename(path) == "__init__.py")
-        self._trees[path] = (stat.st_mtime, stat.st_size, names)
-        return names
+            is_package = os.path.basename(path) == "__init__.py"
+            names = _imports(tree, name, is_package)
+            values = _value_imports(tree, name, is_package)
+        self._trees[path] = (stat.st_mtime, stat.st_size, names, values)
+        return names, values
+
+    def _resolve_values(self, path: str, values: ValueImports) -> set[str]:
+        found: set[str] = set()
+        for module, dotted, read in values:
+            target = self.files.get(dotted)
+            if target is not None:
+                if not read:
+                    continue  # a submodule bound to a name that top-level code never reads
+            elif module is not None:
+                target = self.files.get(module)  # a name taken from a module: its value
+            if target is not None and target != path:
+                found.add(target)
+        return found
+
+    def value_importers(self, changed: Iterable[str]) -> set[str]:
+        """Every project file whose top-level code takes names, by value, from a changed file,
+        directly or through files that do the same (changed ones left out): what must run
+        again so that ``from config import RATE`` sees the new ``RATE``."""
+        reverse: dict[str, set[str]] = {}
+        for source, targets in self.value_edges.items():
+            for target in targets:
+                reverse.setdefault(target, set()).add(source)
+        start = {os.path.abspath(p) for p in changed}
+        seen: set[str] = set()
+        stack = list(start)
+        while stack:
+            path = stack.pop()
+            for importer in reverse.get(path, ()):
+                if importer not in seen and importer not in start:
+                    seen.add(importer)
+                    stack.append(importer)
+        return seen
 
     def _resolve(self, path: str, names: set[str]) -> set[str]:
         found: set[str] = set()

@@ -294,14 +294,15 @@ class Worker:
         loaded: dict[str, list[str]],
         done: set[str],
     ) -> list[str]:
-        """Run again, whole, every loaded project module that imports a changed one and that
-        the reload did not already bring up to date (its ``dependents``): a module that took a
-        name by value (``from config import RATE``) must see the new value, as after a fresh
-        import. Dependencies go first. Returns the files whose run failed (an importer of a
+        """Run again, whole, every loaded project module whose top-level code took names from
+        a changed one by value and that the reload did not already bring up to date (its
+        ``dependents``): ``from config import RATE`` must see the new value, as after a fresh
+        import. Modules that only read through a module object at call time need nothing.
+        Dependencies go first. Returns the files whose run failed (an importer of a
         name that is gone fails as its fresh import would)."""
         self.graph.scan()
         reported = {d.module for result in applied for d in result.dependents} | done
-        importers = self.graph.importers(paths) - set(paths)
+        importers = self.graph.value_importers(paths)
         failed = []
         for path in self.graph.ordered(importers):
             if _is_test_or_conftest(path):
