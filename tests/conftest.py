@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import logging
 import os
 import queue
@@ -451,3 +453,237 @@ def hotswap_program() -> Iterator[Callable[..., Program]]:
     finally:
         for program in started:
             program.stop()
+
+
+# --- pytest --hotswap sessions (tests/test_pytest_*.py) ----------------------------------------
+
+# Written where the fresh runs can import it: records each test's outcome as the plugin does.
+_FRESH_REPORTER = """
+import json, os
+
+OUTCOMES = {}
+
+def pytest_collectreport(report):
+    if report.failed:
+        OUTCOMES[report.nodeid] = "error"
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.skipped:
+        OUTCOMES[report.nodeid] = "skipped" if report.skipped else report.outcome
+    elif report.failed:
+        OUTCOMES[report.nodeid] = "error"
+
+def pytest_sessionfinish(session):
+    with open(os.environ["HOTSWAP_FRESH_REPORT"], "w") as handle:
+        json.dump(OUTCOMES, handle)
+"""
+
+# Every wait on a session is bounded by this (seconds): generous for a loaded 2-core machine.
+SESSION_TIMEOUT = 90.0
+
+
+class HotswapSession:
+    """A real ``pytest --hotswap`` process over a pytester project, driven by writing files
+    and reading its events file."""
+
+    def __init__(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, scratch: Path
+    ) -> None:
+        self.pytester = pytester
+        self.root = pytester.path
+        self.scratch = scratch  # outside the project: nothing here is watched
+        self.events_path = scratch / "events.jsonl"
+        self.output_path = scratch / "session.out"
+        reporter = scratch / "reporter"
+        reporter.mkdir()
+        (reporter / "hotswap_fresh_reporter.py").write_text(_FRESH_REPORTER)
+        monkeypatch.setenv("PYTHONPATH", str(reporter))
+        monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "")
+        monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+        self._tick = 0
+        self._seen_runs = 0
+        self.process: Any = None
+
+    # --- the project ------------------------------------------------------------------------
+
+    def write(self, relpath: str, source: str) -> Path:
+        """Write a file (dedented) with a modification time moved forward, so no cached
+        bytecode is taken for current, in the session or in the fresh run."""
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+        self._tick += 2
+        stamp = 1_700_000_000 + self._tick
+        os.utime(path, (stamp, stamp))
+        return path
+
+    # --- the session ------------------------------------------------------------------------
+
+    def start(self, *args: str, verify: str = "off", terminal: bool = False) -> None:
+        """Start the session; its stdin is a pipe, or with ``terminal`` a pseudo-terminal."""
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--hotswap",
+            f"--hotswap-verify={verify}",
+            f"--hotswap-events={self.events_path}",
+            "-p",
+            "no:cacheprovider" if "--lf" not in args else "cacheprovider",
+            *args,
+        ]
+        self._output = open(self.output_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._terminal: int | None = None
+        stdin: Any = subprocess.PIPE
+        if terminal:
+            import pty
+
+            self._terminal, stdin = pty.openpty()
+        self.process = self.pytester.popen(
+            command, stdout=self._output, stderr=subprocess.STDOUT, stdin=stdin
+        )
+        if terminal:
+            os.close(stdin)  # the session holds its own copy
+
+    def key(self, keys: str) -> None:
+        if self._terminal is not None:
+            os.write(self._terminal, keys.encode())
+            return
+        self.process.stdin.write(keys.encode())
+        self.process.stdin.flush()
+
+    def stop(self) -> int:
+        """Quit with the q key; returns the exit status."""
+        if self.process is None:
+            return 0
+        try:
+            if self.process.poll() is None:
+                self.key("q\n")
+            status = int(self.process.wait(SESSION_TIMEOUT))
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            with contextlib.suppress(OSError, AttributeError):
+                self.process.stdin.close()
+            if self._terminal is not None:
+                os.close(self._terminal)
+                self._terminal = None
+            self._output.close()
+            self.process = None
+        return status
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_path.exists():
+            return []
+        lines = self.events_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def wait_for(self, predicate: Any, what: str) -> list[dict[str, Any]]:
+        """Wait until ``predicate(events)`` holds; fail naming ``what`` after the timeout."""
+        deadline = time.monotonic() + SESSION_TIMEOUT
+        while True:
+            events = self.events()
+            if predicate(events):
+                return events
+            if self.process is not None and self.process.poll() is not None:
+                pytest.fail(f"the session ended while waiting for {what}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {what} within {SESSION_TIMEOUT} s:\n{self.output()}")
+            self._pause()
+
+    def _pause(self) -> None:
+        # Waiting on the events file, a condition another process fulfils: a short poll.
+        threading.Event().wait(0.02)
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [e for e in self.events() if e["event"] == "run"]
+
+    def next_run(self, *changed: str) -> dict[str, Any]:
+        """Wait for the final run that includes the changes of ``changed`` (relative paths;
+        none: the next final run), and return it."""
+        wanted = {str(self.root / c) for c in changed}
+        start = self._seen_runs
+
+        def done(events: list[dict[str, Any]]) -> bool:
+            runs = [e for e in events if e["event"] == "run"][start:]
+            seen: set[str] = set()
+            for run in runs:
+                seen.update(run.get("changed", []))
+                if run["final"] and wanted <= seen:
+                    return True
+            return False
+
+        self.wait_for(done, f"a final run after changing {sorted(changed)}")
+        runs = self.runs()
+        for index in range(start, len(runs)):
+            if runs[index]["final"]:
+                seen = {p for r in runs[start : index + 1] for p in r.get("changed", [])}
+                if wanted <= seen:
+                    self._seen_runs = index + 1
+                    return runs[index]
+        raise AssertionError("unreachable")
+
+    def suite(self) -> dict[str, str | None]:
+        """The latest outcome of every test, merged from the run events: a run that covers a
+        test file replaces what was known of it; None marks a test pending (selected, not
+        reached: after -x, or a collection error that interrupted the run)."""
+        outcomes: dict[str, str | None] = {}
+        for run in self.runs()[: self._seen_runs]:
+            if run["final"]:
+                covered = run["files"]
+                for nodeid in list(outcomes):
+                    if covered is None or nodeid.split("::", 1)[0] in covered:
+                        del outcomes[nodeid]
+            for nodeid in run["selected"]:
+                outcomes.setdefault(nodeid, None)
+            outcomes.update(run["outcomes"])
+        return outcomes
+
+    def fresh(self, *args: str) -> dict[str, str]:
+        """Each test's outcome in a fresh ``pytest`` of the same files."""
+        report = self.scratch / "fresh.json"
+        os.environ["HOTSWAP_FRESH_REPORT"] = str(report)
+        try:
+            self.pytester.runpytest_subprocess(
+                "-p",
+                "hotswap_fresh_reporter",
+                "-p",
+                "no:cacheprovider",
+                "--continue-on-collection-errors",
+                *args,
+            )
+        finally:
+            del os.environ["HOTSWAP_FRESH_REPORT"]
+        result: dict[str, str] = json.loads(report.read_text())
+        return result
+
+    def assert_matches_fresh(self, *args: str) -> dict[str, str]:
+        """The suite's known outcomes equal a fresh run's (which continues past collection
+        errors); a pending test is one the fresh run has too, with any outcome."""
+        fresh = self.fresh(*args)
+        suite = self.suite()
+        pending = {n for n, outcome in suite.items() if outcome is None}
+        assert pending <= set(fresh), self.output()
+        known = {n: o for n, o in fresh.items() if n not in pending}
+        assert {n: o for n, o in suite.items() if o is not None} == known, self.output()
+        return fresh
+
+
+@pytest.fixture
+def hotswap_session(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[HotswapSession]:
+    """A ``pytest --hotswap`` session over a pytester project (start it with ``.start()``);
+    quit and reaped after the test."""
+    scratch = tmp_path_factory.mktemp("hotswap-session")
+    session = HotswapSession(pytester, monkeypatch, scratch)
+    try:
+        yield session
+    finally:
+        session.stop()

@@ -13,6 +13,7 @@ import bench_calls
 import bench_diff
 import bench_latency
 import bench_observability
+import bench_pytest
 import bench_reload
 
 
@@ -51,3 +52,9 @@ def test_bench_latency_new_styles_run(style):
     row = bench_latency.measure("hotswap", style, busy=False, saves=2)
     assert row["lost"] == 0
     assert row["half"] == 0
+
+
+def test_bench_pytest_runs():
+    row = bench_pytest.measure_hotswap(import_seconds=0.0, saves=1, situations=3)
+    assert len(row["latencies"]) == 1
+    assert row["wrong"] == []
