@@ -343,18 +343,22 @@ def import_root(path: str) -> str:
 
 class _Project:
     """The loaded modules outside the standard library and site-packages (the user's code),
-    re-listed when the number of loaded modules changes."""
+    re-listed when the loaded modules change (their number, or the last one imported: modules
+    dropped and others imported leave the number as it was)."""
 
     def __init__(self) -> None:
-        self._count = -1
+        self._count: tuple[int, str, int] = (-1, "", 0)
         self._modules: list[tuple[str, ModuleType, str]] = []
         self._excluded: tuple[str, ...] | None = None
 
     def modules(self) -> list[tuple[str, ModuleType, str]]:
         if self._excluded is None:
             self._excluded = tuple(r.rstrip(os.sep) + os.sep for r in excluded_roots())
-        if len(sys.modules) != self._count:
-            self._count = len(sys.modules)
+        modules = sys.modules
+        last = next(reversed(modules), "")
+        count = (len(modules), last, id(modules.get(last)))
+        if count != self._count:
+            self._count = count
             found = []
             for name, module in list(sys.modules.items()):
                 # Not every value is a module (some libraries put objects there): getattr.
@@ -380,12 +384,28 @@ def importer_candidates(
     cannot take a name from ``pkg.config`` without naming ``config`` somewhere, so a text
     search keeps the (costlier) statement analysis to the modules that can be importers.
     """
-    word = re.compile(rf"\b{re.escape(target.rpartition('.')[2])}\b")
+    word = target.rpartition(".")[2]
     found = []
     for name, module, file in _project.modules():
         if name == target:
             continue
         text = text_of(name, module, file)
-        if text is not None and word.search(text):
+        if text is not None and word in _words(text):
             found.append(name)
     return found
+
+
+# A module's source text -> the identifiers in it (the importer search asks at every reload;
+# the texts are the same objects as long as the files do not change).
+_word_cache: dict[int, tuple[str, frozenset[str]]] = {}
+
+
+def _words(text: str) -> frozenset[str]:
+    cached = _word_cache.get(id(text))
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    words = frozenset(re.findall(r"\w+", text))
+    if len(_word_cache) > 4096:
+        _word_cache.clear()
+    _word_cache[id(text)] = (text, words)
+    return words

@@ -91,6 +91,19 @@ class Info:
     from_imports: tuple[tuple[int, str, str, str], ...] = ()
     attribute_reads: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
     symbols: tuple[Symbol, ...] = ()
+    # Its symbols placed at a first line, shared by every version where the statement stands
+    # there: the compatibility check skips symbols that are the very same objects.
+    placed: dict[int, tuple[Symbol, ...]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+
+    def at(self, shift: int) -> tuple[Symbol, ...]:
+        """Its symbols with their lines moved by ``shift``."""
+        found = self.placed.get(shift)
+        if found is None:
+            found = tuple(replace(s, lineno=s.lineno + shift) for s in self.symbols)
+            self.placed[shift] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -130,9 +143,8 @@ class ModuleSource:
         if self._symbols is None:
             table = Symbols()
             for stmt in self.statements:
-                shift = stmt.first - 1
-                for symbol in stmt.info.symbols:
-                    placed = replace(symbol, lineno=symbol.lineno + shift) if shift else symbol
+                for symbol in stmt.info.at(stmt.first - 1):
+                    placed = symbol
                     previous = table.get(placed.qualname)
                     if previous is not None:  # bound twice: one symbol, both definitions count
                         placed = replace(
