@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from hotswap import _events, _transaction
+from hotswap import _datafiles, _events, _transaction
 from hotswap._events import ReloadResult, call_safely, location
 from hotswap._modules import ModuleIndex, Scope, real_file
 from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
@@ -131,9 +131,12 @@ class ChangeSets:
                     paths[path] = RETRY
         entries: list[tuple[str, bytes]] = []
         owners: dict[str, str] = {}
+        data_files: list[str] = []
         for path, why in paths.items():
             names = self._index.modules_for(path)
             if not names:
+                if not path.endswith(".py") and self.read(path, why) is not None:
+                    data_files.append(path)  # read by module code at import
                 continue  # never imported: nothing runs this file
             data = self.read(path, why)
             if data is None:
@@ -144,6 +147,8 @@ class ChangeSets:
                     owners[name] = path
             digest = hashlib.sha256(data).hexdigest()
             _events.publish(_events.ChangeDetected(path, tuple(names), digest))
+        for path in data_files:
+            self._rerun_readers(path, on_reload)
         if not entries:
             return
         results = _reload(entries, owners)
@@ -162,6 +167,17 @@ class ChangeSets:
             self._quiet.discard(path)
             if quiet and result.ok and not result.changes and not result.dependents:
                 continue  # re-read after a folder swap, and the same as what runs
+            if on_reload is not None:
+                call_safely(on_reload, result)
+
+    def _rerun_readers(self, path: str, on_reload: Callable[[ReloadResult], object] | None) -> None:
+        """A data file changed: the statements that read it at import run again."""
+        readers: dict[str, set[int]] = {}
+        for reader in _datafiles.readers(path):
+            readers.setdefault(reader.module, set()).add(reader.line)
+        if not readers:
+            return
+        for result in _transaction.reload_data(path, readers):
             if on_reload is not None:
                 call_safely(on_reload, result)
 

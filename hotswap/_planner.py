@@ -49,6 +49,8 @@ class Live:
         is_main: the module is the program's ``__main__``.
         keep: ``__hotswap_keep__`` names.
         rebound: names known to be rebound already (a class a run replaced unexpectedly).
+        rerun: first lines of statements to run as if they changed (they read a data file
+            that changed).
     """
 
     replaced: Callable[[str], bool] = lambda name: False
@@ -58,6 +60,7 @@ class Live:
     is_main: bool = False
     keep: frozenset[str] = frozenset()
     rebound: frozenset[str] = frozenset()
+    rerun: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def plan(
                         choose(later, direct=False)
 
     for index, counterpart in enumerate(pairs):
-        if counterpart is None:
+        if counterpart is None or statements[index].first in live.rerun:
             choose(index, direct=True)
     for stmt in removed_old:
         info = stmt.info

@@ -26,6 +26,7 @@ from typing import Any
 from hotswap import (
     _audit,
     _config,
+    _datafiles,
     _events,
     _modules,
     _planner,
@@ -56,7 +57,7 @@ from hotswap.exceptions import (
     VersionNotFoundError,
 )
 
-__all__ = ("metrics", "module_statuses", "reload", "reload_many", "rollback")
+__all__ = ("metrics", "module_statuses", "reload", "reload_data", "reload_many", "rollback")
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,7 @@ class _Unit:
     executed: Executed | None = None
     force: bool = False
     fresh: bool = False  # an importer whose record is registered only if it runs
+    rerun: frozenset[int] = frozenset()  # statements that read a changed data file
     names: set[str] = field(default_factory=set)  # the names the caller gave for it
 
     @property
@@ -243,6 +245,34 @@ def reload(
     """
     del definitions_only
     return reload_many([(target, data)], policy=policy, force=force)[0]
+
+
+def reload_data(path: str, readers: dict[str, set[int]]) -> list[ReloadResult]:
+    """A data file changed: run again the statements that read it at import (module name ->
+    their first lines), and their dependents, as one transaction; one result per module."""
+    start = time.perf_counter()
+    units: list[_Unit] = []
+    entries: list[tuple[types.ModuleType | str, bytes | None]] = [(n, None) for n in readers]
+    try:
+        with _attempt(next(iter(readers), "?")):
+            for name, lines in readers.items():
+                module = _resolve_entry(name)
+                unit = _importer(name, name, "", follow=False)
+                if unit is None:
+                    continue
+                unit.root, unit.rerun, unit.names = True, frozenset(lines), {name}
+                units.append(unit)
+                _datafiles.forget(name, lines)  # the statements record again as they run
+                del module
+            roots = list(units)
+            _plan_all(units, _config.current().policy, False)
+            if any(u.plan for u in units):
+                _run(units)
+            return _results(entries, roots, units, start)
+    except _Failure as failure:
+        return _failed(entries, units, failure, start)
+    except HotswapError as error:
+        return _failed(entries, units, _Failure(error), start)
 
 
 def reload_many(
@@ -362,7 +392,8 @@ def _facts(unit: _Unit) -> _planner.Live:
     line = running_line(namespace)
     if line is not None and unit.record.origin is not None and unit.old is not None:
         line = _live_line(unit.record.origin, unit.old, line)
-    return live_facts(unit.module, line, _keep(namespace), is_main=unit.name == "__main__")
+    facts = live_facts(unit.module, line, _keep(namespace), is_main=unit.name == "__main__")
+    return dataclasses.replace(facts, rerun=unit.rerun) if unit.rerun else facts
 
 
 def _live_line(
@@ -572,7 +603,7 @@ def _imports_from(module: types.ModuleType, source: _statements.ModuleSource, ta
     return found is not None and any(value is found for value in list(namespace.values()))
 
 
-def _importer(name: str, origin: str, target: str) -> _Unit | None:
+def _importer(name: str, origin: str, target: str, *, follow: bool = True) -> _Unit | None:
     """A module that may depend on a change, with the source its live code runs."""
     module = sys.modules.get(name)
     if not isinstance(module, types.ModuleType):
@@ -588,7 +619,7 @@ def _importer(name: str, origin: str, target: str) -> _Unit | None:
         source = _known_source(name, path)
         if source is None:
             return None
-    if not _imports_from(module, source, target):
+    if follow and not _imports_from(module, source, target):
         return None
     if record is None or fresh:
         # Registered only if statements of it run (status lists reloaded modules only). What

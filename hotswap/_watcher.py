@@ -60,7 +60,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from hotswap import _events, _signing
+from hotswap import _datafiles, _events, _signing
 from hotswap._changeset import COMPLETE, CREATED, SETTLED, UNCLOSED, WRITING, ChangeSets
 from hotswap._config import Settings
 from hotswap._events import ReloadResult
@@ -331,7 +331,8 @@ class Reloader:
         if why is not None and path.endswith(".py" + _signing.SUFFIX):
             # A signature that arrives after its file lets the file apply (signed changes).
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
-        if why is None or not path.endswith(".py"):
+        if why is None or not (path.endswith(".py") or _datafiles.readers(path)):
+            # (A data file that module code read at import counts: its readers run again.)
             if self._settling:  # the worker waits for the queue to drain: it moved on
                 with self._cond:
                     self._cond.notify_all()

@@ -7,6 +7,8 @@ import importlib
 import runpy
 import threading
 
+import pytest
+
 import hotswap
 from hotswap import _datafiles
 from hotswap._datafiles import Reader
@@ -183,3 +185,36 @@ def test_datafiles_script_top_level_is_not_an_import(project, datafiles):
     project.write("imported", script.read_text())
     importlib.import_module("imported")
     assert _datafiles.readers(rates) == (Reader("imported", 2, 2),)
+
+
+RATES_READER = """\
+import json
+import pathlib
+
+HERE = pathlib.Path(__file__).parent
+KEEP = []
+RATES = json.loads((HERE / "rates.json").read_text())
+TOTAL = sum(RATES.values())
+"""
+
+
+@pytest.mark.watcher
+def test_datafiles_a_changed_data_file_runs_its_readers_again(project, datafiles, watch):
+    data = project.root / "rates.json"
+    data.write_text('{"a": 1, "b": 2}')
+    project.write("rates_user", RATES_READER)
+    collected = watch()
+    module = importlib.import_module("rates_user")
+    keep = module.KEEP
+    assert module.TOTAL == 3
+    data.write_text('{"a": 10, "b": 20}')
+    collected.wait_for(lambda results: any(r.module == "rates_user" for r in results))
+    result = next(r for r in collected.results if r.module == "rates_user")
+    assert result.ok, result.error
+    assert module.RATES == {"a": 10, "b": 20}
+    assert module.TOTAL == 30  # a dependent of the statement that read the file
+    assert module.KEEP is keep  # nothing else ran
+    # A bad edit of the data file is rolled back like a bad edit of code.
+    data.write_text('{"a": ')
+    collected.wait_for(lambda results: any(not r.ok for r in results))
+    assert module.TOTAL == 30
