@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from hotswap._symbols import FUTURE_FLAGS, Symbol, Symbols, statement_symbols
+from hotswap._symbols import split_statements as _split
 
 __all__ = (
     "CLASS",
@@ -170,42 +171,17 @@ class ModuleSource:
         return found
 
 
-_BLOCK_CONTINUATION = re.compile(r"(else|elif|except|finally)\b")
-_NOT_A_START = ("", " ", "\t", "\f", "#", ")", "]", "}")
 _FUTURE_LINE = re.compile(r"from\s+__future__\s+import\s+(.*)")
 
 
 def split_statements(source: str) -> list[tuple[int, int, str]] | None:
-    """The top-level statements of ``source`` as (first line, last line, text), by a line scan.
-
-    A line at column 0 starts a statement unless it continues one (``else:``, a closing
-    bracket, a decorated definition, a backslash). The scan does not see inside strings or
-    brackets; where it splits wrongly, a piece does not parse on its own (an unterminated
-    string or bracket), and the caller parses the whole module instead: a wrong split costs
-    time, never correctness.
-    """
-    chunks: list[tuple[int, list[str]]] = []
-    decorating = False
-    for number, line in enumerate(source.splitlines(), 1):
-        starts = line[:1] not in _NOT_A_START and not _BLOCK_CONTINUATION.match(line)
-        if starts and chunks:
-            if chunks[-1][1][-1].endswith("\\"):
-                starts = False
-            elif decorating:
-                starts = False
-                decorating = line.startswith("@")
-        if starts:
-            chunks.append((number, [line]))
-            decorating = line.startswith("@")
-        elif chunks:
-            chunks[-1][1].append(line)
-    result: list[tuple[int, int, str]] = []
-    for first, lines in chunks:
-        # Trailing blank and comment lines belong to no statement.
-        while len(lines) > 1 and (not lines[-1].strip() or lines[-1].lstrip().startswith("#")):
-            lines.pop()
-        result.append((first, first + len(lines) - 1, "\n".join(lines)))
-    return result
+    """The top-level statements of ``source`` as (first line, last line, text), by the line
+    scan of :func:`hotswap._symbols.split_statements` (a wrong split costs a full parse, never
+    correctness)."""
+    chunks = _split(source)
+    if chunks is None:
+        return None
+    return [(first, first + text.count("\n"), text) for first, text in chunks]
 
 
 def _future_flags(chunks: Iterable[tuple[int, int, str]]) -> int:

@@ -650,10 +650,7 @@ def _run(units: list[_Unit]) -> None:
                 adapters = active_adapters()
                 if adapters:
                     plans = [_module_plan(u) for u in touched]
-                    for adapter in adapters:
-                        step = adapter.prepare(plans)
-                        if step is not None:
-                            undo.append(step)
+                    undo += [step for a in adapters if (step := a.prepare(plans)) is not None]
                 for unit in touched:
                     current = unit
                     assert unit.snapshot is not None
@@ -674,10 +671,7 @@ def _run(units: list[_Unit]) -> None:
                 current = None
                 if adapters:
                     updates = [_module_update(u) for u in touched]
-                    for adapter in adapters:
-                        step = adapter.sync(updates)
-                        if step is not None:
-                            undo.append(step)
+                    undo += [step for a in adapters if (step := a.sync(updates)) is not None]
                 for unit in touched:
                     current = unit
                     assert unit.snapshot is not None
