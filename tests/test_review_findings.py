@@ -432,3 +432,34 @@ def test_unknown_baseline_does_not_report_mutated_literal_as_changed(project):
     assert result.ok, result.error
     assert (mod.g(), mod.COUNT) == (2, {"n": 7})
     assert result.changes.changed == ("g",)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an attribute set on a class after its statement (`C.extra = 5`) is deleted "
+    "when the class changes: the merge deletes what the new class body does not define "
+    "(_update._class) and the unchanged `C.extra = 5` statement is not run again",
+)
+def test_class_attribute_set_after_class_survives_class_change(reloading):
+    source = "class C:\n    def f(self):\n        return 1\n\n\nC.extra = 5\n"
+    mod = reloading.load("clsset", source)
+    result = reloading.reload("clsset", source.replace("return 1", "return 2"))
+    assert result.ok, result.error
+    assert mod.C().f() == 2
+    assert mod.C.extra == 5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a class-level container filled by a later module statement "
+    "(`C.items.append(1)`) is reset to the class body's [] when a method changes; the "
+    "filling statement does not run again (fresh import: [1])",
+)
+def test_class_container_filled_after_class_survives_class_change(reloading):
+    source = (
+        "class C:\n    items = []\n\n    def f(self):\n        return 1\n\n\nC.items.append(1)\n"
+    )
+    mod = reloading.load("clsfill", source)
+    result = reloading.reload("clsfill", source.replace("return 1", "return 2"))
+    assert result.ok, result.error
+    assert mod.C.items == [1]
