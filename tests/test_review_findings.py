@@ -463,3 +463,22 @@ def test_class_container_filled_after_class_survives_class_change(reloading):
     result = reloading.reload("clsfill", source.replace("return 1", "return 2"))
     assert result.ok, result.error
     assert mod.C.items == [1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a raw module docstring (r'''...''') before `from __future__ import annotations`: "
+    "_statements._future_flags stops at a chunk not starting with a quote, so the changed "
+    "def is compiled without the future flag and its annotations are evaluated (NameError)",
+)
+def test_future_annotations_after_raw_docstring(reloading):
+    source = (
+        'r"""Doc with a \\d backslash."""\n'
+        "from __future__ import annotations\n\n\n"
+        "def f(x: Undefined) -> Missing:\n    return 1\n"
+    )
+    mod = reloading.load("rawdoc", source)
+    result = reloading.reload("rawdoc", source.replace("return 1", "return 2"))
+    assert result.ok, result.error
+    assert mod.f(0) == 2
+    assert mod.f.__annotations__ == {"x": "Undefined", "return": "Missing"}
