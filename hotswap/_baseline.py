@@ -265,6 +265,8 @@ def _unchanged(
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 return True  # not a literal: assume it is what ran (its state is kept)
             current = namespace.get(next(iter(info.binds)))
+            if isinstance(current, list | dict | set) and type(current) is type(literal):
+                return True  # a container the program may have filled: its state is kept
             if type(current) is not type(literal) or not isinstance(literal, _PLAIN):
                 return False
             try:

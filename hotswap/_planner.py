@@ -172,8 +172,10 @@ def _first_blocked(
     limit = after[0] if after else len(statements)
     before = [i for i, c in enumerate(pairs[:limit]) if c is not None and c < live_index]
     start = before[-1] + 1 if before else 0
+    # Which of them is the running one cannot be told for sure: block from the first (never
+    # run the running statement again; an insertion just above it waits for a restart too).
     changed = [i for i in range(start, limit) if pairs[i] is None]
-    return changed[-1] if changed else limit
+    return changed[0] if changed else limit
 
 
 def _binders(statements: list[Statement]) -> dict[str, list[int]]:
@@ -263,6 +265,11 @@ def plan(
                 result.replaced.add(info.name)
             elif before is None or before.info.construction != info.construction or not direct:
                 dirty.add(info.name)
+            # The merge takes the new body's attributes: later statements that set or fill
+            # attributes of the class (``C.extra = 5``, ``C.items.append(1)``) run again.
+            for later in range(index + 1, len(statements)):
+                if info.name in statements[later].info.mutates:
+                    choose(later, direct=False)
         else:
             rebound.update(info.binds - live.keep)
         chosen[index] = mode
@@ -279,6 +286,8 @@ def plan(
         if counterpart is None or statements[index].first in live.rerun:
             choose(index, direct=True)
     for stmt in removed_old:
+        if live.running is not None and stmt.last >= live.running:
+            continue  # still running (the main loop's old version): its effects stand
         info = stmt.info
         for name in info.binds:
             if name not in binders:

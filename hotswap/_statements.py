@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from hotswap._symbols import FUTURE_FLAGS, Symbol, Symbols, statement_symbols
+from hotswap._symbols import FUTURE_FLAGS, Symbol, Symbols, source_lines, statement_symbols
 from hotswap._symbols import split_statements as _split
 
 __all__ = (
@@ -172,6 +172,7 @@ class ModuleSource:
 
 
 _FUTURE_LINE = re.compile(r"from\s+__future__\s+import\s+(.*)")
+_DOCSTRING_START = re.compile(r"#|[rRuUbB]{0,2}[\"']")
 
 
 def split_statements(source: str) -> list[tuple[int, int, str]] | None:
@@ -189,7 +190,7 @@ def _future_flags(chunks: Iterable[tuple[int, int, str]]) -> int:
     for _, _, text in chunks:
         match = _FUTURE_LINE.match(text)
         if match is None:
-            if not text.startswith(("#", '"', "'")):  # futures come first (after a docstring)
+            if not _DOCSTRING_START.match(text):  # futures come first (after a docstring)
                 break
             continue
         for name in re.findall(r"\w+", match.group(1)):
@@ -215,7 +216,7 @@ def parse_module(source: str, previous: ModuleSource | None = None) -> ModuleSou
             return made
     # A piece did not parse alone: parse the whole module (raising its real SyntaxError).
     tree = ast.parse(source)
-    lines = source.splitlines()
+    lines = source_lines(source)
     spans = []
     for node in tree.body:
         first = _first_line(node)

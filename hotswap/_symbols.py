@@ -42,6 +42,7 @@ __all__ = (
     "Symbols",
     "code_key",
     "module_symbols",
+    "source_lines",
     "split_statements",
 )
 
@@ -220,7 +221,7 @@ def split_statements(source: str) -> list[tuple[int, str]] | None:
     """
     chunks: list[tuple[int, list[str]]] = []
     decorating = False
-    for number, line in enumerate(source.splitlines(), 1):
+    for number, line in enumerate(source_lines(source), 1):
         starts = line[:1] not in _NOT_A_START and not _BLOCK_CONTINUATION.match(line)
         if starts and chunks:
             previous = chunks[-1][1][-1]
@@ -241,6 +242,19 @@ def split_statements(source: str) -> list[tuple[int, str]] | None:
             lines.pop()
         result.append((first, "\n".join(lines)))
     return result
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def source_lines(source: str) -> list[str]:
+    """The lines of ``source`` as Python counts them: only ``\\n``, ``\\r\\n`` and ``\\r``
+    end a line (``str.splitlines`` also splits at form feeds and U+2028, which may stand
+    inside a line or a string)."""
+    lines = _LINE_BREAK.split(source)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def code_key(code: types.CodeType) -> tuple[object, ...]:
@@ -408,7 +422,7 @@ class _Builder:
         self.flags = flags & _FUTURE_FLAGS
         self.code = code
         self._codes: dict[tuple[str, int], types.CodeType] | None = None if code else {}
-        self.lines = source.splitlines()
+        self.lines = source_lines(source)
         self.old_cache = cache or {}
         self.symbols = Symbols()
         self.made: list[Symbol] = []  # what the statement being built added, for the cache

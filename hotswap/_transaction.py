@@ -600,7 +600,15 @@ def _imports_from(module: types.ModuleType, source: _statements.ModuleSource, ta
             if target in (name, f"{name}.{attribute}"):
                 return True
     found = sys.modules.get(target)
-    return found is not None and any(value is found for value in list(namespace.values()))
+    if found is None:
+        return False
+    for value in list(namespace.values()):
+        # ``import pkg.mod`` binds ``pkg``: its statements read ``pkg.mod.X``.
+        if value is found or (
+            isinstance(value, types.ModuleType) and target.startswith(f"{value.__name__}.")
+        ):
+            return True
+    return False
 
 
 def _importer(name: str, origin: str, target: str, *, follow: bool = True) -> _Unit | None:

@@ -60,11 +60,6 @@ def test_failed_reload_undoes_mutation_of_kept_container(reloading):
     assert mod.L == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`import pkg.mod` + `pkg.mod.X` at module level: the importer is not a dependent "
-    "(Upstream.target does not follow a submodule attribute chain)",
-)
 def test_dotted_import_importer_follows(reloading):
     reloading.write("pk.__init__", "")
     reloading.load("pk.cfg", "RATE = 2\n")
@@ -239,24 +234,12 @@ print("end")
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="__main__: the running loop changed and a statement was inserted after it: "
-    "_planner._first_blocked takes the inserted statement for the loop, so the changed "
-    "loop runs again inside the reload (DESIGN 5.6)",
-)
 def test_main_changed_loop_with_statement_added_after_never_reruns(project):
     lines = run_main(project, MAIN_LOOP_INSERT)
     assert "ran v2" not in lines
     assert lines == ["ran v1", "reloaded True", "end"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="__main__: editing the running loop (skipped) still counts its old version as a "
-    "removed statement that mutated RUNS, so `RUNS = []` runs again and the loop's state "
-    "is wiped (_planner.plan removed_old mutates rule ignores blocked statements)",
-)
 def test_main_skipped_loop_edit_keeps_loop_state(project):
     lines = run_main(project, MAIN_LOOP)
     assert lines[-1] == "end ['v1']"
@@ -322,12 +305,6 @@ def test_importer_registration_of_module_attribute_not_repeated(reloading):
     assert result.dependents == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="str.splitlines() also splits at form feed (and \\x1c-\\x1e, \\x85, U+2028/9), "
-    "which Python's tokenizer does not: a ^L page break shifts every later line "
-    "(_statements.split_statements / parse_module)",
-)
 def test_form_feed_does_not_shift_lines(reloading):
     path = reloading.write("formfeed", "X = 1\n\f\ndef f():\n    return 1\n")
     mod = reloading.load("formfeed", path.read_text())
@@ -338,12 +315,6 @@ def test_form_feed_does_not_shift_lines(reloading):
     assert mod.f.__code__.co_firstlineno == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a U+2028 character inside a string literal: splitlines() cuts the statement "
-    "and the whole-module fallback slices the same wrong lines, so a valid module fails "
-    "to reload with 'unterminated string literal'",
-)
 def test_line_separator_in_string_literal_reloads(reloading):
     mod = reloading.load("linesep", 'S = "a\u2028b"\nT = 1\n')
     result = reloading.reload("linesep", 'S = "a\u2028b"\nT = 2\n')
@@ -411,13 +382,6 @@ def test_reload_after_importlib_reload_diffs_against_what_runs(reloading):
     assert registry.CALLS == ["f"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="first reload of a module hotswap did not see imported (spec_from_file_location): "
-    "_baseline._unchanged compares a literal statement with the live value, so a dict the "
-    "program mutated counts as an edited statement: it runs again (state lost) and is "
-    "reported as changed",
-)
 def test_unknown_baseline_does_not_report_mutated_literal_as_changed(project):
     import importlib.util
 
@@ -434,12 +398,6 @@ def test_unknown_baseline_does_not_report_mutated_literal_as_changed(project):
     assert result.changes.changed == ("g",)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an attribute set on a class after its statement (`C.extra = 5`) is deleted "
-    "when the class changes: the merge deletes what the new class body does not define "
-    "(_update._class) and the unchanged `C.extra = 5` statement is not run again",
-)
 def test_class_attribute_set_after_class_survives_class_change(reloading):
     source = "class C:\n    def f(self):\n        return 1\n\n\nC.extra = 5\n"
     mod = reloading.load("clsset", source)
@@ -449,12 +407,6 @@ def test_class_attribute_set_after_class_survives_class_change(reloading):
     assert mod.C.extra == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a class-level container filled by a later module statement "
-    "(`C.items.append(1)`) is reset to the class body's [] when a method changes; the "
-    "filling statement does not run again (fresh import: [1])",
-)
 def test_class_container_filled_after_class_survives_class_change(reloading):
     source = (
         "class C:\n    items = []\n\n    def f(self):\n        return 1\n\n\nC.items.append(1)\n"
@@ -465,12 +417,6 @@ def test_class_container_filled_after_class_survives_class_change(reloading):
     assert mod.C.items == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a raw module docstring (r'''...''') before `from __future__ import annotations`: "
-    "_statements._future_flags stops at a chunk not starting with a quote, so the changed "
-    "def is compiled without the future flag and its annotations are evaluated (NameError)",
-)
 def test_future_annotations_after_raw_docstring(reloading):
     source = (
         'r"""Doc with a \\d backslash."""\n'
