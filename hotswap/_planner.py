@@ -333,8 +333,11 @@ def plan(
                     if found is None:
                         continue
                     module, attribute = found
-                    if attribute in rebound_up.get(module, ()) or attribute in dirty_up.get(
-                        module, ()
+                    # A changed function matters where it is called (``m.make_table()``), not
+                    # where it is only referenced (``HANDLERS.append(m.handler)``).
+                    called = (local, chain) in info.called_attributes
+                    if attribute in rebound_up.get(module, ()) or (
+                        called and attribute in dirty_up.get(module, ())
                     ):
                         trigger = True
                         break

@@ -91,6 +91,7 @@ class Info:
     attribute_sets: frozenset[tuple[str, str]] = frozenset()
     from_imports: tuple[tuple[int, str, str, str], ...] = ()
     attribute_reads: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
+    called_attributes: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
     symbols: tuple[Symbol, ...] = ()
     # Its symbols placed at a first line, shared by every version where the statement stands
     # there: the compatibility check skips symbols that are the very same objects.
@@ -218,10 +219,16 @@ def parse_module(source: str, previous: ModuleSource | None = None) -> ModuleSou
     tree = ast.parse(source)
     lines = source_lines(source)
     spans = []
-    for node in tree.body:
+    for position, node in enumerate(tree.body):
         first = _first_line(node)
         last = node.end_lineno or node.lineno
-        spans.append((first, last, "\n".join(lines[first - 1 : last])))
+        following = tree.body[position + 1] if position + 1 < len(tree.body) else None
+        shares = node.col_offset > 0 or (following is not None and following.lineno == last)
+        if shares:  # ``a = 1; b = 2``: each statement is its own text
+            segment = ast.get_source_segment(source, node) or ""
+            spans.append((first, last, segment))
+        else:
+            spans.append((first, last, "\n".join(lines[first - 1 : last])))
     flags = 0
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
@@ -236,15 +243,10 @@ def parse_module(source: str, previous: ModuleSource | None = None) -> ModuleSou
         key = (flags, text)
         info = cache.get(key) or new_cache.get(key)
         if info is None:
-            local = ast.parse(text) if _dedented(text) else None
-            info = analyse(local.body[0] if local and len(local.body) == 1 else node, flags, first)
+            info = analyse(node, flags, first)
         new_cache[key] = info
         statements.append(Statement(text, first, last, info))
     return ModuleSource(source, flags, statements, new_cache)
-
-
-def _dedented(text: str) -> bool:
-    return bool(text) and text[:1] not in (" ", "\t")
 
 
 def _from_chunks(
@@ -309,6 +311,7 @@ class _Reads(ast.NodeVisitor):
         self.called: set[str] = set()
         self.walrus: set[str] = set()
         self.attributes: set[tuple[str, tuple[str, ...]]] = set()
+        self.called_attributes: set[tuple[str, tuple[str, ...]]] = set()
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
@@ -327,6 +330,13 @@ class _Reads(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         if isinstance(node.func, ast.Name):
             self.called.add(node.func.id)
+        chain: list[str] = []
+        value: ast.expr = node.func
+        while isinstance(value, ast.Attribute):
+            chain.append(value.attr)
+            value = value.value
+        if chain and isinstance(value, ast.Name):
+            self.called_attributes.add((value.id, tuple(reversed(chain))))
         self.generic_visit(node)
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
@@ -553,5 +563,6 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         attribute_sets=frozenset(effects.attribute_sets),
         from_imports=tuple(effects.from_imports),
         attribute_reads=frozenset(reads.attributes),
+        called_attributes=frozenset(reads.called_attributes),
         symbols=symbols,
     )

@@ -442,6 +442,7 @@ def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
 def _plan_all(units: list[_Unit], policy: str, force: bool) -> None:
     """Check and plan the change set, then follow it into importers (DESIGN §5.2)."""
     texts = _Texts(units)
+    units[:] = _in_import_order(units)
     for unit in units:
         if unit.old is None:
             unit.old = synthesize(unit.module, unit.new, unit.path)
@@ -507,6 +508,31 @@ def _planned(unit: _Unit) -> _events.Planned:
     names = sorted({n for i in unit.plan.direct for n in unit.new.statements[i].info.binds} - {"*"})
     changes = Changes(changed=tuple(names))
     return _events.Planned(unit.name, unit.record.current.number, changes, unit.warnings)
+
+
+def _in_import_order(units: list[_Unit]) -> list[_Unit]:
+    """The change set's modules, each after the ones of the set it imports from (a save-all
+    comes in event order; an importer planned first would miss its upstream's change)."""
+    if len(units) < 2 or len(units) > 64:
+        return units
+    after = {
+        id(u): [v for v in units if v is not u and _imports_from(u.module, u.new, v.name)]
+        for u in units
+    }
+    ordered: list[_Unit] = []
+    placed: set[int] = set()
+
+    def place(unit: _Unit, path: set[int]) -> None:
+        if id(unit) in placed or id(unit) in path:
+            return  # placed already, or an import cycle: keep the given order
+        for upstream in after[id(unit)]:
+            place(upstream, path | {id(unit)})
+        placed.add(id(unit))
+        ordered.append(unit)
+
+    for unit in units:
+        place(unit, set())
+    return ordered
 
 
 class _Texts:
@@ -652,6 +678,9 @@ def _run(units: list[_Unit]) -> None:
         for unit in touched:
             unit.snapshot = capture(vars(unit.module), unit.name)
             unit.record.current.state = unit.snapshot
+        # A snapshot restores bindings and definitions; the contents of a kept plain
+        # container that a running statement fills (``L.append(5)``) are kept aside too.
+        contents = [c for u in touched for c in _containers(u)]
         current: _Unit | None = None
         try:
             with _tracing.span("hotswap.execute", module=", ".join(u.name for u in touched)):
@@ -701,6 +730,8 @@ def _run(units: list[_Unit]) -> None:
             for unit in touched:
                 if unit.snapshot is not None:
                     unit.snapshot.restore(vars(unit.module))
+            for container, saved in contents:
+                _refill(container, saved)
             for step in reversed(undo):
                 try:
                     step()
@@ -719,6 +750,28 @@ def _run(units: list[_Unit]) -> None:
                 )
             raise _Failure(error, rolled_back=True) from error
     _commit(touched)
+
+
+_CONTAINERS = (list, dict, set, bytearray)
+
+
+def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
+    namespace = vars(unit.module)
+    names = {n for i, _ in unit.plan.run for n in unit.new.statements[i].info.mutates}
+    found = []
+    for name in names:
+        value = namespace.get(name)
+        if type(value) in _CONTAINERS:
+            found.append((value, value.copy()))  # type: ignore[union-attr]
+    return found
+
+
+def _refill(container: Any, saved: Any) -> None:
+    if isinstance(container, dict | set):
+        container.clear()
+        container.update(saved)
+    else:
+        container[:] = saved
 
 
 def _follow_surprises(unit: _Unit, updater: Updater) -> None:

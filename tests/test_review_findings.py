@@ -11,11 +11,6 @@ import hotswap
 from hotswap import _transaction
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two statements on one line share one text: the second gets the first's Info "
-    "and the edit is seen as unchanged (_statements.parse_module cache key / Statement.text)",
-)
 def test_semicolon_statement_change_is_applied(reloading):
     mod = reloading.load("semi", "a = 1; b = 2\nc = 3\n")
     result = reloading.reload("semi", "a = 1; b = 7\nc = 3\n")
@@ -24,11 +19,6 @@ def test_semicolon_statement_change_is_applied(reloading):
     assert mod.b == 7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a changed `a = 5; b = a` line runs `a = 5` twice, never `b = a` "
-    "(parse_statement re-parses the shared line text and takes body[0])",
-)
 def test_semicolon_second_statement_runs(reloading):
     mod = reloading.load("semi2", "a = 1; b = a\n")
     result = reloading.reload("semi2", "a = 5; b = a\n")
@@ -36,9 +26,6 @@ def test_semicolon_second_statement_runs(reloading):
     assert (mod.a, mod.b) == (5, 5)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a statement appended after `;` on an existing line never runs"
-)
 def test_semicolon_appended_statement_binds_its_name(reloading):
     mod = reloading.load("semi3", "x = 0\na = 1; b = 2\n")
     result = reloading.reload("semi3", "x = 0\na = 1; b = 2; c = 9\n")
@@ -46,11 +33,6 @@ def test_semicolon_appended_statement_binds_its_name(reloading):
     assert mod.c == 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failed reload keeps the in-place mutation a new statement made to a kept "
-    "container (DESIGN 5.4): rollback restores bindings, not the container's contents",
-)
 def test_failed_reload_undoes_mutation_of_kept_container(reloading):
     mod = reloading.load("mut", "L = [1]\n")
     kept = mod.L
@@ -287,13 +269,6 @@ def test_error_line_in_moved_unchanged_function(reloading):
     assert result.error.lineno == 4  # `raise` stands at line 4 of the new file
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an importer's `HANDLERS.append(a.handler)` runs again when a.handler's body "
-    "changed (updated in place, same object): the registration is repeated. "
-    "_planner.plan treats any `m.attr` read of a dirty function as a trigger, where a "
-    "local or from-imported name only triggers when called",
-)
 def test_importer_registration_of_module_attribute_not_repeated(reloading):
     reloading.load("handlers", "def handler():\n    return 1\n")
     user = reloading.load(
@@ -322,13 +297,6 @@ def test_line_separator_in_string_literal_reloads(reloading):
     assert (mod.S, mod.T) == ("a\u2028b", 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="change set with an importer listed before the module it imports from: the "
-    "importer is planned before its upstream and never again (it is in `seen`), so it "
-    "keeps the stale value and the result says ok (_transaction._plan_all; order units "
-    "by import dependency or re-plan seen importers)",
-)
 def test_change_set_importer_listed_first_follows_upstream(reloading):
     reloading.load("csconfig", "RATE = 2\n")
     shop = reloading.load("csshop", "from csconfig import RATE\nPRICE = RATE * 10\n")
