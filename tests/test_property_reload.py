@@ -213,7 +213,10 @@ def describe_instance(cls: type, obj: object) -> dict[str, Any]:
 
 def fingerprint(namespace: dict[str, Any]) -> list[object]:
     """Every object a reload may touch, reachable from the module: after a failed reload each
-    must be the very same object as before (compared with ``is``)."""
+    must be the very same object as before (compared with ``is``). Dicts are walked in key
+    order: a rollback restores every attribute of a class, but one that a merge had deleted
+    comes back at the end of the class dict (reordering it would need deleting attributes
+    other threads may be calling)."""
     found: list[object] = []
     seen: set[int] = set()
 
@@ -230,7 +233,7 @@ def fingerprint(namespace: dict[str, Any]) -> list[object]:
                 visit(item, depth + 1)
         elif isinstance(value, type) and value.__module__ == namespace["__name__"]:
             found.append(value.__bases__)
-            for item in list(vars(value).values()):
+            for _, item in sorted(vars(value).items()):
                 visit(item, depth + 1)
         elif isinstance(value, staticmethod | classmethod):
             visit(value.__func__, depth + 1)
@@ -240,7 +243,7 @@ def fingerprint(namespace: dict[str, Any]) -> list[object]:
             for item in list(vars(value).values()):
                 visit(item, depth + 1)
 
-    for key, value in namespace.items():
+    for key, value in sorted(namespace.items()):
         found.append(key)
         visit(value)
     return found
