@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import types
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from hotswap import (
     _config,
     _datafiles,
     _events,
+    _importers,
     _modules,
     _planner,
     _proxy,
@@ -39,10 +39,13 @@ from hotswap import (
 from hotswap._adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
 from hotswap._baseline import live_symbols, synthesize
 from hotswap._checks import check_compatibility
-from hotswap._departed import forget_departed
 from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
 from hotswap._execute import Executed, compile_plan, live_facts, relocate, run_plan, running_line
 from hotswap._gil import Lowered
+from hotswap._history import Record as _Record
+from hotswap._history import Version
+from hotswap._history import record_for as _record_for
+from hotswap._history import records as _records
 from hotswap._pin import gate
 from hotswap._report import changes_of, dependents_of, error_in, skipped_of
 from hotswap._snapshot import ModuleState, capture
@@ -64,69 +67,6 @@ logger = logging.getLogger(__name__)
 _lock = threading.RLock()
 _local = threading.local()  # .active: the module this thread is reloading, if any
 metrics = _events.Metrics()
-
-
-@dataclass
-class Version:
-    """One version of a module, as kept in its history."""
-
-    number: int
-    source_hash: str | None
-    source: _statements.ModuleSource | None
-    # Filled by the snapshot taken before the next change (the state the version had when it
-    # was left), so each reload captures the module once, not twice.
-    state: ModuleState | None
-    created: float = field(default_factory=time.time)
-
-
-class _Record:
-    """hotswap's knowledge of one module: its live version, the source its live code came
-    from, and the versions kept."""
-
-    def __init__(self, module: types.ModuleType, size: int, source: bytes | None) -> None:
-        self.name = _modules.canonical(module)
-        self.namespace = vars(module)
-        live: _statements.ModuleSource | None = None
-        digest = None
-        if source is not None:
-            try:
-                live = _statements.parse_module(_modules.decode_source(self.name, "", source))
-                digest = hashlib.sha256(source).hexdigest()
-            except (SyntaxError, ValueError, HotswapError):
-                live = None
-        self.current = Version(1, digest, live, None)
-        # The source the module's top-level code was executed from: a thread still running
-        # it (a main loop) reports lines of this text.
-        self.origin = live
-        self.history: deque[Version] = deque([self.current], maxlen=size)
-        self.last_number = 1
-        self.last_result: ReloadResult | None = None
-
-    @property
-    def live(self) -> _statements.ModuleSource | None:
-        return self.current.source
-
-    def add(self, version: Version) -> None:
-        self.history.append(version)
-        self.last_number = max(self.last_number, version.number)
-        self.current = version
-
-
-_records: dict[str, _Record] = {}
-
-
-def _record_for(module: types.ModuleType) -> _Record:
-    name = _modules.canonical(module)
-    # Records of modules that left sys.modules would keep all their snapshots alive forever.
-    forget_departed(_records, keep=(name,))
-    record = _records.get(name)
-    # A module imported afresh under the same name is another module: start again.
-    if record is None or record.namespace is not vars(module):
-        file = getattr(module, "__file__", None)
-        source = _sources.take(file) if isinstance(file, str) else None
-        record = _Record(module, _config.current().history, source)
-        _records[name] = record
-    return record
 
 
 def module_statuses() -> dict[str, ModuleStatus]:
@@ -441,8 +381,8 @@ def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
 
 def _plan_all(units: list[_Unit], policy: str, force: bool) -> None:
     """Check and plan the change set, then follow it into importers (DESIGN §5.2)."""
-    texts = _Texts(units)
-    units[:] = _in_import_order(units)
+    texts = _importers.Texts(units)
+    units[:] = _importers.in_import_order(units)
     for unit in units:
         if unit.old is None:
             unit.old = synthesize(unit.module, unit.new, unit.path)
@@ -510,133 +450,6 @@ def _planned(unit: _Unit) -> _events.Planned:
     return _events.Planned(unit.name, unit.record.current.number, changes, unit.warnings)
 
 
-def _in_import_order(units: list[_Unit]) -> list[_Unit]:
-    """The change set's modules, each after the ones of the set it imports from (a save-all
-    comes in event order; an importer planned first would miss its upstream's change)."""
-    if len(units) < 2 or len(units) > 64:
-        return units
-    after = {
-        id(u): [v for v in units if v is not u and _imports_from(u.module, u.new, v.name)]
-        for u in units
-    }
-    ordered: list[_Unit] = []
-    placed: set[int] = set()
-
-    def place(unit: _Unit, path: set[int]) -> None:
-        if id(unit) in placed or id(unit) in path:
-            return  # placed already, or an import cycle: keep the given order
-        for upstream in after[id(unit)]:
-            place(upstream, path | {id(unit)})
-        placed.add(id(unit))
-        ordered.append(unit)
-
-    for unit in units:
-        place(unit, set())
-    return ordered
-
-
-class _Texts:
-    """The sources of the user's modules, for the importer search and the removal check: the
-    change set's new sources, the live ones hotswap knows, else the files (cached by stat)."""
-
-    def __init__(self, units: list[_Unit]) -> None:
-        self.units = {u.name: u for u in units}
-
-    def of(self, name: str, module: types.ModuleType, file: str) -> str | None:
-        unit = self.units.get(name)
-        if unit is not None:
-            return unit.new.source
-        return _known_text(name, file)
-
-    def all(self) -> Iterator[str]:
-        """The sources of the modules beside the change set's: those below the same
-        ``sys.path`` entry (the project a removed name's callers would be in)."""
-        roots = tuple({_modules.import_root(u.path) for u in self.units.values()})
-        for name, module, file in _modules._project.modules():
-            if not file.startswith(roots):
-                continue
-            text = self.of(name, module, file)
-            if text:
-                yield text
-
-
-_file_texts: dict[str, tuple[tuple[int, int], str]] = {}
-
-
-def _known_text(name: str, file: str) -> str | None:
-    record = _records.get(name)
-    if record is not None and record.live is not None:
-        return record.live.source
-    try:
-        stat = _stat_key(file)
-        cached = _file_texts.get(file)
-        if cached is not None and cached[0] == stat:
-            return cached[1]
-        text, _ = _modules.read_source(name, file)
-    except (OSError, HotswapError):
-        return None
-    _file_texts[file] = (stat, text)
-    return text
-
-
-def _stat_key(file: str) -> tuple[int, int]:
-    import os
-
-    stat = os.stat(file)
-    return (stat.st_mtime_ns, stat.st_size)
-
-
-def _known_source(name: str, file: str) -> _statements.ModuleSource | None:
-    """The parsed source a module not reloaded yet runs (its imported bytes, else the file),
-    cached by the file's stat: importer searches ask for it on every reload."""
-    try:
-        stat = _stat_key(file)
-    except OSError:
-        return None
-    cached = _parsed.get(file)
-    if cached is not None and cached[0] == stat:
-        return cached[1]
-    data = _sources.peek(file)
-    text = None if data is None else data.decode("utf-8", "replace")
-    text = text or _known_text(name, file)
-    if text is None:
-        return None
-    try:
-        source = _statements.parse_module(text)
-    except SyntaxError:
-        return None
-    _parsed[file] = (stat, source)
-    return source
-
-
-_parsed: dict[str, tuple[tuple[int, int], _statements.ModuleSource]] = {}
-
-
-def _imports_from(module: types.ModuleType, source: _statements.ModuleSource, target: str) -> bool:
-    """Whether ``module`` takes names from the module ``target``: a ``from`` import of it (or
-    of it from its package), or a module-level name bound to it."""
-    namespace = vars(module)
-    package = namespace.get("__package__") or ""
-    for stmt in source.statements:
-        for level, relative, attribute, _ in stmt.info.from_imports:
-            name = relative
-            if level:
-                base = package.rsplit(".", level - 1)[0] if level > 1 else package
-                name = f"{base}.{relative}" if relative else base
-            if target in (name, f"{name}.{attribute}"):
-                return True
-    found = sys.modules.get(target)
-    if found is None:
-        return False
-    for value in list(namespace.values()):
-        # ``import pkg.mod`` binds ``pkg``: its statements read ``pkg.mod.X``.
-        if value is found or (
-            isinstance(value, types.ModuleType) and target.startswith(f"{value.__name__}.")
-        ):
-            return True
-    return False
-
-
 def _importer(name: str, origin: str, target: str, *, follow: bool = True) -> _Unit | None:
     """A module that may depend on a change, with the source its live code runs."""
     module = sys.modules.get(name)
@@ -650,10 +463,10 @@ def _importer(name: str, origin: str, target: str, *, follow: bool = True) -> _U
     fresh = record is None or record.namespace is not vars(module)
     source = None if fresh or record is None else record.live
     if source is None:
-        source = _known_source(name, path)
+        source = _importers.known_source(name, path)
         if source is None:
             return None
-    if follow and not _imports_from(module, source, target):
+    if follow and not _importers.imports_from(module, source, target):
         return None
     if record is None or fresh:
         # Registered only if statements of it run (status lists reloaded modules only). What
@@ -1094,5 +907,4 @@ def reset() -> None:
     """Forget all records (for tests)."""
     with _lock:
         _records.clear()
-        _file_texts.clear()
-        _parsed.clear()
+        _importers.reset()
