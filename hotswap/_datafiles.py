@@ -107,6 +107,8 @@ def tracking() -> tuple[str, ...]:
 
 def readers(path: str | os.PathLike[str]) -> tuple[Reader, ...]:
     """The statements that read the data file ``path``, in the order they first read it."""
+    if not _readers:  # the watcher asks for every non-Python file event: no syscall then
+        return ()
     real = os.path.realpath(os.fspath(path))
     with _lock:
         return tuple(_readers.get(real, ()))
