@@ -21,7 +21,8 @@ from hotswap._api import (
     status,
     subscribe,
 )
-from hotswap._config import AuditPolicy, Settings, SignaturePolicy
+from hotswap._canary import Canary, canary, canary_scope
+from hotswap._config import AuditPolicy, AutoRollback, CanaryPolicy, Settings, SignaturePolicy
 from hotswap._events import (
     CanaryCall,
     CanaryDecision,
@@ -41,6 +42,7 @@ from hotswap._live_config import LiveConfig, live_config
 from hotswap._proxy import reloadable
 from hotswap.exceptions import (
     AuditError,
+    CanaryError,
     ConfigError,
     ExecutionError,
     HotswapError,
@@ -90,8 +92,12 @@ def unload_ipython_extension(shell: Any) -> None:
 __all__ = (
     "AuditError",
     "AuditPolicy",
+    "AutoRollback",
+    "Canary",
     "CanaryCall",
     "CanaryDecision",
+    "CanaryError",
+    "CanaryPolicy",
     "ChangeDetected",
     "Changes",
     "ConfigError",
@@ -120,6 +126,8 @@ __all__ = (
     "VersionNotFoundError",
     "WatcherState",
     "__version__",
+    "canary",
+    "canary_scope",
     "configure",
     "disable",
     "enable",

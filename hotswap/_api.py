@@ -9,7 +9,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _config, _datafiles, _events, _modules, _transaction
+from hotswap import _config, _datafiles, _events, _health, _modules, _transaction
 from hotswap._events import Event, ReloadResult, Status
 from hotswap._pin import Pin, gate
 
@@ -28,6 +28,7 @@ __all__ = (
 )
 
 _reloader: Any = None  # the running hotswap._watcher.Reloader
+_health.install()  # watches committed versions while auto_rollback is configured
 _reloader_lock = threading.Lock()
 
 
@@ -85,6 +86,7 @@ def enable(
     policy: str | None = None,
     polling: bool | None = None,
     on_reload: Callable[[ReloadResult], object] | None = None,
+    canary: dict[str, Any] | bool | None = None,
 ) -> Reloader:
     """Start watching source files and reload modules as they are saved.
 
@@ -105,6 +107,10 @@ def enable(
         on_reload: called with the :class:`ReloadResult` of every reload the watcher attempts
             (failed ones included; not for a save that did not change the file). What it raises
             is logged.
+        canary: try every saved change of one module as a canary first (see
+            :func:`hotswap.canary`): ``{"weight": 0.1, "promote_after": 500}`` (the keys are
+            its arguments), ``True`` for its defaults, ``False`` to turn it off. A save of
+            several modules at once applies as one reload.
 
     Arguments left as None take their value from ``[tool.hotswap]`` in pyproject.toml and
     ``HOTSWAP_*`` environment variables, else the defaults above.
@@ -119,7 +125,12 @@ def enable(
     with _reloader_lock:
         if _reloader is not None and _reloader.running:
             return _reloader  # type: ignore[no-any-return]
-        explicit: dict[str, object] = {"debounce": debounce, "policy": policy, "polling": polling}
+        explicit: dict[str, object] = {
+            "debounce": debounce,
+            "policy": policy,
+            "polling": polling,
+            "canary": canary,
+        }
         if paths is not None:
             chosen = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
             explicit["paths"] = [os.fspath(p) for p in chosen]
@@ -194,7 +205,15 @@ def status() -> Status:
 
 
 def configure(**settings: Any) -> _config.Settings:
-    """Change settings for this process: ``policy``, ``history``, ``pin_timeout``...
+    """Change settings for this process: ``policy``, ``history``, ``pin_timeout``,
+    ``auto_rollback``...
+
+    ``auto_rollback={"window": 30.0, "min_calls": 50, "max_error_rate": 0.05}`` (or ``True``
+    for those defaults) rolls a committed version back by itself when, within ``window``
+    seconds of its commit and after ``min_calls`` calls (requests through the middleware and
+    ``@reloadable`` calls), its error rate exceeds the bound and the previous version's; the
+    rollback's result has ``kind == "rollback"`` and a ``reason`` with the figures.
+    ``auto_rollback=False`` turns it off again.
 
     Returns the settings now in force. See :class:`hotswap.Settings`.
     """

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from hotswap import _datafiles, _events, _transaction
+from hotswap import _config, _datafiles, _events, _transaction
 from hotswap._events import ReloadResult, call_safely, location
 from hotswap._modules import ModuleIndex, Scope, real_file
 from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
@@ -184,6 +184,12 @@ class ChangeSets:
 
 def _reload(entries: list[tuple[str, bytes]], owners: dict[str, str]) -> list[ReloadResult]:
     """The transaction's results, one per module, also when module code interrupted it."""
+    if len(entries) == 1 and _config.current().canary is not None:
+        # Canary mode: a change to one module is tried on a share of the work first. A set
+        # of several modules applies as one reload: a canary tries one module's code.
+        from hotswap import _canary
+
+        return [_canary.from_watcher(*entries[0])]
     try:
         return _transaction.reload_many(list(entries), policy=None)
     except KeyboardInterrupt as interrupt:

@@ -20,6 +20,8 @@ __all__ = (
     "DEFAULT_DENY",
     "POLICIES",
     "AuditPolicy",
+    "AutoRollback",
+    "CanaryPolicy",
     "Settings",
     "SignaturePolicy",
     "configure",
@@ -75,6 +77,45 @@ class SignaturePolicy:
 
 
 @dataclass(frozen=True)
+class CanaryPolicy:
+    """The watcher tries every change as a canary first (see ``docs/operating.md``).
+
+    Attributes: the arguments of :func:`hotswap.canary` of the same names.
+    """
+
+    weight: float = 0.1
+    min_calls: int = 100
+    max_error_rate: float = 0.01
+    promote_after: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight <= 1.0 or not 0.0 <= self.max_error_rate <= 1.0:
+            raise ValueError("weight and max_error_rate must be between 0 and 1")
+        if self.min_calls < 0 or (self.promote_after is not None and self.promote_after < 1):
+            raise ValueError("min_calls must be >= 0 and promote_after >= 1 (or None)")
+
+
+@dataclass(frozen=True)
+class AutoRollback:
+    """Roll a committed version back by itself when its calls fail (see ``docs/operating.md``).
+
+    Attributes:
+        window: seconds after a commit during which the new version's calls are counted.
+        min_calls: calls counted before the error rate can decide.
+        max_error_rate: the error rate above which (and above the previous version's) the
+            version is rolled back.
+    """
+
+    window: float = 30.0
+    min_calls: int = 50
+    max_error_rate: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.window <= 0 or self.min_calls < 1 or not 0.0 <= self.max_error_rate <= 1.0:
+            raise ValueError("window must be > 0, min_calls >= 1, max_error_rate in [0, 1]")
+
+
+@dataclass(frozen=True)
 class Settings:
     """hotswap's settings.
 
@@ -101,6 +142,12 @@ class Settings:
         restart_on_failure: under ``hotswap run``, restart the program (from its warm
             template, see docs/cli.md) when a reload fails, instead of keeping the last good
             code; a syntax error is the exception: a fresh start would fail on it too.
+        canary: the :class:`CanaryPolicy` the watcher tries each change with, or None (off,
+            the default). Given as ``{"weight": 0.1, "promote_after": 500, ...}``, ``True``
+            (the defaults) or ``False``.
+        auto_rollback: the :class:`AutoRollback` bound, or None (off, the default). Given as
+            ``{"window": 30.0, "min_calls": 50, "max_error_rate": 0.05}``, ``True`` or
+            ``False``.
     """
 
     policy: str = "strict"
@@ -114,6 +161,8 @@ class Settings:
     audit: AuditPolicy | None = None
     require_signature: SignaturePolicy | None = None
     restart_on_failure: bool = False
+    canary: CanaryPolicy | None = None
+    auto_rollback: AutoRollback | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -164,6 +213,33 @@ def _signature(value: Any, source: str, base: Path) -> SignaturePolicy | None:
     return SignaturePolicy(tuple(str(base / os.path.expanduser(p)) for p in paths))
 
 
+def _policy_table(kind: type[Any], value: Any, source: str) -> Any:
+    if isinstance(value, str):
+        value = _text_setting(value, source)
+    if value is None or value is False:
+        return None
+    if value is True:
+        return kind()
+    if isinstance(value, kind):
+        return value
+    known = {f.name for f in dataclasses.fields(kind)}
+    if not isinstance(value, dict) or set(value) - known:
+        message = f"{source} must be a table with keys among {sorted(known)}, not {value!r}"
+        raise ValueError(message)
+    try:
+        return kind(**value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source} = {value!r}: {error}") from error
+
+
+def _canary(value: Any, source: str, base: Path) -> CanaryPolicy | None:
+    return _policy_table(CanaryPolicy, value, source)  # type: ignore[no-any-return]
+
+
+def _auto_rollback(value: Any, source: str, base: Path) -> AutoRollback | None:
+    return _policy_table(AutoRollback, value, source)  # type: ignore[no-any-return]
+
+
 def _text_setting(value: str, source: str) -> Any:
     """A table setting given as text (an environment variable): JSON, or a boolean word."""
     text = value.strip()
@@ -190,7 +266,12 @@ def _names(value: Any, source: str, what: str) -> tuple[str, ...]:
 
 
 # Settings that are tables, and how to read each; ``base`` anchors relative paths.
-_TABLES = {"audit": _audit, "require_signature": _signature}
+_TABLES = {
+    "audit": _audit,
+    "require_signature": _signature,
+    "canary": _canary,
+    "auto_rollback": _auto_rollback,
+}
 
 
 def _coerce(name: str, value: Any, source: str, base: Path | None = None) -> Any:

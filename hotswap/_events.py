@@ -167,11 +167,16 @@ class ReloadResult:
         warnings: compatibility findings applied anyway under policy ``"warn"``.
         kind: ``"reload"`` (a change applied, or a failed attempt), ``"unchanged"`` (nothing
             to apply: the same content, or only comments and layout changed), ``"reset"``
-            (``force=True``: the whole module ran again) or ``"rollback"``.
+            (``force=True``: the whole module ran again), ``"rollback"``, or ``"canary"`` (a
+            canary started, ``ok``, or was aborted or could not start, not ``ok``; its
+            promotion is a ``"reload"``).
         dependents: one :class:`Dependent` per other module whose statements ran again
             because of this change.
         skipped: changed statements deliberately not run (:class:`Skipped`), e.g. the running
             main loop of ``__main__``.
+        reason: why the attempt was made or ended, when something decided it rather than a
+            save: a canary's promotion or abort, an automatic rollback on failing health
+            (``"error rate 0.12 > 0.05 over 60 calls in 30 s (v2 had 0.00)"``); else ``""``.
     """
 
     event: ClassVar[str] = "result"
@@ -187,6 +192,7 @@ class ReloadResult:
     kind: str = "reload"
     dependents: tuple[Dependent, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    reason: str = ""
 
     def __bool__(self) -> bool:
         return self.ok
@@ -206,6 +212,7 @@ class ReloadResult:
             "kind": self.kind,
             "dependents": [d.to_dict() for d in self.dependents],
             "skipped": [s.to_dict() for s in self.skipped],
+            "reason": self.reason,
         }
 
 
@@ -376,6 +383,11 @@ def listen(callback: Callable[[Event], object]) -> Callable[[], None]:
     return unsubscribe
 
 
+def listening() -> bool:
+    """Whether any :func:`listen` callback is registered (events cost nothing otherwise)."""
+    return bool(_event_listeners)
+
+
 def publish(event: Event) -> None:
     """Tell every :func:`listen` callback about ``event`` (results go through :func:`emit`)."""
     if not isinstance(event, ReloadResult) and logger.isEnabledFor(logging.DEBUG):
@@ -445,8 +457,14 @@ def describe(result: ReloadResult) -> str:
     ``shop: v3 live, ~price (L12-18), +refund (L40); dependents: cart (2 statements) (1.4 ms)``.
     """
     ms = result.duration * 1000
+    why = f" ({result.reason})" if result.reason else ""
+    if result.kind == "canary" and result.ok:
+        return f"{result.module}: v{result.version} live, {result.reason}"
+    if result.kind == "canary":
+        detail = result.reason or str(result.error)
+        return f"{result.module}: no canary, v{result.version} stays live: {detail}"
     if result.ok and result.kind == "rollback":
-        return f"{result.module}: rolled back, v{result.version} live ({ms:.1f} ms)"
+        return f"{result.module}: rolled back, v{result.version} live{why} ({ms:.1f} ms)"
     if result.ok:
         if not result.changes and not result.dependents and result.kind != "reset":
             text = f"{result.module}: unchanged (v{result.version}"
@@ -466,6 +484,8 @@ def describe(result: ReloadResult) -> str:
         if result.warnings:
             count = len(result.warnings)
             text += f"; applied with {count} compatibility warning{'s' * (count != 1)}"
+        if result.reason:
+            text += f"; {result.reason}"
         return f"{text} ({ms:.1f} ms)"
     state = "rolled back" if result.rolled_back else "rejected"
     return f"{result.module}: {state}, still v{result.version}: {result.error} ({ms:.1f} ms)"

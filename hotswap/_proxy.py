@@ -32,7 +32,7 @@ import wrapt
 from hotswap._snapshot import register_stateful
 from hotswap._update import trampoline as _trampoline
 
-__all__ = ("STAGED", "Stage", "is_reloadable", "reloadable")
+__all__ = ("STAGED", "Stage", "is_reloadable", "reloadable", "set_target", "standins", "target_of")
 
 # A stub's attribute naming its staged target until commit: the updater reads it to bind the
 # target's ``super()`` to the kept class.
@@ -209,3 +209,22 @@ def _set_target(standin: Any, target: Any) -> None:
 
 
 register_stateful(_Proxy, _get_target, _set_target)
+
+
+def standins(module: str) -> list[Any]:
+    """The live stand-ins of ``module``'s ``@reloadable`` functions and methods."""
+    with _registry_lock:
+        found = [ref() for (owner, _), ref in _registry.items() if owner == module]
+    return [standin for standin in found if standin is not None]
+
+
+def target_of(standin: Any) -> Any:
+    """What a stand-in calls now."""
+    if isinstance(standin, _Proxy):
+        return standin.__wrapped__
+    return standin.__dict__.get("__wrapped__")
+
+
+def set_target(standin: Any, target: Any) -> None:
+    """Make a stand-in call ``target`` (one atomic assignment for its callers)."""
+    _set_target(standin, target)

@@ -31,6 +31,7 @@ from hotswap import (
     _modules,
     _planner,
     _proxy,
+    _routing,
     _signing,
     _sources,
     _statements,
@@ -51,6 +52,7 @@ from hotswap._report import changes_of, dependents_of, error_in, skipped_of
 from hotswap._snapshot import ModuleState, capture
 from hotswap._update import Updater
 from hotswap.exceptions import (
+    CanaryError,
     ExecutionError,
     HotswapError,
     MigrationError,
@@ -60,7 +62,16 @@ from hotswap.exceptions import (
     VersionNotFoundError,
 )
 
-__all__ = ("metrics", "module_statuses", "reload", "reload_data", "reload_many", "rollback")
+__all__ = (
+    "metrics",
+    "module_statuses",
+    "plan_alone",
+    "reload",
+    "reload_data",
+    "reload_many",
+    "report",
+    "rollback",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,17 +138,23 @@ def _priority() -> Iterator[None]:
         lowered.restore()  # unless the reloaded code set an interval of its own
 
 
-def _finish(result: ReloadResult, record: _Record | None) -> ReloadResult:
+def report(result: ReloadResult, *, why: str | None = None) -> ReloadResult:
+    """Record, log and announce a result made outside a reload (a canary's abort)."""
+    return _finish(result, _records.get(result.module), why)
+
+
+def _finish(result: ReloadResult, record: _Record | None, why: str | None = None) -> ReloadResult:
     if record is not None:
         record.last_result = result
-    metrics.record(result)
+    if result.kind != "canary":  # a canary's start or abort is not a reload attempt
+        metrics.record(result)
     # The fields of the result ride on the log record, for structured log formatters.
     extra = _events.log_extra(result)
     if result.ok:
         logger.info("hotswap: %s", describe(result), extra=extra)
     else:
         logger.warning("hotswap: %s", describe(result), extra=extra)
-    _events.emit(result)
+    _events.emit(result, reason=why)
     return result
 
 
@@ -220,15 +237,17 @@ def reload_many(
     *,
     policy: str | None = None,
     force: bool = False,
+    reason: str = "",
 ) -> list[ReloadResult]:
     """Reload a change set: several modules, planned and checked together, committed or rolled
     back as one transaction (DESIGN §5.3); one result per entry, in the order given.
 
-    Each entry is (module or module name, the bytes to apply or None to read the file).
+    Each entry is (module or module name, the bytes to apply or None to read the file);
+    ``reason`` is carried by the results (a canary's promotion says why).
     """
     names = [_modules.module_name(t) for t, _ in entries]
     with _tracing.span("hotswap.reload", module=", ".join(names)) as span:
-        results = _reload_many(entries, names, policy, force)
+        results = _reload_many(entries, names, policy, force, reason)
         span.result(results[0])
     return results
 
@@ -238,6 +257,7 @@ def _reload_many(
     names: list[str],
     policy: str | None,
     force: bool,
+    reason: str = "",
 ) -> list[ReloadResult]:
     start = time.perf_counter()
     units: list[_Unit] = []
@@ -255,11 +275,11 @@ def _reload_many(
                 _events.publish(_planned(unit))
             if any(u.plan for u in units):
                 _run(units)
-            return _results(entries, roots, units, start)
+            return _results(entries, roots, units, start, reason)
     except _Failure as failure:
-        return _failed(entries, units, failure, start)
+        return _failed(entries, units, failure, start, reason)
     except HotswapError as error:  # pinned sections did not leave: nothing ran
-        return _failed(entries, units, _Failure(error), start)
+        return _failed(entries, units, _Failure(error), start, reason)
 
 
 def _resolve_entry(target: types.ModuleType | str) -> types.ModuleType:
@@ -280,6 +300,8 @@ def _read(
             units[id(module)].names.add(_modules.module_name(target))
             continue
         name = _modules.canonical(module)
+        if _routing.busy(name):
+            raise _Failure(_canary_running(name))
         try:
             path = _modules.source_file(module)
             if given is None:
@@ -307,6 +329,35 @@ def _read(
         unit.names = {name, module.__name__, target if isinstance(target, str) else name}
         units[id(module)] = unit
     return list(units.values())
+
+
+def _canary_running(name: str) -> CanaryError:
+    message = f"{name}: a canary of it runs; promote() or abort() it first"
+    return CanaryError(message, module=name)
+
+
+def plan_alone(
+    target: types.ModuleType | str, data: bytes | None = None, policy: str | None = None
+) -> tuple[_Unit, _statements.ModuleSource]:
+    """Plan a module's file as a reload would (read, signature, parse, compatibility, audit,
+    compile) without running anything and without its importers: what a canary tries.
+    Returns the unit and the source its live code runs.
+
+    Raises:
+        HotswapError: what a reload would report (a syntax error, an incompatible change...).
+    """
+    try:
+        with _attempt(_modules.module_name(target)):
+            chosen = _config.current().policy if policy is None else policy
+            units = _read([(target, data)], False)
+            _plan_all(units, chosen, False, follow=False)
+            unit = units[0]
+            assert unit.old is not None
+            return unit, unit.old
+    except _Failure as failure:
+        if isinstance(failure.error, HotswapError):
+            raise failure.error from failure.error.__cause__
+        raise
 
 
 def _syntax_error(name: str, path: str, error: SyntaxError) -> SourceSyntaxError:
@@ -379,7 +430,7 @@ def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
     return _planner.Upstream(rebound, dirty, resolve, target)
 
 
-def _plan_all(units: list[_Unit], policy: str, force: bool) -> None:
+def _plan_all(units: list[_Unit], policy: str, force: bool, *, follow: bool = True) -> None:
     """Check and plan the change set, then follow it into importers (DESIGN §5.2)."""
     texts = _importers.Texts(units)
     units[:] = _importers.in_import_order(units)
@@ -405,7 +456,7 @@ def _plan_all(units: list[_Unit], policy: str, force: bool) -> None:
             unit.old, unit.new, _facts(unit), _upstream(unit, planned), force=unit.force
         )
         planned.append(unit)
-        if not (unit.plan.rebound or unit.plan.dirty) or unit.name == "__main__":
+        if not follow or not (unit.plan.rebound or unit.plan.dirty) or unit.name == "__main__":
             continue  # (nothing imports from the running script by that name)
         for name in _modules.importer_candidates(unit.name, texts.of):
             if name in seen:
@@ -765,6 +816,7 @@ def _results(
     roots: list[_Unit],
     units: list[_Unit],
     start: float,
+    reason: str = "",
 ) -> list[ReloadResult]:
     duration = time.perf_counter() - start
     results: list[ReloadResult] = []
@@ -792,6 +844,7 @@ def _results(
             kind=kind,
             dependents=dependents_of(unit.name, [u for u in units if not u.root]),
             skipped=skipped_of(unit),
+            reason=reason,
         )
         finished[id(module)] = _finish(result, record)
         results.append(finished[id(module)])
@@ -822,6 +875,7 @@ def _failed(
     units: list[_Unit],
     failure: _Failure,
     start: float,
+    reason: str = "",
 ) -> list[ReloadResult]:
     duration = time.perf_counter() - start
     results = []
@@ -840,13 +894,21 @@ def _failed(
             error=failure.error,
             rolled_back=failure.rolled_back,
             duration=duration,
+            reason=reason,
         )
         results.append(_finish(result, record))
     return results
 
 
-def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadResult:
-    """Restore a kept version of a module (the previous one when ``to`` is None)."""
+def rollback(
+    target: types.ModuleType | str,
+    to: int | None = None,
+    *,
+    reason: str = "",
+    why: str | None = None,
+) -> ReloadResult:
+    """Restore a kept version of a module (the previous one when ``to`` is None); ``reason``
+    and ``why`` (one word for the :class:`RolledBack` event) say who decided it."""
     start = time.perf_counter()
     name = _modules.module_name(target)
     record: _Record | None = None
@@ -855,13 +917,16 @@ def rollback(target: types.ModuleType | str, to: int | None = None) -> ReloadRes
         version = record.current.number if record is not None else 0
         fields.setdefault("version", version)
         fields.setdefault("duration", time.perf_counter() - start)
-        return _finish(ReloadResult(module=name, kind="rollback", **fields), record)
+        result = ReloadResult(module=name, kind="rollback", reason=reason, **fields)
+        return _finish(result, record, why)
 
     try:
         with _attempt(name):
             module = _resolve_entry(target)
             name = _modules.canonical(module)
             record = _records.get(name)
+            if _routing.busy(name):
+                raise _Failure(_canary_running(name))
             if record is None or record.namespace is not vars(module):
                 message = f"{name}: no reload history to roll back to (it was never reloaded)"
                 record = None

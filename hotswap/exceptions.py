@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "AuditError",
+    "CanaryError",
     "ConfigError",
     "ExecutionError",
     "HotswapError",
@@ -199,6 +200,16 @@ class SignatureError(HotswapError):
     def __init__(self, message: str, *, module: str | None, filename: str, reason: str) -> None:
         super().__init__(message, module=module, filename=filename)
         self.reason = reason
+
+
+class CanaryError(HotswapError):
+    """A canary could not start (nothing changed), or a reload or rollback of a module was
+    asked for while a canary of it runs (promote or abort it first).
+
+    A change that acts on objects both versions share when it runs (a changed decorator that
+    registers a route, a top-level call, a class body changed beyond its methods) cannot be
+    tried beside the live version: ``hotswap.reload()`` applies it.
+    """
 
 
 class HotswapWarning(UserWarning):

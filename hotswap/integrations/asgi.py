@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from hotswap import _routing
 from hotswap._api import pinned
 from hotswap.integrations._status import ALLOWED, status_body
 
@@ -44,11 +45,26 @@ class HotswapMiddleware:
             ``json.dumps(hotswap.status().to_dict())``: per module version, source hash and
             last result, and whether the watcher runs. None (the default) leaves every path to
             the application.
+        canary_key: ``canary_key(scope) -> str | None``: while a canary runs, requests with
+            the same key run the same version (a user id, a session cookie); None (or a key
+            of None) assigns each request at random by the canary's weight. A request header
+            ``x-hotswap-canary: 1`` (or ``0``) forces the candidate (or the live version).
+
+    While a canary runs (:func:`hotswap.canary`) or a committed version is watched
+    (``configure(auto_rollback=...)``), each request is one unit: assigned to one version of
+    every module under canary for its whole life, and counted, a 5xx answer or an exception
+    as an error. Otherwise the middleware checks one flag and only pins.
     """
 
-    def __init__(self, app: ASGIApp, status_path: str | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        status_path: str | None = None,
+        canary_key: Callable[[Scope], str | None] | None = None,
+    ) -> None:
         self.app = app
         self.status_path = status_path
+        self.canary_key = canary_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,8 +73,33 @@ class HotswapMiddleware:
         if self.status_path is not None and scope.get("path") == self.status_path:
             await self._status(scope, send)
             return
+        if not _routing.idle():
+            await self._routed(scope, receive, send)
+            return
         async with pinned():
             await self.app(scope, receive, send)
+
+    async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        forced = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-hotswap-canary":
+                forced = _routing.forced_by(value)
+        unit = _routing.begin(_routing.key_of(self.canary_key, scope), forced)
+        answered = [0]
+
+        async def watching(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered[0] = int(message.get("status", 200))
+            await send(message)
+
+        ok = False
+        try:
+            async with pinned():
+                await self.app(scope, receive, watching)
+            ok = answered[0] < 500
+        finally:
+            if unit is not None:
+                _routing.end(unit, ok)
 
     async def _status(self, scope: Scope, send: Send) -> None:
         method = scope.get("method", "GET")

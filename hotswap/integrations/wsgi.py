@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from hotswap import _routing
 from hotswap._api import pinned
 from hotswap._pin import Pin
 from hotswap.integrations._status import ALLOWED, status_body
@@ -40,23 +41,46 @@ class HotswapMiddleware:
             ``json.dumps(hotswap.status().to_dict())``: per module version, source hash and
             last result, and whether the watcher runs. None (the default) leaves every path to
             the application.
+        canary_key: ``canary_key(environ) -> str | None``: while a canary runs, requests with
+            the same key run the same version; None assigns at random by weight. A request
+            header ``X-Hotswap-Canary: 1`` (or ``0``) forces the candidate (or the live
+            version).
+
+    While a canary runs or a committed version is watched, each request is one unit, from
+    the call to the response's close: assigned to one version of every module under canary,
+    and counted (a 5xx status or an exception is an error).
     """
 
-    def __init__(self, app: WSGIApp, status_path: str | None = None) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        status_path: str | None = None,
+        canary_key: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> None:
         self.app = app
         self.status_path = status_path
+        self.canary_key = canary_key
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if self.status_path is not None and environ.get("PATH_INFO") == self.status_path:
             return self._status(environ, start_response)
+        unit = None
+        answered = [0]
+        if not _routing.idle():
+            forced = _routing.forced_by(environ.get("HTTP_X_HOTSWAP_CANARY"))
+            unit = _routing.begin(_routing.key_of(self.canary_key, environ), forced)
+            if unit is not None:
+                start_response = _watching(start_response, answered)
         pin = pinned()
         pin.__enter__()
         try:
             response = self.app(environ, start_response)
         except BaseException:
             pin.__exit__(None, None, None)
+            if unit is not None:
+                _routing.end(unit, False)
             raise
-        return _Pinned(response, pin)
+        return _Pinned(response, pin, unit, answered)
 
     def _status(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -78,17 +102,45 @@ class HotswapMiddleware:
         return [b""] if method == "HEAD" else [body]
 
 
+def _watching(start_response: StartResponse, answered: list[int]) -> StartResponse:
+    def start(status: str, headers: Any, *rest: Any) -> Any:
+        code = status.split(" ", 1)[0]
+        answered[0] = int(code) if code.isdigit() else 0
+        return start_response(status, headers, *rest)
+
+    return start
+
+
 class _Pinned:
-    """A response iterable that leaves the pinned section when the server closes it."""
+    """A response iterable that leaves the pinned section (and ends its unit, while a canary
+    runs) when the server closes it."""
 
-    __slots__ = ("_pin", "_response")
+    __slots__ = ("_answered", "_failed", "_pin", "_response", "_unit")
 
-    def __init__(self, response: Iterable[bytes], pin: Pin) -> None:
+    def __init__(
+        self,
+        response: Iterable[bytes],
+        pin: Pin,
+        unit: _routing.Unit | None = None,
+        answered: list[int] | None = None,
+    ) -> None:
         self._response = response
         self._pin: Pin | None = pin
+        self._unit = unit
+        self._answered = answered or [0]
+        self._failed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._response)
+        if self._unit is None:
+            return iter(self._response)
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[bytes]:
+        try:
+            yield from self._response
+        except BaseException:
+            self._failed = True
+            raise
 
     def close(self) -> None:
         try:
@@ -99,3 +151,6 @@ class _Pinned:
             pin, self._pin = self._pin, None
             if pin is not None:
                 pin.__exit__(None, None, None)
+            unit, self._unit = self._unit, None
+            if unit is not None:
+                _routing.end(unit, not self._failed and self._answered[0] < 500)
