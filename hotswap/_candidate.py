@@ -62,8 +62,9 @@ class Candidate:
         name = self.name
         for live, new in self.pairs.items():
             code = live.__code__
-            copy = types.FunctionType(code, live.__globals__, live.__name__, live.__defaults__)
-            copy = _with_closure(copy, live.__closure__)
+            copy = types.FunctionType(
+                code, live.__globals__, live.__name__, live.__defaults__, live.__closure__
+            )
             copy.__kwdefaults__ = live.__kwdefaults__
             copy.__qualname__ = live.__qualname__
             router: Any = _router(name, copy, new, code.co_flags & KINDS)
@@ -75,16 +76,6 @@ class Candidate:
         for live, code in reversed(self._originals):
             live.__code__ = code
         self._originals.clear()
-
-
-def _with_closure(
-    function: types.FunctionType, closure: tuple[types.CellType, ...] | None
-) -> types.FunctionType:
-    if not closure:
-        return function
-    return types.FunctionType(
-        function.__code__, function.__globals__, function.__name__, function.__defaults__, closure
-    )
 
 
 def _router(
