@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotswap import _routing
-from hotswap._execute import find_inner
+from hotswap._execute import exec_with_hooks, find_inner
 from hotswap._planner import INPLACE, Plan
 from hotswap._proxy import is_reloadable
 from hotswap._report import error_in
@@ -38,9 +38,6 @@ from hotswap._switch import KINDS, trampoline
 from hotswap.exceptions import CanaryError, ExecutionError
 
 __all__ = ("Candidate", "build")
-
-_INPLACE_HOOK = "__hotswap_inplace__"
-_MERGE_HOOK = "__hotswap_merge__"
 
 
 @dataclass
@@ -153,26 +150,19 @@ def build(
             kept = live_ns.get(target)
             if not isinstance(kept, type):
                 return cls  # a new class: only the candidate's code knows it
-            for live_fn, new_fn in _method_pairs(name, path, kept, cls, live_ns):
+            for live_fn, new_fn in _method_pairs(kept, cls, live_ns):
                 pairs[live_fn] = _bound_to(new_fn, cls, kept, namespace)
             return kept
 
         return apply
 
     if code is not None:
-        namespace[_INPLACE_HOOK] = inplace
-        namespace[_MERGE_HOOK] = merge
         try:
-            exec(code, namespace)
-        except CanaryError:
-            raise
+            exec_with_hooks(code, namespace, inplace, merge)
         except Exception as error:
             raise error_in(
                 ExecutionError, name, path, error, "while building the canary"
             ) from error
-        finally:
-            namespace.pop(_INPLACE_HOOK, None)
-            namespace.pop(_MERGE_HOOK, None)
     for removed in plan.removed:
         if namespace.get(removed) is live_ns.get(removed):
             namespace.pop(removed, None)
@@ -269,7 +259,7 @@ def _members(cls: type) -> Iterator[tuple[str, types.FunctionType]]:
 
 
 def _method_pairs(
-    name: str, path: str, kept: type, cls: type, live_ns: dict[str, Any]
+    kept: type, cls: type, live_ns: dict[str, Any]
 ) -> Iterator[tuple[types.FunctionType, types.FunctionType]]:
     new_members = dict(_members(cls))
     for key, member in _members(kept):

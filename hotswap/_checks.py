@@ -22,6 +22,18 @@ __all__ = ("check_compatibility",)
 logger = logging.getLogger(__name__)
 
 
+def _mentions(text: str, module: str, symbol: str) -> bool:
+    """Whether a module's text may use ``module``'s removed ``symbol``: it names it, and does
+    not define a name of its own by that name without naming the module (a function moved
+    to the one module that used it)."""
+    short = re.escape(symbol.rpartition(".")[2])
+    if not re.search(rf"\b{short}\b", text):
+        return False
+    own = re.search(rf"^(?:async\s+def|def|class)\s+{short}\b|^{short}\s*[:=]", text, re.M)
+    names_module = re.search(rf"\b{re.escape(module.rpartition('.')[2])}\b", text)
+    return own is None or names_module is not None
+
+
 def check_compatibility(
     name: str,
     path: str,
@@ -46,8 +58,7 @@ def check_compatibility(
     if removals:
         sources = list(texts())
         for finding in removals:
-            word = re.compile(rf"\b{re.escape(finding.symbol.rpartition('.')[2])}\b")
-            if not any(word.search(text) for text in sources):
+            if not any(_mentions(text, name, finding.symbol) for text in sources):
                 findings.remove(finding)  # nothing under the watched code uses it any more
     if not findings:
         return ()

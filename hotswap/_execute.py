@@ -32,7 +32,15 @@ from hotswap._planner import INPLACE, Live, Plan
 from hotswap._statements import DOC, FUTURE, ModuleSource, parse_statement
 from hotswap._update import Updater, update_function
 
-__all__ = ("Executed", "find_inner", "live_facts", "relocate", "run_plan", "running_line")
+__all__ = (
+    "Executed",
+    "exec_with_hooks",
+    "find_inner",
+    "live_facts",
+    "relocate",
+    "run_plan",
+    "running_line",
+)
 
 _INPLACE_HOOK = "__hotswap_inplace__"
 _MERGE_HOOK = "__hotswap_merge__"
@@ -139,14 +147,35 @@ def _hook(name: str, line: int, target: str) -> ast.expr:
     return call
 
 
+def _future_names(node: ast.stmt, line: int) -> list[ast.stmt]:
+    assigns: list[ast.stmt] = []
+    for alias in node.names if isinstance(node, ast.ImportFrom) else ():
+        source = ast.Call(
+            func=ast.Name(id="__import__", ctx=ast.Load()),
+            args=[ast.Constant(value="__future__")],
+            keywords=[],
+        )
+        value = ast.Attribute(value=source, attr=alias.name, ctx=ast.Load())
+        target = ast.Name(id=alias.asname or alias.name, ctx=ast.Store())
+        assign = ast.Assign(targets=[target], value=value)
+        for part in ast.walk(assign):
+            part.lineno = part.end_lineno = line  # type: ignore[attr-defined]
+            part.col_offset = part.end_col_offset = 0  # type: ignore[attr-defined]
+        assigns.append(assign)
+    return assigns
+
+
 def compile_plan(new: ModuleSource, plan: Plan, path: str) -> types.CodeType | None:
     """One code object running the plan's statements, with the in-place and merge hooks."""
     body: list[ast.stmt] = []
     for index, mode in plan.run:
         stmt = new.statements[index]
-        if stmt.info.kind == FUTURE:
-            continue  # its flags are the compile flags below
         node = parse_statement(stmt)
+        if stmt.info.kind == FUTURE:
+            # Its flags are the compile flags below; the names it binds, as a fresh import
+            # binds them (``annotations`` is a ``__future__._Feature``), are assigned.
+            body += _future_names(node, stmt.first)
+            continue
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and mode == INPLACE:
             line = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             node.decorator_list = [_hook(_INPLACE_HOOK, line, node.name)]
@@ -161,6 +190,23 @@ def compile_plan(new: ModuleSource, plan: Plan, path: str) -> types.CodeType | N
     tree = ast.Module(body=body, type_ignores=[])
     code: types.CodeType = compile(tree, path, "exec", flags=new.flags, dont_inherit=True)
     return code
+
+
+def exec_with_hooks(
+    code: types.CodeType,
+    namespace: dict[str, Any],
+    inplace: Callable[[str], Callable[[types.FunctionType], object]],
+    merge: Callable[[str], Callable[[type], object]],
+) -> None:
+    """Execute code made by :func:`compile_plan` in ``namespace``, its hooks answered by
+    ``inplace(name)(new_function)`` and ``merge(name)(new_class)``."""
+    namespace[_INPLACE_HOOK] = inplace
+    namespace[_MERGE_HOOK] = merge
+    try:
+        exec(code, namespace)
+    finally:
+        namespace.pop(_INPLACE_HOOK, None)
+        namespace.pop(_MERGE_HOOK, None)
 
 
 def run_plan(
@@ -208,22 +254,19 @@ def run_plan(
         return apply
 
     if code is not None:
-        namespace[_INPLACE_HOOK] = inplace
-        namespace[_MERGE_HOOK] = merge
-        try:
-            exec(code, namespace)
-        finally:
-            namespace.pop(_INPLACE_HOOK, None)
-            namespace.pop(_MERGE_HOOK, None)
+        exec_with_hooks(code, namespace, inplace, merge)
     outcome = updater.run(frozenset(handled))
     done.after_commit += outcome.after_commit
     done.replaced += outcome.replaced
+    annotations = namespace.get("__annotations__")
     for name in plan.removed:
         if name in MODULE_ATTRIBUTES or name in updater.keep or name not in namespace:
             continue
         value = namespace[name]
         if value is old.get(name) and not is_submodule(module.__name__, name, value):
             del namespace[name]
+            if isinstance(annotations, dict):
+                annotations.pop(name, None)  # as a fresh import would not have it
     for target, attribute in plan.attribute_deletes:
         owner = namespace.get(target)
         if isinstance(owner, types.FunctionType | type) and attribute in getattr(

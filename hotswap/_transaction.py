@@ -534,6 +534,11 @@ def _run(units: list[_Unit]) -> None:
     """Execute the plans of a change set as one transaction; roll everything back on failure."""
     settings = _config.current()
     touched = [u for u in units if u.plan]
+    for unit in touched:
+        # An importer (or a data file's reader) under canary: its functions dispatch between
+        # two versions, and running its statements now would mix them.
+        if _routing.busy(unit.name):
+            raise _Failure(_canary_running(unit.name))
     where = location(touched[0].name, touched[0].path) if touched else "hotswap"
     undo: list[Callable[[], object]] = []
     stages: list[_proxy.Stage] = []

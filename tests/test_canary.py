@@ -396,3 +396,19 @@ def test_bad_canary_and_auto_rollback_settings_name_where(monkeypatch, project):
     _config.reset()
     with pytest.raises(ValueError, match="configure\\(\\): canary"):
         hotswap.configure(canary={"weight": 3})
+
+
+def test_a_reload_reaching_an_importer_under_canary_is_refused(project):
+    rates = project.load("rates", "RATE = 2\n")
+    uses = "from rates import RATE\n\ndef f():\n    return RATE\n\ndef g():\n    return 1\n"
+    importer = project.load("uses", uses)
+    project.write("uses", uses.replace("return 1", "return 2"))
+    run = hotswap.canary(importer, weight=1.0)
+    result = project.reload("rates", "RATE = 3\n")
+    assert not result.ok
+    assert isinstance(result.error, hotswap.CanaryError)
+    assert "uses" in str(result.error)
+    assert (rates.RATE, importer.RATE) == (2, 2)
+    run.abort()
+    assert hotswap.reload(rates).ok
+    assert importer.RATE == 3

@@ -78,11 +78,6 @@ def test_global_rebinding_call_starts_from_fresh_value(reloading):
     assert mod.G == 10  # a fresh import of the new source
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an added `from __future__ import annotations` does not bind `annotations` "
-    "as a fresh import does",
-)
 def test_added_future_import_binds_its_name(reloading):
     mod = reloading.load("fut", "def f(x: int):\n    return 1\n")
     result = reloading.reload(
@@ -227,11 +222,6 @@ def test_main_skipped_loop_edit_keeps_loop_state(project):
     assert lines[-1] == "end ['v1']"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a removed annotated assignment leaves its entry in the module's "
-    "__annotations__ (the dict the remaining statements filled is not rebuilt)",
-)
 def test_removed_annotated_name_leaves_module_annotations(reloading):
     mod = reloading.load("annmod", "X: int = 1\nY: str = 'a'\n")
     result = reloading.reload("annmod", "X: int = 1\n")
@@ -307,12 +297,6 @@ def test_change_set_importer_listed_first_follows_upstream(reloading):
     assert (shop.RATE, shop.PRICE, shop.NEW) == (3, 30, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="moving a public function to the module that used it (one change set) is "
-    "rejected under strict: _checks.check_compatibility counts the new `def util` itself "
-    "as a remaining use of the removed name (a bare word search)",
-)
 def test_change_set_moving_a_function_to_its_only_caller_passes_strict(project):
     lib = project.load("mvlib", "def util():\n    return 1\n")
     user = project.load("mvuser", "from mvlib import util\nX = util()\n")
