@@ -14,7 +14,7 @@ from hotswap._history import records
 from hotswap.exceptions import HotswapError
 
 if TYPE_CHECKING:
-    from hotswap._transaction import _Unit as Unit
+    from hotswap._unit import Unit
 
 __all__ = ("Texts", "imports_from", "in_import_order", "known_source", "known_text", "reset")
 

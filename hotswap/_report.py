@@ -13,7 +13,7 @@ from hotswap._events import Changes, Dependent, Skipped, location
 from hotswap.exceptions import ExecutionError
 
 if TYPE_CHECKING:
-    from hotswap._transaction import _Unit
+    from hotswap._unit import Unit as _Unit
 
 __all__ = ("changes_of", "dependents_of", "error_in", "skipped_of")
 

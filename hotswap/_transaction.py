@@ -1,5 +1,7 @@
-"""The reload transaction: plan, snapshot, run, update, sync, migrate, commit, verify, or roll
-back; the version history; the reload lock.
+"""The reload transaction's entry points (reload, reload_many, reload_data, rollback, and
+plan_alone for a canary), their planning (read, parse, compatibility, audit, importers that
+follow), and the reload lock. Running a plan is :mod:`hotswap._apply`; results are
+:mod:`hotswap._outcome`; one module of a change set is :class:`hotswap._unit.Unit`.
 
 One change set (one module, or several saved together) is one transaction. Everything before
 execution (read, parse, plan, compatibility check, compile) touches nothing live, so a rejection
@@ -10,55 +12,54 @@ snapshot (and undoes what framework adapters did), so a failure changes nothing 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import hashlib
 import logging
 import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from hotswap import (
+    _apply,
     _audit,
     _config,
     _datafiles,
     _events,
     _importers,
     _modules,
+    _outcome,
     _planner,
-    _proxy,
     _routing,
     _signing,
-    _sources,
     _statements,
     _tracing,
 )
-from hotswap._adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
 from hotswap._baseline import live_symbols, synthesize
 from hotswap._checks import check_compatibility
-from hotswap._events import Changes, ModuleStatus, ReloadResult, describe, location
-from hotswap._execute import Executed, compile_plan, live_facts, relocate, run_plan, running_line
+from hotswap._events import Changes, ModuleStatus, ReloadResult, location
+from hotswap._execute import compile_plan
 from hotswap._gil import Lowered
 from hotswap._history import Record as _Record
-from hotswap._history import Version
 from hotswap._history import record_for as _record_for
 from hotswap._history import records as _records
+from hotswap._outcome import failed as _failed
+from hotswap._outcome import finish as _finish
+from hotswap._outcome import report
+from hotswap._outcome import results as _results
 from hotswap._pin import gate
-from hotswap._report import changes_of, dependents_of, error_in, skipped_of
-from hotswap._snapshot import ModuleState, capture
-from hotswap._update import Updater
+from hotswap._snapshot import capture
+from hotswap._unit import Failure as _Failure
+from hotswap._unit import Unit as _Unit
+from hotswap._unit import canary_running as _canary_running
+from hotswap._unit import facts as _facts
+from hotswap._unit import keep as _keep
 from hotswap.exceptions import (
-    CanaryError,
-    ExecutionError,
     HotswapError,
-    MigrationError,
     ReentrantReloadError,
     SourceSyntaxError,
-    VerificationError,
     VersionNotFoundError,
 )
 
@@ -77,7 +78,7 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.RLock()
 _local = threading.local()  # .active: the module this thread is reloading, if any
-metrics = _events.Metrics()
+metrics = _outcome.metrics
 
 
 def module_statuses() -> dict[str, ModuleStatus]:
@@ -93,15 +94,6 @@ def module_statuses() -> dict[str, ModuleStatus]:
             )
             for name, r in _records.items()
         }
-
-
-class _Failure(Exception):
-    """Carries a failed attempt's error out of the steps below."""
-
-    def __init__(self, error: BaseException, *, rolled_back: bool = False) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.rolled_back = rolled_back
 
 
 @contextmanager
@@ -136,54 +128,6 @@ def _priority() -> Iterator[None]:
         yield
     finally:
         lowered.restore()  # unless the reloaded code set an interval of its own
-
-
-def report(result: ReloadResult, *, why: str | None = None) -> ReloadResult:
-    """Record, log and announce a result made outside a reload (a canary's abort)."""
-    return _finish(result, _records.get(result.module), why)
-
-
-def _finish(result: ReloadResult, record: _Record | None, why: str | None = None) -> ReloadResult:
-    if record is not None:
-        record.last_result = result
-    if result.kind != "canary":  # a canary's start or abort is not a reload attempt
-        metrics.record(result)
-    # The fields of the result ride on the log record, for structured log formatters.
-    extra = _events.log_extra(result)
-    if result.ok:
-        logger.info("hotswap: %s", describe(result), extra=extra)
-    else:
-        logger.warning("hotswap: %s", describe(result), extra=extra)
-    _events.emit(result, reason=why)
-    return result
-
-
-@dataclass
-class _Unit:
-    """One module of a change set: a changed file (a root) or an importer that follows."""
-
-    module: types.ModuleType
-    record: _Record
-    path: str
-    new: _statements.ModuleSource
-    old: _statements.ModuleSource | None  # None: the live source is unknown
-    root: bool
-    data: bytes | None = None
-    digest: str | None = None
-    origin: str = ""  # the root whose change reached this importer
-    plan: _planner.Plan = field(default_factory=_planner.Plan)
-    warnings: tuple[str, ...] = ()
-    code: types.CodeType | None = None
-    snapshot: ModuleState | None = None
-    executed: Executed | None = None
-    force: bool = False
-    fresh: bool = False  # an importer whose record is registered only if it runs
-    rerun: frozenset[int] = frozenset()  # statements that read a changed data file
-    names: set[str] = field(default_factory=set)  # the names the caller gave for it
-
-    @property
-    def name(self) -> str:
-        return self.record.name
 
 
 def reload(
@@ -224,7 +168,7 @@ def reload_data(path: str, readers: dict[str, set[int]]) -> list[ReloadResult]:
             roots = list(units)
             _plan_all(units, _config.current().policy, False)
             if any(u.plan for u in units):
-                _run(units)
+                _apply.run(units)
             return _results(entries, roots, units, start)
     except _Failure as failure:
         return _failed(entries, units, failure, start)
@@ -274,7 +218,7 @@ def _reload_many(
             for unit in roots:
                 _events.publish(_planned(unit))
             if any(u.plan for u in units):
-                _run(units)
+                _apply.run(units)
             return _results(entries, roots, units, start, reason)
     except _Failure as failure:
         return _failed(entries, units, failure, start, reason)
@@ -331,11 +275,6 @@ def _read(
     return list(units.values())
 
 
-def _canary_running(name: str) -> CanaryError:
-    message = f"{name}: a canary of it runs; promote() or abort() it first"
-    return CanaryError(message, module=name)
-
-
 def plan_alone(
     target: types.ModuleType | str, data: bytes | None = None, policy: str | None = None
 ) -> tuple[_Unit, _statements.ModuleSource]:
@@ -366,41 +305,6 @@ def _syntax_error(name: str, path: str, error: SyntaxError) -> SourceSyntaxError
     if error.offset:
         where = where[:-1] + f":{error.offset})"
     return SourceSyntaxError(f"{where}: {error.msg}", module=name, error=error)
-
-
-def _keep(namespace: dict[str, Any]) -> frozenset[str]:
-    keep = namespace.get("__hotswap_keep__", ())
-    if isinstance(keep, str):
-        keep = (keep,)
-    try:
-        return frozenset(str(k) for k in keep)
-    except TypeError:
-        return frozenset()
-
-
-def _facts(unit: _Unit) -> _planner.Live:
-    namespace = vars(unit.module)
-    line = running_line(namespace)
-    if line is not None and unit.record.origin is not None and unit.old is not None:
-        line = _live_line(unit.record.origin, unit.old, line)
-    facts = live_facts(unit.module, line, _keep(namespace), is_main=unit.name == "__main__")
-    return dataclasses.replace(facts, rerun=unit.rerun) if unit.rerun else facts
-
-
-def _live_line(
-    origin: _statements.ModuleSource, live: _statements.ModuleSource, line: int
-) -> int | None:
-    """Map a line of the source the top-level code ran from to the live source's lines."""
-    if origin is live:
-        return line
-    index = next((i for i, s in enumerate(origin.statements) if s.last >= line), None)
-    if index is None:
-        return None
-    pairs = _planner.align(origin.statements, live.statements)
-    for position, counterpart in enumerate(pairs):
-        if counterpart is not None and counterpart >= index:
-            return live.statements[position].first
-    return live.statements[-1].last + 1 if live.statements else None
 
 
 def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
@@ -528,381 +432,6 @@ def _importer(name: str, origin: str, target: str, *, follow: bool = True) -> _U
     unit.fresh = fresh
     unit.origin = origin
     return unit
-
-
-def _run(units: list[_Unit]) -> None:
-    """Execute the plans of a change set as one transaction; roll everything back on failure."""
-    settings = _config.current()
-    touched = [u for u in units if u.plan]
-    for unit in touched:
-        # An importer (or a data file's reader) under canary: its functions dispatch between
-        # two versions, and running its statements now would mix them.
-        if _routing.busy(unit.name):
-            raise _Failure(_canary_running(unit.name))
-    where = location(touched[0].name, touched[0].path) if touched else "hotswap"
-    undo: list[Callable[[], object]] = []
-    stages: list[_proxy.Stage] = []
-    committed = False
-    with gate.exclusive(settings.pin_timeout, where):
-        for unit in touched:
-            unit.snapshot = capture(vars(unit.module), unit.name)
-            unit.record.current.state = unit.snapshot
-        # A snapshot restores bindings and definitions; the contents of a kept plain
-        # container that a running statement fills (``L.append(5)``) are kept aside too.
-        contents = [c for u in touched for c in _containers(u)]
-        current: _Unit | None = None
-        try:
-            with _tracing.span("hotswap.execute", module=", ".join(u.name for u in touched)):
-                adapters = active_adapters()
-                if adapters:
-                    plans = [_module_plan(u) for u in touched]
-                    undo += [step for a in adapters if (step := a.prepare(plans)) is not None]
-                for unit in touched:
-                    current = unit
-                    assert unit.snapshot is not None
-                    stage = _proxy.Stage(unit.name)
-                    stages.append(stage)
-                    updater = Updater(
-                        unit.snapshot.namespace,
-                        vars(unit.module),
-                        unit.name,
-                        _changeset(unit),
-                        _keep(vars(unit.module)),
-                    )
-                    with stage.active():
-                        unit.executed = run_plan(
-                            unit.module, unit.code, unit.snapshot.namespace, updater, unit.plan
-                        )
-                        _follow_surprises(unit, updater)
-                current = None
-                if adapters:
-                    updates = [_module_update(u) for u in touched]
-                    undo += [step for a in adapters if (step := a.sync(updates)) is not None]
-                for unit in touched:
-                    current = unit
-                    assert unit.snapshot is not None
-                    _call_hook(
-                        unit, "__hotswap_migrate__", MigrationError, dict(unit.snapshot.namespace)
-                    )
-            current = None
-            with _tracing.span("hotswap.commit", module=", ".join(u.name for u in touched)):
-                for stage in stages:
-                    stage.commit()
-                committed = True
-                for unit in touched:
-                    current = unit
-                    _call_hook(unit, "__hotswap_verify__", VerificationError)
-        except BaseException as error:
-            if not committed:
-                for stage in stages:
-                    stage.discard()
-            for unit in touched:
-                if unit.snapshot is not None:
-                    unit.snapshot.restore(vars(unit.module))
-            for container, saved in contents:
-                _refill(container, saved)
-            for step in reversed(undo):
-                try:
-                    step()
-                except Exception:
-                    logger.exception("hotswap: undoing a framework adapter's step failed")
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            culprit = current or _culprit(touched, error)
-            if not isinstance(error, ExecutionError):
-                error = error_in(
-                    ExecutionError,
-                    culprit.name,
-                    culprit.path,
-                    error,
-                    "while executing the new code",
-                )
-            raise _Failure(error, rolled_back=True) from error
-    _commit(touched)
-
-
-_CONTAINERS = (list, dict, set, bytearray)
-
-
-def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
-    namespace = vars(unit.module)
-    names = {n for i, _ in unit.plan.run for n in unit.new.statements[i].info.mutates}
-    found = []
-    for name in names:
-        value = namespace.get(name)
-        if type(value) in _CONTAINERS:
-            found.append((value, value.copy()))  # type: ignore[union-attr]
-    return found
-
-
-def _refill(container: Any, saved: Any) -> None:
-    if isinstance(container, dict | set):
-        container.clear()
-        container.update(saved)
-    else:
-        container[:] = saved
-
-
-def _follow_surprises(unit: _Unit, updater: Updater) -> None:
-    """A class the plan expected to merge was replaced (its ``__slots__`` changed, say): run
-    the statements that use it too, as the plan would have, had it known."""
-    assert unit.snapshot is not None
-    assert unit.executed is not None
-    old = unit.snapshot.namespace
-    namespace = vars(unit.module)
-    for _ in range(3):
-        surprise = {
-            n
-            for n in unit.plan.replaced | {r.split(" ", 1)[0] for r in unit.executed.replaced}
-            if n in old and namespace.get(n) is not old[n]
-        } - unit.plan.rebound
-        if not surprise:
-            return
-        facts = dataclasses.replace(_facts(unit), rebound=frozenset(unit.plan.rebound | surprise))
-        more = _planner.plan(unit.old, unit.new, facts, force=unit.force)
-        ran = {i for i, _ in unit.plan.run}
-        extra = _planner.Plan(run=[(i, m) for i, m in more.run if i not in ran])
-        unit.plan.rebound |= surprise
-        unit.plan.replaced |= surprise
-        if not extra.run:
-            return
-        code = compile_plan(unit.new, extra, unit.path)
-        done = run_plan(unit.module, code, old, updater, extra)
-        unit.plan.run = sorted([*unit.plan.run, *extra.run])
-        unit.executed.updated.update(done.updated)
-        unit.executed.after_commit += done.after_commit
-        unit.executed.replaced += done.replaced
-
-
-def _culprit(units: list[_Unit], error: BaseException) -> _Unit:
-    """The unit whose file the traceback of ``error`` names last."""
-    tb = error.__traceback__
-    found = units[0]
-    paths = {u.path: u for u in units}
-    while tb is not None:
-        unit = paths.get(tb.tb_frame.f_code.co_filename)
-        if unit is not None:
-            found = unit
-        tb = tb.tb_next
-    return found
-
-
-def _changeset(unit: _Unit) -> Any:
-    from hotswap._diff import ChangeSet
-
-    names: set[str] = set()
-    lines: dict[str, int] = {}
-    for index, _ in unit.plan.run:
-        stmt = unit.new.statements[index]
-        for name in stmt.info.binds:
-            names.add(name)
-            lines[name] = stmt.first
-    return ChangeSet(changed=tuple(sorted(names)), lines=lines)
-
-
-def _call_hook(unit: _Unit, hook: str, kind: type[ExecutionError], *args: object) -> None:
-    """Call a module hook the new source defines; what it raises becomes ``kind``."""
-    namespace = vars(unit.module)
-    if not any(hook in s.info.binds for s in unit.new.statements):
-        return
-    function = namespace.get(hook)
-    if function is None or (unit.root is False and hook == "__hotswap_migrate__"):
-        return
-    try:
-        function(*args)
-    except KeyboardInterrupt:
-        raise  # the user asked to stop: rolled back, then re-raised
-    except BaseException as error:
-        raise error_in(kind, unit.name, unit.path, error, f"in {hook}") from error
-
-
-def _module_plan(unit: _Unit) -> ModulePlan:
-    namespace = vars(unit.module)
-    runs = []
-    rebinding: dict[str, object] = {}
-    inplace: dict[str, object] = {}
-    for index, mode in unit.plan.run:
-        stmt = unit.new.statements[index]
-        runs.append(StatementRun(stmt.lines, stmt.info.binds, mode == _planner.INPLACE))
-        target = inplace if mode == _planner.INPLACE else rebinding
-        for name in stmt.info.binds:
-            if name in namespace:
-                target[name] = namespace[name]
-    removing = {n: namespace[n] for n in unit.plan.removed if n in namespace}
-    return ModulePlan(unit.module, tuple(runs), rebinding, inplace, removing)
-
-
-def _module_update(unit: _Unit) -> ModuleUpdate:
-    namespace = vars(unit.module)
-    assert unit.snapshot is not None
-    assert unit.executed is not None
-    old = unit.snapshot.namespace
-    runs = tuple(
-        StatementRun(
-            unit.new.statements[i].lines,
-            unit.new.statements[i].info.binds,
-            mode == _planner.INPLACE,
-        )
-        for i, mode in unit.plan.run
-    )
-    rebound = {k: (old[k], v) for k, v in namespace.items() if k in old and old[k] is not v}
-    removed = {k: v for k, v in old.items() if k not in namespace}
-    added = {k: v for k, v in namespace.items() if k not in old}
-    replaced = {
-        k: pair
-        for k, pair in rebound.items()
-        if isinstance(pair[0], type) and k in unit.plan.replaced
-    }
-    return ModuleUpdate(
-        unit.module, runs, dict(unit.executed.updated), replaced, rebound, removed, added
-    )
-
-
-def _commit(touched: list[_Unit]) -> None:
-    """After the switch: new versions, cleanups, line numbers, disposal of old objects."""
-    for unit in touched:
-        assert unit.snapshot is not None
-        assert unit.executed is not None
-        record = unit.record
-        if unit.fresh:
-            _records[unit.name] = record
-            _sources.take(unit.path)
-        number = record.last_number + 1
-        record.add(Version(number, unit.digest or record.current.source_hash, unit.new, None))
-        for callback in unit.executed.after_commit:
-            try:
-                callback()
-            except Exception:
-                logger.exception("hotswap: %s: cleanup after commit failed", unit.name)
-        _dispose(unit)
-    for unit in touched:
-        if unit.old is not None and unit.old is not unit.new:
-            _relocate(unit)
-
-
-def _relocate(unit: _Unit) -> None:
-    assert unit.old is not None
-    namespace = vars(unit.module)
-    pairs = _planner.align(unit.old.statements, unit.new.statements)
-    ran = {i for i, _ in unit.plan.run}
-    for index, counterpart in enumerate(pairs):
-        if counterpart is None or index in ran:
-            continue
-        stmt = unit.new.statements[index]
-        delta = stmt.first - unit.old.statements[counterpart].first
-        if delta and stmt.info.name is not None and unit.old.source != "":
-            try:
-                relocate(namespace, stmt.info.name, delta)
-            except Exception:  # a definition the program reshaped: its lines stay
-                logger.debug("hotswap: %s: could not move %s", unit.name, stmt.info.name)
-
-
-def _dispose(unit: _Unit) -> None:
-    namespace = vars(unit.module)
-    hook = namespace.get("__hotswap_dispose__")
-    if not callable(hook):
-        return
-    assert unit.snapshot is not None
-    old = unit.snapshot.namespace
-    gone = {k: v for k, v in old.items() if namespace.get(k, _GONE) is not v}
-    if not gone:
-        return
-    try:
-        hook(gone)
-    except Exception:
-        logger.exception("hotswap: %s: __hotswap_dispose__ raised", unit.name)
-
-
-_GONE = object()
-
-
-def _results(
-    entries: Sequence[tuple[types.ModuleType | str, bytes | None]],
-    roots: list[_Unit],
-    units: list[_Unit],
-    start: float,
-    reason: str = "",
-) -> list[ReloadResult]:
-    duration = time.perf_counter() - start
-    results: list[ReloadResult] = []
-    finished: dict[int, ReloadResult] = {}
-    for unit in (_root_of(target, roots) for target, _ in entries):
-        module = unit.module
-        if id(module) in finished:
-            results.append(finished[id(module)])
-            continue
-        record = unit.record
-        applied = unit.executed is not None
-        if not applied and unit.digest is not None and unit.digest != record.current.source_hash:
-            # Only comments or layout changed (or what changed cannot run yet): the live code
-            # is this source's, with no new version.
-            record.current.source_hash = unit.digest
-            record.current.source = unit.new
-        kind = "reset" if unit.force and applied else "reload" if applied else "unchanged"
-        result = ReloadResult(
-            module=unit.name,
-            ok=True,
-            version=record.current.number,
-            changes=changes_of(unit) if applied else Changes(),
-            duration=duration,
-            warnings=unit.warnings,
-            kind=kind,
-            dependents=dependents_of(unit.name, [u for u in units if not u.root]),
-            skipped=skipped_of(unit),
-            reason=reason,
-        )
-        finished[id(module)] = _finish(result, record)
-        results.append(finished[id(module)])
-    for unit in units:
-        if not unit.root and unit.executed is not None:
-            unit.record.last_result = ReloadResult(
-                module=unit.name,
-                ok=True,
-                version=unit.record.current.number,
-                changes=changes_of(unit),
-                duration=duration,
-                kind="reload",
-            )
-    return results
-
-
-def _root_of(target: types.ModuleType | str, roots: list[_Unit]) -> _Unit:
-    """The unit of an entry, as resolved when the change set was read (``sys.modules`` may
-    have changed since: a script run by runpy leaves ``__main__`` when it ends)."""
-    for unit in roots:
-        if target is unit.module or target in unit.names:
-            return unit
-    raise LookupError(target)
-
-
-def _failed(
-    entries: Sequence[tuple[types.ModuleType | str, bytes | None]],
-    units: list[_Unit],
-    failure: _Failure,
-    start: float,
-    reason: str = "",
-) -> list[ReloadResult]:
-    duration = time.perf_counter() - start
-    results = []
-    for target, _ in entries:
-        name = _modules.module_name(target)
-        unit = next((u for u in units if u.root and (target is u.module or name in u.names)), None)
-        module = sys.modules.get(name)
-        if unit is None and isinstance(module, types.ModuleType):
-            name = _modules.canonical(module)  # __mp_main__ reports as __main__
-        record = unit.record if unit is not None else _records.get(name)
-        version = record.current.number if record is not None else (1 if name in sys.modules else 0)
-        result = ReloadResult(
-            module=unit.name if unit is not None else name,
-            ok=False,
-            version=version,
-            error=failure.error,
-            rolled_back=failure.rolled_back,
-            duration=duration,
-            reason=reason,
-        )
-        results.append(_finish(result, record))
-    return results
 
 
 def rollback(
