@@ -247,7 +247,7 @@ def test_changed_statement_reading_a_later_deleted_name(reloading):
 @pytest.mark.xfail(
     strict=True,
     reason="an error raised in an unchanged function that moved names its old line: "
-    "unchanged definitions are relocated only after commit (_transaction._relocate), "
+    "unchanged definitions are relocated only after commit (_apply._relocate), "
     "while _report._error_line reads the traceback during the run",
 )
 def test_error_line_in_moved_unchanged_function(reloading):
