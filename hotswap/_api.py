@@ -105,8 +105,9 @@ def enable(
         policy: ``"strict"`` (default), ``"warn"`` or ``"off"``, for every reload.
         polling: use watchdog's polling observer (network and container file systems).
         on_reload: called with the :class:`ReloadResult` of every reload the watcher attempts
-            (failed ones included; not for a save that did not change the file). What it raises
-            is logged.
+            (failed ones included; not for a save that did not change the file), and of what
+            hotswap decides by itself while it runs: a canary's promotion or abort, an
+            automatic rollback. What it raises is logged.
         canary: try every saved change of one module as a canary first (see
             :func:`hotswap.canary`): ``{"weight": 0.1, "promote_after": 500}`` (the keys are
             its arguments), ``True`` for its defaults, ``False`` to turn it off. A save of
@@ -142,6 +143,15 @@ def enable(
         _datafiles.track(reloader.paths)
         _reloader = reloader
         return reloader
+
+
+def deliver(result: ReloadResult) -> None:
+    """Give the running watcher's ``on_reload`` a result no save caused (a canary's decision,
+    an automatic rollback)."""
+    reloader = _reloader
+    callback = None if reloader is None else reloader.on_reload
+    if callback is not None:
+        _events.call_safely(callback, result)
 
 
 def disable() -> None:

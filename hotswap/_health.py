@@ -90,7 +90,10 @@ def _roll_back(window: _Window, reason: str) -> None:
     if status is None or status.version != window.version:
         return  # a newer version is live already: it has its own window
     logger.warning("hotswap: %s: rolling back v%d: %s", window.module, window.version, reason)
-    _transaction.rollback(window.module, reason=f"auto rollback: {reason}", why="health")
+    result = _transaction.rollback(window.module, reason=f"auto rollback: {reason}", why="health")
+    from hotswap import _api  # here: the API module sits above this one
+
+    _api.deliver(result)
 
 
 def _on_result(result: ReloadResult) -> None:

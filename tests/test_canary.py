@@ -311,16 +311,24 @@ def test_decision_waits_for_units_on_the_candidate(shop):
 def test_watcher_canary_mode_starts_a_canary_per_save(project, watch):
     module = project.load("watched", SHOP)
     collector = watch(canary={"weight": 1.0, "promote_after": 10})
-    project.write("watched", SHOP_V2)
+    project.write("watched", SHOP_V2.replace("RATE = 3", "RATE = 4"))
     collector.wait_for(lambda results: any(r.kind == "canary" for r in results))
-    started = next(r for r in collector.results if r.kind == "canary")
-    assert started.ok
-    assert "canary started" in started.reason
+    first = _canary.running()["watched"]
+    project.write("watched", SHOP_V2)  # a newer save supersedes the running canary
+    collector.wait_for(lambda results: _canary.running().get("watched") not in (None, first))
+    assert first.state == "aborted"
+    assert "superseded" in first.reason
+    started = [r for r in collector.results if r.kind == "canary" and r.ok]
+    assert len(started) == 2
+    assert "canary started" in started[-1].reason
     run = _canary.running()["watched"]
     for _ in range(10):
         module.price(5)
     assert run.wait(10) == "promoted"
     assert module.run(5) == NEW
+    # The watcher's on_reload hears of the decisions too, with their reasons.
+    collector.wait_for(lambda results: any("promoted after 10" in r.reason for r in results))
+    assert any(r.kind == "canary" and "superseded" in r.reason for r in collector.results)
 
 
 FAILING = "import hotswap\n\n@hotswap.reloadable\ndef work(x):\n    return 10 // x\n"
