@@ -123,8 +123,11 @@ def live_facts(
         value = namespace.get(key)
         return value is not None and find_inner(value, namespace, key) is not None
 
+    def present(key: str) -> bool:
+        return key in namespace
+
     del name
-    return Live(replaced, container, inplace, running, is_main, keep)
+    return Live(replaced, container, inplace, running, is_main, keep, present=present)
 
 
 @dataclass

@@ -51,6 +51,7 @@ class Live:
         rebound: names known to be rebound already (a class a run replaced unexpectedly).
         rerun: first lines of statements to run as if they changed (they read a data file
             that changed).
+        present: whether the module binds that name now (``import os ... del os``: not).
     """
 
     replaced: Callable[[str], bool] = lambda name: False
@@ -61,6 +62,7 @@ class Live:
     keep: frozenset[str] = frozenset()
     rebound: frozenset[str] = frozenset()
     rerun: frozenset[int] = frozenset()
+    present: Callable[[str], bool] = lambda name: True
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,13 @@ def plan(
         chosen[index] = mode
         if direct:
             result.direct.add(index)
+        # A name it reads that a later statement deleted (``import os``, ``del os``): its
+        # binders before it run again, as in a fresh import (and the deleter after it).
+        for name in info.reads:
+            if not live.present(name):
+                for earlier in binders.get(name, ()):
+                    if earlier < index:
+                        choose(earlier, direct=False)
         if mode == RUN:
             # The last writer wins: later statements binding the same names run too.
             for name in info.binds:

@@ -230,12 +230,6 @@ def test_removed_annotated_name_leaves_module_annotations(reloading):
     assert mod.__annotations__ == {"X": int}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a changed statement reads a name the module deletes later (`import os ... "
-    "del os`): the unchanged binder does not run again, so the reload fails with "
-    "NameError where a fresh import works (_planner.plan: a `del x` is not a binder)",
-)
 def test_changed_statement_reading_a_later_deleted_name(reloading):
     mod = reloading.load("delimp", "import os\nP = os.sep\ndel os\n")
     result = reloading.reload("delimp", "import os\nP = os.sep + 'x'\ndel os\n")
