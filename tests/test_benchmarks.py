@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import bench_calls
+import bench_canary
 import bench_diff
 import bench_latency
 import bench_observability
@@ -58,3 +59,17 @@ def test_bench_pytest_runs():
     row = bench_pytest.measure_hotswap(import_seconds=0.0, saves=1, situations=3)
     assert len(row["latencies"]) == 1
     assert row["wrong"] == []
+
+
+def test_bench_canary_runs(project, capsys):
+    bench_canary.main(["--number", "50", "--repeat", "1", "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "wsgi middleware, canary" in out
+    assert "asgi promote" in out
+
+
+@pytest.mark.parametrize("kind", bench_canary.KINDS)
+def test_bench_canary_switch_sends_no_request_to_the_other_version(project, kind):
+    rows = bench_canary.measure_switch(kind, rounds=1)
+    assert [row["what"] for row in rows] == [f"{kind} abort", f"{kind} promote"]
+    assert [row["wrong"] for row in rows] == [0, 0]
