@@ -40,6 +40,7 @@ class Canary:
 
     Attributes:
         module: the module's name.
+        version: the version the candidate becomes when promoted.
         weight: the candidate's share of units assigned at random or by key (0.0-1.0).
         min_calls: candidate calls before its error rate can abort it.
         max_error_rate: the candidate's error rate above which it is aborted.
@@ -54,12 +55,14 @@ class Canary:
         candidate: _candidate.Candidate,
         data: bytes,
         *,
+        version: int,
         weight: float,
         min_calls: int,
         max_error_rate: float,
         promote_after: int | None,
     ) -> None:
         self.module = candidate.name
+        self.version = version
         self.weight = weight
         self.min_calls = min_calls
         self.max_error_rate = max_error_rate
@@ -177,9 +180,9 @@ class Canary:
     def _decide(self, decision: str, reason: str) -> ReloadResult:
         with self._lock:
             self._stopping = True
-        return self._finish(decision, reason)
+        return self._finish(decision, reason, by_caller=True)
 
-    def _finish(self, decision: str, reason: str) -> ReloadResult:
+    def _finish(self, decision: str, reason: str, by_caller: bool = False) -> ReloadResult:
         with self._finishing:
             if self.result is not None:
                 return self.result
@@ -196,12 +199,12 @@ class Canary:
                     result = _transaction.reload_many(entry, reason=f"canary {reason}")[0]
                     state = "promoted" if result.ok else "aborted"
                 else:
-                    result = _aborted(self.module, reason)
+                    result = _aborted(self.module, reason, requested=by_caller)
                     state = "aborted"
             self.reason = reason if result.ok or decision != "promote" else str(result.error)
             self.result = result
             self._state = state
-            version = result.version
+            version = result.version if state == "promoted" else self.version
             _events.publish(
                 CanaryDecision(
                     self.module,
@@ -234,14 +237,15 @@ class Canary:
                 )
 
 
-def _aborted(module: str, reason: str) -> ReloadResult:
+def _aborted(module: str, reason: str, *, requested: bool) -> ReloadResult:
     status = _transaction.module_statuses().get(module)
     number = status.version if status is not None else 1
     error = CanaryError(f"{module}: canary aborted: {reason}", module=module)
     result = ReloadResult(
         module=module, ok=False, version=number, error=error, kind="canary", reason=reason
     )
-    return _transaction.report(result)
+    # Asked for (abort(), a newer save): not a warning; decided on failing calls: one.
+    return _transaction.report(result, level=logging.INFO if requested else logging.WARNING)
 
 
 def _forget(run: Canary) -> None:
@@ -365,6 +369,7 @@ def start(
         run = Canary(
             candidate,
             unit.data,
+            version=unit.record.current.number + 1,
             weight=weight,
             min_calls=min_calls,
             max_error_rate=max_error_rate,
@@ -376,8 +381,7 @@ def start(
             _running[name] = run
             _routing.set_runs(tuple(_running.values()))
         _routing.wrap_entries(name)
-    version = unit.record.current.number + 1
-    _events.publish(CanaryDecision(name, "start", version, weight, "started"))
+    _events.publish(CanaryDecision(name, "start", run.version, weight, "started"))
     logger.info("hotswap: %s: canary started at weight %.2f", name, weight)
     return run
 

@@ -21,22 +21,29 @@ logger = logging.getLogger("hotswap._transaction")
 metrics = _events.Metrics()
 
 
-def report(result: ReloadResult, *, why: str | None = None) -> ReloadResult:
-    """Record, log and announce a result made outside a reload (a canary's abort)."""
-    return finish(result, _records.get(result.module), why)
+def report(
+    result: ReloadResult, *, why: str | None = None, level: int | None = None
+) -> ReloadResult:
+    """Record, log (at ``level``: by default INFO for a success, WARNING for a failure) and
+    announce a result made outside a reload (a canary's start or abort)."""
+    return finish(result, _records.get(result.module), why, level)
 
 
-def finish(result: ReloadResult, record: Record | None, why: str | None = None) -> ReloadResult:
+def finish(
+    result: ReloadResult,
+    record: Record | None,
+    why: str | None = None,
+    level: int | None = None,
+) -> ReloadResult:
     if record is not None:
         record.last_result = result
     if result.kind != "canary":  # a canary's start or abort is not a reload attempt
         metrics.record(result)
     # The fields of the result ride on the log record, for structured log formatters.
     extra = _events.log_extra(result)
-    if result.ok:
-        logger.info("hotswap: %s", describe(result), extra=extra)
-    else:
-        logger.warning("hotswap: %s", describe(result), extra=extra)
+    if level is None:
+        level = logging.INFO if result.ok else logging.WARNING
+    logger.log(level, "hotswap: %s", describe(result), extra=extra)
     _events.emit(result, reason=why)
     return result
 

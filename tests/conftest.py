@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import hotswap
-from hotswap import _config, _transaction
+from hotswap import _canary, _config, _health, _transaction
 
 
 class Project:
@@ -92,6 +92,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     try:
         yield Project(root)
     finally:
+        for run in _canary.running().values():  # a test that left a canary running
+            run.abort()
+        _health.reset()
         for name, module in list(sys.modules.items()):
             file = getattr(module, "__file__", None) or ""
             if file.startswith(str(root)):
