@@ -181,7 +181,7 @@ def reload(
             the same checks and transaction.
 
     Returns:
-        The :class:`ReloadResult`: ``ok``, ``version``, ``changes``, ``error``...
+        The result, with ``ok``, ``version``, ``changes``, ``error``...
 
     Example:
         >>> import hotswap, json

@@ -385,7 +385,7 @@ def live_config(
         watch: watch the file; False reads it only on :meth:`LiveConfig.reload`.
 
     Returns:
-        The :class:`LiveConfig`, version 1.
+        The live configuration, at version 1.
 
     Raises:
         ConfigError: the file cannot be read, parsed or validated (names file, line or key).

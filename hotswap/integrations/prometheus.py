@@ -175,7 +175,7 @@ def register(registry: CollectorRegistry | None = None) -> Exporter:
         registry: the registry to add the metrics to.
 
     Returns:
-        The :class:`Exporter`; its ``unregister()`` removes the metrics again.
+        The exporter; its ``unregister()`` removes the metrics again.
     """
     chosen = REGISTRY if registry is None else registry
     with _lock:
