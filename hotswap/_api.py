@@ -9,7 +9,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _config, _datafiles, _events, _health, _modules, _transaction
+from hotswap import _canary, _config, _datafiles, _events, _health, _modules, _transaction
 from hotswap._events import Event, ReloadResult, Status
 from hotswap._pin import Pin, gate
 
@@ -211,6 +211,7 @@ def status() -> Status:
         failures=metrics.failures,
         last_duration=metrics.last_duration,
         total_duration=metrics.total_duration,
+        canaries=_canary.running(),
     )
 
 

@@ -21,6 +21,7 @@ import logging
 import random
 import threading
 import types
+from typing import Any
 
 from hotswap import _candidate, _config, _events, _modules, _routing, _transaction
 from hotswap._event_types import CanaryCall, CanaryDecision
@@ -96,6 +97,21 @@ class Canary:
         ``p50_ms``, ``p99_ms`` of the units each version ran."""
         with self._lock:
             return {"live": self._live.to_dict(), "candidate": self._new.to_dict()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: ``module``, ``state``, ``version``, ``weight``, ``min_calls``,
+        ``max_error_rate``, ``promote_after``, ``reason`` and ``stats``."""
+        return {
+            "module": self.module,
+            "state": self._state,
+            "version": self.version,
+            "weight": self.weight,
+            "min_calls": self.min_calls,
+            "max_error_rate": self.max_error_rate,
+            "promote_after": self.promote_after,
+            "reason": self.reason,
+            "stats": self.stats,
+        }
 
     def promote(self) -> ReloadResult:
         """Make the candidate the live version: its source is reloaded as one transaction (in

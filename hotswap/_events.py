@@ -254,6 +254,8 @@ class Status:
         failures: attempts that failed.
         last_duration: seconds of the last attempt (0.0 before any).
         total_duration: seconds spent in all attempts.
+        canaries: module name -> the :class:`~hotswap.Canary` running for it (the handle on
+            a canary the watcher started: its ``stats``, ``promote()``, ``abort()``).
     """
 
     modules: Mapping[str, ModuleStatus]
@@ -262,10 +264,12 @@ class Status:
     failures: int
     last_duration: float
     total_duration: float
+    canaries: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (DESIGN §4): ``watching``, ``reloads``, ``failures``,
-        the durations, and ``modules``: name -> version, source_hash, history, last_result."""
+        the durations, ``modules``: name -> version, source_hash, history, last_result, and
+        ``canaries``: name -> the running canary's ``to_dict()``."""
         return {
             "watching": self.watching,
             "reloads": self.reloads,
@@ -273,6 +277,7 @@ class Status:
             "last_duration": self.last_duration,
             "total_duration": self.total_duration,
             "modules": {name: m.to_dict() for name, m in self.modules.items()},
+            "canaries": {name: c.to_dict() for name, c in self.canaries.items()},
         }
 
 

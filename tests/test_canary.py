@@ -420,3 +420,21 @@ def test_a_reload_reaching_an_importer_under_canary_is_refused(project):
     run.abort()
     assert hotswap.reload(rates).ok
     assert importer.RATE == 3
+
+
+def test_status_lists_running_canaries_as_json(shop):
+    import json
+
+    assert hotswap.status().canaries == {}
+    run = hotswap.canary(shop, weight=1.0, promote_after=50)
+    shop.price(1)
+    status = hotswap.status()
+    assert status.canaries == {"shop": run}
+    shown = json.loads(json.dumps(status.to_dict()))["canaries"]["shop"]
+    assert shown["state"] == "running"
+    assert shown["version"] == 2
+    assert shown["weight"] == 1.0
+    assert shown["promote_after"] == 50
+    assert shown["stats"]["candidate"]["calls"] == 1
+    run.abort()
+    assert hotswap.status().canaries == {}
