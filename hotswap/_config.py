@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotswap.exceptions import ConfigError
+
 __all__ = (
     "DEFAULT_DENY",
     "POLICIES",
@@ -101,6 +103,8 @@ class Settings:
         restart_on_failure: under ``hotswap run``, restart the program (from its warm
             template, see docs/cli.md) when a reload fails, instead of keeping the last good
             code; a syntax error is the exception: a fresh start would fail on it too.
+        verbose: ``enable()`` prints a status line on stderr for every reload, as
+            ``hotswap run`` does, for programs started with plain ``python``.
     """
 
     policy: str = "strict"
@@ -114,6 +118,7 @@ class Settings:
     audit: AuditPolicy | None = None
     require_signature: SignaturePolicy | None = None
     restart_on_failure: bool = False
+    verbose: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -193,42 +198,89 @@ def _names(value: Any, source: str, what: str) -> tuple[str, ...]:
 _TABLES = {"audit": _audit, "require_signature": _signature}
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
 def _coerce(name: str, value: Any, source: str, base: Path | None = None) -> Any:
+    """``value`` of setting ``name`` as its type, checked; ``source`` says where it came from
+    (``/app/pyproject.toml [tool.hotswap] debounce``, ``HOTSWAP_DEBOUNCE``, ``configure()``).
+
+    Raises:
+        ConfigError: a value of the wrong type or out of range; the message names the source.
+    """
+    try:
+        return _checked(name, value, source, base)
+    except ValueError as error:
+        message = str(error)
+        if not message.startswith(source):
+            message = f"{source}: {value!r} is not valid: {message}"
+        filename, _, _ = source.partition(" [tool.hotswap]")
+        file = filename if filename != source else None
+        raise ConfigError(message, filename=file, key=name) from error
+
+
+def _checked(name: str, value: Any, source: str, base: Path | None) -> Any:
     kind = _FIELDS[name].type
     if name in _TABLES:
-        base = Path.cwd() if base is None else base
         try:
-            return _TABLES[name](value, f"{source}: {name}", base)
+            return _TABLES[name](value, source, Path.cwd() if base is None else base)
         except (TypeError, AttributeError) as error:
-            message = f"{source}: {name} = {value!r} is not valid: {error}"
-            raise ValueError(message) from error
-    try:
-        if kind == "bool":
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
+            raise ValueError(str(error)) from error
+    text = value.strip() if isinstance(value, str) else None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
             return bool(value)
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "tuple[str, ...]":
-            if isinstance(value, str):
-                return tuple(p for p in value.split(os.pathsep) if p)
-            return tuple(str(p) for p in value)
-        return str(value)
-    except (TypeError, ValueError) as error:
-        message = f"{source}: {name} = {value!r} is not a valid {kind}"
-        raise ValueError(message) from error
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        message = f"expected a boolean ({'/'.join(_TRUE[1:])} or {'/'.join(_FALSE[1:])})"
+        raise ValueError(message)
+    if kind == "tuple[str, ...]":
+        if text is not None:
+            return tuple(p for p in value.split(os.pathsep) if p)
+        if isinstance(value, list | tuple) and all(isinstance(p, str) for p in value):
+            return tuple(value)
+        raise ValueError("expected a list of strings")
+    if kind == "str":
+        if text is None:
+            raise ValueError("expected a string")
+        if name == "policy" and text not in POLICIES:
+            raise ValueError(f"expected one of {', '.join(map(repr, POLICIES))}")
+        return text
+    # Numbers: a bool is an int to Python, never to a user.
+    number: int | float
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a{'n' * (kind == 'int')} {kind}")
+    try:
+        number = int(value) if kind == "int" else float(value)
+    except ValueError:
+        raise ValueError(f"expected a{'n' * (kind == 'int')} {kind}") from None
+    if kind == "int" and isinstance(value, float) and number != value:
+        raise ValueError("expected a whole number")
+    if kind == "int" and number < 1:
+        raise ValueError("at least 1 version must be kept")
+    if not number >= 0 or number == float("inf"):  # also refuses nan
+        raise ValueError("expected a finite number of seconds, not negative")
+    return number
 
 
 def _pyproject_table(start: Path) -> tuple[dict[str, Any], str]:
     for folder in (start, *start.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
-            if sys.version_info < (3, 11):  # tomllib is 3.11+; no dependency is added for it
-                logger.info("hotswap: %s: [tool.hotswap] needs Python 3.11", candidate)
-                return {}, ""
-            import tomllib  # here, not at the top: it costs 5 ms, and most runs need none
+            # Imported here, not at the top: it costs 5 ms, and most runs need none.
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:
+                try:  # tomllib is 3.11+; on 3.10 the toml extra's tomli reads the same
+                    import tomli as tomllib
+                except ImportError:
+                    logger.info(
+                        "hotswap: %s: [tool.hotswap] needs Python 3.11, or tomli", candidate
+                    )
+                    return {}, ""
 
             try:
                 with candidate.open("rb") as handle:
@@ -250,7 +302,7 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         if name not in _FIELDS:
             logger.warning("hotswap: %s: unknown setting [tool.hotswap] %s", where, key)
             continue
-        values[name] = _coerce(name, value, f"{where} [tool.hotswap]", Path(where).parent)
+        values[name] = _coerce(name, value, f"{where} [tool.hotswap] {key}", Path(where).parent)
     env = os.environ if environ is None else environ
     for name in _FIELDS:
         variable = f"HOTSWAP_{name.upper()}"
@@ -281,7 +333,7 @@ def configure(**changes: Any) -> Settings:
         raise TypeError(message)
     base = current()
     # None means "leave as it is" (enable()'s unset arguments); False turns a table setting off.
-    coerced = {k: _coerce(k, v, "configure()") for k, v in changes.items() if v is not None}
+    coerced = {k: _coerce(k, v, f"configure({k}=...)") for k, v in changes.items() if v is not None}
     updated = dataclasses.replace(base, **coerced)
     with _lock:
         _current = updated

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ("NOTICE", "setup", "use_colour")
+__all__ = ("NOTICE", "attached", "setup", "show", "use_colour")
 
 # The command's own notices (restarts, reruns): shown unless -q, coloured apart from reloads.
 NOTICE = logging.INFO + 5
@@ -55,6 +56,26 @@ class _Formatter(logging.Formatter):
         else:
             return text
         return f"{_COLOURS[tone]}{text}{_RESET}"
+
+
+def attached() -> bool:
+    """Whether the status lines are shown already (``hotswap run`` set them up)."""
+    return any(getattr(h, "_hotswap_console", False) for h in logging.getLogger("hotswap").handlers)
+
+
+def show() -> Callable[[], None]:
+    """Show the status lines on stderr as ``hotswap run`` does, for ``enable(verbose=True)``;
+    returns the function that puts the ``hotswap`` logger back as it was."""
+    logger = logging.getLogger("hotswap")
+    level, propagate = logger.level, logger.propagate
+    handler = setup(0)
+
+    def hide() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+    return hide
 
 
 def setup(verbosity: int = 0, stream: TextIO | None = None) -> logging.Handler:

@@ -218,7 +218,9 @@ class SignatureError(HotswapError):
 
 
 class HotswapWarning(UserWarning):
-    """Warns of a change applied under policy ``"warn"`` that could break callers."""
+    """Warns of a change applied under policy ``"warn"`` that could break callers (pointing
+    at the user's file and line), and of a second :func:`hotswap.enable` whose arguments
+    differ from the running watcher's (pointing at that call)."""
 
 
 class ConfigError(HotswapError, ValueError):

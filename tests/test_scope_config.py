@@ -101,7 +101,7 @@ def test_settings_precedence_pyproject_environment_arguments(tmp_path):
 def test_settings_reject_bad_values_with_their_source(tmp_path):
     with pytest.raises(ValueError, match="HOTSWAP_HISTORY"):
         _config.load(tmp_path, environ={"HOTSWAP_HISTORY": "many"})
-    with pytest.raises(ValueError, match="policy must be one of"):
+    with pytest.raises(ValueError, match="HOTSWAP_POLICY: 'lenient' is not valid: expected one of"):
         _config.load(tmp_path, environ={"HOTSWAP_POLICY": "lenient"})
     with pytest.raises(TypeError, match="unknown setting"):
         hotswap.configure(colour="blue")
