@@ -33,6 +33,8 @@ import threading
 import time
 from pathlib import Path
 
+from _sources import scratch
+
 CHILD = textwrap.dedent(
     """
     import importlib, os, sys, threading, time
@@ -376,4 +378,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _sources import scratch
+
 REPORTER = """
 import json, os
 OUTCOMES = {}
@@ -324,4 +326,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()
