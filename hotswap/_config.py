@@ -240,8 +240,8 @@ def _checked(name: str, value: Any, source: str, base: Path | None) -> Any:
     if kind == "tuple[str, ...]":
         if text is not None:
             return tuple(p for p in value.split(os.pathsep) if p)
-        if isinstance(value, list | tuple) and all(isinstance(p, str) for p in value):
-            return tuple(value)
+        if isinstance(value, list | tuple) and all(isinstance(p, str | os.PathLike) for p in value):
+            return tuple(os.fspath(p) for p in value)
         raise ValueError("expected a list of strings")
     if kind == "str":
         if text is None:
@@ -249,6 +249,8 @@ def _checked(name: str, value: Any, source: str, base: Path | None) -> Any:
         if name == "policy" and text not in POLICIES:
             raise ValueError(f"expected one of {', '.join(map(repr, POLICIES))}")
         return text
+    if kind not in ("int", "float"):
+        return str(value)
     # Numbers: a bool is an int to Python, never to a user.
     number: int | float
     if isinstance(value, bool) or not isinstance(value, int | float | str):

@@ -512,6 +512,7 @@ class Reloader:
         with self._cond:
             self._deleted.add(path)
         logger.warning(
-            "hotswap: %s: the file was deleted; the module keeps running the code it has",
+            "hotswap: %s: the file was deleted or moved away; the module keeps running the code "
+            "it has",
             location(names[0], path),
         )

@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,8 @@ def test_reports_good_values_still_load(tmp_path):
 def test_reports_bad_configure_argument_names_it(project):
     with pytest.raises(ConfigError, match=r"^configure\(debounce=\.\.\.\): 'soon' is not valid"):
         hotswap.configure(debounce="soon")
+    assert hotswap.configure(exclude=[Path("gen")], history=3.0).exclude == ("gen",)
+    assert hotswap.configure().history == 3
 
 
 def test_reports_second_enable_with_other_arguments_warns_and_keeps_the_watcher(
