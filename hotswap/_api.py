@@ -153,9 +153,9 @@ def enable(
         settings = _config.configure(**explicit)
         watch = list(settings.paths) or _default_paths()
         reloader = Reloader(settings, watch, on_reload)
+        reloader.start()
         if settings.verbose and not _console.attached():  # hotswap run shows them already
             _hide_status = _console.show()
-        reloader.start()
         # Modules imported from now on record the data files their top-level code reads.
         _datafiles.track(reloader.paths)
         _reloader = reloader
