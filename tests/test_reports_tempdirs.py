@@ -25,8 +25,11 @@ COMMANDS = {
     "bench_reload": ["benchmarks/bench_reload.py", "--quick"],
     "bench_observability": ["benchmarks/bench_observability.py"],
     "bench_restart": ["benchmarks/bench_restart.py", "1", "json"],
-    "bench_latency": ["benchmarks/bench_latency.py", "--saves", "1"],
-    "bench_pytest": ["benchmarks/bench_pytest.py", "--import-seconds", "0", "--saves", "1"],
+    "bench_latency": ["benchmarks/bench_latency.py", "--saves", "1", "--styles", "in place"],
+    "bench_pytest": [
+        "benchmarks/bench_pytest.py",
+        *("--import-seconds", "0", "--saves", "1", "--situations", "1"),
+    ],
     "bench_web": ["benchmarks/bench_web.py", "--saves", "1"],
 }
 
