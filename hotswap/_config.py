@@ -202,9 +202,12 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
 
-def _coerce(name: str, value: Any, source: str, base: Path | None = None) -> Any:
+def _coerce(
+    name: str, value: Any, source: str, base: Path | None = None, filename: str | None = None
+) -> Any:
     """``value`` of setting ``name`` as its type, checked; ``source`` says where it came from
-    (``/app/pyproject.toml [tool.hotswap] debounce``, ``HOTSWAP_DEBOUNCE``, ``configure()``).
+    (``/app/pyproject.toml [tool.hotswap] debounce``, ``HOTSWAP_DEBOUNCE``, ``configure()``),
+    ``filename`` is the pyproject.toml it was read from, if any.
 
     Raises:
         ConfigError: a value of the wrong type or out of range; the message names the source.
@@ -215,9 +218,7 @@ def _coerce(name: str, value: Any, source: str, base: Path | None = None) -> Any
         message = str(error)
         if not message.startswith(source):
             message = f"{source}: {value!r} is not valid: {message}"
-        filename, _, _ = source.partition(" [tool.hotswap]")
-        file = filename if filename != source else None
-        raise ConfigError(message, filename=file, key=name) from error
+        raise ConfigError(message, filename=filename, key=name) from error
 
 
 def _checked(name: str, value: Any, source: str, base: Path | None) -> Any:
@@ -261,7 +262,7 @@ def _checked(name: str, value: Any, source: str, base: Path | None) -> Any:
         raise ValueError(f"expected a{'n' * (kind == 'int')} {kind}") from None
     if kind == "int" and isinstance(value, float) and number != value:
         raise ValueError("expected a whole number")
-    if kind == "int" and number < 1:
+    if name == "history" and number < 1:
         raise ValueError("at least 1 version must be kept")
     if not number >= 0 or number == float("inf"):  # also refuses nan
         raise ValueError("expected a finite number of seconds, not negative")
@@ -304,7 +305,8 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         if name not in _FIELDS:
             logger.warning("hotswap: %s: unknown setting [tool.hotswap] %s", where, key)
             continue
-        values[name] = _coerce(name, value, f"{where} [tool.hotswap] {key}", Path(where).parent)
+        source = f"{where} [tool.hotswap] {key}"
+        values[name] = _coerce(name, value, source, Path(where).parent, filename=where)
     env = os.environ if environ is None else environ
     for name in _FIELDS:
         variable = f"HOTSWAP_{name.upper()}"
