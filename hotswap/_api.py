@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _config, _console, _datafiles, _events, _modules, _transaction
+from hotswap import _config, _datafiles, _events, _modules, _transaction
 from hotswap._events import Event, ReloadResult, Status
 from hotswap._pin import Pin, gate
 from hotswap.exceptions import HotswapWarning
@@ -154,8 +154,12 @@ def enable(
         watch = list(settings.paths) or _default_paths()
         reloader = Reloader(settings, watch, on_reload)
         reloader.start()
-        if settings.verbose and not _console.attached():  # hotswap run shows them already
-            _hide_status = _console.show()
+        if settings.verbose:
+            # Imported here: it names a log level (NOTICE) that `import hotswap` must not.
+            from hotswap import _console
+
+            if not _console.attached():  # hotswap run shows them already
+                _hide_status = _console.show()
         # Modules imported from now on record the data files their top-level code reads.
         _datafiles.track(reloader.paths)
         _reloader = reloader

@@ -1,7 +1,8 @@
 """What ``hotswap run`` shows: one status line per reload, restart and crash, on stderr.
 
 The library logs each reload attempt on the ``hotswap`` logger and attaches no handler; the
-command line attaches this one. Lines are coloured when the stream is a terminal, unless
+command line attaches this one, and so does ``enable(verbose=True)`` (until ``disable()``) for
+a program started with plain ``python``. Lines are coloured when the stream is a terminal, unless
 ``NO_COLOR`` is set (https://no-color.org): green for code that went live, red for a failure,
 cyan for what the command itself did (a restart, a rerun), dim for a save that changed nothing.
 """
