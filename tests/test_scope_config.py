@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -80,7 +81,8 @@ def test_switch_interval_is_shortened_while_watching_and_restored(project):
 
 
 needs_tomllib = pytest.mark.skipif(
-    sys.version_info < (3, 11), reason="[tool.hotswap] is read with tomllib (Python 3.11+)"
+    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
+    reason="[tool.hotswap] is read with tomllib (3.11+) or tomli",
 )
 
 
