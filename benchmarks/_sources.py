@@ -1,6 +1,31 @@
-"""Generated module sources of a given size, shared by the benchmarks."""
+"""Generated module sources of a given size, and the scratch folder, shared by the
+benchmarks."""
 
 from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def scratch(prefix: str = "hotswap-bench-") -> Iterator[str]:
+    """One temporary folder for everything a benchmark run writes, removed at the end, also when
+    the run fails: the folders it makes with :mod:`tempfile` and those of the processes it
+    starts (pytest's, a server's), which find it through ``TMPDIR``."""
+    saved_dir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as root:
+        tempfile.tempdir = root
+        os.environ["TMPDIR"] = root
+        try:
+            yield root
+        finally:
+            tempfile.tempdir = saved_dir
+            if saved_env is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved_env
 
 
 def module_source(lines: int, variant: int = 0) -> str:

@@ -1,6 +1,6 @@
 """Call overhead of @reloadable against a direct call.
 
-Run: python benchmarks/bench_calls.py
+Run: python benchmarks/bench_calls.py [--quick]
 Targets (issue #4, DESIGN §7): a reloadable function <= 2.5x a direct call, a reloadable method
 <= 4x, an undecorated function after any number of reloads exactly 1.0x.
 Each figure is the best of several repeats (the least disturbed by the machine), in ns per call.
@@ -15,6 +15,7 @@ import timeit
 from pathlib import Path
 
 import wrapt
+from _sources import scratch
 
 import hotswap
 
@@ -47,6 +48,9 @@ def best_ns(statement: str, namespace: dict[str, object]) -> float:
 
 
 def main() -> None:
+    global NUMBER, REPEAT
+    if "--quick" in sys.argv[1:]:  # a smoke run: the figures mean little
+        NUMBER, REPEAT = 10_000, 1
     folder = Path(tempfile.mkdtemp(prefix="hotswap-bench-"))
     path = folder / "bench_calls_module.py"
     path.write_text(SOURCE)
@@ -118,4 +122,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _sources import module_source
+from _sources import module_source, scratch
 
 from hotswap import _diff, _symbols
 
@@ -69,4 +69,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

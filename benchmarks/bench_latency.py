@@ -1,6 +1,6 @@
 """Save -> live latency for every way editors save, and the cost of enable() at scale.
 
-Run: python benchmarks/bench_latency.py [--saves 30]
+Run: python benchmarks/bench_latency.py [--saves 30] [--styles "in place,rename"]
 
 The program under test runs in a subprocess with an idle or a CPU-bound main thread; this
 process plays the editor. After each save, the program reports (through a pipe, stamped with
@@ -32,6 +32,8 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+
+from _sources import scratch
 
 CHILD = textwrap.dedent(
     """
@@ -329,7 +331,13 @@ def enable_scale(count: int = 2000) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saves", type=int, default=30, help="saves per style (default 30)")
+    parser.add_argument(
+        "--styles",
+        default=",".join(STYLES),
+        help="the save styles to measure, comma-separated (default: all)",
+    )
     options = parser.parse_args()
+    styles = [s for s in STYLES if s in options.styles.split(",")]
     modes = ["hotswap", "plain"]
     if importlib.util.find_spec("jurigged") is not None:
         modes.append("jurigged")
@@ -345,7 +353,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for busy in (False, True):
-        for style in STYLES:
+        for style in styles:
             line = f"{'busy' if busy else 'idle':<5} {style:<22}"
             for mode in modes:
                 try:
@@ -376,4 +384,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _sources import module_source
+from _sources import module_source, scratch
 
 import hotswap
 from hotswap import _signing
@@ -113,4 +113,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

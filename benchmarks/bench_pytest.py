@@ -1,7 +1,7 @@
 """pytest --hotswap: save -> the affected tests' result, against plain pytest, on a generated
 project whose imports are slow; and how many results differ from a fresh run.
 
-Run: python benchmarks/bench_pytest.py [--import-seconds 1.7] [--saves 10]
+Run: python benchmarks/bench_pytest.py [--import-seconds 1.7] [--saves 10] [--situations N]
 Target (issue #12, DESIGN §7): <= 0.1 s median from save to result, 0 wrong results.
 
 The generated project's heavy module stands for a slow import (Django, pandas) by waiting
@@ -29,6 +29,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from _sources import scratch
 
 REPORTER = """
 import json, os
@@ -298,13 +300,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--import-seconds", type=float, default=1.7)
     parser.add_argument("--saves", type=int, default=10)
+    parser.add_argument(
+        "--situations",
+        type=int,
+        default=len(SITUATIONS),
+        help=f"how many of the {len(SITUATIONS)} situations to check against a fresh run",
+    )
     args = parser.parse_args(argv)
-    hot = measure_hotswap(args.import_seconds, args.saves)
+    hot = measure_hotswap(args.import_seconds, args.saves, args.situations)
     plain = measure_plain(args.import_seconds, max(2, args.saves // 3))
     print(f"project import: {args.import_seconds:.2f} s; {args.saves} saves (medians)")
     print(f"{'runner':<24} {'save -> result':>15} {'wrong':>7}")
     hot_ms = statistics.median(hot["latencies"])
-    print(f"{'pytest --hotswap':<24} {hot_ms:>13.3f} s {len(hot['wrong']):>3}/{len(SITUATIONS)}")
+    print(f"{'pytest --hotswap':<24} {hot_ms:>13.3f} s {len(hot['wrong']):>3}/{args.situations}")
     print(f"{'plain pytest (file)':<24} {statistics.median(plain):>13.3f} s {'0':>3}")
     if importlib.util.find_spec("testmon") is not None:
         mon = measure_testmon(args.import_seconds, max(2, args.saves // 3))
@@ -324,4 +332,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

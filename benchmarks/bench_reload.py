@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _sources import module_source
+from _sources import module_source, scratch
 
 import hotswap
 
@@ -138,4 +138,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

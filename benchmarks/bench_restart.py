@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _sources import scratch
+
 from hotswap import _restart, _runner
 
 # Heavy third-party imports a web service typically has; those not installed are left out.
@@ -122,4 +124,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

@@ -38,6 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _sources import scratch
+
 FASTAPI = """
 from fastapi import FastAPI
 
@@ -241,4 +243,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():
+        main()

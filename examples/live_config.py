@@ -25,7 +25,11 @@ class Config:
 
 
 def main() -> int:
-    path = Path(tempfile.mkdtemp(prefix="hotswap-config-")) / "app.toml"
+    with tempfile.TemporaryDirectory(prefix="hotswap-config-") as folder:
+        return run(Path(folder) / "app.toml")
+
+
+def run(path: Path) -> int:
     path.write_text('name = "shop"\n[limits]\nrate = 100\n')
 
     def rebuild_limiter(old: Config, new: Config) -> None:

@@ -15,7 +15,11 @@ import hotswap
 
 
 def main() -> int:
-    folder = Path(tempfile.mkdtemp(prefix="hotswap-quickstart-"))
+    with tempfile.TemporaryDirectory(prefix="hotswap-quickstart-") as folder:
+        return run(Path(folder))
+
+
+def run(folder: Path) -> int:
     source = folder / "pricing.py"
     source.write_text("def total(amount, currency='EUR'):\n    return f'{amount} {currency}'\n")
     sys.path.insert(0, str(folder))

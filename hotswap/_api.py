@@ -6,12 +6,14 @@ import os
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hotswap import _canary, _config, _datafiles, _events, _health, _modules, _transaction
 from hotswap._events import Event, ReloadResult, Status
 from hotswap._pin import Pin, gate
+from hotswap.exceptions import HotswapWarning
 
 if TYPE_CHECKING:
     from hotswap._watcher import Reloader
@@ -30,6 +32,7 @@ __all__ = (
 _reloader: Any = None  # the running hotswap._watcher.Reloader
 _health.install()  # watches committed versions while auto_rollback is configured
 _reloader_lock = threading.Lock()
+_hide_status: Callable[[], None] | None = None  # undoes enable(verbose=True)
 
 
 def _default_paths() -> list[str]:
@@ -87,13 +90,17 @@ def enable(
     polling: bool | None = None,
     on_reload: Callable[[ReloadResult], object] | None = None,
     canary: dict[str, Any] | bool | None = None,
+    verbose: bool | None = None,
 ) -> Reloader:
     """Start watching source files and reload modules as they are saved.
 
-    Idempotent: a second call returns the running watcher. The watches are live when it
-    returns. Modules whose files lie under a watched path are reloaded by the watcher; the
-    standard library and site-packages never, unless a path names them. The threads are daemon
-    threads named ``hotswap-*``.
+    Idempotent: a second call returns the running watcher, as it runs. Arguments of a second
+    call that differ from the running watcher's (other paths, another policy...) are not
+    applied: a :class:`~hotswap.HotswapWarning` names them, pointing at the call; call
+    :func:`disable` first to change them. The watches are live when it returns. Modules
+    whose files lie under a watched path are reloaded by the watcher; the standard library and
+    site-packages never, unless a path names them. The threads are daemon threads named
+    ``hotswap-*``.
 
     Args:
         paths: files or directories to watch. Default: the ``[tool.hotswap] paths`` setting,
@@ -112,6 +119,10 @@ def enable(
             :func:`hotswap.canary`): ``{"weight": 0.1, "promote_after": 500}`` (the keys are
             its arguments), ``True`` for its defaults, ``False`` to turn it off. A save of
             several modules at once applies as one reload.
+        verbose: print one status line per reload on stderr, as ``hotswap run`` does
+            (``shop: v3 live, ~price (L12-18) (1.2 ms)``), until :func:`disable`. The
+            ``hotswap`` logger then writes there instead of propagating to your handlers.
+            Also ``HOTSWAP_VERBOSE=1`` or ``[tool.hotswap] verbose = true``.
 
     Arguments left as None take their value from ``[tool.hotswap]`` in pyproject.toml and
     ``HOTSWAP_*`` environment variables, else the defaults above.
@@ -120,18 +131,30 @@ def enable(
         >>> import hotswap
         >>> reloader = hotswap.enable(["src"])     # doctest: +SKIP
     """
-    global _reloader
+    global _reloader, _hide_status
     from hotswap._watcher import Reloader
 
+    given: dict[str, object] = {
+        "debounce": debounce,
+        "policy": policy,
+        "polling": polling,
+        "verbose": verbose,
+        "canary": canary,
+    }
     with _reloader_lock:
         if _reloader is not None and _reloader.running:
+            differ = _differences(_reloader, paths, given, on_reload)
+            if differ:
+                # A second enable() (a framework's, a plugin's, the user's own) must not swap
+                # the watcher under the first caller; it says what it kept instead of silently
+                # ignoring the arguments. Pointed at the caller's line.
+                message = (
+                    f"hotswap.enable(): a watcher is running already and is kept as it is; "
+                    f"ignored: {'; '.join(differ)} (call hotswap.disable() first to change them)"
+                )
+                warnings.warn(message, HotswapWarning, stacklevel=2)
             return _reloader  # type: ignore[no-any-return]
-        explicit: dict[str, object] = {
-            "debounce": debounce,
-            "policy": policy,
-            "polling": polling,
-            "canary": canary,
-        }
+        explicit = dict(given)
         if paths is not None:
             chosen = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
             explicit["paths"] = [os.fspath(p) for p in chosen]
@@ -139,6 +162,12 @@ def enable(
         watch = list(settings.paths) or _default_paths()
         reloader = Reloader(settings, watch, on_reload)
         reloader.start()
+        if settings.verbose:
+            # Imported here: it names a log level (NOTICE) that `import hotswap` must not.
+            from hotswap import _console
+
+            if not _console.attached():  # hotswap run shows them already
+                _hide_status = _console.show()
         # Modules imported from now on record the data files their top-level code reads.
         _datafiles.track(reloader.paths)
         _reloader = reloader
@@ -154,11 +183,37 @@ def deliver(result: ReloadResult) -> None:
         _events.call_safely(callback, result)
 
 
+def _differences(
+    running: Reloader,
+    paths: str | os.PathLike[str] | list[str | os.PathLike[str]] | None,
+    given: dict[str, object],
+    on_reload: Callable[[ReloadResult], object] | None,
+) -> list[str]:
+    """The arguments of a second ``enable()`` that differ from the running watcher's, each as
+    ``name=given (running: value)``; unset (None) arguments never differ."""
+    found = []
+    if paths is not None:
+        chosen = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        wanted = tuple(sorted({os.path.realpath(os.path.abspath(p)) for p in chosen}))
+        if wanted != running.paths:
+            found.append(f"paths={list(wanted)} (running: {list(running.paths)})")
+    for name, value in given.items():
+        now = getattr(running.settings, name)
+        if value is not None and _config.value_of(name, value, "enable()") != now:
+            found.append(f"{name}={value!r} (running: {now!r})")
+    if on_reload is not None and on_reload != running.on_reload:
+        found.append(f"on_reload={on_reload!r} (running: {running.on_reload!r})")
+    return found
+
+
 def disable() -> None:
     """Stop watching and join the watcher's threads; reloaded code stays as it is."""
-    global _reloader
+    global _reloader, _hide_status
     with _reloader_lock:
         reloader, _reloader = _reloader, None
+        hide, _hide_status = _hide_status, None
+    if hide is not None:
+        hide()
     if reloader is not None:
         _datafiles.untrack()
         reloader.stop()

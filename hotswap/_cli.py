@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import queue
+import shutil
 import signal
 import sys
 import tempfile
@@ -290,6 +291,8 @@ def _demo() -> int:
         stop.set()
         hotswap.disable()
         server.join(5)
+        sys.path.remove(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)  # the demo leaves nothing behind
     print("demo finished" if ok else "demo FAILED", file=sys.stderr if not ok else sys.stdout)
     return 0 if ok else 1
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotswap.exceptions import ConfigError
+
 __all__ = (
     "DEFAULT_DENY",
     "POLICIES",
@@ -27,6 +29,7 @@ __all__ = (
     "configure",
     "current",
     "load",
+    "value_of",
 )
 
 logger = logging.getLogger(__name__)
@@ -148,6 +151,8 @@ class Settings:
         auto_rollback: the :class:`AutoRollback` bound, or None (off, the default). Given as
             ``{"window": 30.0, "min_calls": 50, "max_error_rate": 0.05}``, ``True`` or
             ``False``.
+        verbose: ``enable()`` prints a status line on stderr for every reload, as
+            ``hotswap run`` does, for programs started with plain ``python``.
     """
 
     policy: str = "strict"
@@ -163,6 +168,7 @@ class Settings:
     restart_on_failure: bool = False
     canary: CanaryPolicy | None = None
     auto_rollback: AutoRollback | None = None
+    verbose: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -180,14 +186,9 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
 def _audit(value: Any, source: str, base: Path) -> AuditPolicy | None:
-    if isinstance(value, str):
-        value = _text_setting(value, source)
-    if value is None or value is False:
-        return None
-    if value is True:
-        return AuditPolicy()
-    if isinstance(value, AuditPolicy):
-        return value
+    decided, value = _switched(AuditPolicy, value, source)
+    if decided:
+        return value  # type: ignore[no-any-return]
     if not isinstance(value, dict) or set(value) - {"deny", "allow"}:
         message = f"{source} must be a table with 'deny' and 'allow' lists, not {value!r}"
         raise ValueError(message)
@@ -213,14 +214,24 @@ def _signature(value: Any, source: str, base: Path) -> SignaturePolicy | None:
     return SignaturePolicy(tuple(str(base / os.path.expanduser(p)) for p in paths))
 
 
-def _policy_table(kind: type[Any], value: Any, source: str) -> Any:
+def _switched(kind: type[Any], value: Any, source: str) -> tuple[bool, Any]:
+    """What every table setting accepts besides a table: text (an environment variable: JSON or
+    a boolean word), None or False (off), True (the defaults), an instance. Returns (True, the
+    setting) for those, else (False, the table to read)."""
     if isinstance(value, str):
         value = _text_setting(value, source)
     if value is None or value is False:
-        return None
+        return True, None
     if value is True:
-        return kind()
+        return True, kind()
     if isinstance(value, kind):
+        return True, value
+    return False, value
+
+
+def _policy_table(kind: type[Any], value: Any, source: str) -> Any:
+    decided, value = _switched(kind, value, source)
+    if decided:
         return value
     known = {f.name for f in dataclasses.fields(kind)}
     if not isinstance(value, dict) or set(value) - known:
@@ -229,7 +240,7 @@ def _policy_table(kind: type[Any], value: Any, source: str) -> Any:
     try:
         return kind(**value)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{source} = {value!r}: {error}") from error
+        raise ValueError(f"{source}: {value!r} is not valid: {error}") from error
 
 
 def _canary(value: Any, source: str, base: Path) -> CanaryPolicy | None:
@@ -274,42 +285,97 @@ _TABLES = {
 }
 
 
-def _coerce(name: str, value: Any, source: str, base: Path | None = None) -> Any:
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def _coerce(
+    name: str, value: Any, source: str, base: Path | None = None, filename: str | None = None
+) -> Any:
+    """``value`` of setting ``name`` as its type, checked; ``source`` says where it came from
+    (``/app/pyproject.toml [tool.hotswap] debounce``, ``HOTSWAP_DEBOUNCE``, ``configure()``),
+    ``filename`` is the pyproject.toml it was read from, if any.
+
+    Raises:
+        ConfigError: a value of the wrong type or out of range; the message names the source.
+    """
+    try:
+        return _checked(name, value, source, base)
+    except ValueError as error:
+        message = str(error)
+        if not message.startswith(source):
+            message = f"{source}: {value!r} is not valid: {message}"
+        raise ConfigError(message, filename=filename, key=name) from error
+
+
+def value_of(name: str, value: Any, source: str) -> Any:
+    """``value`` as setting ``name`` holds it (a table as its policy object), checked."""
+    return _coerce(name, value, source)
+
+
+def _checked(name: str, value: Any, source: str, base: Path | None) -> Any:
     kind = _FIELDS[name].type
     if name in _TABLES:
-        base = Path.cwd() if base is None else base
         try:
-            return _TABLES[name](value, f"{source}: {name}", base)
+            return _TABLES[name](value, source, Path.cwd() if base is None else base)
         except (TypeError, AttributeError) as error:
-            message = f"{source}: {name} = {value!r} is not valid: {error}"
-            raise ValueError(message) from error
-    try:
-        if kind == "bool":
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
+            raise ValueError(str(error)) from error
+    text = value.strip() if isinstance(value, str) else None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
             return bool(value)
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "tuple[str, ...]":
-            if isinstance(value, str):
-                return tuple(p for p in value.split(os.pathsep) if p)
-            return tuple(str(p) for p in value)
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        message = f"expected a boolean ({'/'.join(_TRUE[1:])} or {'/'.join(_FALSE[1:])})"
+        raise ValueError(message)
+    if kind == "tuple[str, ...]":
+        if text is not None:
+            return tuple(p for p in value.split(os.pathsep) if p)
+        if isinstance(value, list | tuple) and all(isinstance(p, str | os.PathLike) for p in value):
+            return tuple(os.fspath(p) for p in value)
+        raise ValueError("expected a list of strings")
+    if kind == "str":
+        if text is None:
+            raise ValueError("expected a string")
+        if name == "policy" and text not in POLICIES:
+            raise ValueError(f"expected one of {', '.join(map(repr, POLICIES))}")
+        return text
+    if kind not in ("int", "float"):
         return str(value)
-    except (TypeError, ValueError) as error:
-        message = f"{source}: {name} = {value!r} is not a valid {kind}"
-        raise ValueError(message) from error
+    # Numbers: a bool is an int to Python, never to a user.
+    number: int | float
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a{'n' * (kind == 'int')} {kind}")
+    try:
+        number = int(value) if kind == "int" else float(value)
+    except ValueError:
+        raise ValueError(f"expected a{'n' * (kind == 'int')} {kind}") from None
+    if kind == "int" and isinstance(value, float) and number != value:
+        raise ValueError("expected a whole number")
+    if name == "history" and number < 1:
+        raise ValueError("at least 1 version must be kept")
+    if not number >= 0 or number == float("inf"):  # also refuses nan
+        raise ValueError("expected a finite number of seconds, not negative")
+    return number
 
 
 def _pyproject_table(start: Path) -> tuple[dict[str, Any], str]:
     for folder in (start, *start.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
-            if sys.version_info < (3, 11):  # tomllib is 3.11+; no dependency is added for it
-                logger.info("hotswap: %s: [tool.hotswap] needs Python 3.11", candidate)
-                return {}, ""
-            import tomllib  # here, not at the top: it costs 5 ms, and most runs need none
+            # Imported here, not at the top: it costs 5 ms, and most runs need none.
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:
+                try:  # tomllib is 3.11+; on 3.10 the toml extra's tomli reads the same
+                    import tomli as tomllib
+                except ImportError:
+                    logger.info(
+                        "hotswap: %s: [tool.hotswap] needs Python 3.11, or tomli", candidate
+                    )
+                    return {}, ""
 
             try:
                 with candidate.open("rb") as handle:
@@ -331,7 +397,8 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         if name not in _FIELDS:
             logger.warning("hotswap: %s: unknown setting [tool.hotswap] %s", where, key)
             continue
-        values[name] = _coerce(name, value, f"{where} [tool.hotswap]", Path(where).parent)
+        source = f"{where} [tool.hotswap] {key}"
+        values[name] = _coerce(name, value, source, Path(where).parent, filename=where)
     env = os.environ if environ is None else environ
     for name in _FIELDS:
         variable = f"HOTSWAP_{name.upper()}"
@@ -362,7 +429,7 @@ def configure(**changes: Any) -> Settings:
         raise TypeError(message)
     base = current()
     # None means "leave as it is" (enable()'s unset arguments); False turns a table setting off.
-    coerced = {k: _coerce(k, v, "configure()") for k, v in changes.items() if v is not None}
+    coerced = {k: _coerce(k, v, f"configure({k}=...)") for k, v in changes.items() if v is not None}
     updated = dataclasses.replace(base, **coerced)
     with _lock:
         _current = updated

@@ -1,7 +1,8 @@
 """What ``hotswap run`` shows: one status line per reload, restart and crash, on stderr.
 
 The library logs each reload attempt on the ``hotswap`` logger and attaches no handler; the
-command line attaches this one. Lines are coloured when the stream is a terminal, unless
+command line attaches this one, and so does ``enable(verbose=True)`` (until ``disable()``) for
+a program started with plain ``python``. Lines are coloured when the stream is a terminal, unless
 ``NO_COLOR`` is set (https://no-color.org): green for code that went live, red for a failure,
 cyan for what the command itself did (a restart, a rerun), dim for a save that changed nothing.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ("NOTICE", "setup", "use_colour")
+__all__ = ("NOTICE", "attached", "setup", "show", "use_colour")
 
 # The command's own notices (restarts, reruns): shown unless -q, coloured apart from reloads.
 NOTICE = logging.INFO + 5
@@ -55,6 +57,26 @@ class _Formatter(logging.Formatter):
         else:
             return text
         return f"{_COLOURS[tone]}{text}{_RESET}"
+
+
+def attached() -> bool:
+    """Whether the status lines are shown already (``hotswap run`` set them up)."""
+    return any(getattr(h, "_hotswap_console", False) for h in logging.getLogger("hotswap").handlers)
+
+
+def show() -> Callable[[], None]:
+    """Show the status lines on stderr as ``hotswap run`` does, for ``enable(verbose=True)``;
+    returns the function that puts the ``hotswap`` logger back as it was."""
+    logger = logging.getLogger("hotswap")
+    level, propagate = logger.level, logger.propagate
+    handler = setup(0)
+
+    def hide() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+    return hide
 
 
 def setup(verbosity: int = 0, stream: TextIO | None = None) -> logging.Handler:

@@ -74,6 +74,13 @@ class Planned:
     changes: Changes
     warnings: tuple[str, ...] = ()
 
+    def __str__(self) -> str:
+        # How the debug log shows it: the warnings are counted, not repeated, since each was
+        # issued as a HotswapWarning pointing at the user's line already.
+        count = len(self.warnings)
+        warned = f", {count} compatibility warning{'s' * (count != 1)}" if count else ""
+        return f"Planned({self.module} v{self.version}: {self.changes.summary()}{warned})"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict: ``event`` and the fields."""
         return {

@@ -137,16 +137,49 @@ class Skipped:
         return {"line": self.line, "reason": self.reason, "names": list(self.names)}
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else os.fsdecode(value) if isinstance(value, bytes) else str(value)
+
+
 def _error_dict(error: BaseException | None) -> dict[str, Any] | None:
+    """``error`` as JSON-serialisable values: ``type``, ``message``, ``module``,
+    ``filename``, ``lineno``, ``cause`` (the original exception's ``type`` and ``message``, or
+    None) and what the kind of error adds (``findings``, ``names``, ``reason``, ``key``).
+
+    Any exception can land here (a listener may build a result by hand), and its attributes
+    can be anything: each value is made a string or an int, never passed through as it is.
+    """
     if error is None:
         return None
-    return {
+    lineno = getattr(error, "lineno", None)
+    cause = error.__cause__
+    data: dict[str, Any] = {
         "type": type(error).__name__,
         "message": str(error),
-        "module": getattr(error, "module", None),
-        "filename": getattr(error, "filename", None),
-        "lineno": getattr(error, "lineno", None),
+        "module": _text(getattr(error, "module", None)),
+        "filename": _text(getattr(error, "filename", None)),
+        "lineno": lineno if isinstance(lineno, int) else None,
+        "cause": None if cause is None else {"type": type(cause).__name__, "message": str(cause)},
     }
+    findings = getattr(error, "findings", None)
+    if isinstance(findings, tuple):  # IncompatibleChangeError
+        data["findings"] = [
+            {
+                "symbol": _text(getattr(f, "symbol", None)),
+                "old": _text(getattr(f, "old", None)),
+                "new": _text(getattr(f, "new", None)),
+                "lineno": getattr(f, "lineno", None),
+                "reason": _text(getattr(f, "reason", None)),
+            }
+            for f in findings
+        ]
+    names = getattr(error, "names", None)
+    if isinstance(names, tuple):  # AuditError: (line, what, name)
+        data["names"] = [[int(line), str(what), str(name)] for line, what, name in names]
+    for extra in ("reason", "key"):  # SignatureError, ConfigError
+        if isinstance(getattr(error, extra, None), str):
+            data[extra] = getattr(error, extra)
+    return data
 
 
 @dataclass(frozen=True)
@@ -199,7 +232,8 @@ class ReloadResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict whose keys are the field names; ``error`` becomes a dict
-        (type, message, module, filename, lineno) or None."""
+        (type, message, module, filename, lineno, cause, and the error kind's own fields such
+        as ``findings``) or None."""
         return {
             "module": self.module,
             "ok": self.ok,

@@ -104,10 +104,41 @@ def decode_source(module: str, path: str, data: bytes) -> str:
         ModuleNotReloadableError: the bytes do not decode.
     """
     try:
-        return importlib.util.decode_source(data)
+        text = importlib.util.decode_source(data)
     except (UnicodeDecodeError, SyntaxError, LookupError) as error:
-        message = f"{location(module, path)}: cannot decode the source: {error}"
-        raise ModuleNotReloadableError(message, module=module, filename=path) from error
+        line = _undecodable_line(data, error)
+        message = f"{location(module, path, line)}: cannot decode the source: {error}"
+        raise ModuleNotReloadableError(message, module=module, filename=path, lineno=line) from (
+            error
+        )
+    nul = text.find("\0")
+    if nul >= 0:
+        # What compile() refuses without a line: a binary file, or one written half way.
+        line = text.count("\n", 0, nul) + 1
+        message = f"{location(module, path, line)}: a NUL byte: binary content, not Python source"
+        raise ModuleNotReloadableError(message, module=module, filename=path, lineno=line)
+    return text
+
+
+# A PEP 263 coding declaration (it may only sit on the first two lines).
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
+
+
+def _undecodable_line(data: bytes, error: Exception) -> int:
+    """The line of ``data`` where decoding failed: the first undecodable byte's, else the
+    coding declaration's (an unknown encoding), else the first line that is not UTF-8."""
+    if isinstance(error, UnicodeDecodeError):
+        return data.count(b"\n", 0, error.start) + 1
+    head = data.split(b"\n", 2)[:2]
+    for number, text in enumerate(head, 1):
+        if _CODING.match(text):
+            return number
+    for number, text in enumerate(head, 1):
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
+    return 1
 
 
 # --- the watch scope ----------------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from hotswap._diff import diff
-from hotswap._events import Changes, Dependent, Skipped, location
+from hotswap._events import Changes, Dependent, Skipped, display_path, location
+from hotswap._modules import excluded_roots
 from hotswap.exceptions import ExecutionError
 
 if TYPE_CHECKING:
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ("changes_of", "dependents_of", "error_in", "skipped_of")
 
 logger = logging.getLogger(__name__)
+
+_OWN = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _error_line(error: BaseException, filename: str) -> int | None:
@@ -39,15 +43,31 @@ def error_in(
     that failed; the traceback stays on the original (``__cause__``) and is logged at debug."""
     line = _error_line(error, path)
     detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    deeper = traceback.extract_tb(error.__traceback__)
-    if deeper and deeper[-1].filename != path and line is not None:
-        last = deeper[-1]
-        detail += f" (raised at {last.filename}:{last.lineno})"
+    deepest = _deepest_project_frame(error)
+    if deepest is not None and deepest.filename != path:
+        # Raised in a helper the new code called (another module of the project): name where.
+        where = f"{display_path(deepest.filename)}:{deepest.lineno}"
+        detail += f" (raised at {where})"
     message = f"{location(name, path, line)}: {detail} {what}; rolled back"
     wrapped = kind(message, module=name, filename=path, lineno=line)
     wrapped.__cause__ = error
     logger.debug("hotswap: %s", message, exc_info=error)
     return wrapped
+
+
+def _deepest_project_frame(error: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the traceback in the user's code: not hotswap's own, not the
+    standard library's or an installed package's (a ``json.loads`` that failed in a helper
+    names the helper's line), not generated code (``<string>``)."""
+    skipped = (_OWN, *excluded_roots())
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        file = frame.filename
+        if not os.path.isabs(file):
+            continue
+        real = os.path.realpath(file)
+        if not any(real == root or real.startswith(root + os.sep) for root in skipped):
+            return frame
+    return None
 
 
 def _replaced_reason(old: Any) -> str:

@@ -63,7 +63,7 @@ from watchdog.observers.polling import PollingObserver
 from hotswap import _datafiles, _events, _signing
 from hotswap._changeset import COMPLETE, CREATED, SETTLED, UNCLOSED, WRITING, ChangeSets
 from hotswap._config import Settings
-from hotswap._events import ReloadResult
+from hotswap._events import ReloadResult, location
 from hotswap._fsfacts import Backlog, created_means, folder_identity
 from hotswap._gil import Lowered
 from hotswap._modules import ModuleIndex, Scope
@@ -96,6 +96,9 @@ _EVENTS = [
 ]
 # A path that is gone (deleted, or moved away): what was pending for it is void.
 _GONE = "gone"
+# A deleted module file is reported once the deletion stood this long (seconds): an editor that
+# moves the old file away and writes the new one brings it back within it.
+_GONE_GRACE = 0.25
 # GIL switch interval from the first event until the work is done: every thread hop and
 # syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
 _SWITCH_INTERVAL = 0.0002
@@ -189,6 +192,7 @@ class Reloader:
         self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
         self._missing: set[tuple[str, bool]] = set()
         self._modules_seen = 0
+        self._deleted: set[str] = set()  # module files reported deleted (said once)
         self._handler = _Handler(self)
         observer = None if settings.polling else _inotify_observer()
         # Only inotify reports closes; elsewhere a write is read once it settled.
@@ -345,7 +349,12 @@ class Reloader:
             if why == _GONE:
                 self._pending.pop(path, None)
                 self._completes.pop(path, None)
+                if path.endswith(".py"):
+                    # The worker says so once the deletion stood (see _report_deleted).
+                    self._pending[path] = _Pending(time.monotonic() + _GONE_GRACE, _GONE)
+                    self._cond.notify_all()
                 return
+            self._deleted.discard(path)  # back: a later deletion is news again
             known = self._pending.get(path)
             if created and known is not None and known.why == COMPLETE:
                 # Created without being gone first: watchdog's creation for a file of a folder
@@ -478,8 +487,32 @@ class Reloader:
                 self._unboost()
 
     def _apply(self, paths: dict[str, str]) -> None:
+        for path in [p for p, why in paths.items() if why == _GONE]:
+            del paths[path]
+            self._report_deleted(path)
+        if not paths:
+            return
         self._inflight = frozenset(paths)
         try:
             self._sets.apply(paths, self.on_reload)
         finally:
             self._inflight = frozenset()
+
+    def _report_deleted(self, path: str) -> None:
+        """A watched module's file is gone: say so once (a deletion brings one or more events:
+        a move away, an unlink, the folder's), unless it came back meanwhile."""
+        if os.path.lexists(path):
+            return
+        with self._cond:
+            if path in self._deleted:
+                return
+        names = self._index.modules_for(path)
+        if not names:
+            return  # never imported: nothing runs it
+        with self._cond:
+            self._deleted.add(path)
+        logger.warning(
+            "hotswap: %s: the file was deleted or moved away; the module keeps running the code "
+            "it has",
+            location(names[0], path),
+        )

@@ -72,11 +72,27 @@ class HotswapError(Exception):
             for name in ("msg", "filename", "lineno", "offset", "text", "end_lineno"):
                 state[name] = getattr(self, name)
             state["end_offset"] = self.end_offset
+        # The original exception travels too, unless it cannot: the default reduction of an
+        # exception keeps neither its cause nor its context, and a user's exception whose
+        # ``__init__`` does not take its ``args`` back fails to load (the result must not).
+        cause = self.__cause__
+        if cause is not None and _round_trips(cause):
+            state["__cause__"] = cause
         return (_rebuild, (type(self), self.args), state)
 
     def __setstate__(self, state: dict[str, Any] | None) -> None:
         for name, value in (state or {}).items():
             setattr(self, name, value)
+
+
+def _round_trips(error: BaseException) -> bool:
+    import pickle  # here: only a result or error that is pickled or copied needs it
+
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # whatever a user's exception does when it is rebuilt
+        return False
+    return True
 
 
 def _rebuild(cls: type[HotswapError], args: tuple[Any, ...]) -> HotswapError:
@@ -213,7 +229,9 @@ class CanaryError(HotswapError):
 
 
 class HotswapWarning(UserWarning):
-    """Warns of a change applied under policy ``"warn"`` that could break callers."""
+    """Warns of a change applied under policy ``"warn"`` that could break callers (pointing
+    at the user's file and line), and of a second :func:`hotswap.enable` whose arguments
+    differ from the running watcher's (pointing at that call)."""
 
 
 class ConfigError(HotswapError, ValueError):

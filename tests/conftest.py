@@ -371,14 +371,14 @@ def shell(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 class Program:
-    """A ``hotswap`` command running in a subprocess; its output (stdout and stderr merged,
-    in order) is read line by line as it comes."""
+    """A command (``python ARGS``) running in a subprocess; its output (stdout and stderr
+    merged, in order) is read line by line as it comes."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None) -> None:
         merged = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         merged.pop("NO_COLOR", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hotswap", *args],
+            [sys.executable, *args],
             cwd=cwd,
             env=merged,
             stdin=subprocess.DEVNULL,
@@ -441,9 +441,9 @@ class Program:
 
 
 @pytest.fixture
-def hotswap_program() -> Iterator[Callable[..., Program]]:
-    """Start ``python -m hotswap ARGS`` in a folder: ``hotswap_program(args, cwd, env)``;
-    every one started is stopped afterwards."""
+def python_program() -> Iterator[Callable[..., Program]]:
+    """Start ``python ARGS`` in a folder: ``python_program(args, cwd, env)``; every one
+    started is stopped afterwards."""
     started: list[Program] = []
 
     def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Program:
@@ -456,6 +456,17 @@ def hotswap_program() -> Iterator[Callable[..., Program]]:
     finally:
         for program in started:
             program.stop()
+
+
+@pytest.fixture
+def hotswap_program(python_program: Callable[..., Program]) -> Callable[..., Program]:
+    """Start ``python -m hotswap ARGS`` in a folder: ``hotswap_program(args, cwd, env)``;
+    every one started is stopped afterwards."""
+
+    def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Program:
+        return python_program(["-m", "hotswap", *args], cwd, env)
+
+    return start
 
 
 # --- pytest --hotswap sessions (tests/test_pytest_*.py) ----------------------------------------

@@ -402,7 +402,8 @@ def test_bad_canary_and_auto_rollback_settings_name_where(monkeypatch, project):
         _config.current()
     monkeypatch.delenv("HOTSWAP_AUTO_ROLLBACK")
     _config.reset()
-    with pytest.raises(ValueError, match="configure\\(\\): canary"):
+    expected = r"configure\(canary=\.\.\.\): \{'weight': 3\} is not valid"
+    with pytest.raises(ValueError, match=expected):
         hotswap.configure(canary={"weight": 3})
 
 
@@ -438,3 +439,11 @@ def test_status_lists_running_canaries_as_json(shop):
     assert shown["stats"]["candidate"]["calls"] == 1
     run.abort()
     assert hotswap.status().canaries == {}
+
+
+def test_second_enable_with_the_same_canary_policy_is_silent(project, watch):
+    collector = watch(canary={"weight": 0.5})
+    # pytest runs with filterwarnings=error: a warning here fails the test.
+    assert hotswap.enable([str(project.root)], on_reload=collector, canary={"weight": 0.5})
+    with pytest.warns(hotswap.HotswapWarning, match="canary"):
+        hotswap.enable(canary={"weight": 0.2})

@@ -87,8 +87,9 @@ class HotswapExtension:
 
     def _start_watcher(self) -> None:
         running = hotswap.status().watching
-        paths: list[str | os.PathLike[str]] = list(self.paths)
-        hotswap.enable(paths, on_reload=self._record)
+        if not running:  # a running watcher is kept as it is (enable() would warn so)
+            paths: list[str | os.PathLike[str]] = list(self.paths)
+            hotswap.enable(paths, on_reload=self._record)
         self._started_watcher = not running
 
     def _stop_watcher(self) -> None:
