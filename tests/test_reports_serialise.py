@@ -61,6 +61,12 @@ ERRORS: dict[str, Callable[[], exceptions.HotswapError]] = {
     "SignatureError": lambda: exceptions.SignatureError(
         "shop.py: stale signature", module="shop", filename="shop.py", reason="stale"
     ),
+    "CanaryError": lambda: exceptions.CanaryError(
+        "shop (shop.py:9): a top-level expression would run again",
+        module="shop",
+        filename="shop.py",
+        lineno=9,
+    ),
     "ConfigError": lambda: exceptions.ConfigError(
         "app.toml:3: db.timeout: not a number", filename="app.toml", lineno=3, key="db.timeout"
     ),
@@ -156,6 +162,7 @@ def test_reports_result_to_dict_serialises_every_nested_type():
         "kind",
         "dependents",
         "skipped",
+        "reason",
     }
     assert data["changes"]["lines"] == {"refund": [40, 41], "charge": [12, 18]}
     assert data["changes"]["replaced"] == ["Color (it is an Enum)"]
@@ -187,6 +194,7 @@ def test_reports_result_to_dict_serialises_every_nested_type():
     as_json = json.loads(json.dumps(status.to_dict()))
     assert as_json["modules"]["shop"]["last_result"] == data
     assert as_json["modules"]["shop"]["history"] == [1, 2, 3]
+    assert as_json["canaries"] == {}  # a running canary's to_dict(): tests/test_canary.py
 
 
 @pytest.mark.parametrize("name", sorted(ERRORS))
