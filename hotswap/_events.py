@@ -209,7 +209,8 @@ class ReloadResult:
             main loop of ``__main__``.
         reason: why the attempt was made or ended, when something decided it rather than a
             save: a canary's promotion or abort, an automatic rollback on failing health
-            (``"error rate 0.12 > 0.05 over 60 calls in 30 s (v2 had 0.00)"``); else ``""``.
+            (``"auto rollback: error rate 0.120 > 0.05 over 60 calls within 30 s of v3 (the
+            version before had 0.010)"``); else ``""``.
     """
 
     event: ClassVar[str] = "result"

@@ -63,7 +63,7 @@ class _Window:
         before = "unknown" if self.previous is None else f"{self.previous:.3f}"
         reason = (
             f"error rate {rate:.3f} > {bound.max_error_rate} over {figures.calls} calls "
-            f"within {bound.window:g} s of v{self.version} (v{self.version - 1} had {before})"
+            f"within {bound.window:g} s of v{self.version} (the version before had {before})"
         )
         threading.Thread(
             target=_roll_back, args=(self, reason), name="hotswap-auto-rollback", daemon=True
@@ -77,7 +77,9 @@ class _Window:
                 return
             del _open[self.module]
             _routing.set_watches(tuple(_open.values()))
-            if self.figures.calls:
+            # The rate a version had while it stayed live: the bar for the next one (not the
+            # rate of one this window rolled back).
+            if self.figures.calls and not self._decided:
                 _last_rate[self.module] = (self.version, self.figures.error_rate)
         _routing.release_entries(self.module)
 

@@ -447,3 +447,36 @@ def test_second_enable_with_the_same_canary_policy_is_silent(project, watch):
     assert hotswap.enable([str(project.root)], on_reload=collector, canary={"weight": 0.5})
     with pytest.warns(hotswap.HotswapWarning, match="canary"):
         hotswap.enable(canary={"weight": 0.2})
+
+
+def test_auto_rollback_bar_is_the_rate_of_a_version_that_stayed_live(project):
+    from hotswap import _health
+
+    module = project.load("bar", FAILING)
+    hotswap.configure(auto_rollback={"window": 60.0, "min_calls": 10, "max_error_rate": 0.1})
+    rolled: list[hotswap.ReloadResult] = []
+    done = threading.Event()
+
+    def on_result(result: hotswap.ReloadResult) -> None:
+        if result.kind == "rollback":
+            rolled.append(result)
+            done.set()
+
+    hotswap._events.subscribe(on_result)
+    try:
+        for attempt in range(2):  # v2 fails always, is rolled back; then v3 fails always too
+            done.clear()
+            assert project.reload("bar", FAILING.replace("10 // x", f"{attempt} // 0")).ok
+            for _ in range(30):
+                with contextlib.suppress(ZeroDivisionError):
+                    module.work(1)
+                if done.is_set():
+                    break
+            assert done.wait(10)
+        # The second failing version is judged by the bound, not by the first one's failures.
+        assert len(rolled) == 2
+        assert "the version before had unknown" in rolled[1].reason
+    finally:
+        hotswap._events.unsubscribe(on_result)
+        hotswap.configure(auto_rollback=False)
+        _health.reset()
