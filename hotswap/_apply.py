@@ -271,7 +271,8 @@ def _commit(touched: list[_Unit]) -> None:
             _records[unit.name] = record
             _sources.take(unit.path)
         number = record.last_number + 1
-        record.add(Version(number, unit.digest or record.current.source_hash, unit.new, None))
+        digest = unit.digest or record.current.source_hash
+        record.add(Version(number, digest, unit.new, None, running_from=unit.plan.running_from))
         for callback in unit.executed.after_commit:
             try:
                 callback()
