@@ -158,7 +158,7 @@ def enable(
         if paths is not None:
             chosen = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
             explicit["paths"] = [os.fspath(p) for p in chosen]
-        settings = _config.configure(**explicit)
+        settings = _config.for_call(**explicit)
         watch = list(settings.paths) or _default_paths()
         reloader = Reloader(settings, watch, on_reload)
         reloader.start()
@@ -217,6 +217,7 @@ def disable() -> None:
     if reloader is not None:
         _datafiles.untrack()
         reloader.stop()
+        _config.end_call()  # enable()'s arguments were that call's: they end with its watcher
 
 
 def reload(
