@@ -8,16 +8,17 @@ import time
 import types
 from collections.abc import Sequence
 
-from hotswap import _events, _modules
-from hotswap._events import Changes, ReloadResult, describe
-from hotswap._history import Record
-from hotswap._history import records as _records
-from hotswap._report import changes_of, dependents_of, skipped_of
-from hotswap._unit import Failure, Unit
+from hotswap._engine.history import Record
+from hotswap._engine.history import records as _records
+from hotswap._engine.report import changes_of, dependents_of, skipped_of
+from hotswap._engine.unit import Failure, Unit
+from hotswap._ops import events as _events
+from hotswap._ops.events import Changes, ReloadResult, describe
+from hotswap._plan import modules as _modules
 
 __all__ = ("failed", "finish", "metrics", "report", "results")
 
-logger = logging.getLogger("hotswap._transaction")
+logger = logging.getLogger("hotswap._engine.transaction")
 metrics = _events.Metrics()
 
 
