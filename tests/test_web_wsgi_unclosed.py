@@ -13,8 +13,9 @@ pytest.importorskip("flask")
 from flask import Flask, Response, stream_with_context
 
 import hotswap
-from hotswap import _canary, _health
-from hotswap._pin import gate
+from hotswap._engine.pin import gate
+from hotswap._release import canary as _canary
+from hotswap._release import health as _health
 from hotswap.integrations.wsgi import HotswapMiddleware
 
 SERVICE = "def answer():\n    return 'v1'\n"
