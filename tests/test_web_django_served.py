@@ -190,4 +190,6 @@ def test_django_included_urlconf_edits_answer(tmp_path):
         assert get(port, "/shop/hello/") == (404, "")
         assert get(port, "/shop/new/") == (404, "")
         assert get(port, "/") == (200, "root")
-    assert "Traceback" not in (tmp_path / "server.log").read_text()
+        log = (tmp_path / "server.log").read_text()
+        assert "Traceback" not in log, log
+        assert "rolled back" not in log, log
