@@ -61,10 +61,17 @@ PROJECT = {
         from django.http import HttpResponse
         from django.urls import include, path
 
+        from shop import views
+
         def root(request):
             return HttpResponse("root")
 
-        urlpatterns = [path("shop/", include("shop.urls")), path("", root)]
+        urlpatterns = [
+            path("shop/", include("shop.urls")),
+            path("page/", views.page),
+            path("item/", views.app_page),
+            path("", root),
+        ]
         """,
     "shop/__init__.py": "",
     "shop/urls.py": """
@@ -193,3 +200,19 @@ def test_django_included_urlconf_edits_answer(tmp_path):
         log = (tmp_path / "server.log").read_text()
         assert "Traceback" not in log, log
         assert "rolled back" not in log, log
+
+
+def test_django_template_edits_answer_under_noreload(tmp_path):
+    with served(tmp_path) as port:
+        assert get(port, "/page/") == (200, "v1 ada\n")
+        assert get(port, "/item/") == (200, "item v1 ada\n")
+        # A project template (TEMPLATES DIRS) and an app template (APP_DIRS), both cached by
+        # Django's cached loader, which only its autoreloader (off here) would reset.
+        write(tmp_path, "templates/page.html", "v2 {{ name }}\n")
+        wait_until(answers(port, "/page/", (200, "v2 ada\n")), "the project template edit")
+        staged = tmp_path / "shop/templates/shop/.item.html.tmp"
+        staged.write_text("item v2 {{ name }}\n")
+        staged.replace(tmp_path / "shop/templates/shop/item.html")  # an atomic save
+        wait_until(answers(port, "/item/", (200, "item v2 ada\n")), "the app template edit")
+        log = (tmp_path / "server.log").read_text()
+        assert "Traceback" not in log, log

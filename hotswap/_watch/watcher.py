@@ -61,6 +61,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from hotswap._config.settings import Settings
+from hotswap._engine import adapters as _adapters
 from hotswap._engine.gil import Lowered
 from hotswap._ops import events as _events
 from hotswap._ops.events import ReloadResult, location
@@ -132,6 +133,10 @@ def _inotify_observer() -> BaseObserver | None:
         return InotifyObserver(generate_full_events=True)
     except (TypeError, OSError):  # pragma: no cover - an old watchdog, or no inotify left
         return None
+
+
+# Files no framework caches from the watched folders: bytecode, databases, logs, editors' own.
+_NOT_TEMPLATES = (".pyc", ".pyo", ".sqlite3", ".sqlite3-journal", ".db", ".log", ".swp", "~")
 
 
 class _Handler(FileSystemEventHandler):
@@ -349,6 +354,10 @@ class Reloader:
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
         if why is None or not (path.endswith(".py") or _datafiles.readers(path)):
             # (A data file that module code read at import counts: its readers run again.)
+            done = why in (COMPLETE, _GONE) or (why == WRITING and self.settings.polling)
+            if done and not path.endswith(_NOT_TEMPLATES):
+                # Another file (a template): the framework adapters drop what they cached.
+                _adapters.files_changed((path,), self.paths)
             if self._settling:  # the worker waits for the queue to drain: it moved on
                 with self._cond:
                     self._cond.notify_all()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps  # type: ignore[import-untyped]
@@ -103,7 +104,28 @@ def _clear_included_resolvers() -> None:
 
 
 class DjangoAdapter:
-    """Keeps Django's URL resolver and app registry in line with a transaction."""
+    """Keeps Django's URL resolver and app registry in line with a transaction, and its
+    template loaders with the template files."""
+
+    def files_changed(self, paths: Sequence[str], roots: Sequence[str]) -> None:
+        """Reset Django's template loaders when a file under a template directory changed.
+
+        Django's cached loader keeps every template it compiled; its own autoreloader resets
+        it on a template save, but ``runserver --noreload`` (how hotswap serves) turns that
+        off.
+        """
+        from django.template import autoreload  # type: ignore[import-untyped]
+
+        try:
+            directories = [Path(d).resolve() for d in autoreload.get_template_directories()]
+        except Exception:  # settings not configured, apps not ready: nothing cached yet
+            logger.debug("hotswap: no Django template directories", exc_info=True)
+            return
+        for path in paths:
+            resolved = Path(path).resolve()
+            if any(resolved.is_relative_to(directory) for directory in directories):
+                autoreload.reset_loaders()
+                return
 
     def __init__(self) -> None:
         self._registry: list[tuple[str, str, type[Any]]] = []
