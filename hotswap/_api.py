@@ -133,7 +133,7 @@ def enable(
     Arguments left as None take their value from ``[tool.hotswap]`` in pyproject.toml and
     ``HOTSWAP_*`` environment variables, else the defaults above.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> reloader = hotswap.enable(["src"])     # doctest: +SKIP
     """
@@ -257,7 +257,7 @@ def reload(
     Returns:
         The result, with ``ok``, ``version``, ``changes``, ``error``...
 
-    Example:
+    Examples:
         >>> import hotswap, json
         >>> hotswap.reload(json).ok
         True
@@ -318,7 +318,7 @@ def pinned(timeout: float | None = None) -> Pin:
         timeout: the longest wait to enter, in seconds (None: as long as a reload takes);
             past it, :class:`~hotswap.PinTimeoutError`.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> with hotswap.pinned():
         ...     pass
@@ -339,7 +339,7 @@ def subscribe(callback: Callable[[Event], object]) -> Callable[[], None]:
     the reload lock held: a callback that starts a reload itself gets a failed result
     (:class:`ReentrantReloadError`); hand the work to another thread instead.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> seen = []
         >>> unsubscribe = hotswap.subscribe(seen.append)

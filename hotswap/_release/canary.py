@@ -280,7 +280,7 @@ def canary_scope(key: object) -> contextlib.AbstractContextManager[None]:
     version); it is counted as one call. Inside a request (or another scope) it changes
     nothing; with no canary running it does nothing.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> with hotswap.canary_scope("user-42"):
         ...     pass
@@ -339,7 +339,7 @@ def canary(
         HotswapError: what a reload would report for the new source (a syntax error, an
             incompatible change, the audit, a signature, an exception while building).
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> run = hotswap.canary("shop.pricing", weight=0.2, promote_after=500)  # doctest: +SKIP
         >>> run.wait(60)                                                         # doctest: +SKIP

@@ -19,7 +19,7 @@ another is given) and keeps them current from hotswap's events:
 
 The labelled canary series appear once a gray release runs.
 
-Example:
+Examples:
     >>> from prometheus_client import CollectorRegistry
     >>> from hotswap.integrations import prometheus
     >>> exporter = prometheus.register(CollectorRegistry())
@@ -34,7 +34,8 @@ try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 except ImportError as error:
     message = (
-        "hotswap.integrations.prometheus needs prometheus_client: pip install hotswap[prometheus]"
+        "hotswap.integrations.prometheus needs prometheus_client, hotswap's 'prometheus' extra "
+        "(pip install -e '.[prometheus]' in a checkout)"
     )
     raise ImportError(message) from error
 

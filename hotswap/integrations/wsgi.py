@@ -1,6 +1,6 @@
 """WSGI middleware: every request sees one version of the code; an optional status path.
 
-Example:
+Examples:
     >>> from hotswap.integrations.wsgi import HotswapMiddleware
     >>> def app(environ, start_response):
     ...     start_response("200 OK", [("Content-Type", "text/plain")])
