@@ -37,7 +37,8 @@ def test_packaging_changelog_keeps_a_changelog():
     assert text.startswith("# Changelog\n")
     assert "Keep a Changelog" in text
     headings = re.findall(r"^## \[(.+?)\]", text, re.MULTILINE)
-    assert headings and headings[0] == "Unreleased"
+    assert headings
+    assert headings[0] == "Unreleased"
     kinds = set(re.findall(r"^### (.+)$", text, re.MULTILINE))
     assert kinds <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}, kinds
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
