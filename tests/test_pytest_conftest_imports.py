@@ -4,6 +4,7 @@ fixes it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -70,8 +71,8 @@ def test_pytest_session_survives_a_broken_conftest_import(
     output = hotswap_session.output()
     assert "ImportError while loading conftest" in output
     assert "ending the session" not in output
-    assert "hotswap/_sources.py" not in output
-    assert "hotswap/_seam.py" not in output
+    # No frame of hotswap's own in the user's traceback (its loader sat in every import).
+    assert not re.search(r"hotswap/(\w+/)*\w+\.py:\d+: in ", output), output
 
     hotswap_session.write("pkg/helpers.py", HELPERS.replace("apple", "pear"))
     run = hotswap_session.next_run("pkg/helpers.py")
