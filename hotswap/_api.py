@@ -131,7 +131,9 @@ def enable(
             Also ``HOTSWAP_VERBOSE=1`` or ``[tool.hotswap] verbose = true``.
 
     Arguments left as None take their value from ``[tool.hotswap]`` in pyproject.toml and
-    ``HOTSWAP_*`` environment variables, else the defaults above.
+    ``HOTSWAP_*`` environment variables, else the defaults above. Arguments given are this
+    call's: they hold while the watcher it starts runs and end with :func:`disable`; they never
+    become settings (a later ``enable()`` or ``%load_ext hotswap`` starts from the settings).
 
     Examples:
         >>> import hotswap

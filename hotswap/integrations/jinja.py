@@ -40,13 +40,25 @@ def _held(value: object) -> Environment | None:
     return None
 
 
+_real_paths: dict[str, str] = {}  # a module's file -> its real path (the roots are real paths)
+
+
+def _real(file: str) -> str:
+    # Cached: this runs on the watcher's event thread, once per module, for every saved file
+    # that is not a module; resolving every path each time would cost a syscall per module.
+    real = _real_paths.get(file)
+    if real is None:
+        real = _real_paths[file] = os.path.realpath(file)
+    return real
+
+
 def _environments(roots: Sequence[str]) -> Iterator[Environment]:
     """The environments held at module level by modules whose file is under ``roots``."""
     prefixes = tuple(os.path.join(root, "") for root in roots)
     seen: set[int] = set()
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if not isinstance(file, str) or not os.path.realpath(file).startswith(prefixes):
+        if not isinstance(file, str) or not _real(file).startswith(prefixes):
             continue
         for value in list(vars(module).values()):
             environment = _held(value)
