@@ -490,7 +490,10 @@ class Reloader:
     # --- the worker ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._index.refresh()  # ahead of the first event, off the event path
+        try:
+            self._index.refresh()  # ahead of the first event, off the event path
+        except Exception:  # the index is rebuilt on a miss anyway: never die for it
+            logger.exception("hotswap: indexing the loaded modules failed; retried on use")
         while True:
             try:
                 batch = self._next_batch()

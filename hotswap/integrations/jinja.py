@@ -56,7 +56,7 @@ def _environments(roots: Sequence[str]) -> Iterator[Environment]:
     """The environments held at module level by modules whose file is under ``roots``."""
     prefixes = tuple(os.path.join(root, "") for root in roots)
     seen: set[int] = set()
-    for module in list(sys.modules.values()):
+    for module in list(sys.modules.copy().values()):
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or not _real(file).startswith(prefixes):
             continue
