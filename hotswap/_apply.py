@@ -33,9 +33,11 @@ __all__ = ("run",)
 logger = logging.getLogger("hotswap._transaction")
 
 
-def run(units: list[_Unit]) -> None:
-    """Execute the plans of a change set as one transaction; roll everything back on failure."""
-    settings = _config.current()
+def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
+    """Execute the plans of a change set as one transaction; roll everything back on failure.
+
+    ``pin_timeout`` overrides the setting: how long to wait for pinned sections to leave."""
+    wait = _config.current().pin_timeout if pin_timeout is None else pin_timeout
     touched = [u for u in units if u.plan]
     for unit in touched:
         # An importer (or a data file's reader) under canary: its functions dispatch between
@@ -46,7 +48,7 @@ def run(units: list[_Unit]) -> None:
     undo: list[Callable[[], object]] = []
     stages: list[_proxy.Stage] = []
     committed = False
-    with gate.exclusive(settings.pin_timeout, where):
+    with gate.exclusive(wait, where):
         for unit in touched:
             unit.snapshot = capture(vars(unit.module), unit.name)
             unit.record.current.state = unit.snapshot
