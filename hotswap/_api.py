@@ -160,7 +160,7 @@ def enable(
             explicit["paths"] = [os.fspath(p) for p in chosen]
         settings = _config.configure(**explicit)
         watch = list(settings.paths) or _default_paths()
-        reloader = Reloader(settings, watch, on_reload)
+        reloader = Reloader(settings, watch, on_reload, apply=_apply_change_set)
         reloader.start()
         if settings.verbose:
             # Imported here: it names a log level (NOTICE) that `import hotswap` must not.
@@ -174,13 +174,25 @@ def enable(
         return reloader
 
 
+def _apply_change_set(entries: list[tuple[str, bytes]]) -> list[ReloadResult]:
+    """How the watcher's change sets go live: one transaction, or in canary mode a change to
+    one module is tried on a share of the work first (a set of several modules applies as one
+    reload: a canary tries one module's code)."""
+    if len(entries) == 1 and _config.current().canary is not None:
+        return [_canary.from_watcher(*entries[0])]
+    return _transaction.reload_many(entries, policy=None)
+
+
 def deliver(result: ReloadResult) -> None:
     """Give the running watcher's ``on_reload`` a result no save caused (a canary's decision,
-    an automatic rollback)."""
+    an automatic rollback): registered with :func:`_events.on_announce` below."""
     reloader = _reloader
     callback = None if reloader is None else reloader.on_reload
     if callback is not None:
         _events.call_safely(callback, result)
+
+
+_events.on_announce(deliver)
 
 
 def _differences(

@@ -6,7 +6,7 @@ modules (:mod:`hotswap.integrations.asgi`, :mod:`hotswap.integrations.wsgi`) are
 the program that uses them.
 """
 
-from hotswap._adapters import register_adapter
+from hotswap._seam import register_adapter
 
 __all__ = ()
 

@@ -22,10 +22,7 @@ import sys
 from typing import Any
 
 import hotswap
-from hotswap import _transaction
-from hotswap._config import POLICIES
-from hotswap._events import ReloadResult, describe
-from hotswap._pending import Pending
+from hotswap._seam import POLICIES, Pending, ReloadResult, describe, reload_many
 from hotswap.integrations._shell_names import ImportedNames
 
 __all__ = ("HotswapExtension", "load_ipython_extension", "unload_ipython_extension")
@@ -126,7 +123,7 @@ class HotswapExtension:
             return []
         # Exactly the bytes that were hashed are applied, not what the file holds a moment
         # later.
-        results = _transaction.reload_many([(c.module, c.data) for c in changes])
+        results = reload_many([(c.module, c.data) for c in changes])
         for change, result in zip(changes, results, strict=True):
             self._record(result)
             if result.ok:

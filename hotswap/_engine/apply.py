@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from hotswap import _config, _planner, _proxy, _routing, _sources, _tracing
+from hotswap import _config, _hooks, _planner, _sources, _tracing
 from hotswap._adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
 from hotswap._events import location
 from hotswap._execute import compile_plan, relocate, run_plan
@@ -42,11 +42,11 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
     for unit in touched:
         # An importer (or a data file's reader) under canary: its functions dispatch between
         # two versions, and running its statements now would mix them.
-        if _routing.busy(unit.name):
+        if _hooks.busy(unit.name):
             raise _Failure(_canary_running(unit.name))
     where = location(touched[0].name, touched[0].path) if touched else "hotswap"
     undo: list[Callable[[], object]] = []
-    stages: list[_proxy.Stage] = []
+    stages: list[_hooks.Stage] = []
     committed = False
     with gate.exclusive(wait, where):
         for unit in touched:
@@ -65,7 +65,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                 for unit in touched:
                     current = unit
                     assert unit.snapshot is not None
-                    stage = _proxy.Stage(unit.name)
+                    stage = _hooks.stages(unit.name)
                     stages.append(stage)
                     updater = Updater(
                         unit.snapshot.namespace,

@@ -28,11 +28,11 @@ from hotswap import (
     _config,
     _datafiles,
     _events,
+    _hooks,
     _importers,
     _modules,
     _outcome,
     _planner,
-    _routing,
     _signing,
     _statements,
     _tracing,
@@ -271,7 +271,7 @@ def _read(
             units[id(module)].names.add(_modules.module_name(target))
             continue
         name = _modules.canonical(module)
-        if _routing.busy(name):
+        if _hooks.busy(name):
             raise _Failure(_canary_running(name))
         try:
             path = _modules.source_file(module)
@@ -487,7 +487,7 @@ def rollback(
             module = _resolve_entry(target)
             name = _modules.canonical(module)
             record = _records.get(name)
-            if _routing.busy(name):
+            if _hooks.busy(name):
                 raise _Failure(_canary_running(name))
             if record is None or record.namespace is not vars(module):
                 message = f"{name}: no reload history to roll back to (it was never reloaded)"

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from hotswap import _config, _datafiles, _events, _transaction
+from hotswap import _datafiles, _events, _transaction
 from hotswap._events import ReloadResult, call_safely, location
 from hotswap._modules import ModuleIndex, Scope, real_file
 from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
@@ -30,6 +30,7 @@ __all__ = (
     "SETTLED",
     "UNCLOSED",
     "WRITING",
+    "Apply",
     "ChangeSets",
 )
 
@@ -50,6 +51,8 @@ EMPTY_SETTLE = 0.5
 UNCLOSED = 2.0
 
 Requeue = Callable[[str, float, str], None]
+# Applies one change set (module name, new bytes) and returns one result per module.
+Apply = Callable[[list[tuple[str, bytes]]], list[ReloadResult]]
 
 
 class ChangeSets:
@@ -62,6 +65,9 @@ class ChangeSets:
         requeue: ``requeue(path, delay, why)`` looks at ``path`` again later, unless a newer
             event came.
         pending: whether an event for the path came since it was taken (the newer decides).
+        apply: what turns a set into live code; by default one transaction
+            (:func:`reload_set`). The API passes its own (a canary, a fleet release): the
+            stages that decide sit above this one.
     """
 
     def __init__(
@@ -72,7 +78,9 @@ class ChangeSets:
         debounce: float,
         requeue: Requeue,
         pending: Callable[[str], bool],
+        apply: Apply | None = None,
     ) -> None:
+        self._apply = apply or reload_set
         self._scope = scope
         self._index = index
         self._debounce = debounce
@@ -151,7 +159,7 @@ class ChangeSets:
             self._rerun_readers(path, on_reload)
         if not entries:
             return
-        results = _reload(entries, owners)
+        results = self._transact(entries, owners)
         if not all(r.ok for r in results):
             if len(entries) > 1:
                 for path in set(owners.values()):
@@ -170,6 +178,18 @@ class ChangeSets:
             if on_reload is not None:
                 call_safely(on_reload, result)
 
+    def _transact(
+        self, entries: list[tuple[str, bytes]], owners: dict[str, str]
+    ) -> list[ReloadResult]:
+        """The results, one per module, also when module code interrupted the transaction."""
+        try:
+            return self._apply(list(entries))
+        except KeyboardInterrupt as interrupt:
+            # Module code raised KeyboardInterrupt (the transaction rolls back and re-raises
+            # it). It is the worker thread's, not a Ctrl-C of the program: report it for every
+            # module of the set, as a failure, and keep watching.
+            return _interrupted(entries, owners, interrupt)
+
     def _rerun_readers(self, path: str, on_reload: Callable[[ReloadResult], object] | None) -> None:
         """A data file changed: the statements that read it at import run again."""
         readers: dict[str, set[int]] = {}
@@ -182,21 +202,9 @@ class ChangeSets:
                 call_safely(on_reload, result)
 
 
-def _reload(entries: list[tuple[str, bytes]], owners: dict[str, str]) -> list[ReloadResult]:
-    """The transaction's results, one per module, also when module code interrupted it."""
-    if len(entries) == 1 and _config.current().canary is not None:
-        # Canary mode: a change to one module is tried on a share of the work first. A set
-        # of several modules applies as one reload: a canary tries one module's code.
-        from hotswap import _canary
-
-        return [_canary.from_watcher(*entries[0])]
-    try:
-        return _transaction.reload_many(list(entries), policy=None)
-    except KeyboardInterrupt as interrupt:
-        # Module code raised KeyboardInterrupt (the transaction rolls back and re-raises it).
-        # It is the worker thread's, not a Ctrl-C of the program: report it for every module
-        # of the set, as a failure, and keep watching.
-        return _interrupted(entries, owners, interrupt)
+def reload_set(entries: list[tuple[str, bytes]]) -> list[ReloadResult]:
+    """One transaction over the set (the default way a change set goes live)."""
+    return _transaction.reload_many(entries, policy=None)
 
 
 def _interrupted(

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from hotswap import _proxy
+from hotswap import _hooks, _proxy
 from hotswap._switch import KINDS
 
 __all__ = (
@@ -145,6 +145,10 @@ def idle() -> bool:
 def busy(module: str) -> bool:
     """Whether a canary of ``module`` runs (a reload or rollback of it must wait for its end)."""
     return any(run.module == module for run in _runs)
+
+
+# A reload or rollback of a module under canary is refused until the canary ends.
+_hooks.on_busy(busy)
 
 
 def assigned(module: str) -> bool:

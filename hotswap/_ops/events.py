@@ -19,6 +19,7 @@ from hotswap._event_types import (
     CanaryCall,
     CanaryDecision,
     ChangeDetected,
+    Changes,
     Planned,
     RolledBack,
     WatcherState,
@@ -39,11 +40,13 @@ __all__ = (
     "Skipped",
     "Status",
     "WatcherState",
+    "announce",
     "describe",
     "emit",
     "listen",
     "location",
     "log_extra",
+    "on_announce",
     "outcome",
     "publish",
     "subscribe",
@@ -51,56 +54,6 @@ __all__ = (
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What a reload changed, by qualified name (``f``, ``Cls``, ``Cls.method``).
-
-    Attributes:
-        added: names the new source defines and the old did not.
-        changed: names defined by both whose definition (or what it depends on) changed.
-        removed: names the old source defined and the new does not.
-        replaced: classes that could not be updated in place (an Enum, a changed metaclass,
-            bases or ``__slots__``, a pydantic model) and were replaced by new class objects,
-            each with the reason, e.g. ``Color (it is an Enum)``.
-        lines: name -> (first line, last line) of its definition in the new source; for a
-            removed name, in the old source.
-    """
-
-    added: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    replaced: tuple[str, ...] = ()
-    lines: Mapping[str, tuple[int, int]] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.replaced)
-
-    def _span(self, name: str) -> str:
-        span = self.lines.get(name.split(" ", 1)[0])
-        if span is None:
-            return ""
-        first, last = span
-        return f" (L{first})" if first == last else f" (L{first}-{last})"
-
-    def summary(self) -> str:
-        """A short human-readable list, e.g. ``~charge (L12-18), +refund (L40), -legacy``."""
-        parts = [f"+{n}{self._span(n)}" for n in self.added]
-        parts += [f"~{n}{self._span(n)}" for n in self.changed]
-        parts += [f"-{n} (removed)" for n in self.removed]
-        parts += [f"!{n} (replaced)" for n in self.replaced]
-        return ", ".join(parts) if parts else "no changes"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict: the four name lists and ``lines`` as ``[first, last]``."""
-        return {
-            "added": list(self.added),
-            "changed": list(self.changed),
-            "removed": list(self.removed),
-            "replaced": list(self.replaced),
-            "lines": {name: list(span) for name, span in self.lines.items()},
-        }
 
 
 @dataclass(frozen=True)
@@ -450,6 +403,26 @@ def publish(event: Event) -> None:
         logger.debug("hotswap: %s", event, extra=log_extra(event))
     for callback in _event_listeners:
         call_safely(callback, event)
+
+
+# Who hears of results that no save or call caused (a canary's decision, an automatic
+# rollback): the API registers the running watcher's ``on_reload`` here. The stages that decide
+# sit below the API, so they announce instead of importing it.
+_announcers: tuple[Callable[[ReloadResult], object], ...] = ()
+
+
+def on_announce(callback: Callable[[ReloadResult], object]) -> None:
+    """Call ``callback(result)`` for every result :func:`announce` is given."""
+    global _announcers
+    with _listeners_lock:
+        if callback not in _announcers:
+            _announcers = (*_announcers, callback)
+
+
+def announce(result: ReloadResult) -> None:
+    """Hand a result no save caused to the registered callbacks (what they raise is logged)."""
+    for callback in _announcers:
+        call_safely(callback, result)
 
 
 def outcome(result: ReloadResult) -> str:

@@ -232,9 +232,7 @@ class Canary:
                 )
             )
             logger.info("hotswap: %s: canary %s: %s", self.module, state, self.reason)
-            from hotswap import _api  # here: the API module sits above this one
-
-            _api.deliver(result)
+            _events.announce(result)
             self._done.set()
             return result
 

@@ -93,9 +93,7 @@ def _roll_back(window: _Window, reason: str) -> None:
         return  # a newer version is live already: it has its own window
     logger.warning("hotswap: %s: rolling back v%d: %s", window.module, window.version, reason)
     result = _transaction.rollback(window.module, reason=f"auto rollback: {reason}", why="health")
-    from hotswap import _api  # here: the API module sits above this one
-
-    _api.deliver(result)
+    _events.announce(result)
 
 
 def _on_result(result: ReloadResult) -> None:

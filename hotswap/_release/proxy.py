@@ -29,6 +29,7 @@ from typing import Any, TypeVar, overload
 
 import wrapt
 
+from hotswap import _hooks
 from hotswap._snapshot import register_stateful
 from hotswap._update import trampoline as _trampoline
 
@@ -104,6 +105,10 @@ class Stage:
             if isinstance(standin, types.FunctionType):
                 standin.__dict__.pop(STAGED, None)
         self.staged.clear()
+
+
+# The engine asks for a stage per module it reloads: new targets swap at its commit.
+_hooks.on_stage(Stage)
 
 
 def is_reloadable(obj: object) -> bool:

@@ -9,19 +9,67 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
-
-if TYPE_CHECKING:
-    from hotswap._events import Changes
+from typing import Any, ClassVar
 
 __all__ = (
     "CanaryCall",
     "CanaryDecision",
     "ChangeDetected",
+    "Changes",
     "Planned",
     "RolledBack",
     "WatcherState",
 )
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a reload changed, by qualified name (``f``, ``Cls``, ``Cls.method``).
+
+    Attributes:
+        added: names the new source defines and the old did not.
+        changed: names defined by both whose definition (or what it depends on) changed.
+        removed: names the old source defined and the new does not.
+        replaced: classes that could not be updated in place (an Enum, a changed metaclass,
+            bases or ``__slots__``, a pydantic model) and were replaced by new class objects,
+            each with the reason, e.g. ``Color (it is an Enum)``.
+        lines: name -> (first line, last line) of its definition in the new source; for a
+            removed name, in the old source.
+    """
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    lines: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.replaced)
+
+    def _span(self, name: str) -> str:
+        span = self.lines.get(name.split(" ", 1)[0])
+        if span is None:
+            return ""
+        first, last = span
+        return f" (L{first})" if first == last else f" (L{first}-{last})"
+
+    def summary(self) -> str:
+        """A short human-readable list, e.g. ``~charge (L12-18), +refund (L40), -legacy``."""
+        parts = [f"+{n}{self._span(n)}" for n in self.added]
+        parts += [f"~{n}{self._span(n)}" for n in self.changed]
+        parts += [f"-{n} (removed)" for n in self.removed]
+        parts += [f"!{n} (replaced)" for n in self.replaced]
+        return ", ".join(parts) if parts else "no changes"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: the four name lists and ``lines`` as ``[first, last]``."""
+        return {
+            "added": list(self.added),
+            "changed": list(self.changed),
+            "removed": list(self.removed),
+            "replaced": list(self.replaced),
+            "lines": {name: list(span) for name, span in self.lines.items()},
+        }
 
 
 @dataclass(frozen=True)

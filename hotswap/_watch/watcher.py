@@ -61,7 +61,15 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from hotswap import _datafiles, _events, _signing
-from hotswap._changeset import COMPLETE, CREATED, SETTLED, UNCLOSED, WRITING, ChangeSets
+from hotswap._changeset import (
+    COMPLETE,
+    CREATED,
+    SETTLED,
+    UNCLOSED,
+    WRITING,
+    Apply,
+    ChangeSets,
+)
 from hotswap._config import Settings
 from hotswap._events import ReloadResult, location
 from hotswap._fsfacts import Backlog, created_means, folder_identity
@@ -173,6 +181,7 @@ class Reloader:
         settings: Settings,
         paths: list[str],
         on_reload: Callable[[ReloadResult], object] | None = None,
+        apply: Apply | None = None,
     ) -> None:
         self.settings = settings
         self.scope = Scope(paths, settings.exclude)
@@ -209,6 +218,7 @@ class Reloader:
             debounce=settings.debounce,
             requeue=self._requeue,
             pending=self._is_pending,
+            apply=apply,
         )
         self._observer: BaseObserver = observer
         self._backlog = Backlog(observer)
