@@ -7,40 +7,20 @@ import logging
 import sys
 import time
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 
 from hotswap import _events, _modules
+from hotswap._engine import hooks
 from hotswap._events import Changes, ReloadResult, describe
 from hotswap._history import Record
 from hotswap._history import records as _records
 from hotswap._report import changes_of, dependents_of, skipped_of
 from hotswap._unit import Failure, Unit
 
-__all__ = ("advance", "epoch_hooks", "failed", "finish", "metrics", "report", "results")
+__all__ = ("failed", "finish", "metrics", "report", "results")
 
 logger = logging.getLogger("hotswap._transaction")
 metrics = _events.Metrics()
-
-# Module name -> (sha256 of the bytes now live, those bytes when known).
-Committed = Mapping[str, tuple[str, bytes | None]]
-# The fleet stage names the code a process runs by its content (an epoch) and registers these
-# two so that every result carries the epoch after its attempt: ``advance`` is told what a
-# commit made live and returns the new epoch, ``current`` returns the epoch as it is.
-_advance: Callable[[Committed], str] | None = None
-_current: Callable[[], str] | None = None
-
-
-def epoch_hooks(advance: Callable[[Committed], str], current: Callable[[], str]) -> None:
-    """Register the functions that keep the process's epoch (hotswap/_fleet/release.py)."""
-    global _advance, _current
-    _advance, _current = advance, current
-
-
-def advance(committed: Committed) -> str:
-    """Tell the epoch keeper what a commit made live; the epoch after it (``""``: none)."""
-    if _advance is None:
-        return ""
-    return _advance(committed) if committed else (_current() if _current else "")
 
 
 def report(
@@ -57,8 +37,8 @@ def finish(
     why: str | None = None,
     level: int | None = None,
 ) -> ReloadResult:
-    if not result.epoch and _current is not None:
-        result = dataclasses.replace(result, epoch=_current())
+    if not result.epoch:
+        result = dataclasses.replace(result, epoch=hooks.epoch())
     if record is not None:
         record.last_result = result
     if result.kind != "canary":  # a canary's start or abort is not a reload attempt
@@ -82,7 +62,7 @@ def results(
     duration = time.perf_counter() - start
     results: list[ReloadResult] = []
     finished: dict[int, ReloadResult] = {}
-    epoch = advance(
+    epoch = hooks.advance(
         {
             unit.name: (unit.digest, unit.data)
             for unit in roots

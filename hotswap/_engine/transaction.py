@@ -38,6 +38,7 @@ from hotswap import (
     _tracing,
 )
 from hotswap._baseline import live_symbols, synthesize
+from hotswap._engine import hooks
 from hotswap._checks import check_compatibility
 from hotswap._events import Changes, ModuleStatus, ReloadResult, location
 from hotswap._execute import compile_plan
@@ -521,7 +522,7 @@ def rollback(
                 record.current = chosen
             if chosen.source_hash is not None and chosen.source_hash != before.source_hash:
                 text = chosen.source.source.encode() if chosen.source is not None else None
-                _outcome.advance({name: (chosen.source_hash, text)})
+                hooks.advance({name: (chosen.source_hash, text)})
             changes = Changes()
             if before.source is not None and chosen.source is not None:
                 from hotswap._diff import diff

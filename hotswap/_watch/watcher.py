@@ -68,6 +68,7 @@ from hotswap._changeset import (
     UNCLOSED,
     WRITING,
     Apply,
+    ApplyFiles,
     ChangeSets,
 )
 from hotswap._config import Settings
@@ -182,6 +183,7 @@ class Reloader:
         paths: list[str],
         on_reload: Callable[[ReloadResult], object] | None = None,
         apply: Apply | None = None,
+        apply_files: ApplyFiles | None = None,
     ) -> None:
         self.settings = settings
         self.scope = Scope(paths, settings.exclude)
@@ -219,6 +221,7 @@ class Reloader:
             requeue=self._requeue,
             pending=self._is_pending,
             apply=apply,
+            apply_files=apply_files,
         )
         self._observer: BaseObserver = observer
         self._backlog = Backlog(observer)

@@ -1,0 +1,97 @@
+"""How the coordinator and its workers find and talk to each other.
+
+The coordinator listens on a unix socket in a private temporary folder (mode 0700) with
+:mod:`multiprocessing.connection`, which authenticates every connection with a random key
+(HMAC challenge) before anything is read. The address and the key reach the workers in the
+environment variable :data:`ENV` (``HOTSWAP_FLEET``), which forked and spawned children
+inherit. Messages are ``(kind, round, body)`` tuples, pickled by the connection.
+
+Coordinator -> worker: ``welcome`` (the epoch and committed overlay, answering ``hello``),
+``prepare`` (files and parent epoch; answered by ``vote``), ``commit`` (a release; answered by
+``done``), ``abort``, ``rollback`` (answered by ``done``). Worker -> coordinator: ``hello``,
+``vote``, ``done``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from multiprocessing.connection import Client, Connection
+from typing import Any
+
+__all__ = ("ENV", "Address", "Message", "connect", "from_environ", "new_address")
+
+ENV = "HOTSWAP_FLEET"
+"""The environment variable that names the fleet a process belongs to."""
+
+HELLO, WELCOME, PREPARE, VOTE, COMMIT, ABORT, ROLLBACK, DONE = (
+    "hello",
+    "welcome",
+    "prepare",
+    "vote",
+    "commit",
+    "abort",
+    "rollback",
+    "done",
+)
+
+Message = tuple[str, int, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a coordinator listens, and the key its workers authenticate with.
+
+    Attributes:
+        pid: the coordinator's process id.
+        path: its unix socket.
+        key: the authentication key.
+    """
+
+    pid: int
+    path: str
+    key: bytes
+
+    def export(self) -> str:
+        """The value of :data:`ENV` that names this fleet."""
+        return json.dumps({"pid": self.pid, "path": self.path, "key": self.key.hex()})
+
+    @property
+    def folder(self) -> str:
+        """The private folder holding the socket."""
+        return os.path.dirname(self.path)
+
+    def remove(self) -> None:
+        """Delete the socket's folder (the coordinator, when it stops)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def new_address() -> Address:
+    """A fresh socket path in a new private folder, and a random key."""
+    folder = tempfile.mkdtemp(prefix="hotswap-fleet-")  # created with mode 0700
+    return Address(os.getpid(), os.path.join(folder, "fleet.sock"), os.urandom(32))
+
+
+def from_environ(environ: dict[str, str] | None = None) -> Address | None:
+    """The fleet :data:`ENV` names, or None (unset or unreadable)."""
+    text = (os.environ if environ is None else environ).get(ENV, "")
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        return Address(int(data["pid"]), str(data["path"]), bytes.fromhex(data["key"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def connect(address: Address) -> Connection:
+    """An authenticated connection to the coordinator.
+
+    Raises:
+        OSError: it does not listen (any more).
+        multiprocessing.AuthenticationError: the key is not its key.
+    """
+    return Client(address.path, family="AF_UNIX", authkey=address.key)

@@ -1,0 +1,199 @@
+"""Releases and epochs: the code a process runs, named by its content.
+
+A *release* is the exact bytes of one or more modules, by module name, on top of a parent
+epoch. Its *epoch* is a sha256 over the parent epoch and the release's sorted (module name,
+sha256 of its bytes) pairs, so two processes that committed the same releases in the same
+order report the same epoch, whatever their local version numbers say. Before any release a
+process is at :data:`GENESIS`: the code as it was imported at start.
+
+:data:`ledger` keeps this process's committed *overlay* (module name -> the bytes committed
+since start) and its epoch. Every commit of the engine tells it what went live (a hook it
+registers, see :func:`install`); a fleet worker applies a coordinator's release under
+:meth:`Ledger.applying`, so that its epoch is the release's even when it runs only some of
+the release's modules; a fleet rollback puts a saved :class:`State` back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from hotswap._engine import hooks
+
+__all__ = ("GENESIS", "Ledger", "Release", "State", "epoch_of", "install", "ledger", "short")
+
+GENESIS = hashlib.sha256(b"hotswap:genesis").hexdigest()
+"""The epoch of a process before any release: the code it imported at start."""
+
+# Earlier states remembered so that going back to one (a rollback) gives its epoch back.
+_CHAIN = 64
+
+
+def short(epoch: str) -> str:
+    """The 12 characters logs, headers and messages show of an epoch."""
+    return epoch[:12]
+
+
+def digest(data: bytes) -> str:
+    """sha256 of a module's bytes, as the epoch and the engine's ``source_hash`` use it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def epoch_of(parent: str, hashes: Mapping[str, str]) -> str:
+    """The epoch of a release: sha256 over ``parent`` and the sorted (name, hash) pairs."""
+    h = hashlib.sha256(parent.encode())
+    for name in sorted(hashes):
+        h.update(b"\0" + name.encode() + b"\0" + hashes[name].encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Release:
+    """Exact bytes per module name, on top of ``parent``.
+
+    Attributes:
+        parent: the epoch it applies to.
+        modules: module name -> the bytes to run.
+        epoch: its own epoch (:func:`epoch_of`).
+        paths: module name -> the file the bytes were read from (for messages).
+    """
+
+    parent: str
+    modules: Mapping[str, bytes]
+    epoch: str = ""
+    paths: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, parent: str, modules: Mapping[str, bytes], paths: Mapping[str, str] | None = None
+    ) -> Release:
+        """The release of ``modules`` on ``parent``, its epoch computed."""
+        hashes = {name: digest(data) for name, data in modules.items()}
+        return cls(parent, dict(modules), epoch_of(parent, hashes), dict(paths or {}))
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """Module name -> sha256 of its bytes."""
+        return {name: digest(data) for name, data in self.modules.items()}
+
+
+@dataclass(frozen=True)
+class State:
+    """A process's epoch and committed overlay at one moment.
+
+    Attributes:
+        epoch: the epoch.
+        overlay: module name -> bytes committed since start (None where only the hash is
+            known: a local rollback to a version whose bytes were not kept).
+        hashes: module name -> sha256 of those bytes.
+    """
+
+    epoch: str
+    overlay: Mapping[str, bytes | None]
+    hashes: Mapping[str, str]
+
+    def shippable(self) -> dict[str, bytes]:
+        """The overlay's known bytes (what a joining worker receives)."""
+        return {name: data for name, data in self.overlay.items() if data is not None}
+
+
+class Ledger:
+    """This process's epoch and committed overlay; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = State(GENESIS, {}, {})
+        self._chain: deque[State] = deque(maxlen=_CHAIN)
+        self._local = threading.local()  # .release: the release this thread applies
+
+    @property
+    def epoch(self) -> str:
+        """The epoch now."""
+        return self._state.epoch
+
+    def state(self) -> State:
+        """The epoch and overlay now (an immutable snapshot)."""
+        return self._state
+
+    def bytes_of(self, name: str) -> bytes | None:
+        """The committed bytes of module ``name``, or None when it has no committed release."""
+        return self._state.overlay.get(name)
+
+    @contextmanager
+    def applying(self, release: Release) -> Iterator[None]:
+        """Commits made by this thread inside are ``release``'s: the epoch becomes its epoch
+        and the overlay takes all its modules, loaded here or not."""
+        self._local.release = release
+        try:
+            yield
+        finally:
+            self._local.release = None
+
+    def advance(self, committed: Mapping[str, tuple[str, bytes | None]]) -> str:
+        """What a commit made live (name -> (hash, bytes)); returns the epoch after it."""
+        release: Release | None = getattr(self._local, "release", None)
+        with self._lock:
+            if release is not None:
+                self._adopt_locked(release.epoch, release.modules, release.hashes)
+                return release.epoch
+            now = self._state
+            new = {n: h for n, (h, _) in committed.items() if now.hashes.get(n) != h}
+            if not new:
+                return now.epoch
+            hashes = {**now.hashes, **new}
+            overlay = {**now.overlay, **{n: committed[n][1] for n in new}}
+            epoch = next(
+                (s.epoch for s in reversed(self._chain) if dict(s.hashes) == hashes),
+                None,
+            )
+            if epoch is None:
+                epoch = epoch_of(now.epoch, new)
+            self._chain.append(now)
+            self._state = State(epoch, overlay, hashes)
+            return epoch
+
+    def adopt(self, epoch: str, modules: Mapping[str, bytes]) -> None:
+        """Take a fleet's state as this process's (a worker that joined, or rolled back)."""
+        with self._lock:
+            hashes = {name: digest(data) for name, data in modules.items()}
+            self._adopt_locked(epoch, modules, hashes, merge=False)
+
+    def restore(self, state: State) -> None:
+        """Put a saved state back (a fleet rollback to the parent epoch)."""
+        with self._lock:
+            self._chain.append(self._state)
+            self._state = state
+
+    def _adopt_locked(
+        self,
+        epoch: str,
+        modules: Mapping[str, bytes],
+        hashes: Mapping[str, str],
+        *,
+        merge: bool = True,
+    ) -> None:
+        if epoch == self._state.epoch:
+            return
+        base = self._state if merge else State(GENESIS, {}, {})
+        self._chain.append(self._state)
+        self._state = State(
+            epoch, {**base.overlay, **modules}, {**base.hashes, **dict(hashes)}
+        )
+
+    def reset(self) -> None:
+        """Back to genesis (tests)."""
+        with self._lock:
+            self._state = State(GENESIS, {}, {})
+            self._chain.clear()
+
+
+ledger = Ledger()
+
+
+def install() -> None:
+    """Make every commit of the engine advance this process's epoch (idempotent)."""
+    hooks.on_epoch(ledger.advance, lambda: ledger.epoch)
