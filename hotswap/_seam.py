@@ -11,10 +11,14 @@ integrations, never under them. Each name says which stage it comes from:
 - the IPython extension: :class:`Pending` (watch), :func:`reload_many` (engine), ``POLICIES``;
 - exporters (ops): the event types, :func:`outcome`, :func:`describe`, :func:`location`,
   ``tracing`` (the span backend the OpenTelemetry exporter installs);
-- the pytest plugin (watch): :class:`Reloader`, the watcher it feeds from.
+- the pytest plugin (watch): :class:`Reloader`, the watcher it feeds from;
+- the fleet (api, fleet): :func:`coordinate` and :func:`end_fleet` (gunicorn's hooks),
+  :func:`epoch` (the middleware's ``x-hotswap-epoch`` header), :func:`short`.
 """
 
 from hotswap import _routing as routing
+from hotswap._api import coordinate, end_fleet
+from hotswap._fleet import ledger, short
 from hotswap import _tracing as tracing
 from hotswap._adapters import ModulePlan, ModuleUpdate, register_adapter
 from hotswap._config import POLICIES
@@ -38,11 +42,20 @@ __all__ = (
     "Reloader",
     "RolledBack",
     "WatcherState",
+    "coordinate",
     "describe",
+    "end_fleet",
+    "epoch",
     "location",
     "outcome",
     "register_adapter",
     "reload_many",
     "routing",
+    "short",
     "tracing",
 )
+
+
+def epoch() -> str:
+    """This process's epoch now (see :attr:`hotswap.Status.epoch`)."""
+    return ledger.epoch

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hotswap import _config, _hooks, _planner, _sources, _tracing
+from hotswap._engine import hooks
 from hotswap._adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
 from hotswap._events import location
 from hotswap._execute import compile_plan, relocate, run_plan
@@ -97,6 +98,16 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                 for unit in touched:
                     current = unit
                     _call_hook(unit, "__hotswap_verify__", VerificationError)
+            current = None
+            # The epoch moves with the code, inside the gate: a section pinned from now on
+            # runs the new code and reads the new epoch (the middleware's header).
+            hooks.advance(
+                {
+                    u.name: (u.digest, u.data)
+                    for u in units
+                    if u.root and u.digest is not None and u.digest != u.before
+                }
+            )
         except BaseException as error:
             if not committed:
                 for stage in stages:

@@ -99,6 +99,10 @@ class ChangeSets:
         self._failed: list[tuple[frozenset[str], float]] = []  # rejected sets, and when
         self._quiet: set[str] = set()  # re-read after a folder swap: report changes only
 
+    def delegate(self, apply_files: ApplyFiles) -> None:
+        """Use ``apply_files`` from the next change set on (see ``apply_files`` above)."""
+        self._apply_files = apply_files
+
     def reread(self, path: str) -> None:
         """``path`` is about to be read again because its folder changed under the watcher:
         report its reload only if it differs from what runs."""

@@ -243,6 +243,11 @@ class Reloader:
         self._worker.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
 
+    def delegate(self, apply_files: ApplyFiles) -> None:
+        """From the next change set on, hand every changed source file to ``apply_files``
+        (a fleet's coordinator), see :class:`~hotswap._watch.changeset.ChangeSets`."""
+        self._sets.delegate(apply_files)
+
     def stop(self) -> None:
         """Stop watching and join the threads."""
         self._observer.stop()
