@@ -11,14 +11,20 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _canary, _config, _datafiles, _events, _health, _modules, _transaction
 from hotswap import _fleet
-from hotswap._events import Event, ReloadResult, Status
-from hotswap._pin import Pin, gate
+from hotswap._config import settings as _config
+from hotswap._engine import transaction as _transaction
+from hotswap._engine.pin import Pin, gate
+from hotswap._ops import events as _events
+from hotswap._ops.events import Event, ReloadResult, Status
+from hotswap._plan import datafiles as _datafiles
+from hotswap._plan import modules as _modules
+from hotswap._release import canary as _canary
+from hotswap._release import health as _health
 from hotswap.exceptions import HotswapWarning
 
 if TYPE_CHECKING:
-    from hotswap._watcher import Reloader
+    from hotswap._watch.watcher import Reloader
 
 __all__ = (
     "configure",
@@ -32,7 +38,7 @@ __all__ = (
     "subscribe",
 )
 
-_reloader: Any = None  # the running hotswap._watcher.Reloader
+_reloader: Any = None  # the running hotswap._watch.watcher.Reloader
 _health.install()  # watches committed versions while auto_rollback is configured
 _reloader_lock = threading.Lock()
 logger = logging.getLogger(__name__)
@@ -136,7 +142,7 @@ def enable(
         >>> reloader = hotswap.enable(["src"])     # doctest: +SKIP
     """
     global _reloader, _hide_status
-    from hotswap._watcher import Reloader
+    from hotswap._watch.watcher import Reloader
 
     given: dict[str, object] = {
         "debounce": debounce,
@@ -184,7 +190,7 @@ def enable(
         reloader.start()
         if settings.verbose:
             # Imported here: it names a log level (NOTICE) that `import hotswap` must not.
-            from hotswap import _console
+            from hotswap._ops import console as _console
 
             if not _console.attached():  # hotswap run shows them already
                 _hide_status = _console.show()

@@ -8,7 +8,9 @@ integrations, never under them. Each name says which stage it comes from:
 
 - framework adapters (engine): :func:`register_adapter`, :class:`ModulePlan`, :class:`ModuleUpdate`;
 - the ASGI/WSGI middleware (release, engine): ``routing`` (a request's canary unit), :class:`Pin`;
-- the IPython extension: :class:`Pending` (watch), :func:`reload_many` (engine), ``POLICIES``;
+- the IPython extension: :class:`Pending` (watch), :func:`reload_many` (engine), ``POLICIES``,
+  and ``api``, the public functions (the extension is imported by ``hotswap``'s own
+  ``load_ipython_extension``, so it must not import ``hotswap`` back);
 - exporters (ops): the event types, :func:`outcome`, :func:`describe`, :func:`location`,
   ``tracing`` (the span backend the OpenTelemetry exporter installs);
 - the pytest plugin (watch): :class:`Reloader`, the watcher it feeds from;
@@ -16,18 +18,19 @@ integrations, never under them. Each name says which stage it comes from:
   :func:`epoch` (the middleware's ``x-hotswap-epoch`` header), :func:`short`.
 """
 
-from hotswap import _routing as routing
+from hotswap import _api as api
 from hotswap._api import coordinate, end_fleet
+from hotswap._config.settings import POLICIES
+from hotswap._engine.adapters import ModulePlan, ModuleUpdate, register_adapter
+from hotswap._engine.pin import Pin
+from hotswap._engine.transaction import reload_many
 from hotswap._fleet import ledger, short
-from hotswap import _tracing as tracing
-from hotswap._adapters import ModulePlan, ModuleUpdate, register_adapter
-from hotswap._config import POLICIES
-from hotswap._event_types import CanaryCall, CanaryDecision, RolledBack, WatcherState
-from hotswap._events import Event, ReloadResult, describe, location, outcome
-from hotswap._pending import Pending
-from hotswap._pin import Pin
-from hotswap._transaction import reload_many
-from hotswap._watcher import Reloader
+from hotswap._ops import tracing
+from hotswap._ops.event_types import CanaryCall, CanaryDecision, RolledBack, WatcherState
+from hotswap._ops.events import Event, ReloadResult, describe, location, outcome
+from hotswap._release import routing
+from hotswap._watch.pending import Pending
+from hotswap._watch.watcher import Reloader
 
 __all__ = (
     "POLICIES",
@@ -42,6 +45,7 @@ __all__ = (
     "Reloader",
     "RolledBack",
     "WatcherState",
+    "api",
     "coordinate",
     "describe",
     "end_fleet",

@@ -35,8 +35,8 @@ __all__ = (
 
 
 class Finding(Protocol):
-    """One problem the compatibility check found (``hotswap._diff.Finding`` is the one it makes;
-    this module sits below the check and names only what it reads)."""
+    """One problem the compatibility check found (``hotswap._plan.diff.Finding`` is the one it
+    makes; this module sits below the check and names only what it reads)."""
 
     @property
     def lineno(self) -> int:

@@ -23,10 +23,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hotswap
-from hotswap import _console, _restart, _runner
-from hotswap._config import POLICIES
-from hotswap._events import describe
-from hotswap._runner import Target
+from hotswap._cli import restart as _restart
+from hotswap._cli import runner as _runner
+from hotswap._cli.runner import Target
+from hotswap._config.settings import POLICIES
+from hotswap._ops import console as _console
+from hotswap._ops.events import describe
 
 __all__ = ("main",)
 
@@ -298,7 +300,7 @@ def _demo() -> int:
 
 
 def _sign(options: argparse.Namespace) -> int:
-    from hotswap._signing import sign_file
+    from hotswap._plan.signing import sign_file
 
     for file in options.files:
         try:

@@ -13,8 +13,8 @@ platform without ``fork``) would hand the program a broken copy: there each run 
 new interpreter instead, and hotswap says why. A change to the dependencies makes the template
 itself stale: then the supervisor starts again from scratch (``exec``).
 
-What the template imports is decided in ``hotswap._template``; which files restart the
-program, in ``hotswap._triggers``.
+What the template imports is decided in ``hotswap._cli.template``; which files restart the
+program, in ``hotswap._cli.triggers``.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ import traceback
 from collections.abc import Callable
 from types import FrameType
 
-from hotswap import _config, _runner
-from hotswap._console import NOTICE
-from hotswap._modules import Scope
-from hotswap._template import dependencies, fork_unsafe_reason, warm_up
-from hotswap._triggers import Triggers
+from hotswap._cli import runner as _runner
+from hotswap._cli.template import dependencies, fork_unsafe_reason, warm_up
+from hotswap._cli.triggers import Triggers
+from hotswap._config import settings as _config
+from hotswap._ops.console import NOTICE
+from hotswap._plan.modules import Scope
 
 __all__ = ("ChildExit", "Supervisor", "control_writer")
 
@@ -204,7 +205,7 @@ class Supervisor:
         names = dependencies(self.target.entry_file(), Scope(self.target.watch))
         # hotswap's own imports in a run are warmed too: the watcher (watchdog; starting it is
         # the run's) and what reads pyproject.toml.
-        own = ["hotswap._watcher", *(["tomllib"] if sys.version_info >= (3, 11) else [])]
+        own = ["hotswap._watch.watcher", *(["tomllib"] if sys.version_info >= (3, 11) else [])]
         imported = warm_up([*names, *own])
         self.unsafe = fork_unsafe_reason()
         took = (time.perf_counter() - started) * 1000

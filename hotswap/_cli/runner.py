@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 
 import hotswap
 from hotswap import _api
-from hotswap import _sources
-from hotswap._console import NOTICE
-from hotswap._events import ReloadResult, describe
-from hotswap._modules import Scope, loaded_files
+from hotswap._ops.console import NOTICE
+from hotswap._ops.events import ReloadResult, describe
+from hotswap._plan import sources as _sources
+from hotswap._plan.modules import Scope, loaded_files
 from hotswap.exceptions import SourceSyntaxError
 
 __all__ = ("RestartRequest", "Target", "exit_code", "print_crash", "run")

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Iterator
 
-from hotswap._modules import Scope
+from hotswap._plan.modules import Scope
 
 __all__ = ("dependencies", "fork_unsafe_reason", "warm_up")
 

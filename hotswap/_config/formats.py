@@ -2,7 +2,7 @@
 
 The format is chosen by the file's extension. TOML, JSON and YAML carry types (numbers,
 booleans, lists, tables); INI carries only strings, which the schema converts (see
-:mod:`hotswap._config_schema`). PyYAML (the ``hotswap[yaml]`` extra) and, on Python 3.10,
+:mod:`hotswap._config.schema`). PyYAML (the ``hotswap[yaml]`` extra) and, on Python 3.10,
 ``tomli`` (the ``hotswap[toml]`` extra) are imported only when a file of theirs is read.
 """
 
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hotswap._events import display_path
+from hotswap._ops.events import display_path
 from hotswap.exceptions import ConfigError
 
 __all__ = ("FORMATS", "format_of", "key_line", "parse", "textual")

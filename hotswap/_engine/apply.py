@@ -11,27 +11,30 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from hotswap import _config, _hooks, _planner, _sources, _tracing
-from hotswap._engine import hooks
-from hotswap._adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
-from hotswap._events import location
-from hotswap._execute import compile_plan, relocate, run_plan
-from hotswap._history import Version
-from hotswap._history import records as _records
-from hotswap._pin import gate
-from hotswap._report import error_in
-from hotswap._snapshot import capture
-from hotswap._unit import Failure as _Failure
-from hotswap._unit import Unit as _Unit
-from hotswap._unit import canary_running as _canary_running
-from hotswap._unit import facts as _facts
-from hotswap._unit import keep as _keep
-from hotswap._update import Updater
+from hotswap._config import settings as _config
+from hotswap._engine import hooks as _hooks
+from hotswap._engine.adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
+from hotswap._engine.execute import compile_plan, relocate, run_plan
+from hotswap._engine.history import Version
+from hotswap._engine.history import records as _records
+from hotswap._engine.pin import gate
+from hotswap._engine.report import error_in
+from hotswap._engine.snapshot import capture
+from hotswap._engine.unit import Failure as _Failure
+from hotswap._engine.unit import Unit as _Unit
+from hotswap._engine.unit import canary_running as _canary_running
+from hotswap._engine.unit import facts as _facts
+from hotswap._engine.unit import keep as _keep
+from hotswap._engine.update import Updater
+from hotswap._ops import tracing as _tracing
+from hotswap._ops.events import location
+from hotswap._plan import planner as _planner
+from hotswap._plan import sources as _sources
 from hotswap.exceptions import ExecutionError, MigrationError, VerificationError
 
 __all__ = ("run",)
 
-logger = logging.getLogger("hotswap._transaction")
+logger = logging.getLogger("hotswap._engine.transaction")
 
 
 def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
@@ -101,7 +104,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
             current = None
             # The epoch moves with the code, inside the gate: a section pinned from now on
             # runs the new code and reads the new epoch (the middleware's header).
-            hooks.advance(
+            _hooks.advance(
                 {
                     u.name: (u.digest, u.data)
                     for u in units
@@ -204,7 +207,7 @@ def _culprit(units: list[_Unit], error: BaseException) -> _Unit:
 
 
 def _changeset(unit: _Unit) -> Any:
-    from hotswap._diff import ChangeSet
+    from hotswap._plan.diff import ChangeSet
 
     names: set[str] = set()
     lines: dict[str, int] = {}

@@ -16,9 +16,10 @@ import reprlib
 import types
 from typing import Any
 
-from hotswap import _statements, _symbols
-from hotswap._switch import is_instance
-from hotswap._symbols import Param, Signature, Symbol, Symbols
+from hotswap._engine.switch import is_instance
+from hotswap._plan import statements as _statements
+from hotswap._plan import symbols as _symbols
+from hotswap._plan.symbols import Param, Signature, Symbol, Symbols
 
 __all__ = (
     "MODULE_ATTRIBUTES",
@@ -58,7 +59,8 @@ def _default_text(value: object) -> str:
 
 
 def function_signature(function: types.FunctionType, *, implicit: bool) -> Signature:
-    """The :class:`~hotswap._symbols.Signature` of a live function, read from its code object."""
+    """The :class:`~hotswap._plan.symbols.Signature` of a live function, read from its code
+    object."""
     code = function.__code__
     names = code.co_varnames
     positional = code.co_argcount

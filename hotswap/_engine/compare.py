@@ -12,9 +12,9 @@ from __future__ import annotations
 import types
 from typing import Any, TypeGuard
 
-from hotswap._snapshot import WRAPPER_TYPES
-from hotswap._switch import cell_value
-from hotswap._symbols import code_key
+from hotswap._engine.snapshot import WRAPPER_TYPES
+from hotswap._engine.switch import cell_value
+from hotswap._plan.symbols import code_key
 
 __all__ = (
     "MAX_DEPTH",

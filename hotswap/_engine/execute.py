@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule
-from hotswap._compare import wrapped_of
-from hotswap._planner import INPLACE, Live, Plan
-from hotswap._statements import DOC, FUTURE, ModuleSource, parse_statement
-from hotswap._update import Updater, update_function
+from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
+from hotswap._engine.compare import wrapped_of
+from hotswap._engine.update import Updater, update_function
+from hotswap._plan.planner import INPLACE, Live, Plan
+from hotswap._plan.statements import DOC, FUTURE, ModuleSource, parse_statement
 
 __all__ = (
     "Executed",
@@ -103,7 +103,7 @@ def running_line(namespace: dict[str, Any]) -> int | None:
 def live_facts(
     module: types.ModuleType, running: int | None, keep: frozenset[str], *, is_main: bool
 ) -> Live:
-    """The :class:`~hotswap._planner.Live` facts of a module, read from its objects."""
+    """The :class:`~hotswap._plan.planner.Live` facts of a module, read from its objects."""
     namespace = vars(module)
     name = module.__name__
 

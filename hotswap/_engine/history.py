@@ -9,10 +9,13 @@ import types
 from collections import deque
 from dataclasses import dataclass, field
 
-from hotswap import _config, _modules, _sources, _statements
-from hotswap._departed import forget_departed
-from hotswap._events import ReloadResult
-from hotswap._snapshot import ModuleState
+from hotswap._config import settings as _config
+from hotswap._engine.departed import forget_departed
+from hotswap._engine.snapshot import ModuleState
+from hotswap._ops.events import ReloadResult
+from hotswap._plan import modules as _modules
+from hotswap._plan import sources as _sources
+from hotswap._plan import statements as _statements
 from hotswap.exceptions import HotswapError
 
 __all__ = ("Record", "Version", "record_for", "records")

@@ -9,12 +9,14 @@ import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from hotswap import _modules, _sources, _statements
-from hotswap._history import records
+from hotswap._engine.history import records
+from hotswap._plan import modules as _modules
+from hotswap._plan import sources as _sources
+from hotswap._plan import statements as _statements
 from hotswap.exceptions import HotswapError
 
 if TYPE_CHECKING:
-    from hotswap._unit import Unit
+    from hotswap._engine.unit import Unit
 
 __all__ = ("Texts", "imports_from", "in_import_order", "known_source", "known_text", "reset")
 

@@ -9,17 +9,18 @@ import time
 import types
 from collections.abc import Sequence
 
-from hotswap import _events, _modules
-from hotswap._engine import hooks
-from hotswap._events import Changes, ReloadResult, describe
-from hotswap._history import Record
-from hotswap._history import records as _records
-from hotswap._report import changes_of, dependents_of, skipped_of
-from hotswap._unit import Failure, Unit
+from hotswap._engine import hooks as _hooks
+from hotswap._engine.history import Record
+from hotswap._engine.history import records as _records
+from hotswap._engine.report import changes_of, dependents_of, skipped_of
+from hotswap._engine.unit import Failure, Unit
+from hotswap._ops import events as _events
+from hotswap._ops.events import Changes, ReloadResult, describe
+from hotswap._plan import modules as _modules
 
 __all__ = ("failed", "finish", "metrics", "report", "results")
 
-logger = logging.getLogger("hotswap._transaction")
+logger = logging.getLogger("hotswap._engine.transaction")
 metrics = _events.Metrics()
 
 
@@ -38,7 +39,7 @@ def finish(
     level: int | None = None,
 ) -> ReloadResult:
     if not result.epoch:
-        result = dataclasses.replace(result, epoch=hooks.epoch())
+        result = dataclasses.replace(result, epoch=_hooks.epoch())
     if record is not None:
         record.last_result = result
     if result.kind != "canary":  # a canary's start or abort is not a reload attempt
@@ -62,7 +63,7 @@ def results(
     duration = time.perf_counter() - start
     results: list[ReloadResult] = []
     finished: dict[int, ReloadResult] = {}
-    epoch = hooks.advance(
+    epoch = _hooks.advance(
         {
             unit.name: (unit.digest, unit.data)
             for unit in roots

@@ -9,13 +9,13 @@ import os
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from hotswap._diff import diff
-from hotswap._events import Changes, Dependent, Skipped, display_path, location
-from hotswap._modules import excluded_roots
+from hotswap._ops.events import Changes, Dependent, Skipped, display_path, location
+from hotswap._plan.diff import diff
+from hotswap._plan.modules import excluded_roots
 from hotswap.exceptions import ExecutionError
 
 if TYPE_CHECKING:
-    from hotswap._unit import Unit as _Unit
+    from hotswap._engine.unit import Unit as _Unit
 
 __all__ = ("changes_of", "dependents_of", "error_in", "skipped_of")
 

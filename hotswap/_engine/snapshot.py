@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hotswap._switch import (
+from hotswap._engine.switch import (
     EMPTY,
     cell_value,
     is_instance,

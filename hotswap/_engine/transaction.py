@@ -1,7 +1,7 @@
 """The reload transaction's entry points (reload, reload_many, reload_data, rollback, and
 plan_alone for a canary), their planning (read, parse, compatibility, audit, importers that
-follow), and the reload lock. Running a plan is :mod:`hotswap._apply`; results are
-:mod:`hotswap._outcome`; one module of a change set is :class:`hotswap._unit.Unit`.
+follow), and the reload lock. Running a plan is :mod:`hotswap._engine.apply`; results are
+:mod:`hotswap._engine.outcome`; one module of a change set is :class:`hotswap._engine.unit.Unit`.
 
 One change set (one module, or several saved together) is one transaction. Everything before
 execution (read, parse, plan, compatibility check, compile) touches nothing live, so a rejection
@@ -22,41 +22,38 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from hotswap import (
-    _apply,
-    _audit,
-    _config,
-    _datafiles,
-    _events,
-    _hooks,
-    _importers,
-    _modules,
-    _outcome,
-    _planner,
-    _signing,
-    _statements,
-    _tracing,
-)
-from hotswap._baseline import live_symbols, synthesize
-from hotswap._engine import hooks
-from hotswap._checks import check_compatibility
-from hotswap._events import Changes, ModuleStatus, ReloadResult, location
-from hotswap._execute import compile_plan
-from hotswap._gil import Lowered
-from hotswap._history import Record as _Record
-from hotswap._history import record_for as _record_for
-from hotswap._history import records as _records
-from hotswap._outcome import failed as _failed
-from hotswap._outcome import finish as _finish
-from hotswap._outcome import report
-from hotswap._outcome import results as _results
-from hotswap._pin import gate
-from hotswap._snapshot import capture
-from hotswap._unit import Failure as _Failure
-from hotswap._unit import Unit as _Unit
-from hotswap._unit import canary_running as _canary_running
-from hotswap._unit import facts as _facts
-from hotswap._unit import keep as _keep
+from hotswap._config import settings as _config
+from hotswap._engine import apply as _apply
+from hotswap._engine import hooks as _hooks
+from hotswap._engine import importers as _importers
+from hotswap._engine import outcome as _outcome
+from hotswap._engine.baseline import live_symbols, synthesize
+from hotswap._engine.execute import compile_plan
+from hotswap._engine.gil import Lowered
+from hotswap._engine.history import Record as _Record
+from hotswap._engine.history import record_for as _record_for
+from hotswap._engine.history import records as _records
+from hotswap._engine.outcome import failed as _failed
+from hotswap._engine.outcome import finish as _finish
+from hotswap._engine.outcome import report
+from hotswap._engine.outcome import results as _results
+from hotswap._engine.pin import gate
+from hotswap._engine.snapshot import capture
+from hotswap._engine.unit import Failure as _Failure
+from hotswap._engine.unit import Unit as _Unit
+from hotswap._engine.unit import canary_running as _canary_running
+from hotswap._engine.unit import facts as _facts
+from hotswap._engine.unit import keep as _keep
+from hotswap._ops import events as _events
+from hotswap._ops import tracing as _tracing
+from hotswap._ops.events import Changes, ModuleStatus, ReloadResult, location
+from hotswap._plan import audit as _audit
+from hotswap._plan import datafiles as _datafiles
+from hotswap._plan import modules as _modules
+from hotswap._plan import planner as _planner
+from hotswap._plan import signing as _signing
+from hotswap._plan import statements as _statements
+from hotswap._plan.checks import check_compatibility
 from hotswap.exceptions import (
     HotswapError,
     ReentrantReloadError,
@@ -522,10 +519,10 @@ def rollback(
                 record.current = chosen
             if chosen.source_hash is not None and chosen.source_hash != before.source_hash:
                 text = chosen.source.source.encode() if chosen.source is not None else None
-                hooks.advance({name: (chosen.source_hash, text)})
+                _hooks.advance({name: (chosen.source_hash, text)})
             changes = Changes()
             if before.source is not None and chosen.source is not None:
-                from hotswap._diff import diff
+                from hotswap._plan.diff import diff
 
                 delta = diff(before.source.symbols, chosen.source.symbols)
                 changes = Changes(delta.added, delta.changed, delta.removed)

@@ -8,10 +8,11 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotswap import _planner, _statements
-from hotswap._execute import Executed, live_facts, running_line
-from hotswap._history import Record
-from hotswap._snapshot import ModuleState
+from hotswap._engine.execute import Executed, live_facts, running_line
+from hotswap._engine.history import Record
+from hotswap._engine.snapshot import ModuleState
+from hotswap._plan import planner as _planner
+from hotswap._plan import statements as _statements
 from hotswap.exceptions import CanaryError
 
 __all__ = ("Failure", "Unit", "canary_running", "facts", "keep")

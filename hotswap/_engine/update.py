@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotswap._baseline import MODULE_ATTRIBUTES, owned_function
-from hotswap._compare import (
+from hotswap._engine.baseline import MODULE_ATTRIBUTES, owned_function
+from hotswap._engine.compare import (
     MAX_DEPTH,
     MISSING,
     differs,
@@ -44,9 +44,9 @@ from hotswap._compare import (
     same_wrapping,
     wrapped_of,
 )
-from hotswap._diff import ChangeSet
-from hotswap._snapshot import UNSETTABLE, WRAPPER_TYPES
-from hotswap._switch import KINDS, cell_value, same_items, switch_function, trampoline
+from hotswap._engine.snapshot import UNSETTABLE, WRAPPER_TYPES
+from hotswap._engine.switch import KINDS, cell_value, same_items, switch_function, trampoline
+from hotswap._plan.diff import ChangeSet
 
 __all__ = ("Outcome", "Updater", "forward", "same_function", "trampoline", "update_function")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from hotswap._event_types import (
+from hotswap._ops.event_types import (
     CanaryCall,
     CanaryDecision,
     ChangeDetected,

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from hotswap._events import ReloadResult
+    from hotswap._ops.events import ReloadResult
 
 __all__ = ("Backend", "Span", "install", "span", "uninstall")
 

@@ -19,9 +19,10 @@ import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from hotswap import _config, _symbols
-from hotswap._config import AuditPolicy
-from hotswap._events import display_path
+from hotswap._config import settings as _config
+from hotswap._config.settings import AuditPolicy
+from hotswap._ops.events import display_path
+from hotswap._plan import symbols as _symbols
 from hotswap.exceptions import AuditError
 
 __all__ = ("check", "check_source", "denied", "may_alias")

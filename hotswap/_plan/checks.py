@@ -12,9 +12,9 @@ import re
 import warnings
 from collections.abc import Callable, Iterable
 
-from hotswap import _diff
-from hotswap._events import location
-from hotswap._symbols import Symbols
+from hotswap._ops.events import location
+from hotswap._plan import diff as _diff
+from hotswap._plan.symbols import Symbols
 from hotswap.exceptions import HotswapWarning, IncompatibleChangeError
 
 __all__ = ("check_compatibility",)

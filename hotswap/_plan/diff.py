@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from hotswap._symbols import (
+from hotswap._plan.symbols import (
     ASYNC_GENERATOR,
     CLASS,
     COROUTINE,

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from hotswap._events import location
+from hotswap._ops.events import location
 from hotswap.exceptions import ModuleNotReloadableError
 
 __all__ = (

@@ -1,6 +1,6 @@
 """What a reload runs: the difference between two versions of a module, and what depends on it.
 
-Pure functions over :mod:`hotswap._statements` (no live objects: the few facts about live
+Pure functions over :mod:`hotswap._plan.statements` (no live objects: the few facts about live
 objects the rules need come in through :class:`Live`). DESIGN §5.1 and §5.2:
 
 - the statements of the new source are aligned with the live ones by text, then by digest
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from hotswap._statements import CLASS, DEF, FUTURE, MAIN, ModuleSource, Statement
+from hotswap._plan.statements import CLASS, DEF, FUTURE, MAIN, ModuleSource, Statement
 
 __all__ = ("INPLACE", "RUN", "Live", "Plan", "Upstream", "align", "plan")
 

@@ -19,8 +19,8 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _config
-from hotswap._events import display_path
+from hotswap._config import settings as _config
+from hotswap._ops.events import display_path
 from hotswap.exceptions import SignatureError
 
 if TYPE_CHECKING:

@@ -123,7 +123,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    from hotswap._modules import excluded_roots
+    from hotswap._plan.modules import excluded_roots
 
     _excluded = tuple(root.rstrip(os.sep) + os.sep for root in excluded_roots())
     main = sys.modules.get("__main__")

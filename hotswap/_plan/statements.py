@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from hotswap._symbols import FUTURE_FLAGS, Symbol, Symbols, source_lines, statement_symbols
-from hotswap._symbols import split_statements as _split
+from hotswap._plan.symbols import FUTURE_FLAGS, Symbol, Symbols, source_lines, statement_symbols
+from hotswap._plan.symbols import split_statements as _split
 
 __all__ = (
     "CLASS",
@@ -178,7 +178,7 @@ _DOCSTRING_START = re.compile(r"#|[rRuUbB]{0,2}[\"']")
 
 def split_statements(source: str) -> list[tuple[int, int, str]] | None:
     """The top-level statements of ``source`` as (first line, last line, text), by the line
-    scan of :func:`hotswap._symbols.split_statements` (a wrong split costs a full parse, never
+    scan of :func:`hotswap._plan.symbols.split_statements` (a wrong split costs a full parse, never
     correctness)."""
     chunks = _split(source)
     if chunks is None:

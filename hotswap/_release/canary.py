@@ -1,9 +1,9 @@
 """Gray release: ``hotswap.canary()`` runs a module's new code for a share of the traffic first.
 
 The candidate is planned as a reload would plan it (compatibility, audit, signature) and built
-beside the live version (:mod:`hotswap._candidate`); units of work (requests, ``canary_scope``
-blocks, ``@reloadable`` calls outside both) are assigned to one version each
-(:mod:`hotswap._routing`) and counted per version. The canary ends by a decision:
+beside the live version (:mod:`hotswap._release.candidate`); units of work (requests,
+``canary_scope`` blocks, ``@reloadable`` calls outside both) are assigned to one version each
+(:mod:`hotswap._release.routing`) and counted per version. The canary ends by a decision:
 
 - ``promote()``, or automatically after ``promote_after`` candidate calls within the error
   bound: the candidate's source is reloaded as one transaction, in place (a new version);
@@ -23,9 +23,14 @@ import threading
 import types
 from typing import Any
 
-from hotswap import _candidate, _config, _events, _modules, _routing, _transaction
-from hotswap._event_types import CanaryCall, CanaryDecision
-from hotswap._events import ReloadResult
+from hotswap._config import settings as _config
+from hotswap._engine import transaction as _transaction
+from hotswap._ops import events as _events
+from hotswap._ops.event_types import CanaryCall, CanaryDecision
+from hotswap._ops.events import ReloadResult
+from hotswap._plan import modules as _modules
+from hotswap._release import candidate as _candidate
+from hotswap._release import routing as _routing
 from hotswap.exceptions import CanaryError, HotswapError
 
 __all__ = ("Canary", "canary", "canary_scope", "from_watcher", "running", "start")
@@ -130,7 +135,7 @@ class Canary:
         self._done.wait(timeout)
         return self._state
 
-    # --- routing (hotswap._routing.Run) --------------------------------------------------
+    # --- routing (hotswap._release.routing.Run) --------------------------------------------------
 
     def choose(self, key: str | None, forced: bool | None) -> bool:
         if self._stopping:

@@ -10,8 +10,8 @@ copy. Unchanged statements keep their objects, which both versions share: the st
 While the canary runs, each function of the module (found from its names, through decorators'
 wrappers, and in its classes) runs *dispatch* code: the live version's code, or the
 candidate's (new code, or the same code reading the candidate's namespace), by the assignment
-of the unit of work it runs in (:mod:`hotswap._routing`). Calls from anywhere (an app's route
-table, a held reference, an importer) so follow the unit's version, and a unit runs wholly on
+of the unit of work it runs in (:mod:`hotswap._release.routing`). Calls from anywhere (an app's
+route table, a held reference, an importer) so follow the unit's version, and a unit runs wholly on
 one version. Uninstalling gives every function its own code back.
 
 A canary tries *code*: function and method bodies, constants, new helpers. A change that would
@@ -28,13 +28,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotswap import _routing
-from hotswap._execute import exec_with_hooks, find_inner
-from hotswap._planner import INPLACE, Plan
-from hotswap._proxy import is_reloadable
-from hotswap._report import error_in
-from hotswap._statements import CLASS, ModuleSource, parse_statement
-from hotswap._switch import KINDS, trampoline
+from hotswap._engine.execute import exec_with_hooks, find_inner
+from hotswap._engine.report import error_in
+from hotswap._engine.switch import KINDS, trampoline
+from hotswap._plan.planner import INPLACE, Plan
+from hotswap._plan.statements import CLASS, ModuleSource, parse_statement
+from hotswap._release import routing as _routing
+from hotswap._release.proxy import is_reloadable
 from hotswap.exceptions import CanaryError, ExecutionError
 
 __all__ = ("Candidate", "build")
@@ -181,7 +181,7 @@ def build(
 
 
 def _refuse(name: str, path: str, line: int, why: str) -> CanaryError:
-    from hotswap._events import location
+    from hotswap._ops.events import location
 
     return CanaryError(
         f"{location(name, path, line)}: {why}; a canary tries code only, apply this with "

@@ -17,8 +17,10 @@ import logging
 import threading
 import time
 
-from hotswap import _config, _events, _routing
-from hotswap._events import ReloadResult
+from hotswap._config import settings as _config
+from hotswap._ops import events as _events
+from hotswap._ops.events import ReloadResult
+from hotswap._release import routing as _routing
 
 __all__ = ("install",)
 
@@ -47,7 +49,7 @@ class _Window:
         self._timer.daemon = True
 
     def end(self, ok: bool, duration: float) -> None:
-        """Count a unit or a call (hotswap._routing.Watch)."""
+        """Count a unit or a call (hotswap._release.routing.Watch)."""
         if time.monotonic() > self.deadline:
             return
         with self._lock:
@@ -85,7 +87,7 @@ class _Window:
 
 
 def _roll_back(window: _Window, reason: str) -> None:
-    from hotswap import _transaction
+    from hotswap._engine import transaction as _transaction
 
     window.close()
     status = _transaction.module_statuses().get(window.module)

@@ -29,9 +29,9 @@ from typing import Any, TypeVar, overload
 
 import wrapt
 
-from hotswap import _hooks
-from hotswap._snapshot import register_stateful
-from hotswap._update import trampoline as _trampoline
+from hotswap._engine import hooks as _hooks
+from hotswap._engine.snapshot import register_stateful
+from hotswap._engine.update import trampoline as _trampoline
 
 __all__ = ("STAGED", "Stage", "is_reloadable", "reloadable", "set_target", "standins", "target_of")
 

@@ -5,9 +5,9 @@ call of a ``@reloadable`` made outside both. While a canary runs, each unit is a
 live version or the candidate of every module under canary, once, when it begins; the
 assignment travels in a ``ContextVar`` (asyncio tasks and the threads Starlette hands sync
 endpoints to copy it), and every function of such a module consults it on each call
-(:mod:`hotswap._candidate`). A unit is never reassigned: it runs wholly on one version.
+(:mod:`hotswap._release.candidate`). A unit is never reassigned: it runs wholly on one version.
 
-Runs (canaries) and watches (health windows after a commit, :mod:`hotswap._health`) register
+Runs (canaries) and watches (health windows after a commit, :mod:`hotswap._release.health`) register
 here; while neither exists the middleware checks one tuple and does nothing else, and no
 ``@reloadable`` target is wrapped.
 """
@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from hotswap import _hooks, _proxy
-from hotswap._switch import KINDS
+from hotswap._engine import hooks as _hooks
+from hotswap._engine.switch import KINDS
+from hotswap._release import proxy as _proxy
 
 __all__ = (
     "Figures",
@@ -126,13 +127,13 @@ _lock = threading.Lock()
 
 
 def set_runs(runs: tuple[Run, ...]) -> None:
-    """The canaries running now (:mod:`hotswap._canary` owns the list)."""
+    """The canaries running now (:mod:`hotswap._release.canary` owns the list)."""
     global _runs
     _runs = runs
 
 
 def set_watches(watches: tuple[Watch, ...]) -> None:
-    """The health windows open now (:mod:`hotswap._health` owns the list)."""
+    """The health windows open now (:mod:`hotswap._release.health` owns the list)."""
     global _watches
     _watches = watches
 

@@ -1,7 +1,7 @@
 """The worker's side of the watcher: from the due files of one window to one change set.
 
 The watcher (``_watcher``) decides *when* files are due; this module reads them, checks that
-each is complete and changed, hands them to :func:`hotswap._transaction.reload_many` as one
+each is complete and changed, hands them to :func:`hotswap._engine.transaction.reload_many` as one
 change set (the exact bytes it checked), and reports one result per module. A set rejected
 as a whole is tried again, whole, with the next set that touches one of its files or arrives
 within ``debounce``: the rest of a refactoring that landed a moment later completes it, and
@@ -17,9 +17,11 @@ import time
 import traceback
 from collections.abc import Callable
 
-from hotswap import _datafiles, _events, _transaction
-from hotswap._events import ReloadResult, call_safely, location
-from hotswap._modules import ModuleIndex, Scope, real_file
+from hotswap._engine import transaction as _transaction
+from hotswap._ops import events as _events
+from hotswap._ops.events import ReloadResult, call_safely, location
+from hotswap._plan import datafiles as _datafiles
+from hotswap._plan.modules import ModuleIndex, Scope, real_file
 from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
 
 __all__ = (
@@ -37,7 +39,7 @@ __all__ = (
 
 logger = logging.getLogger(__name__)
 
-# Why a path is due: its reading rules differ (see hotswap._watcher's docstring).
+# Why a path is due: its reading rules differ (see hotswap._watch.watcher's docstring).
 COMPLETE = "complete"  # closed or renamed into place
 CREATED = "created"  # appeared
 WRITING = "writing"  # modified: a write in progress

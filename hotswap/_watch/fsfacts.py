@@ -1,6 +1,6 @@
 """Facts about files and the event pipeline that watchdog's event types do not carry.
 
-The watcher (``hotswap._watcher``) decides from these whether a file is complete and whether
+The watcher (``hotswap._watch.watcher``) decides from these whether a file is complete and whether
 more events are on their way. Nothing here imports watchdog: the observer is inspected through
 attributes, best effort, and where they differ (another watchdog version, another platform)
 the answer is "nothing known", which only makes a change set be cut sooner.
@@ -12,7 +12,7 @@ import array
 import os
 import stat
 
-from hotswap._changeset import COMPLETE, CREATED, WRITING
+from hotswap._watch.changeset import COMPLETE, CREATED, WRITING
 
 try:
     import fcntl

@@ -2,8 +2,8 @@
 
 A :class:`LiveConfig` holds the validated value of one file. A change goes through one path:
 the file watch delivers the complete bytes (never a half-written file), they are parsed
-(:mod:`hotswap._config_formats`), environment overrides are applied and the result validated
-(:mod:`hotswap._config_schema`); only then is the value swapped, as one reference, and the
+(:mod:`hotswap._config.formats`), environment overrides are applied and the result validated
+(:mod:`hotswap._config.schema`); only then is the value swapped, as one reference, and the
 ``on_change`` callbacks told. A failure at any step keeps the value in force.
 """
 
@@ -19,8 +19,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-from hotswap import _config
-from hotswap._events import display_path
+from hotswap._config import settings as _config
+from hotswap._ops.events import display_path
 from hotswap.exceptions import ConfigError, VersionNotFoundError
 
 __all__ = ("LiveConfig", "live_config")
@@ -54,8 +54,8 @@ class LiveConfig(Generic[T]):
         watch: bool = True,
     ) -> None:
         # Parsers and schemas load with the first live config: `import hotswap` stays light.
-        from hotswap._config_formats import format_of
-        from hotswap._config_schema import schema_kind
+        from hotswap._config.formats import format_of
+        from hotswap._config.schema import schema_kind
 
         self.path = os.path.abspath(os.fspath(path))
         self._format = format_of(self.path)  # an unknown extension fails here, before any read
@@ -79,7 +79,7 @@ class LiveConfig(Generic[T]):
         self._watch: Any = None
         self._stop: Callable[[], object] = lambda: None
         if watch:
-            from hotswap._filewatch import FileWatch
+            from hotswap._watch.filewatch import FileWatch
 
             # The watch holds this object weakly and stops when it is collected: a config
             # dropped without close() must not keep a thread and itself alive for good.
@@ -246,8 +246,8 @@ class LiveConfig(Generic[T]):
         return digest.hexdigest()
 
     def _build(self, data: bytes) -> T:
-        from hotswap._config_formats import key_line, parse, textual
-        from hotswap._config_schema import Invalid, build, env_overrides
+        from hotswap._config.formats import key_line, parse, textual
+        from hotswap._config.schema import Invalid, build, env_overrides
 
         parsed = parse(self.path, data)
         from_env = True  # an override's error has no line in the file

@@ -18,7 +18,7 @@ import time
 import types
 from dataclasses import dataclass
 
-from hotswap._modules import Scope
+from hotswap._plan.modules import Scope
 
 __all__ = ("Change", "Pending", "dependency_order")
 

@@ -4,7 +4,7 @@ watchdog.
 Event path: watchdog's observer thread calls :meth:`_Handler.dispatch`, which only files the
 path with a due time and wakes the worker; the worker (``hotswap-worker``) reads the due files,
 skips those whose content did not change, and hands the rest to the transaction as one change
-set (:func:`hotswap._transaction.reload_many`).
+set (:func:`hotswap._engine.transaction.reload_many`).
 
 When is a file complete? Facts first, time only where the platform cannot tell:
 
@@ -28,7 +28,7 @@ due file waits until file events pause for ``_GATHER``, until no event is on its
 handler (the observer's queue, the inotify emitters' and the kernel's), and until the files
 whose write has begun are complete, all within ``debounce``: the files of a save-all, a
 refactoring or a checkout then form one change set. Reading and applying it is
-:mod:`hotswap._changeset`'s.
+:mod:`hotswap._watch.changeset`'s.
 
 Watched paths are followed, not the folders found there when watching began: the idle worker
 checks every ``_REFRESH`` seconds that each watched folder is the one at its path, watches a
@@ -60,8 +60,14 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from hotswap import _datafiles, _events, _signing
-from hotswap._changeset import (
+from hotswap._config.settings import Settings
+from hotswap._engine.gil import Lowered
+from hotswap._ops import events as _events
+from hotswap._ops.events import ReloadResult, location
+from hotswap._plan import datafiles as _datafiles
+from hotswap._plan import signing as _signing
+from hotswap._plan.modules import ModuleIndex, Scope
+from hotswap._watch.changeset import (
     COMPLETE,
     CREATED,
     SETTLED,
@@ -71,11 +77,7 @@ from hotswap._changeset import (
     ApplyFiles,
     ChangeSets,
 )
-from hotswap._config import Settings
-from hotswap._events import ReloadResult, location
-from hotswap._fsfacts import Backlog, created_means, folder_identity
-from hotswap._gil import Lowered
-from hotswap._modules import ModuleIndex, Scope
+from hotswap._watch.fsfacts import Backlog, created_means, folder_identity
 
 __all__ = ("Reloader",)
 
