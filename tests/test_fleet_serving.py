@@ -44,7 +44,7 @@ REJECTED = LOGIC.replace('def version():\n    return "v1"', 'def version(extra):
 ONE_FAILS = """
 import os
 
-if os.getpid() == {pid}:
+if os.getpid() == PID:
     raise RuntimeError("fails in this worker only")
 """ + LOGIC.replace('return "v1"', 'return "v4"')
 
@@ -200,7 +200,7 @@ def exercise(server: Server, folder: Path) -> None:
     assert victim not in server.answers
 
     # A save that fails in one worker only: rolled back in every worker.
-    logic.write_text(ONE_FAILS.format(pid=min(server.workers())))
+    logic.write_text(ONE_FAILS.replace("PID", str(min(server.workers()))))
     wait_until(lambda: server.logged("rolled back in 3 workers"), "the rollback")
     server.wait_every_worker(lambda a: a["version"] == "v2" and a["epoch"] == short(committed), "v2")
     assert all(a.get("status") is None for a in server.answers.values())
