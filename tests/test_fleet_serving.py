@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -86,10 +85,10 @@ def digest(text: str) -> str:
 
 
 @pytest.fixture
-def app_folder(tmp_path: Path) -> Iterator[Path]:
+def app_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "app"
     shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    yield folder
+    return folder
 
 
 class Server:
@@ -147,8 +146,17 @@ def serve(command: list[str], folder: Path, port: int) -> Iterator[Server]:
     env = {**os.environ, "PYTHONPATH": str(folder), "PYTHONUNBUFFERED": "1"}
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hotswap", "run", "--no-restart", "--watch", str(folder),
-             "-m", *command],
+            [
+                sys.executable,
+                "-m",
+                "hotswap",
+                "run",
+                "--no-restart",
+                "--watch",
+                str(folder),
+                "-m",
+                *command,
+            ],
             cwd=folder,
             env=env,
             stdout=output,
@@ -190,7 +198,9 @@ def exercise(server: Server, folder: Path) -> None:
     # A rejected save: no worker moves; a worker started after it runs the committed code.
     logic.write_text(REJECTED)
     wait_until(lambda: server.logged("aborted in 3 workers"), "the rejection")
-    server.wait_every_worker(lambda a: a["version"] == "v2" and a["epoch"] == short(committed), "v2")
+    server.wait_every_worker(
+        lambda a: a["version"] == "v2" and a["epoch"] == short(committed), "v2"
+    )
     victim = min(server.workers())
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: victim not in server.workers() and len(server.workers()) == 3, "a respawn")
@@ -202,7 +212,9 @@ def exercise(server: Server, folder: Path) -> None:
     # A save that fails in one worker only: rolled back in every worker.
     logic.write_text(ONE_FAILS.replace("PID", str(min(server.workers()))))
     wait_until(lambda: server.logged("rolled back in 3 workers"), "the rollback")
-    server.wait_every_worker(lambda a: a["version"] == "v2" and a["epoch"] == short(committed), "v2")
+    server.wait_every_worker(
+        lambda a: a["version"] == "v2" and a["epoch"] == short(committed), "v2"
+    )
     assert all(a.get("status") is None for a in server.answers.values())
 
 
@@ -216,8 +228,14 @@ def test_fleet_gunicorn_sync_workers_move_together(app_folder: Path) -> None:
 def test_fleet_gunicorn_uvicorn_workers_move_together(app_folder: Path) -> None:
     port = free_port()
     command = [
-        "gunicorn", "-w", "3", "-k", "uvicorn.workers.UvicornWorker",
-        "-b", f"127.0.0.1:{port}", "app:asgi",
+        "gunicorn",
+        "-w",
+        "3",
+        "-k",
+        "uvicorn.workers.UvicornWorker",
+        "-b",
+        f"127.0.0.1:{port}",
+        "app:asgi",
     ]
     with serve(command, app_folder, port) as server:
         exercise(server, app_folder)

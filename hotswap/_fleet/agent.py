@@ -61,7 +61,7 @@ class _CommittedLoader(importlib.machinery.SourceFileLoader):
             raise OSError(f"{path}: not used for committed bytes")
         return super().get_data(path)
 
-    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+    def set_data(self, path: str, data: Any, *, _mode: int = 0o666) -> None:
         return None
 
     def get_code(self, fullname: str) -> Any:
@@ -193,7 +193,9 @@ class Agent:
             reply.setdefault("pid", os.getpid())
             reply.setdefault("epoch", ledger.epoch)
             try:
-                conn.send((protocol.VOTE if kind == protocol.PREPARE else protocol.DONE, number, reply))
+                conn.send(
+                    (protocol.VOTE if kind == protocol.PREPARE else protocol.DONE, number, reply)
+                )
             except (OSError, ValueError):
                 self._conn = None
                 return

@@ -113,7 +113,9 @@ class FleetResult:
             for w in culprits
         )
         if self.error is not None:
-            why = "; ".join(filter(None, [f"the coordinator (pid {os.getpid()}): {self.error}", why]))
+            why = "; ".join(
+                filter(None, [f"the coordinator (pid {os.getpid()}): {self.error}", why])
+            )
         if self.outcome == "aborted":
             state = f"aborted in {count} workers, {short(self.parent)} stays"
         else:
@@ -185,9 +187,7 @@ class Coordinator:
             try:
                 conn = self._listener.accept()
             except (OSError, EOFError, AuthenticationError):
-                if self._closed:
-                    return
-                continue
+                continue  # a failed handshake; or the listener closed: the loop ends
             threading.Thread(
                 target=self._welcome, args=(conn,), name="hotswap-fleet-join", daemon=True
             ).start()
@@ -227,7 +227,9 @@ class Coordinator:
         parent = parent_state.epoch
         self._round += 1
         number = self._round
-        peers = self._send(list(self._peers), (protocol.PREPARE, number, {"parent": parent, "files": files}))
+        peers = self._send(
+            list(self._peers), (protocol.PREPARE, number, {"parent": parent, "files": files})
+        )
         local_error: BaseException | None = None
         if entries:
             try:
@@ -240,7 +242,9 @@ class Coordinator:
             # Not at the parent (it missed a release): send it the fleet's state, ask again.
             welcome = (protocol.WELCOME, 0, _welcome_body(parent_state))
             again = self._send(behind, welcome)
-            again = self._send(again, (protocol.PREPARE, number, {"parent": parent, "files": files}))
+            again = self._send(
+                again, (protocol.PREPARE, number, {"parent": parent, "files": files})
+            )
             votes.update(self._gather(again, number, protocol.VOTE, timeout))
         modules = {name: data for name, data in entries}
         for vote in votes.values():
@@ -266,8 +270,10 @@ class Coordinator:
                 time.perf_counter() - start,
                 error=local_error,
             )
-            error = local_error or next(r.error for r in reports if r.outcome in ("voted no", "no vote"))
-            return self._finish(fleet, release, error, [], rolled_back=False)
+            reason = local_error or next(
+                r.error for r in reports if r.outcome in ("voted no", "no vote")
+            )
+            return self._finish(fleet, release, reason, [], rolled_back=False)
         return self._commit(release, live, entries, parent_state, number, timeout, start)
 
     def _commit(
@@ -292,18 +298,37 @@ class Coordinator:
                 ledger.advance({})
         local_failed = next((r for r in local if not r.ok), None)
         answers, first, last = self._gather_timed(sent, number, protocol.DONE, timeout)
-        failed = [p for p in sent if answers[p] is not _GONE and (answers[p] is None or not answers[p]["ok"])]
-        results_of = [r for p in sent if isinstance(answers[p], dict) for r in answers[p].get("results", ())]
+        failed = [
+            p
+            for p in sent
+            if answers[p] is not _GONE and (answers[p] is None or not answers[p]["ok"])
+        ]
+        results_of = [
+            r for p in sent if isinstance(answers[p], dict) for r in answers[p].get("results", ())
+        ]
         if not failed and local_failed is None:
             reports = tuple(
-                WorkerReport(p.pid, True, "gone" if answers[p] is _GONE else "committed") for p in sent
+                WorkerReport(p.pid, True, "gone" if answers[p] is _GONE else "committed")
+                for p in sent
             )
             for p in sent:
                 p.epoch = release.epoch
-            fleet = FleetResult(release.epoch, parent_state.epoch, True, "committed", tuple(release.modules), reports, time.perf_counter() - start, last - first)
+            fleet = FleetResult(
+                release.epoch,
+                parent_state.epoch,
+                True,
+                "committed",
+                tuple(release.modules),
+                reports,
+                time.perf_counter() - start,
+                last - first,
+            )
             return self._finish(fleet, release, None, local + results_of, rolled_back=False)
         # Someone could not commit: everyone who did goes back to the parent epoch.
-        others = self._send([p for p in sent if answers[p] is not _GONE], (protocol.ROLLBACK, number, {"epoch": release.epoch}))
+        others = self._send(
+            [p for p in sent if answers[p] is not _GONE],
+            (protocol.ROLLBACK, number, {"epoch": release.epoch}),
+        )
         if local_failed is None:
             for name, status in transaction.module_statuses().items():
                 earlier = versions.get(name)
@@ -315,8 +340,13 @@ class Coordinator:
             WorkerReport(
                 p.pid,
                 True,
-                "gone" if answers[p] is _GONE else "no answer" if answers[p] is None
-                else "commit failed" if not answers[p]["ok"] else "rolled back",
+                "gone"
+                if answers[p] is _GONE
+                else "no answer"
+                if answers[p] is None
+                else "commit failed"
+                if not answers[p]["ok"]
+                else "rolled back",
                 None if not isinstance(answers[p], dict) else answers[p].get("error"),
             )
             for p in sent
@@ -324,7 +354,9 @@ class Coordinator:
         error = local_failed.error if local_failed is not None else None
         if error is None:
             culprit = next(r for r in reports if r.outcome in ("commit failed", "no answer"))
-            error = culprit.error or HotswapError(f"worker {culprit.pid}: no answer to commit within {timeout} s")
+            error = culprit.error or HotswapError(
+                f"worker {culprit.pid}: no answer to commit within {timeout} s"
+            )
         fleet = FleetResult(
             release.epoch,
             parent_state.epoch,
@@ -412,13 +444,14 @@ class Coordinator:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            for conn in wait(list(pending), remaining):
-                peer = pending[conn]  # type: ignore[index]
+            for ready in wait(list(pending), remaining):
+                peer = pending[ready]  # type: ignore[index]
+                conn = peer.conn
                 try:
-                    got, round_, body = conn.recv()  # type: ignore[union-attr]
+                    got, round_, body = conn.recv()
                 except (EOFError, OSError):
                     answers[peer] = _GONE
-                    del pending[conn]  # type: ignore[arg-type]
+                    del pending[conn]
                     self._drop(peer)
                     continue
                 if got != kind or round_ != number:
@@ -428,7 +461,7 @@ class Coordinator:
                 last = now
                 peer.epoch = body.get("epoch", peer.epoch)
                 answers[peer] = body
-                del pending[conn]  # type: ignore[arg-type]
+                del pending[conn]
         for peer in pending.values():
             answers[peer] = None
         return answers, first, last

@@ -180,9 +180,7 @@ class Ledger:
             return
         base = self._state if merge else State(GENESIS, {}, {})
         self._chain.append(self._state)
-        self._state = State(
-            epoch, {**base.overlay, **modules}, {**base.hashes, **dict(hashes)}
-        )
+        self._state = State(epoch, {**base.overlay, **modules}, {**base.hashes, **dict(hashes)})
 
     def reset(self) -> None:
         """Back to genesis (tests)."""

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from hotswap import pinned
-from hotswap import _seam
+from hotswap import _seam, pinned
 from hotswap._seam import routing as _routing
 from hotswap.integrations._status import ALLOWED, status_body
 
