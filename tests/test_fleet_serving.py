@@ -187,7 +187,9 @@ def exercise(server: Server, folder: Path) -> None:
     )
     for pid, answer in server.answers.items():
         assert answer["count"] > before[pid]["count"], (pid, answer, before[pid])
-    wait_until(lambda: server.logged(f"fleet {short(committed)}: committed in 3/3 workers ("), "the log")
+    wait_until(
+        lambda: server.logged(f"fleet {short(committed)}: committed in 3/3 workers ("), "the log"
+    )
 
     # A rejected save: no worker moves; a worker started after it runs the committed code.
     logic.write_text(REJECTED)
