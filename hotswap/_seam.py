@@ -18,6 +18,8 @@ integrations, never under them. Each name says which stage it comes from:
   :func:`epoch` (the middleware's ``x-hotswap-epoch`` header), :func:`short`.
 """
 
+from typing import TYPE_CHECKING
+
 from hotswap import _api as api
 from hotswap._api import coordinate, end_fleet
 from hotswap._config.settings import POLICIES
@@ -30,7 +32,9 @@ from hotswap._ops.event_types import CanaryCall, CanaryDecision, RolledBack, Wat
 from hotswap._ops.events import Event, ReloadResult, describe, location, outcome
 from hotswap._release import routing
 from hotswap._watch.pending import Pending
-from hotswap._watch.watcher import Reloader
+
+if TYPE_CHECKING:
+    from hotswap._watch.watcher import Reloader
 
 __all__ = (
     "POLICIES",
@@ -63,3 +67,13 @@ __all__ = (
 def epoch() -> str:
     """This process's epoch now (see :attr:`hotswap.Status.epoch`)."""
     return ledger.epoch
+
+
+def __getattr__(name: str) -> object:
+    # The watcher imports watchdog, which `import hotswap` (and so this seam, which the
+    # integrations package imports) must not: only the pytest plugin's feed asks for it.
+    if name == "Reloader":
+        from hotswap._watch.watcher import Reloader
+
+        return Reloader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
