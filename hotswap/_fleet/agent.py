@@ -136,6 +136,11 @@ class Agent:
         self._conn = conn
         if kind == protocol.WELCOME:
             self._take(body["epoch"], body["overlay"])
+        results = logging.getLogger("hotswap._engine.transaction")
+        if results.level == logging.NOTSET:
+            # The coordinator logs one line per release for the fleet; a worker's own
+            # results would repeat it once per worker. Its failures still show.
+            results.setLevel(logging.WARNING)
         sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, CommittedFinder)]
         sys.meta_path.insert(0, CommittedFinder())
         self._thread = threading.Thread(target=self._serve, name="hotswap-fleet-agent", daemon=True)
