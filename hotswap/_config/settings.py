@@ -155,6 +155,10 @@ class Settings:
             ``False``.
         verbose: ``enable()`` prints a status line on stderr for every reload, as
             ``hotswap run`` does, for programs started with plain ``python``.
+        commit_timeout: in a fleet (``docs/fleets.md``), seconds the coordinator waits for
+            each worker's vote and commit; a worker whose pinned requests keep it from
+            committing retries within it. Past it the release is aborted (or rolled back
+            everywhere) and the log names the worker.
     """
 
     policy: str = "strict"
@@ -171,6 +175,7 @@ class Settings:
     canary: CanaryPolicy | None = None
     auto_rollback: AutoRollback | None = None
     verbose: bool = False
+    commit_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -181,6 +186,9 @@ class Settings:
             raise ValueError(message)
         if self.pin_timeout < 0 or self.debounce < 0 or self.switch_interval < 0:
             message = "pin_timeout, debounce and switch_interval must not be negative"
+            raise ValueError(message)
+        if self.commit_timeout <= 0:
+            message = f"commit_timeout must be more than 0 seconds, not {self.commit_timeout}"
             raise ValueError(message)
 
 
@@ -358,6 +366,8 @@ def _checked(name: str, value: Any, source: str, base: Path | None) -> Any:
         raise ValueError("expected a whole number")
     if name == "history" and number < 1:
         raise ValueError("at least 1 version must be kept")
+    if name == "commit_timeout" and number == 0:
+        raise ValueError("a fleet needs more than 0 seconds to commit")
     if not number >= 0 or number == float("inf"):  # also refuses nan
         raise ValueError("expected a finite number of seconds, not negative")
     return number

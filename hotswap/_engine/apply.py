@@ -37,9 +37,11 @@ __all__ = ("run",)
 logger = logging.getLogger("hotswap._engine.transaction")
 
 
-def run(units: list[_Unit]) -> None:
-    """Execute the plans of a change set as one transaction; roll everything back on failure."""
-    settings = _config.current()
+def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
+    """Execute the plans of a change set as one transaction; roll everything back on failure.
+
+    ``pin_timeout`` overrides the setting: how long to wait for pinned sections to leave."""
+    wait = _config.current().pin_timeout if pin_timeout is None else pin_timeout
     touched = [u for u in units if u.plan]
     for unit in touched:
         # An importer (or a data file's reader) under canary: its functions dispatch between
@@ -50,7 +52,7 @@ def run(units: list[_Unit]) -> None:
     undo: list[Callable[[], object]] = []
     stages: list[_hooks.Stage] = []
     committed = False
-    with gate.exclusive(settings.pin_timeout, where):
+    with gate.exclusive(wait, where):
         for unit in touched:
             unit.snapshot = capture(vars(unit.module), unit.name)
             unit.record.current.state = unit.snapshot
@@ -99,6 +101,16 @@ def run(units: list[_Unit]) -> None:
                 for unit in touched:
                     current = unit
                     _call_hook(unit, "__hotswap_verify__", VerificationError)
+            current = None
+            # The epoch moves with the code, inside the gate: a section pinned from now on
+            # runs the new code and reads the new epoch (the middleware's header).
+            _hooks.advance(
+                {
+                    u.name: (u.digest, u.data, u.before)
+                    for u in units
+                    if u.root and u.digest is not None and u.digest != u.before
+                }
+            )
         except BaseException as error:
             if not committed:
                 for stage in stages:

@@ -39,6 +39,7 @@ class Unit:
     root: bool
     data: bytes | None = None
     digest: str | None = None
+    before: str | None = None  # the digest of the source live when it was read
     origin: str = ""  # the root whose change reached this importer
     plan: _planner.Plan = field(default_factory=_planner.Plan)
     warnings: tuple[str, ...] = ()

@@ -31,6 +31,15 @@ __all__ = ("install", "peek", "remember", "take")
 _recorded: dict[str, tuple[bytes, Any]] = {}
 _lock = threading.Lock()
 _reading = threading.local()  # .depth > 0: inside get_source, not an import
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it: it did not come along
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _installed = False
 _excluded: tuple[str, ...] = ()
 

@@ -75,6 +75,7 @@ from hotswap._watch.changeset import (
     UNCLOSED,
     WRITING,
     Apply,
+    ApplyFiles,
     ChangeSets,
 )
 from hotswap._watch.fsfacts import Backlog, created_means, folder_identity
@@ -189,6 +190,7 @@ class Reloader:
         paths: list[str],
         on_reload: Callable[[ReloadResult], object] | None = None,
         apply: Apply | None = None,
+        apply_files: ApplyFiles | None = None,
     ) -> None:
         self.settings = settings
         self.scope = Scope(paths, settings.exclude)
@@ -226,6 +228,7 @@ class Reloader:
             requeue=self._requeue,
             pending=self._is_pending,
             apply=apply,
+            apply_files=apply_files,
         )
         self._observer: BaseObserver = observer
         self._backlog = Backlog(observer)
@@ -246,6 +249,11 @@ class Reloader:
         self._schedule()
         self._worker.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
+
+    def delegate(self, apply_files: ApplyFiles) -> None:
+        """From the next change set on, hand every changed source file to ``apply_files``
+        (a fleet's coordinator), see :class:`~hotswap._watch.changeset.ChangeSets`."""
+        self._sets.delegate(apply_files)
 
     def stop(self) -> None:
         """Stop watching and join the threads."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from hotswap import pinned
+from hotswap import _seam, pinned
 from hotswap._seam import Pin
 from hotswap._seam import routing as _routing
 from hotswap.integrations._status import ALLOWED, status_body
@@ -53,6 +53,9 @@ class HotswapMiddleware:
             header ``X-Hotswap-Canary: 1`` (or ``0``) forces the candidate (or the live
             version).
 
+    Every response carries an ``X-Hotswap-Epoch`` header: the first 12 characters of the
+    epoch of the code that served it (:attr:`hotswap.Status.epoch`).
+
     While a canary runs or a committed version is watched, each request is one unit, from
     the call until its body has been produced (or it is closed): assigned to one version of
     every module under canary, and counted (a 5xx status or an exception is an error).
@@ -70,7 +73,7 @@ class HotswapMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if self.status_path is not None and environ.get("PATH_INFO") == self.status_path:
-            return self._status(environ, start_response)
+            return self._status(environ, _stamping(start_response, _seam.short(_seam.epoch())))
         # The request's own context: its pin depth and canary assignment live there, and the
         # body is produced in it too, so nothing stays set in the caller's context.
         context = contextvars.copy_context()
@@ -88,6 +91,8 @@ class HotswapMiddleware:
                 start_response = _watching(start_response, answered)
         pin = pinned()
         pin.__enter__()
+        # Read inside the pin: the epoch of the code this request runs.
+        start_response = _stamping(start_response, _seam.short(_seam.epoch()))
         try:
             response = self.app(environ, start_response)
         except BaseException:
@@ -115,6 +120,15 @@ class HotswapMiddleware:
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         return [b""] if method == "HEAD" else [body]
+
+
+def _stamping(start_response: StartResponse, epoch: str) -> StartResponse:
+    """``start_response`` that adds the ``X-Hotswap-Epoch`` header."""
+
+    def start(status: str, headers: Any, *rest: Any) -> Any:
+        return start_response(status, [*headers, ("X-Hotswap-Epoch", epoch)], *rest)
+
+    return start
 
 
 def _watching(start_response: StartResponse, answered: list[int]) -> StartResponse:
