@@ -15,6 +15,7 @@ modules and the epoch back to the parent.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.abc
 import importlib.machinery
 import logging
@@ -29,6 +30,7 @@ from typing import Any
 
 from hotswap._config import settings as _settings
 from hotswap._engine import transaction
+from hotswap._engine.history import records
 from hotswap._fleet import protocol
 from hotswap._fleet.protocol import Address
 from hotswap._fleet.release import Release, State, digest, ledger, short
@@ -223,19 +225,24 @@ class Agent:
                 f"{short(parent)}"
             )
             return {"ok": False, "behind": True, "error": HotswapError(message), "names": {}}
-        self._index.refresh()
         names: dict[str, list[str]] = {}
         entries = []
         for path, data in files.items():
             found = self._index.modules_for(path)
             names[path] = found
             entries += [(name, data) for name in found]
+        # What the modules of genesis run, for the coordinator to hand to later workers.
+        running = {
+            name: live
+            for name, _ in entries
+            if ledger.bytes_of(name) is None and (live := _live_bytes(sys.modules[name]))
+        }
         try:
             warnings = transaction.prepare_many(entries) if entries else ()
         except HotswapError as error:
-            return {"ok": False, "error": error, "names": names}
+            return {"ok": False, "error": error, "names": names, "running": running}
         self._entries = entries
-        return {"ok": True, "names": names, "warnings": warnings}
+        return {"ok": True, "names": names, "warnings": warnings, "running": running}
 
     def _commit(self, release: Release, timeout: float) -> dict[str, Any]:
         entries = [(n, release.modules[n]) for n, _ in self._entries if n in release.modules]
@@ -283,8 +290,28 @@ def _commit_within(
                 entries, pin_timeout=max(0.0, min(_ATTEMPT, remaining))
             )
         waited = any(isinstance(r.error, PinTimeoutError) for r in results)
-        if not waited or time.monotonic() >= deadline:
+        if not waited:
             return results
+        if time.monotonic() >= deadline:
+            message = (
+                f"pid {os.getpid()}: pinned sections did not leave within {timeout:.1f} s "
+                "(commit_timeout); nothing changed"
+            )
+            error = PinTimeoutError(message)
+            return [dataclasses.replace(r, error=error) for r in results]
+
+
+def _live_bytes(module: types.ModuleType) -> bytes | None:
+    """The bytes of the source ``module`` runs, when hotswap knows them."""
+    record = records.get(module.__name__)
+    if record is None or record.namespace is not vars(module):
+        file = getattr(module, "__file__", None)
+        return sources.peek(file) if isinstance(file, str) else None
+    live = record.current.source
+    if live is None or record.current.source_hash is None:
+        return None
+    data = live.source.encode()
+    return data if digest(data) == record.current.source_hash else None
 
 
 def _live_hash(module: types.ModuleType) -> str | None:

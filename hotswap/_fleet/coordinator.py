@@ -251,6 +251,8 @@ class Coordinator:
             for path, names in (vote or {}).get("names", {}).items():
                 for name in names:
                     modules.setdefault(name, files[path])
+            for name, data in (vote or {}).get("running", {}).items():
+                ledger.pin(name, data)  # genesis bytes: what a later worker must import
         live = [p for p in peers if p in votes and votes[p] is not _GONE]
         if not modules:  # no participant runs these files
             self._send(live, (protocol.ABORT, number, {}))
@@ -476,7 +478,10 @@ _GONE: Any = object()  # an answer: the worker's connection closed (it exited)
 
 
 def _welcome_body(state: State) -> dict[str, Any]:
-    return {"epoch": state.epoch, "overlay": state.shippable()}
+    epoch, overlay = ledger.shipment()
+    if epoch != state.epoch:  # the parent's state, within a round
+        overlay = {**overlay, **state.shippable()}
+    return {"epoch": state.epoch, "overlay": overlay}
 
 
 def _vote_report(peer: _Peer, vote: Any, timeout: float) -> WorkerReport:

@@ -108,6 +108,9 @@ class Ledger:
         self._lock = threading.Lock()
         self._state = State(GENESIS, {}, {})
         self._chain: deque[State] = deque(maxlen=_CHAIN)
+        # name -> the bytes a module of the genesis epoch runs, learnt from the workers: so a
+        # worker started after a rejected save imports these, not the file on disk.
+        self._genesis: dict[str, bytes] = {}
         self._local = threading.local()  # .release: the release this thread applies
 
     @property
@@ -120,8 +123,21 @@ class Ledger:
         return self._state
 
     def bytes_of(self, name: str) -> bytes | None:
-        """The committed bytes of module ``name``, or None when it has no committed release."""
-        return self._state.overlay.get(name)
+        """The bytes module ``name`` must run: committed by a release, or those of the genesis
+        epoch once known; None when neither is known (the file on disk is then imported)."""
+        data = self._state.overlay.get(name)
+        return self._genesis.get(name) if data is None else data
+
+    def pin(self, name: str, data: bytes) -> None:
+        """``data`` is what module ``name`` runs at genesis (no release changed it): imports
+        from now on run it, whatever the file holds. The epoch does not change."""
+        with self._lock:
+            self._genesis.setdefault(name, data)
+
+    def shipment(self) -> tuple[str, dict[str, bytes]]:
+        """The epoch, and the bytes every module must run (what a joining worker receives)."""
+        with self._lock:
+            return self._state.epoch, {**self._genesis, **self._state.shippable()}
 
     @contextmanager
     def applying(self, release: Release) -> Iterator[None]:
@@ -176,7 +192,9 @@ class Ledger:
         *,
         merge: bool = True,
     ) -> None:
-        if epoch == self._state.epoch:
+        if epoch == self._state.epoch and all(
+            self._state.hashes.get(name) == h for name, h in hashes.items()
+        ):
             return
         base = self._state if merge else State(GENESIS, {}, {})
         self._chain.append(self._state)
@@ -187,6 +205,7 @@ class Ledger:
         with self._lock:
             self._state = State(GENESIS, {}, {})
             self._chain.clear()
+            self._genesis.clear()
 
 
 ledger = Ledger()
