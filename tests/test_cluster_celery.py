@@ -233,3 +233,86 @@ def test_celery_stale_coordinator_cannot_commit(nodes: Nodes):
     assert answers[f"w1@{HOST}"]["ok"] is False
     assert "stale" in answers[f"w1@{HOST}"]["error"]
     nodes.until("w1", lambda a: a["version"] == "v2", "v2")
+
+
+# --- one node under `hotswap run` (the fleet issue): no change to the app ----------------------
+
+
+class RunNode(Nodes):
+    """``hotswap run --no-restart -m celery -A plain worker ...``: its MainProcess watches."""
+
+    def run(self, *extra: str) -> None:
+        environ = {**os.environ, "PYTHONPATH": str(self.folder), "HOTSWAP_TEST_REDIS": self.url}
+        command = [sys.executable, "-m", "hotswap", "run", "--no-restart", "-m", "celery"]
+        command += ["-A", "plain", "worker", "-n", "solo@%h", "-c", "3", "-l", "info", *extra]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        log = (self.folder / "solo.log").open("wb")
+        self.started["solo"] = subprocess.Popen(
+            command, cwd=self.folder, env=environ, stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+
+    def batch(self, name: str = "celery", count: int = 15) -> dict[int, dict[str, Any]]:
+        results = [self.app.send_task("plain.probe") for _ in range(count)]
+        answers: dict[int, dict[str, Any]] = {}
+        for result in results:
+            answer = result.get(timeout=TIMEOUT)
+            answers[answer["pid"]] = answer
+        return answers
+
+
+@pytest.fixture
+def run_node(tmp_path: Path, redis_url: str) -> Iterator[RunNode]:
+    folder = tmp_path / "app"
+    shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    made = RunNode(folder, redis_url)
+    made.app = celery.Celery("plain", broker=redis_url, backend=redis_url)
+    yield made
+    for process in made.started.values():
+        stop(process)
+    made.app.close()
+
+
+def test_celery_prefork_children_under_hotswap_run_move_together(run_node: RunNode):
+    run_node.run()
+    before = run_node.until("solo", lambda a: a["version"] == "v1", "v1", processes=3)
+    committed = epoch_of(GENESIS, {"logic": hashlib.sha256(V2.encode()).hexdigest()})
+    path = run_node.folder / "logic.py"
+    path.write_text(V2)
+    after = run_node.until(
+        "solo", lambda a: a["version"] == "v2" and a["epoch"] == committed, "v2", processes=3
+    )
+    assert set(after) == set(before)  # the same children, updated in place
+    for pid, answer in after.items():
+        assert answer["count"] > before[pid]["count"]  # state kept
+
+    path.write_text(SIGNATURE)
+    deadline = time.monotonic() + TIMEOUT
+    while "aborted in 3 workers" not in run_node.log("solo"):
+        assert time.monotonic() < deadline, run_node.log("solo")
+        run_node.batch()
+    run_node.until(
+        "solo", lambda a: a["version"] == "v2" and a["epoch"] == committed, "still v2", 3
+    )
+
+
+def test_celery_children_recycled_by_max_tasks_per_child_run_the_committed_release(
+    run_node: RunNode,
+):
+    run_node.run("--max-tasks-per-child", "2")
+    run_node.until("solo", lambda a: a["version"] == "v1", "v1", processes=3)
+    committed = epoch_of(GENESIS, {"logic": hashlib.sha256(V2.encode()).hexdigest()})
+    path = run_node.folder / "logic.py"
+    path.write_text(V2)
+    run_node.until("solo", lambda a: a["epoch"] == committed, "v2", processes=3)
+    path.write_text(SIGNATURE)  # rejected: never what a new child imports
+    deadline = time.monotonic() + TIMEOUT
+    while "aborted in" not in run_node.log("solo"):
+        assert time.monotonic() < deadline, run_node.log("solo")
+        run_node.batch()
+    seen: set[int] = set()
+    while len(seen) < 9:  # three generations of children at least
+        for answer in run_node.batch().values():
+            assert (answer["version"], answer["epoch"]) == ("v2", committed), answer
+            seen.add(answer["pid"])
+        assert time.monotonic() < deadline, seen

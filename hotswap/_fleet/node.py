@@ -32,7 +32,7 @@ from hotswap._engine import transaction
 from hotswap._fleet import protocol, wire
 from hotswap._fleet.agent import CommittedFinder
 from hotswap._fleet.agent import _live_hash as live_hash
-from hotswap._fleet.coordinator import Coordinator, _Peer
+from hotswap._fleet.coordinator import Coordinator, _Peer, _welcome_body
 from hotswap._fleet.release import Release, State, digest, ledger, short
 from hotswap._plan import sources
 from hotswap.exceptions import HotswapError
@@ -162,6 +162,8 @@ class Node:
                     votes.append({"pid": peer.pid, "ok": False, "error": "no vote in time"})
                 continue
             prepared.peers.append(peer)
+            for name, data in answer.get("running", {}).items():
+                ledger.pin(name, data)  # genesis bytes, for the children forked later
             why = answer.get("error")
             error_text = None if why is None else str(why)
             votes.append({"pid": peer.pid, "ok": bool(answer["ok"]), "error": error_text})
@@ -178,9 +180,7 @@ class Node:
             if ledger.epoch == release.epoch:
                 return self._answer(True, already=True)
             if ledger.epoch != release.parent:
-                why = (
-                    f"pid {os.getpid()} is at {short(ledger.epoch)}, not {short(release.parent)}"
-                )
+                why = f"pid {os.getpid()} is at {short(ledger.epoch)}, not {short(release.parent)}"
                 return self._answer(False, behind=True, error=why)
             prepared, self._prepared = self._prepared, None
             if prepared is None or prepared.round != str(body["round"]):
@@ -221,7 +221,7 @@ class Node:
             self._undo = _Undo(release.epoch, state, versions, list(prepared.peers))
             # Children that joined since the prepare were welcomed at the parent: resync them.
             late = [p for p in local._peers if p not in prepared.peers]
-            local._send(late, (protocol.WELCOME, 0, _welcome(ledger.state())))
+            local._send(late, (protocol.WELCOME, 0, _welcome_body(ledger.state())))
         return self._answer(True, window=fleet.window)
 
     def abort(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +290,7 @@ class Node:
             return
         with self.local._lock:
             stale = [p for p in self.local._peers if p.epoch != ledger.epoch]
-            sent = self.local._send(stale, (protocol.WELCOME, 0, _welcome(ledger.state())))
+            sent = self.local._send(stale, (protocol.WELCOME, 0, _welcome_body(ledger.state())))
             for peer in sent:
                 peer.epoch = ledger.epoch
 
@@ -336,10 +336,6 @@ def take(epoch: str, overlay: dict[str, bytes]) -> str | None:
         failed[0].error,
     )
     return f"pid {os.getpid()}: {failed[0].error}"
-
-
-def _welcome(state: State) -> dict[str, Any]:
-    return {"epoch": state.epoch, "overlay": state.shippable()}
 
 
 def _path_of(name: str) -> str | None:
