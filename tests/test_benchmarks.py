@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_calls
 import bench_canary
 import bench_diff
+import bench_fleet
 import bench_latency
 import bench_observability
 import bench_pytest
@@ -73,3 +74,10 @@ def test_bench_canary_switch_sends_no_request_to_the_other_version(project, kind
     rows = bench_canary.measure_switch(kind, rounds=1)
     assert [row["what"] for row in rows] == [f"{kind} abort", f"{kind} promote"]
     assert [row["wrong"] for row in rows] == [0, 0]
+
+
+@pytest.mark.watcher
+def test_bench_fleet_runs():
+    row = bench_fleet.measure("fleet", saves=1)
+    assert (row["lost"], row["failed"], row["state"]) == (0, 0, True)
+    assert len(row["latencies"]) == 1

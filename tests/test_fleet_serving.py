@@ -141,22 +141,16 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(command: list[str], folder: Path, port: int) -> Iterator[Server]:
+def serve(
+    command: list[str], folder: Path, port: int, *, under_hotswap: bool = True
+) -> Iterator[Server]:
+    """Start ``python -m <command>`` (under ``hotswap run`` unless told otherwise)."""
     log = folder / "server.log"
     env = {**os.environ, "PYTHONPATH": str(folder), "PYTHONUNBUFFERED": "1"}
+    run = ["-m", "hotswap", "run", "--no-restart", "--watch", str(folder)]
     with log.open("w") as output:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hotswap",
-                "run",
-                "--no-restart",
-                "--watch",
-                str(folder),
-                "-m",
-                *command,
-            ],
+            [sys.executable, *(run if under_hotswap else []), "-m", *command],
             cwd=folder,
             env=env,
             stdout=output,
@@ -193,7 +187,9 @@ def exercise(server: Server, folder: Path) -> None:
     )
     for pid, answer in server.answers.items():
         assert answer["count"] > before[pid]["count"], (pid, answer, before[pid])
-    wait_until(lambda: server.logged(f"fleet {short(committed)}: committed in 3/3"), "the log")
+    wait_until(
+        lambda: server.logged(f"fleet {short(committed)}: committed in 3/3 workers ("), "the log"
+    )
 
     # A rejected save: no worker moves; a worker started after it runs the committed code.
     logic.write_text(REJECTED)
@@ -245,4 +241,21 @@ def test_fleet_uvicorn_workers_move_together(app_folder: Path) -> None:
     port = free_port()
     command = ["uvicorn", "--workers", "3", "--port", str(port), "app:asgi"]
     with serve(command, app_folder, port) as server:
+        exercise(server, app_folder)
+
+
+def test_fleet_gunicorn_preload_moves_the_arbiter_and_the_workers(app_folder: Path) -> None:
+    port = free_port()
+    command = ["gunicorn", "--preload", "-w", "3", "-b", f"127.0.0.1:{port}", "app:wsgi"]
+    with serve(command, app_folder, port) as server:
+        exercise(server, app_folder)
+
+
+def test_fleet_gunicorn_config_module_without_hotswap_run(app_folder: Path) -> None:
+    port = free_port()
+    command = [
+        "gunicorn", "-c", "python:hotswap.integrations.gunicorn",
+        "-w", "3", "-b", f"127.0.0.1:{port}", "app:wsgi",
+    ]  # fmt: skip
+    with serve(command, app_folder, port, under_hotswap=False) as server:
         exercise(server, app_folder)

@@ -106,7 +106,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
             # runs the new code and reads the new epoch (the middleware's header).
             _hooks.advance(
                 {
-                    u.name: (u.digest, u.data)
+                    u.name: (u.digest, u.data, u.before)
                     for u in units
                     if u.root and u.digest is not None and u.digest != u.before
                 }

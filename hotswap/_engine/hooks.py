@@ -87,8 +87,9 @@ def stages(module: str) -> Stage:
     return _Stages(module)
 
 
-# Module name -> (sha256 of the bytes now live, those bytes when known).
-Committed = Mapping[str, tuple[str, bytes | None]]
+# Module name -> (sha256 of the bytes now live, those bytes when known, sha256 of the source
+# live before the commit when known).
+Committed = Mapping[str, tuple[str, bytes | None, str | None]]
 _advance: Callable[[Committed], str] | None = None
 _epoch: Callable[[], str] | None = None
 

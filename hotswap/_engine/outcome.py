@@ -65,7 +65,7 @@ def results(
     finished: dict[int, ReloadResult] = {}
     epoch = _hooks.advance(
         {
-            unit.name: (unit.digest, unit.data)
+            unit.name: (unit.digest, unit.data, unit.before)
             for unit in roots
             if unit.digest is not None and unit.digest != unit.before
         }

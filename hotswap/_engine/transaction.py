@@ -519,7 +519,7 @@ def rollback(
                 record.current = chosen
             if chosen.source_hash is not None and chosen.source_hash != before.source_hash:
                 text = chosen.source.source.encode() if chosen.source is not None else None
-                _hooks.advance({name: (chosen.source_hash, text)})
+                _hooks.advance({name: (chosen.source_hash, text, before.source_hash)})
             changes = Changes()
             if before.source is not None and chosen.source is not None:
                 from hotswap._plan.diff import diff

@@ -29,13 +29,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from hotswap._config import settings as _settings
-from hotswap._engine import transaction
+from hotswap._engine import importers, transaction
 from hotswap._engine.history import records
 from hotswap._fleet import protocol
 from hotswap._fleet.protocol import Address
 from hotswap._fleet.release import Release, State, digest, ledger, short
 from hotswap._ops.events import ReloadResult
-from hotswap._plan import sources
+from hotswap._plan import modules, sources
 from hotswap._plan.modules import ModuleIndex
 from hotswap.exceptions import HotswapError, PinTimeoutError
 
@@ -43,6 +43,8 @@ __all__ = ("Agent", "CommittedFinder", "current", "join")
 
 logger = logging.getLogger(__name__)
 
+# Seconds without a message after which the agent prepares for the next vote (_warm).
+_IDLE = 0.5
 # Each commit attempt waits this long at most for pinned sections, so requests arriving
 # meanwhile wait no longer than this; it retries until commit_timeout.
 _ATTEMPT = 0.2
@@ -172,8 +174,14 @@ class Agent:
 
     def _serve(self) -> None:
         conn = self._conn
+        warmed = -1
         while conn is not None:
             try:
+                if not conn.poll(_IDLE):
+                    if len(sys.modules) != warmed:
+                        warmed = len(sys.modules)
+                        _warm()
+                    continue
                 kind, number, body = conn.recv()
             except (EOFError, OSError):
                 logger.warning(
@@ -299,6 +307,16 @@ def _commit_within(
             )
             error = PinTimeoutError(message)
             return [dataclasses.replace(r, error=error) for r in results]
+
+
+def _warm() -> None:
+    """Index the user's loaded modules (their sources' words, for the importer search) while
+    idle: the first vote after the program imported its code pays it otherwise (tens of ms,
+    on the path from save to every worker)."""
+    try:
+        modules.importer_candidates("\0", importers.Texts([]).of)
+    except Exception:  # a warm-up only; the vote does the same and reports
+        logger.debug("hotswap: fleet warm-up failed", exc_info=True)
 
 
 def _live_bytes(module: types.ModuleType) -> bytes | None:

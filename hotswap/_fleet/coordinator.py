@@ -100,13 +100,17 @@ class FleetResult:
     error: BaseException | None = None
 
     def describe(self) -> str:
-        """One line: ``fleet e3f2a1b4c5d6: committed in 3/3 workers (12.1 ms)``, or who
-        refused and why."""
+        """One line: ``fleet e3f2a1b4c5d6: committed in 3/3 workers (12.1 ms, window 0.8
+        ms)``, or who refused and why."""
         ms = self.duration * 1000
         count = len(self.workers)
         if self.ok:
             done = sum(w.outcome == "committed" for w in self.workers)
-            return f"fleet {short(self.epoch)}: committed in {done}/{count} workers ({ms:.1f} ms)"
+            window = f", window {self.window * 1000:.1f} ms" if count > 1 else ""
+            return (
+                f"fleet {short(self.epoch)}: committed in {done}/{count} workers "
+                f"({ms:.1f} ms{window})"
+            )
         culprits = [w for w in self.workers if w.outcome not in ("aborted", "rolled back", "gone")]
         why = "; ".join(
             f"worker {w.pid} {w.outcome}" + (f": {w.error}" if w.error is not None else "")

@@ -111,6 +111,9 @@ class Ledger:
         # name -> the bytes a module of the genesis epoch runs, learnt from the workers: so a
         # worker started after a rejected save imports these, not the file on disk.
         self._genesis: dict[str, bytes] = {}
+        # name -> sha256 of what the module ran before its first release (what a rollback to
+        # genesis compares with).
+        self._base: dict[str, str] = {}
         self._local = threading.local()  # .release: the release this thread applies
 
     @property
@@ -149,21 +152,27 @@ class Ledger:
         finally:
             self._local.release = None
 
-    def advance(self, committed: Mapping[str, tuple[str, bytes | None]]) -> str:
-        """What a commit made live (name -> (hash, bytes)); returns the epoch after it."""
+    def advance(self, committed: Mapping[str, tuple[str, bytes | None, str | None]]) -> str:
+        """What a commit made live (name -> (hash, bytes, hash before)); the epoch after it.
+
+        Going back to the content of an earlier state (a rollback) gives its epoch back."""
         release: Release | None = getattr(self._local, "release", None)
         with self._lock:
             if release is not None:
                 self._adopt_locked(release.epoch, release.modules, release.hashes)
                 return release.epoch
             now = self._state
-            new = {n: h for n, (h, _) in committed.items() if now.hashes.get(n) != h}
+            for name, (_, _, before) in committed.items():
+                if name not in now.hashes and before is not None:
+                    self._base.setdefault(name, before)
+            new = {n: h for n, (h, _, _) in committed.items() if self._seen(now).get(n) != h}
             if not new:
                 return now.epoch
             hashes = {**now.hashes, **new}
             overlay = {**now.overlay, **{n: committed[n][1] for n in new}}
+            wanted = {**self._base, **hashes}
             epoch = next(
-                (s.epoch for s in reversed(self._chain) if dict(s.hashes) == hashes),
+                (s.epoch for s in reversed(self._chain) if self._seen(s) == wanted),
                 None,
             )
             if epoch is None:
@@ -171,6 +180,10 @@ class Ledger:
             self._chain.append(now)
             self._state = State(epoch, overlay, hashes)
             return epoch
+
+    def _seen(self, state: State) -> dict[str, str]:
+        """What every module known runs in ``state``, releases over the modules' first code."""
+        return {**self._base, **state.hashes}
 
     def adopt(self, epoch: str, modules: Mapping[str, bytes]) -> None:
         """Take a fleet's state as this process's (a worker that joined, or rolled back)."""
@@ -206,6 +219,7 @@ class Ledger:
             self._state = State(GENESIS, {}, {})
             self._chain.clear()
             self._genesis.clear()
+            self._base.clear()
 
 
 ledger = Ledger()

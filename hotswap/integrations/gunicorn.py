@@ -28,7 +28,8 @@ def on_starting(server: Any) -> None:
     """gunicorn's hook, in the arbiter before it forks the first worker: coordinate, watch."""
     _seam.coordinate()
     paths = hotswap.configure().paths
-    hotswap.enable(list(paths) or [os.getcwd()])
+    # Status lines (the fleet's results among them) go to stderr, beside gunicorn's log.
+    hotswap.enable(list(paths) or [os.getcwd()], verbose=True)
 
 
 def on_exit(server: Any) -> None:
