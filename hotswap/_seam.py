@@ -17,7 +17,8 @@ integrations, never under them. Each name says which stage it comes from:
 - the fleet (api, fleet): :func:`coordinate` and :func:`end_fleet` (gunicorn's hooks),
   :func:`epoch` (the middleware's ``x-hotswap-epoch`` header), :func:`short`;
 - clusters (fleet): :func:`cluster_node` (this process as a node of a Celery or Dask cluster),
-  :class:`Cluster` and :class:`ClusterRecord` (a cluster coordinator and its stored state).
+  :class:`Cluster` and :class:`ClusterRecord` (a cluster coordinator and its stored state),
+  :func:`register_engine` (how ``hotswap fleet --ENGINE ADDRESS`` reaches an engine).
 """
 
 from hotswap import _api as api
@@ -28,7 +29,7 @@ from hotswap._engine.adapters import ModulePlan, ModuleUpdate, register_adapter
 from hotswap._engine.pin import Pin
 from hotswap._engine.transaction import reload_many
 from hotswap._fleet import ledger, short
-from hotswap._fleet.cluster import Cluster
+from hotswap._fleet.cluster import Cluster, register_engine
 from hotswap._fleet.cluster import Record as ClusterRecord
 from hotswap._fleet.node import Node, node
 from hotswap._ops import tracing
@@ -62,6 +63,7 @@ __all__ = (
     "location",
     "outcome",
     "register_adapter",
+    "register_engine",
     "reload_many",
     "routing",
     "short",

@@ -5,7 +5,9 @@ cluster coordinator in the test process (the client). The release's bytes travel
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="hotswap[dask] is not installed")
 
-from hotswap._fleet.release import GENESIS, epoch_of  # noqa: E402
+from hotswap._fleet.release import GENESIS, epoch_of, short  # noqa: E402
 from hotswap.integrations import dask as hotswap_dask  # noqa: E402
 
 APPS = Path(__file__).parent / "cluster_apps"
@@ -65,6 +67,8 @@ def dask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dask]:
         host="127.0.0.1",
         dashboard_address=None,
         local_directory=str(tmp_path / "scratch"),
+        # hotswap first in every worker, so it records the source of what they import.
+        preload=["hotswap.integrations.dask"],
     )
     client = distributed.Client(cluster)
     try:
@@ -129,3 +133,53 @@ def test_dask_worker_added_later_runs_the_committed_release(dask: Dask):
     assert {(a["version"], a["epoch"]) for a in dask.answers().values()} == {("v4", again.epoch)}
     status = coordinator.status()
     assert {a["epoch"] for a in status.values() if a} == {again.epoch}
+
+
+def test_dask_operator_command_status_diff_commit_rollback(dask: Dask):
+    address = dask.cluster.scheduler_address
+
+    def fleet(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "hotswap", "fleet", "--dask", address, *args]
+        environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        return subprocess.run(
+            command,
+            check=False,
+            cwd=dask.folder,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+
+    dask.answers()  # every worker imported logic
+    status = fleet("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "committed: genesis" in status.stdout
+    assert status.stdout.count(f": {short(GENESIS)} (pid") == 3
+
+    (dask.folder / "logic.py").write_text(V2)
+    diff = fleet("diff", "logic.py")
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert '-    return "v1"' in diff.stdout
+    assert '+    return "v2"' in diff.stdout
+    assert diff.stdout.count("would vote yes") == 3
+    assert {a["version"] for a in dask.answers().values()} == {"v1"}  # a diff changes nothing
+
+    commit = fleet("commit", "logic.py")
+    assert commit.returncode == 0, commit.stdout + commit.stderr
+    assert "committed on 3/3 nodes" in commit.stdout
+    committed = epoch_of(GENESIS, {"logic": hashlib.sha256(V2.encode()).hexdigest()})
+    assert {(a["version"], a["epoch"]) for a in dask.answers().values()} == {("v2", committed)}
+    status = fleet("status")
+    assert status.returncode == 0
+    assert f"committed: {short(committed)}" in status.stdout
+
+    (dask.folder / "logic.py").write_text(SIGNATURE)
+    refused = fleet("commit", "logic.py")
+    assert refused.returncode == 1
+    assert "aborted on 3 nodes" in refused.stdout
+    assert "voted no" in refused.stdout
+
+    back = fleet("rollback", "--to", "genesis")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert {(a["version"], a["epoch"]) for a in dask.answers().values()} == {("v1", GENESIS)}

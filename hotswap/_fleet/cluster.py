@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,7 +32,15 @@ from hotswap._fleet import wire
 from hotswap._fleet.release import GENESIS, Release, short
 from hotswap.exceptions import HotswapError
 
-__all__ = ("Cluster", "ClusterResult", "NodeReport", "Record", "Transport")
+__all__ = (
+    "Cluster",
+    "ClusterResult",
+    "NodeReport",
+    "Record",
+    "Transport",
+    "engine",
+    "register_engine",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +147,8 @@ class ClusterResult:
         epoch: the release's epoch.
         parent: the epoch it applied to.
         ok: True when every node committed it.
-        outcome: ``committed``, ``aborted``, ``rolled back`` or ``unchanged``.
+        outcome: ``committed``, ``aborted``, ``rolled back``, ``unchanged`` or ``dry run``
+            (every node voted; nothing was committed).
         nodes: one :class:`NodeReport` per node.
         duration: seconds from the proposal to the last answer.
     """
@@ -155,6 +164,10 @@ class ClusterResult:
         """One line: ``cluster 1a2b3c4d5e6f: committed on 2/2 nodes (41.0 ms)``, or why not."""
         ms = self.duration * 1000
         count = len(self.nodes)
+        if self.outcome == "dry run":
+            yes = sum(n.vote is True for n in self.nodes)
+            votes = f"{yes}/{count} nodes vote yes"
+            return f"cluster {short(self.epoch)}: dry run, {votes} ({ms:.1f} ms)"
         if self.ok:
             done = sum(n.outcome == "committed" for n in self.nodes)
             return (
@@ -225,8 +238,10 @@ class Cluster:
         return self._round(record, release, overlay, dry_run=dry_run)
 
     def rollback(self, to: str) -> ClusterResult:
-        """Go back to a committed epoch the store keeps (or to genesis), as a new round."""
+        """Go back to a committed epoch the store keeps, named by its hash or a prefix (or
+        ``"genesis"``: the code first imported), as a new round."""
         record = self.record()
+        to = GENESIS if to == "genesis" else to
         target: dict[str, bytes] | None = {} if to == GENESIS else None
         for epoch, overlay in record.history:
             if epoch == to or epoch.startswith(to):
@@ -283,22 +298,26 @@ class Cluster:
             call("sync", record.sync_body(self.term), behind, self.timeout)
             votes.update(call("prepare", prepare, behind, self.timeout))
         refused = [n for n, v in votes.items() if v is None or not v["ok"]]
+        base = dict(record.base)
+        for vote in votes.values():
+            for name, data in wire.decode((vote or {}).get("base", {})).items():
+                base.setdefault(name, data)
         if refused or dry_run:
+            if base != record.base:  # what the modules ran before any release: for diff
+                learnt = self.record()
+                learnt.base = {**base, **learnt.base}
+                self.transport.save(learnt.dumps())
             call("abort", {"term": self.term, "round": round_id}, nodes, self.timeout)
             reports = tuple(_vote_report(n, votes[n]) for n in nodes)
             result = ClusterResult(
                 release.epoch,
                 release.parent,
                 False,
-                "aborted",
+                "aborted" if refused else "dry run",
                 reports,
                 time.perf_counter() - start,
             )
             return self._log(result)
-        base = dict(record.base)
-        for vote in votes.values():
-            for name, data in wire.decode((vote or {}).get("base", {})).items():
-                base.setdefault(name, data)
         history = [*record.history, (release.epoch, overlay)][-_HISTORY:]
         if not record.history:
             history.insert(0, (release.parent, dict(record.overlay)))
@@ -333,7 +352,8 @@ class Cluster:
         return self._log(result)
 
     def _log(self, result: ClusterResult) -> ClusterResult:
-        logger.log(logging.INFO if result.ok else logging.WARNING, "hotswap: %s", result.describe())
+        quiet = result.ok or result.outcome == "dry run"
+        logger.log(logging.INFO if quiet else logging.WARNING, "hotswap: %s", result.describe())
         return result
 
 
@@ -358,3 +378,23 @@ def _done_report(node: str, done: dict[str, Any] | None, *, rolled_back: bool) -
         return NodeReport(node, True, "commit failed", done.get("error"), _workers(done))
     outcome = "rolled back" if rolled_back else "committed"
     return NodeReport(node, True, outcome, None, _workers(done))
+
+
+# --- engines: how an operator command finds a cluster's transport --------------------------------
+
+_ENGINES: dict[str, Callable[[str], Transport]] = {}
+
+
+def register_engine(name: str, connect: Callable[[str], Transport]) -> None:
+    """An integration says how to reach its engine from an address the operator gives
+    (``hotswap fleet --celery tasks``: ``connect("tasks")``)."""
+    _ENGINES[name] = connect
+
+
+def engine(name: str, address: str) -> Transport:
+    """The transport of engine ``name`` at ``address``.
+
+    Raises:
+        KeyError: no integration registered ``name``.
+    """
+    return _ENGINES[name](address)

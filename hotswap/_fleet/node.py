@@ -31,6 +31,7 @@ from hotswap._config import settings as _settings
 from hotswap._engine import transaction
 from hotswap._fleet import protocol, wire
 from hotswap._fleet.agent import CommittedFinder
+from hotswap._fleet.agent import _live_bytes as live_bytes
 from hotswap._fleet.agent import _live_hash as live_hash
 from hotswap._fleet.coordinator import Coordinator, _Peer, _welcome_body
 from hotswap._fleet.release import Release, State, digest, ledger, short
@@ -355,8 +356,11 @@ def _path_of(name: str) -> str | None:
 def _base_of(name: str) -> bytes | None:
     """The bytes module ``name`` was imported from, before any release changed it (what a
     cluster rollback to an epoch without it goes back to)."""
-    if ledger.bytes_of(name) is not None:
+    if ledger.state().overlay.get(name) is not None:
         return None
+    module = sys.modules.get(name)
+    if module is not None:
+        return live_bytes(module)
     path = _path_of(name)
     return None if path is None else sources.peek(path)
 

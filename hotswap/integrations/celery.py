@@ -33,7 +33,7 @@ from celery.worker.control import control_command
 
 from hotswap import _seam
 
-__all__ = ("COMMANDS", "CeleryTransport", "cluster", "install", "transport")
+__all__ = ("COMMANDS", "CeleryTransport", "cluster", "connect", "install", "transport")
 
 logger = logging.getLogger("hotswap.integrations.celery")
 
@@ -117,6 +117,27 @@ def transport(app: Celery) -> CeleryTransport:
     return CeleryTransport(app)
 
 
+def connect(address: str) -> CeleryTransport:
+    """The transport of the app ``address`` names, as ``celery -A`` takes it (``tasks``,
+    ``proj.celery:app``): ``hotswap fleet --celery tasks status``."""
+    import importlib
+    import sys
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `celery -A` finds the app's module
+    module_name, _, attribute = address.partition(":")
+    module = importlib.import_module(module_name)
+    names = [attribute] if attribute else ["app", "celery"]
+    for name in names:
+        found = getattr(module, name, None)
+        if isinstance(found, Celery):
+            return CeleryTransport(found)
+    found = next((v for v in vars(module).values() if isinstance(v, Celery)), None)
+    if found is None:
+        raise LookupError(f"no Celery app in {address}")
+    return CeleryTransport(found)
+
+
 def cluster(app: Celery, *, timeout: float | None = None) -> Any:
     """A cluster coordinator for ``app``'s nodes (:class:`hotswap._fleet.cluster.Cluster`):
     ``propose({module: bytes})``, ``status()``, ``diff()``, ``rollback(to=epoch)``."""
@@ -180,3 +201,6 @@ def _register(name: str) -> None:
     command.__name__ = f"hotswap_{name}"
     command.__doc__ = f"hotswap: the cluster's {name} phase on this node."
     control_command(name=f"hotswap_{name}", args=[("body", dict)], signature="<body>")(command)
+
+
+_seam.register_engine("celery", connect)

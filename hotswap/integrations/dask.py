@@ -39,7 +39,7 @@ from distributed import Client, WorkerPlugin
 
 from hotswap import _seam
 
-__all__ = ("PLUGIN", "DaskTransport", "ReleasePlugin", "cluster", "transport")
+__all__ = ("PLUGIN", "DaskTransport", "ReleasePlugin", "cluster", "connect", "transport")
 
 logger = logging.getLogger("hotswap.integrations.dask")
 
@@ -135,6 +135,14 @@ def transport(client: Client) -> DaskTransport:
     return DaskTransport(client)
 
 
+def connect(address: str) -> DaskTransport:
+    """The transport of the scheduler at ``address`` (``tcp://10.0.0.5:8786``): ``hotswap
+    fleet --dask tcp://10.0.0.5:8786 status``."""
+    install_tokenizer()
+    client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+    return DaskTransport(client)
+
+
 def cluster(client: Client, *, timeout: float | None = None) -> Any:
     """A cluster coordinator for ``client``'s workers (:class:`hotswap._fleet.cluster.Cluster`)
     and task keys that follow the committed release in this process."""
@@ -167,3 +175,6 @@ def install_tokenizer() -> None:
         return default(func), "hotswap", _committed.get(func.__module__, ""), code
 
     normalize_token.register(types.FunctionType)(normalize_function)  # type: ignore[no-untyped-call]
+
+
+_seam.register_engine("dask", connect)
