@@ -16,6 +16,7 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    worker_pool_restarts=True,  # benchmarks/bench_clusters.py compares with pool_restart
 )
 hotswap_celery.install(app)
 
