@@ -21,6 +21,8 @@ integrations, never under them. Each name says which stage it comes from:
   :func:`register_engine` (how ``hotswap fleet --ENGINE ADDRESS`` reaches an engine).
 """
 
+from typing import TYPE_CHECKING
+
 from hotswap import _api as api
 from hotswap import _fleet
 from hotswap._api import coordinate, end_fleet
@@ -37,7 +39,9 @@ from hotswap._ops.event_types import CanaryCall, CanaryDecision, RolledBack, Wat
 from hotswap._ops.events import Event, ReloadResult, describe, location, outcome
 from hotswap._release import routing
 from hotswap._watch.pending import Pending
-from hotswap._watch.watcher import Reloader
+
+if TYPE_CHECKING:
+    from hotswap._watch.watcher import Reloader
 
 __all__ = (
     "POLICIES",
@@ -80,3 +84,13 @@ def cluster_node() -> Node:
     """This process as a node of a cluster; its forked children (a Celery pool) are its
     fleet when it coordinates one."""
     return node(_fleet.coordinator())
+
+
+def __getattr__(name: str) -> object:
+    # The watcher imports watchdog, which `import hotswap` (and so this seam, which the
+    # integrations package imports) must not: only the pytest plugin's feed asks for it.
+    if name == "Reloader":
+        from hotswap._watch.watcher import Reloader
+
+        return Reloader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

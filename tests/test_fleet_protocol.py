@@ -171,7 +171,7 @@ class FleetMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def stopped_worker_through_a_save(self, data: st.DataObject) -> None:
         member = data.draw(st.sampled_from(self.members))
-        _settings.configure(commit_timeout=0.5)
+        _settings.configure(commit_timeout=1.5)
         os.kill(member.process.pid, signal.SIGSTOP)
         try:
             result = self.save(source(self.next_version()))
@@ -198,7 +198,7 @@ class FleetMachine(RuleBasedStateMachine):
             self.committed(text, self.results.get(timeout=TIMEOUT))
             self.version = version
             return
-        _settings.configure(commit_timeout=0.5)
+        _settings.configure(commit_timeout=1.5)
         try:
             result = self.save(text)
         finally:

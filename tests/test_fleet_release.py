@@ -34,7 +34,8 @@ def test_fleet_release_epoch_is_content(reloading):
     assert hotswap.status().epoch == GENESIS
     result = reloading.reload("shop", V2)
     expected = epoch_of(GENESIS, {"shop": digest(V2)})
-    assert result.ok and result.epoch == expected
+    assert result.ok
+    assert result.epoch == expected
     assert hotswap.status().epoch == expected
     assert hotswap.status().to_dict()["epoch"] == expected
     assert Release.of(GENESIS, {"shop": V2.encode()}).epoch == expected
@@ -78,7 +79,8 @@ def test_fleet_release_committed_bytes_are_imported_not_the_file(project):
         # The engine diffs the first reload against the bytes the module ran.
         project.write("shop", "def price():\n    return 3\n")
         result = hotswap.reload("shop")
-        assert result.ok and result.changes.changed == ("price",)
+        assert result.ok
+        assert result.changes.changed == ("price",)
         assert shop.price() == 3
     finally:
         sys.meta_path.remove(finder)

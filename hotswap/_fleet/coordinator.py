@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Connection, Listener, wait
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from hotswap._config import settings as _settings
@@ -144,7 +144,7 @@ class Coordinator:
 
     def __init__(self, local: Local) -> None:
         self.address = protocol.new_address()
-        self._listener = Listener(self.address.path, family="AF_UNIX", authkey=self.address.key)
+        self._server = protocol.Server(self.address)
         self._local = local
         self._peers: list[_Peer] = []
         # One round at a time, and no worker joins in the middle of one: a joiner would get
@@ -166,7 +166,9 @@ class Coordinator:
     def stop(self) -> None:
         """Stop listening, drop the workers (they keep their code) and remove the socket."""
         self._closed = True
-        self._listener.close()
+        self._server.close()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
         with self._lock:
             for peer in self._peers:
                 peer.conn.close()
@@ -189,15 +191,16 @@ class Coordinator:
     def _accept(self) -> None:
         while not self._closed:
             try:
-                conn = self._listener.accept()
-            except (OSError, EOFError, AuthenticationError):
-                continue  # a failed handshake; or the listener closed: the loop ends
+                conn = self._server.accept()
+            except OSError:
+                continue  # the server closed: the loop ends
             threading.Thread(
                 target=self._welcome, args=(conn,), name="hotswap-fleet-join", daemon=True
             ).start()
 
     def _welcome(self, conn: Connection) -> None:
         try:
+            self._server.authenticate(conn)
             if not conn.poll(_HELLO_TIMEOUT):
                 conn.close()
                 return
@@ -211,7 +214,7 @@ class Coordinator:
                 peer = _Peer(conn, int(body["pid"]))
                 peer.epoch = state.epoch
                 self._peers.append(peer)
-        except (OSError, EOFError, ValueError):
+        except (OSError, EOFError, ValueError, AuthenticationError):
             conn.close()
 
     # --- rounds --------------------------------------------------------------------------------

@@ -14,15 +14,17 @@ Coordinator -> worker: ``welcome`` (the epoch and committed overlay, answering `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
-from multiprocessing.connection import Client, Connection
+from multiprocessing.connection import Client, Connection, answer_challenge, deliver_challenge
 from typing import Any
 
-__all__ = ("ENV", "Address", "Message", "connect", "from_environ", "new_address")
+__all__ = ("ENV", "Address", "Message", "Server", "connect", "from_environ", "new_address")
 
 ENV = "HOTSWAP_FLEET"
 """The environment variable that names the fleet a process belongs to."""
@@ -67,6 +69,43 @@ class Address:
     def remove(self) -> None:
         """Delete the socket's folder (the coordinator, when it stops)."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Server:
+    """The coordinator's listening socket. Unlike ``multiprocessing.connection.Listener``, a
+    thread blocked in :meth:`accept` wakes up when it is closed, and the authentication is
+    left to :meth:`authenticate`, so a slow client never holds the next one up."""
+
+    def __init__(self, address: Address) -> None:
+        self._key = address.key
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._socket.bind(address.path)
+        self._socket.listen(64)
+
+    def accept(self) -> Connection:
+        """The next connection, not authenticated yet.
+
+        Raises:
+            OSError: the server was closed.
+        """
+        client, _ = self._socket.accept()
+        return Connection(client.detach())
+
+    def authenticate(self, conn: Connection) -> None:
+        """Check the client's key, and prove ours (both sides, as ``Listener`` does).
+
+        Raises:
+            multiprocessing.AuthenticationError: a wrong key.
+            OSError, EOFError: the client went away.
+        """
+        deliver_challenge(conn, self._key)
+        answer_challenge(conn, self._key)
+
+    def close(self) -> None:
+        """Stop listening; a thread blocked in :meth:`accept` gets an ``OSError``."""
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
 
 
 def new_address() -> Address:
