@@ -25,6 +25,13 @@ LOGIC = (APPS / "logic.py").read_text()
 V2 = LOGIC.replace('return "v1"', 'return "v2"')
 V4 = LOGIC.replace('return "v1"', 'return "v4"')
 SIGNATURE = LOGIC.replace('def version():\n    return "v1"', 'def version(extra):\n    return "v3"')
+# Plans everywhere; raises while it runs in a worker that was doomed (a commit that fails in one).
+FAILING = V4.replace(
+    "COUNT = {",
+    'DOOMED = __import__("builtins").__dict__.get("hotswap_test_doomed", False)\n'
+    "CHECK = 1 / (0 if DOOMED else 1)  # ZeroDivisionError in a doomed worker\n\n"
+    "COUNT = {",
+)
 TIMEOUT = 90.0
 
 
@@ -38,6 +45,7 @@ class Dask:
 
         self.probe = daskprobe.probe
         self.relax = daskprobe.relax
+        self.doom = daskprobe.doom
         self.logic = logic
 
     def workers(self) -> list[str]:
@@ -183,3 +191,23 @@ def test_dask_operator_command_status_diff_commit_rollback(dask: Dask):
     back = fleet("rollback", "--to", "genesis")
     assert back.returncode == 0, back.stdout + back.stderr
     assert {(a["version"], a["epoch"]) for a in dask.answers().values()} == {("v1", GENESIS)}
+
+
+def test_dask_commit_failing_on_one_worker_rolls_every_worker_back(dask: Dask):
+    coordinator = hotswap_dask.cluster(dask.client)
+    dask.answers()  # every worker runs logic: a commit runs the changed statements there
+    result = coordinator.propose({"logic": V2.encode()})
+    assert result.ok, result.describe()
+    doomed = dask.workers()[1]
+    assert dask.client.run(dask.doom, workers=[doomed]) == {doomed: True}
+
+    failed = coordinator.propose({"logic": FAILING.encode()})
+    assert not failed.ok
+    assert failed.outcome == "rolled back"
+    outcomes = {r.node: r for r in failed.nodes}
+    assert outcomes[doomed].outcome == "commit failed"
+    assert "ZeroDivisionError" in (outcomes[doomed].error or ""), outcomes[doomed].error
+    assert sorted(r.outcome for n, r in outcomes.items() if n != doomed) == ["rolled back"] * 2
+    answers = dask.answers()
+    assert {(a["version"], a["epoch"]) for a in answers.values()} == {("v2", result.epoch)}
+    assert coordinator.record().epoch == result.epoch

@@ -5,9 +5,11 @@ The coordinator is any process that holds a :class:`Transport` (a developer's pr
 ``hotswap fleet`` command, CI). A round: **prepare** goes to every node the transport knows
 (each node prepares in itself and in its own processes and answers with one vote, see
 :mod:`hotswap._fleet.node`); a node that is behind is sent the committed state and asked
-again; on all-yes the new committed state is written to the engine's store and **commit** goes
-to every node; otherwise **abort**. A node whose commit fails makes the others **roll back**,
-and the store gets the parent back. Nodes that appear after a commit are sent **sync**.
+again; on all-yes **commit** goes to every node, and once every node committed the new state is
+written to the engine's store; otherwise **abort**. A node whose commit fails makes the others
+**roll back** (the store never held that epoch). Nodes that appear during or after a commit are
+sent **sync**. The store is the truth: a node that committed while the coordinator died before
+storing is "behind" in the next round and is brought back to what the store says.
 
 The committed state lives in the engine's store (a :class:`Record`: epoch, overlay, the bytes
 the modules had before their first release, a short history), so a node that starts later takes
@@ -322,15 +324,14 @@ class Cluster:
         if not record.history:
             history.insert(0, (release.parent, dict(record.overlay)))
         after = Record(self.term, release.epoch, overlay, base, history)
-        self.transport.save(after.dumps())
         commit = {"term": self.term, "round": round_id, "release": wire.release_body(release)}
         dones = call("commit", commit, nodes, self.timeout)
         failed = [n for n, d in dones.items() if d is None or not d["ok"]]
         if failed:
+            # Every node: one that answered late may have committed (a node that did not
+            # commit this epoch ignores it).
             undo = {"term": self.term, "epoch": release.epoch}
-            call("rollback", undo, [n for n in nodes if n not in failed], self.timeout)
-            record.term = self.term
-            self.transport.save(record.dumps())
+            call("rollback", undo, nodes, self.timeout)
             reports = tuple(_done_report(n, dones[n], rolled_back=True) for n in nodes)
             result = ClusterResult(
                 release.epoch,
@@ -341,6 +342,10 @@ class Cluster:
                 time.perf_counter() - start,
             )
             return self._log(result)
+        # Stored once every node committed: the store is what a node that starts from now on
+        # takes (a worker plugin, a node's start), so it never holds an epoch that may still
+        # roll back. A node that started meanwhile took the parent and is in ``late``.
+        self.transport.save(after.dumps())
         reports = tuple(_done_report(n, dones[n], rolled_back=False) for n in nodes)
         late = [n for n in self.transport.members() if n not in nodes]
         if late:

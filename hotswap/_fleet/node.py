@@ -322,6 +322,7 @@ def take(epoch: str, overlay: dict[str, bytes]) -> str | None:
         if module is not None and live_hash(module) != digest(data):
             entries.append((name, data))
     release = Release(ledger.epoch, overlay, epoch)
+    before = ledger.state()
     ledger.adopt(epoch, overlay)
     if not entries:
         return None
@@ -330,6 +331,7 @@ def take(epoch: str, overlay: dict[str, bytes]) -> str | None:
     failed = [r for r in results if not r.ok]
     if not failed:
         return None
+    ledger.restore(before)  # the transaction rolled back: this process runs the old epoch
     logger.warning(
         "hotswap: pid %d could not take the cluster's release %s: %s",
         os.getpid(),

@@ -20,3 +20,11 @@ def probe() -> dict:
 def relax() -> str:
     """This worker accepts breaking changes (the others keep the default, strict)."""
     return hotswap.configure(policy="warn").policy
+
+
+def doom() -> bool:
+    """This worker's next run of ``logic``'s top level fails (see FAILING in the tests)."""
+    import builtins
+
+    builtins.hotswap_test_doomed = True  # type: ignore[attr-defined]
+    return True
