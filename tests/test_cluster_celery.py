@@ -316,3 +316,31 @@ def test_celery_children_recycled_by_max_tasks_per_child_run_the_committed_relea
             assert (answer["version"], answer["epoch"]) == ("v2", committed), answer
             seen.add(answer["pid"])
         assert time.monotonic() < deadline, seen
+
+
+def test_celery_commit_failing_on_one_node_rolls_every_node_and_child_back(nodes: Nodes):
+    w1 = nodes.start("w1")
+    w2 = nodes.start("w2", env={"HOTSWAP_TEST_DOOMED": "1"})
+    cluster = hotswap_celery.cluster(nodes.app)
+    for name in ("w1", "w2"):
+        nodes.until(name, lambda a: a["version"] == "v1", "v1")  # every child runs logic
+    result = cluster.propose({"logic": V2.encode()})
+    assert result.ok, result.describe()
+    # Plans everywhere; raises while it runs in w2's processes (its environment dooms them).
+    failing = V4.replace(
+        "COUNT = {",
+        'CHECK = 1 / (0 if __import__("os").environ.get("HOTSWAP_TEST_DOOMED") else 1)\n\n'
+        "COUNT = {",
+    )
+    failed = cluster.propose({"logic": failing.encode()})
+    assert not failed.ok
+    assert failed.outcome == "rolled back"
+    outcomes = {r.node: r for r in failed.nodes}
+    assert outcomes[w2].outcome == "commit failed"
+    assert "ZeroDivisionError" in (outcomes[w2].error or "")
+    assert outcomes[w1].outcome == "rolled back"
+    for name in ("w1", "w2"):
+        nodes.until(name, lambda a: a["version"] == "v2" and a["epoch"] == result.epoch, "v2")
+    status = cluster.status()
+    assert all(set(a["workers"].values()) == {result.epoch} for a in status.values() if a)
+    assert cluster.record().epoch == result.epoch

@@ -75,6 +75,9 @@ class Node:
         self._prepared: _Prepared | None = None
         self._undo: _Undo | None = None
         self._finder_installed = False
+        # A module of a committed release that this process imports later (it had not when
+        # the release came) runs the committed bytes, never its file.
+        self._install_finder()
 
     # --- answers -------------------------------------------------------------------------------
 
