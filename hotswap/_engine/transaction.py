@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -76,6 +77,12 @@ __all__ = (
 logger = logging.getLogger(__name__)
 
 _lock = threading.RLock()
+if hasattr(os, "register_at_fork"):
+    # A fork waits for the reload running in another thread: a child must not inherit a
+    # module half way through a transaction, nor this lock held by a thread it does not have
+    # (a forked fleet worker reloads as it joins). The forking thread owns it in both.
+    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release)
+    os.register_at_fork(after_in_child=_lock.release)
 _local = threading.local()  # .active: the module this thread is reloading, if any
 metrics = _outcome.metrics
 

@@ -25,8 +25,7 @@ import threading
 import time
 import types
 from collections.abc import Sequence
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotswap._config import settings as _settings
 from hotswap._engine import importers, transaction
@@ -38,6 +37,9 @@ from hotswap._ops.events import ReloadResult
 from hotswap._plan import modules, sources
 from hotswap._plan.modules import ModuleIndex
 from hotswap.exceptions import HotswapError, PinTimeoutError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ("Agent", "CommittedFinder", "current", "join")
 

@@ -30,9 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing import AuthenticationError
-from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotswap._config import settings as _settings
 from hotswap._engine import transaction
@@ -41,6 +39,9 @@ from hotswap._fleet import protocol
 from hotswap._fleet.release import Release, State, ledger, short
 from hotswap._ops.events import ReloadResult
 from hotswap.exceptions import HotswapError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ("Coordinator", "FleetResult", "WorkerReport")
 
@@ -214,7 +215,7 @@ class Coordinator:
                 peer = _Peer(conn, int(body["pid"]))
                 peer.epoch = state.epoch
                 self._peers.append(peer)
-        except (OSError, EOFError, ValueError, AuthenticationError):
+        except (OSError, EOFError, ValueError, _authentication_error()):
             conn.close()
 
     # --- rounds --------------------------------------------------------------------------------
@@ -263,11 +264,11 @@ class Coordinator:
             for name, data in vote.get("running", {}).items():
                 ledger.pin(name, data)  # genesis bytes: what a later worker must import
         live = [p for p in peers if p in votes and votes[p] is not _GONE]
-        if not modules:  # no participant runs these files
-            self._send(live, (protocol.ABORT, number, {}))
-            return []
-        release = Release.of(parent, modules)
         refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
+        if not modules and not refused and local_error is None:
+            self._send(live, (protocol.ABORT, number, {}))
+            return []  # no participant runs these files
+        release = Release.of(parent, modules)
         if refused or local_error is not None:
             self._send(live, (protocol.ABORT, number, {}))
             reports = tuple(_vote_report(p, votes[p], timeout) for p in live)
@@ -455,8 +456,8 @@ class Coordinator:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            for ready in wait(list(pending), remaining):
-                peer = pending[ready]  # type: ignore[index]
+            for ready in _wait(list(pending), remaining):
+                peer = pending[ready]
                 conn = peer.conn
                 try:
                     got, round_, body = conn.recv()
@@ -481,6 +482,18 @@ class Coordinator:
         if peer in self._peers:
             self._peers.remove(peer)
         peer.conn.close()
+
+
+def _wait(conns: list[Any], timeout: float) -> list[Any]:
+    from multiprocessing.connection import wait
+
+    return wait(conns, timeout)
+
+
+def _authentication_error() -> type[Exception]:
+    from multiprocessing import AuthenticationError
+
+    return AuthenticationError
 
 
 _GONE: Any = object()  # an answer: the worker's connection closed (it exited)

@@ -21,8 +21,10 @@ import shutil
 import socket
 import tempfile
 from dataclasses import dataclass
-from multiprocessing.connection import Client, Connection, answer_challenge, deliver_challenge
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ("ENV", "Address", "Message", "Server", "connect", "from_environ", "new_address")
 
@@ -77,6 +79,10 @@ class Server:
     left to :meth:`authenticate`, so a slow client never holds the next one up."""
 
     def __init__(self, address: Address) -> None:
+        # Imported here, before any thread of the fleet runs: a child forked while another
+        # thread is half way through an import would wait for that import forever.
+        import multiprocessing.connection  # noqa: F401
+
         self._key = address.key
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._socket.bind(address.path)
@@ -88,6 +94,8 @@ class Server:
         Raises:
             OSError: the server was closed.
         """
+        from multiprocessing.connection import Connection
+
         client, _ = self._socket.accept()
         return Connection(client.detach())
 
@@ -98,6 +106,9 @@ class Server:
             multiprocessing.AuthenticationError: a wrong key.
             OSError, EOFError: the client went away.
         """
+        # Imported when used: `import hotswap` does not pay for multiprocessing.
+        from multiprocessing.connection import answer_challenge, deliver_challenge
+
         deliver_challenge(conn, self._key)
         answer_challenge(conn, self._key)
 
@@ -133,4 +144,6 @@ def connect(address: Address) -> Connection:
         OSError: it does not listen (any more).
         multiprocessing.AuthenticationError: the key is not its key.
     """
+    from multiprocessing.connection import Client
+
     return Client(address.path, family="AF_UNIX", authkey=address.key)

@@ -16,6 +16,7 @@ the release's modules; a fleet rollback puts a saved :class:`State` back.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -225,6 +226,12 @@ class Ledger:
 ledger = Ledger()
 
 
+def _after_fork_in_child() -> None:
+    ledger._lock = threading.Lock()  # another thread may have held it: it did not come along
+
+
 def install() -> None:
     """Make every commit of the engine advance this process's epoch (idempotent)."""
     hooks.on_epoch(ledger.advance, lambda: ledger.epoch)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -28,6 +28,15 @@ __all__ = ("install", "peek", "remember", "take")
 # path -> (source bytes, the code object a cached .pyc gave, None when compiled from them)
 _recorded: dict[str, tuple[bytes, Any]] = {}
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it: it did not come along
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _installed = False
 _excluded: tuple[str, ...] = ()
 
