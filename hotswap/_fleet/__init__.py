@@ -71,6 +71,8 @@ def coordinate(local: Local, *, spawned: bool = True) -> Coordinator:
         _coordinator.start()
         if spawned:
             _export_boot()
+        # What the coordinator imports from now on runs the committed bytes too.
+        agent.install_finder()
     return _coordinator
 
 
@@ -80,6 +82,14 @@ def stop() -> None:
     found, _coordinator = _coordinator, None
     if found is not None:
         found.stop()
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if BOOT in paths:
+            paths.remove(BOOT)
+            if paths:
+                os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+            else:
+                del os.environ["PYTHONPATH"]
+        agent.remove_finder()
 
 
 def join() -> agent.Agent | None:

@@ -136,8 +136,12 @@ class Agent:
         self._conn = conn
         if kind == protocol.WELCOME:
             self._take(body["epoch"], body["overlay"])
-        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, CommittedFinder)]
-        sys.meta_path.insert(0, CommittedFinder())
+        results = logging.getLogger("hotswap._engine.transaction")
+        if results.level == logging.NOTSET:
+            # The coordinator logs one line per release for the fleet; a worker's own
+            # results would repeat it once per worker. Its failures still show.
+            results.setLevel(logging.WARNING)
+        install_finder()
         self._thread = threading.Thread(target=self._serve, name="hotswap-fleet-agent", daemon=True)
         self._thread.start()
         logger.debug("hotswap: pid %d joined the fleet at %s", os.getpid(), short(ledger.epoch))
@@ -342,6 +346,17 @@ def _live_hash(module: types.ModuleType) -> str | None:
     file = getattr(module, "__file__", None)
     data = sources.peek(file) if isinstance(file, str) else None
     return None if data is None else digest(data)
+
+
+def install_finder() -> None:
+    """Put :class:`CommittedFinder` first on ``sys.meta_path`` (once)."""
+    remove_finder()
+    sys.meta_path.insert(0, CommittedFinder())
+
+
+def remove_finder() -> None:
+    """Take :class:`CommittedFinder` off ``sys.meta_path``."""
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, CommittedFinder)]
 
 
 _agent: Agent | None = None

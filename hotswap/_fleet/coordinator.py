@@ -422,7 +422,8 @@ class Coordinator:
                 reason=line,
                 epoch=epoch,
             )
-            out.append(report(made))
+            # Recorded, counted and announced; logged at DEBUG: the fleet's line says it.
+            out.append(report(made, level=logging.DEBUG))
         return out
 
     # --- messages ------------------------------------------------------------------------------
