@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 distributed = pytest.importorskip("distributed", reason="hotswap[dask] is not installed")
+dask_config = pytest.importorskip("dask.config")
 
 from hotswap._fleet.release import GENESIS, epoch_of, short  # noqa: E402
 from hotswap.integrations import dask as hotswap_dask  # noqa: E402
@@ -68,13 +69,15 @@ def dask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dask]:
     monkeypatch.setenv("PYTHONPATH", str(folder))
     for name in ("logic", "daskprobe"):
         monkeypatch.delitem(sys.modules, name, raising=False)
+    # Every folder dask makes (the workers' and the nanny's) stays in this test's folder.
+    scratch = dask_config.set({"temporary-directory": str(tmp_path / "scratch")})
+    scratch.__enter__()
     cluster = distributed.LocalCluster(
         n_workers=3,
         processes=True,
         threads_per_worker=1,
         host="127.0.0.1",
         dashboard_address=None,
-        local_directory=str(tmp_path / "scratch"),
         # hotswap first in every worker, so it records the source of what they import.
         preload=["hotswap.integrations.dask"],
     )
@@ -84,6 +87,7 @@ def dask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dask]:
     finally:
         client.close()
         cluster.close()
+        scratch.__exit__(None, None, None)
         for name in ("logic", "daskprobe"):
             sys.modules.pop(name, None)
 
