@@ -84,3 +84,43 @@ def test_fleet_release_committed_bytes_are_imported_not_the_file(project):
         assert shop.price() == 3
     finally:
         sys.meta_path.remove(finder)
+
+
+def test_fleet_release_middleware_headers_carry_the_epoch(reloading):
+    import asyncio
+
+    from hotswap.integrations.asgi import HotswapMiddleware as Asgi
+    from hotswap.integrations.wsgi import HotswapMiddleware as Wsgi
+
+    shop = reloading.load("shop", V1)
+
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(shop.price()).encode()]
+
+    async def asgi_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(shop.price()).encode()})
+
+    def wsgi_epoch() -> str:
+        seen: list[tuple[str, str]] = []
+        response = Wsgi(wsgi_app)({"PATH_INFO": "/"}, lambda status, headers: seen.extend(headers))
+        response.close()  # type: ignore[attr-defined]
+        return dict(seen)["X-Hotswap-Epoch"]
+
+    def asgi_epoch() -> str:
+        sent: list[dict[str, object]] = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request"}
+
+        asyncio.run(Asgi(asgi_app)({"type": "http", "path": "/"}, receive, send))
+        return dict(sent[0]["headers"])[b"x-hotswap-epoch"].decode()  # type: ignore[call-overload]
+
+    assert wsgi_epoch() == asgi_epoch() == short(GENESIS)
+    reloading.reload("shop", V2)
+    expected = short(epoch_of(GENESIS, {"shop": digest(V2)}))
+    assert wsgi_epoch() == asgi_epoch() == expected
