@@ -13,8 +13,9 @@ sends each phase to every node as a remote-control command with replies (``hotsw
 ``hotswap_commit``, ``hotswap_abort``, ``hotswap_rollback``, ``hotswap_sync``,
 ``hotswap_status``); the bytes travel in those messages. The committed state is kept in the
 result backend's Redis, so a node that starts later takes it before it consumes a task, and
-the nodes that are up say so in a hash there. Without ``install``, ``hotswap run -m celery -A
-tasks worker`` makes one node's pool children a fleet of the watching MainProcess.
+the nodes that are up say so in a hash there (once they hear broadcasts). Without
+``install``, ``hotswap run -m celery -A tasks worker`` makes one node's pool children a fleet of
+the watching MainProcess.
 
 Example:
     >>> from hotswap.integrations import celery as hotswap_celery
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from typing import Any
 
 from celery import Celery, signals
@@ -41,6 +44,8 @@ COMMANDS = ("status", "prepare", "commit", "abort", "rollback", "sync")
 """The phases, each a remote-control command ``hotswap_<name>`` with one argument ``body``."""
 
 _installed: set[int] = set()
+# Seconds a starting node waits to hear its own broadcast before it says it is a member.
+_ENTER_TIMEOUT = 30.0
 
 
 class CeleryTransport:
@@ -162,8 +167,13 @@ def install(app: Celery) -> None:
     def on_ready(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", app) is not app:
             return
-        store.enter(sender.hostname)
-        _take(store, _seam.cluster_node())  # a commit made between init and now
+        # Off the consumer's thread, which must be free to answer the probe.
+        threading.Thread(
+            target=_enter,
+            args=(app, store, sender.hostname),
+            name="hotswap-celery-enter",
+            daemon=True,
+        ).start()
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
         hostname = getattr(sender, "hostname", None)
@@ -178,6 +188,36 @@ def install(app: Celery) -> None:
     signals.worker_shutdown.connect(on_shutdown, weak=False)
     for name in COMMANDS:
         _register(name)
+
+
+def _enter(app: Celery, store: CeleryTransport, hostname: str) -> None:
+    """Become a member once this node hears broadcasts: Redis delivers a broadcast only to the
+    nodes subscribed when it is sent, and ``worker_ready`` may come before the subscription. A
+    member that cannot hear a round's prepare would make it abort."""
+    deadline = time.monotonic() + _ENTER_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            heard = app.control.broadcast(
+                "hotswap_status",
+                arguments={"body": {"term": 0}},
+                destination=[hostname],
+                reply=True,
+                timeout=1.0,
+                limit=1,
+            )
+        except Exception:  # the broker is not reachable yet
+            logger.debug("hotswap: %s could not probe itself", hostname, exc_info=True)
+            heard = []
+        if heard:
+            break
+    else:
+        logger.warning(
+            "hotswap: %s did not hear its own broadcast within %.0f s; it joins the cluster anyway",
+            hostname,
+            _ENTER_TIMEOUT,
+        )
+    store.enter(hostname)
+    _take(store, _seam.cluster_node())  # a commit made between init and now
 
 
 def _take(store: CeleryTransport, node: Any) -> None:
