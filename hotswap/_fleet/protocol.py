@@ -1,6 +1,7 @@
 """How the coordinator and its workers find and talk to each other.
 
-The coordinator listens on a unix socket in a private temporary folder (mode 0700) with
+The coordinator listens on a unix socket (in Linux's abstract namespace, elsewhere in a
+private temporary folder of mode 0700) with
 :mod:`multiprocessing.connection`, which authenticates every connection with a random key
 (HMAC challenge) before anything is read. The address and the key reach the workers in the
 environment variable :data:`ENV` (``HOTSWAP_FLEET``), which forked and spawned children
@@ -19,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,9 @@ HELLO, WELCOME, PREPARE, VOTE, COMMIT, ABORT, ROLLBACK, DONE = (
 
 Message = tuple[str, int, dict[str, Any]]
 
+# Linux's unix sockets have an abstract namespace (an address starting with NUL: no file).
+_ABSTRACT: bool = sys.platform.startswith("linux")
+
 
 @dataclass(frozen=True)
 class Address:
@@ -65,12 +70,13 @@ class Address:
 
     @property
     def folder(self) -> str:
-        """The private folder holding the socket."""
-        return os.path.dirname(self.path)
+        """The private folder holding the socket ("" for an abstract socket: no file)."""
+        return "" if self.path.startswith("\0") else os.path.dirname(self.path)
 
     def remove(self) -> None:
         """Delete the socket's folder (the coordinator, when it stops)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Server:
@@ -120,9 +126,14 @@ class Server:
 
 
 def new_address() -> Address:
-    """A fresh socket path in a new private folder, and a random key."""
-    folder = tempfile.mkdtemp(prefix="hotswap-fleet-")  # created with mode 0700
-    return Address(os.getpid(), os.path.join(folder, "fleet.sock"), os.urandom(32))
+    """A fresh socket address and a random key. On Linux the socket is in the abstract
+    namespace: no file, so a coordinator that is killed leaves nothing behind (the key keeps
+    others out); elsewhere it is a file in a new private folder (mode 0700)."""
+    key = os.urandom(32)
+    if _ABSTRACT:
+        return Address(os.getpid(), f"\0hotswap-fleet-{os.urandom(8).hex()}", key)
+    folder = tempfile.mkdtemp(prefix="hotswap-fleet-")
+    return Address(os.getpid(), os.path.join(folder, "fleet.sock"), key)
 
 
 def from_environ(environ: dict[str, str] | None = None) -> Address | None:
