@@ -245,7 +245,7 @@ class Coordinator:
             except HotswapError as error:
                 local_error = error
         votes = self._gather(peers, number, protocol.VOTE, timeout)
-        behind = [p for p, v in votes.items() if v is not None and v.get("behind")]
+        behind = [p for p, v in votes.items() if isinstance(v, dict) and v.get("behind")]
         if behind:
             # Not at the parent (it missed a release): send it the fleet's state, ask again.
             welcome = (protocol.WELCOME, 0, _welcome_body(parent_state))
@@ -256,10 +256,12 @@ class Coordinator:
             votes.update(self._gather(again, number, protocol.VOTE, timeout))
         modules = {name: data for name, data in entries}
         for vote in votes.values():
-            for path, names in (vote or {}).get("names", {}).items():
+            if not isinstance(vote, dict):  # no answer, or gone (a child that exited)
+                continue
+            for path, names in vote.get("names", {}).items():
                 for name in names:
                     modules.setdefault(name, files[path])
-            for name, data in (vote or {}).get("running", {}).items():
+            for name, data in vote.get("running", {}).items():
                 ledger.pin(name, data)  # genesis bytes: what a later worker must import
         live = [p for p in peers if p in votes and votes[p] is not _GONE]
         refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
