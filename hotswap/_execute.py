@@ -30,6 +30,7 @@ from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._compare import wrapped_of
 from hotswap._planner import INPLACE, Live, Plan
 from hotswap._statements import DOC, FUTURE, ModuleSource, parse_statement
+from hotswap._switch import trampoline_target
 from hotswap._update import Updater, update_function
 
 __all__ = (
@@ -62,6 +63,12 @@ def find_inner(value: object, namespace: dict[str, Any], name: str) -> types.Fun
             continue
         seen.add(id(current))
         if type(current) is types.FunctionType:
+            target = trampoline_target(current)
+            if target is not None:
+                # A function that forwards for good (its decorator changed, or its closure
+                # could not take the new code): what runs is the target, never its own cells.
+                stack.append(target)
+                continue
             if current.__globals__ is namespace and current.__code__.co_name == name:
                 return current
             for cell in current.__closure__ or ():
