@@ -7,6 +7,9 @@ reconciled *as they are defined*, so later statements of the same run see the ke
 - a ``def`` updated in place has its decorator lines replaced by ``@__hotswap_inplace__(name)``:
   the new undecorated function gives its code to the kept one, which the name stays bound to,
   and the decorators (``@app.route``, ``@register``) do not run again;
+- a ``def`` whose decorators must run again (a registry it fills is rebuilt) gets
+  ``@__hotswap_redecorate__(name)`` as its innermost decorator: the new function gives its code
+  to the kept one, and the user's decorators run on the kept one;
 - a class statement gets ``@__hotswap_merge__(name)`` as its outermost decorator: the user's
   decorators (``@dataclass``) derive the new class from its body, then it is merged into the
   kept class (or replaces it, when it cannot be merged).
@@ -28,7 +31,8 @@ from typing import Any
 
 from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._compare import wrapped_of
-from hotswap._planner import INPLACE, Live, Plan
+from hotswap._compare import same_function
+from hotswap._planner import INPLACE, REDECORATE, Live, Plan
 from hotswap._statements import DOC, FUTURE, ModuleSource, parse_statement
 from hotswap._switch import trampoline_target
 from hotswap._update import Updater, update_function
@@ -45,6 +49,7 @@ __all__ = (
 
 _INPLACE_HOOK = "__hotswap_inplace__"
 _MERGE_HOOK = "__hotswap_merge__"
+_REDECORATE_HOOK = "__hotswap_redecorate__"
 _CONTAINERS = (list, dict, set, bytearray, collections.deque)
 # Metaclasses whose classes take a merge: plain classes, ABCs and protocols. Any other one
 # (Enum, pydantic, ORMs) derives state from the body that a merge would not redo.
@@ -113,6 +118,7 @@ def live_facts(
     """The :class:`~hotswap._planner.Live` facts of a module, read from its objects."""
     namespace = vars(module)
     name = module.__name__
+    module_name = name
 
     def replaced(key: str) -> bool:
         value = namespace.get(key)
@@ -124,7 +130,13 @@ def live_facts(
         return meta not in _MERGEABLE_METACLASSES and meta.__module__ not in ("abc", "typing")
 
     def container(key: str) -> bool:
-        return isinstance(namespace.get(key), _CONTAINERS)
+        value = namespace.get(key)
+        if isinstance(value, _CONTAINERS):
+            return True
+        # An instance of a plain class of this module (a ``Registry()`` whose methods
+        # decorate): its writers rebuild it as they rebuild a list.
+        kind = type(value)
+        return type(kind) is type and vars(kind).get("__module__") == module_name
 
     def inplace(key: str) -> bool:
         value = namespace.get(key)
@@ -189,6 +201,9 @@ def compile_plan(new: ModuleSource, plan: Plan, path: str) -> types.CodeType | N
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and mode == INPLACE:
             line = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             node.decorator_list = [_hook(_INPLACE_HOOK, line, node.name)]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and mode == REDECORATE:
+            line = node.decorator_list[-1].lineno if node.decorator_list else node.lineno
+            node.decorator_list.append(_hook(_REDECORATE_HOOK, line, node.name))
         elif isinstance(node, ast.ClassDef):
             line = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             node.decorator_list.insert(0, _hook(_MERGE_HOOK, line, node.name))
@@ -207,16 +222,20 @@ def exec_with_hooks(
     namespace: dict[str, Any],
     inplace: Callable[[str], Callable[[types.FunctionType], object]],
     merge: Callable[[str], Callable[[type], object]],
+    redecorate: Callable[[str], Callable[[types.FunctionType], object]] | None = None,
 ) -> None:
     """Execute code made by :func:`compile_plan` in ``namespace``, its hooks answered by
-    ``inplace(name)(new_function)`` and ``merge(name)(new_class)``."""
+    ``inplace(name)(new_function)``, ``merge(name)(new_class)`` and
+    ``redecorate(name)(new_function)`` (by default: the new function stands)."""
     namespace[_INPLACE_HOOK] = inplace
     namespace[_MERGE_HOOK] = merge
+    namespace[_REDECORATE_HOOK] = redecorate or (lambda name: lambda function: function)
     try:
         exec(code, namespace)
     finally:
         namespace.pop(_INPLACE_HOOK, None)
         namespace.pop(_MERGE_HOOK, None)
+        namespace.pop(_REDECORATE_HOOK, None)
 
 
 def run_plan(
@@ -250,6 +269,24 @@ def run_plan(
 
         return apply
 
+    def redecorate(name: str) -> Callable[[types.FunctionType], object]:
+        def apply(new: types.FunctionType) -> object:
+            kept = old.get(name, namespace.get(name))
+            inner = None if kept is None else find_inner(kept, namespace, name)
+            if inner is None or type(new) is not types.FunctionType:
+                return new
+            # The decorators' result is the name's value: the kept function when they return
+            # it (a registry's decorator), else their new wrapper around the kept function.
+            handled.add(name)
+            if inner is not new and not same_function(inner, new, updater.mapping):
+                update_function(inner, new)
+                updater._clear_caches(kept, inner)
+                done.updated[name] = inner
+                done.changed.append(name)
+            return inner
+
+        return apply
+
     def merge(name: str) -> Callable[[type], object]:
         def apply(new: type) -> object:
             kept = old.get(name)
@@ -263,11 +300,9 @@ def run_plan(
 
         return apply
 
-    if code is not None:
-        exec_with_hooks(code, namespace, inplace, merge)
-    outcome = updater.run(frozenset(handled))
-    done.after_commit += outcome.after_commit
-    done.replaced += outcome.replaced
+    # Names no statement binds any more go before the statements run: one that reads such a
+    # name (a default, ``frozenset([str])`` once ``str = bytes`` is gone) sees what a fresh
+    # import sees.
     annotations = namespace.get("__annotations__")
     for name in plan.removed:
         if name in MODULE_ATTRIBUTES or name in updater.keep or name not in namespace:
@@ -277,6 +312,11 @@ def run_plan(
             del namespace[name]
             if isinstance(annotations, dict):
                 annotations.pop(name, None)  # as a fresh import would not have it
+    if code is not None:
+        exec_with_hooks(code, namespace, inplace, merge, redecorate)
+    outcome = updater.run(frozenset(handled))
+    done.after_commit += outcome.after_commit
+    done.replaced += outcome.replaced
     for target, attribute in plan.attribute_deletes:
         owner = namespace.get(target)
         if isinstance(owner, types.FunctionType | type) and attribute in getattr(

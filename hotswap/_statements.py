@@ -28,6 +28,7 @@ __all__ = (
     "IMPORT",
     "MAIN",
     "OTHER",
+    "READ_ONLY_METHODS",
     "Info",
     "ModuleSource",
     "Statement",
@@ -69,7 +70,12 @@ class Info:
         construction: for a class, digest of what calling it depends on (header, class-level
             statements, construction methods).
         header: for a class, digest of its bases and keywords.
+        header_reads: for a class, the names its bases and keywords load (a base rebound
+            makes it a new class: it cannot be merged into the kept one).
         mutates: names whose object it may mutate in place (``X.append(...)``, ``X[k] = v``).
+        body_mutates: for a function, the module-level names whose object its body (nested
+            functions included: a decorator factory's decorator) may mutate in place; a
+            statement that calls it may write into them (``@register`` filling a registry).
         attribute_sets: ``(X, attr)`` for every ``X.attr = ...`` it runs.
         from_imports: ``(level, module, name, asname)`` of each ``from ... import``.
         attribute_reads: ``(X, (attr, ...))`` for every ``X.attr.attr`` it loads while it runs.
@@ -87,7 +93,9 @@ class Info:
     decorator_reads: frozenset[str] = frozenset()
     construction: str | None = None
     header: str | None = None
+    header_reads: frozenset[str] = frozenset()
     mutates: frozenset[str] = frozenset()
+    body_mutates: frozenset[str] = frozenset()
     attribute_sets: frozenset[tuple[str, str]] = frozenset()
     from_imports: tuple[tuple[int, str, str, str], ...] = ()
     attribute_reads: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
@@ -393,6 +401,46 @@ def _all_loads(nodes: Iterable[ast.AST]) -> frozenset[str]:
     )
 
 
+# Methods of the plain containers that only read: calling them writes nothing.
+READ_ONLY_METHODS = frozenset(
+    {"copy", "count", "get", "index", "items", "keys", "values", "isdisjoint", "issubset"}
+    | {"issuperset", "union", "intersection", "difference", "symmetric_difference"}
+)
+
+
+def _body_mutates(node: ast.AST) -> frozenset[str]:
+    """Names not local to the function ``node`` (or a function inside it) whose object it may
+    mutate in place: ``X.method(...)``, ``X[k] = v``, ``X.attr = v``, ``del X[k]``."""
+    local: set[str] = set()
+    declared: set[str] = set()
+    mutated: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.arg):
+            local.add(sub.arg)
+        elif isinstance(sub, ast.Name) and not isinstance(sub.ctx, ast.Load):
+            local.add(sub.id)
+        elif isinstance(sub, ast.Global):
+            declared.update(sub.names)
+        elif (
+            isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and sub is not node
+        ):
+            local.add(sub.name)
+        elif (
+            isinstance(sub, ast.Call)
+            and isinstance(sub.func, ast.Attribute)
+            and sub.func.attr not in READ_ONLY_METHODS
+        ):
+            base = _base_name(sub.func.value)
+            if base is not None:
+                mutated.add(base)
+        elif isinstance(sub, ast.Subscript | ast.Attribute) and not isinstance(sub.ctx, ast.Load):
+            base = _base_name(sub.value)
+            if base is not None:
+                mutated.add(base)
+    return frozenset(mutated - (local - declared))
+
+
 def _targets(target: ast.AST) -> Iterator[str]:
     if isinstance(target, ast.Name):
         yield target.id
@@ -508,13 +556,16 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     kind = OTHER
     name: str | None = None
     body_calls: frozenset[str] = frozenset()
+    body_mutates: frozenset[str] = frozenset()
     decorators: str | None = None
     decorator_reads: frozenset[str] = frozenset()
     construction: str | None = None
     header: str | None = None
+    header_reads: frozenset[str] = frozenset()
     if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
         kind, name = DEF, stmt.name
         body_calls = _all_loads(stmt.body)
+        body_mutates = _body_mutates(stmt)
         if stmt.decorator_list:
             decorators = _digest(*stmt.decorator_list)
             decorator_reads = _all_loads(stmt.decorator_list)
@@ -525,6 +576,7 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         plain = [s for s in stmt.body if not isinstance(s, (*methods, ast.ClassDef))]
         body_calls = _all_loads(builders) | _all_loads(plain)
         header = _digest(*stmt.bases, *stmt.keywords)
+        header_reads = _all_loads([*stmt.bases, *stmt.keywords])
         construction = _digest(*stmt.bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
         if stmt.decorator_list:
             decorators = _digest(*stmt.decorator_list)
@@ -559,7 +611,9 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         decorator_reads=decorator_reads,
         construction=construction,
         header=header,
+        header_reads=header_reads,
         mutates=frozenset(effects.mutates),
+        body_mutates=body_mutates,
         attribute_sets=frozenset(effects.attribute_sets),
         from_imports=tuple(effects.from_imports),
         attribute_reads=frozenset(reads.attributes),

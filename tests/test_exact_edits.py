@@ -3,6 +3,8 @@ projects' histories (each test reproduces one point with a two-version module)."
 
 from __future__ import annotations
 
+import abc
+
 import pytest
 
 DECORATED = """\
@@ -50,3 +52,198 @@ def test_decorator_and_function_changed_together_then_function_edited(reloading,
     result = reloading.reload("decoboth", source.replace("return 2", "return 4"))
     assert result.ok, result.error
     assert (mod.w1(), held()) == (("wrap2", 4), ("wrap2", 4))
+
+
+REGISTRY = """\
+REG = []
+
+
+def register(f):
+    REG.append(f)
+    return f
+
+
+@register
+def a():
+    return "a"
+
+
+@register
+def b():
+    return "b"
+
+
+@register
+def c():
+    return "c"
+"""
+
+
+def test_decorator_registry_drops_removed_functions(reloading):
+    mod = reloading.load("regdrop", REGISTRY)
+    a = mod.a
+    result = reloading.reload("regdrop", REGISTRY.split("\n\n\n@register\ndef b")[0] + "\n")
+    assert result.ok, result.error
+    assert mod.REG == [mod.a]  # a fresh import of the new source
+    assert mod.a is a  # definitions keep their identity
+    assert not hasattr(mod, "b")
+
+
+def test_decorator_registry_keeps_source_order_and_identity(reloading):
+    mod = reloading.load("regmid", REGISTRY)
+    a, c = mod.a, mod.c
+    new = REGISTRY.replace('@register\ndef b():\n    return "b"\n\n\n', "")
+    result = reloading.reload("regmid", new)
+    assert result.ok, result.error
+    assert mod.REG == [a, c]
+    assert (mod.a, mod.c) == (a, c)
+
+
+def test_decorator_registry_inserted_writer_takes_its_place(reloading):
+    mod = reloading.load("regins", REGISTRY)
+    new = REGISTRY.replace(
+        "@register\ndef b", '@register\ndef a2():\n    return "a2"\n\n\n@register\ndef b'
+    )
+    result = reloading.reload("regins", new)
+    assert result.ok, result.error
+    assert [f.__name__ for f in mod.REG] == ["a", "a2", "b", "c"]
+    assert mod.REG == [mod.a, mod.a2, mod.b, mod.c]
+
+
+def test_changed_registering_decorator_does_not_register_twice(reloading):
+    mod = reloading.load("regtwice", REGISTRY)
+    result = reloading.reload(
+        "regtwice", REGISTRY.replace("REG.append(f)", "REG.append(f)  # v2\n    f.seen = True")
+    )
+    assert result.ok, result.error
+    assert mod.REG == [mod.a, mod.b, mod.c]
+    assert mod.a.seen
+
+
+KEYED = """\
+HANDLERS = {}
+
+
+def on(event):
+    def deco(f):
+        HANDLERS[event] = f
+        return f
+    return deco
+
+
+@on("start")
+def started():
+    return 1
+"""
+
+
+def test_keyed_registry_follows_a_changed_key(reloading):
+    mod = reloading.load("keyed", KEYED)
+    started = mod.started
+    result = reloading.reload("keyed", KEYED.replace('@on("start")', '@on("begin")'))
+    assert result.ok, result.error
+    assert mod.HANDLERS == {"begin": started}
+    assert mod.started is started
+
+
+def test_plain_call_registration_removed(reloading):
+    source = "REG = []\n\n\ndef register(f):\n    REG.append(f)\n\n\ndef a():\n    pass\n\n\nregister(a)\nregister(print)\n"
+    mod = reloading.load("regcall", source)
+    result = reloading.reload("regcall", source.replace("register(print)\n", ""))
+    assert result.ok, result.error
+    assert mod.REG == [mod.a]
+
+
+METHOD_REGISTRY = """\
+class Rememberer:
+    def __init__(self):
+        self.items = []
+
+    def register(self, f):
+        self.items.append(f)
+        return f
+
+
+activities = Rememberer()
+
+
+@activities.register
+def do(x):
+    return x
+
+
+@activities.register
+def do2(x):
+    return x * 2
+"""
+
+
+def test_method_registry_drops_removed_functions(reloading):
+    mod = reloading.load("remember", METHOD_REGISTRY)
+    do = mod.do
+    result = reloading.reload(
+        "remember", METHOD_REGISTRY.split("\n\n\n@activities.register\ndef do2")[0] + "\n"
+    )
+    assert result.ok, result.error
+    assert mod.activities.items == [mod.do]
+    assert mod.do is do
+
+
+CORE = """\
+{imports}
+
+
+class Param{base}:
+    def kind(self):
+        return "param"
+
+
+class Option(Param):
+    def kind(self):
+        return "option"
+"""
+
+
+def test_subclass_replaced_with_its_base_reaches_importers(reloading):
+    reloading.write("basepkg.core", CORE.format(imports="import abc", base=""))
+    package = reloading.load("basepkg", "from .core import Option\n")
+    user = reloading.load("baseuser", "from basepkg.core import Option\nOPTION = Option\n")
+    core = reloading.load("basepkg.core", CORE.format(imports="import abc", base=""))
+    result = reloading.reload("basepkg.core", CORE.format(imports="import abc", base="(abc.ABC)"))
+    assert result.ok, result.error
+    assert package.Option is core.Option  # as after a fresh import
+    assert user.Option is core.Option and user.OPTION is core.Option
+    assert issubclass(core.Option, abc.ABC)
+    assert isinstance(core.Option(), package.Option)
+
+
+def test_new_mutation_reruns_the_unchanged_reader_after_it(reloading):
+    source = "B = [(1, 'K'), (2, 'M')]\nR = list(zip(B, B[1:]))\n"
+    mod = reloading.load("sizes", source)
+    new = source.replace("\nR", "\nB.append((float('inf'), ''))\nR")
+    result = reloading.reload("sizes", new)
+    assert result.ok, result.error
+    assert result.kind == "reload"
+    assert mod.R == list(zip(mod.B, mod.B[1:]))  # as after a fresh import
+    assert len(mod.R) == 2
+
+
+def test_new_mutation_does_not_rerun_readers_before_it(reloading):
+    source = "B = [1]\nC = list(B)\nX = 1\n"
+    mod = reloading.load("sizes2", source)
+    result = reloading.reload("sizes2", source.replace("X = 1", "B.append(2)\nX = 1"))
+    assert result.ok, result.error
+    assert (mod.B, mod.C) == ([1, 2], [1])
+
+
+def test_default_reading_a_name_removed_in_the_same_edit(reloading):
+    source = (
+        "unicode, str, bytes = str, bytes, bytes\n\n\n"
+        "def make_key(fasttypes=frozenset([int, str])):\n    return fasttypes\n"
+    )
+    mod = reloading.load("dropalias", source)
+    assert bytes in mod.make_key()
+    result = reloading.reload("dropalias", source.split("\n\n\n", 1)[1])
+    assert result.ok, result.error
+    assert mod.make_key() == frozenset([int, str])  # the builtin, as after a fresh import
+    assert not hasattr(mod, "unicode")
