@@ -82,9 +82,11 @@ def c():
 def test_decorator_registry_drops_removed_functions(reloading):
     mod = reloading.load("regdrop", REGISTRY)
     a = mod.a
-    result = reloading.reload("regdrop", REGISTRY.split("\n\n\n@register\ndef b")[0] + "\n")
+    result = reloading.reload(
+        "regdrop", REGISTRY.split("\n\n\n@register\ndef b", maxsplit=1)[0] + "\n"
+    )
     assert result.ok, result.error
-    assert mod.REG == [mod.a]  # a fresh import of the new source
+    assert [mod.a] == mod.REG  # a fresh import of the new source
     assert mod.a is a  # definitions keep their identity
     assert not hasattr(mod, "b")
 
@@ -95,7 +97,7 @@ def test_decorator_registry_keeps_source_order_and_identity(reloading):
     new = REGISTRY.replace('@register\ndef b():\n    return "b"\n\n\n', "")
     result = reloading.reload("regmid", new)
     assert result.ok, result.error
-    assert mod.REG == [a, c]
+    assert [a, c] == mod.REG
     assert (mod.a, mod.c) == (a, c)
 
 
@@ -107,7 +109,7 @@ def test_decorator_registry_inserted_writer_takes_its_place(reloading):
     result = reloading.reload("regins", new)
     assert result.ok, result.error
     assert [f.__name__ for f in mod.REG] == ["a", "a2", "b", "c"]
-    assert mod.REG == [mod.a, mod.a2, mod.b, mod.c]
+    assert [mod.a, mod.a2, mod.b, mod.c] == mod.REG
 
 
 def test_changed_registering_decorator_does_not_register_twice(reloading):
@@ -116,7 +118,7 @@ def test_changed_registering_decorator_does_not_register_twice(reloading):
         "regtwice", REGISTRY.replace("REG.append(f)", "REG.append(f)  # v2\n    f.seen = True")
     )
     assert result.ok, result.error
-    assert mod.REG == [mod.a, mod.b, mod.c]
+    assert [mod.a, mod.b, mod.c] == mod.REG
     assert mod.a.seen
 
 
@@ -142,16 +144,19 @@ def test_keyed_registry_follows_a_changed_key(reloading):
     started = mod.started
     result = reloading.reload("keyed", KEYED.replace('@on("start")', '@on("begin")'))
     assert result.ok, result.error
-    assert mod.HANDLERS == {"begin": started}
+    assert {"begin": started} == mod.HANDLERS
     assert mod.started is started
 
 
 def test_plain_call_registration_removed(reloading):
-    source = "REG = []\n\n\ndef register(f):\n    REG.append(f)\n\n\ndef a():\n    pass\n\n\nregister(a)\nregister(print)\n"
+    source = (
+        "REG = []\n\n\ndef register(f):\n    REG.append(f)\n\n\n"
+        "def a():\n    pass\n\n\nregister(a)\nregister(print)\n"
+    )
     mod = reloading.load("regcall", source)
     result = reloading.reload("regcall", source.replace("register(print)\n", ""))
     assert result.ok, result.error
-    assert mod.REG == [mod.a]
+    assert [mod.a] == mod.REG
 
 
 METHOD_REGISTRY = """\
@@ -182,7 +187,8 @@ def test_method_registry_drops_removed_functions(reloading):
     mod = reloading.load("remember", METHOD_REGISTRY)
     do = mod.do
     result = reloading.reload(
-        "remember", METHOD_REGISTRY.split("\n\n\n@activities.register\ndef do2")[0] + "\n"
+        "remember",
+        METHOD_REGISTRY.split("\n\n\n@activities.register\ndef do2", maxsplit=1)[0] + "\n",
     )
     assert result.ok, result.error
     assert mod.activities.items == [mod.do]
@@ -212,7 +218,8 @@ def test_subclass_replaced_with_its_base_reaches_importers(reloading):
     result = reloading.reload("basepkg.core", CORE.format(imports="import abc", base="(abc.ABC)"))
     assert result.ok, result.error
     assert package.Option is core.Option  # as after a fresh import
-    assert user.Option is core.Option and user.OPTION is core.Option
+    assert user.Option is core.Option
+    assert user.OPTION is core.Option
     assert issubclass(core.Option, abc.ABC)
     assert isinstance(core.Option(), package.Option)
 
@@ -224,7 +231,7 @@ def test_new_mutation_reruns_the_unchanged_reader_after_it(reloading):
     result = reloading.reload("sizes", new)
     assert result.ok, result.error
     assert result.kind == "reload"
-    assert mod.R == list(zip(mod.B, mod.B[1:]))  # as after a fresh import
+    assert list(zip(mod.B, mod.B[1:], strict=False)) == mod.R  # as after a fresh import
     assert len(mod.R) == 2
 
 
