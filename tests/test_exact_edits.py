@@ -254,3 +254,17 @@ def test_default_reading_a_name_removed_in_the_same_edit(reloading):
     assert result.ok, result.error
     assert mod.make_key() == frozenset([int, str])  # the builtin, as after a fresh import
     assert not hasattr(mod, "unicode")
+
+
+def test_failed_edit_after_a_decorator_was_removed_changes_nothing(reloading):
+    head = DECORATED.format(wraps="@functools.wraps(f)").split("@deco")[0]
+    mod = reloading.load("undeco", head + '@deco\ndef w1():\n    """one"""\n    return 1\n')
+    reloading.reload("undeco", head + 'def w1():\n    """two"""\n    return 2\n')
+    assert (mod.w1(), mod.w1.__doc__) == (2, "two")
+    edit = head + 'def w1():\n    """three"""\n    return 3\n'
+    result = reloading.reload("undeco", edit + "raise RuntimeError('boom')\n")
+    assert not result.ok
+    assert (mod.w1(), mod.w1.__doc__) == (2, "two")  # a failed reload changes nothing
+    result = reloading.reload("undeco", edit)
+    assert result.ok, result.error
+    assert (mod.w1(), mod.w1.__doc__) == (3, "three")

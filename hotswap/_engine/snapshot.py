@@ -26,6 +26,7 @@ from hotswap._engine.switch import (
     same_items,
     set_cell,
     switch_function,
+    trampoline_target,
 )
 
 __all__ = (
@@ -244,6 +245,11 @@ class _Walker:
             self.visit(value)
         for value in _wrapped(f):
             self.visit(value)
+        # A function that forwards for good: an update changes its target in place (the
+        # kept function of a name whose decorator changed), so the target is recorded too.
+        target = trampoline_target(f)
+        if target is not None:
+            self.visit(target)
 
     def klass(self, cls: type) -> None:
         namespace = {k: v for k, v in vars(cls).items() if k not in UNSETTABLE}
