@@ -268,3 +268,25 @@ def test_failed_edit_after_a_decorator_was_removed_changes_nothing(reloading):
     result = reloading.reload("undeco", edit)
     assert result.ok, result.error
     assert (mod.w1(), mod.w1.__doc__) == (3, "three")
+
+
+PAIRWISE = "def pairwise(it):\n    return list(zip(it, it[1:]))\n\n\npairwise.__doc__ = 'doc'\n"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_function_replaced_by_a_builtin_import_drops_its_attribute_statement(reloading, force):
+    import itertools
+
+    mod = reloading.load("pairs", PAIRWISE)
+    new = "from itertools import pairwise\n"
+    result = reloading.reload("pairs", new, force=force, policy="off")
+    assert result.ok, result.error
+    assert mod.pairwise is itertools.pairwise  # as after a fresh import
+    assert itertools.pairwise.__doc__ != "doc"
+
+
+def test_removed_attribute_statement_still_undone_on_the_kept_function(reloading):
+    mod = reloading.load("pairs2", PAIRWISE)
+    result = reloading.reload("pairs2", PAIRWISE.split("\n\n\n", maxsplit=1)[0] + "\n")
+    assert result.ok, result.error
+    assert mod.pairwise.__doc__ is None

@@ -318,9 +318,11 @@ def run_plan(
     done.replaced += outcome.replaced
     for target, attribute in plan.attribute_deletes:
         owner = namespace.get(target)
-        if isinstance(owner, types.FunctionType | type) and attribute in getattr(
-            owner, "__dict__", {}
-        ):
+        # Only on the object the removed statement set it on: a name bound to another object
+        # since (``from itertools import pairwise`` for a def) never had it from this module.
+        if owner is not old.get(target) or not isinstance(owner, types.FunctionType | type):
+            continue
+        if attribute in getattr(owner, "__dict__", {}):
             delattr(owner, attribute)
     return done
 

@@ -377,7 +377,14 @@ def plan(
         if not (info.kind == DEF and info.name in kept_registrations):
             to_rebuild.update(n for n in _writes(stmt, old_writers) if live.container(n))
         for target, attribute in info.attribute_sets:
-            if not any((target, attribute) in s.info.attribute_sets for s in statements):
+            if any((target, attribute) in s.info.attribute_sets for s in statements):
+                continue
+            if attribute.startswith("__") and attribute.endswith("__"):
+                # ``f.__doc__ = ...`` gone: what the definition itself sets comes back when
+                # it runs again (a deleted dunder would not be what a fresh import has).
+                for index in binders.get(target, ()):
+                    choose(index, direct=False)
+            else:
                 result.attribute_deletes.add((target, attribute))
 
     def rebuild(name: str) -> None:
