@@ -4,6 +4,7 @@ projects' histories (each test reproduces one point with a two-version module)."
 from __future__ import annotations
 
 import abc
+import sys
 
 import pytest
 
@@ -290,3 +291,20 @@ def test_removed_attribute_statement_still_undone_on_the_kept_function(reloading
     result = reloading.reload("pairs2", PAIRWISE.split("\n\n\n", maxsplit=1)[0] + "\n")
     assert result.ok, result.error
     assert mod.pairwise.__doc__ is None
+
+
+def test_change_set_ordered_by_what_the_new_sources_import(reloading):
+    from hotswap._engine import transaction
+
+    reloading.write("cyc.cli", "def main():\n    return 'plain'\n")
+    package = reloading.load("cyc", "from cyc.cli import main\n")
+    cli = sys.modules["cyc.cli"]
+    reloading.write("cyc", "UNICODE = True\nfrom cyc.cli import main\n")
+    reloading.write(
+        "cyc.cli",
+        "from cyc import UNICODE\n\n\ndef main():\n    return 'fancy' if UNICODE else 'plain'\n",
+    )
+    for order in ([("cyc", None), ("cyc.cli", None)], [("cyc.cli", None), ("cyc", None)]):
+        results = transaction.reload_many(order)
+        assert all(r.ok for r in results), [str(r.error) for r in results]
+    assert (package.UNICODE, cli.main()) == (True, "fancy")
