@@ -308,3 +308,15 @@ def test_change_set_ordered_by_what_the_new_sources_import(reloading):
         results = transaction.reload_many(order)
         assert all(r.ok for r in results), [str(r.error) for r in results]
     assert (package.UNICODE, cli.main()) == (True, "fancy")
+
+
+def test_failed_reload_undoes_a_registration_made_through_a_decorator(reloading):
+    mod = reloading.load("regfail", REGISTRY)
+    kept = list(mod.REG)
+    new = REGISTRY + '\n\n@register\ndef d():\n    return "d"\n'
+    result = reloading.reload("regfail", new + "raise RuntimeError('boom')\n")
+    assert not result.ok
+    assert kept == mod.REG
+    result = reloading.reload("regfail", new)
+    assert result.ok, result.error
+    assert [*kept, mod.d] == mod.REG

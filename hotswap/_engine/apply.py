@@ -134,6 +134,7 @@ _CONTAINERS = (list, dict, set, bytearray)
 def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
     namespace = vars(unit.module)
     names = {n for i, _ in unit.plan.run for n in unit.new.statements[i].info.mutates}
+    names |= unit.plan.writes  # filled through a function of the module (``@register``)
     found = []
     for name in names:
         value = namespace.get(name)

@@ -112,6 +112,9 @@ class Plan:
         dirty: functions and classes whose behaviour changed (for importers).
         attribute_deletes: ``(x, attr)`` set by a removed ``x.attr = ...`` statement.
         replaced: class names predicted to be replaced, not merged.
+        writes: module names whose objects the statements that run may mutate in place
+            (directly or through the module's functions they call): a transaction keeps
+            the contents of those containers aside.
     """
 
     run: list[tuple[int, str]] = field(default_factory=list)
@@ -122,6 +125,7 @@ class Plan:
     dirty: set[str] = field(default_factory=set)
     attribute_deletes: set[tuple[str, str]] = field(default_factory=set)
     replaced: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported)."""
@@ -472,6 +476,9 @@ def plan(
                 rebuild(name)
                 changing = True
     result.run = sorted(chosen.items())
+    result.writes = {
+        name for index, mode in result.run if mode != INPLACE for name in writes[index]
+    }
     result.rebound = rebound
     result.dirty = dirty
     result.skipped.sort()
