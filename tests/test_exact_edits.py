@@ -320,3 +320,50 @@ def test_failed_reload_undoes_a_registration_made_through_a_decorator(reloading)
     result = reloading.reload("regfail", new)
     assert result.ok, result.error
     assert [*kept, mod.d] == mod.REG
+
+
+GENERIC = """\
+import typing
+
+T = typing.TypeVar("T")
+U = typing.TypeVar("U")
+
+
+class ParamType{params}:
+{getitem}    def convert(self, value):
+        return value
+
+
+class _NumberParamTypeBase(ParamType):
+    pass
+
+
+class _NumberRangeBase(_NumberParamTypeBase, typing.Generic[T, U]):
+    pass
+
+
+class IntParamType(_NumberParamTypeBase):
+    pass
+
+
+class IntRange(_NumberRangeBase[int, int], IntParamType):
+    def convert(self, value):
+        return int(value)
+"""
+
+GETITEM = """\
+    def __class_getitem__(cls, item):
+        return super().__class_getitem__(item)
+
+"""
+
+
+def test_generic_base_replaced_under_its_subclasses(reloading):
+    mod = reloading.load("generic", GENERIC.format(params="", getitem=""))
+    result = reloading.reload(
+        "generic", GENERIC.format(params="(typing.Generic[T])", getitem=GETITEM), policy="off"
+    )
+    assert result.ok, result.error
+    assert mod.IntRange().convert("3") == 3
+    assert issubclass(mod.IntRange, mod.ParamType)  # as after a fresh import
+    assert isinstance(mod.IntRange(), mod.IntParamType)
