@@ -367,3 +367,17 @@ def test_generic_base_replaced_under_its_subclasses(reloading):
     assert mod.IntRange().convert("3") == 3
     assert issubclass(mod.IntRange, mod.ParamType)  # as after a fresh import
     assert isinstance(mod.IntRange(), mod.IntParamType)
+
+
+def test_rollback_takes_a_registry_back_and_forth(reloading):
+    import hotswap
+
+    mod = reloading.load("regback", REGISTRY)
+    first = list(mod.REG)
+    result = reloading.reload("regback", REGISTRY + '\n\n@register\ndef d():\n    return "d"\n')
+    assert result.ok, result.error
+    assert [*first, mod.d] == mod.REG
+    assert hotswap.rollback("regback", to=1).ok
+    assert first == mod.REG  # as version 1 had it
+    assert hotswap.rollback("regback", to=2).ok
+    assert [*first, mod.d] == mod.REG

@@ -19,7 +19,7 @@ from hotswap._engine.history import Version
 from hotswap._engine.history import records as _records
 from hotswap._engine.pin import gate
 from hotswap._engine.report import error_in
-from hotswap._engine.snapshot import capture
+from hotswap._engine.snapshot import capture, refill
 from hotswap._engine.unit import Failure as _Failure
 from hotswap._engine.unit import Unit as _Unit
 from hotswap._engine.unit import canary_running as _canary_running
@@ -51,12 +51,17 @@ def run(units: list[_Unit]) -> None:
     stages: list[_hooks.Stage] = []
     committed = False
     with gate.exclusive(settings.pin_timeout, where):
-        for unit in touched:
-            unit.snapshot = capture(vars(unit.module), unit.name)
-            unit.record.current.state = unit.snapshot
         # A snapshot restores bindings and definitions; the contents of a kept plain
-        # container that a running statement fills (``L.append(5)``) are kept aside too.
-        contents = [c for u in touched for c in _containers(u)]
+        # container that a running statement fills (``L.append(5)``) are kept aside too,
+        # for a failure now and for a rollback to this version later.
+        contents: list[tuple[Any, Any]] = []
+        for unit in touched:
+            filled = tuple(_containers(unit))
+            contents += filled
+            unit.snapshot = dataclasses.replace(
+                capture(vars(unit.module), unit.name), contents=filled
+            )
+            unit.record.current.state = unit.snapshot
         current: _Unit | None = None
         try:
             with _tracing.span("hotswap.execute", module=", ".join(u.name for u in touched)):
@@ -107,7 +112,7 @@ def run(units: list[_Unit]) -> None:
                 if unit.snapshot is not None:
                     unit.snapshot.restore(vars(unit.module))
             for container, saved in contents:
-                _refill(container, saved)
+                refill(container, saved)
             for step in reversed(undo):
                 try:
                     step()
@@ -141,14 +146,6 @@ def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
         if type(value) in _CONTAINERS:
             found.append((value, value.copy()))  # type: ignore[union-attr]
     return found
-
-
-def _refill(container: Any, saved: Any) -> None:
-    if isinstance(container, dict | set):
-        container.clear()
-        container.update(saved)
-    else:
-        container[:] = saved
 
 
 def _follow_surprises(unit: _Unit, updater: Updater) -> None:

@@ -36,6 +36,7 @@ __all__ = (
     "ModuleState",
     "capture",
     "cell_value",
+    "refill",
     "register_stateful",
     "set_cell",
 )
@@ -142,6 +143,14 @@ class ModuleState:
     namespace: dict[str, Any]
     parts: tuple[_Part, ...]
     module: str = ""
+    # (container, a copy of its items): module-level plain containers the change that left
+    # this state filled in place (a registry); a rollback puts their items back.
+    contents: tuple[tuple[Any, Any], ...] = ()
+
+    def refill(self) -> None:
+        """Put the recorded items back into their containers."""
+        for container, saved in self.contents:
+            refill(container, saved)
 
     def restore(self, target: dict[str, Any]) -> None:
         """Put the module dict ``target`` and every recorded object back as captured.
@@ -168,6 +177,15 @@ class ModuleState:
                 except Exception:
                     logger.exception("hotswap: %s: could not empty a cache", self.module)
         restore_items(target, self.namespace)
+
+
+def refill(container: Any, saved: Any) -> None:
+    """Make a plain container hold ``saved`` (a copy of its items) again, in place."""
+    if isinstance(container, dict | set):
+        container.clear()
+        container.update(saved)
+    else:
+        container[:] = saved
 
 
 def capture(namespace: dict[str, Any], module_name: str) -> ModuleState:
