@@ -381,3 +381,15 @@ def test_rollback_takes_a_registry_back_and_forth(reloading):
     assert first == mod.REG  # as version 1 had it
     assert hotswap.rollback("regback", to=2).ok
     assert [*first, mod.d] == mod.REG
+
+
+def test_function_that_starts_registering_then_changes(reloading):
+    plain = REGISTRY.replace('@register\ndef b():\n    return "b"', 'def b():\n    return "b"')
+    mod = reloading.load("regstart", plain)
+    b = mod.b
+    assert reloading.reload("regstart", REGISTRY).ok
+    assert mod.b is b  # the kept function, registered
+    assert [mod.a, b, mod.c] == mod.REG
+    result = reloading.reload("regstart", REGISTRY.replace('return "b"', 'return "B"'))
+    assert result.ok, result.error
+    assert [f() for f in mod.REG] == ["a", "B", "c"]

@@ -263,6 +263,10 @@ def plan(
     matched = {i for i in pairs if i is not None}
     removed_old = [s for i, s in enumerate(old_statements) if i not in matched]
     binders = _binders(statements)
+    # Writers of the module's containers (see the module docstring).
+    old_writers = _writer_functions(old_statements)
+    new_writers = _writer_functions(statements)
+    writes = [_writes(stmt, new_writers) for stmt in statements]
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
     if (old is not None and old.flags != new.flags) or any(
         s.info.kind == FUTURE for s in removed_old
@@ -311,12 +315,15 @@ def plan(
             inputs_changed = bool(info.decorator_reads & rebound) or bool(
                 (info.decorator_reads & dirty) & info.called
             )
-            if redecorate and live.inplace(info.name):
+            kept = live.inplace(info.name)
+            if same_decorators and not inputs_changed and not redecorate and kept:
+                mode = INPLACE
+                dirty.add(info.name)
+            elif kept and (redecorate or any(live.container(n) for n in writes[index])):
+                # Its decorators run and fill a container of the module (a registry): they
+                # register the kept function, the one its name holds, as a fresh import does.
                 mode = REDECORATE
                 rebound.add(info.name)
-                dirty.add(info.name)
-            elif same_decorators and not inputs_changed and live.inplace(info.name):
-                mode = INPLACE
                 dirty.add(info.name)
             else:
                 rebound.add(info.name)
@@ -360,9 +367,6 @@ def plan(
             choose(index, direct=True)
     # Writers of the module's containers (see the module docstring). A changed def updated in
     # place keeps its registration: its old version is no removed writer.
-    old_writers = _writer_functions(old_statements)
-    new_writers = _writer_functions(statements)
-    writes = [_writes(stmt, new_writers) for stmt in statements]
     kept_registrations = {statements[i].info.name for i, mode in chosen.items() if mode == INPLACE}
     to_rebuild: set[str] = set()
     rebuilt: set[str] = set()
