@@ -385,7 +385,7 @@ def test_rollback_takes_a_registry_back_and_forth(reloading):
 
 def test_function_that_starts_registering_then_changes(reloading):
     # The last function gains the decorator: appended where a fresh import puts it too.
-    plain = REGISTRY.replace('@register\ndef c():', "def c():")
+    plain = REGISTRY.replace("@register\ndef c():", "def c():")
     mod = reloading.load("regstart", plain)
     c = mod.c
     assert reloading.reload("regstart", REGISTRY).ok
@@ -394,3 +394,54 @@ def test_function_that_starts_registering_then_changes(reloading):
     result = reloading.reload("regstart", REGISTRY.replace('return "c"', 'return "C"'))
     assert result.ok, result.error
     assert [f() for f in mod.REG] == ["a", "b", "C"]
+
+
+def test_strict_accepts_a_removal_whose_caller_now_binds_the_name_itself(project):
+    from hotswap._engine import transaction
+
+    project.load("pg", "def pager(text):\n    return text\n\n\ndef other():\n    return 1\n")
+    project.load("pguser", "from pg import pager\n\n\ndef show(t):\n    return pager(t)\n")
+    project.write("pg", "def other():\n    return 1\n")
+    project.write(
+        "pguser",
+        "import contextlib\n\n\ndef show(t):\n"
+        "    with contextlib.nullcontext(t) as pager:\n        return pager\n",
+    )
+    results = transaction.reload_many([("pg", None), ("pguser", None)], policy="strict")
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+
+
+def test_strict_accepts_a_function_moved_to_another_module_with_its_importer(project):
+    from hotswap._engine import transaction
+
+    project.load("mvsrc", "def util():\n    return 1\n")
+    project.write("mvdst", "")
+    project.load("mvdst", "")
+    user = project.load("mvuse", "from mvsrc import util\n\n\ndef go():\n    return util()\n")
+    project.write("mvsrc", "")
+    project.write("mvdst", "def util():\n    return 2\n")
+    project.write("mvuse", "from mvdst import util\n\n\ndef go():\n    return util()\n")
+    names = [("mvsrc", None), ("mvdst", None), ("mvuse", None)]
+    results = transaction.reload_many(names, policy="strict")
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+    assert user.go() == 2
+
+
+def test_strict_still_refuses_a_removal_a_module_imports(project):
+    import hotswap
+
+    project.load("rmsrc", "def util():\n    return 1\n")
+    project.load("rmuse", "from rmsrc import util\n")
+    result = project.reload("rmsrc", "")
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)
+    project.load("rmattr", "import rmsrc\n\n\ndef go():\n    return rmsrc.util()\n")
+    result = project.reload("rmsrc", "")
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)
+
+
+def test_strict_private_module_names_are_not_public(project):
+    project.write("privpkg._impl", "def helper(a, b):\n    return a + b\n")
+    mod = project.load("privpkg._impl", "def helper(a, b):\n    return a + b\n")
+    result = project.reload("privpkg._impl", "def helper(a):\n    return a\n", policy="strict")
+    assert result.ok, result.error
+    assert mod.helper(1) == 1
