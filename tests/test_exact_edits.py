@@ -445,3 +445,33 @@ def test_strict_private_module_names_are_not_public(project):
     result = project.reload("privpkg._impl", "def helper(a):\n    return a\n", policy="strict")
     assert result.ok, result.error
     assert mod.helper(1) == 1
+
+
+def test_strict_accepts_an_override_removed_while_the_base_keeps_the_method(reloading):
+    source = (
+        "class Base:\n    def render(self, x):\n        return x\n\n\n"
+        "class Page(Base):\n    def render(self, x):\n        return x * 2\n"
+    )
+    mod = reloading.load("override", source)
+    result = reloading.reload(
+        "override",
+        source.replace("def render(self, x):\n        return x * 2", "kind = 'page'"),
+        policy="strict",
+    )
+    assert result.ok, result.error
+    assert mod.Page().render(3) == 3
+
+
+def test_strict_still_refuses_a_method_removed_with_no_base_providing_it(reloading):
+    import hotswap
+
+    source = (
+        "class Base:\n    pass\n\n\nclass Page(Base):\n    def render(self, x):\n        return x\n"
+    )
+    reloading.load("nooverride", source)
+    result = reloading.reload(
+        "nooverride",
+        source.replace("    def render(self, x):\n        return x\n", "    pass\n"),
+        policy="strict",
+    )
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)
