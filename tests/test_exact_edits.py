@@ -453,6 +453,7 @@ def test_strict_accepts_an_override_removed_while_the_base_keeps_the_method(relo
         "class Page(Base):\n    def render(self, x):\n        return x * 2\n"
     )
     mod = reloading.load("override", source)
+    reloading.load("overuser", "def show(page):\n    return page.render(1)\n")  # a caller
     result = reloading.reload(
         "override",
         source.replace("def render(self, x):\n        return x * 2", "kind = 'page'"),
@@ -469,6 +470,7 @@ def test_strict_still_refuses_a_method_removed_with_no_base_providing_it(reloadi
         "class Base:\n    pass\n\n\nclass Page(Base):\n    def render(self, x):\n        return x\n"
     )
     reloading.load("nooverride", source)
+    reloading.load("nooveruser", "def show(page):\n    return page.render(1)\n")  # a caller
     result = reloading.reload(
         "nooverride",
         source.replace("    def render(self, x):\n        return x\n", "    pass\n"),
