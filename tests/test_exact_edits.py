@@ -477,3 +477,16 @@ def test_strict_still_refuses_a_method_removed_with_no_base_providing_it(reloadi
         policy="strict",
     )
     assert isinstance(result.error, hotswap.IncompatibleChangeError)
+
+
+def test_class_registered_by_a_decorator_stays_once_and_kept(reloading):
+    source = REGISTRY.replace(
+        '@register\ndef b():\n    return "b"', "@register\nclass B:\n    x = 1"
+    )
+    mod = reloading.load("clsreglist", source)
+    kept = mod.B
+    result = reloading.reload("clsreglist", source.replace("x = 1", "x = 2"))
+    assert result.ok, result.error
+    assert mod.B is kept
+    assert [mod.a, kept, mod.c] == mod.REG
+    assert mod.REG[1].x == 2

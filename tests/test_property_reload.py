@@ -190,7 +190,12 @@ def registries(draw: st.DrawFn) -> list[str]:
             st.sampled_from(["@register", "@local", "@on('k0')", "@on('k1')", "@register\n@local"])
         )
         value = draw(st.integers(0, 2))
-        parts.append(f"{decorators}\ndef r{index}():\n    return {value}\n")
+        if draw(st.integers(0, 3)) == 0 and "local" not in decorators:
+            # A class its decorator registers: merged into the kept one, which the registry
+            # holds.
+            parts.append(f"{decorators}\nclass r{index}:\n    value = {value}\n")
+        else:
+            parts.append(f"{decorators}\ndef r{index}():\n    return {value}\n")
     return parts
 
 

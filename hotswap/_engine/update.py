@@ -165,6 +165,31 @@ def _refresh_wrappers(
         old, new = wrapped_of(old), wrapped_of(new)
 
 
+def _substitute(container: Any, mapping: dict[int, type]) -> None:
+    """Put the kept class in place of each merged new class in ``container``; a list that
+    held the kept class already keeps one entry."""
+    if type(container) is dict:
+        for key, item in list(container.items()):
+            kept = mapping.get(id(item))
+            if kept is not None and isinstance(item, type):
+                container[key] = kept
+    elif type(container) is set:
+        found = [item for item in container if isinstance(item, type) and id(item) in mapping]
+        for item in found:
+            container.discard(item)
+            container.add(mapping[id(item)])
+    elif type(container) is list:
+        for index in range(len(container) - 1, -1, -1):
+            item = container[index]
+            kept = mapping.get(id(item))
+            if kept is None or not isinstance(item, type):
+                continue
+            if any(other is kept for other in container):
+                del container[index]  # registered again: the first registration stands
+            else:
+                container[index] = kept
+
+
 class Updater:
     """Reconciles a module dict after new code executed in it (see the module docstring).
 
@@ -210,7 +235,22 @@ class Updater:
             self.live[name] = self.reconcile(name, old, new)
         for value in list(self.live.values()):
             self._adopt(value)
+        self._registries()
         return self.outcome
+
+    def _registries(self) -> None:
+        """A class decorator or ``__init_subclass__`` of the new code registered the class it
+        was given, the one then merged into the kept class: module-level containers and the
+        container attributes of the module's classes hold the kept class instead (once, as
+        after a fresh import)."""
+        if not self.mapping:
+            return
+        containers = [v for v in self.live.values() if type(v) in (list, dict, set)]
+        for value in list(self.live.values()):
+            if is_class(value) and vars(value).get("__module__") == self.module_name:
+                containers += [v for v in vars(value).values() if type(v) in (list, dict, set)]
+        for container in containers:
+            _substitute(container, self.mapping)
 
     def _status(self, qualname: str) -> bool | None:
         """True: changed; False: unchanged; None: not known, compare objects."""
