@@ -490,3 +490,14 @@ def test_class_registered_by_a_decorator_stays_once_and_kept(reloading):
     assert mod.B is kept
     assert [mod.a, kept, mod.c] == mod.REG
     assert mod.REG[1].x == 2
+
+
+def test_removed_statement_that_only_acted_is_reported(reloading):
+    source = (
+        "import logging\n\nlog = logging.getLogger('acted')\nlog.setLevel(logging.DEBUG)\nX = 1\n"
+    )
+    mod = reloading.load("acted", source)
+    result = reloading.reload("acted", source.replace("log.setLevel(logging.DEBUG)\n", ""))
+    assert result.ok, result.error
+    assert [(s.line, "what it did stays" in s.reason) for s in result.skipped] == [(4, True)]
+    assert mod.X == 1

@@ -36,6 +36,7 @@ from hotswap._plan.statements import (
     DEF,
     FUTURE,
     MAIN,
+    OTHER,
     READ_ONLY_METHODS,
     ModuleSource,
     Statement,
@@ -112,6 +113,9 @@ class Plan:
         dirty: functions and classes whose behaviour changed (for importers).
         attribute_deletes: ``(x, attr)`` set by a removed ``x.attr = ...`` statement.
         replaced: class names predicted to be replaced, not merged.
+        effects_removed: first lines (in the live source) of removed statements that bound
+            nothing and only acted (``logger.setLevel(...)``, ``atexit.register(f)``): what
+            they did stays until a restart, and is reported.
         writes: module names whose objects the statements that run may mutate in place
             (directly or through the module's functions they call): a transaction keeps
             the contents of those containers aside.
@@ -126,6 +130,7 @@ class Plan:
     attribute_deletes: set[tuple[str, str]] = field(default_factory=set)
     replaced: set[str] = field(default_factory=set)
     writes: set[str] = field(default_factory=set)
+    effects_removed: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported)."""
@@ -382,6 +387,10 @@ def plan(
             else:  # still bound elsewhere: those statements decide its value again
                 for index in binders[name]:
                     choose(index, direct=False)
+        if info.kind == OTHER and not info.binds and (info.called or info.called_attributes):
+            undone = _writes(stmt, old_writers)
+            if not undone or not all(live.container(n) for n in undone):
+                result.effects_removed.append(stmt.first)
         if not (info.kind == DEF and info.name in kept_registrations):
             to_rebuild.update(n for n in _writes(stmt, old_writers) if live.container(n))
         for target, attribute in info.attribute_sets:
