@@ -501,3 +501,45 @@ def test_removed_statement_that_only_acted_is_reported(reloading):
     assert result.ok, result.error
     assert [(s.line, "what it did stays" in s.reason) for s in result.skipped] == [(4, True)]
     assert mod.X == 1
+
+
+CACHED = """\
+import functools
+
+
+@functools.lru_cache(maxsize=None)
+def square(x):
+    return x * x
+"""
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "raise RuntimeError('boom')\n",
+        "raise SystemExit(3)\n",
+        "def __hotswap_migrate__(old):\n    raise ValueError('no')\n",
+    ],
+)
+def test_failed_reload_keeps_lru_cache_contents(reloading, tail):
+    mod = reloading.load("cached", CACHED)
+    mod.square(2)
+    mod.square(2)
+    mod.square(3)
+    before = mod.square.cache_info()
+    assert (before.hits, before.misses, before.currsize) == (1, 2, 2)
+    result = reloading.reload("cached", CACHED.replace("x * x", "x ** 2") + tail)
+    assert not result.ok
+    assert mod.square.cache_info() == before  # nothing observable changed
+    result = reloading.reload("cached", CACHED.replace("x * x", "x * x + 1"))
+    assert result.ok, result.error
+    assert mod.square(2) == 5  # no stale result once applied
+
+
+def test_statement_calling_a_changed_cached_function_gets_the_new_result(reloading):
+    source = CACHED + "\n\nTABLE = [square(i) for i in range(3)]\n"
+    mod = reloading.load("cachedtable", source)
+    assert mod.TABLE == [0, 1, 4]
+    result = reloading.reload("cachedtable", source.replace("x * x", "x * x + 1"))
+    assert result.ok, result.error
+    assert mod.TABLE == [1, 2, 5]  # computed by the new code, not read from the old cache

@@ -62,6 +62,7 @@ def run(units: list[_Unit]) -> None:
                 capture(vars(unit.module), unit.name), contents=filled
             )
             unit.record.current.state = unit.snapshot
+        eager = _calls_changed_code(touched)
         current: _Unit | None = None
         try:
             with _tracing.span("hotswap.execute", module=", ".join(u.name for u in touched)):
@@ -80,6 +81,7 @@ def run(units: list[_Unit]) -> None:
                         unit.name,
                         _changeset(unit),
                         _keep(vars(unit.module)),
+                        eager=eager,
                     )
                     with stage.active():
                         unit.executed = run_plan(
@@ -134,6 +136,23 @@ def run(units: list[_Unit]) -> None:
 
 
 _CONTAINERS = (list, dict, set, bytearray)
+
+
+def _calls_changed_code(units: list[_Unit]) -> bool:
+    """Whether code the transaction runs before commit calls a function whose code changed:
+    a statement that runs and calls one (directly, by attribute, or through a function that
+    does). ``__hotswap_migrate__`` does not count: it moves state, and a failing one must
+    leave the caches whole (a cached function it calls answers from the cache until commit)."""
+    dirty = {name for u in units for name in u.plan.dirty}
+    for unit in units:
+        statements = unit.new.statements
+        for index, mode in unit.plan.run:
+            info = statements[index].info
+            if mode == _planner.INPLACE:
+                continue
+            if info.called & dirty or any(c[-1] in dirty for _, c in info.called_attributes if c):
+                return True
+    return False
 
 
 def _containers(unit: _Unit) -> list[tuple[Any, Any]]:

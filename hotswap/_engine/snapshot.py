@@ -124,12 +124,16 @@ class _AttributesState:
     obj: object
     attributes: dict[str, Any]
     wrapped: object
+    info: object = None  # its cache_info() when captured
 
     def restore(self) -> None:
         restore_items(vars(self.obj), self.attributes)
 
     def clear_cache(self) -> None:
-        """Empty the wrapper's cache: it holds results of the code the restore took away."""
+        """Empty the wrapper's cache, unless no call went through it since the capture (its
+        statistics did not move): then it holds only results of the code restored."""
+        if self.info is not None and self.obj.cache_info() == self.info:  # type: ignore[attr-defined]
+            return
         self.obj.cache_clear()  # type: ignore[attr-defined]
 
 
@@ -237,7 +241,8 @@ class _Walker:
             return
         self.seen.add(id(value))
         if type(value) in WRAPPER_TYPES:
-            self.parts.append(_AttributesState(value, dict(vars(value)), wrapped))
+            info = value.cache_info()  # type: ignore[attr-defined]
+            self.parts.append(_AttributesState(value, dict(vars(value)), wrapped, info))
         self.visit(wrapped)
 
     def function(self, f: types.FunctionType) -> None:

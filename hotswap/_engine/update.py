@@ -208,12 +208,17 @@ class Updater:
         module_name: str,
         changes: ChangeSet,
         keep: frozenset[str],
+        *,
+        eager: bool = True,
     ) -> None:
         self.old = old
         self.live = live
         self.module_name = module_name
         self.changes = changes
         self.keep = keep
+        # Whether code of the transaction may call a changed cached function before commit:
+        # then its cache is emptied at once, else at commit only (a failure keeps it whole).
+        self.eager = eager
         self.outcome = Outcome()
         # id(new class) -> the old class it was merged into; the new classes are held in
         # self._merged so their ids stay valid while the mapping is in use.
@@ -370,10 +375,10 @@ class Updater:
 
     def _clear_caches(self, wrapper: object, inner: types.FunctionType) -> None:
         """Empty the caches of ``wrapper`` and of every replaced wrapper that forwards to
-        ``inner``: they hold results of the old code. Now, so that calls between the switch
-        and the commit (``__hotswap_verify__``'s included) get results of the new code; and
-        again after commit, for a result that a call of the old code still running in another
-        thread stored meanwhile. A rollback empties them too (``_snapshot``)."""
+        ``inner``: they hold results of the old code. Now when code of the transaction may
+        call it before commit (``eager``), so that it gets results of the new code; and at
+        commit, for a result that a call of the old code in another thread stored meanwhile.
+        A rollback empties them when a call went through them meanwhile (``_snapshot``)."""
         wrappers = [wrapper] + [ref() for ref in _forwarded.get(inner, ())]
         for item in wrappers:
             level: object = item
@@ -382,7 +387,8 @@ class Updater:
                     break
                 clear = safe_attribute(level, "cache_clear")
                 if type(level) in WRAPPER_TYPES and callable(clear):
-                    clear()
+                    if self.eager:
+                        clear()
                     self.outcome.after_commit.append(clear)
                 level = wrapped_of(level)
 
