@@ -104,6 +104,10 @@ def run(units: list[_Unit]) -> None:
                     stage.commit()
                 committed = True
                 for unit in touched:
+                    assert unit.executed is not None
+                    for clear in unit.executed.at_commit:
+                        clear()  # caches of changed functions: from the commit on, new results
+                for unit in touched:
                     current = unit
                     _call_hook(unit, "__hotswap_verify__", VerificationError)
         except BaseException as error:
@@ -112,7 +116,9 @@ def run(units: list[_Unit]) -> None:
                     stage.discard()
             for unit in touched:
                 if unit.snapshot is not None:
-                    unit.snapshot.restore(vars(unit.module))
+                    # Caches no call went through stay whole, unless one was emptied (at
+                    # once, or at commit): its statistics started again from zero.
+                    unit.snapshot.restore(vars(unit.module), failed=not (committed or eager))
             for container, saved in contents:
                 refill(container, saved)
             for step in reversed(undo):
@@ -195,6 +201,7 @@ def _follow_surprises(unit: _Unit, updater: Updater) -> None:
         unit.plan.run = sorted([*unit.plan.run, *extra.run])
         unit.executed.updated.update(done.updated)
         unit.executed.after_commit += done.after_commit
+        unit.executed.at_commit += done.at_commit
         unit.executed.replaced += done.replaced
 
 

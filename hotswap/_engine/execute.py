@@ -154,6 +154,7 @@ class Executed:
 
     updated: dict[str, object] = field(default_factory=dict)  # kept objects given new code
     after_commit: list[Callable[[], object]] = field(default_factory=list)
+    at_commit: list[Callable[[], object]] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
 
@@ -315,6 +316,7 @@ def run_plan(
         exec_with_hooks(code, namespace, inplace, merge, redecorate)
     outcome = updater.run(frozenset(handled))
     done.after_commit += outcome.after_commit
+    done.at_commit += outcome.at_commit
     done.replaced += outcome.replaced
     for target, attribute in plan.attribute_deletes:
         owner = namespace.get(target)

@@ -129,10 +129,11 @@ class _AttributesState:
     def restore(self) -> None:
         restore_items(vars(self.obj), self.attributes)
 
-    def clear_cache(self) -> None:
-        """Empty the wrapper's cache, unless no call went through it since the capture (its
-        statistics did not move): then it holds only results of the code restored."""
-        if self.info is not None and self.obj.cache_info() == self.info:  # type: ignore[attr-defined]
+    def clear_cache(self, *, unless_unused: bool = False) -> None:
+        """Empty the wrapper's cache. ``unless_unused`` (the transaction that captured it
+        failed): not when no call went through it since (its statistics did not move), as it
+        then holds only results of the code restored."""
+        if unless_unused and self.obj.cache_info() == self.info:  # type: ignore[attr-defined]
             return
         self.obj.cache_clear()  # type: ignore[attr-defined]
 
@@ -156,11 +157,13 @@ class ModuleState:
         for container, saved in self.contents:
             refill(container, saved)
 
-    def restore(self, target: dict[str, Any]) -> None:
+    def restore(self, target: dict[str, Any], *, failed: bool = False) -> None:
         """Put the module dict ``target`` and every recorded object back as captured.
 
         Names are replaced one by one rather than by clearing the dict, so a thread calling
         into the module meanwhile never finds a name missing that both versions define.
+        ``failed``: the transaction that captured this state failed; a cache no call went
+        through since is left whole.
         """
         changed: set[int] = set()
         for part in self.parts:
@@ -177,7 +180,7 @@ class ModuleState:
         for part in self.parts:
             if isinstance(part, _AttributesState) and _reaches(part.wrapped, changed):
                 try:
-                    part.clear_cache()
+                    part.clear_cache(unless_unused=failed)
                 except Exception:
                     logger.exception("hotswap: %s: could not empty a cache", self.module)
         restore_items(target, self.namespace)

@@ -66,6 +66,8 @@ class Outcome:
     unchanged: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     after_commit: list[Callable[[], object]] = field(default_factory=list)
+    # Run the moment the transaction commits, before __hotswap_verify__ (deferred cache clears).
+    at_commit: list[Callable[[], object]] = field(default_factory=list)
 
 
 # --- updating functions -------------------------------------------------------------------------
@@ -389,6 +391,8 @@ class Updater:
                 if type(level) in WRAPPER_TYPES and callable(clear):
                     if self.eager:
                         clear()
+                    else:
+                        self.outcome.at_commit.append(clear)
                     self.outcome.after_commit.append(clear)
                 level = wrapped_of(level)
 
