@@ -543,3 +543,11 @@ def test_statement_calling_a_changed_cached_function_gets_the_new_result(reloadi
     result = reloading.reload("cachedtable", source.replace("x * x", "x * x + 1"))
     assert result.ok, result.error
     assert mod.TABLE == [1, 2, 5]  # computed by the new code, not read from the old cache
+
+
+def test_removed_attribute_statement_undone_on_a_cache_wrapper(reloading):
+    source = CACHED + "\n\nsquare.tag = 0\n"
+    mod = reloading.load("cachetag", source)
+    result = reloading.reload("cachetag", CACHED)
+    assert result.ok, result.error
+    assert not hasattr(mod.square, "tag")  # as after a fresh import

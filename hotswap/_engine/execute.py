@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import ast
 import collections
+import contextlib
 import enum
 import sys
 import types
@@ -322,10 +323,12 @@ def run_plan(
         owner = namespace.get(target)
         # Only on the object the removed statement set it on: a name bound to another object
         # since (``from itertools import pairwise`` for a def) never had it from this module.
-        if owner is not old.get(target) or not isinstance(owner, types.FunctionType | type):
+        if owner is None or owner is not old.get(target):
             continue
-        if attribute in getattr(owner, "__dict__", {}):
-            delattr(owner, attribute)
+        attributes = getattr(owner, "__dict__", None)
+        if isinstance(attributes, dict) and attribute in attributes:
+            with contextlib.suppress(AttributeError, TypeError):  # (a wrapper's own slot)
+                delattr(owner, attribute)
     return done
 
 
