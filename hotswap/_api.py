@@ -131,9 +131,11 @@ def enable(
             Also ``HOTSWAP_VERBOSE=1`` or ``[tool.hotswap] verbose = true``.
 
     Arguments left as None take their value from ``[tool.hotswap]`` in pyproject.toml and
-    ``HOTSWAP_*`` environment variables, else the defaults above.
+    ``HOTSWAP_*`` environment variables, else the defaults above. Arguments given are this
+    call's: they hold while the watcher it starts runs and end with :func:`disable`; they never
+    become settings (a later ``enable()`` or ``%load_ext hotswap`` starts from the settings).
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> reloader = hotswap.enable(["src"])     # doctest: +SKIP
     """
@@ -164,7 +166,7 @@ def enable(
         if paths is not None:
             chosen = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
             explicit["paths"] = [os.fspath(p) for p in chosen]
-        settings = _config.configure(**explicit)
+        settings = _config.for_call(**explicit)
         watch = list(settings.paths) or _default_paths()
         reloader = Reloader(settings, watch, on_reload, apply=_apply_change_set)
         reloader.start()
@@ -235,6 +237,7 @@ def disable() -> None:
     if reloader is not None:
         _datafiles.untrack()
         reloader.stop()
+        _config.end_call()  # enable()'s arguments were that call's: they end with its watcher
 
 
 def reload(
@@ -256,7 +259,7 @@ def reload(
     Returns:
         The result, with ``ok``, ``version``, ``changes``, ``error``...
 
-    Example:
+    Examples:
         >>> import hotswap, json
         >>> hotswap.reload(json).ok
         True
@@ -317,7 +320,7 @@ def pinned(timeout: float | None = None) -> Pin:
         timeout: the longest wait to enter, in seconds (None: as long as a reload takes);
             past it, :class:`~hotswap.PinTimeoutError`.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> with hotswap.pinned():
         ...     pass
@@ -338,7 +341,7 @@ def subscribe(callback: Callable[[Event], object]) -> Callable[[], None]:
     the reload lock held: a callback that starts a reload itself gets a failed result
     (:class:`ReentrantReloadError`); hand the work to another thread instead.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> seen = []
         >>> unsubscribe = hotswap.subscribe(seen.append)

@@ -28,6 +28,8 @@ __all__ = (
     "SignaturePolicy",
     "configure",
     "current",
+    "end_call",
+    "for_call",
     "load",
     "value_of",
 )
@@ -408,36 +410,70 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
 
 
 _lock = threading.Lock()
-_current: Settings | None = None
+_current: Settings | None = None  # configure(), [tool.hotswap], HOTSWAP_*
+# The arguments of the enable() call whose watcher runs: in force while it runs, never written
+# into the settings (a later enable() or %load_ext must not inherit another call's paths).
+_call: dict[str, Any] = {}
+_effective: Settings | None = None  # _current with _call applied
 
 
 def current() -> Settings:
-    """The settings in force (loaded on first use)."""
-    global _current
+    """The settings in force (loaded on first use), with the running watcher's ``enable()``
+    arguments applied."""
+    global _current, _effective
     with _lock:
         if _current is None:
             _current = load()
-        return _current
+        if not _call:
+            return _current
+        if _effective is None:
+            _effective = dataclasses.replace(_current, **_call)
+        return _effective
 
 
 def configure(**changes: Any) -> Settings:
     """Change settings for this process; unknown names raise ``TypeError``."""
-    global _current
+    global _current, _effective
+    coerced = _coerced(changes, "configure")
+    with _lock:
+        base = _current if _current is not None else load()
+        _current = dataclasses.replace(base, **coerced)
+        _effective = None
+    return current()
+
+
+def for_call(**changes: Any) -> Settings:
+    """The settings for one ``enable()`` call: ``changes`` (None: unset) over the settings,
+    in force until :func:`end_call`, never written into them."""
+    global _call, _effective
+    coerced = _coerced(changes, "enable")
+    with _lock:
+        _call = coerced
+        _effective = None
+    return current()
+
+
+def end_call() -> None:
+    """The watcher started by :func:`for_call`'s ``enable()`` stopped: its arguments end."""
+    global _call, _effective
+    with _lock:
+        _call = {}
+        _effective = None
+
+
+def _coerced(changes: dict[str, Any], function: str) -> dict[str, Any]:
     unknown = set(changes) - set(_FIELDS)
     if unknown:
         message = f"unknown setting(s): {', '.join(sorted(unknown))}"
         raise TypeError(message)
-    base = current()
     # None means "leave as it is" (enable()'s unset arguments); False turns a table setting off.
-    coerced = {k: _coerce(k, v, f"configure({k}=...)") for k, v in changes.items() if v is not None}
-    updated = dataclasses.replace(base, **coerced)
-    with _lock:
-        _current = updated
-    return updated
+    return {k: _coerce(k, v, f"{function}({k}=...)") for k, v in changes.items() if v is not None}
 
 
 def reset() -> None:
     """Forget the settings, so the next use loads them again (for tests)."""
-    global _current
+    global _current, _call, _effective
     with _lock:
         _current = None
+        _call = {}
+        _effective = None

@@ -71,6 +71,7 @@ def results(
             # is this source's, with no new version.
             record.current.source_hash = unit.digest
             record.current.source = unit.new
+            record.current.running_from = unit.plan.running_from
         kind = "reset" if unit.force and applied else "reload" if applied else "unchanged"
         result = ReloadResult(
             module=unit.name,

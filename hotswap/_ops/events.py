@@ -411,7 +411,14 @@ def announce(result: ReloadResult) -> None:
 
 def outcome(result: ReloadResult) -> str:
     """``"applied"``, ``"unchanged"``, ``"rejected"`` (nothing ran) or ``"rolled_back"`` (new
-    code ran, failed and was undone): one word for logs, metrics and traces."""
+    code ran, failed and was undone): one word for logs, metrics and traces. A canary's
+    results are ``"canary"`` (it started: nothing was applied yet; its promotion is an
+    ``"applied"`` reload) and ``"aborted"`` (it ended without promotion); one that could not
+    start is ``"rejected"``."""
+    if result.kind == "canary":
+        if result.ok:
+            return "canary"
+        return "aborted" if result.reason else "rejected"
     if result.ok:
         return "unchanged" if result.kind == "unchanged" else "applied"
     return "rolled_back" if result.rolled_back else "rejected"

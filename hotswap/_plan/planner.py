@@ -119,6 +119,10 @@ class Plan:
         writes: module names whose objects the statements that run may mutate in place
             (directly or through the module's functions they call): a transaction keeps
             the contents of those containers aside.
+        running_from: the line of the new source from which no statement may ever run (a
+            thread runs the module's top-level code there: ``__main__``'s loop), or None.
+            Kept with the version this source becomes, since the line the thread reports is
+            one of the source it started from, which later saves may have moved or changed.
     """
 
     run: list[tuple[int, str]] = field(default_factory=list)
@@ -131,6 +135,7 @@ class Plan:
     replaced: set[str] = field(default_factory=set)
     writes: set[str] = field(default_factory=set)
     effects_removed: list[int] = field(default_factory=list)
+    running_from: int | None = None
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported)."""
@@ -279,6 +284,12 @@ def plan(
         pairs = [None] * len(statements)  # __future__ changed: every statement means another thing
 
     first_blocked = _first_blocked(old_statements, statements, pairs, live.running, old)
+    if first_blocked is not None:
+        result.running_from = (
+            statements[first_blocked].first
+            if first_blocked < len(statements)
+            else (statements[-1].last + 1 if statements else 1)
+        )
 
     def blocked(index: int) -> str | None:
         stmt = statements[index]

@@ -61,6 +61,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from hotswap._config.settings import Settings
+from hotswap._engine import adapters as _adapters
 from hotswap._engine.gil import Lowered
 from hotswap._ops import events as _events
 from hotswap._ops.events import ReloadResult, location
@@ -143,6 +144,10 @@ def _inotify_observer() -> BaseObserver | None:
         return InotifyObserver(generate_full_events=True)
     except (TypeError, OSError):  # pragma: no cover - an old watchdog, or no inotify left
         return None
+
+
+# Files no framework caches from the watched folders: bytecode, databases, logs, editors' own.
+_NOT_TEMPLATES = (".pyc", ".pyo", ".sqlite3", ".sqlite3-journal", ".db", ".log", ".swp", "~")
 
 
 class _Handler(FileSystemEventHandler):
@@ -361,6 +366,10 @@ class Reloader:
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
         if why is None or not (path.endswith(".py") or _datafiles.readers(path)):
             # (A data file that module code read at import counts: its readers run again.)
+            done = why in (COMPLETE, _GONE) or (why == WRITING and self.settings.polling)
+            if done and not path.endswith(_NOT_TEMPLATES):
+                # Another file (a template): the framework adapters drop what they cached.
+                _adapters.files_changed((path,), self.paths)
             if self._settling:  # the worker waits for the queue to drain: it moved on
                 with self._cond:
                     self._cond.notify_all()
@@ -512,7 +521,10 @@ class Reloader:
     # --- the worker ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._index.refresh()  # ahead of the first event, off the event path
+        try:
+            self._index.refresh()  # ahead of the first event, off the event path
+        except Exception:  # the index is rebuilt on a miss anyway: never die for it
+            logger.exception("hotswap: indexing the loaded modules failed; retried on use")
         while True:
             try:
                 batch = self._next_batch()

@@ -1,6 +1,6 @@
 """ASGI middleware: every HTTP request sees one version of the code; an optional status path.
 
-Example:
+Examples:
     >>> from hotswap.integrations.asgi import HotswapMiddleware
     >>> async def app(scope, receive, send): ...
     >>> app = HotswapMiddleware(app, status_path="/_hotswap")
