@@ -5,6 +5,10 @@ Examples:
     >>> import hotswap
     >>> hotswap.reload("json").ok
     True
+
+PYTEST_DONT_REWRITE: pytest marks the package of its ``pytest11`` plugin for assertion
+rewriting, and warns when it was imported first (``hotswap run -m pytest``), which a project
+with ``filterwarnings = ["error"]`` turns into an error; it has no test assertions to rewrite.
 """
 
 from typing import Any

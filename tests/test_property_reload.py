@@ -5,7 +5,9 @@ A differential fuzz: hypothesis writes random versions of a module, each is relo
 with a fresh execution of the same source. The versions mix what found the defects of issue 9:
 subclasses and ``super()``, exception classes caught by their base in ``except``,
 ``lru_cache`` and ``functools.wraps`` wrappers held across edits, decorators imported from a
-helper module, function attributes set in source, enums, nested classes, properties.
+helper module, function attributes set in source, enums, nested classes, properties; and of
+issue 25: registries filled by the module's decorators, decorators changed before and after
+the functions they decorate.
 
 The number of sequences of 8 edits is ``HOTSWAP_FUZZ_EXAMPLES`` (200 by default, derandomized
 so CI runs the same ones each time); docs/development.md gives the command for a bigger, random
@@ -162,10 +164,42 @@ def module_source(draw: st.DrawFn, helpers: str) -> str:
         f"class Square(Shape):\n    def area(self):\n        return super().area() + {v[3]}\n",
     ]
     parts += [draw(definition(name)) for name in names]
+    parts += draw(registries())
     return "\n".join(parts)
 
 
-_DECORATORS = frozenset({"logged", "tagged", "local"})
+@st.composite
+def registries(draw: st.DrawFn) -> list[str]:
+    """Registries filled by decorators of the module (issue 25, points 5 and 6): a list and a
+    dict filled at import, whose decorators' bodies change between versions, and functions
+    they register that come, go, change and change decorators; ``local`` (a wrapping
+    decorator whose body edits change) stays on some of them across versions, so edits of a
+    decorator and of its targets meet in every order."""
+    marker = draw(st.sampled_from(["", "    fn.registered = True\n"]))
+    parts = [
+        "REG = []\n",
+        f"def register(fn):\n    REG.append(fn)\n{marker}    return fn\n",
+        "HANDLERS = {}\n",
+        "def on(key):\n    def deco(fn):\n        HANDLERS[key] = fn\n        return fn\n"
+        "    return deco\n",
+    ]
+    for index in range(4):
+        if not draw(st.integers(0, 3)):
+            continue  # absent from this version
+        decorators = draw(
+            st.sampled_from(["@register", "@local", "@on('k0')", "@on('k1')", "@register\n@local"])
+        )
+        value = draw(st.integers(0, 2))
+        if draw(st.integers(0, 3)) == 0 and "local" not in decorators:
+            # A class its decorator registers: merged into the kept one, which the registry
+            # holds.
+            parts.append(f"{decorators}\nclass r{index}:\n    value = {value}\n")
+        else:
+            parts.append(f"{decorators}\ndef r{index}():\n    return {value}\n")
+    return parts
+
+
+_DECORATORS = frozenset({"logged", "tagged", "local", "register", "on"})
 
 
 def behaviour(namespace: dict[str, Any]) -> dict[str, Any]:
@@ -191,6 +225,10 @@ def observe(value: Any, namespace: dict[str, Any]) -> Any:
         return ("class", bases, kept, describe_instance(value, value()))
     if callable(value):
         return ("function", value(), value.__doc__, getattr(value, "tag", None))
+    if isinstance(value, list):  # a registry: what each entry does, in order
+        return ("list", [observe(item, namespace) for item in value])
+    if isinstance(value, dict):
+        return ("dict", {key: observe(item, namespace) for key, item in value.items()})
     return ("value", value)
 
 

@@ -19,7 +19,7 @@ from hotswap._engine.history import Version
 from hotswap._engine.history import records as _records
 from hotswap._engine.pin import gate
 from hotswap._engine.report import error_in
-from hotswap._engine.snapshot import capture
+from hotswap._engine.snapshot import capture, refill
 from hotswap._engine.unit import Failure as _Failure
 from hotswap._engine.unit import Unit as _Unit
 from hotswap._engine.unit import canary_running as _canary_running
@@ -53,12 +53,18 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
     stages: list[_hooks.Stage] = []
     committed = False
     with gate.exclusive(wait, where):
-        for unit in touched:
-            unit.snapshot = capture(vars(unit.module), unit.name)
-            unit.record.current.state = unit.snapshot
         # A snapshot restores bindings and definitions; the contents of a kept plain
-        # container that a running statement fills (``L.append(5)``) are kept aside too.
-        contents = [c for u in touched for c in _containers(u)]
+        # container that a running statement fills (``L.append(5)``) are kept aside too,
+        # for a failure now and for a rollback to this version later.
+        contents: list[tuple[Any, Any]] = []
+        for unit in touched:
+            filled = tuple(_containers(unit))
+            contents += filled
+            unit.snapshot = dataclasses.replace(
+                capture(vars(unit.module), unit.name), contents=filled
+            )
+            unit.record.current.state = unit.snapshot
+        eager = _calls_changed_code(touched)
         current: _Unit | None = None
         try:
             with _tracing.span("hotswap.execute", module=", ".join(u.name for u in touched)):
@@ -77,6 +83,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                         unit.name,
                         _changeset(unit),
                         _keep(vars(unit.module)),
+                        eager=eager,
                     )
                     with stage.active():
                         unit.executed = run_plan(
@@ -99,6 +106,10 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                     stage.commit()
                 committed = True
                 for unit in touched:
+                    assert unit.executed is not None
+                    for clear in unit.executed.at_commit:
+                        clear()  # caches of changed functions: from the commit on, new results
+                for unit in touched:
                     current = unit
                     _call_hook(unit, "__hotswap_verify__", VerificationError)
             current = None
@@ -117,9 +128,11 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                     stage.discard()
             for unit in touched:
                 if unit.snapshot is not None:
-                    unit.snapshot.restore(vars(unit.module))
+                    # Caches no call went through stay whole, unless one was emptied (at
+                    # once, or at commit): its statistics started again from zero.
+                    unit.snapshot.restore(vars(unit.module), failed=not (committed or eager))
             for container, saved in contents:
-                _refill(container, saved)
+                refill(container, saved)
             for step in reversed(undo):
                 try:
                     step()
@@ -167,23 +180,33 @@ def _adapter_steps(adapters: list[Any], step: str, items: list[Any]) -> list[Cal
 _CONTAINERS = (list, dict, set, bytearray)
 
 
+def _calls_changed_code(units: list[_Unit]) -> bool:
+    """Whether code the transaction runs before commit calls a function whose code changed:
+    a statement that runs and calls one (directly, by attribute, or through a function that
+    does). ``__hotswap_migrate__`` does not count: it moves state, and a failing one must
+    leave the caches whole (a cached function it calls answers from the cache until commit)."""
+    dirty = {name for u in units for name in u.plan.dirty}
+    for unit in units:
+        statements = unit.new.statements
+        for index, mode in unit.plan.run:
+            info = statements[index].info
+            if mode == _planner.INPLACE:
+                continue
+            if info.called & dirty or any(c[-1] in dirty for _, c in info.called_attributes if c):
+                return True
+    return False
+
+
 def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
     namespace = vars(unit.module)
     names = {n for i, _ in unit.plan.run for n in unit.new.statements[i].info.mutates}
+    names |= unit.plan.writes  # filled through a function of the module (``@register``)
     found = []
     for name in names:
         value = namespace.get(name)
         if type(value) in _CONTAINERS:
             found.append((value, value.copy()))  # type: ignore[union-attr]
     return found
-
-
-def _refill(container: Any, saved: Any) -> None:
-    if isinstance(container, dict | set):
-        container.clear()
-        container.update(saved)
-    else:
-        container[:] = saved
 
 
 def _follow_surprises(unit: _Unit, updater: Updater) -> None:
@@ -214,6 +237,7 @@ def _follow_surprises(unit: _Unit, updater: Updater) -> None:
         unit.plan.run = sorted([*unit.plan.run, *extra.run])
         unit.executed.updated.update(done.updated)
         unit.executed.after_commit += done.after_commit
+        unit.executed.at_commit += done.at_commit
         unit.executed.replaced += done.replaced
 
 

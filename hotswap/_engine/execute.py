@@ -7,6 +7,9 @@ reconciled *as they are defined*, so later statements of the same run see the ke
 - a ``def`` updated in place has its decorator lines replaced by ``@__hotswap_inplace__(name)``:
   the new undecorated function gives its code to the kept one, which the name stays bound to,
   and the decorators (``@app.route``, ``@register``) do not run again;
+- a ``def`` whose decorators must run again (a registry it fills is rebuilt) gets
+  ``@__hotswap_redecorate__(name)`` as its innermost decorator: the new function gives its code
+  to the kept one, and the user's decorators run on the kept one;
 - a class statement gets ``@__hotswap_merge__(name)`` as its outermost decorator: the user's
   decorators (``@dataclass``) derive the new class from its body, then it is merged into the
   kept class (or replaces it, when it cannot be merged).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import abc
 import ast
 import collections
+import contextlib
 import enum
 import sys
 import types
@@ -27,9 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
-from hotswap._engine.compare import wrapped_of
+from hotswap._engine.compare import same_function, wrapped_of
+from hotswap._engine.switch import trampoline_target
 from hotswap._engine.update import Updater, update_function
-from hotswap._plan.planner import INPLACE, Live, Plan
+from hotswap._plan.planner import INPLACE, REDECORATE, Live, Plan
 from hotswap._plan.statements import DOC, FUTURE, ModuleSource, parse_statement
 
 __all__ = (
@@ -44,6 +49,7 @@ __all__ = (
 
 _INPLACE_HOOK = "__hotswap_inplace__"
 _MERGE_HOOK = "__hotswap_merge__"
+_REDECORATE_HOOK = "__hotswap_redecorate__"
 _CONTAINERS = (list, dict, set, bytearray, collections.deque)
 # Metaclasses whose classes take a merge: plain classes, ABCs and protocols. Any other one
 # (Enum, pydantic, ORMs) derives state from the body that a merge would not redo.
@@ -62,6 +68,12 @@ def find_inner(value: object, namespace: dict[str, Any], name: str) -> types.Fun
             continue
         seen.add(id(current))
         if type(current) is types.FunctionType:
+            target = trampoline_target(current)
+            if target is not None:
+                # A function that forwards for good (its decorator changed, or its closure
+                # could not take the new code): what runs is the target, never its own cells.
+                stack.append(target)
+                continue
             if current.__globals__ is namespace and current.__code__.co_name == name:
                 return current
             for cell in current.__closure__ or ():
@@ -106,6 +118,7 @@ def live_facts(
     """The :class:`~hotswap._plan.planner.Live` facts of a module, read from its objects."""
     namespace = vars(module)
     name = module.__name__
+    module_name = name
 
     def replaced(key: str) -> bool:
         value = namespace.get(key)
@@ -117,7 +130,13 @@ def live_facts(
         return meta not in _MERGEABLE_METACLASSES and meta.__module__ not in ("abc", "typing")
 
     def container(key: str) -> bool:
-        return isinstance(namespace.get(key), _CONTAINERS)
+        value = namespace.get(key)
+        if isinstance(value, _CONTAINERS):
+            return True
+        # An instance of a plain class of this module (a ``Registry()`` whose methods
+        # decorate): its writers rebuild it as they rebuild a list.
+        kind = type(value)
+        return type(kind) is type and vars(kind).get("__module__") == module_name
 
     def inplace(key: str) -> bool:
         value = namespace.get(key)
@@ -136,6 +155,7 @@ class Executed:
 
     updated: dict[str, object] = field(default_factory=dict)  # kept objects given new code
     after_commit: list[Callable[[], object]] = field(default_factory=list)
+    at_commit: list[Callable[[], object]] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
 
@@ -182,6 +202,9 @@ def compile_plan(new: ModuleSource, plan: Plan, path: str) -> types.CodeType | N
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and mode == INPLACE:
             line = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             node.decorator_list = [_hook(_INPLACE_HOOK, line, node.name)]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and mode == REDECORATE:
+            line = node.decorator_list[-1].lineno if node.decorator_list else node.lineno
+            node.decorator_list.append(_hook(_REDECORATE_HOOK, line, node.name))
         elif isinstance(node, ast.ClassDef):
             line = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             node.decorator_list.insert(0, _hook(_MERGE_HOOK, line, node.name))
@@ -200,16 +223,20 @@ def exec_with_hooks(
     namespace: dict[str, Any],
     inplace: Callable[[str], Callable[[types.FunctionType], object]],
     merge: Callable[[str], Callable[[type], object]],
+    redecorate: Callable[[str], Callable[[types.FunctionType], object]] | None = None,
 ) -> None:
     """Execute code made by :func:`compile_plan` in ``namespace``, its hooks answered by
-    ``inplace(name)(new_function)`` and ``merge(name)(new_class)``."""
+    ``inplace(name)(new_function)``, ``merge(name)(new_class)`` and
+    ``redecorate(name)(new_function)`` (by default: the new function stands)."""
     namespace[_INPLACE_HOOK] = inplace
     namespace[_MERGE_HOOK] = merge
+    namespace[_REDECORATE_HOOK] = redecorate or (lambda name: lambda function: function)
     try:
         exec(code, namespace)
     finally:
         namespace.pop(_INPLACE_HOOK, None)
         namespace.pop(_MERGE_HOOK, None)
+        namespace.pop(_REDECORATE_HOOK, None)
 
 
 def run_plan(
@@ -243,6 +270,24 @@ def run_plan(
 
         return apply
 
+    def redecorate(name: str) -> Callable[[types.FunctionType], object]:
+        def apply(new: types.FunctionType) -> object:
+            kept = old.get(name, namespace.get(name))
+            inner = None if kept is None else find_inner(kept, namespace, name)
+            if inner is None or type(new) is not types.FunctionType:
+                return new
+            # The decorators' result is the name's value: the kept function when they return
+            # it (a registry's decorator), else their new wrapper around the kept function.
+            handled.add(name)
+            if inner is not new and not same_function(inner, new, updater.mapping):
+                update_function(inner, new)
+                updater._clear_caches(kept, inner)
+                done.updated[name] = inner
+                done.changed.append(name)
+            return inner
+
+        return apply
+
     def merge(name: str) -> Callable[[type], object]:
         def apply(new: type) -> object:
             kept = old.get(name)
@@ -256,11 +301,9 @@ def run_plan(
 
         return apply
 
-    if code is not None:
-        exec_with_hooks(code, namespace, inplace, merge)
-    outcome = updater.run(frozenset(handled))
-    done.after_commit += outcome.after_commit
-    done.replaced += outcome.replaced
+    # Names no statement binds any more go before the statements run: one that reads such a
+    # name (a default, ``frozenset([str])`` once ``str = bytes`` is gone) sees what a fresh
+    # import sees.
     annotations = namespace.get("__annotations__")
     for name in plan.removed:
         if name in MODULE_ATTRIBUTES or name in updater.keep or name not in namespace:
@@ -270,12 +313,22 @@ def run_plan(
             del namespace[name]
             if isinstance(annotations, dict):
                 annotations.pop(name, None)  # as a fresh import would not have it
+    if code is not None:
+        exec_with_hooks(code, namespace, inplace, merge, redecorate)
+    outcome = updater.run(frozenset(handled))
+    done.after_commit += outcome.after_commit
+    done.at_commit += outcome.at_commit
+    done.replaced += outcome.replaced
     for target, attribute in plan.attribute_deletes:
         owner = namespace.get(target)
-        if isinstance(owner, types.FunctionType | type) and attribute in getattr(
-            owner, "__dict__", {}
-        ):
-            delattr(owner, attribute)
+        # Only on the object the removed statement set it on: a name bound to another object
+        # since (``from itertools import pairwise`` for a def) never had it from this module.
+        if owner is None or owner is not old.get(target):
+            continue
+        attributes = getattr(owner, "__dict__", None)
+        if isinstance(attributes, dict) and attribute in attributes:
+            with contextlib.suppress(AttributeError, TypeError):  # (a wrapper's own slot)
+                delattr(owner, attribute)
     return done
 
 

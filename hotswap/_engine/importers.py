@@ -18,7 +18,15 @@ from hotswap.exceptions import HotswapError
 if TYPE_CHECKING:
     from hotswap._engine.unit import Unit
 
-__all__ = ("Texts", "imports_from", "in_import_order", "known_source", "known_text", "reset")
+__all__ = (
+    "Texts",
+    "imports_from",
+    "in_import_order",
+    "known_source",
+    "known_text",
+    "lacks",
+    "reset",
+)
 
 
 def in_import_order(units: list[Unit]) -> list[Unit]:
@@ -30,14 +38,34 @@ def in_import_order(units: list[Unit]) -> list[Unit]:
         id(u): [v for v in units if v is not u and imports_from(u.module, u.new, v.name)]
         for u in units
     }
+    # Stronger: the new source takes a name the module does not have yet, which only its
+    # new source adds. In an import cycle (a package's __init__ importing its submodule,
+    # which imports a name the __init__ gains) these edges decide.
+    needs = {id(u): [v for v in after[id(u)] if lacks(u.module, u.new, v)] for u in units}
+
+    def needed_by(upstream: Unit, unit: Unit) -> bool:
+        """Whether ``upstream`` (transitively) needs ``unit`` first."""
+        stack, seen = [upstream], set()
+        while stack:
+            current = stack.pop()
+            if current is unit:
+                return True
+            if id(current) not in seen:
+                seen.add(id(current))
+                stack.extend(needs[id(current)])
+        return False
+
     ordered: list[Unit] = []
     placed: set[int] = set()
 
     def place(unit: Unit, path: set[int]) -> None:
         if id(unit) in placed or id(unit) in path:
             return  # placed already, or an import cycle: keep the given order
-        for upstream in after[id(unit)]:
+        for upstream in needs[id(unit)]:
             place(upstream, path | {id(unit)})
+        for upstream in after[id(unit)]:
+            if not needed_by(upstream, unit):
+                place(upstream, path | {id(unit)})
         placed.add(id(unit))
         ordered.append(unit)
 
@@ -119,6 +147,24 @@ def known_source(name: str, file: str) -> _statements.ModuleSource | None:
 
 
 _parsed: dict[str, tuple[tuple[int, int], _statements.ModuleSource]] = {}
+
+
+def lacks(module: types.ModuleType, source: _statements.ModuleSource, target: Unit) -> bool:
+    """Whether ``source`` (the new source of ``module``) imports from ``target`` a name that
+    the live ``target`` does not bind and its new source does."""
+    namespace = vars(module)
+    package = namespace.get("__package__") or ""
+    live = vars(target.module)
+    added = {n for s in target.new.statements for n in s.info.binds} - live.keys()
+    for stmt in source.statements:
+        for level, relative, attribute, _ in stmt.info.from_imports:
+            name = relative
+            if level:
+                base = package.rsplit(".", level - 1)[0] if level > 1 else package
+                name = f"{base}.{relative}" if relative else base
+            if name == target.name and attribute in added:
+                return True
+    return False
 
 
 def imports_from(module: types.ModuleType, source: _statements.ModuleSource, target: str) -> bool:

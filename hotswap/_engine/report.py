@@ -159,4 +159,7 @@ def skipped_of(unit: _Unit) -> tuple[Skipped, ...]:
     for index, reason in unit.plan.skipped:
         stmt = unit.new.statements[index]
         found.append(Skipped(stmt.first, reason, tuple(sorted(stmt.info.binds))))
+    for line in unit.plan.effects_removed:
+        reason = f"removed (line {line} of the previous version): what it did stays until a restart"
+        found.append(Skipped(line, reason))
     return tuple(found)

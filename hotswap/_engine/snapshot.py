@@ -26,6 +26,7 @@ from hotswap._engine.switch import (
     same_items,
     set_cell,
     switch_function,
+    trampoline_target,
 )
 
 __all__ = (
@@ -35,6 +36,7 @@ __all__ = (
     "ModuleState",
     "capture",
     "cell_value",
+    "refill",
     "register_stateful",
     "set_cell",
 )
@@ -122,12 +124,17 @@ class _AttributesState:
     obj: object
     attributes: dict[str, Any]
     wrapped: object
+    info: object = None  # its cache_info() when captured
 
     def restore(self) -> None:
         restore_items(vars(self.obj), self.attributes)
 
-    def clear_cache(self) -> None:
-        """Empty the wrapper's cache: it holds results of the code the restore took away."""
+    def clear_cache(self, *, unless_unused: bool = False) -> None:
+        """Empty the wrapper's cache. ``unless_unused`` (the transaction that captured it
+        failed): not when no call went through it since (its statistics did not move), as it
+        then holds only results of the code restored."""
+        if unless_unused and self.obj.cache_info() == self.info:  # type: ignore[attr-defined]
+            return
         self.obj.cache_clear()  # type: ignore[attr-defined]
 
 
@@ -141,12 +148,22 @@ class ModuleState:
     namespace: dict[str, Any]
     parts: tuple[_Part, ...]
     module: str = ""
+    # (container, a copy of its items): module-level plain containers the change that left
+    # this state filled in place (a registry); a rollback puts their items back.
+    contents: tuple[tuple[Any, Any], ...] = ()
 
-    def restore(self, target: dict[str, Any]) -> None:
+    def refill(self) -> None:
+        """Put the recorded items back into their containers."""
+        for container, saved in self.contents:
+            refill(container, saved)
+
+    def restore(self, target: dict[str, Any], *, failed: bool = False) -> None:
         """Put the module dict ``target`` and every recorded object back as captured.
 
         Names are replaced one by one rather than by clearing the dict, so a thread calling
         into the module meanwhile never finds a name missing that both versions define.
+        ``failed``: the transaction that captured this state failed; a cache no call went
+        through since is left whole.
         """
         changed: set[int] = set()
         for part in self.parts:
@@ -163,10 +180,19 @@ class ModuleState:
         for part in self.parts:
             if isinstance(part, _AttributesState) and _reaches(part.wrapped, changed):
                 try:
-                    part.clear_cache()
+                    part.clear_cache(unless_unused=failed)
                 except Exception:
                     logger.exception("hotswap: %s: could not empty a cache", self.module)
         restore_items(target, self.namespace)
+
+
+def refill(container: Any, saved: Any) -> None:
+    """Make a plain container hold ``saved`` (a copy of its items) again, in place."""
+    if isinstance(container, dict | set):
+        container.clear()
+        container.update(saved)
+    else:
+        container[:] = saved
 
 
 def capture(namespace: dict[str, Any], module_name: str) -> ModuleState:
@@ -218,7 +244,8 @@ class _Walker:
             return
         self.seen.add(id(value))
         if type(value) in WRAPPER_TYPES:
-            self.parts.append(_AttributesState(value, dict(vars(value)), wrapped))
+            info = value.cache_info()  # type: ignore[attr-defined]
+            self.parts.append(_AttributesState(value, dict(vars(value)), wrapped, info))
         self.visit(wrapped)
 
     def function(self, f: types.FunctionType) -> None:
@@ -244,6 +271,11 @@ class _Walker:
             self.visit(value)
         for value in _wrapped(f):
             self.visit(value)
+        # A function that forwards for good: an update changes its target in place (the
+        # kept function of a name whose decorator changed), so the target is recorded too.
+        target = trampoline_target(f)
+        if target is not None:
+            self.visit(target)
 
     def klass(self, cls: type) -> None:
         namespace = {k: v for k, v in vars(cls).items() if k not in UNSETTABLE}

@@ -31,12 +31,14 @@ __all__ = (
     "set_cell",
     "switch_function",
     "trampoline",
+    "trampoline_target",
 )
 
 T = TypeVar("T")
 EMPTY: Any = object()  # the value of an empty closure cell
 KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
 _TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
+_TRAMPOLINE_FILE = "<hotswap trampoline>"
 _trampolines: dict[tuple[tuple[str, ...], int, bool], types.CodeType] = {}
 
 # The body of a trampoline of a kind (the key) calling a target of the same kind...
@@ -136,12 +138,23 @@ def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType
             f"    return trampoline\n"
         )
         namespace: dict[str, Any] = {}
-        exec(compile(source, "<hotswap trampoline>", "exec"), namespace)
+        exec(compile(source, _TRAMPOLINE_FILE, "exec"), namespace)
         template = namespace["outer"]().__code__
         _trampolines[(freevars, kind, same)] = template
     # The target travels as a constant: LOAD_CONST pushes any object.
     consts = tuple(target if c == _TRAMPOLINE_TARGET else c for c in template.co_consts)
     return template.replace(co_consts=consts, co_name=target.__name__)
+
+
+def trampoline_target(function: types.FunctionType) -> types.FunctionType | None:
+    """The function ``function`` forwards to, when its code is a :func:`trampoline`."""
+    code = function.__code__
+    if code.co_filename != _TRAMPOLINE_FILE:
+        return None
+    for const in code.co_consts:
+        if type(const) is types.FunctionType:
+            return const
+    return None
 
 
 def _complete(

@@ -12,6 +12,7 @@ snapshot (and undoes what framework adapters did), so a failure changes nothing 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import logging
 import os
@@ -518,9 +519,26 @@ def rollback(
             path = getattr(module, "__file__", None)
             with gate.exclusive(_config.current().pin_timeout, location(name, path)):
                 before = record.current
-                before.state = capture(namespace, name)
+                # The containers reloads filled in place (registries), as they are now, so a
+                # rollback forward to this version finds them again.
+                filled = {id(c): c for v in record.history if v.state for c, _ in v.state.contents}
+                before.state = dataclasses.replace(
+                    capture(namespace, name),
+                    contents=tuple((c, c.copy()) for c in filled.values()),
+                )
                 assert chosen.state is not None  # only the live version lacks one
                 chosen.state.restore(namespace)
+                # Their items as they were at the chosen version: each state holds them as
+                # they were before the change that left it, so the oldest state on the way
+                # back (the chosen one last) decides.
+                between = [
+                    v
+                    for v in record.history
+                    if v.state is not None and chosen.number <= v.number < current
+                ]
+                for version in sorted(between, key=lambda v: -v.number) or [chosen]:
+                    assert version.state is not None
+                    version.state.refill()
                 # Kept names keep their current objects across rollbacks too.
                 namespace.update(kept_values)
                 record.current = chosen

@@ -66,6 +66,8 @@ class Outcome:
     unchanged: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     after_commit: list[Callable[[], object]] = field(default_factory=list)
+    # Run the moment the transaction commits, before __hotswap_verify__ (deferred cache clears).
+    at_commit: list[Callable[[], object]] = field(default_factory=list)
 
 
 # --- updating functions -------------------------------------------------------------------------
@@ -165,6 +167,31 @@ def _refresh_wrappers(
         old, new = wrapped_of(old), wrapped_of(new)
 
 
+def _substitute(container: Any, mapping: dict[int, type]) -> None:
+    """Put the kept class in place of each merged new class in ``container``; a list that
+    held the kept class already keeps one entry."""
+    if type(container) is dict:
+        for key, item in list(container.items()):
+            kept = mapping.get(id(item))
+            if kept is not None and isinstance(item, type):
+                container[key] = kept
+    elif type(container) is set:
+        found = [item for item in container if isinstance(item, type) and id(item) in mapping]
+        for item in found:
+            container.discard(item)
+            container.add(mapping[id(item)])
+    elif type(container) is list:
+        for index in range(len(container) - 1, -1, -1):
+            item = container[index]
+            kept = mapping.get(id(item))
+            if kept is None or not isinstance(item, type):
+                continue
+            if any(other is kept for other in container):
+                del container[index]  # registered again: the first registration stands
+            else:
+                container[index] = kept
+
+
 class Updater:
     """Reconciles a module dict after new code executed in it (see the module docstring).
 
@@ -183,12 +210,17 @@ class Updater:
         module_name: str,
         changes: ChangeSet,
         keep: frozenset[str],
+        *,
+        eager: bool = True,
     ) -> None:
         self.old = old
         self.live = live
         self.module_name = module_name
         self.changes = changes
         self.keep = keep
+        # Whether code of the transaction may call a changed cached function before commit:
+        # then its cache is emptied at once, else at commit only (a failure keeps it whole).
+        self.eager = eager
         self.outcome = Outcome()
         # id(new class) -> the old class it was merged into; the new classes are held in
         # self._merged so their ids stay valid while the mapping is in use.
@@ -210,7 +242,22 @@ class Updater:
             self.live[name] = self.reconcile(name, old, new)
         for value in list(self.live.values()):
             self._adopt(value)
+        self._registries()
         return self.outcome
+
+    def _registries(self) -> None:
+        """A class decorator or ``__init_subclass__`` of the new code registered the class it
+        was given, the one then merged into the kept class: module-level containers and the
+        container attributes of the module's classes hold the kept class instead (once, as
+        after a fresh import)."""
+        if not self.mapping:
+            return
+        containers = [v for v in self.live.values() if type(v) in (list, dict, set)]
+        for value in list(self.live.values()):
+            if is_class(value) and vars(value).get("__module__") == self.module_name:
+                containers += [v for v in vars(value).values() if type(v) in (list, dict, set)]
+        for container in containers:
+            _substitute(container, self.mapping)
 
     def _status(self, qualname: str) -> bool | None:
         """True: changed; False: unchanged; None: not known, compare objects."""
@@ -330,10 +377,10 @@ class Updater:
 
     def _clear_caches(self, wrapper: object, inner: types.FunctionType) -> None:
         """Empty the caches of ``wrapper`` and of every replaced wrapper that forwards to
-        ``inner``: they hold results of the old code. Now, so that calls between the switch
-        and the commit (``__hotswap_verify__``'s included) get results of the new code; and
-        again after commit, for a result that a call of the old code still running in another
-        thread stored meanwhile. A rollback empties them too (``_snapshot``)."""
+        ``inner``: they hold results of the old code. Now when code of the transaction may
+        call it before commit (``eager``), so that it gets results of the new code; and at
+        commit, for a result that a call of the old code in another thread stored meanwhile.
+        A rollback empties them when a call went through them meanwhile (``_snapshot``)."""
         wrappers = [wrapper] + [ref() for ref in _forwarded.get(inner, ())]
         for item in wrappers:
             level: object = item
@@ -342,7 +389,10 @@ class Updater:
                     break
                 clear = safe_attribute(level, "cache_clear")
                 if type(level) in WRAPPER_TYPES and callable(clear):
-                    clear()
+                    if self.eager:
+                        clear()
+                    else:
+                        self.outcome.at_commit.append(clear)
                     self.outcome.after_commit.append(clear)
                 level = wrapped_of(level)
 

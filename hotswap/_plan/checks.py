@@ -7,6 +7,7 @@ same change set, or a route handler nobody calls) is accepted (DESIGN §6).
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 import warnings
@@ -23,15 +24,46 @@ logger = logging.getLogger(__name__)
 
 
 def _mentions(text: str, module: str, symbol: str) -> bool:
-    """Whether a module's text may use ``module``'s removed ``symbol``: it names it, and does
-    not define a name of its own by that name without naming the module (a function moved
-    to the one module that used it)."""
-    short = re.escape(symbol.rpartition(".")[2])
-    if not re.search(rf"\b{short}\b", text):
+    """Whether a module's text may use ``module``'s removed ``symbol``: it imports it from
+    that module (or everything from it), reads an attribute by that name, or loads the name
+    without binding a name of its own by it (``with ... as pager``, a parameter, a function
+    moved here, an import of it from another module)."""
+    short = symbol.rpartition(".")[2]
+    if not re.search(rf"\b{re.escape(short)}\b", text):
         return False
-    own = re.search(rf"^(?:async\s+def|def|class)\s+{short}\b|^{short}\s*[:=]", text, re.M)
-    names_module = re.search(rf"\b{re.escape(module.rpartition('.')[2])}\b", text)
-    return own is None or names_module is not None
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return True  # cannot tell: it may
+    last = module.rpartition(".")[2]
+    loads = False
+    bound = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            source = (node.module or "").rpartition(".")[2]
+            for alias in node.names:
+                if alias.name == "*" and (source == last or node.level):
+                    return True  # everything of the module, this name maybe
+                if alias.name == short and (source == last or (node.level and not node.module)):
+                    return True
+                if (alias.asname or alias.name) == short:
+                    bound = True
+        elif isinstance(node, ast.Attribute) and node.attr == short:
+            return True  # ``module.name``, or any object's: it may be the module
+        elif isinstance(node, ast.Name) and node.id == short:
+            if isinstance(node.ctx, ast.Load):
+                loads = True
+            else:
+                bound = True
+        elif isinstance(node, ast.arg) and node.arg == short:
+            bound = True
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound = bound or node.name == short
+        elif isinstance(node, ast.ExceptHandler) and node.name == short:
+            bound = True
+        elif isinstance(node, ast.Import):
+            bound = bound or any((a.asname or a.name) == short for a in node.names)
+    return loads and not bound
 
 
 def check_compatibility(
@@ -53,7 +85,9 @@ def check_compatibility(
     """
     if policy == "off":
         return ()
-    findings = [f for f in _diff.check(old, new) if f.public or f.reloadable]
+    # A module of a private package or a private module (``pkg._impl``) has no public names.
+    private = any(p.startswith("_") and not p.startswith("__") for p in name.split("."))
+    findings = [f for f in _diff.check(old, new) if (f.public and not private) or f.reloadable]
     removals = [f for f in findings if f.new == "(removed)" and not f.reloadable]
     if removals:
         sources = list(texts())

@@ -157,6 +157,20 @@ def diff(old: Symbols, new: Symbols) -> ChangeSet:
 # --- compatibility ------------------------------------------------------------------------------
 
 
+def _inherited(symbols: Symbols, cls: str, member: str, depth: int = 0) -> bool:
+    """Whether a class of the module that ``cls`` may derive from (a name its definition
+    uses, such as a base) provides ``member``."""
+    found = symbols.get(cls)
+    if found is None or depth > 8:
+        return False
+    for base in found.deps:
+        if base == cls or symbols.get(base) is None or symbols[base].kind != found.kind:
+            continue
+        if f"{base}.{member}" in symbols or _inherited(symbols, base, member, depth + 1):
+            return True
+    return False
+
+
 def check(old: Symbols, new: Symbols) -> list[Finding]:
     """Every change from ``old`` to ``new`` that could break a caller of the old version.
 
@@ -178,6 +192,8 @@ def check(old: Symbols, new: Symbols) -> list[Finding]:
         if after is None:
             if parent and parent not in new:
                 continue  # reported once, for the class that holds it
+            if parent and _inherited(new, parent, name.rpartition(".")[2]):
+                continue  # an override removed: the base class's method answers the calls
             what = "reloadable " if before.reloadable else ""
             findings.append(_finding(before, None, old.line(name), f"{what}{before.kind} removed"))
             continue

@@ -13,8 +13,14 @@ objects the rules need come in through :class:`Live`). DESIGN §5.1 and §5.2:
   decorators do not run again; a class statement runs again and is merged into the kept class,
   or replaced (rebinding its name) when it cannot be merged;
 - when a statement binding ``x`` runs, every later statement binding ``x`` runs too (the last
-  writer wins, as in a fresh import); a statement removed from the source that bound ``x``, or
-  mutated a plain container ``x``, makes the remaining binders of ``x`` run again;
+  writer wins, as in a fresh import); a statement removed from the source that bound ``x`` makes
+  the remaining binders of ``x`` run again;
+- a statement that writes into a plain container ``x`` of the module while it runs (``x[k] =
+  v``, ``x.append(...)``, or a call of a function of the module whose body does, such as a
+  ``@register`` decorator) is one of ``x``'s *writers*. When a writer is removed, runs again,
+  or is inserted before another one, ``x`` is *rebuilt*: its binding statement and every
+  remaining writer run again in source order, a ``def`` with its decorators applied to the
+  kept function (:data:`REDECORATE`), so the registry holds what a fresh import would;
 - nothing at or after the statement a thread is running (``__main__``'s main loop), and no
   ``if __name__ == "__main__":`` block of ``__main__``, ever runs: such changes are *skipped*.
 """
@@ -25,12 +31,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from hotswap._plan.statements import CLASS, DEF, FUTURE, MAIN, ModuleSource, Statement
+from hotswap._plan.statements import (
+    CLASS,
+    DEF,
+    FUTURE,
+    MAIN,
+    OTHER,
+    READ_ONLY_METHODS,
+    ModuleSource,
+    Statement,
+)
 
-__all__ = ("INPLACE", "RUN", "Live", "Plan", "Upstream", "align", "plan")
+__all__ = ("INPLACE", "REDECORATE", "RUN", "Live", "Plan", "Upstream", "align", "plan")
 
 RUN = "run"  # the statement runs whole
 INPLACE = "inplace"  # a def runs without its decorators and updates the kept function
+# A def updates the kept function, then its decorators run again on it (a registry rebuilt).
+REDECORATE = "redecorate"
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,12 @@ class Plan:
         dirty: functions and classes whose behaviour changed (for importers).
         attribute_deletes: ``(x, attr)`` set by a removed ``x.attr = ...`` statement.
         replaced: class names predicted to be replaced, not merged.
+        effects_removed: first lines (in the live source) of removed statements that bound
+            nothing and only acted (``logger.setLevel(...)``, ``atexit.register(f)``): what
+            they did stays until a restart, and is reported.
+        writes: module names whose objects the statements that run may mutate in place
+            (directly or through the module's functions they call): a transaction keeps
+            the contents of those containers aside.
         running_from: the line of the new source from which no statement may ever run (a
             thread runs the module's top-level code there: ``__main__``'s loop), or None.
             Kept with the version this source becomes, since the line the thread reports is
@@ -110,6 +133,8 @@ class Plan:
     dirty: set[str] = field(default_factory=set)
     attribute_deletes: set[tuple[str, str]] = field(default_factory=set)
     replaced: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)
+    effects_removed: list[int] = field(default_factory=list)
     running_from: int | None = None
 
     def __bool__(self) -> bool:
@@ -193,6 +218,38 @@ def _binders(statements: list[Statement]) -> dict[str, list[int]]:
     return found
 
 
+def _writer_functions(statements: list[Statement]) -> dict[str, frozenset[str]]:
+    """Function name -> the module names whose objects a call of it may mutate, through the
+    module's other functions it calls too."""
+    defs = {s.info.name: s.info for s in statements if s.info.kind == DEF and s.info.name}
+    writes = {name: set(info.body_mutates) for name, info in defs.items()}
+    changing = True
+    while changing:
+        changing = False
+        for name, info in defs.items():
+            for callee in info.body_calls & writes.keys():
+                if not writes[callee] <= writes[name]:
+                    writes[name] |= writes[callee]
+                    changing = True
+    return {name: frozenset(found) for name, found in writes.items() if found}
+
+
+def _writes(stmt: Statement, functions: Mapping[str, frozenset[str]]) -> set[str]:
+    """The module names whose objects ``stmt`` may mutate while it runs."""
+    info = stmt.info
+    found = set(info.mutates)
+    for name in info.called:
+        found |= functions.get(name, frozenset())
+    found.update(
+        local
+        for local, chain in info.called_attributes
+        if not (len(chain) == 1 and chain[0] in READ_ONLY_METHODS)
+    )
+    if info.kind in (DEF, CLASS):  # ``@registry.register`` calls a method of ``registry``
+        found.update(local for local, _ in info.attribute_reads if local in info.decorator_reads)
+    return found
+
+
 def plan(
     old: ModuleSource | None,
     new: ModuleSource,
@@ -216,6 +273,10 @@ def plan(
     matched = {i for i in pairs if i is not None}
     removed_old = [s for i, s in enumerate(old_statements) if i not in matched]
     binders = _binders(statements)
+    # Writers of the module's containers (see the module docstring).
+    old_writers = _writer_functions(old_statements)
+    new_writers = _writer_functions(statements)
+    writes = [_writes(stmt, new_writers) for stmt in statements]
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
     if (old is not None and old.flags != new.flags) or any(
         s.info.kind == FUTURE for s in removed_old
@@ -244,8 +305,13 @@ def plan(
     dirty: set[str] = set()
     upstream = upstream or Upstream()
 
-    def choose(index: int, *, direct: bool) -> None:
+    def choose(index: int, *, direct: bool, redecorate: bool = False) -> None:
         if index in chosen:
+            if redecorate and chosen[index] != REDECORATE and statements[index].info.kind == DEF:
+                name = statements[index].info.name
+                if name is not None and live.inplace(name):
+                    chosen[index] = REDECORATE
+                    rebound.add(name)
             return
         reason = blocked(index)
         if reason is not None:
@@ -265,15 +331,25 @@ def plan(
             inputs_changed = bool(info.decorator_reads & rebound) or bool(
                 (info.decorator_reads & dirty) & info.called
             )
-            if same_decorators and not inputs_changed and live.inplace(info.name):
+            kept = live.inplace(info.name)
+            if same_decorators and not inputs_changed and not redecorate and kept:
                 mode = INPLACE
+                dirty.add(info.name)
+            elif kept and (redecorate or any(live.container(n) for n in writes[index])):
+                # Its decorators run and fill a container of the module (a registry): they
+                # register the kept function, the one its name holds, as a fresh import does.
+                mode = REDECORATE
+                rebound.add(info.name)
                 dirty.add(info.name)
             else:
                 rebound.add(info.name)
         elif info.kind == CLASS and info.name is not None:
             before = old_defs.get(info.name) if direct else stmt
             header_changed = before is None or before.info.header != info.header
-            if live.replaced(info.name) or (before is not None and header_changed):
+            # A base rebound (replaced, or another object): the class is created again on
+            # it and cannot be merged into the kept one, whose bases are the old ones.
+            base_rebound = before is not None and bool(info.header_reads & rebound)
+            if live.replaced(info.name) or (before is not None and header_changed) or base_rebound:
                 rebound.add(info.name)
                 result.replaced.add(info.name)
             elif before is None or before.info.construction != info.construction or not direct:
@@ -295,7 +371,7 @@ def plan(
                 for earlier in binders.get(name, ()):
                     if earlier < index:
                         choose(earlier, direct=False)
-        if mode == RUN:
+        if mode != INPLACE:
             # The last writer wins: later statements binding the same names run too.
             for name in info.binds:
                 for later in binders.get(name, ()):
@@ -305,6 +381,11 @@ def plan(
     for index, counterpart in enumerate(pairs):
         if counterpart is None or statements[index].first in live.rerun:
             choose(index, direct=True)
+    # Writers of the module's containers (see the module docstring). A changed def updated in
+    # place keeps its registration: its old version is no removed writer.
+    kept_registrations = {statements[i].info.name for i, mode in chosen.items() if mode == INPLACE}
+    to_rebuild: set[str] = set()
+    rebuilt: set[str] = set()
     for stmt in removed_old:
         if live.running is not None and stmt.last >= live.running:
             continue  # still running (the main loop's old version): its effects stand
@@ -317,13 +398,52 @@ def plan(
             else:  # still bound elsewhere: those statements decide its value again
                 for index in binders[name]:
                     choose(index, direct=False)
-        for name in info.mutates:
-            if live.container(name):
-                for index in binders.get(name, ()):
-                    choose(index, direct=False)
+        if info.kind == OTHER and not info.binds and (info.called or info.called_attributes):
+            undone = _writes(stmt, old_writers)
+            if not undone or not all(live.container(n) for n in undone):
+                result.effects_removed.append(stmt.first)
+        if not (info.kind == DEF and info.name in kept_registrations):
+            to_rebuild.update(n for n in _writes(stmt, old_writers) if live.container(n))
         for target, attribute in info.attribute_sets:
-            if not any((target, attribute) in s.info.attribute_sets for s in statements):
+            if any((target, attribute) in s.info.attribute_sets for s in statements):
+                continue
+            if attribute.startswith("__") and attribute.endswith("__"):
+                # ``f.__doc__ = ...`` gone: what the definition itself sets comes back when
+                # it runs again (a deleted dunder would not be what a fresh import has).
+                for index in binders.get(target, ()):
+                    choose(index, direct=False)
+            else:
                 result.attribute_deletes.add((target, attribute))
+
+    def rebuild(name: str) -> None:
+        rebuilt.add(name)
+        found = binders.get(name, [])
+        if not found or name in live.keep:
+            return
+        first = min(found)
+        users = [i for i, w in enumerate(writes) if name in w and i > first and i not in found]
+        if any(blocked(i) for i in [*found, *users]):
+            return  # a rebuild would miss what the running statement wrote: leave it be
+        for index in found:
+            choose(index, direct=False)
+        for index in users:
+            choose(index, direct=False, redecorate=True)
+
+    def rebuilds() -> set[str]:
+        """Containers to rebuild: a removed writer, or a writer that ran before running again
+        or one inserted before another writer (its entry would land out of order)."""
+        found = set(to_rebuild)
+        for index, mode in chosen.items():
+            if mode == INPLACE:
+                continue
+            for name in writes[index]:
+                if name in found or name in rebuilt or not live.container(name):
+                    continue
+                ran_before = bool(pairs) and pairs[index] is not None
+                later = any(name in writes[i] for i in range(index + 1, len(statements)))
+                if (ran_before or later) and name not in statements[index].info.binds:
+                    found.add(name)
+        return found - rebuilt
 
     # Dependents, to a fixed point: a statement whose inputs changed runs again.
     rebound_up = upstream.rebound
@@ -331,6 +451,15 @@ def plan(
     changing = True
     while changing:
         changing = False
+        # A container written by a statement that runs: the statements after it that read the
+        # container run again (``B.append(x)`` added before ``R = list(B)``).
+        mutated: dict[str, int] = {}
+        for index, mode in chosen.items():
+            if mode == INPLACE:
+                continue
+            for name in writes[index] - statements[index].info.binds:
+                if index < mutated.get(name, len(statements)) and live.container(name):
+                    mutated[name] = index
         for index, stmt in enumerate(statements):
             info = stmt.info
             callable_ = info.kind in (DEF, CLASS) and info.name is not None
@@ -340,6 +469,7 @@ def plan(
             if index in chosen:
                 continue
             trigger = bool(info.reads & rebound) or bool(info.called & dirty)
+            trigger = trigger or any(index > mutated.get(n, index) for n in info.reads)
             for level, module, name, local in info.from_imports:
                 source = upstream.resolve(level, module)
                 if name in rebound_up.get(source, ()) or (name == "*" and rebound_up.get(source)):
@@ -365,7 +495,14 @@ def plan(
                 before = len(chosen)
                 choose(index, direct=False)
                 changing = changing or len(chosen) != before
+        if not changing:
+            for name in sorted(rebuilds()):
+                rebuild(name)
+                changing = True
     result.run = sorted(chosen.items())
+    result.writes = {
+        name for index, mode in result.run if mode != INPLACE for name in writes[index]
+    }
     result.rebound = rebound
     result.dirty = dirty
     result.skipped.sort()

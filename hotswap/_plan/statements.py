@@ -14,9 +14,11 @@ import __future__
 import ast
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from hotswap._plan.effects import READ_ONLY_METHODS, Effects
+from hotswap._plan.effects import body_mutates as body_mutates_of
 from hotswap._plan.symbols import FUTURE_FLAGS, Symbol, Symbols, source_lines, statement_symbols
 from hotswap._plan.symbols import split_statements as _split
 
@@ -28,6 +30,7 @@ __all__ = (
     "IMPORT",
     "MAIN",
     "OTHER",
+    "READ_ONLY_METHODS",
     "Info",
     "ModuleSource",
     "Statement",
@@ -69,7 +72,12 @@ class Info:
         construction: for a class, digest of what calling it depends on (header, class-level
             statements, construction methods).
         header: for a class, digest of its bases and keywords.
+        header_reads: for a class, the names its bases and keywords load (a base rebound
+            makes it a new class: it cannot be merged into the kept one).
         mutates: names whose object it may mutate in place (``X.append(...)``, ``X[k] = v``).
+        body_mutates: for a function, the module-level names whose object its body (nested
+            functions included: a decorator factory's decorator) may mutate in place; a
+            statement that calls it may write into them (``@register`` filling a registry).
         attribute_sets: ``(X, attr)`` for every ``X.attr = ...`` it runs.
         from_imports: ``(level, module, name, asname)`` of each ``from ... import``.
         attribute_reads: ``(X, (attr, ...))`` for every ``X.attr.attr`` it loads while it runs.
@@ -87,7 +95,9 @@ class Info:
     decorator_reads: frozenset[str] = frozenset()
     construction: str | None = None
     header: str | None = None
+    header_reads: frozenset[str] = frozenset()
     mutates: frozenset[str] = frozenset()
+    body_mutates: frozenset[str] = frozenset()
     attribute_sets: frozenset[tuple[str, str]] = frozenset()
     from_imports: tuple[tuple[int, str, str, str], ...] = ()
     attribute_reads: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
@@ -393,100 +403,6 @@ def _all_loads(nodes: Iterable[ast.AST]) -> frozenset[str]:
     )
 
 
-def _targets(target: ast.AST) -> Iterator[str]:
-    if isinstance(target, ast.Name):
-        yield target.id
-    elif isinstance(target, ast.Tuple | ast.List):
-        for element in target.elts:
-            yield from _targets(element)
-    elif isinstance(target, ast.Starred):
-        yield from _targets(target.value)
-
-
-def _base_name(node: ast.AST) -> str | None:
-    while isinstance(node, ast.Attribute | ast.Subscript):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-class _Effects:
-    """What a module-level statement binds and mutates, walking compound statements but not
-    function or class bodies."""
-
-    def __init__(self) -> None:
-        self.binds: set[str] = set()
-        self.mutates: set[str] = set()
-        self.attribute_sets: set[tuple[str, str]] = set()
-        self.from_imports: list[tuple[int, str, str, str]] = []
-
-    def target(self, target: ast.AST, *, deleting: bool = False) -> None:
-        if isinstance(target, ast.Name | ast.Tuple | ast.List | ast.Starred):
-            self.binds.update(_targets(target))
-            if isinstance(target, ast.Tuple | ast.List):
-                for element in target.elts:
-                    if not isinstance(element, ast.Name):
-                        self.target(element, deleting=deleting)
-            return
-        base = _base_name(target)
-        if base is not None:
-            self.mutates.add(base)
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
-                self.attribute_sets.add((base, target.attr))
-
-    def statement(self, stmt: ast.stmt) -> None:
-        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            self.binds.add(stmt.name)
-            return
-        if isinstance(stmt, ast.Assign):
-            for target in stmt.targets:
-                self.target(target)
-        elif isinstance(stmt, ast.AnnAssign):
-            if stmt.value is not None:
-                self.target(stmt.target)
-        elif isinstance(stmt, ast.AugAssign):
-            self.target(stmt.target)
-        elif isinstance(stmt, ast.Delete):
-            for target in stmt.targets:
-                self.target(target, deleting=True)
-        elif isinstance(stmt, ast.Import):
-            for alias in stmt.names:
-                self.binds.add(alias.asname or alias.name.split(".")[0])
-        elif isinstance(stmt, ast.ImportFrom):
-            for alias in stmt.names:
-                name = alias.asname or alias.name
-                self.binds.add(name)
-                self.from_imports.append((stmt.level, stmt.module or "", alias.name, name))
-        elif isinstance(stmt, ast.Expr):
-            call = stmt.value
-            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute):
-                base = _base_name(call.func.value)
-                if base is not None:
-                    self.mutates.add(base)
-        if isinstance(stmt, ast.For | ast.AsyncFor):
-            self.target(stmt.target)
-        elif isinstance(stmt, ast.With | ast.AsyncWith):
-            for item in stmt.items:
-                if item.optional_vars is not None:
-                    self.target(item.optional_vars)
-        elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
-            for handler in stmt.handlers:  # type: ignore[attr-defined]
-                if handler.name:
-                    self.binds.add(handler.name)
-        elif isinstance(stmt, ast.Match):
-            for case in stmt.cases:
-                for sub in ast.walk(case.pattern):
-                    bound = getattr(sub, "name", None) or getattr(sub, "rest", None)
-                    if isinstance(bound, str):
-                        self.binds.add(bound)
-        for field_name in ("body", "orelse", "finalbody", "handlers", "cases"):
-            for child in getattr(stmt, field_name, ()):
-                if isinstance(child, ast.stmt):
-                    self.statement(child)
-                else:  # an except handler or a match case holds statements
-                    for inner in getattr(child, "body", ()):
-                        self.statement(inner)
-
-
 def _is_main_guard(stmt: ast.stmt) -> bool:
     if not isinstance(stmt, ast.If) or not isinstance(stmt.test, ast.Compare):
         return False
@@ -502,19 +418,22 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     lazy = bool(flags & __future__.annotations.compiler_flag)
     reads = _Reads(lazy)
     reads.visit(stmt)
-    effects = _Effects()
+    effects = Effects()
     effects.statement(stmt)
     binds = frozenset(effects.binds | reads.walrus)
     kind = OTHER
     name: str | None = None
     body_calls: frozenset[str] = frozenset()
+    body_mutates: frozenset[str] = frozenset()
     decorators: str | None = None
     decorator_reads: frozenset[str] = frozenset()
     construction: str | None = None
     header: str | None = None
+    header_reads: frozenset[str] = frozenset()
     if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
         kind, name = DEF, stmt.name
         body_calls = _all_loads(stmt.body)
+        body_mutates = body_mutates_of(stmt)
         if stmt.decorator_list:
             decorators = _digest(*stmt.decorator_list)
             decorator_reads = _all_loads(stmt.decorator_list)
@@ -525,6 +444,7 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         plain = [s for s in stmt.body if not isinstance(s, (*methods, ast.ClassDef))]
         body_calls = _all_loads(builders) | _all_loads(plain)
         header = _digest(*stmt.bases, *stmt.keywords)
+        header_reads = _all_loads([*stmt.bases, *stmt.keywords])
         construction = _digest(*stmt.bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
         if stmt.decorator_list:
             decorators = _digest(*stmt.decorator_list)
@@ -559,7 +479,9 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         decorator_reads=decorator_reads,
         construction=construction,
         header=header,
+        header_reads=header_reads,
         mutates=frozenset(effects.mutates),
+        body_mutates=body_mutates,
         attribute_sets=frozenset(effects.attribute_sets),
         from_imports=tuple(effects.from_imports),
         attribute_reads=frozenset(reads.attributes),

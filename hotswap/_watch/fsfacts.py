@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     _FIONREAD = False
 
-__all__ = ("Backlog", "created_means", "folder_identity")
+__all__ = ("Backlog", "created_means", "folder_identity", "git_index_locks", "locked")
 
 
 def created_means(path: str) -> str:
@@ -89,3 +89,45 @@ class Backlog:
             except (TypeError, ValueError, RuntimeError):
                 continue
         return False
+
+
+def _git_dir(start: str) -> str | None:
+    """The git directory of the repository ``start`` lies in: ``.git`` of the nearest folder
+    holding one, or where a worktree's ``.git`` file points."""
+    folder = os.path.abspath(start)
+    while True:
+        dot = os.path.join(folder, ".git")
+        if os.path.isdir(dot):
+            return dot
+        if os.path.isfile(dot):
+            try:
+                with open(dot, encoding="utf-8") as handle:
+                    line = handle.readline().strip()
+            except OSError:
+                return None
+            if line.startswith("gitdir:"):
+                return os.path.join(folder, line.split(":", 1)[1].strip())
+            return None
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def git_index_locks(roots: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The ``index.lock`` paths of the repositories the watched paths lie in. git holds that
+    lock while a checkout, merge, reset or stash writes the working tree, and renames it over
+    the index when it is done: while it exists, more files of the same change are coming."""
+    found: list[str] = []
+    for root in roots:
+        git = _git_dir(root if os.path.isdir(root) else os.path.dirname(root))
+        if git is not None:
+            lock = os.path.join(git, "index.lock")
+            if lock not in found:
+                found.append(lock)
+    return tuple(found)
+
+
+def locked(locks: tuple[str, ...]) -> bool:
+    """Whether one of the ``index.lock`` files exists (a git command is writing)."""
+    return any(os.path.exists(lock) for lock in locks)

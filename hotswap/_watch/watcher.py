@@ -78,7 +78,13 @@ from hotswap._watch.changeset import (
     ApplyFiles,
     ChangeSets,
 )
-from hotswap._watch.fsfacts import Backlog, created_means, folder_identity
+from hotswap._watch.fsfacts import (
+    Backlog,
+    created_means,
+    folder_identity,
+    git_index_locks,
+    locked,
+)
 
 __all__ = ("Reloader",)
 
@@ -111,6 +117,11 @@ _GONE = "gone"
 # A deleted module file is reported once the deletion stood this long (seconds): an editor that
 # moves the old file away and writes the new one brings it back within it.
 _GONE_GRACE = 0.25
+# A change set waits while git holds its index lock (a checkout writing the working tree), at
+# most this long (seconds): a lock left behind by a git that crashed does not stop reloads.
+_CHECKOUT_LIMIT = 3.0
+# How often the lock is looked at meanwhile (seconds): its removal brings no event.
+_CHECKOUT_POLL = 0.002
 # GIL switch interval from the first event until the work is done: every thread hop and
 # syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
 _SWITCH_INTERVAL = 0.0002
@@ -232,6 +243,7 @@ class Reloader:
         )
         self._observer: BaseObserver = observer
         self._backlog = Backlog(observer)
+        self._git_locks = git_index_locks(self.paths)
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
@@ -471,6 +483,25 @@ class Reloader:
         self._settling = True
         try:
             self._settle_until(limit)
+            # A checkout writes its files over a while (6-180 ms seen) and may pause between
+            # them longer than the window: while git holds the index lock, the set is not cut.
+            if not (self._git_locks and locked(self._git_locks)):
+                return
+            logger.debug("hotswap: git holds its index lock: the change set waits for it")
+            checkout = start + _CHECKOUT_LIMIT
+            while locked(self._git_locks) and not self._stopping:
+                if time.monotonic() >= checkout:
+                    break
+                self._cond.wait(_CHECKOUT_POLL)
+            # The checkout's last files: let them arrive and become due within one more window.
+            limit = time.monotonic() + self.settings.debounce
+            self._settle_until(limit)
+            while not self._stopping:
+                now = time.monotonic()
+                later = [p.due for p in self._pending.values() if p.due > now]
+                if not later or min(later) > limit:
+                    break
+                self._cond.wait(min(later) - now)
         finally:
             self._settling = False
 
