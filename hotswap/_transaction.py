@@ -362,7 +362,7 @@ def _plan_all(units: list[_Unit], policy: str, force: bool, *, follow: bool = Tr
         planned.append(unit)
         if not follow or not (unit.plan.rebound or unit.plan.dirty) or unit.name == "__main__":
             continue  # (nothing imports from the running script by that name)
-        for name in _modules.importer_candidates(unit.name, texts.of):
+        for name in _importers.candidates(unit.name, texts):
             if name in seen:
                 continue
             importer = _importer(name, unit.origin, unit.name)

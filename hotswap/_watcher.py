@@ -66,7 +66,7 @@ from hotswap._config import Settings
 from hotswap._events import ReloadResult, location
 from hotswap._fsfacts import Backlog, created_means, folder_identity
 from hotswap._gil import Lowered
-from hotswap._modules import ModuleIndex, Scope
+from hotswap._modules import ModuleIndex, Scope, watched_scope
 
 __all__ = ("Reloader",)
 
@@ -227,11 +227,14 @@ class Reloader:
             self._watching = Lowered(self.settings.switch_interval)
         self._observer.start()
         self._schedule()
+        # What this watcher may reload is the user's code the importer search reads.
+        watched_scope(self.scope.contains)
         self._worker.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
 
     def stop(self) -> None:
         """Stop watching and join the threads."""
+        watched_scope(self.scope.contains, remove=True)
         self._observer.stop()
         with self._cond:
             self._stopping = True
