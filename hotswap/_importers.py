@@ -15,8 +15,9 @@ import hashlib
 import os
 import re
 import sys
+import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from hotswap import _modules, _sources, _statements
@@ -33,7 +34,9 @@ __all__ = (
     "in_import_order",
     "known_source",
     "known_text",
+    "prepared",
     "reset",
+    "warm",
 )
 
 
@@ -238,6 +241,46 @@ def candidates(target: str, texts: Texts) -> list[str]:
         if takes or _binds(namespace, target, found):
             chosen.append(name)
     return chosen
+
+
+def prepared(file: str) -> bool:
+    """Whether the parsed source of ``file`` is cached (the warm-up or a search did it)."""
+    return file in _parsed
+
+
+def warm(stop: Callable[[], bool], budget: float = 0.05) -> int:
+    """Prepare the importer search before the first save, off the event path: list the user's
+    modules, read what each imports, and parse the likely importers (those that import from
+    another user module) until ``budget`` seconds of work are spent. Returns how many modules
+    were parsed.
+
+    ``stop()`` is asked between modules: a save waiting is never held back by more than one
+    module's work, and what was not prepared is done by the reload that needs it.
+    """
+    start = time.perf_counter()
+    texts = Texts([])
+    modules = _modules.project_modules()
+    names = {name for name, _, _ in modules}
+    likely = []
+    for name, module, file in modules:
+        if stop():
+            return 0
+        text = texts.running(name, module, file)
+        if text is None:
+            continue
+        package = vars(module).get("__package__") or ""
+        imported = {
+            _absolute(package, level, relative) for level, relative, _ in from_imports(file, text)
+        }
+        if imported & names:
+            likely.append((name, file))
+    parsed = 0
+    for name, file in likely:
+        if stop() or time.perf_counter() - start > budget:
+            break
+        if known_source(name, file) is not None:
+            parsed += 1
+    return parsed
 
 
 def reset() -> None:

@@ -60,7 +60,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from hotswap import _datafiles, _events, _signing
+from hotswap import _datafiles, _events, _importers, _signing
 from hotswap._changeset import COMPLETE, CREATED, SETTLED, UNCLOSED, WRITING, ChangeSets
 from hotswap._config import Settings
 from hotswap._events import ReloadResult, location
@@ -473,6 +473,9 @@ class Reloader:
 
     def _run(self) -> None:
         self._index.refresh()  # ahead of the first event, off the event path
+        # What the first reload needs, prepared before the first save; a save that comes
+        # meanwhile stops it (the reload then prepares what it needs itself).
+        _importers.warm(lambda: self._stopping or bool(self._pending))
         while True:
             try:
                 batch = self._next_batch()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,28 @@ def test_importer_parse_is_cached_by_content(reloading, spy):
     assert result.ok, result.error
     assert reader.rate() == 3
     assert not [t for t in spy.parsed if t.startswith("import fee")]
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
+
+
+def test_enable_prepares_the_importers_before_the_first_save(project, watch, spy):
+    # Imported before the watcher starts, as a program's modules are before enable().
+    constants = project.load("constants", "RATE = 1\n")
+    user = project.load("shop", "from constants import RATE\n\nPRICE = RATE * 10\n")
+    path = os.path.realpath(project.path("shop"))
+    seen = watch([str(project.root)])
+    _wait_until(lambda: _importers.prepared(path))
+    spy.clear()
+    project.path("constants").write_text("RATE = 2\n")
+    seen.wait_count(1)
+    result = seen.results[0]
+    assert result.ok, result.error
+    assert constants.RATE == user.RATE == 2
+    assert user.PRICE == 20
+    assert [d.module for d in result.dependents] == ["shop"]
+    assert not [t for t in spy.parsed if t.startswith("from constants")]
