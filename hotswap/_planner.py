@@ -21,6 +21,7 @@ objects the rules need come in through :class:`Live`). DESIGN §5.1 and §5.2:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -139,14 +140,22 @@ def align(old: list[Statement], new: list[Statement]) -> list[int | None]:
             for k in range(i2 - i1):
                 pairs[start + j1 + k] = start + i1 + k
             continue
-        # Same code, other text (comments, layout): match digests in order.
+        # Same code, other text (comments, layout): match digests in order, each new
+        # statement to the first old one with its digest after the last match (an index of
+        # the stretch by digest keeps it linear: a whole-module rewrite matches nothing).
+        where: dict[str, list[int]] = {}
+        for candidate in range(i1, i2):
+            where.setdefault(old_mid[candidate].info.digest, []).append(candidate)
         i = i1
         for j in range(j1, j2):
-            for candidate in range(i, i2):
-                if old_mid[candidate].info.digest == new_mid[j].info.digest:
-                    pairs[start + j] = start + candidate
-                    i = candidate + 1
-                    break
+            found = where.get(new_mid[j].info.digest)
+            if not found:
+                continue
+            position = bisect_left(found, i)
+            if position < len(found):
+                candidate = found[position]
+                pairs[start + j] = start + candidate
+                i = candidate + 1
     return pairs
 
 
