@@ -12,12 +12,18 @@ from __future__ import annotations
 import __future__
 
 import ast
-import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from hotswap._symbols import FUTURE_FLAGS, Symbol, Symbols, source_lines, statement_symbols
+from hotswap._symbols import (
+    FUTURE_FLAGS,
+    Symbol,
+    Symbols,
+    node_digest,
+    source_lines,
+    statement_symbols,
+)
 from hotswap._symbols import split_statements as _split
 
 __all__ = (
@@ -131,12 +137,16 @@ class ModuleSource:
         flags: the ``__future__`` compiler flags its future statements set.
         statements: its top-level statements, in order.
         cache: text -> Info, for the next version to reuse.
+        nodes: index -> the AST of a statement analysed for this version (with the file's
+            line numbers), kept only when asked for, until the reload compiles it: what runs
+            is parsed once.
     """
 
     source: str
     flags: int
     statements: list[Statement]
     cache: dict[tuple[int, str], Info] = field(default_factory=dict, repr=False)
+    nodes: dict[int, ast.stmt] = field(default_factory=dict, repr=False, compare=False)
     _symbols: Symbols | None = field(default=None, repr=False)
 
     @property
@@ -201,9 +211,12 @@ def _future_flags(chunks: Iterable[tuple[int, int, str]]) -> int:
     return flags & FUTURE_FLAGS
 
 
-def parse_module(source: str, previous: ModuleSource | None = None) -> ModuleSource:
+def parse_module(
+    source: str, previous: ModuleSource | None = None, *, keep_nodes: bool = False
+) -> ModuleSource:
     """Read ``source`` statement by statement, reusing ``previous``'s analysis of every
-    statement whose text did not change.
+    statement whose text did not change. ``keep_nodes``: keep the ASTs of the statements
+    analysed now in :attr:`ModuleSource.nodes` (a reload about to compile them).
 
     Raises:
         SyntaxError: the source does not parse (with the file's line numbers).
@@ -212,7 +225,7 @@ def parse_module(source: str, previous: ModuleSource | None = None) -> ModuleSou
     chunks = split_statements(source)
     if chunks is not None:
         flags = _future_flags(chunks)
-        made = _from_chunks(source, chunks, flags, cache)
+        made = _from_chunks(source, chunks, flags, cache, keep_nodes)
         if made is not None:
             return made
     # A piece did not parse alone: parse the whole module (raising its real SyntaxError).
@@ -254,23 +267,70 @@ def _from_chunks(
     chunks: list[tuple[int, int, str]],
     flags: int,
     cache: dict[tuple[int, str], Info],
+    keep_nodes: bool = False,
 ) -> ModuleSource | None:
     statements: list[Statement] = []
     new_cache: dict[tuple[int, str], Info] = {}
-    for first, last, text in chunks:
+    nodes: dict[int, ast.stmt] = {}
+    parsed = _parse_runs(chunks, [i for i, c in enumerate(chunks) if (flags, c[2]) not in cache])
+    for index, (first, last, text) in enumerate(chunks):
         key = (flags, text)
         info = cache.get(key) or new_cache.get(key)
         if info is None:
-            try:
-                tree = ast.parse(text, feature_version=None)
-            except SyntaxError:
+            node = parsed.get(index)
+            if node is None:
                 return None
-            if len(tree.body) != 1:  # two statements on one line (a; b) or none: full parse
-                return None
-            info = analyse(tree.body[0], flags, 1)
+            info = analyse(node, flags, first)
+            if keep_nodes:
+                nodes[index] = node
         new_cache[key] = info
         statements.append(Statement(text, first, last, info))
-    return ModuleSource(source, flags, statements, new_cache)
+    return ModuleSource(source, flags, statements, new_cache, nodes)
+
+
+def _parse_runs(chunks: list[tuple[int, int, str]], wanted: list[int]) -> dict[int, ast.stmt]:
+    """The ASTs of the ``wanted`` chunks, with the file's line numbers: each run of consecutive
+    chunks parsed in one go (a rewritten module is parsed once, not statement by statement);
+    a run that does not split as the chunks say is parsed chunk by chunk. A chunk that does
+    not parse alone has no entry."""
+    found: dict[int, ast.stmt] = {}
+    position = 0
+    while position < len(wanted):
+        end = position + 1
+        while end < len(wanted) and wanted[end] == wanted[end - 1] + 1:
+            end += 1
+        run = wanted[position:end]
+        position = end
+        if len(run) > 1 and _parse_run(chunks, run, found):
+            continue
+        for index in run:
+            _parse_run(chunks, [index], found)
+    return found
+
+
+def _parse_run(
+    chunks: list[tuple[int, int, str]], run: list[int], found: dict[int, ast.stmt]
+) -> bool:
+    pieces = []
+    line = 1
+    for index in run:
+        first, last, text = chunks[index]
+        # Blank lines in front and between keep the line numbers of the file.
+        pieces.append("\n" * (first - line))
+        pieces.append(text)
+        line = last
+    try:
+        body = ast.parse("".join(pieces)).body
+    except SyntaxError:
+        return False
+    if len(body) != len(run):
+        return False
+    for index, node in zip(run, body, strict=True):
+        first, last, _ = chunks[index]
+        if _first_line(node) != first or (node.end_lineno or first) > last:
+            return False
+    found.update(zip(run, body, strict=True))
+    return True
 
 
 def parse_statement_module(stmt: Statement) -> ast.Module:
@@ -296,8 +356,7 @@ def _first_line(node: ast.stmt) -> int:
 
 def _digest(*nodes: ast.AST | None) -> str:
     # ast.dump leaves out positions, and the AST has no comments or layout.
-    text = "\n".join(ast.dump(n) for n in nodes if n is not None)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return node_digest(*nodes)
 
 
 class _Reads(ast.NodeVisitor):
@@ -543,9 +602,11 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     elif _is_main_guard(stmt):
         kind = MAIN
     symbols: tuple[Symbol, ...] = ()
+    placed: dict[int, tuple[Symbol, ...]] = {}
     if kind in (DEF, CLASS, IMPORT, OTHER):
         symbols = statement_symbols(stmt, flags, [])
         if first != 1:
+            placed[first - 1] = symbols  # where it stands now: asked for next
             symbols = tuple(replace(s, lineno=s.lineno - first + 1) for s in symbols)
     return Info(
         digest=_digest(stmt),
@@ -565,4 +626,5 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         attribute_reads=frozenset(reads.attributes),
         called_attributes=frozenset(reads.called_attributes),
         symbols=symbols,
+        placed=placed,
     )

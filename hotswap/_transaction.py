@@ -265,7 +265,7 @@ def _read(
             except HotswapError as error:
                 raise _Failure(error) from error
             try:
-                new = _statements.parse_module(text, record.live)
+                new = _statements.parse_module(text, record.live, keep_nodes=True)
             except SyntaxError as error:
                 raise _Failure(_syntax_error(name, path, error)) from error
         unit = _Unit(module, record, path, new, record.live, True, data, digest, force=force)
@@ -336,6 +336,14 @@ def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
 
 def _plan_all(units: list[_Unit], policy: str, force: bool, *, follow: bool = True) -> None:
     """Check and plan the change set, then follow it into importers (DESIGN §5.2)."""
+    try:
+        _plan_units(units, policy, force, follow)
+    finally:
+        for unit in units:
+            unit.new.nodes.clear()  # the ASTs kept by the parse serve this compile only
+
+
+def _plan_units(units: list[_Unit], policy: str, force: bool, follow: bool) -> None:
     texts = _importers.Texts(units)
     units[:] = _importers.in_import_order(units)
     for unit in units:
