@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 import hotswap
-from hotswap import _importers, _modules, _sources, _statements
+from hotswap._engine import importers as _importers
+from hotswap._plan import modules as _modules
+from hotswap._plan import sources as _sources
+from hotswap._plan import statements as _statements
 
 OWN = os.path.dirname(os.path.realpath(hotswap.__file__))
 
@@ -33,9 +36,9 @@ class Spy:
             self.read.append(os.path.realpath(path))
             return peek(path)
 
-        def spy_parse(text: str, *args: object) -> _statements.ModuleSource:
+        def spy_parse(text: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
             self.parsed.append(text)
-            return parse(text, *args)  # type: ignore[arg-type]
+            return parse(text, *args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(_importers, "known_text", spy_text)
         monkeypatch.setattr(_sources, "peek", spy_peek)

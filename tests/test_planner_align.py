@@ -3,8 +3,8 @@ same pairs as before)."""
 
 from __future__ import annotations
 
-from hotswap._planner import align
-from hotswap._statements import parse_module
+from hotswap._plan.planner import align
+from hotswap._plan.statements import parse_module
 
 
 def _pairs(old: str, new: str) -> list[int | None]:

@@ -8,7 +8,8 @@ import traceback
 
 import pytest
 
-from hotswap import _history, _statements
+from hotswap._engine import history as _history
+from hotswap._plan import statements as _statements
 
 
 def _module(count: int, variant: int) -> str:

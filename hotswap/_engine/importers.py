@@ -1,0 +1,292 @@
+"""Who may depend on a change: the sources of the user's modules, cached by file version, and
+which of them import from a given module (DESIGN §5.2).
+
+The search reads only the user's modules (inside the running watchers' scopes; never
+hotswap's own, the standard library or site-packages), and parses only those whose source
+can import the changed module: it names the module's last component, and a ``from`` import
+of it or a module object bound to it says it takes names from it. What a source imports is
+read once per text (a regular expression over the text the module runs, no parse); a parse is
+cached by the file and its content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import time
+import types
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from hotswap._engine.history import records
+from hotswap._plan import modules as _modules
+from hotswap._plan import sources as _sources
+from hotswap._plan import statements as _statements
+from hotswap.exceptions import HotswapError
+
+if TYPE_CHECKING:
+    from hotswap._engine.unit import Unit
+
+__all__ = (
+    "Texts",
+    "candidates",
+    "imports_from",
+    "in_import_order",
+    "known_source",
+    "known_text",
+    "prepared",
+    "reset",
+    "warm",
+)
+
+
+def in_import_order(units: list[Unit]) -> list[Unit]:
+    """The change set's modules, each after the ones of the set it imports from (a save-all
+    comes in event order; an importer planned first would miss its upstream's change)."""
+    if len(units) < 2 or len(units) > 64:
+        return units
+    after = {
+        id(u): [v for v in units if v is not u and imports_from(u.module, u.new, v.name)]
+        for u in units
+    }
+    ordered: list[Unit] = []
+    placed: set[int] = set()
+
+    def place(unit: Unit, path: set[int]) -> None:
+        if id(unit) in placed or id(unit) in path:
+            return  # placed already, or an import cycle: keep the given order
+        for upstream in after[id(unit)]:
+            place(upstream, path | {id(unit)})
+        placed.add(id(unit))
+        ordered.append(unit)
+
+    for unit in units:
+        place(unit, set())
+    return ordered
+
+
+class Texts:
+    """The sources of the user's modules, for the importer search and the removal check: the
+    change set's new sources, the live ones hotswap knows, else the files (cached by stat)."""
+
+    def __init__(self, units: list[Unit]) -> None:
+        self.units = {u.name: u for u in units}
+
+    def of(self, name: str, module: types.ModuleType, file: str) -> str | None:
+        unit = self.units.get(name)
+        if unit is not None:
+            return unit.new.source
+        return known_text(name, file)
+
+    def running(self, name: str, module: types.ModuleType, file: str) -> str | bytes | None:
+        """The source ``name`` runs, or will run after the change set, without reading the
+        file when hotswap has it (the import-time bytes, the live version)."""
+        unit = self.units.get(name)
+        if unit is not None:
+            return unit.new.source
+        record = records.get(name)
+        if record is not None and record.live is not None and record.namespace is vars(module):
+            return record.live.source
+        data = _sources.peek(file)
+        if data is not None:
+            return data
+        return known_text(name, file)
+
+    def all(self) -> Iterator[str]:
+        """The sources of the modules beside the change set's: those below the same
+        ``sys.path`` entry (the project a removed name's callers would be in)."""
+        roots = tuple({_modules.import_root(u.path) for u in self.units.values()})
+        for name, module, file in _modules.project_modules():
+            if not file.startswith(roots):
+                continue
+            text = self.of(name, module, file)
+            if text:
+                yield text
+
+
+_file_texts: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def known_text(name: str, file: str) -> str | None:
+    record = records.get(name)
+    if record is not None and record.live is not None:
+        return record.live.source
+    try:
+        stat = _stat_key(file)
+        cached = _file_texts.get(file)
+        if cached is not None and cached[0] == stat:
+            return cached[1]
+        text, _ = _modules.read_source(name, file)
+    except (OSError, HotswapError):
+        return None
+    _file_texts[file] = (stat, text)
+    return text
+
+
+def _stat_key(file: str) -> tuple[int, int]:
+    stat = os.stat(file)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def known_source(name: str, file: str) -> _statements.ModuleSource | None:
+    """The parsed source a module not reloaded yet runs (its imported bytes, else the file),
+    parsed once per content: importer searches ask for it on every reload."""
+    data = _sources.peek(file)
+    text = None if data is None else data.decode("utf-8", "replace")
+    text = text or known_text(name, file)
+    if text is None:
+        return None
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    cached = _parsed.get(file)
+    if cached is not None and cached[0] == digest:
+        return cached[1]
+    try:
+        source = _statements.parse_module(text)
+    except SyntaxError:
+        return None
+    _parsed[file] = (digest, source)
+    return source
+
+
+_parsed: dict[str, tuple[bytes, _statements.ModuleSource]] = {}
+
+
+def imports_from(module: types.ModuleType, source: _statements.ModuleSource, target: str) -> bool:
+    """Whether ``module`` takes names from the module ``target``: a ``from`` import of it (or
+    of it from its package), or a module-level name bound to it."""
+    namespace = vars(module)
+    package = namespace.get("__package__") or ""
+    for stmt in source.statements:
+        for level, relative, attribute, _ in stmt.info.from_imports:
+            name = _absolute(package, level, relative)
+            if target in (name, f"{name}.{attribute}"):
+                return True
+    return _binds(namespace, target, sys.modules.get(target))
+
+
+# ``from <dots><module> import <names>`` anywhere in a text (a superset: docstrings count too,
+# which only costs a parse). The names run to the closing parenthesis or the end of the line.
+_FROM = r"\bfrom\b[\s\\]*(\.*)[\s\\]*([\w.]*?)[\s\\]*\bimport\b[\s\\]*(\([^)]*\)|[^\n;#]*)"
+_FROM_TEXT = re.compile(_FROM)
+_FROM_BYTES = re.compile(_FROM.encode())
+_WORD_TEXT = re.compile(r"\w+")
+_WORD_BYTES = re.compile(rb"\w+")
+
+# file -> (the text it was read from, its from-imports as (level, module, names)).
+_FromImports = tuple[tuple[int, str, tuple[str, ...]], ...]
+_graph: dict[str, tuple[str | bytes, _FromImports]] = {}
+
+
+def from_imports(file: str, text: str | bytes) -> _FromImports:
+    """The ``from`` imports a source text may hold, read once per text object."""
+    cached = _graph.get(file)
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    found: list[tuple[int, str, tuple[str, ...]]] = []
+    if isinstance(text, bytes):
+        for dots, module, names in _FROM_BYTES.findall(text):
+            words = tuple(w.decode("ascii", "replace") for w in _WORD_BYTES.findall(names))
+            found.append((len(dots), module.decode("ascii", "replace"), words))
+    else:
+        for dots, module, names in _FROM_TEXT.findall(text):
+            found.append((len(dots), module, tuple(_WORD_TEXT.findall(names))))
+    imports = tuple(found)
+    _graph[file] = (text, imports)
+    return imports
+
+
+def _absolute(package: str, level: int, module: str) -> str:
+    if not level:
+        return module
+    base = package.rsplit(".", level - 1)[0] if level > 1 else package
+    return f"{base}.{module}" if module else base
+
+
+def _binds(namespace: dict[str, object], target: str, found: types.ModuleType | None) -> bool:
+    """Whether a namespace holds the module ``target`` or a package above it."""
+    if found is None:
+        return False
+    for value in list(namespace.values()):
+        # ``import pkg.mod`` binds ``pkg``: its statements read ``pkg.mod.X``.
+        if value is found or (
+            isinstance(value, types.ModuleType) and target.startswith(f"{value.__name__}.")
+        ):
+            return True
+    return False
+
+
+def candidates(target: str, texts: Texts) -> list[str]:
+    """The user's loaded modules that may import from ``target``, without parsing any: the
+    source names the module's last component, and imports from it or binds it."""
+    word = target.rpartition(".")[2]
+    word_bytes = word.encode()
+    found = sys.modules.get(target)
+    chosen = []
+    for name, module, file in _modules.project_modules():
+        if name == target:
+            continue
+        text = texts.running(name, module, file)
+        if text is None:
+            continue
+        named = word_bytes in text if isinstance(text, bytes) else word in text
+        if not named:
+            continue  # cannot import it without naming it
+        namespace = vars(module)
+        package = namespace.get("__package__") or ""
+        takes = any(
+            target == imported or any(target == f"{imported}.{n}" for n in names)
+            for level, relative, names in from_imports(file, text)
+            for imported in (_absolute(package, level, relative),)
+        )
+        if takes or _binds(namespace, target, found):
+            chosen.append(name)
+    return chosen
+
+
+def prepared(file: str) -> bool:
+    """Whether the parsed source of ``file`` is cached (the warm-up or a search did it)."""
+    return file in _parsed
+
+
+def warm(stop: Callable[[], bool], budget: float = 0.05) -> int:
+    """Prepare the importer search before the first save, off the event path: list the user's
+    modules, read what each imports, and parse the likely importers (those that import from
+    another user module) until ``budget`` seconds of work are spent. Returns how many modules
+    were parsed.
+
+    ``stop()`` is asked between modules: a save waiting is never held back by more than one
+    module's work, and what was not prepared is done by the reload that needs it.
+    """
+    start = time.perf_counter()
+    texts = Texts([])
+    modules = _modules.project_modules()
+    names = {name for name, _, _ in modules}
+    likely = []
+    for name, module, file in modules:
+        if stop():
+            return 0
+        text = texts.running(name, module, file)
+        if text is None:
+            continue
+        package = vars(module).get("__package__") or ""
+        imported = {
+            _absolute(package, level, relative) for level, relative, _ in from_imports(file, text)
+        }
+        if imported & names:
+            likely.append((name, file))
+    parsed = 0
+    for name, file in likely:
+        if stop() or time.perf_counter() - start > budget:
+            break
+        if known_source(name, file) is not None:
+            parsed += 1
+    return parsed
+
+
+def reset() -> None:
+    """Forget the cached sources (for tests)."""
+    _file_texts.clear()
+    _parsed.clear()
+    _graph.clear()
