@@ -250,22 +250,36 @@ def prepared(file: str) -> bool:
     return file in _parsed
 
 
-def warm(stop: Callable[[], bool], budget: float = 0.05) -> int:
-    """Prepare the importer search before the first save, off the event path: list the user's
+def warm(stop: Callable[[], bool], *, budget: float = 0.25, slice_: float = 0.002) -> int:
+    """Prepare the importer search before the first save, in the background: list the user's
     modules, read what each imports, and parse the likely importers (those that import from
-    another user module) until ``budget`` seconds of work are spent. Returns how many modules
-    were parsed.
+    another user module), until ``budget`` seconds of work are spent. Returns how many
+    modules were parsed.
 
-    ``stop()`` is asked between modules: a save waiting is never held back by more than one
-    module's work, and what was not prepared is done by the reload that needs it.
+    It works in slices of ``slice_`` seconds with four times as long a pause after each, so a
+    program starting meanwhile keeps most of the interpreter (its imports are not slowed by
+    much); ``stop()`` is asked between modules, and what was not prepared is done by the
+    reload that needs it.
     """
-    start = time.perf_counter()
+    spent = 0.0
+    began = time.perf_counter()
+
+    def pause() -> bool:
+        """Give the interpreter back after each slice; whether to go on."""
+        nonlocal spent, began
+        now = time.perf_counter()
+        if now - began >= slice_:
+            spent += now - began
+            time.sleep(4 * slice_)
+            began = time.perf_counter()
+        return not stop() and spent < budget
+
     texts = Texts([])
     modules = _modules.project_modules()
     names = {name for name, _, _ in modules}
     likely = []
     for name, module, file in modules:
-        if stop():
+        if not pause():
             return 0
         text = texts.running(name, module, file)
         if text is None:
@@ -278,7 +292,7 @@ def warm(stop: Callable[[], bool], budget: float = 0.05) -> int:
             likely.append((name, file))
     parsed = 0
     for name, file in likely:
-        if stop() or time.perf_counter() - start > budget:
+        if not pause():
             break
         if known_source(name, file) is not None:
             parsed += 1

@@ -81,6 +81,10 @@ from hotswap._watch.fsfacts import Backlog, created_means, folder_identity
 
 __all__ = ("Reloader",)
 
+# How long after the watcher starts it prepares the first reload (a program's start, and its
+# imports, come first; a save before that is prepared by its own reload).
+_WARM_AFTER = 0.5
+
 logger = logging.getLogger(__name__)
 
 # How often the idle worker checks that each watched folder is still the one at its path (a
@@ -228,6 +232,8 @@ class Reloader:
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
+        self._warmer = threading.Thread(target=self._warm, name="hotswap-warm", daemon=True)
+        self._stopped = threading.Event()
 
     @property
     def running(self) -> bool:
@@ -243,11 +249,13 @@ class Reloader:
         # What this watcher may reload is the user's code the importer search reads.
         watched_scope(self.scope.contains)
         self._worker.start()
+        self._warmer.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
 
     def stop(self) -> None:
         """Stop watching and join the threads."""
         watched_scope(self.scope.contains, remove=True)
+        self._stopped.set()
         self._observer.stop()
         with self._cond:
             self._stopping = True
@@ -261,6 +269,8 @@ class Reloader:
             self._observer.join()
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join()
+        if self._warmer.is_alive() and self._warmer is not threading.current_thread():
+            self._warmer.join()
         _events.publish(_events.WatcherState("stopped", tuple(self.paths)))
 
     # --- watches ---------------------------------------------------------------------------
@@ -484,11 +494,18 @@ class Reloader:
 
     # --- the worker ------------------------------------------------------------------------
 
+    def _warm(self) -> None:
+        """Prepare what the first reload needs (the importer search's reading and parsing) in
+        the background, once the program had a moment to start: its own imports come first."""
+        if self._stopped.wait(_WARM_AFTER):
+            return
+        try:
+            _importers.warm(self._stopped.is_set)
+        except Exception:  # only a preparation: the reload does the work itself if need be
+            logger.debug("hotswap: preparing the importer search failed", exc_info=True)
+
     def _run(self) -> None:
         self._index.refresh()  # ahead of the first event, off the event path
-        # What the first reload needs, prepared before the first save; a save that comes
-        # meanwhile stops it (the reload then prepares what it needs itself).
-        _importers.warm(lambda: self._stopping or bool(self._pending))
         while True:
             try:
                 batch = self._next_batch()
