@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import queue
 import statistics
@@ -384,7 +385,7 @@ def main() -> None:
         # Each row's program is a fresh process: its first save is the one users feel most.
         line = f"{'busy' if busy else 'idle':<5} {'first save (each row)':<22}"
         for mode in modes:
-            done = [f for f in firsts[mode] if f == f] or [float("nan")]
+            done = [f for f in firsts[mode] if not math.isnan(f)] or [float("nan")]
             line += f" | {'':<8} {statistics.median(done):>7.2f} {max(done):>7.2f} {'':>23}"
         print(line, flush=True)
     print(

@@ -155,3 +155,64 @@ def test_enable_prepares_the_importers_before_the_first_save(project, watch, spy
     assert user.PRICE == 20
     assert [d.module for d in result.dependents] == ["shop"]
     assert not [t for t in spy.parsed if t.startswith("from constants")]
+
+
+def _age(path: Path) -> None:
+    """Date a file an hour back: written before the program started, as a project's are."""
+    stamp = time.time() - 3600
+    os.utime(path, (stamp, stamp))
+
+
+def test_enable_prepares_the_baseline_of_modules_imported_before(
+    project, watch, monkeypatch: pytest.MonkeyPatch
+):
+    module = project.load(
+        "early", "EVENTS = []\nEVENTS.append('import')\n\ndef rate():\n    return 1\n"
+    )
+    path = project.path("early")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    _age(path)
+    seen = watch([str(project.root)])
+    _wait_until(lambda: _sources.peek(str(path)) is not None)
+    synthesized: list[str] = []
+    synthesize = _importers.synthesize
+
+    def spy(target, new, file):  # type: ignore[no-untyped-def]
+        synthesized.append(target.__name__)
+        return synthesize(target, new, file)
+
+    monkeypatch.setattr(_transaction_module(), "synthesize", spy)
+    path.write_text("EVENTS = []\nEVENTS.append('import')\n\ndef rate():\n    return 2\n")
+    seen.wait_count(1)
+    result = seen.results[0]
+    assert result.ok, result.error
+    assert result.changes.changed == ("rate",)
+    assert module.rate() == 2
+    assert module.EVENTS == ["import"]  # the unchanged statements did not run again
+    assert synthesized == []  # the baseline was ready: not worked out on the save
+
+
+def test_enable_never_takes_a_file_edited_since_import_for_what_runs(project, watch):
+    module = project.load("edited", "def rate():\n    return 1\n")
+    path = project.path("edited")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    path.write_text("def rate():\n    return 5\n")  # edited after the import, not reloaded
+    _age(path)
+    other = project.load("sibling", "VALUE = 1\n")
+    _sources.take(str(project.path("sibling")))
+    _age(project.path("sibling"))
+    seen = watch([str(project.root)])
+    _wait_until(lambda: _sources.peek(str(project.path("sibling"))) is not None)
+    assert _sources.peek(str(path)) is None  # the live objects disagree with the file
+    path.write_text("def rate():\n    return 5\n\nEXTRA = 1\n")
+    seen.wait_count(1)
+    assert seen.results[0].ok, seen.results[0].error
+    assert module.rate() == 5  # the edit made before enable() applies too
+    assert module.EXTRA == 1
+    assert other.VALUE == 1
+
+
+def _transaction_module():  # type: ignore[no-untyped-def]
+    from hotswap._engine import transaction
+
+    return transaction

@@ -20,7 +20,8 @@ import types
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from hotswap._engine.history import records
+from hotswap._engine.baseline import synthesize
+from hotswap._engine.history import prepare, records
 from hotswap._plan import modules as _modules
 from hotswap._plan import sources as _sources
 from hotswap._plan import statements as _statements
@@ -250,7 +251,13 @@ def prepared(file: str) -> bool:
     return file in _parsed
 
 
-def warm(stop: Callable[[], bool], *, budget: float = 0.25, slice_: float = 0.002) -> int:
+def warm(
+    stop: Callable[[], bool],
+    *,
+    since: float | None = None,
+    budget: float = 0.25,
+    slice_: float = 0.002,
+) -> int:
     """Prepare the importer search before the first save, in the background: list the user's
     modules, read what each imports, and parse the likely importers (those that import from
     another user module), until ``budget`` seconds of work are spent. Returns how many
@@ -259,7 +266,8 @@ def warm(stop: Callable[[], bool], *, budget: float = 0.25, slice_: float = 0.00
     It works in slices of ``slice_`` seconds with four times as long a pause after each, so a
     program starting meanwhile keeps most of the interpreter (its imports are not slowed by
     much); ``stop()`` is asked between modules, and what was not prepared is done by the
-    reload that needs it.
+    reload that needs it. ``since`` (a ``time.time()``): files written after it are left to
+    the reloads their saves bring.
     """
     spent = 0.0
     began = time.perf_counter()
@@ -291,12 +299,51 @@ def warm(stop: Callable[[], bool], *, budget: float = 0.25, slice_: float = 0.00
         if imported & names:
             likely.append((name, file))
     parsed = 0
+    for name, module, _ in modules:  # the baselines of the first reloads
+        if not pause():
+            return parsed
+        parsed += _prepare_baseline(name, module, since)
     for name, file in likely:
         if not pause():
             break
         if known_source(name, file) is not None:
             parsed += 1
     return parsed
+
+
+def _prepare_baseline(name: str, module: types.ModuleType, since: float | None) -> int:
+    """Parse, ahead of its first reload, the source a module runs: the bytes it was imported
+    from, or, for a module imported before hotswap, its file once the live objects confirm
+    that the file is what runs (else the first reload works it out from the live objects, as
+    it always did). Returns 1 when something was parsed."""
+    file = getattr(module, "__file__", None)
+    if records.get(name) is not None or not isinstance(file, str):
+        return 0  # reloaded already: its live version is known
+    data = _sources.peek(file)
+    recorded = data is not None
+    if data is None:
+        try:
+            with open(file, "rb") as handle:
+                data = handle.read()
+                written = os.fstat(handle.fileno()).st_mtime
+        except OSError:
+            return 0
+        if since is None or written >= since - 1.0:
+            return 0  # saved around or after the start: its own reload reads it
+    try:
+        parsed = _statements.parse_module(_modules.decode_source(name, file, data))
+    except (SyntaxError, HotswapError):
+        return 0
+    if not recorded:
+        baseline = synthesize(module, parsed, file)
+        if len(baseline.statements) != len(parsed.statements) or any(
+            mine is not theirs
+            for mine, theirs in zip(baseline.statements, parsed.statements, strict=True)
+        ):
+            return 1  # the live objects differ from the file: leave it to the reload
+        _sources.remember(file, data)
+    prepare(data, parsed)
+    return 1
 
 
 def reset() -> None:

@@ -234,6 +234,7 @@ class Reloader:
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
         self._warmer = threading.Thread(target=self._warm, name="hotswap-warm", daemon=True)
         self._stopped = threading.Event()
+        self._started = time.time()
 
     @property
     def running(self) -> bool:
@@ -248,6 +249,7 @@ class Reloader:
         self._schedule()
         # What this watcher may reload is the user's code the importer search reads.
         watched_scope(self.scope.contains)
+        self._started = time.time()
         self._worker.start()
         self._warmer.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
@@ -500,7 +502,7 @@ class Reloader:
         if self._stopped.wait(_WARM_AFTER):
             return
         try:
-            _importers.warm(self._stopped.is_set)
+            _importers.warm(self._stopped.is_set, since=self._started)
         except Exception:  # only a preparation: the reload does the work itself if need be
             logger.debug("hotswap: preparing the importer search failed", exc_info=True)
 
