@@ -59,3 +59,20 @@ def test_kept_syntax_trees_are_dropped_after_the_reload(reloading):
     result = reloading.reload("dropped", _module(20, 2) + "BROKEN = undefined_name\n")
     assert not result.ok
     assert _history.records["dropped"].live.nodes == {}
+
+
+def test_reload_leaves_the_garbage_collector_as_it_found_it(reloading):
+    import gc
+
+    reloading.load("collected", _module(10, 0))
+    assert gc.isenabled()
+    assert reloading.reload("collected", _module(10, 1)).ok
+    assert gc.isenabled()
+    assert not reloading.reload("collected", "def broken(:\n").ok  # a failed plan too
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert reloading.reload("collected", _module(10, 2)).ok
+        assert not gc.isenabled()  # a program that turned it off keeps it off
+    finally:
+        gc.enable()
