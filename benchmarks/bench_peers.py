@@ -203,6 +203,25 @@ def make_env(peer: str, root: Path) -> tuple[str | None, str]:
     return str(env / "bin" / "python"), f"Python {version}"
 
 
+_MODULES = {
+    "hotswap": "hotswap",
+    "jurigged": "jurigged",
+    "autoreload": "IPython",
+    "hmr": "reactivity",
+    "reloadium": "reloadium",
+    "floor": "watchdog",
+}
+
+
+def _here(peer: str) -> tuple[str | None, str]:
+    """This interpreter, if the peer is installed in it (--here)."""
+    import importlib.util
+
+    if importlib.util.find_spec(_MODULES[peer]) is None:
+        return None, "not installed in this environment (--here)"
+    return sys.executable, f"this environment (--here), Python {sys.version.split()[0]}"
+
+
 # --- one program under test ---------------------------------------------------------------------
 
 
@@ -458,6 +477,12 @@ def main() -> None:
     parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--quick", action="store_true", help="fewer saves, no 16,000 / 10 MB")
     parser.add_argument(
+        "--here",
+        action="store_true",
+        help="run the peers in this environment instead of scratch ones (those not installed "
+        "here are skipped): a quick look, not the comparison",
+    )
+    parser.add_argument(
         "--envs",
         help="keep the environments in this folder and reuse them (default: made in the run's "
         "temporary folder and removed with it)",
@@ -482,8 +507,11 @@ def main() -> None:
         ("huge", "10 MB file, then another module: other / big (ms, x compile)"),
     ]
     for peer in peers:
-        print(f"{peer}: making its environment...", flush=True)
-        python, note = make_env(peer, root)
+        if options.here:
+            python, note = _here(peer)
+        else:
+            print(f"{peer}: making its environment...", flush=True)
+            python, note = make_env(peer, root)
         notes[peer] = note
         cells: dict[str, str] = {}
         rows[peer] = cells

@@ -31,6 +31,10 @@ COMMANDS = {
         *("--import-seconds", "0", "--saves", "1", "--situations", "1"),
     ],
     "bench_web": ["benchmarks/bench_web.py", "--saves", "1"],
+    "bench_peers": [
+        "benchmarks/bench_peers.py",
+        *("--quick", "--here", "--peers", "hotswap,floor"),
+    ],
     "bench_canary": [
         "benchmarks/bench_canary.py",
         *("--number", "50", "--repeat", "1", "--rounds", "1"),
