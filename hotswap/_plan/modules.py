@@ -154,12 +154,7 @@ def _undecodable_line(data: bytes, error: Exception) -> int:
 def own_root() -> str:
     """hotswap's own package folder (resolved): never user code, however it is installed (an
     editable install puts it outside site-packages)."""
-    # This module lives in hotswap/ or in one of its stage packages: walk up to the package.
-    folder = os.path.dirname(os.path.realpath(__file__))
-    top = __name__.partition(".")[0]
-    while os.path.basename(folder) != top and os.path.dirname(folder) != folder:
-        folder = os.path.dirname(folder)
-    return folder
+    return os.path.realpath(OWN_DIR.rstrip(os.sep))
 
 
 def excluded_roots() -> tuple[str, ...]:
