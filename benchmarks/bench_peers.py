@@ -160,16 +160,25 @@ CHILD = textwrap.dedent(
 
 
 def _python_312() -> str | None:
-    """A Python 3.12 or later for hmr: this one if it is, else one on PATH or under pyenv."""
+    """A Python 3.12 or later for hmr: this one if it is, else one on PATH or under pyenv
+    (each tried: a pyenv shim on PATH may name a version it will not run)."""
     if sys.version_info >= (3, 12):
         return sys.executable
-    for name in ("python3.13", "python3.12"):
-        found = shutil.which(name)
-        if found:
-            return found
     pattern = os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/bin/python")
-    found_all = sorted(glob.glob(pattern))
-    return found_all[-1] if found_all else None
+    candidates = [shutil.which(n) for n in ("python3.13", "python3.12")]
+    for candidate in [*sorted(glob.glob(pattern)), *candidates]:
+        if candidate and _runs_312(candidate):
+            return candidate
+    return None
+
+
+def _runs_312(python: str) -> bool:
+    check = "import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)"
+    try:
+        done = subprocess.run([python, "-c", check], capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _base_python() -> str:
@@ -190,7 +199,9 @@ def make_env(peer: str, root: Path) -> tuple[str | None, str]:
             pip = [str(env / "bin" / "python"), "-m", "pip", "install", "-q", *INSTALL[peer]]
             subprocess.run(pip, check=True, capture_output=True, text=True, timeout=900)
     except subprocess.CalledProcessError as error:
-        tail = (error.stderr or "").strip().splitlines()[-1:] or ["failed"]
+        output = error.stderr or ""
+        text = output.decode(errors="replace") if isinstance(output, bytes) else output
+        tail = text.strip().splitlines()[-1:] or ["failed"]
         return None, f"did not install: {tail[0][:80]}"
     except subprocess.TimeoutExpired:
         return None, "did not install within 15 minutes"
