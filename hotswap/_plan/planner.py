@@ -220,6 +220,13 @@ def plan(
     matched = {i for i in pairs if i is not None}
     removed_old = [s for i, s in enumerate(old_statements) if i not in matched]
     binders = _binders(statements)
+    # Indexes made once, so the rules below stay linear in the module's statements.
+    mutators: dict[str, list[int]] = {}
+    attribute_sets: set[tuple[str, str]] = set()
+    for position, stmt in enumerate(statements):
+        for name in stmt.info.mutates:
+            mutators.setdefault(name, []).append(position)
+        attribute_sets.update(stmt.info.attribute_sets)
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
     if (old is not None and old.flags != new.flags) or any(
         s.info.kind == FUTURE for s in removed_old
@@ -278,8 +285,8 @@ def plan(
                 dirty.add(info.name)
             # The merge takes the new body's attributes: later statements that set or fill
             # attributes of the class (``C.extra = 5``, ``C.items.append(1)``) run again.
-            for later in range(index + 1, len(statements)):
-                if info.name in statements[later].info.mutates:
+            for later in mutators.get(info.name, ()):
+                if later > index:
                     choose(later, direct=False)
         else:
             rebound.update(info.binds - live.keep)
@@ -320,7 +327,7 @@ def plan(
                 for index in binders.get(name, ()):
                     choose(index, direct=False)
         for target, attribute in info.attribute_sets:
-            if not any((target, attribute) in s.info.attribute_sets for s in statements):
+            if (target, attribute) not in attribute_sets:
                 result.attribute_deletes.add((target, attribute))
 
     # Dependents, to a fixed point: a statement whose inputs changed runs again.
