@@ -13,15 +13,19 @@ a 20 ms pause, the rest) and two files saved together (live when both are).
 Peers in the same run: a plain watchdog observer calling importlib.reload on every event for
 the file, a process restart (spawn + import), and jurigged when it is installed.
 
-Targets (issues #5 and #10, DESIGN §7): <= 3 ms idle and <= 10 ms busy (medians), 0 lost edits
-and 0 half files in every style; enable() with 2,000 modules loaded <= 10 ms and <= 2 MB,
-imports after it <= 1.1x.
+Each row reports the median and the slowest save after the first; the first save of each row's
+fresh process is reported in its own row ("first save"), as that is where a process pays what
+it prepares once.
+Targets (issues #5, #10 and #26, DESIGN §7): <= 3 ms idle and <= 10 ms busy (medians), the
+slowest idle save <= 15 ms and the first save <= 10 ms, 0 lost edits and 0 half files in every
+style; enable() with 2,000 modules loaded <= 10 ms and <= 2 MB, imports after it <= 1.1x.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import queue
 import statistics
@@ -224,6 +228,7 @@ def measure(mode: str, style: str, busy: bool, saves: int) -> dict[str, float]:
         (folder / "other.py").write_text(module_source(0))
         child = Child(folder, mode, busy)
         latencies: list[float] = []
+        first = float("nan")  # the first save of the process, reported apart
         both = style == "two files together"
         lost = half = reports = 0
         try:
@@ -238,14 +243,17 @@ def measure(mode: str, style: str, busy: bool, saves: int) -> dict[str, float]:
                     # Resynchronise for the next save.
                     save(path, module_source(n), "two files together", elsewhere)
                     child.wait_for(n, timeout=2.0, both=both)
+                elif n == 1:
+                    first = max(live - saved, 0.0) * 1000
                 else:
                     latencies.append(max(live - saved, 0.0) * 1000)
         finally:
             child.close()
     ordered = sorted(latencies) or [float("nan")]
     return {
+        "first": first,
         "median": statistics.median(ordered),
-        "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+        "max": ordered[-1],
         "lost": float(lost),
         "half": float(half),
         "reloads": reports / saves,
@@ -347,12 +355,14 @@ def main() -> None:
         "sets/s = change sets handed to the transaction per save)"
     )
     header = f"{'main':<5} {'save style':<22}" + "".join(
-        f" | {mode:<8} {'median':>7} {'p95':>7} {'lost':>4} {'half':>4} {'rel/s':>5} {'sets/s':>6}"
+        f" | {mode:<8} {'median':>7} {'max':>7} {'lost':>4} {'half':>4} {'rel/s':>5} {'sets/s':>6}"
         for mode in modes
     )
     print(header)
     print("-" * len(header))
+    slowest: dict[str, float] = {}
     for busy in (False, True):
+        firsts: dict[str, list[float]] = {mode: [] for mode in modes}
         for style in styles:
             line = f"{'busy' if busy else 'idle':<5} {style:<22}"
             for mode in modes:
@@ -361,14 +371,27 @@ def main() -> None:
                 except RuntimeError:  # a peer that did not start: its cells stay empty
                     line += f" | {'':<8} {'did not start':>37}"
                     continue
+                firsts[mode].append(row["first"])
+                if not busy:
+                    slowest[mode] = max(slowest.get(mode, 0.0), row["max"], row["first"])
                 line += (
-                    f" | {'':<8} {row['median']:>7.2f} {row['p95']:>7.2f} "
+                    f" | {'':<8} {row['median']:>7.2f} {row['max']:>7.2f} "
                     f"{int(row['lost']):>4} "
                     + (f"{int(row['half']):>4} " if mode != "jurigged" else f"{'-':>4} ")
                     + f"{row['reloads']:>5.2f} "
                     + (f"{row['sets']:>6.2f}" if mode == "hotswap" else f"{'-':>6}")
                 )
             print(line, flush=True)
+        # Each row's program is a fresh process: its first save is the one users feel most.
+        line = f"{'busy' if busy else 'idle':<5} {'first save (each row)':<22}"
+        for mode in modes:
+            done = [f for f in firsts[mode] if not math.isnan(f)] or [float("nan")]
+            line += f" | {'':<8} {statistics.median(done):>7.2f} {max(done):>7.2f} {'':>23}"
+        print(line, flush=True)
+    print(
+        "slowest save, idle, every style, first saves included: "
+        + ", ".join(f"{mode} {ms:.1f} ms" for mode, ms in slowest.items())
+    )
     if "jurigged" not in modes:
         print("jurigged: not installed, skipped (pip install jurigged to compare)")
     print(f"process restart (spawn + import): {restart_cost():.1f} ms")
@@ -379,7 +402,8 @@ def main() -> None:
         f"{scale['imports']:.2f}x (medians of 8 alternating batches of 200)"
     )
     print(
-        "\ntargets: idle <= 3 ms, busy <= 10 ms, 0 lost, 0 half; enable <= 10 ms, <= 2 MB, <= 1.1x"
+        "\ntargets: idle <= 3 ms, busy <= 10 ms (medians), slowest idle save <= 15 ms, first save "
+        "<= 10 ms, 0 lost, 0 half; enable <= 10 ms, <= 2 MB, <= 1.1x"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import bench_diff
 import bench_fleet
 import bench_latency
 import bench_observability
+import bench_peers
 import bench_pytest
 import bench_reload
 
@@ -97,3 +99,19 @@ def test_bench_sim_fleet_scale_runs():
     row = sim_fleet_scale.measure(agents=5, rounds=2, size=1024)
     assert row["prepare_bytes"] > 1024
     assert row["round_bytes"] > 5 * 2 * 1024  # a prepare and a commit, each with the bytes
+
+
+@pytest.mark.parametrize("peer", ["hotswap", "floor"])
+def test_bench_peers_rows_run(peer):
+    # The test environment holds hotswap and watchdog: it stands in for the scratch ones.
+    row = bench_peers.row_latency(sys.executable, peer, False, saves=3, timeout=10)
+    assert row["first"] is not None
+    assert len(row["times"]) == 2
+    imported = bench_peers.row_importers(sys.executable, peer, saves=1, timeout=10, count=3)
+    # hotswap follows a constant into its importers; importlib.reload does not.
+    assert len(imported["times"]) == (1 if peer == "hotswap" else 0)
+
+
+def test_bench_peers_finds_a_python_for_hmr_or_says_so():
+    found = bench_peers._python_312()
+    assert found is None or os.path.exists(found)

@@ -32,6 +32,10 @@ COMMANDS = {
     ],
     "bench_web": ["benchmarks/bench_web.py", "--saves", "1"],
     "bench_fleet": ["benchmarks/bench_fleet.py", "--saves", "1", "--modes", "fleet"],
+    "bench_peers": [
+        "benchmarks/bench_peers.py",
+        *("--quick", "--here", "--peers", "hotswap,floor"),
+    ],
     "bench_canary": [
         "benchmarks/bench_canary.py",
         *("--number", "50", "--repeat", "1", "--rounds", "1"),

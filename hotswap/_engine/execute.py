@@ -193,7 +193,8 @@ def compile_plan(new: ModuleSource, plan: Plan, path: str) -> types.CodeType | N
     body: list[ast.stmt] = []
     for index, mode in plan.run:
         stmt = new.statements[index]
-        node = parse_statement(stmt)
+        # The AST the analysis parsed, handed over once (the hooks below change it).
+        node = new.nodes.pop(index, None) or parse_statement(stmt)
         if stmt.info.kind == FUTURE:
             # Its flags are the compile flags below; the names it binds, as a fresh import
             # binds them (``annotations`` is a ``__future__._Feature``), are assigned.

@@ -18,7 +18,7 @@ from hotswap._plan import sources as _sources
 from hotswap._plan import statements as _statements
 from hotswap.exceptions import HotswapError
 
-__all__ = ("Record", "Version", "record_for", "records")
+__all__ = ("Record", "Version", "prepare", "record_for", "records")
 
 
 @dataclass
@@ -49,8 +49,10 @@ class Record:
         digest = None
         if source is not None:
             try:
-                live = _statements.parse_module(_modules.decode_source(self.name, "", source))
                 digest = hashlib.sha256(source).hexdigest()
+                live = _prepared.pop(digest, None)
+                if live is None:
+                    live = _statements.parse_module(_modules.decode_source(self.name, "", source))
             except (SyntaxError, ValueError, HotswapError):
                 live = None
         self.current = Version(1, digest, live, None)
@@ -72,6 +74,18 @@ class Record:
 
 
 records: dict[str, Record] = {}
+
+# Import-time sources parsed ahead of a module's first reload (by the watcher's warm-up), by
+# the SHA-256 of their bytes; each is handed over once, to the record made at that reload.
+_prepared: dict[str, _statements.ModuleSource] = {}
+
+
+def prepare(source: bytes, parsed: _statements.ModuleSource) -> None:
+    """Keep ``parsed`` (the parse of ``source``) for the first reload of the module that runs
+    ``source``: its record then starts from it instead of parsing again."""
+    if len(_prepared) > 4096:  # modules that never got a reload: forget the oldest
+        _prepared.pop(next(iter(_prepared)))
+    _prepared[hashlib.sha256(source).hexdigest()] = parsed
 
 
 def record_for(module: types.ModuleType) -> Record:

@@ -1,15 +1,27 @@
 """Who may depend on a change: the sources of the user's modules, cached by file version, and
-which of them import from a given module (DESIGN §5.2)."""
+which of them import from a given module (DESIGN §5.2).
+
+The search reads only the user's modules (inside the running watchers' scopes; never
+hotswap's own, the standard library or site-packages), and parses only those whose source
+can import the changed module: it names the module's last component, and a ``from`` import
+of it or a module object bound to it says it takes names from it. What a source imports is
+read once per text (a regular expression over the text the module runs, no parse); a parse is
+cached by the file and its content hash.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import sys
+import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from hotswap._engine.history import records
+from hotswap._engine.baseline import synthesize
+from hotswap._engine.history import prepare, records
 from hotswap._plan import modules as _modules
 from hotswap._plan import sources as _sources
 from hotswap._plan import statements as _statements
@@ -20,12 +32,15 @@ if TYPE_CHECKING:
 
 __all__ = (
     "Texts",
+    "candidates",
     "imports_from",
     "in_import_order",
     "known_source",
     "known_text",
     "lacks",
+    "prepared",
     "reset",
+    "warm",
 )
 
 
@@ -87,11 +102,25 @@ class Texts:
             return unit.new.source
         return known_text(name, file)
 
+    def running(self, name: str, module: types.ModuleType, file: str) -> str | bytes | None:
+        """The source ``name`` runs, or will run after the change set, without reading the
+        file when hotswap has it (the import-time bytes, the live version)."""
+        unit = self.units.get(name)
+        if unit is not None:
+            return unit.new.source
+        record = records.get(name)
+        if record is not None and record.live is not None and record.namespace is vars(module):
+            return record.live.source
+        data = _sources.peek(file)
+        if data is not None:
+            return data
+        return known_text(name, file)
+
     def all(self) -> Iterator[str]:
         """The sources of the modules beside the change set's: those below the same
         ``sys.path`` entry (the project a removed name's callers would be in)."""
         roots = tuple({_modules.import_root(u.path) for u in self.units.values()})
-        for name, module, file in _modules._project.modules():
+        for name, module, file in _modules.project_modules():
             if not file.startswith(roots):
                 continue
             text = self.of(name, module, file)
@@ -125,28 +154,25 @@ def _stat_key(file: str) -> tuple[int, int]:
 
 def known_source(name: str, file: str) -> _statements.ModuleSource | None:
     """The parsed source a module not reloaded yet runs (its imported bytes, else the file),
-    cached by the file's stat: importer searches ask for it on every reload."""
-    try:
-        stat = _stat_key(file)
-    except OSError:
-        return None
-    cached = _parsed.get(file)
-    if cached is not None and cached[0] == stat:
-        return cached[1]
+    parsed once per content: importer searches ask for it on every reload."""
     data = _sources.peek(file)
     text = None if data is None else data.decode("utf-8", "replace")
     text = text or known_text(name, file)
     if text is None:
         return None
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    cached = _parsed.get(file)
+    if cached is not None and cached[0] == digest:
+        return cached[1]
     try:
         source = _statements.parse_module(text)
     except SyntaxError:
         return None
-    _parsed[file] = (stat, source)
+    _parsed[file] = (digest, source)
     return source
 
 
-_parsed: dict[str, tuple[tuple[int, int], _statements.ModuleSource]] = {}
+_parsed: dict[str, tuple[bytes, _statements.ModuleSource]] = {}
 
 
 def lacks(module: types.ModuleType, source: _statements.ModuleSource, target: Unit) -> bool:
@@ -174,13 +200,52 @@ def imports_from(module: types.ModuleType, source: _statements.ModuleSource, tar
     package = namespace.get("__package__") or ""
     for stmt in source.statements:
         for level, relative, attribute, _ in stmt.info.from_imports:
-            name = relative
-            if level:
-                base = package.rsplit(".", level - 1)[0] if level > 1 else package
-                name = f"{base}.{relative}" if relative else base
+            name = _absolute(package, level, relative)
             if target in (name, f"{name}.{attribute}"):
                 return True
-    found = sys.modules.get(target)
+    return _binds(namespace, target, sys.modules.get(target))
+
+
+# ``from <dots><module> import <names>`` anywhere in a text (a superset: docstrings count too,
+# which only costs a parse). The names run to the closing parenthesis or the end of the line.
+_FROM = r"\bfrom\b[\s\\]*(\.*)[\s\\]*([\w.]*?)[\s\\]*\bimport\b[\s\\]*(\([^)]*\)|[^\n;#]*)"
+_FROM_TEXT = re.compile(_FROM)
+_FROM_BYTES = re.compile(_FROM.encode())
+_WORD_TEXT = re.compile(r"\w+")
+_WORD_BYTES = re.compile(rb"\w+")
+
+# file -> (the text it was read from, its from-imports as (level, module, names)).
+_FromImports = tuple[tuple[int, str, tuple[str, ...]], ...]
+_graph: dict[str, tuple[str | bytes, _FromImports]] = {}
+
+
+def from_imports(file: str, text: str | bytes) -> _FromImports:
+    """The ``from`` imports a source text may hold, read once per text object."""
+    cached = _graph.get(file)
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    found: list[tuple[int, str, tuple[str, ...]]] = []
+    if isinstance(text, bytes):
+        for dots, module, names in _FROM_BYTES.findall(text):
+            words = tuple(w.decode("ascii", "replace") for w in _WORD_BYTES.findall(names))
+            found.append((len(dots), module.decode("ascii", "replace"), words))
+    else:
+        for dots, module, names in _FROM_TEXT.findall(text):
+            found.append((len(dots), module, tuple(_WORD_TEXT.findall(names))))
+    imports = tuple(found)
+    _graph[file] = (text, imports)
+    return imports
+
+
+def _absolute(package: str, level: int, module: str) -> str:
+    if not level:
+        return module
+    base = package.rsplit(".", level - 1)[0] if level > 1 else package
+    return f"{base}.{module}" if module else base
+
+
+def _binds(namespace: dict[str, object], target: str, found: types.ModuleType | None) -> bool:
+    """Whether a namespace holds the module ``target`` or a package above it."""
     if found is None:
         return False
     for value in list(namespace.values()):
@@ -192,7 +257,136 @@ def imports_from(module: types.ModuleType, source: _statements.ModuleSource, tar
     return False
 
 
+def candidates(target: str, texts: Texts) -> list[str]:
+    """The user's loaded modules that may import from ``target``, without parsing any: the
+    source names the module's last component, and imports from it or binds it."""
+    word = target.rpartition(".")[2]
+    word_bytes = word.encode()
+    found = sys.modules.get(target)
+    chosen = []
+    for name, module, file in _modules.project_modules():
+        if name == target:
+            continue
+        text = texts.running(name, module, file)
+        if text is None:
+            continue
+        named = word_bytes in text if isinstance(text, bytes) else word in text
+        if not named:
+            continue  # cannot import it without naming it
+        namespace = vars(module)
+        package = namespace.get("__package__") or ""
+        takes = any(
+            target == imported or any(target == f"{imported}.{n}" for n in names)
+            for level, relative, names in from_imports(file, text)
+            for imported in (_absolute(package, level, relative),)
+        )
+        if takes or _binds(namespace, target, found):
+            chosen.append(name)
+    return chosen
+
+
+def prepared(file: str) -> bool:
+    """Whether the parsed source of ``file`` is cached (the warm-up or a search did it)."""
+    return file in _parsed
+
+
+def warm(
+    stop: Callable[[], bool],
+    *,
+    since: float | None = None,
+    budget: float = 0.25,
+    slice_: float = 0.002,
+) -> int:
+    """Prepare the importer search before the first save, in the background: list the user's
+    modules, read what each imports, and parse the likely importers (those that import from
+    another user module), until ``budget`` seconds of work are spent. Returns how many
+    modules were parsed.
+
+    It works in slices of ``slice_`` seconds with four times as long a pause after each, so a
+    program starting meanwhile keeps most of the interpreter (its imports are not slowed by
+    much); ``stop()`` is asked between modules, and what was not prepared is done by the
+    reload that needs it. ``since`` (a ``time.time()``): files written after it are left to
+    the reloads their saves bring.
+    """
+    spent = 0.0
+    began = time.perf_counter()
+
+    def pause() -> bool:
+        """Give the interpreter back after each slice; whether to go on."""
+        nonlocal spent, began
+        now = time.perf_counter()
+        if now - began >= slice_:
+            spent += now - began
+            time.sleep(4 * slice_)
+            began = time.perf_counter()
+        return not stop() and spent < budget
+
+    texts = Texts([])
+    modules = _modules.project_modules()
+    names = {name for name, _, _ in modules}
+    likely = []
+    for name, module, file in modules:
+        if not pause():
+            return 0
+        text = texts.running(name, module, file)
+        if text is None:
+            continue
+        package = vars(module).get("__package__") or ""
+        imported = {
+            _absolute(package, level, relative) for level, relative, _ in from_imports(file, text)
+        }
+        if imported & names:
+            likely.append((name, file))
+    parsed = 0
+    for name, module, _ in modules:  # the baselines of the first reloads
+        if not pause():
+            return parsed
+        parsed += _prepare_baseline(name, module, since)
+    for name, file in likely:
+        if not pause():
+            break
+        if known_source(name, file) is not None:
+            parsed += 1
+    return parsed
+
+
+def _prepare_baseline(name: str, module: types.ModuleType, since: float | None) -> int:
+    """Parse, ahead of its first reload, the source a module runs: the bytes it was imported
+    from, or, for a module imported before hotswap, its file once the live objects confirm
+    that the file is what runs (else the first reload works it out from the live objects, as
+    it always did). Returns 1 when something was parsed."""
+    file = getattr(module, "__file__", None)
+    if records.get(name) is not None or not isinstance(file, str):
+        return 0  # reloaded already: its live version is known
+    data = _sources.peek(file)
+    recorded = data is not None
+    if data is None:
+        try:
+            with open(file, "rb") as handle:
+                data = handle.read()
+                written = os.fstat(handle.fileno()).st_mtime
+        except OSError:
+            return 0
+        if since is None or written >= since - 1.0:
+            return 0  # saved around or after the start: its own reload reads it
+    try:
+        parsed = _statements.parse_module(_modules.decode_source(name, file, data))
+    except (SyntaxError, HotswapError):
+        return 0
+    if not recorded:
+        baseline = synthesize(module, parsed, file)
+        if len(baseline.statements) != len(parsed.statements) or any(
+            mine is not theirs
+            for mine, theirs in zip(baseline.statements, parsed.statements, strict=True)
+        ):
+            return 1  # the live objects differ from the file: leave it to the reload
+        _sources.remember(file, data)
+    prepare(data, parsed)
+    return 1
+
+
 def reset() -> None:
     """Forget the cached sources (for tests)."""
     _file_texts.clear()
     _parsed.clear()
+    _graph.clear()

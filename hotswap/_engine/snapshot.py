@@ -58,9 +58,29 @@ def register_stateful(
 ) -> None:
     """Make snapshots record ``get(obj)`` for instances of ``kind`` and restore it with set_."""
     _stateful[kind] = (get, set_)
+    _accessors.clear()
 
 
-@dataclass(frozen=True)
+_Accessors = tuple[Callable[[Any], object], Callable[[Any, object], None]]
+# type -> its accessors (None: not stateful), found once per type: a snapshot visits every
+# value of the module, and most are of a handful of types.
+_accessors: dict[type, _Accessors | None] = {}
+# Values of these exact types hold no code and no state a reload swaps: nothing to record.
+_PLAIN = frozenset(
+    {int, float, complex, bool, str, bytes, type(None), tuple, frozenset, range, types.ModuleType}
+)
+
+
+def _accessors_of(kind: type) -> _Accessors | None:
+    try:
+        return _accessors[kind]
+    except KeyError:
+        found = next((a for k, a in _stateful.items() if issubclass(kind, k)), None)
+        _accessors[kind] = found
+        return found
+
+
+@dataclass(eq=False, slots=True)  # made per object at every snapshot: no frozen init
 class _FunctionState:
     function: types.FunctionType
     code: types.CodeType
@@ -88,7 +108,7 @@ class _FunctionState:
         return changed
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, slots=True)  # made per object at every snapshot: no frozen init
 class _ClassState:
     cls: type
     namespace: dict[str, Any]
@@ -232,7 +252,10 @@ class _Walker:
     def other(self, value: object) -> None:
         # type(), not isinstance(): a value of any class may sit in a module, and isinstance
         # asks the value for its __class__, which a proxy or a broken object answers as it likes.
-        accessors = next((a for k, a in _stateful.items() if issubclass(type(value), k)), None)
+        kind = type(value)
+        if kind in _PLAIN:
+            return
+        accessors = _accessors_of(kind)
         if accessors is not None:
             self.seen.add(id(value))
             get, set_ = accessors

@@ -34,7 +34,7 @@ from hotswap._fleet import protocol
 from hotswap._fleet.protocol import Address
 from hotswap._fleet.release import Release, State, digest, ledger, short
 from hotswap._ops.events import ReloadResult
-from hotswap._plan import modules, sources
+from hotswap._plan import sources
 from hotswap._plan.modules import ModuleIndex
 from hotswap.exceptions import HotswapError, PinTimeoutError
 
@@ -320,7 +320,7 @@ def _warm() -> None:
     idle: the first vote after the program imported its code pays it otherwise (tens of ms,
     on the path from save to every worker)."""
     try:
-        modules.importer_candidates("\0", importers.Texts([]).of)
+        importers.warm(lambda: False)
     except Exception:  # a warm-up only; the vote does the same and reports
         logger.debug("hotswap: fleet warm-up failed", exc_info=True)
 

@@ -21,13 +21,16 @@ __all__ = (
     "decode_source",
     "excluded_roots",
     "import_root",
-    "importer_candidates",
     "loaded_files",
     "module_name",
+    "own_root",
+    "project_modules",
     "read_source",
     "real_file",
     "resolve",
+    "search_scope",
     "source_file",
+    "watched_scope",
 )
 
 
@@ -148,14 +151,21 @@ def _undecodable_line(data: bytes, error: Exception) -> int:
 # --- the watch scope ----------------------------------------------------------------------------
 
 
+def own_root() -> str:
+    """hotswap's own package folder (resolved): never user code, however it is installed (an
+    editable install puts it outside site-packages)."""
+    return os.path.realpath(OWN_DIR.rstrip(os.sep))
+
+
 def excluded_roots() -> tuple[str, ...]:
-    """The standard library and installed packages: never reloaded unless a path names them.
+    """The standard library, installed packages and hotswap itself: never reloaded unless a
+    path names them.
 
     The standard library is where ``os`` lives (lib-dynload is inside it); installed packages
     are the site-packages and dist-packages folders on sys.path. Read this way rather than from
     sysconfig, whose first call costs milliseconds of enable().
     """
-    found = {os.path.realpath(os.path.dirname(os.__file__))}
+    found = {os.path.realpath(os.path.dirname(os.__file__)), own_root()}
     for path in sys.path:
         if os.path.basename(path) in ("site-packages", "dist-packages"):
             found.add(os.path.realpath(path))
@@ -388,6 +398,7 @@ class _Project:
         self._count: tuple[int, str, int] = (-1, "", 0)
         self._modules: list[tuple[str, ModuleType, str]] = []
         self._excluded: tuple[str, ...] | None = None
+        self.judged: dict[str, bool] = {}  # file -> inside the watchers' scopes
 
     def modules(self) -> list[tuple[str, ModuleType, str]]:
         if self._excluded is None:
@@ -407,43 +418,56 @@ class _Project:
                     continue
                 found.append((name, module, file))
             self._modules = found
+            self.judged.clear()
         return self._modules
 
 
 _project = _Project()
 
 
-def importer_candidates(
-    target: str, text_of: Callable[[str, ModuleType, str], str | None]
-) -> list[str]:
-    """Loaded user modules that may import from ``target``: their source names it.
+# The scopes of the running watchers: the importer search reads only modules they may reload.
+_scopes: list[Callable[[str], bool]] = []
 
-    ``text_of(name, module, file)`` gives the source a module runs (None: unknown). A module
-    cannot take a name from ``pkg.config`` without naming ``config`` somewhere, so a text
-    search keeps the (costlier) statement analysis to the modules that can be importers.
+
+def watched_scope(contains: Callable[[str], bool] | None, *, remove: bool = False) -> None:
+    """Register (or, with ``remove``, forget) a running watcher's :meth:`Scope.contains`.
+
+    While a watcher runs, what it watches is the user's code: a module outside it (an
+    editable install of a library that is not watched) is never read as a possible importer.
     """
-    word = target.rpartition(".")[2]
+    if contains is None:
+        return
+    if remove:
+        if contains in _scopes:
+            _scopes.remove(contains)
+    elif contains not in _scopes:
+        _scopes.append(contains)
+    _project.judged.clear()
+
+
+def search_scope() -> Callable[[str], bool] | None:
+    """Whether a file may hold an importer: inside a running watcher's scope (None: no
+    watcher runs, every module of the project may)."""
+    scopes = tuple(_scopes)
+    if not scopes:
+        return None
+    return lambda file: any(contains(file) for contains in scopes)
+
+
+def project_modules() -> list[tuple[str, ModuleType, str]]:
+    """The loaded user modules, as (name, module, file): outside the standard library,
+    site-packages and hotswap itself, and inside the running watchers' scopes, if any."""
+    modules = _project.modules()
+    scope = search_scope()
+    if scope is None:
+        return modules
+    judged = _project.judged
     found = []
-    for name, module, file in _project.modules():
-        if name == target:
-            continue
-        text = text_of(name, module, file)
-        if text is not None and word in _words(text):
-            found.append(name)
+    for entry in modules:
+        file = entry[2]
+        inside = judged.get(file)
+        if inside is None:
+            inside = judged[file] = scope(file)
+        if inside:
+            found.append(entry)
     return found
-
-
-# A module's source text -> the identifiers in it (the importer search asks at every reload;
-# the texts are the same objects as long as the files do not change).
-_word_cache: dict[int, tuple[str, frozenset[str]]] = {}
-
-
-def _words(text: str) -> frozenset[str]:
-    cached = _word_cache.get(id(text))
-    if cached is not None and cached[0] is text:
-        return cached[1]
-    words = frozenset(re.findall(r"\w+", text))
-    if len(_word_cache) > 4096:
-        _word_cache.clear()
-    _word_cache[id(text)] = (text, words)
-    return words

@@ -27,17 +27,18 @@ objects the rules need come in through :class:`Live`). DESIGN §5.1 and §5.2:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
+from hotswap._plan.effects import READ_ONLY_METHODS
 from hotswap._plan.statements import (
     CLASS,
     DEF,
     FUTURE,
     MAIN,
     OTHER,
-    READ_ONLY_METHODS,
     ModuleSource,
     Statement,
 )
@@ -169,14 +170,22 @@ def align(old: list[Statement], new: list[Statement]) -> list[int | None]:
             for k in range(i2 - i1):
                 pairs[start + j1 + k] = start + i1 + k
             continue
-        # Same code, other text (comments, layout): match digests in order.
+        # Same code, other text (comments, layout): match digests in order, each new
+        # statement to the first old one with its digest after the last match (an index of
+        # the stretch by digest keeps it linear: a whole-module rewrite matches nothing).
+        where: dict[str, list[int]] = {}
+        for candidate in range(i1, i2):
+            where.setdefault(old_mid[candidate].info.digest, []).append(candidate)
         i = i1
         for j in range(j1, j2):
-            for candidate in range(i, i2):
-                if old_mid[candidate].info.digest == new_mid[j].info.digest:
-                    pairs[start + j] = start + candidate
-                    i = candidate + 1
-                    break
+            found = where.get(new_mid[j].info.digest)
+            if not found:
+                continue
+            position = bisect_left(found, i)
+            if position < len(found):
+                candidate = found[position]
+                pairs[start + j] = start + candidate
+                i = candidate + 1
     return pairs
 
 
@@ -277,6 +286,13 @@ def plan(
     old_writers = _writer_functions(old_statements)
     new_writers = _writer_functions(statements)
     writes = [_writes(stmt, new_writers) for stmt in statements]
+    # Indexes made once, so the rules below stay linear in the module's statements.
+    mutators: dict[str, list[int]] = {}
+    attribute_sets: set[tuple[str, str]] = set()
+    for position, stmt in enumerate(statements):
+        for name in stmt.info.mutates:
+            mutators.setdefault(name, []).append(position)
+        attribute_sets.update(stmt.info.attribute_sets)
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
     if (old is not None and old.flags != new.flags) or any(
         s.info.kind == FUTURE for s in removed_old
@@ -356,8 +372,8 @@ def plan(
                 dirty.add(info.name)
             # The merge takes the new body's attributes: later statements that set or fill
             # attributes of the class (``C.extra = 5``, ``C.items.append(1)``) run again.
-            for later in range(index + 1, len(statements)):
-                if info.name in statements[later].info.mutates:
+            for later in mutators.get(info.name, ()):
+                if later > index:
                     choose(later, direct=False)
         else:
             rebound.update(info.binds - live.keep)
@@ -405,7 +421,7 @@ def plan(
         if not (info.kind == DEF and info.name in kept_registrations):
             to_rebuild.update(n for n in _writes(stmt, old_writers) if live.container(n))
         for target, attribute in info.attribute_sets:
-            if any((target, attribute) in s.info.attribute_sets for s in statements):
+            if (target, attribute) in attribute_sets:
                 continue
             if attribute.startswith("__") and attribute.endswith("__"):
                 # ``f.__doc__ = ...`` gone: what the definition itself sets comes back when

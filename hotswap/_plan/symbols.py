@@ -43,6 +43,7 @@ __all__ = (
     "Symbols",
     "code_key",
     "module_symbols",
+    "node_digest",
     "source_lines",
     "split_statements",
 )
@@ -252,8 +253,30 @@ def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> 
 def _digest(*nodes: ast.AST) -> str:
     # ast.dump leaves out line and column attributes, and the AST has no comments or layout,
     # so moving, reformatting or commenting a definition keeps its digest.
+    if len(nodes) == 1:
+        # A statement's digest is asked twice in a row (its symbol's fingerprint, then its
+        # Info's), and ast.dump is the costliest part of reading a statement.
+        last = _last_digest
+        if last is not None and last[0] is nodes[0]:
+            return last[1]
     text = "\n".join(ast.dump(node) for node in nodes)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    if len(nodes) == 1:
+        _remember(nodes[0], digest)
+    return digest
+
+
+_last_digest: tuple[ast.AST, str] | None = None
+
+
+def _remember(node: ast.AST, digest: str) -> None:
+    global _last_digest
+    _last_digest = (node, digest)
+
+
+def node_digest(*nodes: ast.AST | None) -> str:
+    """The digest of AST nodes, ignoring positions (None entries are left out)."""
+    return _digest(*(n for n in nodes if n is not None))
 
 
 def _loaded_names(nodes: Iterable[ast.AST | None]) -> frozenset[str]:

@@ -62,12 +62,13 @@ from watchdog.observers.polling import PollingObserver
 
 from hotswap._config.settings import Settings
 from hotswap._engine import adapters as _adapters
+from hotswap._engine import importers as _importers
 from hotswap._engine.gil import Lowered
 from hotswap._ops import events as _events
 from hotswap._ops.events import ReloadResult, location
 from hotswap._plan import datafiles as _datafiles
 from hotswap._plan import signing as _signing
-from hotswap._plan.modules import ModuleIndex, Scope
+from hotswap._plan.modules import ModuleIndex, Scope, watched_scope
 from hotswap._watch.changeset import (
     COMPLETE,
     CREATED,
@@ -87,6 +88,10 @@ from hotswap._watch.fsfacts import (
 )
 
 __all__ = ("Reloader",)
+
+# How long after the watcher starts it prepares the first reload (a program's start, and its
+# imports, come first; a save before that is prepared by its own reload).
+_WARM_AFTER = 0.5
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +252,9 @@ class Reloader:
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
+        self._warmer = threading.Thread(target=self._warm, name="hotswap-warm", daemon=True)
+        self._stopped = threading.Event()
+        self._started = time.time()
 
     @property
     def running(self) -> bool:
@@ -259,7 +267,11 @@ class Reloader:
             self._watching = Lowered(self.settings.switch_interval)
         self._observer.start()
         self._schedule()
+        # What this watcher may reload is the user's code the importer search reads.
+        watched_scope(self.scope.contains)
+        self._started = time.time()
         self._worker.start()
+        self._warmer.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
 
     def delegate(self, apply_files: ApplyFiles) -> None:
@@ -269,6 +281,8 @@ class Reloader:
 
     def stop(self) -> None:
         """Stop watching and join the threads."""
+        watched_scope(self.scope.contains, remove=True)
+        self._stopped.set()
         self._observer.stop()
         with self._cond:
             self._stopping = True
@@ -282,6 +296,8 @@ class Reloader:
             self._observer.join()
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join()
+        if self._warmer.is_alive() and self._warmer is not threading.current_thread():
+            self._warmer.join()
         _events.publish(_events.WatcherState("stopped", tuple(self.paths)))
 
     # --- watches ---------------------------------------------------------------------------
@@ -527,6 +543,16 @@ class Reloader:
                 self._cond.wait(limit - now)
 
     # --- the worker ------------------------------------------------------------------------
+
+    def _warm(self) -> None:
+        """Prepare what the first reload needs (the importer search's reading and parsing) in
+        the background, once the program had a moment to start: its own imports come first."""
+        if self._stopped.wait(_WARM_AFTER):
+            return
+        try:
+            _importers.warm(self._stopped.is_set, since=self._started)
+        except Exception:  # only a preparation: the reload does the work itself if need be
+            logger.debug("hotswap: preparing the importer search failed", exc_info=True)
 
     def _run(self) -> None:
         try:

@@ -1,0 +1,218 @@
+"""What the importer search reads: the user's modules that can import the changed one, inside
+the watched paths, never hotswap's own modules; each parsed once per content (issue 26)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import hotswap
+from hotswap._engine import importers as _importers
+from hotswap._plan import modules as _modules
+from hotswap._plan import sources as _sources
+from hotswap._plan import statements as _statements
+
+OWN = os.path.dirname(os.path.realpath(hotswap.__file__))
+
+
+class Spy:
+    """Records every file the importer search reads and every source text it parses."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.read: list[str] = []
+        self.parsed: list[str] = []
+        known_text, peek, parse = _importers.known_text, _sources.peek, _statements.parse_module
+
+        def spy_text(name: str, file: str) -> str | None:
+            self.read.append(os.path.realpath(file))
+            return known_text(name, file)
+
+        def spy_peek(path: str) -> bytes | None:
+            self.read.append(os.path.realpath(path))
+            return peek(path)
+
+        def spy_parse(text: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
+            self.parsed.append(text)
+            return parse(text, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(_importers, "known_text", spy_text)
+        monkeypatch.setattr(_sources, "peek", spy_peek)
+        monkeypatch.setattr(_statements, "parse_module", spy_parse)
+
+    def clear(self) -> None:
+        self.read.clear()
+        self.parsed.clear()
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    return Spy(monkeypatch)
+
+
+def test_importer_search_never_reads_hotswaps_own_modules(reloading, spy):
+    # "plan" and "records" are words all over hotswap's sources: a text search over every
+    # module outside site-packages took them for possible importers (an editable install).
+    reloading.load("plan", "RATE = 1\n")
+    user = reloading.load("records", "from plan import RATE\n")
+    spy.clear()
+    result = reloading.reload("plan", "RATE = 2\n")
+    assert result.ok, result.error
+    assert [d.module for d in result.dependents] == ["records"]
+    assert user.RATE == 2
+    assert spy.read, "the spy saw nothing: it watches the wrong functions"
+    assert not [f for f in spy.read if f.startswith(OWN + os.sep)]
+
+
+def test_hotswap_package_is_never_user_code():
+    assert OWN in _modules.excluded_roots()
+    assert not _modules.Scope([os.path.dirname(OWN)]).contains(os.path.join(OWN, "_api.py"))
+    assert not [f for _, _, f in _modules.project_modules() if f.startswith(OWN + os.sep)]
+
+
+def test_importer_search_never_reads_modules_outside_the_watched_paths(
+    project, watch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spy
+):
+    # A library installed in editable mode: on sys.path, outside site-packages, not watched.
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "vendored.py").write_text("from settings import RATE  # vendored\n")
+    monkeypatch.syspath_prepend(str(library))
+    settings = project.load("settings", "RATE = 1\n")
+    user = project.load("user", "from settings import RATE\n")
+    import vendored  # type: ignore[import-not-found]
+
+    try:
+        seen = watch([str(project.root)])
+        spy.clear()
+        project.path("settings").write_text("RATE = 2\n")
+        seen.wait_count(1)
+        result = seen.results[0]
+        assert result.ok, result.error
+        assert settings.RATE == user.RATE == 2
+        assert [d.module for d in result.dependents] == ["user"]
+        assert vendored.RATE == 1  # a library is not followed
+        assert str(library / "vendored.py") not in spy.read
+        assert not [t for t in spy.parsed if "# vendored" in t]
+    finally:
+        sys.modules.pop("vendored", None)
+
+
+def test_importer_search_parses_only_modules_that_can_import_the_changed_one(reloading, spy):
+    reloading.load("tariff", "RATE = 1\n")
+    reloading.load("mentions", "# tariff is named here, never imported\nTARIFF = 'tariff'\n")
+    reloading.load("unrelated", "VALUE = 3\n")
+    user = reloading.load("buyer", "from tariff import RATE\n")
+    spy.clear()
+    result = reloading.reload("tariff", "RATE = 2\n")
+    assert result.ok, result.error
+    assert user.RATE == 2
+    assert "from tariff import RATE\n" in spy.parsed
+    assert not [t for t in spy.parsed if t.startswith(("# tariff is named", "VALUE = 3"))]
+
+
+def test_importer_parse_is_cached_by_content(reloading, spy):
+    # ``import fee`` binds the module: a possible importer, whose statements read fee.RATE
+    # only inside a function, so none of them runs and it is searched again at every reload.
+    reloading.load("fee", "RATE = 1\n")
+    reader = reloading.load("reader", "import fee\n\ndef rate():\n    return fee.RATE\n")
+    assert reloading.reload("fee", "RATE = 2\n").ok
+    assert reader.rate() == 2
+    path = reloading.path("reader")
+    stamp = path.stat().st_mtime_ns + 5_000_000_000
+    os.utime(path, ns=(stamp, stamp))  # touched, same content
+    spy.clear()
+    result = reloading.reload("fee", "RATE = 3\n")
+    assert result.ok, result.error
+    assert reader.rate() == 3
+    assert not [t for t in spy.parsed if t.startswith("import fee")]
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
+
+
+def test_enable_prepares_the_importers_before_the_first_save(project, watch, spy):
+    # Imported before the watcher starts, as a program's modules are before enable().
+    constants = project.load("constants", "RATE = 1\n")
+    user = project.load("shop", "from constants import RATE\n\nPRICE = RATE * 10\n")
+    path = os.path.realpath(project.path("shop"))
+    seen = watch([str(project.root)])
+    _wait_until(lambda: _importers.prepared(path))
+    spy.clear()
+    project.path("constants").write_text("RATE = 2\n")
+    seen.wait_count(1)
+    result = seen.results[0]
+    assert result.ok, result.error
+    assert constants.RATE == user.RATE == 2
+    assert user.PRICE == 20
+    assert [d.module for d in result.dependents] == ["shop"]
+    assert not [t for t in spy.parsed if t.startswith("from constants")]
+
+
+def _age(path: Path) -> None:
+    """Date a file an hour back: written before the program started, as a project's are."""
+    stamp = time.time() - 3600
+    os.utime(path, (stamp, stamp))
+
+
+def test_enable_prepares_the_baseline_of_modules_imported_before(
+    project, watch, monkeypatch: pytest.MonkeyPatch
+):
+    module = project.load(
+        "early", "EVENTS = []\nEVENTS.append('import')\n\ndef rate():\n    return 1\n"
+    )
+    path = project.path("early")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    _age(path)
+    seen = watch([str(project.root)])
+    _wait_until(lambda: _sources.peek(str(path)) is not None)
+    synthesized: list[str] = []
+    synthesize = _importers.synthesize
+
+    def spy(target, new, file):  # type: ignore[no-untyped-def]
+        synthesized.append(target.__name__)
+        return synthesize(target, new, file)
+
+    monkeypatch.setattr(_transaction_module(), "synthesize", spy)
+    path.write_text("EVENTS = []\nEVENTS.append('import')\n\ndef rate():\n    return 2\n")
+    seen.wait_count(1)
+    result = seen.results[0]
+    assert result.ok, result.error
+    assert result.changes.changed == ("rate",)
+    assert module.rate() == 2
+    assert module.EVENTS == ["import"]  # the unchanged statements did not run again
+    assert synthesized == []  # the baseline was ready: not worked out on the save
+
+
+def test_enable_never_takes_a_file_edited_since_import_for_what_runs(project, watch):
+    module = project.load("edited", "def rate():\n    return 1\n")
+    path = project.path("edited")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    path.write_text("def rate():\n    return 5\n")  # edited after the import, not reloaded
+    _age(path)
+    other = project.load("sibling", "VALUE = 1\n")
+    _sources.take(str(project.path("sibling")))
+    _age(project.path("sibling"))
+    seen = watch([str(project.root)])
+    _wait_until(lambda: _sources.peek(str(project.path("sibling"))) is not None)
+    assert _sources.peek(str(path)) is None  # the live objects disagree with the file
+    path.write_text("def rate():\n    return 5\n\nEXTRA = 1\n")
+    seen.wait_count(1)
+    assert seen.results[0].ok, seen.results[0].error
+    assert module.rate() == 5  # the edit made before enable() applies too
+    assert module.EXTRA == 1
+    assert other.VALUE == 1
+
+
+def _transaction_module():  # type: ignore[no-untyped-def]
+    from hotswap._engine import transaction
+
+    return transaction
