@@ -1,10 +1,11 @@
-"""The watchdog observer, event filtering, settling and change sets; the only importer of
-watchdog.
+"""The watchdog observer, event filtering, settling and change sets (watchdog is imported
+here and by the observer thread's handler, :mod:`hotswap._watch.handler`).
 
-Event path: watchdog's observer thread calls :meth:`_Handler.dispatch`, which only files the
-path with a due time and wakes the worker; the worker (``hotswap-worker``) reads the due files,
-skips those whose content did not change, and hands the rest to the transaction as one change
-set (:func:`hotswap._engine.transaction.reload_many`).
+Event path: watchdog's observer thread calls :meth:`hotswap._watch.handler.Handler.dispatch`,
+which only files the path with a due time and wakes the worker; the worker
+(``hotswap-worker``) reads the due files, skips those whose content did not change, and hands
+the rest to the transaction as one change set
+(:func:`hotswap._engine.transaction.reload_many`).
 
 When is a file complete? Facts first, time only where the platform cannot tell:
 
@@ -46,16 +47,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from watchdog.events import (
-    DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
@@ -86,6 +77,7 @@ from hotswap._watch.fsfacts import (
     git_index_locks,
     locked,
 )
+from hotswap._watch.handler import EVENTS, GONE, Handler, inotify_observer
 
 __all__ = ("Reloader",)
 
@@ -107,18 +99,6 @@ _BURST_QUIET = 0.002
 # complete file waits for such a gap, so they go live as one change set (seconds; what it adds
 # to a single save's latency).
 _GATHER = 0.0005
-# The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
-# even report the opens and reads of every import (they slowed imports by 17%).
-_EVENTS = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    FileDeletedEvent,
-    DirMovedEvent,
-]
-# A path that is gone (deleted, or moved away): what was pending for it is void.
-_GONE = "gone"
 # A deleted module file is reported once the deletion stood this long (seconds): an editor that
 # moves the old file away and writes the new one brings it back within it.
 _GONE_GRACE = 0.25
@@ -139,55 +119,8 @@ class _Pending:
     at: float = 0.0  # when its last event came (0: requeued by the worker)
 
 
-def _inotify_observer() -> BaseObserver | None:
-    """An inotify observer that reports a move from an unwatched folder as a move, not as a
-    bare creation (None off Linux)."""
-    try:
-        from watchdog.observers.inotify import InotifyObserver
-    except (ImportError, OSError, AttributeError):  # pragma: no cover - not Linux
-        return None
-    try:
-        return InotifyObserver(generate_full_events=True)
-    except (TypeError, OSError):  # pragma: no cover - an old watchdog, or no inotify left
-        return None
-
-
 # Files no framework caches from the watched folders: bytecode, databases, logs, editors' own.
 _NOT_TEMPLATES = (".pyc", ".pyo", ".sqlite3", ".sqlite3-journal", ".db", ".log", ".swp", "~")
-
-
-class _Handler(FileSystemEventHandler):
-    """Runs on watchdog's thread: keep it short, it delays every event behind it."""
-
-    def __init__(self, reloader: Reloader) -> None:
-        super().__init__()
-        self._reloader = reloader
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        kind = event.event_type
-        why: str | None = None
-        path = event.src_path
-        if event.is_directory:
-            if kind == "moved" and event.dest_path:
-                # A folder renamed into place holds complete files (watchdog follows with a
-                # creation for each, which must not make them wait for a close).
-                self._reloader._arrived(os.fsdecode(event.dest_path))
-        elif kind == "closed":
-            why = COMPLETE
-        elif kind == "moved":
-            # Full events: a move out of the watched folders has no destination (the module
-            # keeps running, as for a deletion); a move in from elsewhere has no source.
-            if event.src_path:
-                self._reloader.notify(os.fsdecode(event.src_path), _GONE)
-            path, why = event.dest_path, COMPLETE if event.dest_path else None
-        elif kind == "created":
-            why = CREATED
-        elif kind == "modified":
-            why = WRITING
-        elif kind == "deleted":
-            why = _GONE  # the module keeps running; a new file brings its own events
-        # opened, closed_no_write: nothing was written.
-        self._reloader.notify(os.fsdecode(path) if why else "", why)
 
 
 class Reloader:
@@ -227,8 +160,8 @@ class Reloader:
         self._missing: set[tuple[str, bool]] = set()
         self._modules_seen = 0
         self._deleted: set[str] = set()  # module files reported deleted (said once)
-        self._handler = _Handler(self)
-        observer = None if settings.polling else _inotify_observer()
+        self._handler = Handler(self)
+        observer = None if settings.polling else inotify_observer()
         # Only inotify reports closes; elsewhere a write is read once it settled.
         self._closes = observer is not None
         if observer is None:
@@ -331,7 +264,7 @@ class Reloader:
             return
         try:
             watch = self._observer.schedule(
-                self._handler, folder, recursive=recursive, event_filter=_EVENTS
+                self._handler, folder, recursive=recursive, event_filter=EVENTS
             )
         except TypeError:  # a watchdog without event filters
             watch = self._observer.schedule(self._handler, folder, recursive=recursive)
@@ -390,7 +323,7 @@ class Reloader:
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
         if why is None or not (path.endswith(".py") or _datafiles.readers(path)):
             # (A data file that module code read at import counts: its readers run again.)
-            done = why in (COMPLETE, _GONE) or (why == WRITING and self.settings.polling)
+            done = why in (COMPLETE, GONE) or (why == WRITING and self.settings.polling)
             if done and not path.endswith(_NOT_TEMPLATES):
                 # Another file (a template): the framework adapters drop what they cached.
                 _adapters.files_changed((path,), self.paths)
@@ -403,12 +336,12 @@ class Reloader:
             why = created_means(path)
         logger.debug("hotswap: event: %s %s", why, path)
         with self._cond:
-            if why == _GONE:
+            if why == GONE:
                 self._pending.pop(path, None)
                 self._completes.pop(path, None)
                 if path.endswith(".py"):
                     # The worker says so once the deletion stood (see _report_deleted).
-                    self._pending[path] = _Pending(time.monotonic() + _GONE_GRACE, _GONE)
+                    self._pending[path] = _Pending(time.monotonic() + _GONE_GRACE, GONE)
                     self._cond.notify_all()
                 return
             self._deleted.discard(path)  # back: a later deletion is news again
@@ -433,7 +366,7 @@ class Reloader:
             self._boost()
             self._cond.notify_all()
 
-    def _arrived(self, folder: str) -> None:
+    def arrived(self, folder: str) -> None:
         """A folder was renamed into place: its source files are complete."""
         for parent, _, names in os.walk(folder):
             for name in names:
@@ -576,7 +509,7 @@ class Reloader:
                 self._unboost()
 
     def _apply(self, paths: dict[str, str]) -> None:
-        for path in [p for p, why in paths.items() if why == _GONE]:
+        for path in [p for p, why in paths.items() if why == GONE]:
             del paths[path]
             self._report_deleted(path)
         if not paths:
