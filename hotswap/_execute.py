@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotswap import _annotations
 from hotswap._baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._compare import wrapped_of
 from hotswap._planner import INPLACE, Live, Plan
@@ -218,9 +219,12 @@ def run_plan(
     old: dict[str, Any],
     updater: Updater,
     plan: Plan,
+    new: ModuleSource,
+    path: str,
 ) -> Executed:
-    """Execute ``code`` in the module, reconciling definitions as they are made; then
-    reconcile the rest, remove names no statement binds and attributes no statement sets."""
+    """Execute ``code`` (the plan's statements of ``new``, compiled) in the module, reconciling
+    definitions as they are made; then reconcile the rest, remove names no statement binds and
+    attributes no statement sets, and bring the module's annotations up to date."""
     namespace = vars(module)
     done = Executed()
     handled: set[str] = set()  # names reconciled as they were bound
@@ -256,20 +260,19 @@ def run_plan(
 
         return apply
 
+    annotations = _annotations.before_run(namespace)
     if code is not None:
         exec_with_hooks(code, namespace, inplace, merge)
     outcome = updater.run(frozenset(handled))
     done.after_commit += outcome.after_commit
     done.replaced += outcome.replaced
-    annotations = namespace.get("__annotations__")
     for name in plan.removed:
         if name in MODULE_ATTRIBUTES or name in updater.keep or name not in namespace:
             continue
         value = namespace[name]
         if value is old.get(name) and not is_submodule(module.__name__, name, value):
             del namespace[name]
-            if isinstance(annotations, dict):
-                annotations.pop(name, None)  # as a fresh import would not have it
+    _annotations.after_run(namespace, new, [index for index, _ in plan.run], annotations, path)
     for target, attribute in plan.attribute_deletes:
         owner = namespace.get(target)
         if isinstance(owner, types.FunctionType | type) and attribute in getattr(

@@ -96,6 +96,8 @@ class Plan:
         dirty: functions and classes whose behaviour changed (for importers).
         attribute_deletes: ``(x, attr)`` set by a removed ``x.attr = ...`` statement.
         replaced: class names predicted to be replaced, not merged.
+        annotations: a statement that annotated module names was removed (the module's
+            annotations change even when no name is unbound: ``x: int`` alone binds nothing).
     """
 
     run: list[tuple[int, str]] = field(default_factory=list)
@@ -106,10 +108,11 @@ class Plan:
     dirty: set[str] = field(default_factory=set)
     attribute_deletes: set[tuple[str, str]] = field(default_factory=set)
     replaced: set[str] = field(default_factory=set)
+    annotations: bool = False
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported)."""
-        return bool(self.run or self.removed or self.attribute_deletes)
+        return bool(self.run or self.removed or self.attribute_deletes or self.annotations)
 
 
 def align(old: list[Statement], new: list[Statement]) -> list[int | None]:
@@ -298,6 +301,8 @@ def plan(
         if live.running is not None and stmt.last >= live.running:
             continue  # still running (the main loop's old version): its effects stand
         info = stmt.info
+        if info.annotates:
+            result.annotations = True
         for name in info.binds:
             if name not in binders:
                 if name != "*":
