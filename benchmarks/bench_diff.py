@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _sources import module_source, scratch
 
-from hotswap import _diff, _symbols
+from hotswap._plan import diff as _diff
+from hotswap._plan import symbols as _symbols
 
 
 def median_ms(action: Callable[[], object], rounds: int) -> float:

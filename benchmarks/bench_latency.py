@@ -52,7 +52,7 @@ CHILD = textwrap.dedent(
 
     if mode == "hotswap":
         import hotswap
-        from hotswap import _transaction
+        from hotswap._engine import transaction as _transaction
         reload_many = _transaction.reload_many
 
         def counted(entries, **options):  # one line per change set: transactions per save
@@ -276,7 +276,7 @@ SCALE = textwrap.dedent(
         return time.perf_counter() - start
     for i in range(count):
         importlib.import_module(f"pkg{i % 20}.m{i // 20}")
-    import hotswap, hotswap._watcher  # the library itself, imported as a program would
+    import hotswap, hotswap._watch.watcher  # the library itself, imported as a program would
     start = time.perf_counter()
     hotswap.enable([folder])
     elapsed = time.perf_counter() - start

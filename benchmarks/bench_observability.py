@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sources import module_source, scratch
 
 import hotswap
-from hotswap import _signing
+from hotswap._plan import signing as _signing
 
 
 def _keys(folder: Path) -> tuple[str, str]:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from _sources import scratch
 
-from hotswap import _restart, _runner
+from hotswap._cli import restart as _restart
+from hotswap._cli import runner as _runner
 
 # Heavy third-party imports a web service typically has; those not installed are left out.
 HEAVY = ("fastapi", "pydantic", "httpx", "flask", "yaml")

@@ -9,8 +9,8 @@ Example:
 
 from typing import Any
 
-from hotswap import _sources, exceptions
-from hotswap import integrations as _integrations  # noqa: F401  (registers adapters by name)
+from hotswap import exceptions
+from hotswap import integrations as _integrations  # noqa: F401  (registers adapters by name
 from hotswap._api import (
     configure,
     disable,
@@ -21,9 +21,14 @@ from hotswap._api import (
     status,
     subscribe,
 )
-from hotswap._canary import Canary, canary, canary_scope
-from hotswap._config import AuditPolicy, AutoRollback, CanaryPolicy, Settings, SignaturePolicy
-from hotswap._events import (
+from hotswap._config.settings import (
+    AuditPolicy,
+    AutoRollback,
+    CanaryPolicy,
+    Settings,
+    SignaturePolicy,
+)
+from hotswap._ops.events import (
     CanaryCall,
     CanaryDecision,
     ChangeDetected,
@@ -38,8 +43,10 @@ from hotswap._events import (
     Status,
     WatcherState,
 )
-from hotswap._live_config import LiveConfig, live_config
-from hotswap._proxy import reloadable
+from hotswap._plan import sources as _sources
+from hotswap._release.canary import Canary, canary, canary_scope
+from hotswap._release.proxy import reloadable
+from hotswap._watch.liveconfig import LiveConfig, live_config
 from hotswap.exceptions import (
     AuditError,
     CanaryError,

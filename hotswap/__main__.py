@@ -1,5 +1,5 @@
 """``python -m hotswap``: the same as the ``hotswap`` command."""
 
-from hotswap._cli import main
+from hotswap._cli.main import main
 
 raise SystemExit(main())

@@ -10,13 +10,19 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotswap import _canary, _config, _datafiles, _events, _health, _modules, _transaction
-from hotswap._events import Event, ReloadResult, Status
-from hotswap._pin import Pin, gate
+from hotswap._config import settings as _config
+from hotswap._engine import transaction as _transaction
+from hotswap._engine.pin import Pin, gate
+from hotswap._ops import events as _events
+from hotswap._ops.events import Event, ReloadResult, Status
+from hotswap._plan import datafiles as _datafiles
+from hotswap._plan import modules as _modules
+from hotswap._release import canary as _canary
+from hotswap._release import health as _health
 from hotswap.exceptions import HotswapWarning
 
 if TYPE_CHECKING:
-    from hotswap._watcher import Reloader
+    from hotswap._watch.watcher import Reloader
 
 __all__ = (
     "configure",
@@ -29,7 +35,7 @@ __all__ = (
     "subscribe",
 )
 
-_reloader: Any = None  # the running hotswap._watcher.Reloader
+_reloader: Any = None  # the running hotswap._watch.watcher.Reloader
 _health.install()  # watches committed versions while auto_rollback is configured
 _reloader_lock = threading.Lock()
 _hide_status: Callable[[], None] | None = None  # undoes enable(verbose=True)
@@ -132,7 +138,7 @@ def enable(
         >>> reloader = hotswap.enable(["src"])     # doctest: +SKIP
     """
     global _reloader, _hide_status
-    from hotswap._watcher import Reloader
+    from hotswap._watch.watcher import Reloader
 
     given: dict[str, object] = {
         "debounce": debounce,
@@ -160,11 +166,11 @@ def enable(
             explicit["paths"] = [os.fspath(p) for p in chosen]
         settings = _config.configure(**explicit)
         watch = list(settings.paths) or _default_paths()
-        reloader = Reloader(settings, watch, on_reload)
+        reloader = Reloader(settings, watch, on_reload, apply=_apply_change_set)
         reloader.start()
         if settings.verbose:
             # Imported here: it names a log level (NOTICE) that `import hotswap` must not.
-            from hotswap import _console
+            from hotswap._ops import console as _console
 
             if not _console.attached():  # hotswap run shows them already
                 _hide_status = _console.show()
@@ -174,13 +180,25 @@ def enable(
         return reloader
 
 
+def _apply_change_set(entries: list[tuple[str, bytes]]) -> list[ReloadResult]:
+    """How the watcher's change sets go live: one transaction, or in canary mode a change to
+    one module is tried on a share of the work first (a set of several modules applies as one
+    reload: a canary tries one module's code)."""
+    if len(entries) == 1 and _config.current().canary is not None:
+        return [_canary.from_watcher(*entries[0])]
+    return _transaction.reload_many(entries, policy=None)
+
+
 def deliver(result: ReloadResult) -> None:
     """Give the running watcher's ``on_reload`` a result no save caused (a canary's decision,
-    an automatic rollback)."""
+    an automatic rollback): registered with :func:`_events.on_announce` below."""
     reloader = _reloader
     callback = None if reloader is None else reloader.on_reload
     if callback is not None:
         _events.call_safely(callback, result)
+
+
+_events.on_announce(deliver)
 
 
 def _differences(

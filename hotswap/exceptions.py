@@ -13,10 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from hotswap._diff import Finding
+from typing import Any, Protocol
 
 __all__ = (
     "AuditError",
@@ -35,6 +32,16 @@ __all__ = (
     "VerificationError",
     "VersionNotFoundError",
 )
+
+
+class Finding(Protocol):
+    """One problem the compatibility check found (``hotswap._plan.diff.Finding`` is the one it
+    makes; this module sits below the check and names only what it reads)."""
+
+    @property
+    def lineno(self) -> int:
+        """The line of the problem in the new source (in the old one for a removal)."""
+        ...
 
 
 class HotswapError(Exception):

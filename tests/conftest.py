@@ -22,7 +22,10 @@ from typing import Any
 import pytest
 
 import hotswap
-from hotswap import _canary, _config, _health, _transaction
+from hotswap._config import settings as _config
+from hotswap._engine import transaction as _transaction
+from hotswap._release import canary as _canary
+from hotswap._release import health as _health
 
 
 class Project:
@@ -181,7 +184,7 @@ class LogWaiter(logging.Handler):
 def watcher_log() -> Iterator[LogWaiter]:
     """The watcher's log records, DEBUG included, as they come."""
     handler = LogWaiter()
-    logger = logging.getLogger("hotswap._watcher")
+    logger = logging.getLogger("hotswap._watch.watcher")
     saved = logger.level
     logger.setLevel(logging.DEBUG)
     logger.addHandler(handler)
@@ -338,7 +341,7 @@ def configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigFiles:
 @pytest.fixture
 def datafiles() -> Iterator[None]:
     """Data-file records start empty and are dropped afterwards."""
-    from hotswap import _datafiles
+    from hotswap._plan import datafiles as _datafiles
 
     _datafiles.reset()
     try:

@@ -90,7 +90,10 @@ def test_annotations_through_a_series_of_edits(reloading, read_before):
         (BASE + "Z: float = 1.5\n", {"X": int, "Y": str, "Z": float}),
         ("X: int = 2\nY: str = 'a'\nZ: float = 1.5\n", {"X": int, "Y": str, "Z": float}),
         ("X: int = 2\nZ: float = 1.5\n", {"X": int, "Z": float}),
-        ("X: int = 2\nZ: complex = 1.5\nW: list[int] = []\n", {"X": int, "Z": complex, "W": list[int]}),
+        (
+            "X: int = 2\nZ: complex = 1.5\nW: list[int] = []\n",
+            {"X": int, "Z": complex, "W": list[int]},
+        ),
         ("X: int = 2\n", {"X": int}),
         ("X = 2\n", {}),
         (BASE, {"X": int, "Y": str}),
@@ -111,7 +114,10 @@ def test_future_annotations_module_changed_added_removed(reloading, read_before)
     assert mod.__annotations__ == {"X": "int", "Y": "str"}
     steps = [
         (FUTURE + "X: int = 1\nY: str = 'b'\n", {"X": "int", "Y": "str"}),
-        (FUTURE + "X: int = 1\nY: bytes = 'b'\nZ: Later = 0\n", {"X": "int", "Y": "bytes", "Z": "Later"}),
+        (
+            FUTURE + "X: int = 1\nY: bytes = 'b'\nZ: Later = 0\n",
+            {"X": "int", "Y": "bytes", "Z": "Later"},
+        ),
         (FUTURE + "X: int = 1\nZ: Later = 0\n", {"X": "int", "Z": "Later"}),
     ]
     for source, expected in steps:
@@ -157,7 +163,8 @@ def test_forward_reference_resolves_to_the_kept_class(reloading, read_before):
     changed = FORWARD.replace("X: int = 1", "X: int = 2").replace("pass", "size = 3")
     result = reloading.reload("ann_forward", changed)
     assert result.ok, result.error
-    assert mod.Later is kept and mod.Later.size == 3
+    assert mod.Later is kept
+    assert mod.Later.size == 3
     assert mod.__annotations__ == {"X": int, "W": kept, "S": "Later"}
 
 

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hotswap
-from hotswap import _audit
-from hotswap._config import AuditPolicy
+from hotswap._config.settings import AuditPolicy
+from hotswap._plan import audit as _audit
 
 SHOP = textwrap.dedent(
     """

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 import hotswap
-from hotswap import _canary
+from hotswap._release import canary as _canary
 
 SHOP = """
 import hotswap
@@ -142,7 +142,7 @@ def test_failing_candidate_is_aborted_by_its_error_rate(project):
     seen: list[hotswap.ReloadResult] = []
     events: list[hotswap.Event] = []
     hotswap.subscribe(events.append)
-    hotswap._events.subscribe(seen.append)
+    hotswap._ops.events.subscribe(seen.append)
     try:
         run = hotswap.canary(module, weight=1.0, min_calls=50, max_error_rate=0.05)
         failures = 0
@@ -155,7 +155,7 @@ def test_failing_candidate_is_aborted_by_its_error_rate(project):
                 break
         assert run.wait(10) == "aborted"
     finally:
-        hotswap._events.unsubscribe(seen.append)
+        hotswap._ops.events.unsubscribe(seen.append)
     assert failures >= 5
     assert "error rate" in run.reason
     assert "> 0.05" in run.reason
@@ -335,7 +335,7 @@ FAILING = "import hotswap\n\n@hotswap.reloadable\ndef work(x):\n    return 10 //
 
 
 def test_auto_rollback_counts_reloadable_calls_outside_requests(project, events):
-    from hotswap import _health
+    from hotswap._release import health as _health
 
     module = project.load("worker", FAILING)
     hotswap.configure(auto_rollback={"window": 60.0, "min_calls": 20, "max_error_rate": 0.1})
@@ -361,7 +361,8 @@ def test_auto_rollback_counts_reloadable_calls_outside_requests(project, events)
 
 
 def test_auto_rollback_off_by_default_and_turned_off_again(project):
-    from hotswap import _health, _routing
+    from hotswap._release import health as _health
+    from hotswap._release import routing as _routing
 
     assert hotswap.configure().auto_rollback is None
     module = project.load("quiet", FAILING)
@@ -386,7 +387,7 @@ def test_auto_rollback_off_by_default_and_turned_off_again(project):
     ],
 )
 def test_canary_mode_from_the_environment(monkeypatch, project, value, expected):
-    from hotswap import _config
+    from hotswap._config import settings as _config
 
     monkeypatch.setenv("HOTSWAP_CANARY", value)
     _config.reset()
@@ -394,7 +395,7 @@ def test_canary_mode_from_the_environment(monkeypatch, project, value, expected)
 
 
 def test_bad_canary_and_auto_rollback_settings_name_where(monkeypatch, project):
-    from hotswap import _config
+    from hotswap._config import settings as _config
 
     monkeypatch.setenv("HOTSWAP_AUTO_ROLLBACK", '{"window": -1}')
     _config.reset()
@@ -450,7 +451,7 @@ def test_second_enable_with_the_same_canary_policy_is_silent(project, watch):
 
 
 def test_auto_rollback_bar_is_the_rate_of_a_version_that_stayed_live(project):
-    from hotswap import _health
+    from hotswap._release import health as _health
 
     module = project.load("bar", FAILING)
     hotswap.configure(auto_rollback={"window": 60.0, "min_calls": 10, "max_error_rate": 0.1})
@@ -462,7 +463,7 @@ def test_auto_rollback_bar_is_the_rate_of_a_version_that_stayed_live(project):
             rolled.append(result)
             done.set()
 
-    hotswap._events.subscribe(on_result)
+    hotswap._ops.events.subscribe(on_result)
     try:
         for attempt in range(2):  # v2 fails always, is rolled back; then v3 fails always too
             done.clear()
@@ -477,6 +478,6 @@ def test_auto_rollback_bar_is_the_rate_of_a_version_that_stayed_live(project):
         assert len(rolled) == 2
         assert "the version before had unknown" in rolled[1].reason
     finally:
-        hotswap._events.unsubscribe(on_result)
+        hotswap._ops.events.unsubscribe(on_result)
         hotswap.configure(auto_rollback=False)
         _health.reset()

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import hotswap
-from hotswap import _canary, _health
+from hotswap._release import canary as _canary
+from hotswap._release import health as _health
 
 pytest.importorskip("fastapi")
 pytest.importorskip("flask")

@@ -4,7 +4,7 @@ one transaction, and a failure anywhere rolls every module of the set back."""
 from __future__ import annotations
 
 import hotswap
-from hotswap import _transaction
+from hotswap._engine import transaction as _transaction
 
 
 def test_change_set_commits_several_modules_together(project):

@@ -18,14 +18,14 @@ SELF_EDITING = textwrap.dedent(
     import pathlib
     import threading
 
-    import hotswap._events
+    import hotswap._ops.events
 
     def answer():
         return "old"
 
     if __name__ == "__main__":
         reloaded = threading.Event()
-        hotswap._events.subscribe(lambda result: reloaded.set())
+        hotswap._ops.events.subscribe(lambda result: reloaded.set())
         path = pathlib.Path(__file__)
         path.write_text(path.read_text().replace('return "o' + 'ld"', 'return "n' + 'ew"'))
         if not reloaded.wait(10):

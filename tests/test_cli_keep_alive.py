@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from hotswap import _console
+from hotswap._ops import console as _console
 
 pytestmark = pytest.mark.watcher
 
@@ -93,13 +93,13 @@ SELF_EDITING = """
 import pathlib
 import threading
 
-import hotswap._events
+import hotswap._ops.events
 
 def answer():
     return "old"
 
 reloaded = threading.Event()
-hotswap._events.subscribe(lambda result: reloaded.set())
+hotswap._ops.events.subscribe(lambda result: reloaded.set())
 path = pathlib.Path(__file__)
 path.write_text(path.read_text().replace('return "o' + 'ld"', 'return "n' + 'ew"'))
 if not reloaded.wait(30):

@@ -182,7 +182,7 @@ def test_cli_sigterm_reaches_the_program(app, hotswap_program):
     reason="[tool.hotswap] needs tomllib or tomli",
 )
 def test_config_restart_on_failure_from_pyproject(tmp_path):
-    from hotswap import _config
+    from hotswap._config import settings as _config
 
     assert _config.load(tmp_path, environ={}).restart_on_failure is False
     (tmp_path / "pyproject.toml").write_text("[tool.hotswap]\nrestart_on_failure = true\n")
@@ -222,8 +222,8 @@ def test_cli_sigint_to_the_command_interrupts_the_program(app, hotswap_program):
 
 
 def test_template_dependencies_are_third_party_imports_run_at_import(tmp_path):
-    from hotswap import _template
-    from hotswap._modules import Scope
+    from hotswap._cli import template as _template
+    from hotswap._plan.modules import Scope
 
     app = tmp_path / "app"
     (app / "pkg").mkdir(parents=True)
@@ -244,7 +244,7 @@ def test_template_dependencies_are_third_party_imports_run_at_import(tmp_path):
 
 
 def test_triggers_see_changed_and_new_files(tmp_path, monkeypatch):
-    from hotswap import _triggers
+    from hotswap._cli import triggers as _triggers
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "requirements.txt").write_text("a\n")

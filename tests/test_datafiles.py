@@ -10,8 +10,8 @@ import threading
 import pytest
 
 import hotswap
-from hotswap import _datafiles
-from hotswap._datafiles import Reader
+from hotswap._plan import datafiles as _datafiles
+from hotswap._plan.datafiles import Reader
 
 READER = """\
 import json

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotswap import _diff, _symbols
+from hotswap._plan import diff as _diff
+from hotswap._plan import symbols as _symbols
 
 
 def symbols(source: str) -> dict[str, _diff.Symbol]:

@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 import hotswap
-from hotswap._events import describe
+from hotswap._ops.events import describe
 
 
 def src(text: str) -> str:

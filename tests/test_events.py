@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 import hotswap
-from hotswap import _events
+from hotswap._ops import events as _events
 
 SHOP = textwrap.dedent(
     """

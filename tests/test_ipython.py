@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hotswap
-from hotswap import _pending
+from hotswap._watch import pending as _pending
 
 
 def run(shell, code):

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotswap._config_schema import Invalid, build, env_overrides, text_to
+from hotswap._config.schema import Invalid, build, env_overrides, text_to
 
 
 @dataclasses.dataclass(frozen=True)

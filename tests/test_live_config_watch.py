@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 import hotswap
-from hotswap._filewatch import FileWatch
+from hotswap._watch.filewatch import FileWatch
 
 TIMEOUT = 10.0
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import hotswap
-from hotswap._pin import gate
+from hotswap._engine.pin import gate
 
 PAIR = textwrap.dedent(
     """

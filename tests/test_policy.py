@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 import hotswap
-from hotswap._events import describe
+from hotswap._ops.events import describe
 
 SHOP = textwrap.dedent(
     """

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.parser import text_string_to_metric_families
 
 import hotswap
-from hotswap._events import publish
+from hotswap._ops.events import publish
 from hotswap.integrations import prometheus
 
 SHOP = "RATE = 2\n\ndef price(amount):\n    return amount * RATE\n"

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hotswap
-from hotswap import _transaction
+from hotswap._engine import transaction as _transaction
 
 # Generator features that found defects of the whole-module engine (issue 9, defects 1 and 7),
 # which the statement-level engine fixes; on, so they stay fixed:

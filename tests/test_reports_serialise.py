@@ -13,8 +13,8 @@ import pytest
 
 import hotswap
 from hotswap import exceptions
-from hotswap._diff import Finding
-from hotswap._events import Changes, Dependent, ModuleStatus, Skipped, Status
+from hotswap._ops.events import Changes, Dependent, ModuleStatus, Skipped, Status
+from hotswap._plan.diff import Finding
 
 FINDING = Finding("charge", "charge(amount, currency)", "charge(amount)", 4, "removed", True)
 

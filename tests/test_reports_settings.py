@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import hotswap
-from hotswap import _config
+from hotswap._config import settings as _config
 from hotswap.exceptions import ConfigError
 
 # setting -> (a bad value as TOML, a bad value as an environment variable or None where every

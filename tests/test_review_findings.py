@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import hotswap
-from hotswap import _transaction
+from hotswap._engine import transaction as _transaction
 
 
 def test_semicolon_statement_change_is_applied(reloading):

@@ -10,8 +10,8 @@ import sysconfig
 import pytest
 
 import hotswap
-from hotswap import _config
-from hotswap._modules import ModuleIndex, Scope
+from hotswap._config import settings as _config
+from hotswap._plan.modules import ModuleIndex, Scope
 
 
 def test_scope_contains_files_under_roots_only(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import hotswap
-from hotswap import _signing
+from hotswap._plan import signing as _signing
 
 SHOP = "RATE = 2\n\ndef price(amount):\n    return amount * RATE\n"
 NEW = SHOP.replace("RATE = 2", "RATE = 3")

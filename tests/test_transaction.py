@@ -12,7 +12,7 @@ import types
 import pytest
 
 import hotswap
-from hotswap import _transaction
+from hotswap._engine import transaction as _transaction
 
 V1 = textwrap.dedent(
     """
@@ -335,7 +335,7 @@ def test_status_reports_versions_history_and_counters(reloading):
 
 def test_reload_result_duration_and_listener(reloading):
     seen = []
-    hotswap_events = __import__("hotswap._events", fromlist=["subscribe"])
+    hotswap_events = __import__("hotswap._ops.events", fromlist=["subscribe"])
     hotswap_events.subscribe(seen.append)
     try:
         reloading.load("shop", V1)

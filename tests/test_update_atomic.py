@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import hotswap
-from hotswap import _snapshot
-from hotswap._switch import switch_function
-from hotswap._update import update_function
+from hotswap._engine import snapshot as _snapshot
+from hotswap._engine.switch import switch_function
+from hotswap._engine.update import update_function
 
 # Switches the threaded tests make: a torn switch shows up in a few hundred.
 SWITCHES = 400

@@ -9,7 +9,7 @@ import textwrap
 import weakref
 
 import hotswap
-from hotswap import _transaction
+from hotswap._engine import transaction as _transaction
 
 
 def src(text: str) -> str:

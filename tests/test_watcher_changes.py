@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 import hotswap
-from hotswap import _transaction
+from hotswap._engine import transaction as _transaction
 
 pytestmark = pytest.mark.watcher
 

@@ -74,7 +74,7 @@ from django.apps import apps
 from django.test import Client
 
 import hotswap
-from hotswap._adapters import ModulePlan, ModuleUpdate, active_adapters
+from hotswap._engine.adapters import ModulePlan, ModuleUpdate, active_adapters
 from hotswap.integrations.django import DjangoAdapter
 
 client = Client()

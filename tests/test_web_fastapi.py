@@ -14,8 +14,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from hotswap._adapters import ModulePlan, ModuleUpdate, active_adapters
-from hotswap._update import update_function
+from hotswap._engine.adapters import ModulePlan, ModuleUpdate, active_adapters
+from hotswap._engine.update import update_function
 from hotswap.integrations.starlette import StarletteAdapter
 
 APP = """

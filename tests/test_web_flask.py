@@ -11,7 +11,7 @@ pytest.importorskip("flask")
 from flask import Flask
 
 import hotswap
-from hotswap._adapters import ModulePlan, ModuleUpdate, active_adapters
+from hotswap._engine.adapters import ModulePlan, ModuleUpdate, active_adapters
 from hotswap.integrations.flask import FlaskAdapter
 
 APP = """

@@ -22,7 +22,7 @@ with warnings.catch_warnings():
 from flask import Flask, Response, stream_with_context
 
 import hotswap
-from hotswap._pin import gate
+from hotswap._engine.pin import gate
 from hotswap.integrations.asgi import HotswapMiddleware as AsgiMiddleware
 from hotswap.integrations.wsgi import HotswapMiddleware as WsgiMiddleware
 

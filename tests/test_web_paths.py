@@ -65,7 +65,7 @@ def test_import_hotswap_imports_no_framework():
     import sys
 
     code = (
-        "import sys, hotswap, hotswap._adapters as a\n"
+        "import sys, hotswap, hotswap._engine.adapters as a\n"
         "names = ('flask', 'fastapi', 'starlette', 'django', 'pydantic', 'werkzeug')\n"
         "print(sorted(n for n in names if n in sys.modules), sorted(a._registered))\n"
     )

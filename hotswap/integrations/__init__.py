@@ -1,12 +1,12 @@
 """Integrations: framework adapters, ASGI/WSGI middleware, the IPython extension, exporters.
 
 Importing this package imports no framework: the adapters are registered by name and imported
-by :mod:`hotswap._adapters` only once their framework is in ``sys.modules``. The middleware
+by :mod:`hotswap._engine.adapters` only once their framework is in ``sys.modules``. The middleware
 modules (:mod:`hotswap.integrations.asgi`, :mod:`hotswap.integrations.wsgi`) are imported by
 the program that uses them.
 """
 
-from hotswap._adapters import register_adapter
+from hotswap._seam import register_adapter
 
 __all__ = ()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hotswap._api import status
+from hotswap import status
 
 __all__ = ("ALLOWED", "status_body")
 

@@ -27,8 +27,7 @@ from django.apps import apps  # type: ignore[import-untyped]
 from django.db import models  # type: ignore[import-untyped]
 from django.urls import clear_url_caches  # type: ignore[import-untyped]
 
-from hotswap._adapters import ModulePlan, ModuleUpdate
-from hotswap._events import location
+from hotswap._seam import ModulePlan, ModuleUpdate, location
 from hotswap.exceptions import HotswapError
 
 __all__ = ("DjangoAdapter",)

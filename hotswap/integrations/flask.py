@@ -32,7 +32,7 @@ from flask import Flask
 from flask.sansio.blueprints import Blueprint
 from werkzeug.routing import Map, Rule
 
-from hotswap._adapters import ModulePlan, ModuleUpdate
+from hotswap._seam import ModulePlan, ModuleUpdate
 
 __all__ = ("FlaskAdapter",)
 

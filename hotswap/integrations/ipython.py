@@ -21,11 +21,7 @@ import os
 import sys
 from typing import Any
 
-import hotswap
-from hotswap import _transaction
-from hotswap._config import POLICIES
-from hotswap._events import ReloadResult, describe
-from hotswap._pending import Pending
+from hotswap._seam import POLICIES, Pending, ReloadResult, api, describe, reload_many
 from hotswap.integrations._shell_names import ImportedNames
 
 __all__ = ("HotswapExtension", "load_ipython_extension", "unload_ipython_extension")
@@ -49,7 +45,7 @@ class HotswapExtension:
         self.shell = shell
         self.active = True
         self.names = ImportedNames()
-        settings = hotswap.configure()
+        settings = api.configure()
         self.paths = list(settings.paths) or [os.getcwd()]
         self.pending = Pending(self.paths, settings.exclude)
         self.pending.learn()
@@ -86,15 +82,15 @@ class HotswapExtension:
         self.names.clear()
 
     def _start_watcher(self) -> None:
-        running = hotswap.status().watching
+        running = api.status().watching
         if not running:  # a running watcher is kept as it is (enable() would warn so)
             paths: list[str | os.PathLike[str]] = list(self.paths)
-            hotswap.enable(paths, on_reload=self._record)
+            api.enable(paths, on_reload=self._record)
         self._started_watcher = not running
 
     def _stop_watcher(self) -> None:
         if self._started_watcher:
-            hotswap.disable()
+            api.disable()
             self._started_watcher = False
 
     # --- before and after each cell ---------------------------------------------------------
@@ -126,7 +122,7 @@ class HotswapExtension:
             return []
         # Exactly the bytes that were hashed are applied, not what the file holds a moment
         # later.
-        results = _transaction.reload_many([(c.module, c.data) for c in changes])
+        results = reload_many([(c.module, c.data) for c in changes])
         for change, result in zip(changes, results, strict=True):
             self._record(result)
             if result.ok:
@@ -154,7 +150,7 @@ class HotswapExtension:
         elif command == "rollback" and len(arguments) in (1, 2):
             self._rollback(*arguments)
         elif command == "policy" and len(arguments) == 1 and arguments[0] in POLICIES:
-            hotswap.configure(policy=arguments[0])
+            api.configure(policy=arguments[0])
             print(f"hotswap: policy {arguments[0]}")
         elif command == "off" and not arguments:
             self.active = False
@@ -165,7 +161,7 @@ class HotswapExtension:
             self._start_watcher()
             print("hotswap: on")
         elif command == "reset" and len(arguments) == 1:
-            self._show(hotswap.reload(arguments[0], force=True))
+            self._show(api.reload(arguments[0], force=True))
         else:
             print(f"usage:\n{USAGE}", file=sys.stderr)
 
@@ -181,7 +177,7 @@ class HotswapExtension:
         if restart:
             self._stop_watcher()
         try:
-            result = hotswap.rollback(module, to=None if version is None else int(version))
+            result = api.rollback(module, to=None if version is None else int(version))
         finally:
             if restart:
                 self._start_watcher()
@@ -194,10 +190,10 @@ class HotswapExtension:
 
     def table(self) -> str:
         """The status table, as text: module, version, last change, last error."""
-        status = hotswap.status()
+        status = api.status()
         state = "on" if self.active else "off"
         watching = "watching " + ", ".join(self.paths) if status.watching else "not watching"
-        head = f"hotswap {state}, {watching}; policy {hotswap.configure().policy}"
+        head = f"hotswap {state}, {watching}; policy {api.configure().policy}"
         rows = [("module", "version", "last change", "last error")]
         for name in sorted(status.modules):
             module = status.modules[name]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
 
 try:
     from opentelemetry import trace
@@ -30,11 +29,8 @@ except ImportError as error:
     message = "hotswap.integrations.otel needs opentelemetry-api: pip install hotswap[otel]"
     raise ImportError(message) from error
 
-from hotswap import _tracing
-from hotswap._events import ReloadResult, outcome
-
-if TYPE_CHECKING:
-    from hotswap._tracing import Attribute
+from hotswap._seam import ReloadResult, outcome
+from hotswap._seam import tracing as _tracing
 
 __all__ = ("instrument", "uninstrument")
 
@@ -47,7 +43,7 @@ class _Span:
     def __init__(self, span: trace.Span) -> None:
         self._span = span
 
-    def set(self, **attributes: Attribute) -> None:
+    def set(self, **attributes: _tracing.Attribute) -> None:
         for key, value in attributes.items():
             self._span.set_attribute(f"hotswap.{key}", value)
 
@@ -97,12 +93,14 @@ class _Backend:
         return self._tracer
 
     def span(
-        self, name: str, attributes: Mapping[str, Attribute]
+        self, name: str, attributes: Mapping[str, _tracing.Attribute]
     ) -> AbstractContextManager[_tracing.Span]:
         return self._open(name, attributes)
 
     @contextmanager
-    def _open(self, name: str, attributes: Mapping[str, Attribute]) -> Iterator[_tracing.Span]:
+    def _open(
+        self, name: str, attributes: Mapping[str, _tracing.Attribute]
+    ) -> Iterator[_tracing.Span]:
         named = {f"hotswap.{key}": value for key, value in attributes.items()}
         with self._tracer_now().start_as_current_span(name, attributes=named) as span:
             yield _Span(span)

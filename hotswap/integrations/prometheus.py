@@ -38,7 +38,7 @@ except ImportError as error:
     raise ImportError(message) from error
 
 import hotswap
-from hotswap._events import (
+from hotswap._seam import (
     CanaryCall,
     CanaryDecision,
     Event,

@@ -35,7 +35,7 @@ from typing import Any, TypeGuard
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Router
 
-from hotswap._adapters import ModulePlan, ModuleUpdate
+from hotswap._seam import ModulePlan, ModuleUpdate
 
 __all__ = ("StarletteAdapter",)
 

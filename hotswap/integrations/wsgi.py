@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from hotswap import _routing
-from hotswap._api import pinned
-from hotswap._pin import Pin
+from hotswap import pinned
+from hotswap._seam import Pin
+from hotswap._seam import routing as _routing
 from hotswap.integrations._status import ALLOWED, status_body
 
 __all__ = ("HotswapMiddleware",)

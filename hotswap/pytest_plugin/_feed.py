@@ -6,7 +6,7 @@ import queue
 from typing import Any
 
 import hotswap
-from hotswap._watcher import Reloader
+from hotswap._seam import Reloader
 
 __all__ = ("ChangeFeed",)
 

@@ -1,0 +1,329 @@
+"""Running a planned change set as one transaction: snapshot, execute, framework adapters,
+migrate, commit, verify; or restore every touched module and undo the adapters' steps.
+
+Everything before this (read, parse, plan, check, compile) touched nothing live.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from hotswap._config import settings as _config
+from hotswap._engine import hooks as _hooks
+from hotswap._engine.adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
+from hotswap._engine.execute import compile_plan, relocate, run_plan
+from hotswap._engine.history import Version
+from hotswap._engine.history import records as _records
+from hotswap._engine.pin import gate
+from hotswap._engine.report import error_in
+from hotswap._engine.snapshot import capture
+from hotswap._engine.unit import Failure as _Failure
+from hotswap._engine.unit import Unit as _Unit
+from hotswap._engine.unit import canary_running as _canary_running
+from hotswap._engine.unit import facts as _facts
+from hotswap._engine.unit import keep as _keep
+from hotswap._engine.update import Updater
+from hotswap._ops import tracing as _tracing
+from hotswap._ops.events import location
+from hotswap._plan import planner as _planner
+from hotswap._plan import sources as _sources
+from hotswap.exceptions import ExecutionError, MigrationError, VerificationError
+
+__all__ = ("run",)
+
+logger = logging.getLogger("hotswap._engine.transaction")
+
+
+def run(units: list[_Unit]) -> None:
+    """Execute the plans of a change set as one transaction; roll everything back on failure."""
+    settings = _config.current()
+    touched = [u for u in units if u.plan]
+    for unit in touched:
+        # An importer (or a data file's reader) under canary: its functions dispatch between
+        # two versions, and running its statements now would mix them.
+        if _hooks.busy(unit.name):
+            raise _Failure(_canary_running(unit.name))
+    where = location(touched[0].name, touched[0].path) if touched else "hotswap"
+    undo: list[Callable[[], object]] = []
+    stages: list[_hooks.Stage] = []
+    committed = False
+    with gate.exclusive(settings.pin_timeout, where):
+        for unit in touched:
+            unit.snapshot = capture(vars(unit.module), unit.name)
+            unit.record.current.state = unit.snapshot
+        # A snapshot restores bindings and definitions; the contents of a kept plain
+        # container that a running statement fills (``L.append(5)``) are kept aside too.
+        contents = [c for u in touched for c in _containers(u)]
+        current: _Unit | None = None
+        try:
+            with _tracing.span("hotswap.execute", module=", ".join(u.name for u in touched)):
+                adapters = active_adapters()
+                if adapters:
+                    plans = [_module_plan(u) for u in touched]
+                    undo += [step for a in adapters if (step := a.prepare(plans)) is not None]
+                for unit in touched:
+                    current = unit
+                    assert unit.snapshot is not None
+                    stage = _hooks.stages(unit.name)
+                    stages.append(stage)
+                    updater = Updater(
+                        unit.snapshot.namespace,
+                        vars(unit.module),
+                        unit.name,
+                        _changeset(unit),
+                        _keep(vars(unit.module)),
+                    )
+                    with stage.active():
+                        unit.executed = run_plan(
+                            unit.module,
+                            unit.code,
+                            unit.snapshot.namespace,
+                            updater,
+                            unit.plan,
+                            unit.new,
+                            unit.path,
+                        )
+                        _follow_surprises(unit, updater)
+                current = None
+                if adapters:
+                    updates = [_module_update(u) for u in touched]
+                    undo += [step for a in adapters if (step := a.sync(updates)) is not None]
+                for unit in touched:
+                    current = unit
+                    assert unit.snapshot is not None
+                    _call_hook(
+                        unit, "__hotswap_migrate__", MigrationError, dict(unit.snapshot.namespace)
+                    )
+            current = None
+            with _tracing.span("hotswap.commit", module=", ".join(u.name for u in touched)):
+                for stage in stages:
+                    stage.commit()
+                committed = True
+                for unit in touched:
+                    current = unit
+                    _call_hook(unit, "__hotswap_verify__", VerificationError)
+        except BaseException as error:
+            if not committed:
+                for stage in stages:
+                    stage.discard()
+            for unit in touched:
+                if unit.snapshot is not None:
+                    unit.snapshot.restore(vars(unit.module))
+            for container, saved in contents:
+                _refill(container, saved)
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:
+                    logger.exception("hotswap: undoing a framework adapter's step failed")
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            culprit = current or _culprit(touched, error)
+            if not isinstance(error, ExecutionError):
+                error = error_in(
+                    ExecutionError,
+                    culprit.name,
+                    culprit.path,
+                    error,
+                    "while executing the new code",
+                )
+            raise _Failure(error, rolled_back=True) from error
+    _commit(touched)
+
+
+_CONTAINERS = (list, dict, set, bytearray)
+
+
+def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
+    namespace = vars(unit.module)
+    names = {n for i, _ in unit.plan.run for n in unit.new.statements[i].info.mutates}
+    found = []
+    for name in names:
+        value = namespace.get(name)
+        if type(value) in _CONTAINERS:
+            found.append((value, value.copy()))  # type: ignore[union-attr]
+    return found
+
+
+def _refill(container: Any, saved: Any) -> None:
+    if isinstance(container, dict | set):
+        container.clear()
+        container.update(saved)
+    else:
+        container[:] = saved
+
+
+def _follow_surprises(unit: _Unit, updater: Updater) -> None:
+    """A class the plan expected to merge was replaced (its ``__slots__`` changed, say): run
+    the statements that use it too, as the plan would have, had it known."""
+    assert unit.snapshot is not None
+    assert unit.executed is not None
+    old = unit.snapshot.namespace
+    namespace = vars(unit.module)
+    for _ in range(3):
+        surprise = {
+            n
+            for n in unit.plan.replaced | {r.split(" ", 1)[0] for r in unit.executed.replaced}
+            if n in old and namespace.get(n) is not old[n]
+        } - unit.plan.rebound
+        if not surprise:
+            return
+        facts = dataclasses.replace(_facts(unit), rebound=frozenset(unit.plan.rebound | surprise))
+        more = _planner.plan(unit.old, unit.new, facts, force=unit.force)
+        ran = {i for i, _ in unit.plan.run}
+        extra = _planner.Plan(run=[(i, m) for i, m in more.run if i not in ran])
+        unit.plan.rebound |= surprise
+        unit.plan.replaced |= surprise
+        if not extra.run:
+            return
+        code = compile_plan(unit.new, extra, unit.path)
+        done = run_plan(unit.module, code, old, updater, extra, unit.new, unit.path)
+        unit.plan.run = sorted([*unit.plan.run, *extra.run])
+        unit.executed.updated.update(done.updated)
+        unit.executed.after_commit += done.after_commit
+        unit.executed.replaced += done.replaced
+
+
+def _culprit(units: list[_Unit], error: BaseException) -> _Unit:
+    """The unit whose file the traceback of ``error`` names last."""
+    tb = error.__traceback__
+    found = units[0]
+    paths = {u.path: u for u in units}
+    while tb is not None:
+        unit = paths.get(tb.tb_frame.f_code.co_filename)
+        if unit is not None:
+            found = unit
+        tb = tb.tb_next
+    return found
+
+
+def _changeset(unit: _Unit) -> Any:
+    from hotswap._plan.diff import ChangeSet
+
+    names: set[str] = set()
+    lines: dict[str, int] = {}
+    for index, _ in unit.plan.run:
+        stmt = unit.new.statements[index]
+        for name in stmt.info.binds:
+            names.add(name)
+            lines[name] = stmt.first
+    return ChangeSet(changed=tuple(sorted(names)), lines=lines)
+
+
+def _call_hook(unit: _Unit, hook: str, kind: type[ExecutionError], *args: object) -> None:
+    """Call a module hook the new source defines; what it raises becomes ``kind``."""
+    namespace = vars(unit.module)
+    if not any(hook in s.info.binds for s in unit.new.statements):
+        return
+    function = namespace.get(hook)
+    if function is None or (unit.root is False and hook == "__hotswap_migrate__"):
+        return
+    try:
+        function(*args)
+    except KeyboardInterrupt:
+        raise  # the user asked to stop: rolled back, then re-raised
+    except BaseException as error:
+        raise error_in(kind, unit.name, unit.path, error, f"in {hook}") from error
+
+
+def _module_plan(unit: _Unit) -> ModulePlan:
+    namespace = vars(unit.module)
+    runs = []
+    rebinding: dict[str, object] = {}
+    inplace: dict[str, object] = {}
+    for index, mode in unit.plan.run:
+        stmt = unit.new.statements[index]
+        runs.append(StatementRun(stmt.lines, stmt.info.binds, mode == _planner.INPLACE))
+        target = inplace if mode == _planner.INPLACE else rebinding
+        for name in stmt.info.binds:
+            if name in namespace:
+                target[name] = namespace[name]
+    removing = {n: namespace[n] for n in unit.plan.removed if n in namespace}
+    return ModulePlan(unit.module, tuple(runs), rebinding, inplace, removing)
+
+
+def _module_update(unit: _Unit) -> ModuleUpdate:
+    namespace = vars(unit.module)
+    assert unit.snapshot is not None
+    assert unit.executed is not None
+    old = unit.snapshot.namespace
+    runs = tuple(
+        StatementRun(
+            unit.new.statements[i].lines,
+            unit.new.statements[i].info.binds,
+            mode == _planner.INPLACE,
+        )
+        for i, mode in unit.plan.run
+    )
+    rebound = {k: (old[k], v) for k, v in namespace.items() if k in old and old[k] is not v}
+    removed = {k: v for k, v in old.items() if k not in namespace}
+    added = {k: v for k, v in namespace.items() if k not in old}
+    replaced = {
+        k: pair
+        for k, pair in rebound.items()
+        if isinstance(pair[0], type) and k in unit.plan.replaced
+    }
+    return ModuleUpdate(
+        unit.module, runs, dict(unit.executed.updated), replaced, rebound, removed, added
+    )
+
+
+def _commit(touched: list[_Unit]) -> None:
+    """After the switch: new versions, cleanups, line numbers, disposal of old objects."""
+    for unit in touched:
+        assert unit.snapshot is not None
+        assert unit.executed is not None
+        record = unit.record
+        if unit.fresh:
+            _records[unit.name] = record
+            _sources.take(unit.path)
+        number = record.last_number + 1
+        record.add(Version(number, unit.digest or record.current.source_hash, unit.new, None))
+        for callback in unit.executed.after_commit:
+            try:
+                callback()
+            except Exception:
+                logger.exception("hotswap: %s: cleanup after commit failed", unit.name)
+        _dispose(unit)
+    for unit in touched:
+        if unit.old is not None and unit.old is not unit.new:
+            _relocate(unit)
+
+
+def _relocate(unit: _Unit) -> None:
+    assert unit.old is not None
+    namespace = vars(unit.module)
+    pairs = _planner.align(unit.old.statements, unit.new.statements)
+    ran = {i for i, _ in unit.plan.run}
+    for index, counterpart in enumerate(pairs):
+        if counterpart is None or index in ran:
+            continue
+        stmt = unit.new.statements[index]
+        delta = stmt.first - unit.old.statements[counterpart].first
+        if delta and stmt.info.name is not None and unit.old.source != "":
+            try:
+                relocate(namespace, stmt.info.name, delta)
+            except Exception:  # a definition the program reshaped: its lines stay
+                logger.debug("hotswap: %s: could not move %s", unit.name, stmt.info.name)
+
+
+def _dispose(unit: _Unit) -> None:
+    namespace = vars(unit.module)
+    hook = namespace.get("__hotswap_dispose__")
+    if not callable(hook):
+        return
+    assert unit.snapshot is not None
+    old = unit.snapshot.namespace
+    gone = {k: v for k, v in old.items() if namespace.get(k, _GONE) is not v}
+    if not gone:
+        return
+    try:
+        hook(gone)
+    except Exception:
+        logger.exception("hotswap: %s: __hotswap_dispose__ raised", unit.name)
+
+
+_GONE = object()

@@ -1,0 +1,316 @@
+"""Describing a live module as a symbol table, for the first reload after an import.
+
+hotswap does not read every source file at import time (that would cost start-up time), so the
+first reload of a module has no old source to diff against. The baseline is then what is live:
+the signatures come from the functions' code objects, which are exactly what callers call.
+Digests are unknown (``fingerprint=None``); whether such a definition changed is decided after
+the new code ran, by comparing objects (see ``_update.same``).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import reprlib
+import types
+from typing import Any
+
+from hotswap._engine.switch import is_instance
+from hotswap._plan import statements as _statements
+from hotswap._plan import symbols as _symbols
+from hotswap._plan.symbols import Param, Signature, Symbol, Symbols
+
+__all__ = (
+    "MODULE_ATTRIBUTES",
+    "function_signature",
+    "is_submodule",
+    "live_symbols",
+    "owned_function",
+    "synthesize",
+)
+
+# Set by the import system, not by the module's source.
+MODULE_ATTRIBUTES = frozenset(
+    {
+        "__name__",
+        "__doc__",
+        "__package__",
+        "__loader__",
+        "__spec__",
+        "__path__",
+        "__file__",
+        "__cached__",
+        "__builtins__",
+        # The compiler's, for module annotations (3.14+: PEP 649/749): _engine.annotations
+        # keeps them, they are never user functions or names.
+        "__annotations__",
+        "__annotate__",
+        "__conditional_annotations__",
+    }
+)
+
+_repr = reprlib.Repr()
+_repr.maxstring = 30
+_repr.maxother = 30
+
+
+def _default_text(value: object) -> str:
+    try:
+        return _repr.repr(value)
+    except Exception:
+        return "..."
+
+
+def function_signature(function: types.FunctionType, *, implicit: bool) -> Signature:
+    """The :class:`~hotswap._plan.symbols.Signature` of a live function, read from its code
+    object."""
+    code = function.__code__
+    names = code.co_varnames
+    positional = code.co_argcount
+    keyword_only = code.co_kwonlyargcount
+    defaults = function.__defaults__ or ()
+    kwdefaults = function.__kwdefaults__ or {}
+    first_default = positional - len(defaults)
+    params: list[Param] = []
+    for index in range(positional):
+        kind = (
+            _symbols.POSITIONAL_ONLY
+            if index < code.co_posonlyargcount
+            else _symbols.POSITIONAL_OR_KEYWORD
+        )
+        default = _default_text(defaults[index - first_default]) if index >= first_default else None
+        params.append(Param(names[index], kind, default))
+    cursor = positional + keyword_only
+    if code.co_flags & inspect.CO_VARARGS:
+        params.append(Param(names[cursor], _symbols.VAR_POSITIONAL))
+        cursor += 1
+    for name in names[positional : positional + keyword_only]:
+        default = _default_text(kwdefaults[name]) if name in kwdefaults else None
+        params.append(Param(name, _symbols.KEYWORD_ONLY, default))
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        params.append(Param(names[cursor], _symbols.VAR_KEYWORD))
+    flags = code.co_flags
+    if flags & inspect.CO_ASYNC_GENERATOR:
+        call = _symbols.ASYNC_GENERATOR
+    elif flags & inspect.CO_COROUTINE:
+        call = _symbols.COROUTINE
+    elif flags & inspect.CO_GENERATOR:
+        call = _symbols.GENERATOR
+    else:
+        call = _symbols.PLAIN
+    return Signature(tuple(params), call, implicit)
+
+
+def _attribute(value: object, name: str) -> str | bool | None:
+    """A string or bool attribute of any object a module holds, or None: whatever the lookup
+    raises, and whatever the value is otherwise (its ``__eq__`` is never called)."""
+    try:
+        found = getattr(value, name, None)
+    except Exception:
+        return None
+    return found if type(found) is str or type(found) is bool else None
+
+
+def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
+    """The function a definition in this module made, looking through ``__wrapped__`` chains.
+
+    None when ``value`` is not, or does not wrap, a function whose globals are the module's.
+    """
+    seen: set[int] = set()
+    while id(value) not in seen:
+        seen.add(id(value))
+        # type(), not isinstance(): a proxy claims to be a function through __class__.
+        if type(value) is types.FunctionType and value.__globals__ is globals_:
+            return value
+        try:
+            value = value.__wrapped__  # type: ignore[attr-defined]
+        except Exception:
+            return None
+    return None
+
+
+def _callable_symbol(
+    qualname: str, kind: str, value: object, globals_: dict[str, Any], *, implicit: bool
+) -> Symbol | None:
+    function = owned_function(value, globals_)
+    # Functions generated from strings (dataclass and namedtuple methods) share the module's
+    # globals but have no definition in its source: they are not symbols.
+    if function is None or function.__code__.co_filename.startswith("<"):
+        return None
+    # Only describe the call when the unwrapped function *is* this definition: a decorator's
+    # wrapper without functools.wraps has the wrapper's signature, not the def's.
+    signature = None
+    if function.__code__.co_name == qualname.rpartition(".")[2]:
+        signature = function_signature(function, implicit=implicit)
+    return Symbol(
+        qualname,
+        kind,
+        function.__code__.co_firstlineno,
+        None,
+        signature,
+        reloadable=_attribute(value, "__hotswap_reloadable__") is True,
+    )
+
+
+def _member(qualname: str, value: object, module: str, globals_: dict[str, Any]) -> list[Symbol]:
+    if is_instance(value, staticmethod):
+        symbol = _callable_symbol(
+            qualname, _symbols.STATICMETHOD, value.__func__, globals_, implicit=False
+        )
+    elif is_instance(value, classmethod):
+        symbol = _callable_symbol(
+            qualname, _symbols.CLASSMETHOD, value.__func__, globals_, implicit=True
+        )
+    elif is_instance(value, property):
+        if owned_function(value.fget, globals_) is None:
+            return []
+        line = value.fget.__code__.co_firstlineno  # type: ignore[union-attr]
+        return [Symbol(qualname, _symbols.PROPERTY, line, None, settable=value.fset is not None)]
+    elif is_instance(value, type):
+        return _class_symbols(qualname, value, module, globals_)
+    else:
+        symbol = _callable_symbol(qualname, _symbols.METHOD, value, globals_, implicit=True)
+    return [] if symbol is None else [symbol]
+
+
+def _class_symbols(qualname: str, cls: type, module: str, globals_: dict[str, Any]) -> list[Symbol]:
+    if _attribute(cls, "__module__") != module or cls.__qualname__ != qualname:
+        return []
+    members: list[Symbol] = []
+    for key, value in list(vars(cls).items()):
+        members += _member(f"{qualname}.{key}", value, module, globals_)
+    line = min((s.lineno for s in members), default=1)
+    reloadable = _attribute(cls, "__hotswap_reloadable__") is True
+    head = Symbol(qualname, _symbols.CLASS, max(line - 1, 1), None, reloadable=reloadable)
+    return [head, *members]
+
+
+def is_submodule(name: str, key: str, value: object) -> bool:
+    """``package.key`` is a submodule the import system set on its package, not a name the
+    package's source binds."""
+    return is_instance(value, types.ModuleType) and value.__name__ == f"{name}.{key}"
+
+
+def live_symbols(module: types.ModuleType) -> Symbols:
+    """The symbol table of what ``module`` holds now, as far as live objects tell."""
+    name = module.__name__
+    namespace = vars(module)
+    symbols: list[Symbol] = []
+    for key, value in list(namespace.items()):
+        if key in MODULE_ATTRIBUTES or is_submodule(name, key, value):
+            continue
+        found: list[Symbol] = []
+        if is_instance(value, type):
+            found = _class_symbols(key, value, name, namespace)
+        elif _attribute(value, "__qualname__") == key:
+            symbol = _callable_symbol(key, _symbols.FUNCTION, value, namespace, implicit=False)
+            found = [] if symbol is None else [symbol]
+        if not found:
+            found = [Symbol(key, _symbols.NAME, 1, None)]
+        symbols += found
+    return Symbols.of(symbols)
+
+
+# --- a live source for modules whose imported source is unknown -----------------------------
+
+
+def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
+    return _symbols.code_key(a) == _symbols.code_key(b)
+
+
+def _codes_by_name(code: types.CodeType) -> dict[str, types.CodeType]:
+    return {c.co_name: c for c in code.co_consts if isinstance(c, types.CodeType)}
+
+
+def _unchanged(
+    stmt: _statements.Statement, namespace: dict[str, Any], module: str, path: str, flags: int
+) -> bool:
+    """Whether the live objects show that ``stmt`` is what the module ran (best effort)."""
+    info = stmt.info
+    if info.kind in (_statements.MAIN, _statements.FUTURE):
+        return True
+    if info.binds and not all(n in namespace for n in info.binds if n != "*"):
+        return False
+    if info.kind == _statements.DOC:
+        return bool(namespace.get("__doc__") == ast.literal_eval(stmt.text.strip()))
+    if info.kind in (_statements.DEF, _statements.CLASS) and info.name is not None:
+        try:
+            code = compile(
+                _statements.parse_statement_module(stmt),
+                path,
+                "exec",
+                flags=flags,
+                dont_inherit=True,
+            )
+        except SyntaxError:
+            return False
+        made = _codes_by_name(code).get(info.name)
+        value = namespace.get(info.name)
+        if made is None:
+            return False
+        if info.kind == _statements.DEF:
+            inner = owned_function(value, namespace)
+            return inner is not None and _same_code(inner.__code__, made)
+        if not isinstance(value, type) or value.__module__ != module:
+            return False
+        methods = _codes_by_name(made)
+        for key, code_object in methods.items():
+            member = vars(value).get(key)
+            if isinstance(member, staticmethod | classmethod):
+                member = member.__func__
+            function = owned_function(member, namespace)
+            if function is None or not _same_code(function.__code__, code_object):
+                return False
+        return True
+    if info.kind == _statements.OTHER and len(info.binds) == 1:
+        tree = ast.parse(stmt.text).body[0]
+        if isinstance(tree, ast.Assign) and len(tree.targets) == 1:
+            try:
+                literal = ast.literal_eval(tree.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return True  # not a literal: assume it is what ran (its state is kept)
+            current = namespace.get(next(iter(info.binds)))
+            if isinstance(current, list | dict | set) and type(current) is type(literal):
+                return True  # a container the program may have filled: its state is kept
+            if type(current) is not type(literal) or not isinstance(literal, _PLAIN):
+                return False
+            try:
+                return bool(current == literal)
+            except Exception:
+                return False
+    return True  # an import or a statement with effects only: assume it ran as written
+
+
+_PLAIN = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
+
+
+def synthesize(
+    module: types.ModuleType, new: _statements.ModuleSource, path: str
+) -> _statements.ModuleSource:
+    """A stand-in for the unknown source ``module`` runs: the statements of ``new`` that the
+    live objects show unchanged, a changed marker for the others (definitions keep their
+    decorator and header digests, so they are updated in place or merged as usual), and a
+    marker binding each function or class of the module that ``new`` no longer defines."""
+    namespace = vars(module)
+    name = module.__name__
+    statements: list[_statements.Statement] = []
+    for index, stmt in enumerate(new.statements):
+        if _unchanged(stmt, namespace, name, path, new.flags):
+            statements.append(stmt)
+            continue
+        marker = dataclasses.replace(stmt.info, digest=f"live-{index}", symbols=())
+        statements.append(_statements.Statement(f"\0live {index}", stmt.first, stmt.last, marker))
+    bound = {n for s in new.statements for n in s.info.binds}
+    for key, value in list(namespace.items()):
+        if key in bound or key in MODULE_ATTRIBUTES or is_submodule(name, key, value):
+            continue
+        defined = (isinstance(value, type) and value.__module__ == name) or owned_function(
+            value, namespace
+        ) is not None
+        if defined:
+            info = _statements.Info(
+                digest=f"gone-{key}", kind=_statements.OTHER, binds=frozenset({key})
+            )
+            statements.append(_statements.Statement(f"\0gone {key}", 0, 0, info))
+    return _statements.ModuleSource("", new.flags, statements, {})

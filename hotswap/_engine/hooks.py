@@ -1,0 +1,86 @@
+"""What the stages above the engine take part in: they register here, the engine names none.
+
+The engine runs a transaction; two things above it must take part without being imported by
+it (arrows point one way, DESIGN §3): ``@reloadable`` proxies stage their new targets while a
+module's new code runs and swap them at commit, and a running canary makes its module busy
+(a reload of it must wait for the canary's end). Each registers a callback here when it is
+imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+__all__ = ("Stage", "busy", "on_busy", "on_stage", "stages")
+
+
+class Stage(Protocol):
+    """What one reload of one module stages for its commit (e.g. proxies' new targets)."""
+
+    def active(self) -> contextlib.AbstractContextManager[object]:
+        """While active, the module's new code runs and stages instead of swapping."""
+        ...
+
+    def commit(self) -> None:
+        """Make everything staged live."""
+        ...
+
+    def discard(self) -> None:
+        """Drop everything staged; what is live stays."""
+        ...
+
+
+_lock = threading.Lock()
+_busy: tuple[Callable[[str], bool], ...] = ()
+_stagers: tuple[Callable[[str], Stage], ...] = ()
+
+
+def on_busy(check: Callable[[str], bool]) -> None:
+    """Register ``check(module) -> bool``: whether a reload of ``module`` must be refused now."""
+    global _busy
+    with _lock:
+        if check not in _busy:
+            _busy = (*_busy, check)
+
+
+def on_stage(factory: Callable[[str], Stage]) -> None:
+    """Register ``factory(module) -> Stage``, asked for one stage per module of a transaction."""
+    global _stagers
+    with _lock:
+        if factory not in _stagers:
+            _stagers = (*_stagers, factory)
+
+
+def busy(module: str) -> bool:
+    """Whether a registered check refuses a reload of ``module`` now."""
+    return any(check(module) for check in _busy)
+
+
+class _Stages:
+    """The stages of every registered factory for one module, as one."""
+
+    def __init__(self, module: str) -> None:
+        self._parts = [factory(module) for factory in _stagers]
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[_Stages]:
+        with contextlib.ExitStack() as stack:
+            for part in self._parts:
+                stack.enter_context(part.active())
+            yield self
+
+    def commit(self) -> None:
+        for part in self._parts:
+            part.commit()
+
+    def discard(self) -> None:
+        for part in self._parts:
+            part.discard()
+
+
+def stages(module: str) -> Stage:
+    """One stage for ``module`` over every registered factory."""
+    return _Stages(module)

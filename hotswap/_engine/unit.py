@@ -1,0 +1,95 @@
+"""One module of a change set as the transaction carries it, and the failure that ends an
+attempt."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotswap._engine.execute import Executed, live_facts, running_line
+from hotswap._engine.history import Record
+from hotswap._engine.snapshot import ModuleState
+from hotswap._plan import planner as _planner
+from hotswap._plan import statements as _statements
+from hotswap.exceptions import CanaryError
+
+__all__ = ("Failure", "Unit", "canary_running", "facts", "keep")
+
+
+class Failure(Exception):
+    """Carries a failed attempt's error out of the steps below."""
+
+    def __init__(self, error: BaseException, *, rolled_back: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.rolled_back = rolled_back
+
+
+@dataclass
+class Unit:
+    """One module of a change set: a changed file (a root) or an importer that follows."""
+
+    module: types.ModuleType
+    record: Record
+    path: str
+    new: _statements.ModuleSource
+    old: _statements.ModuleSource | None  # None: the live source is unknown
+    root: bool
+    data: bytes | None = None
+    digest: str | None = None
+    origin: str = ""  # the root whose change reached this importer
+    plan: _planner.Plan = field(default_factory=_planner.Plan)
+    warnings: tuple[str, ...] = ()
+    code: types.CodeType | None = None
+    snapshot: ModuleState | None = None
+    executed: Executed | None = None
+    force: bool = False
+    fresh: bool = False  # an importer whose record is registered only if it runs
+    rerun: frozenset[int] = frozenset()  # statements that read a changed data file
+    names: set[str] = field(default_factory=set)  # the names the caller gave for it
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+
+def keep(namespace: dict[str, Any]) -> frozenset[str]:
+    names = namespace.get("__hotswap_keep__", ())
+    if isinstance(names, str):
+        names = (names,)
+    try:
+        return frozenset(str(k) for k in names)
+    except TypeError:
+        return frozenset()
+
+
+def canary_running(name: str) -> CanaryError:
+    message = f"{name}: a canary of it runs; promote() or abort() it first"
+    return CanaryError(message, module=name)
+
+
+def facts(unit: Unit) -> _planner.Live:
+    namespace = vars(unit.module)
+    line = running_line(namespace)
+    if line is not None and unit.record.origin is not None and unit.old is not None:
+        line = _live_line(unit.record.origin, unit.old, line)
+    facts = live_facts(unit.module, line, keep(namespace), is_main=unit.name == "__main__")
+    return dataclasses.replace(facts, rerun=unit.rerun) if unit.rerun else facts
+
+
+def _live_line(
+    origin: _statements.ModuleSource, live: _statements.ModuleSource, line: int
+) -> int | None:
+    """Map a line of the source the top-level code ran from to the live source's lines."""
+    if origin is live:
+        return line
+    index = next((i for i, s in enumerate(origin.statements) if s.last >= line), None)
+    if index is None:
+        return None
+    pairs = _planner.align(origin.statements, live.statements)
+    for position, counterpart in enumerate(pairs):
+        if counterpart is not None and counterpart >= index:
+            return live.statements[position].first
+    return live.statements[-1].last + 1 if live.statements else None

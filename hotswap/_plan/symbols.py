@@ -1,0 +1,562 @@
+"""Symbol tables: what a module defines, as its callers see it.
+
+Pure functions over source text, ASTs and code objects (immutable values): this module touches
+no live object and does no I/O. A *symbol* is a definition callers can reach: a function, a
+class, a method (qualified ``Cls.method``, nested classes too) or a module-level name, with its
+line, a digest that ignores position, layout and comments, its signature, and the module-level
+names its definition uses when it is evaluated.
+"""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import hashlib
+import inspect
+import types
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from hotswap._plan.lines import source_lines, split_statements
+
+__all__ = (
+    "ASYNC_GENERATOR",
+    "CLASS",
+    "CLASSMETHOD",
+    "COROUTINE",
+    "FUNCTION",
+    "FUTURE_FLAGS",
+    "GENERATOR",
+    "KEYWORD_ONLY",
+    "METHOD",
+    "NAME",
+    "PLAIN",
+    "POSITIONAL_ONLY",
+    "POSITIONAL_OR_KEYWORD",
+    "PROPERTY",
+    "STATICMETHOD",
+    "VAR_KEYWORD",
+    "VAR_POSITIONAL",
+    "Param",
+    "Signature",
+    "Symbol",
+    "Symbols",
+    "code_key",
+    "module_symbols",
+    "source_lines",
+    "split_statements",
+)
+
+# Symbol kinds.
+FUNCTION = "function"
+CLASS = "class"
+METHOD = "method"
+STATICMETHOD = "staticmethod"
+CLASSMETHOD = "classmethod"
+PROPERTY = "property"
+NAME = "name"
+
+# Parameter kinds, named as inspect names them.
+POSITIONAL_ONLY = "positional-only"
+POSITIONAL_OR_KEYWORD = "positional-or-keyword"
+VAR_POSITIONAL = "var-positional"
+KEYWORD_ONLY = "keyword-only"
+VAR_KEYWORD = "var-keyword"
+
+# How a function is called: what a caller gets back.
+PLAIN = "function"
+COROUTINE = "coroutine function"
+GENERATOR = "generator function"
+ASYNC_GENERATOR = "async generator function"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its name, kind and default (source text, None when required)."""
+
+    name: str
+    kind: str
+    default: str | None = None
+
+    def format(self) -> str:
+        prefix = {VAR_POSITIONAL: "*", VAR_KEYWORD: "**"}.get(self.kind, "")
+        suffix = "" if self.default is None else f"={self.default}"
+        return f"{prefix}{self.name}{suffix}"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a caller relies on: the parameters and whether it is async or a generator.
+
+    ``implicit`` is true for methods and classmethods, whose first parameter the caller does
+    not pass.
+    """
+
+    params: tuple[Param, ...]
+    call: str = PLAIN
+    implicit: bool = False
+
+    def format(self, name: str) -> str:
+        """``async charge(amount, currency='EUR', *, retry=False)``."""
+        parts: list[str] = []
+        bare_star = not any(p.kind == VAR_POSITIONAL for p in self.params)
+        last_positional_only = max(
+            (i for i, p in enumerate(self.params) if p.kind == POSITIONAL_ONLY), default=-1
+        )
+        for index, param in enumerate(self.params):
+            if param.kind == KEYWORD_ONLY and bare_star:
+                parts.append("*")
+                bare_star = False
+            parts.append(param.format())
+            if index == last_positional_only:
+                parts.append("/")
+        prefix = "async " if self.call in (COROUTINE, ASYNC_GENERATOR) else ""
+        return f"{prefix}{name}({', '.join(parts)})"
+
+    @property
+    def caller_params(self) -> tuple[Param, ...]:
+        return self.params[1:] if self.implicit else self.params
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One definition in a module.
+
+    Attributes:
+        qualname: ``f``, ``Cls``, ``Cls.method`` or a module-level name.
+        kind: one of the kind constants of this module.
+        lineno: the line of the definition.
+        fingerprint: a digest of the definition that ignores position, formatting and
+            comments; None when unknown (a symbol described from live objects).
+        signature: for functions and methods, what callers rely on.
+        deps: module-level names the definition uses when it is *evaluated* (decorators,
+            defaults, annotations, bases, right-hand sides), not when it is called.
+        reloadable: decorated with ``@reloadable``.
+        settable: a property with a setter.
+    """
+
+    qualname: str
+    kind: str
+    lineno: int
+    fingerprint: str | None
+    signature: Signature | None = None
+    deps: frozenset[str] = frozenset()
+    reloadable: bool = False
+    settable: bool = False
+
+
+_CacheKey = tuple[int, str]  # (the module's __future__ flags, a statement's text)
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+FUTURE_FLAGS = _FUTURE_FLAGS
+_CacheEntry = tuple[int, tuple[Symbol, ...]]
+
+
+class Symbols(dict[str, Symbol]):
+    """A module's symbol table: qualified name -> :class:`Symbol`, plus where each stands.
+
+    ``lines`` holds the current line of every symbol (a symbol reused from an earlier version
+    keeps the line it was made at). ``cache`` lets the next version of the module reuse the
+    symbols of every top-level statement whose text did not change.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[str, int] = {}
+        self.cache: dict[_CacheKey, _CacheEntry] = {}
+
+    def line(self, name: str) -> int:
+        return self.lines.get(name) or self[name].lineno
+
+    @classmethod
+    def of(cls, symbols: Iterable[Symbol]) -> Symbols:
+        """A table of symbols described elsewhere (from live objects)."""
+        table = cls()
+        for symbol in symbols:
+            table[symbol.qualname] = symbol
+            table.lines[symbol.qualname] = symbol.lineno
+        return table
+
+
+def module_symbols(
+    source: str,
+    code: types.CodeType,
+    previous: Symbols | None = None,
+    *,
+    tree: ast.Module | None = None,
+) -> Symbols:
+    """The symbol table of a module, from its source and the code compiled from it.
+
+    Function bodies are fingerprinted from their code objects, which the reload compiles anyway:
+    much cheaper than walking the AST, and just as blind to position, layout and comments.
+    Only top-level statements whose text is not in ``previous`` (the table of the module's last
+    version) are parsed, so the cost follows the edit, not the size of the module. ``tree``
+    gives the statements to describe instead of the source's (a filtered tree).
+    """
+    cache = None if previous is None else previous.cache
+    if tree is None:
+        chunks = split_statements(source)
+        if chunks is not None:
+            builder = _Builder(code, source, cache)
+            if builder.chunks(chunks):
+                return builder.symbols
+        tree = ast.parse(source)
+    builder = _Builder(code, source, None)
+    for stmt in tree.body:
+        builder.statement(stmt)
+    return builder.symbols
+
+
+def code_key(code: types.CodeType) -> tuple[object, ...]:
+    """What makes code behave, nothing about where it stands in the file.
+
+    ``co_code`` and the constants carry no line numbers (those live in ``co_linetable``), so a
+    moved or reformatted definition has the same key.
+    """
+    consts = tuple(
+        code_key(c) if isinstance(c, types.CodeType) else (type(c), c) for c in code.co_consts
+    )
+    return (
+        code.co_code,
+        consts,
+        code.co_names,
+        code.co_varnames,
+        code.co_freevars,
+        code.co_cellvars,
+        code.co_flags,
+        code.co_argcount,
+        code.co_posonlyargcount,
+        code.co_kwonlyargcount,
+        code.co_name,
+    )
+
+
+def _code_index(code: types.CodeType) -> dict[tuple[str, int], types.CodeType]:
+    """Every code object inside ``code``, by name and first line (a decorated definition's
+    first line is its first decorator's)."""
+    index: dict[tuple[str, int], types.CodeType] = {}
+    stack = [code]
+    while stack:
+        for const in stack.pop().co_consts:
+            if isinstance(const, types.CodeType):
+                index[(const.co_name, const.co_firstlineno)] = const
+                stack.append(const)
+    return index
+
+
+def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
+    return node.decorator_list[0].lineno if node.decorator_list else node.lineno
+
+
+def _digest(*nodes: ast.AST) -> str:
+    # ast.dump leaves out line and column attributes, and the AST has no comments or layout,
+    # so moving, reformatting or commenting a definition keeps its digest.
+    text = "\n".join(ast.dump(node) for node in nodes)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _loaded_names(nodes: Iterable[ast.AST | None]) -> frozenset[str]:
+    names: set[str] = set()
+    for node in nodes:
+        if node is None:
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                names.add(sub.id)
+    return frozenset(names)
+
+
+def _decorator_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _bound_names(target: ast.AST) -> Iterator[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, ast.Tuple | ast.List):
+        for element in target.elts:
+            yield from _bound_names(element)
+    elif isinstance(target, ast.Starred):
+        yield from _bound_names(target.value)
+
+
+def _statement_bindings(stmt: ast.stmt) -> Iterator[str]:
+    """Names a simple module-level statement binds."""
+    if isinstance(stmt, ast.Assign):
+        for target in stmt.targets:
+            yield from _bound_names(target)
+    elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
+        if not (isinstance(stmt, ast.AnnAssign) and stmt.value is None):
+            yield from _bound_names(stmt.target)
+    elif isinstance(stmt, ast.Import):
+        for alias in stmt.names:
+            yield alias.asname or alias.name.split(".")[0]
+    elif isinstance(stmt, ast.ImportFrom):
+        for alias in stmt.names:
+            if alias.name != "*":
+                yield alias.asname or alias.name
+    elif isinstance(stmt, ast.For | ast.AsyncFor):
+        yield from _bound_names(stmt.target)
+    elif isinstance(stmt, ast.With | ast.AsyncWith):
+        for item in stmt.items:
+            if item.optional_vars is not None:
+                yield from _bound_names(item.optional_vars)
+
+
+def _call_kind(node: ast.FunctionDef | ast.AsyncFunctionDef, code: types.CodeType | None) -> str:
+    if code is not None:
+        if code.co_flags & inspect.CO_ASYNC_GENERATOR:
+            return ASYNC_GENERATOR
+        if code.co_flags & inspect.CO_COROUTINE:
+            return COROUTINE
+        return GENERATOR if code.co_flags & inspect.CO_GENERATOR else PLAIN
+    yields = False
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        sub = stack.pop()
+        if isinstance(sub, ast.Yield | ast.YieldFrom):
+            yields = True
+            break
+        # A nested function, lambda or class has its own kind.
+        if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        stack.extend(ast.iter_child_nodes(sub))
+    if isinstance(node, ast.AsyncFunctionDef):
+        return ASYNC_GENERATOR if yields else COROUTINE
+    return GENERATOR if yields else PLAIN
+
+
+def _signature(
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+    implicit: bool,
+    code: types.CodeType | None,
+    text: Callable[[ast.expr], str],
+) -> Signature:
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+    defaults += args.defaults
+    params: list[Param] = []
+    for index, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
+        kind = POSITIONAL_ONLY if index < len(args.posonlyargs) else POSITIONAL_OR_KEYWORD
+        params.append(Param(arg.arg, kind, None if default is None else text(default)))
+    if args.vararg is not None:
+        params.append(Param(args.vararg.arg, VAR_POSITIONAL))
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        shown = None if kw_default is None else text(kw_default)
+        params.append(Param(arg.arg, KEYWORD_ONLY, shown))
+    if args.kwarg is not None:
+        params.append(Param(args.kwarg.arg, VAR_KEYWORD))
+    return Signature(tuple(params), _call_kind(node, code), implicit)
+
+
+class _Builder:
+    """Builds symbols statement by statement. Without a code object (``code`` None, ``flags``
+    the module's ``__future__`` flags) function bodies are fingerprinted from the AST."""
+
+    def __init__(
+        self,
+        code: types.CodeType | None,
+        source: str,
+        cache: dict[_CacheKey, _CacheEntry] | None,
+        flags: int = 0,
+    ) -> None:
+        flags = code.co_flags if code is not None else flags
+        self.lazy_annotations = bool(flags & __future__.annotations.compiler_flag)
+        self.flags = flags & _FUTURE_FLAGS
+        self.code = code
+        self._codes: dict[tuple[str, int], types.CodeType] | None = None if code else {}
+        self.lines = source_lines(source)
+        self.old_cache = cache or {}
+        self.symbols = Symbols()
+        self.made: list[Symbol] = []  # what the statement being built added, for the cache
+
+    @property
+    def codes(self) -> dict[tuple[str, int], types.CodeType]:
+        # Indexed on first use: a module whose every statement is cached never needs it.
+        if self._codes is None:
+            assert self.code is not None
+            self._codes = _code_index(self.code)
+        return self._codes
+
+    def chunks(self, chunks: list[tuple[int, str]]) -> bool:
+        """Describe the statements; False when a piece does not parse on its own."""
+        for first, text in chunks:
+            key = (self.flags, text)
+            hit = self.old_cache.get(key)
+            if hit is not None:
+                start, symbols = hit
+                for symbol in symbols:
+                    self.add(symbol, symbol.lineno - start + first)
+                self.symbols.cache[key] = hit
+                continue
+            try:
+                # Blank lines in front keep the line numbers of the whole file.
+                tree = ast.parse("\n" * (first - 1) + text)
+            except SyntaxError:
+                return False
+            self.made = []
+            for stmt in tree.body:
+                self.statement(stmt)
+            self.symbols.cache[key] = (first, tuple(self.made))
+        return True
+
+    def text(self, node: ast.expr) -> str:
+        """The source text of an expression (a default value, for messages)."""
+        end_lineno, end_col = node.end_lineno, node.end_col_offset
+        if end_lineno is None or end_col is None or node.lineno > len(self.lines):
+            return ast.unparse(node)
+        # Column offsets count UTF-8 bytes.
+        first = self.lines[node.lineno - 1].encode()
+        if end_lineno == node.lineno:
+            return first[node.col_offset : end_col].decode(errors="replace")
+        middle = [line.encode() for line in self.lines[node.lineno : end_lineno - 1]]
+        last = self.lines[end_lineno - 1].encode()[:end_col]
+        parts = [first[node.col_offset :], *middle, last]
+        return " ".join(p.decode(errors="replace").strip() for p in parts)
+
+    def add(self, symbol: Symbol, line: int | None = None) -> None:
+        self.made.append(symbol)
+        self.symbols.lines.setdefault(symbol.qualname, symbol.lineno if line is None else line)
+        # A name bound twice (a property and its setter, a conditional definition) is one
+        # symbol: both definitions count towards its digest and dependencies.
+        previous = self.symbols.get(symbol.qualname)
+        if previous is not None:
+            symbol = replace(
+                symbol,
+                lineno=previous.lineno,
+                fingerprint=f"{previous.fingerprint}|{symbol.fingerprint}",
+                deps=previous.deps | symbol.deps,
+                reloadable=previous.reloadable or symbol.reloadable,
+                settable=previous.settable or symbol.settable,
+                kind=PROPERTY if PROPERTY in (previous.kind, symbol.kind) else symbol.kind,
+            )
+        self.symbols[symbol.qualname] = symbol
+
+    def statement(self, stmt: ast.stmt, enclosing: ast.stmt | None = None) -> None:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            self.function(stmt, prefix="", in_class=False)
+        elif isinstance(stmt, ast.ClassDef):
+            self.klass(stmt, prefix="")
+        elif isinstance(stmt, ast.If | ast.Try | ast.With | ast.AsyncWith):
+            # Conditional definitions (``if TYPE_CHECKING``, ``try: import x``) are still
+            # module-level names.
+            self.simple(stmt, enclosing or stmt)
+            for block in _blocks(stmt):
+                for inner in block:
+                    self.statement(inner, enclosing or stmt)
+        else:
+            self.simple(stmt, enclosing or stmt)
+
+    def simple(self, stmt: ast.stmt, whole: ast.stmt) -> None:
+        names = list(_statement_bindings(stmt))
+        if not names:
+            return
+        fingerprint = _digest(whole)
+        deps = _loaded_names([whole])
+        for name in names:
+            self.add(Symbol(name, NAME, stmt.lineno, fingerprint, deps=deps))
+
+    def function(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef, *, prefix: str, in_class: bool
+    ) -> None:
+        decorators = {_decorator_name(d) for d in node.decorator_list}
+        kind = FUNCTION
+        settable = False
+        if in_class:
+            kind = METHOD
+            if "staticmethod" in decorators:
+                kind = STATICMETHOD
+            elif "classmethod" in decorators:
+                kind = CLASSMETHOD
+            elif decorators & {"property", "cached_property", "setter", "getter", "deleter"}:
+                kind = PROPERTY
+                settable = "setter" in decorators
+        args = node.args
+        annotations: list[ast.AST] = [a.annotation for a in _every_arg(args) if a.annotation]
+        if node.returns is not None:
+            annotations.append(node.returns)
+        # What the def statement evaluates, in the tree; the body is in the code object.
+        header: list[ast.AST] = [*node.decorator_list, *args.defaults]
+        header += [d for d in args.kw_defaults if d is not None]
+        # Postponed annotations are strings, evaluated later if ever: not dependencies.
+        deps = _loaded_names(header if self.lazy_annotations else [*header, *annotations])
+        code = self.codes.get((node.name, _first_line(node)))
+        signature = None
+        if kind != PROPERTY:
+            signature = _signature(node, kind in (METHOD, CLASSMETHOD), code, self.text)
+        if code is None:
+            fingerprint = _digest(node)
+        else:
+            body = hash(code_key(code)) & 0xFFFFFFFFFFFFFFFF
+            fingerprint = f"{body:016x}{_digest(*header, *annotations)}"
+        self.add(
+            Symbol(
+                prefix + node.name,
+                kind,
+                node.lineno,
+                fingerprint,
+                signature,
+                deps=deps,
+                reloadable="reloadable" in decorators,
+                settable=settable,
+            )
+        )
+
+    def klass(self, node: ast.ClassDef, *, prefix: str) -> None:
+        qualname = prefix + node.name
+        header: list[ast.AST] = [*node.bases, *node.keywords, *node.decorator_list]
+        members = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        attributes = [stmt for stmt in node.body if not isinstance(stmt, members)]
+        # The class's own digest covers its header and its attributes; each method and nested
+        # class is a symbol of its own, so editing one method does not mark the class changed.
+        self.add(
+            Symbol(
+                qualname,
+                CLASS,
+                node.lineno,
+                _digest(*header, *attributes),
+                deps=_loaded_names([*header, *attributes]),
+                reloadable="reloadable" in {_decorator_name(d) for d in node.decorator_list},
+            )
+        )
+        for stmt in node.body:
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.function(stmt, prefix=qualname + ".", in_class=True)
+            elif isinstance(stmt, ast.ClassDef):
+                self.klass(stmt, prefix=qualname + ".")
+
+
+def _every_arg(args: ast.arguments) -> list[ast.arg]:
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    return [a for a in every if a is not None]
+
+
+def _blocks(stmt: ast.If | ast.Try | ast.With | ast.AsyncWith) -> Iterator[list[ast.stmt]]:
+    if isinstance(stmt, ast.If):
+        yield stmt.body
+        yield stmt.orelse
+    elif isinstance(stmt, ast.Try):
+        yield stmt.body
+        for handler in stmt.handlers:
+            yield handler.body
+        yield stmt.orelse
+        yield stmt.finalbody
+    else:
+        yield stmt.body
+
+
+def statement_symbols(stmt: ast.stmt, flags: int, lines: list[str]) -> tuple[Symbol, ...]:
+    """The symbols one top-level statement defines, from its AST alone (``lines``: the
+    module's source lines, for the text of default values in messages)."""
+    builder = _Builder(None, "", None, flags)
+    builder.lines = lines
+    builder.statement(stmt)
+    return tuple(builder.symbols.values())

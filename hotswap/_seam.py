@@ -1,0 +1,52 @@
+"""The internal seam: everything the integrations and the pytest plugin may use beyond the
+public API, named in one place.
+
+``hotswap.integrations.*`` and ``hotswap.pytest_plugin`` import only :mod:`hotswap`,
+:mod:`hotswap.exceptions`, this module and their own package (``tests/test_architecture.py``
+keeps it so). What is here is internal: it may change between releases together with the
+integrations, never under them. Each name says which stage it comes from:
+
+- framework adapters (engine): :func:`register_adapter`, :class:`ModulePlan`, :class:`ModuleUpdate`;
+- the ASGI/WSGI middleware (release, engine): ``routing`` (a request's canary unit), :class:`Pin`;
+- the IPython extension: :class:`Pending` (watch), :func:`reload_many` (engine), ``POLICIES``,
+  and ``api``, the public functions (the extension is imported by ``hotswap``'s own
+  ``load_ipython_extension``, so it must not import ``hotswap`` back);
+- exporters (ops): the event types, :func:`outcome`, :func:`describe`, :func:`location`,
+  ``tracing`` (the span backend the OpenTelemetry exporter installs);
+- the pytest plugin (watch): :class:`Reloader`, the watcher it feeds from.
+"""
+
+from hotswap import _api as api
+from hotswap._config.settings import POLICIES
+from hotswap._engine.adapters import ModulePlan, ModuleUpdate, register_adapter
+from hotswap._engine.pin import Pin
+from hotswap._engine.transaction import reload_many
+from hotswap._ops import tracing
+from hotswap._ops.event_types import CanaryCall, CanaryDecision, RolledBack, WatcherState
+from hotswap._ops.events import Event, ReloadResult, describe, location, outcome
+from hotswap._release import routing
+from hotswap._watch.pending import Pending
+from hotswap._watch.watcher import Reloader
+
+__all__ = (
+    "POLICIES",
+    "CanaryCall",
+    "CanaryDecision",
+    "Event",
+    "ModulePlan",
+    "ModuleUpdate",
+    "Pending",
+    "Pin",
+    "ReloadResult",
+    "Reloader",
+    "RolledBack",
+    "WatcherState",
+    "api",
+    "describe",
+    "location",
+    "outcome",
+    "register_adapter",
+    "reload_many",
+    "routing",
+    "tracing",
+)

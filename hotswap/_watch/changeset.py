@@ -1,0 +1,249 @@
+"""The worker's side of the watcher: from the due files of one window to one change set.
+
+The watcher (``_watcher``) decides *when* files are due; this module reads them, checks that
+each is complete and changed, hands them to :func:`hotswap._engine.transaction.reload_many` as one
+change set (the exact bytes it checked), and reports one result per module. A set rejected
+as a whole is tried again, whole, with the next set that touches one of its files or arrives
+within ``debounce``: the rest of a refactoring that landed a moment later completes it, and
+fixing the broken file of a save-all applies the others too. Nothing here imports watchdog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable
+
+from hotswap._engine import transaction as _transaction
+from hotswap._ops import events as _events
+from hotswap._ops.events import ReloadResult, call_safely, location
+from hotswap._plan import datafiles as _datafiles
+from hotswap._plan.modules import ModuleIndex, Scope, real_file
+from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
+
+__all__ = (
+    "COMPLETE",
+    "CREATED",
+    "EMPTY_SETTLE",
+    "RETRY",
+    "SETTLED",
+    "UNCLOSED",
+    "WRITING",
+    "Apply",
+    "ChangeSets",
+)
+
+logger = logging.getLogger(__name__)
+
+# Why a path is due: its reading rules differ (see hotswap._watch.watcher's docstring).
+COMPLETE = "complete"  # closed or renamed into place
+CREATED = "created"  # appeared
+WRITING = "writing"  # modified: a write in progress
+SETTLED = "settled"  # requeued: read once quiet; an empty file is accepted then
+RETRY = "retry"  # of a rejected change set, tried again with the next one: read as it is
+
+# An empty file is read only after it stayed empty this long without events (seconds).
+EMPTY_SETTLE = 0.5
+# Where closes are reported (inotify), a write whose close never comes (a writer that keeps the
+# file open) is read after this long without events (seconds). Editors, formatters and git all
+# close their files.
+UNCLOSED = 2.0
+
+Requeue = Callable[[str, float, str], None]
+# Applies one change set (module name, new bytes) and returns one result per module.
+Apply = Callable[[list[tuple[str, bytes]]], list[ReloadResult]]
+
+
+class ChangeSets:
+    """Reads due files and applies them as change sets, for one watcher.
+
+    Args:
+        scope: what the watcher may read and execute.
+        index: source files -> loaded modules.
+        debounce: the watcher's settle window, in seconds.
+        requeue: ``requeue(path, delay, why)`` looks at ``path`` again later, unless a newer
+            event came.
+        pending: whether an event for the path came since it was taken (the newer decides).
+        apply: what turns a set into live code; by default one transaction
+            (:func:`reload_set`). The API passes its own (a canary, a fleet release): the
+            stages that decide sit above this one.
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        index: ModuleIndex,
+        *,
+        debounce: float,
+        requeue: Requeue,
+        pending: Callable[[str], bool],
+        apply: Apply | None = None,
+    ) -> None:
+        self._apply = apply or reload_set
+        self._scope = scope
+        self._index = index
+        self._debounce = debounce
+        self._requeue = requeue
+        self._pending = pending
+        self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
+        self._failed: list[tuple[frozenset[str], float]] = []  # rejected sets, and when
+        self._quiet: set[str] = set()  # re-read after a folder swap: report changes only
+
+    def reread(self, path: str) -> None:
+        """``path`` is about to be read again because its folder changed under the watcher:
+        report its reload only if it differs from what runs."""
+        self._quiet.add(path)
+
+    def read(self, path: str, why: str) -> bytes | None:
+        """The complete new content of ``path``, or None when there is nothing to apply now
+        (unchanged, outside the scope, or not complete yet: then requeued)."""
+        if not self._scope.contains(path):
+            logger.warning("hotswap: %s: refused, it resolves outside the watched paths", path)
+            return None
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+                read = os.fstat(handle.fileno())
+        except OSError:
+            return None  # deleted or replaced meanwhile: a later event brings the new file
+        if not data and why != SETTLED:
+            # What a writer leaves between truncating and writing: give it time to write.
+            self._requeue(path, max(self._debounce, EMPTY_SETTLE), SETTLED)
+            return None
+        if self._pending(path):
+            return None  # written again since: the newer event decides
+        digest = hashlib.sha256(data).hexdigest()
+        if self._hashes.get(path) == digest and why != RETRY:
+            return None  # saved without a change
+        try:
+            now = os.stat(path)
+        except OSError:
+            return None
+        if (now.st_size, now.st_mtime_ns) != (read.st_size, read.st_mtime_ns):
+            self._requeue(path, self._debounce, SETTLED)  # changing under us: never mid-write
+            return None
+        self._hashes[path] = digest
+        return data
+
+    def apply(
+        self, paths: dict[str, str], on_reload: Callable[[ReloadResult], object] | None
+    ) -> None:
+        """Read the due files (path -> why), hand them to the transaction as one set, and
+        call ``on_reload`` with each result."""
+        now = time.monotonic()
+        for failed, when in list(self._failed):
+            if failed & paths.keys() or now - when < self._debounce:
+                self._failed.remove((failed, when))
+                for path in failed - paths.keys():
+                    paths[path] = RETRY
+        entries: list[tuple[str, bytes]] = []
+        owners: dict[str, str] = {}
+        data_files: list[str] = []
+        for path, why in paths.items():
+            names = self._index.modules_for(path)
+            if not names:
+                if not path.endswith(".py") and self.read(path, why) is not None:
+                    data_files.append(path)  # read by module code at import
+                continue  # never imported: nothing runs this file
+            data = self.read(path, why)
+            if data is None:
+                continue
+            for name in names:
+                if name not in owners:
+                    entries.append((name, data))
+                    owners[name] = path
+            digest = hashlib.sha256(data).hexdigest()
+            _events.publish(_events.ChangeDetected(path, tuple(names), digest))
+        for path in data_files:
+            self._rerun_readers(path, on_reload)
+        if not entries:
+            return
+        results = self._transact(entries, owners)
+        if not all(r.ok for r in results):
+            if len(entries) > 1:
+                for path in set(owners.values()):
+                    self._hashes.pop(path, None)  # not applied: the same content must retry
+            self._failed.append((frozenset(owners.values()), time.monotonic()))
+        for result in results:
+            path = owners.get(result.module, "")
+            if isinstance(result.error, PinTimeoutError | SignatureError):
+                # Not the content's fault (or, for a signature, not the content alone): saving
+                # the same content again, or its signature arriving, must retry.
+                self._hashes.pop(path, None)
+            quiet = path in self._quiet
+            self._quiet.discard(path)
+            if quiet and result.ok and not result.changes and not result.dependents:
+                continue  # re-read after a folder swap, and the same as what runs
+            if on_reload is not None:
+                call_safely(on_reload, result)
+
+    def _transact(
+        self, entries: list[tuple[str, bytes]], owners: dict[str, str]
+    ) -> list[ReloadResult]:
+        """The results, one per module, also when module code interrupted the transaction."""
+        try:
+            return self._apply(list(entries))
+        except KeyboardInterrupt as interrupt:
+            # Module code raised KeyboardInterrupt (the transaction rolls back and re-raises
+            # it). It is the worker thread's, not a Ctrl-C of the program: report it for every
+            # module of the set, as a failure, and keep watching.
+            return _interrupted(entries, owners, interrupt)
+
+    def _rerun_readers(self, path: str, on_reload: Callable[[ReloadResult], object] | None) -> None:
+        """A data file changed: the statements that read it at import run again."""
+        readers: dict[str, set[int]] = {}
+        for reader in _datafiles.readers(path):
+            readers.setdefault(reader.module, set()).add(reader.line)
+        if not readers:
+            return
+        for result in _transaction.reload_data(path, readers):
+            if on_reload is not None:
+                call_safely(on_reload, result)
+
+
+def reload_set(entries: list[tuple[str, bytes]]) -> list[ReloadResult]:
+    """One transaction over the set (the default way a change set goes live)."""
+    return _transaction.reload_many(entries, policy=None)
+
+
+def _interrupted(
+    entries: list[tuple[str, bytes]], owners: dict[str, str], interrupt: KeyboardInterrupt
+) -> list[ReloadResult]:
+    frames = [
+        (real_file(f.filename), f.lineno) for f in traceback.extract_tb(interrupt.__traceback__)
+    ]
+    files = set(owners.values())
+    culprit, line = next(((f, n) for f, n in reversed(frames) if f in files), (None, None))
+    statuses = _transaction.module_statuses()
+    results = []
+    for name, data in entries:
+        path = owners[name]
+        status = statuses.get(name)
+        digest = hashlib.sha256(data).hexdigest()
+        if status is not None and status.source_hash == digest and status.last_result:
+            results.append(status.last_result)  # applied before the interruption
+            continue
+        if path == culprit:
+            message = f"{location(name, path, line)}: the new code raised KeyboardInterrupt"
+        elif culprit is not None:
+            message = (
+                f"{location(name, path)}: not applied: {culprit} raised KeyboardInterrupt "
+                "in the same change set"
+            )
+        else:
+            message = f"{location(name, path)}: not applied: KeyboardInterrupt during the reload"
+        error = ExecutionError(message, module=name, filename=path, lineno=line)
+        error.__cause__ = interrupt
+        results.append(
+            ReloadResult(
+                module=name,
+                ok=False,
+                version=status.version if status is not None else 1,
+                error=error,
+                rolled_back=path == culprit,
+            )
+        )
+    return results

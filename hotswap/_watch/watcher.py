@@ -1,0 +1,530 @@
+"""The watchdog observer, event filtering, settling and change sets; the only importer of
+watchdog.
+
+Event path: watchdog's observer thread calls :meth:`_Handler.dispatch`, which only files the
+path with a due time and wakes the worker; the worker (``hotswap-worker``) reads the due files,
+skips those whose content did not change, and hands the rest to the transaction as one change
+set (:func:`hotswap._engine.transaction.reload_many`).
+
+When is a file complete? Facts first, time only where the platform cannot tell:
+
+* a file renamed into place is complete (inotify's IN_MOVED_TO; a rename from an unwatched
+  folder arrives as a move without a source, because the observer is asked for full events);
+* a file opened for writing is complete when its writer closes it (IN_CLOSE_WRITE). On
+  inotify a write (modified) or a creation makes the file wait for that close: nothing is read
+  while a writer may be half way, however long it pauses;
+* a file that appears without a writer (a hard link or a symlink made in place) is complete:
+  ``lstat`` tells it from a new file, which waits for its writer's close;
+* polling and other platforms report no closes: there a file is read once ``debounce``
+  passed without events and its size and time did not change while it was read.
+
+A folder renamed into place holds complete files. An empty file is read only after it stayed
+empty and quiet for half a second: it is what a writer leaves between truncating and writing
+(``debounce=0`` executed it).
+
+Bursts and change sets: a complete save made while the file's previous save is still waiting
+or being applied waits ``_BURST_QUIET`` for the next, so a burst gives a couple of reloads. A
+due file waits until file events pause for ``_GATHER``, until no event is on its way to the
+handler (the observer's queue, the inotify emitters' and the kernel's), and until the files
+whose write has begun are complete, all within ``debounce``: the files of a save-all, a
+refactoring or a checkout then form one change set. Reading and applying it is
+:mod:`hotswap._watch.changeset`'s.
+
+Watched paths are followed, not the folders found there when watching began: the idle worker
+checks every ``_REFRESH`` seconds that each watched folder is the one at its path, watches a
+folder that replaced it or appeared since, and applies what differs in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from watchdog.events import (
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.polling import PollingObserver
+
+from hotswap._config.settings import Settings
+from hotswap._engine.gil import Lowered
+from hotswap._ops import events as _events
+from hotswap._ops.events import ReloadResult, location
+from hotswap._plan import datafiles as _datafiles
+from hotswap._plan import signing as _signing
+from hotswap._plan.modules import ModuleIndex, Scope
+from hotswap._watch.changeset import (
+    COMPLETE,
+    CREATED,
+    SETTLED,
+    UNCLOSED,
+    WRITING,
+    Apply,
+    ChangeSets,
+)
+from hotswap._watch.fsfacts import Backlog, created_means, folder_identity
+
+__all__ = ("Reloader",)
+
+logger = logging.getLogger(__name__)
+
+# How often the idle worker checks that each watched folder is still the one at its path (a
+# folder swapped by rename, or one that did not exist yet), and looks for new packages.
+_REFRESH = 0.5
+# A file saved again before its previous save was handed over, or while that one is being
+# reloaded, is in a burst (a formatter, a script, git): each complete save then waits this long
+# for the next before it is read, so a burst costs a couple of reloads, not one per save
+# (seconds). A save after the last one went live is read at once.
+_BURST_QUIET = 0.002
+# The files of one save-all or checkout come without a gap this long between their events: a
+# complete file waits for such a gap, so they go live as one change set (seconds; what it adds
+# to a single save's latency).
+_GATHER = 0.0005
+# The events hotswap acts on. watchdog turns this into the inotify mask, so the kernel does not
+# even report the opens and reads of every import (they slowed imports by 17%).
+_EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    DirMovedEvent,
+]
+# A path that is gone (deleted, or moved away): what was pending for it is void.
+_GONE = "gone"
+# A deleted module file is reported once the deletion stood this long (seconds): an editor that
+# moves the old file away and writes the new one brings it back within it.
+_GONE_GRACE = 0.25
+# GIL switch interval from the first event until the work is done: every thread hop and
+# syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
+_SWITCH_INTERVAL = 0.0002
+
+
+@dataclass
+class _Pending:
+    due: float
+    why: str
+    at: float = 0.0  # when its last event came (0: requeued by the worker)
+
+
+def _inotify_observer() -> BaseObserver | None:
+    """An inotify observer that reports a move from an unwatched folder as a move, not as a
+    bare creation (None off Linux)."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    try:
+        return InotifyObserver(generate_full_events=True)
+    except (TypeError, OSError):  # pragma: no cover - an old watchdog, or no inotify left
+        return None
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs on watchdog's thread: keep it short, it delays every event behind it."""
+
+    def __init__(self, reloader: Reloader) -> None:
+        super().__init__()
+        self._reloader = reloader
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        why: str | None = None
+        path = event.src_path
+        if event.is_directory:
+            if kind == "moved" and event.dest_path:
+                # A folder renamed into place holds complete files (watchdog follows with a
+                # creation for each, which must not make them wait for a close).
+                self._reloader._arrived(os.fsdecode(event.dest_path))
+        elif kind == "closed":
+            why = COMPLETE
+        elif kind == "moved":
+            # Full events: a move out of the watched folders has no destination (the module
+            # keeps running, as for a deletion); a move in from elsewhere has no source.
+            if event.src_path:
+                self._reloader.notify(os.fsdecode(event.src_path), _GONE)
+            path, why = event.dest_path, COMPLETE if event.dest_path else None
+        elif kind == "created":
+            why = CREATED
+        elif kind == "modified":
+            why = WRITING
+        elif kind == "deleted":
+            why = _GONE  # the module keeps running; a new file brings its own events
+        # opened, closed_no_write: nothing was written.
+        self._reloader.notify(os.fsdecode(path) if why else "", why)
+
+
+class Reloader:
+    """The running watcher, as returned by :func:`hotswap.enable`.
+
+    Attributes:
+        paths: the watched files and directories (resolved).
+        settings: the settings it runs with.
+        on_reload: called with the result of every reload the watcher attempts, one per
+            module.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: list[str],
+        on_reload: Callable[[ReloadResult], object] | None = None,
+        apply: Apply | None = None,
+    ) -> None:
+        self.settings = settings
+        self.scope = Scope(paths, settings.exclude)
+        self.paths = self.scope.roots
+        self.on_reload = on_reload
+        self._index = ModuleIndex()
+        self._cond = threading.Condition()
+        self._pending: dict[str, _Pending] = {}
+        self._watching: Lowered | None = None  # the switch interval while the watcher runs
+        self._boosted: Lowered | None = None  # ... and from an event until its work is done
+        self._completes: dict[str, int] = {}  # path -> complete saves not yet taken
+        self._inflight: frozenset[str] = frozenset()  # the paths of the set being applied
+        self._settling = False  # the worker is waiting for a change set to be complete
+        self._last_event = 0.0  # when the last event for a source file came
+        self._stopping = False
+        # (folder, recursive) -> its watch and the folder's identity when it was scheduled.
+        self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
+        self._missing: set[tuple[str, bool]] = set()
+        self._modules_seen = 0
+        self._deleted: set[str] = set()  # module files reported deleted (said once)
+        self._handler = _Handler(self)
+        observer = None if settings.polling else _inotify_observer()
+        # Only inotify reports closes; elsewhere a write is read once it settled.
+        self._closes = observer is not None
+        if observer is None:
+            observer = (
+                PollingObserver(timeout=max(settings.debounce, 0.1))
+                if settings.polling
+                else Observer()
+            )
+        self._sets = ChangeSets(
+            self.scope,
+            self._index,
+            debounce=settings.debounce,
+            requeue=self._requeue,
+            pending=self._is_pending,
+            apply=apply,
+        )
+        self._observer: BaseObserver = observer
+        self._backlog = Backlog(observer)
+        self._observer.name = "hotswap-observer"
+        self._observer.daemon = True
+        self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
+
+    @property
+    def running(self) -> bool:
+        """Whether the observer and the worker are alive."""
+        return self._observer.is_alive() and self._worker.is_alive()
+
+    def start(self) -> None:
+        """Start watching; the watches of existing paths are live when this returns."""
+        if self.settings.switch_interval:
+            self._watching = Lowered(self.settings.switch_interval)
+        self._observer.start()
+        self._schedule()
+        self._worker.start()
+        _events.publish(_events.WatcherState("started", tuple(self.paths)))
+
+    def stop(self) -> None:
+        """Stop watching and join the threads."""
+        self._observer.stop()
+        with self._cond:
+            self._stopping = True
+            self._pending.clear()
+            self._cond.notify_all()
+        self._unboost()
+        if self._watching is not None:
+            self._watching.restore()
+            self._watching = None
+        if self._observer.is_alive():
+            self._observer.join()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join()
+        _events.publish(_events.WatcherState("stopped", tuple(self.paths)))
+
+    # --- watches ---------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        """Watch what the scope asks for now (new packages are added by later calls)."""
+        self._modules_seen = len(sys.modules)
+        for folder, recursive in self.scope.watches():
+            if (folder, recursive) not in self._watches:
+                self._watch(folder, recursive, rescan=False)
+
+    @staticmethod
+    def _name_threads() -> None:
+        """watchdog's own threads (emitters, the inotify reader) are daemon threads already;
+        name them so a thread dump shows whose they are."""
+        for thread in threading.enumerate():
+            if type(thread).__module__.startswith("watchdog.") and not thread.name.startswith(
+                "hotswap-"
+            ):
+                thread.name = f"hotswap-{type(thread).__name__.lower()}"
+
+    def _watch(self, folder: str, recursive: bool, *, rescan: bool) -> None:
+        key = (folder, recursive)
+        identity = folder_identity(folder)
+        if identity is None:
+            if key not in self._missing:
+                logger.warning(
+                    "hotswap: %s does not exist: it will be watched once it appears", folder
+                )
+                self._missing.add(key)
+            return
+        try:
+            watch = self._observer.schedule(
+                self._handler, folder, recursive=recursive, event_filter=_EVENTS
+            )
+        except TypeError:  # a watchdog without event filters
+            watch = self._observer.schedule(self._handler, folder, recursive=recursive)
+        except OSError as error:  # gone again, or out of inotify watches
+            logger.warning("hotswap: %s: cannot watch it: %s", folder, error)
+            self._missing.add(key)
+            return
+        self._watches[key] = (watch, identity)
+        self._missing.discard(key)
+        self._name_threads()
+        if rescan:
+            logger.warning("hotswap: %s appeared: watching it", folder)
+            self._rescan(folder, recursive)
+
+    def _check_watches(self) -> None:
+        """Follow each watched path, not the folder first found there: a folder swapped by
+        rename (``mv src src.old && mv src.new src``) or created after enable() is watched
+        again, and its files that differ from what runs are applied."""
+        for key, (watch, identity) in list(self._watches.items()):
+            now = folder_identity(key[0])
+            if now == identity:
+                continue
+            # Its emitter may have stopped already (the folder was deleted).
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(watch)
+            del self._watches[key]
+            if now is None:
+                logger.warning(
+                    "hotswap: %s no longer exists: not watched until it appears again", key[0]
+                )
+                self._missing.add(key)
+            else:
+                logger.warning("hotswap: %s was replaced by another folder: watching it", key[0])
+                self._watch(*key, rescan=False)
+                self._rescan(*key)
+        for key in list(self._missing):
+            if folder_identity(key[0]) is not None:
+                self._watch(*key, rescan=True)
+
+    def _rescan(self, folder: str, recursive: bool) -> None:
+        """Queue the loaded modules' files in a folder that was not watched until now."""
+        files = self._index.files_under(folder, recursive=recursive)
+        with self._cond:
+            for path in files:
+                self._sets.reread(path)
+                self._pending[path] = _Pending(time.monotonic(), COMPLETE)
+            self._cond.notify_all()
+
+    # --- events ----------------------------------------------------------------------------
+
+    def notify(self, path: str, why: str | None) -> None:
+        """File an event for ``path`` (the observer thread calls this once per event, ``why``
+        None for one hotswap ignores, so the worker knows the event queue moved on)."""
+        if why is not None and path.endswith(".py" + _signing.SUFFIX):
+            # A signature that arrives after its file lets the file apply (signed changes).
+            path, why = path[: -len(_signing.SUFFIX)], COMPLETE
+        if why is None or not (path.endswith(".py") or _datafiles.readers(path)):
+            # (A data file that module code read at import counts: its readers run again.)
+            if self._settling:  # the worker waits for the queue to drain: it moved on
+                with self._cond:
+                    self._cond.notify_all()
+            return
+        created = why == CREATED
+        if created and self._closes:
+            why = created_means(path)
+        logger.debug("hotswap: event: %s %s", why, path)
+        with self._cond:
+            if why == _GONE:
+                self._pending.pop(path, None)
+                self._completes.pop(path, None)
+                if path.endswith(".py"):
+                    # The worker says so once the deletion stood (see _report_deleted).
+                    self._pending[path] = _Pending(time.monotonic() + _GONE_GRACE, _GONE)
+                    self._cond.notify_all()
+                return
+            self._deleted.discard(path)  # back: a later deletion is news again
+            known = self._pending.get(path)
+            if created and known is not None and known.why == COMPLETE:
+                # Created without being gone first: watchdog's creation for a file of a folder
+                # renamed into place, complete already.
+                return
+            now = self._last_event = time.monotonic()
+            if why == COMPLETE:
+                due = now
+                if self._completes.get(path, 0) or path in self._inflight:
+                    due += _BURST_QUIET
+                self._completes[path] = self._completes.get(path, 0) + 1
+            elif why == WRITING and self._closes:
+                due = now + max(self.settings.debounce, UNCLOSED)
+            else:  # created; or modified where closes are not reported
+                due = now + self.settings.debounce
+            # The newest event decides: a write that begins after a close makes the file wait
+            # for the next close, so the half-written file of the next save is never read.
+            self._pending[path] = _Pending(due, why, now)
+            self._boost()
+            self._cond.notify_all()
+
+    def _arrived(self, folder: str) -> None:
+        """A folder was renamed into place: its source files are complete."""
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                if name.endswith(".py"):
+                    self.notify(os.path.join(parent, name), COMPLETE)
+
+    def _is_pending(self, path: str) -> bool:
+        with self._cond:
+            return path in self._pending
+
+    def _requeue(self, path: str, delay: float, why: str = SETTLED) -> None:
+        """Look again after ``delay`` seconds, unless a newer event came meanwhile."""
+        with self._cond:
+            if path not in self._pending:
+                self._pending[path] = _Pending(time.monotonic() + delay, why)
+
+    def _boost(self) -> None:
+        """Shorten the GIL switch interval until the pending work is done (lock held)."""
+        if self._boosted is None:
+            self._boosted = Lowered(_SWITCH_INTERVAL)
+
+    def _unboost(self) -> None:
+        """Give the program its own switch interval back once nothing is due soon."""
+        with self._cond:
+            soon = time.monotonic() + self.settings.debounce
+            if self._boosted is not None and all(p.due > soon for p in self._pending.values()):
+                self._boosted.restore()
+                self._boosted = None
+
+    def _undispatched(self) -> bool:
+        """Whether events wait on their way to the handler: in the observer's queue, in an
+        inotify emitter's queue, or still in the kernel's (where a save-all's next file shows
+        first)."""
+        return self._observer.event_queue.qsize() > 0 or self._backlog.waiting()
+
+    def _next_batch(self) -> list[tuple[str, str]] | None:
+        """Wait until paths are due and the change set they belong to has settled; [] when
+        idle for a while (time to check the watches), None when stopping."""
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                if any(p.due <= now for p in self._pending.values()):
+                    self._settle(now)
+                    now = time.monotonic()
+                    ready = [(k, p.why) for k, p in self._pending.items() if p.due <= now]
+                    for path, _ in ready:
+                        del self._pending[path]
+                        self._completes.pop(path, None)
+                    if ready:
+                        return ready
+                    continue  # a newer event made the due file wait again
+                wait = min((p.due for p in self._pending.values()), default=now + _REFRESH)
+                if not self._cond.wait(min(wait - now, _REFRESH)) and not self._pending:
+                    return []
+            return None
+
+    def _settle(self, start: float) -> None:
+        """Let the rest of a change set arrive before it is cut (lock held), for up to
+        ``debounce`` seconds: the files saved while events keep coming (no gap of ``_GATHER``
+        between them), the events still on their way to the handler, and the files whose
+        write has begun (the other files of a save-all or a checkout)."""
+        limit = start + self.settings.debounce
+        self._settling = True
+        try:
+            self._settle_until(limit)
+        finally:
+            self._settling = False
+
+    def _settle_until(self, limit: float) -> None:
+        while not self._stopping:
+            now = time.monotonic()
+            gather = min(self._last_event + _GATHER, limit)
+            queued = self._undispatched()
+            # A write counts as part of the set while its events keep coming: a file some
+            # program holds open for writing does not hold every change set back.
+            recent = now - self.settings.debounce
+            writing = any(
+                p.due > now and p.why in (WRITING, CREATED) and p.at > recent
+                for p in self._pending.values()
+            )
+            if now >= limit or (now >= gather and not queued and not writing):
+                return
+            # The handler notifies after every event; the timeout covers an event the
+            # observer takes without calling it (a filtered one) and the windows' ends.
+            if queued or now < gather:
+                self._cond.wait(max(min(gather - now, 0.001), 0.0002))
+            else:
+                self._cond.wait(limit - now)
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._index.refresh()  # ahead of the first event, off the event path
+        while True:
+            try:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                if batch:
+                    self._apply(dict(batch))
+                self._unboost()
+                if not batch:
+                    self._check_watches()
+                if len(sys.modules) != self._modules_seen:
+                    self._schedule()
+            except BaseException:  # the watcher never dies (SystemExit from user code too)
+                logger.exception("hotswap: the watcher hit an error and keeps running")
+                self._unboost()
+
+    def _apply(self, paths: dict[str, str]) -> None:
+        for path in [p for p, why in paths.items() if why == _GONE]:
+            del paths[path]
+            self._report_deleted(path)
+        if not paths:
+            return
+        self._inflight = frozenset(paths)
+        try:
+            self._sets.apply(paths, self.on_reload)
+        finally:
+            self._inflight = frozenset()
+
+    def _report_deleted(self, path: str) -> None:
+        """A watched module's file is gone: say so once (a deletion brings one or more events:
+        a move away, an unlink, the folder's), unless it came back meanwhile."""
+        if os.path.lexists(path):
+            return
+        with self._cond:
+            if path in self._deleted:
+                return
+        names = self._index.modules_for(path)
+        if not names:
+            return  # never imported: nothing runs it
+        with self._cond:
+            self._deleted.add(path)
+        logger.warning(
+            "hotswap: %s: the file was deleted or moved away; the module keeps running the code "
+            "it has",
+            location(names[0], path),
+        )
