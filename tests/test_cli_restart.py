@@ -214,6 +214,13 @@ def test_cli_forked_run_ends_like_python(tmp_path, hotswap_program):
     assert program.seen[-1] == "atexit ran"
 
 
+@pytest.mark.xfail(
+    not getattr(sys, "_is_gil_enabled", lambda: True)(),
+    reason="CPython race with the GIL off (free-threaded 3.14): a SIGINT that lands while the "
+    "main thread waits in threading.Event().wait() can be lost; a plain script without hotswap "
+    "loses it too (docs/limits.md)",
+    strict=False,
+)
 def test_cli_sigint_to_the_command_interrupts_the_program(app, hotswap_program):
     program = hotswap_program(["run", "app.py"], app)
     program.expect("ready ")
