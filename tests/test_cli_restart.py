@@ -5,7 +5,6 @@ start in a new interpreter instead."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -177,10 +176,6 @@ def test_cli_sigterm_reaches_the_program(app, hotswap_program):
         os.kill(child, 0)  # gone, and reaped by the supervisor
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
-    reason="[tool.hotswap] needs tomllib or tomli",
-)
 def test_config_restart_on_failure_from_pyproject(tmp_path):
     from hotswap._config import settings as _config
 

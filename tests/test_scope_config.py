@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import sysconfig
@@ -84,13 +83,6 @@ def test_switch_interval_is_shortened_while_watching_and_restored(project):
         sys.setswitchinterval(saved)
 
 
-needs_tomllib = pytest.mark.skipif(
-    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
-    reason="[tool.hotswap] is read with tomllib (3.11+) or tomli",
-)
-
-
-@needs_tomllib
 def test_settings_precedence_pyproject_environment_arguments(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         "[tool.hotswap]\npolicy = 'warn'\nhistory = 4\npin-timeout = 2.5\n"
@@ -113,7 +105,6 @@ def test_settings_reject_bad_values_with_their_source(tmp_path):
         hotswap.configure(colour="blue")
 
 
-@needs_tomllib
 def test_settings_warn_about_unknown_pyproject_keys(tmp_path, caplog):
     (tmp_path / "pyproject.toml").write_text("[tool.hotswap]\ncolour = 'blue'\n")
     _config.load(tmp_path, environ={})
