@@ -16,6 +16,8 @@ integrations, never under them. Each name says which stage it comes from:
 - the pytest plugin (watch): :class:`Reloader`, the watcher it feeds from.
 """
 
+from typing import TYPE_CHECKING
+
 from hotswap import _api as api
 from hotswap._config.settings import POLICIES
 from hotswap._engine.adapters import ModulePlan, ModuleUpdate, register_adapter
@@ -26,7 +28,9 @@ from hotswap._ops.event_types import CanaryCall, CanaryDecision, RolledBack, Wat
 from hotswap._ops.events import Event, ReloadResult, describe, location, outcome
 from hotswap._release import routing
 from hotswap._watch.pending import Pending
-from hotswap._watch.watcher import Reloader
+
+if TYPE_CHECKING:
+    from hotswap._watch.watcher import Reloader
 
 __all__ = (
     "POLICIES",
@@ -50,3 +54,13 @@ __all__ = (
     "routing",
     "tracing",
 )
+
+
+def __getattr__(name: str) -> object:
+    # The watcher imports watchdog, which `import hotswap` (and so this seam, which the
+    # integrations package imports) must not: only the pytest plugin's feed asks for it.
+    if name == "Reloader":
+        from hotswap._watch.watcher import Reloader
+
+        return Reloader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

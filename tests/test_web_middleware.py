@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -248,7 +249,9 @@ def waiting_at_the_gate() -> bool:
         frame = top
         while frame is not None:
             code = frame.f_code
-            if code.co_name == "_enter" and code.co_filename.endswith("_pin.py"):
+            if code.co_name == "_enter" and code.co_filename.endswith(
+                os.path.join("_engine", "pin.py")
+            ):
                 return True
             frame = frame.f_back
     return False

@@ -27,7 +27,7 @@ import hotswap
 from hotswap._ops.console import NOTICE
 from hotswap._ops.events import ReloadResult, describe
 from hotswap._plan import sources as _sources
-from hotswap._plan.modules import Scope, loaded_files
+from hotswap._plan.modules import OWN_DIR, Scope, loaded_files
 from hotswap.exceptions import SourceSyntaxError
 
 __all__ = ("RestartRequest", "Target", "exit_code", "print_crash", "run")
@@ -128,7 +128,7 @@ def exit_code(error: SystemExit) -> int:
 
 
 _OWN = (
-    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    OWN_DIR,
     os.path.abspath(runpy.__file__),
     "<frozen runpy>",
 )

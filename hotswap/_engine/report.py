@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hotswap._ops.events import Changes, Dependent, Skipped, display_path, location
 from hotswap._plan.diff import diff
-from hotswap._plan.modules import excluded_roots
+from hotswap._plan.modules import OWN_DIR, excluded_roots
 from hotswap.exceptions import ExecutionError
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ __all__ = ("changes_of", "dependents_of", "error_in", "skipped_of")
 
 logger = logging.getLogger(__name__)
 
-_OWN = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+_OWN = os.path.realpath(OWN_DIR.rstrip(os.sep))
 
 
 def _error_line(error: BaseException, filename: str) -> int | None:

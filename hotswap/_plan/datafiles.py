@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hotswap._plan.modules import OWN_DIR as _OWN_DIR
+
 __all__ = (
     "Reader",
     "forget",
@@ -73,7 +75,6 @@ _spans: dict[str, tuple[tuple[int, int], list[int], list[int]]] = {}
 # Per thread: whether module code under the roots may be running (set by its "exec" event).
 _armed = threading.local()
 
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".so", ".pth")
 _WRITING = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _MAX_DEPTH = 200  # frames walked per opening at most; deeper stacks are not attributed

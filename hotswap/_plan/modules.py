@@ -14,6 +14,7 @@ from hotswap._ops.events import location
 from hotswap.exceptions import ModuleNotReloadableError
 
 __all__ = (
+    "OWN_DIR",
     "ModuleIndex",
     "Scope",
     "canonical",
@@ -121,6 +122,9 @@ def decode_source(module: str, path: str, data: bytes) -> str:
 
 
 # A PEP 263 coding declaration (it may only sit on the first two lines).
+# hotswap's own package folder (with a trailing separator): its files are never the user's.
+OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
 
 
