@@ -10,6 +10,7 @@ import os
 import queue
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import threading
 import time
@@ -80,6 +81,28 @@ def bytecode(request: pytest.FixtureRequest) -> Iterator[bool]:
         yield not sys.dont_write_bytecode
     finally:
         sys.dont_write_bytecode = saved
+
+
+# A free-threaded build (3.13t, 3.14t): the GIL is off unless something turned it back on.
+FREE_THREADED_BUILD = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+@pytest.fixture(params=["gil", "no-gil"])
+def threads_build(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a thread stress test once per build, named for what it proves: "gil" on builds
+    with a GIL, "no-gil" on free-threaded builds, where the GIL must really be off before and
+    after the threads ran (an extension module that does not declare free-threading support
+    turns it back on when imported, and the test would prove nothing)."""
+    if request.param == "no-gil":
+        if not FREE_THREADED_BUILD:
+            pytest.skip("a build with a GIL: the no-GIL run is a free-threaded build's (3.14t)")
+        assert not sys._is_gil_enabled()
+        yield request.param
+        assert not sys._is_gil_enabled()
+    else:
+        if FREE_THREADED_BUILD:
+            pytest.skip("a free-threaded build: its run of this test is the no-gil one")
+        yield request.param
 
 
 @pytest.fixture

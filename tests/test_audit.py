@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import pickle
-import sys
 import textwrap
 
 import pytest
@@ -212,10 +210,6 @@ def test_audit_setting_rejects_a_malformed_table(project):
         hotswap.configure(audit={"forbid": ["os.system"]})
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
-    reason="[tool.hotswap] needs tomllib or tomli",
-)
 def test_audit_from_pyproject(project, tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[tool.hotswap]\naudit = {deny = ["os.system"], allow = ["os.getcwd"]}\n'

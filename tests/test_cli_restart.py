@@ -5,7 +5,6 @@ start in a new interpreter instead."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -177,10 +176,6 @@ def test_cli_sigterm_reaches_the_program(app, hotswap_program):
         os.kill(child, 0)  # gone, and reaped by the supervisor
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
-    reason="[tool.hotswap] needs tomllib or tomli",
-)
 def test_config_restart_on_failure_from_pyproject(tmp_path):
     from hotswap._config import settings as _config
 
@@ -214,6 +209,13 @@ def test_cli_forked_run_ends_like_python(tmp_path, hotswap_program):
     assert program.seen[-1] == "atexit ran"
 
 
+@pytest.mark.xfail(
+    not getattr(sys, "_is_gil_enabled", lambda: True)(),
+    reason="CPython race with the GIL off (free-threaded 3.14): a SIGINT that lands while the "
+    "main thread waits in threading.Event().wait() can be lost; a plain script without hotswap "
+    "loses it too (docs/limits.md)",
+    strict=False,
+)
 def test_cli_sigint_to_the_command_interrupts_the_program(app, hotswap_program):
     program = hotswap_program(["run", "app.py"], app)
     program.expect("ready ")

@@ -5,15 +5,10 @@ Building, ``twine check`` and installing the wheel and sdist run in ``.ci/packag
 from __future__ import annotations
 
 import re
-import sys
+import tomllib
 from pathlib import Path
 
 import hotswap
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - 3.10
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -44,7 +44,7 @@ def run_reload(name: str, results: list[hotswap.ReloadResult]) -> threading.Thre
     return thread
 
 
-def test_pinned_section_sees_one_version_while_a_reload_waits(project):
+def test_pinned_section_sees_one_version_while_a_reload_waits(project, threads_build):
     mod = project.load("pair", PAIR)
     project.write("pair", version(2))
     entered, proceed = threading.Event(), threading.Event()
@@ -159,7 +159,7 @@ def test_pinned_async_tasks_hold_a_reload_until_they_leave(project):
     assert mod.first() == 2
 
 
-def test_calls_from_8_threads_during_200_reloads_never_fail(project):
+def test_calls_from_8_threads_during_200_reloads_never_fail(project, threads_build):
     mod = project.load("pair", PAIR)
     worker = mod.Worker()
     stop = threading.Event()

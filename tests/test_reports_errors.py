@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 import pytest
@@ -113,9 +114,11 @@ BREAKING = "def charge(amount):\n    return amount\n"
 
 def test_reports_warn_policy_warning_points_at_the_users_line_once(project, watch, caplog):
     project.load("shop", "def charge(amount, currency):\n    return amount\n")
-    collector = watch(policy="warn")
+    # The block is entered before the watcher starts: its filters are the ones the watcher's
+    # thread warns under on every build (see the rule below and docs/limits.md).
     with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.DEBUG, "hotswap"):
         warnings.simplefilter("always")
+        collector = watch(policy="warn")
         project.write("shop", BREAKING)
         collector.wait_for(lambda results: any(r.module == "shop" for r in results))
     result = collector.results[-1]
@@ -127,3 +130,62 @@ def test_reports_warn_policy_warning_points_at_the_users_line_once(project, watc
     # The log says a warning was applied, without repeating it (at any level).
     assert "parameter 'currency' removed" not in caplog.text
     assert "applied with 1 compatibility warning" in caplog.text
+
+
+# The rule for policy="warn" (docs/limits.md): a reload warns in the thread that runs it, under
+# the warnings filters that thread sees. hotswap.reload() runs in its caller's thread; the
+# watcher's reloads run in its own thread, which on builds with context-aware warnings (the
+# free-threaded builds' default) keeps the filters in force where enable() started it: a
+# catch_warnings() block entered later in another thread does not reach it. An "error" filter
+# the reload meets turns the warning into a rejection.
+CONTEXT_AWARE = bool(getattr(sys.flags, "context_aware_warnings", 0))
+
+
+def _shop_changed(project, collector):
+    project.write("shop", BREAKING)
+    collector.wait_for(lambda results: any(r.module == "shop" for r in results))
+    return collector.results[-1]
+
+
+def test_reports_warn_policy_error_filter_where_the_watcher_started_rejects(project, watch):
+    project.load("shop", "def charge(amount, currency):\n    return amount\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hotswap.HotswapWarning)
+        collector = watch(policy="warn")
+        result = _shop_changed(project, collector)
+    assert not result.ok
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)
+    assert "HotswapWarning is an error here" in str(result.error)
+
+
+def test_reports_warn_policy_reload_warns_in_the_callers_filters(project):
+    project.load("shop", "def charge(amount, currency):\n    return amount\n")
+    project.write("shop", BREAKING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hotswap.HotswapWarning)
+        result = hotswap.reload("shop", policy="warn")
+    assert not result.ok
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = hotswap.reload("shop", policy="warn")
+    assert result.ok, result.error
+    assert [str(w.message) for w in caught if w.category is hotswap.HotswapWarning]
+
+
+@pytest.mark.skipif(
+    not CONTEXT_AWARE,
+    reason="warnings filters are process-wide on this build (sys.flags.context_aware_warnings "
+    "is off): a block in any thread applies to the watcher's thread too",
+)
+def test_reports_warn_policy_block_entered_after_enable_does_not_reach_the_watcher(project, watch):
+    project.load("shop", "def charge(amount, currency):\n    return amount\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hotswap.HotswapWarning)
+        collector = watch(policy="warn")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("error", hotswap.HotswapWarning)
+        result = _shop_changed(project, collector)
+    assert result.ok, result.error  # applied: the watcher's thread ignores HotswapWarning
+    assert result.warnings  # the result still says what was applied anyway
+    assert not [w for w in caught if w.category is hotswap.HotswapWarning]

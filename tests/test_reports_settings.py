@@ -4,8 +4,6 @@ what it kept, and verbose programs started with plain python show the status lin
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 import textwrap
 from pathlib import Path
 
@@ -35,17 +33,11 @@ BAD = {
     "commit_timeout": ("commit-timeout", "0", "later"),
 }
 
-has_toml = pytest.mark.skipif(
-    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
-    reason="[tool.hotswap] is read with tomllib (3.11+) or tomli",
-)
-
 
 def test_reports_every_setting_has_a_bad_value_case():
     assert set(BAD) == {f.name for f in dataclasses.fields(_config.Settings)}
 
 
-@has_toml
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_reports_bad_pyproject_value_names_the_file_and_key(tmp_path, name):
     key, toml, _ = BAD[name]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import pickle
 import subprocess
@@ -133,10 +132,6 @@ def test_signing_setting_rejects_a_table_without_keys(project):
         hotswap.configure(require_signature={"keys": ["a.pub"]})
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
-    reason="[tool.hotswap] needs tomllib or tomli",
-)
 def test_signing_pyproject_key_paths_are_relative_to_it(project, release_key, tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[tool.hotswap]\nrequire_signature = {public_keys = ["keys/release.pub"]}\n'

@@ -69,7 +69,7 @@ def run_callers(
     return workers, errors, counts
 
 
-def test_update_function_switch_is_atomic_for_concurrent_callers():
+def test_update_function_switch_is_atomic_for_concurrent_callers(threads_build):
     # Many switches between a few versions under a one-microsecond switch interval: a torn
     # switch is a narrow window, which hundreds of switches hit (the probes below check every
     # intermediate state deterministically).
@@ -169,7 +169,7 @@ def test_update_function_switch_leaves_the_final_code_in_place():
     assert old() == 3
 
 
-def test_update_function_reload_under_callers_never_breaks_one(project):
+def test_update_function_reload_under_callers_never_breaks_one(project, threads_build):
     sources = versions_adding_parameters(40)
     mod = project.load("torn", sources[0])
     held = mod.g
@@ -197,7 +197,7 @@ def test_update_function_reload_under_callers_never_breaks_one(project):
     assert held() == expected_total(len(sources) - 1)
 
 
-def test_update_rollback_switch_is_atomic_for_concurrent_callers():
+def test_update_rollback_switch_is_atomic_for_concurrent_callers(threads_build):
     sources = versions_adding_parameters(3)[1:]  # one optional parameter, then two
     totals = {expected_total(1), expected_total(2)}
     namespace: dict[str, Any] = {}

@@ -38,7 +38,7 @@ def total(count: int) -> int:
     return (count - 1) * 1000 + count
 
 
-def test_update_stress_threads_calling_through_300_reloads_see_no_error(project):
+def test_update_stress_threads_calling_through_300_reloads_see_no_error(project, threads_build):
     modules = [project.load(f"stressed{i}", source(1)) for i in range(MODULES)]
     # References held since version 1: functions, @reloadable proxies, closures, methods of
     # old instances; the threads call these and the modules' current names.

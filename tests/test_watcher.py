@@ -248,10 +248,6 @@ def test_enable_default_path_is_the_main_scripts_folder(project, monkeypatch):
         hotswap.disable()
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
-    reason="[tool.hotswap] is read with tomllib (3.11+) or tomli",
-)
 def test_watcher_reads_settings_from_pyproject(project, tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[tool.hotswap]\npolicy = "warn"\ndebounce = 0.2\npaths = ["src"]\n'

@@ -205,7 +205,7 @@ class Supervisor:
         names = dependencies(self.target.entry_file(), Scope(self.target.watch))
         # hotswap's own imports in a run are warmed too: the watcher (watchdog; starting it is
         # the run's) and what reads pyproject.toml.
-        own = ["hotswap._watch.watcher", *(["tomllib"] if sys.version_info >= (3, 11) else [])]
+        own = ["hotswap._watch.watcher", "tomllib"]
         imported = warm_up([*names, *own])
         self.unsafe = fork_unsafe_reason()
         took = (time.perf_counter() - started) * 1000

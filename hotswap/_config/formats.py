@@ -2,8 +2,8 @@
 
 The format is chosen by the file's extension. TOML, JSON and YAML carry types (numbers,
 booleans, lists, tables); INI carries only strings, which the schema converts (see
-:mod:`hotswap._config.schema`). PyYAML (the ``hotswap[yaml]`` extra) and, on Python 3.10,
-``tomli`` (the ``hotswap[toml]`` extra) are imported only when a file of theirs is read.
+:mod:`hotswap._config.schema`). PyYAML (the ``hotswap[yaml]`` extra) and ``tomllib`` are
+imported only when a file of theirs is read.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import configparser
 import json
 import os
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -77,17 +76,8 @@ def _fail(path: str, lineno: int | None, why: str) -> ConfigError:
 
 
 def _toml(path: str, text: str) -> Any:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError as error:
-            message = (
-                f"{path}: reading TOML on Python 3.10 needs tomli, hotswap's 'toml' extra "
-                "(pip install -e '.[toml]' in a checkout)"
-            )
-            raise ModuleNotFoundError(message, name="tomli") from error
+    import tomllib
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -378,16 +377,7 @@ def _pyproject_table(start: Path) -> tuple[dict[str, Any], str]:
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
             # Imported here, not at the top: it costs 5 ms, and most runs need none.
-            if sys.version_info >= (3, 11):
-                import tomllib
-            else:
-                try:  # tomllib is 3.11+; on 3.10 the toml extra's tomli reads the same
-                    import tomli as tomllib
-                except ImportError:
-                    logger.info(
-                        "hotswap: %s: [tool.hotswap] needs Python 3.11, or tomli", candidate
-                    )
-                    return {}, ""
+            import tomllib
 
             try:
                 with candidate.open("rb") as handle:

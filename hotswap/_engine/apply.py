@@ -87,7 +87,13 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                     )
                     with stage.active():
                         unit.executed = run_plan(
-                            unit.module, unit.code, unit.snapshot.namespace, updater, unit.plan
+                            unit.module,
+                            unit.code,
+                            unit.snapshot.namespace,
+                            updater,
+                            unit.plan,
+                            unit.new,
+                            unit.path,
                         )
                         _follow_surprises(unit, updater)
                 current = None
@@ -233,7 +239,7 @@ def _follow_surprises(unit: _Unit, updater: Updater) -> None:
         if not extra.run:
             return
         code = compile_plan(unit.new, extra, unit.path)
-        done = run_plan(unit.module, code, old, updater, extra)
+        done = run_plan(unit.module, code, old, updater, extra, unit.new, unit.path)
         unit.plan.run = sorted([*unit.plan.run, *extra.run])
         unit.executed.updated.update(done.updated)
         unit.executed.after_commit += done.after_commit

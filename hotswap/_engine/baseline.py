@@ -42,7 +42,11 @@ MODULE_ATTRIBUTES = frozenset(
         "__file__",
         "__cached__",
         "__builtins__",
+        # The compiler's, for module annotations (3.14+: PEP 649/749): _engine.annotations
+        # keeps them, they are never user functions or names.
         "__annotations__",
+        "__annotate__",
+        "__conditional_annotations__",
     }
 )
 

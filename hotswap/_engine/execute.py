@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotswap._engine import annotations as _annotations
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._engine.compare import same_function, wrapped_of
 from hotswap._engine.switch import trampoline_target
@@ -246,9 +247,12 @@ def run_plan(
     old: dict[str, Any],
     updater: Updater,
     plan: Plan,
+    new: ModuleSource,
+    path: str,
 ) -> Executed:
-    """Execute ``code`` in the module, reconciling definitions as they are made; then
-    reconcile the rest, remove names no statement binds and attributes no statement sets."""
+    """Execute ``code`` (the plan's statements of ``new``, compiled) in the module, reconciling
+    definitions as they are made; then reconcile the rest, remove names no statement binds and
+    attributes no statement sets, and bring the module's annotations up to date."""
     namespace = vars(module)
     done = Executed()
     handled: set[str] = set()  # names reconciled as they were bound
@@ -305,21 +309,20 @@ def run_plan(
     # Names no statement binds any more go before the statements run: one that reads such a
     # name (a default, ``frozenset([str])`` once ``str = bytes`` is gone) sees what a fresh
     # import sees.
-    annotations = namespace.get("__annotations__")
+    annotations = _annotations.before_run(namespace)
     for name in plan.removed:
         if name in MODULE_ATTRIBUTES or name in updater.keep or name not in namespace:
             continue
         value = namespace[name]
         if value is old.get(name) and not is_submodule(module.__name__, name, value):
             del namespace[name]
-            if isinstance(annotations, dict):
-                annotations.pop(name, None)  # as a fresh import would not have it
     if code is not None:
         exec_with_hooks(code, namespace, inplace, merge, redecorate)
     outcome = updater.run(frozenset(handled))
     done.after_commit += outcome.after_commit
     done.at_commit += outcome.at_commit
     done.replaced += outcome.replaced
+    _annotations.after_run(namespace, new, [index for index, _ in plan.run], annotations, path)
     for target, attribute in plan.attribute_deletes:
         owner = namespace.get(target)
         # Only on the object the removed statement set it on: a name bound to another object

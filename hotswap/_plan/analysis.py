@@ -6,7 +6,7 @@ from __future__ import annotations
 import __future__
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from hotswap._plan.effects import Effects
@@ -68,6 +68,8 @@ class Info:
         from_imports: ``(level, module, name, asname)`` of each ``from ... import``.
         attribute_reads: ``(X, (attr, ...))`` for every ``X.attr.attr`` it loads while it runs.
         symbols: the symbols it defines, lines counted from 1 at its first line.
+        annotates: the names its annotated assignments annotate in the module's annotations
+            (``x: int``, in its blocks too; not in function or class bodies), in order.
     """
 
     digest: str
@@ -89,6 +91,7 @@ class Info:
     attribute_reads: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
     called_attributes: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
     symbols: tuple[Symbol, ...] = ()
+    annotates: tuple[str, ...] = ()
     # Its symbols placed at a first line, shared by every version where the statement stands
     # there: the compatibility check skips symbols that are the very same objects.
     placed: dict[int, tuple[Symbol, ...]] = field(
@@ -293,5 +296,21 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         attribute_reads=frozenset(reads.attributes),
         called_attributes=frozenset(reads.called_attributes),
         symbols=symbols,
+        annotates=tuple(n.target.id for n in annotated(stmt) if isinstance(n.target, ast.Name)),
         placed=placed,
     )
+
+
+def annotated(node: ast.AST) -> Iterator[ast.AnnAssign]:
+    """The annotated assignments of a statement that go into its module's annotations: to a
+    plain name (``x: int``), in its blocks too (``if``, ``try``...), not in function or class
+    bodies; in source order."""
+    if isinstance(node, ast.AnnAssign):
+        if node.simple and isinstance(node.target, ast.Name):
+            yield node
+        return
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return
+    for field_name in ("body", "handlers", "orelse", "finalbody", "cases"):
+        for child in getattr(node, field_name, ()):
+            yield from annotated(child)

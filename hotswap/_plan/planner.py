@@ -124,6 +124,8 @@ class Plan:
             thread runs the module's top-level code there: ``__main__``'s loop), or None.
             Kept with the version this source becomes, since the line the thread reports is
             one of the source it started from, which later saves may have moved or changed.
+        annotations: a statement that annotated module names was removed (the module's
+            annotations change even when no name is unbound: ``x: int`` alone binds nothing).
     """
 
     run: list[tuple[int, str]] = field(default_factory=list)
@@ -137,10 +139,11 @@ class Plan:
     writes: set[str] = field(default_factory=set)
     effects_removed: list[int] = field(default_factory=list)
     running_from: int | None = None
+    annotations: bool = False
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported)."""
-        return bool(self.run or self.removed or self.attribute_deletes)
+        return bool(self.run or self.removed or self.attribute_deletes or self.annotations)
 
 
 def align(old: list[Statement], new: list[Statement]) -> list[int | None]:
@@ -406,6 +409,8 @@ def plan(
         if live.running is not None and stmt.last >= live.running:
             continue  # still running (the main loop's old version): its effects stand
         info = stmt.info
+        if info.annotates:
+            result.annotations = True
         for name in info.binds:
             if name not in binders:
                 if name != "*":

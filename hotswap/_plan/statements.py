@@ -26,6 +26,7 @@ from hotswap._plan.analysis import (
     OTHER,
     Info,
     analyse,
+    annotated,
     first_line,
 )
 from hotswap._plan.symbols import FUTURE_FLAGS, Symbols, source_lines
@@ -42,6 +43,7 @@ __all__ = (
     "Info",
     "ModuleSource",
     "Statement",
+    "annotated",
     "parse_module",
     "parse_statement",
     "parse_statement_module",

@@ -391,7 +391,7 @@ def live_config(
         ConfigError: the file cannot be read, parsed or validated (names file, line or key).
         ValueError: the extension is not a known format.
         TypeError: ``schema`` is none of the kinds above.
-        ModuleNotFoundError: the format's parser is not installed (PyYAML; tomli on 3.10).
+        ModuleNotFoundError: the format's parser is not installed (PyYAML).
 
     Examples:
         >>> import hotswap
