@@ -35,6 +35,7 @@ COMMANDS = {
         "benchmarks/bench_peers.py",
         *("--quick", "--here", "--peers", "hotswap,floor"),
     ],
+    "bench_fleet": ["benchmarks/bench_fleet.py", "--saves", "1", "--modes", "fleet"],
     "bench_canary": [
         "benchmarks/bench_canary.py",
         *("--number", "50", "--repeat", "1", "--rounds", "1"),

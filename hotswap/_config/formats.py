@@ -84,7 +84,8 @@ def _toml(path: str, text: str) -> Any:
             import tomli as tomllib
         except ModuleNotFoundError as error:
             message = (
-                f"{path}: reading TOML on Python 3.10 needs tomli: pip install 'hotswap[toml]'"
+                f"{path}: reading TOML on Python 3.10 needs tomli, hotswap's 'toml' extra "
+                "(pip install -e '.[toml]' in a checkout)"
             )
             raise ModuleNotFoundError(message, name="tomli") from error
     try:
@@ -111,7 +112,10 @@ def _yaml(path: str, text: str) -> Any:
     try:
         import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs: not a dependency
     except ModuleNotFoundError as error:
-        message = f"{path}: reading YAML needs PyYAML: pip install 'hotswap[yaml]'"
+        message = (
+            f"{path}: reading YAML needs PyYAML, hotswap's 'yaml' extra "
+            "(pip install -e '.[yaml]' in a checkout)"
+        )
         raise ModuleNotFoundError(message, name="yaml") from error
     try:
         return yaml.safe_load(text)

@@ -97,6 +97,10 @@ class Plan:
         dirty: functions and classes whose behaviour changed (for importers).
         attribute_deletes: ``(x, attr)`` set by a removed ``x.attr = ...`` statement.
         replaced: class names predicted to be replaced, not merged.
+        running_from: the line of the new source from which no statement may ever run (a
+            thread runs the module's top-level code there: ``__main__``'s loop), or None.
+            Kept with the version this source becomes, since the line the thread reports is
+            one of the source it started from, which later saves may have moved or changed.
     """
 
     run: list[tuple[int, str]] = field(default_factory=list)
@@ -107,6 +111,7 @@ class Plan:
     dirty: set[str] = field(default_factory=set)
     attribute_deletes: set[tuple[str, str]] = field(default_factory=set)
     replaced: set[str] = field(default_factory=set)
+    running_from: int | None = None
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported)."""
@@ -234,6 +239,12 @@ def plan(
         pairs = [None] * len(statements)  # __future__ changed: every statement means another thing
 
     first_blocked = _first_blocked(old_statements, statements, pairs, live.running, old)
+    if first_blocked is not None:
+        result.running_from = (
+            statements[first_blocked].first
+            if first_blocked < len(statements)
+            else (statements[-1].last + 1 if statements else 1)
+        )
 
     def blocked(index: int) -> str | None:
         stmt = statements[index]
