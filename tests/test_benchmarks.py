@@ -101,6 +101,7 @@ def test_bench_sim_fleet_scale_runs():
     assert row["round_bytes"] > 5 * 2 * 1024  # a prepare and a commit, each with the bytes
 
 
+@pytest.mark.watcher
 @pytest.mark.parametrize("peer", ["hotswap", "floor"])
 def test_bench_peers_rows_run(peer):
     # The test environment holds hotswap and watchdog: it stands in for the scratch ones.

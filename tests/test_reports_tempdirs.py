@@ -31,10 +31,15 @@ COMMANDS = {
         *("--import-seconds", "0", "--saves", "1", "--situations", "1"),
     ],
     "bench_web": ["benchmarks/bench_web.py", "--saves", "1"],
-    "bench_fleet": ["benchmarks/bench_fleet.py", "--saves", "1", "--modes", "fleet"],
     "bench_peers": [
         "benchmarks/bench_peers.py",
         *("--quick", "--here", "--peers", "hotswap,floor"),
+    ],
+    "bench_fleet": ["benchmarks/bench_fleet.py", "--saves", "1", "--modes", "fleet"],
+    "bench_clusters": ["benchmarks/bench_clusters.py", "--saves", "1", "--engines", "dask"],
+    "sim_fleet_scale": [
+        "benchmarks/sim_fleet_scale.py",
+        *("--agents", "5", "--rounds", "1", "--kib", "1"),
     ],
     "bench_canary": [
         "benchmarks/bench_canary.py",

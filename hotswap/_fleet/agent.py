@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hotswap._config import settings as _settings
@@ -186,7 +186,7 @@ class Agent:
                 if not conn.poll(_IDLE):
                     if len(sys.modules) != warmed:
                         warmed = len(sys.modules)
-                        _warm()
+                        _warm(lambda: bool(conn.poll(0)))
                     continue
                 kind, number, body = conn.recv()
             except (EOFError, OSError):
@@ -315,12 +315,13 @@ def _commit_within(
             return [dataclasses.replace(r, error=error) for r in results]
 
 
-def _warm() -> None:
-    """Index the user's loaded modules (their sources' words, for the importer search) while
-    idle: the first vote after the program imported its code pays it otherwise (tens of ms,
-    on the path from save to every worker)."""
+def _warm(stop: Callable[[], bool]) -> None:
+    """Prepare the importer search and the first reloads' baselines while idle (see
+    :func:`hotswap._engine.importers.warm`): the first vote after the program imported its
+    code pays it otherwise, on the path from save to every worker. ``stop()``: a message
+    came; it is served at once."""
     try:
-        importers.warm(lambda: False)
+        importers.warm(stop)
     except Exception:  # a warm-up only; the vote does the same and reports
         logger.debug("hotswap: fleet warm-up failed", exc_info=True)
 
