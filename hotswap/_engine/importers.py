@@ -290,6 +290,14 @@ def prepared(file: str) -> bool:
     return file in _parsed
 
 
+# CPython before 3.13 keeps the AST constructor's recursion depth in state that every thread
+# shares: two threads building syntax trees at once can make either fail with "SystemError: AST
+# constructor recursion depth mismatch" (gh-106905; seen on 3.11.7 while pytest rewrote a test
+# module's asserts). The warm-up runs beside the program's start, so there it reads the files
+# but leaves the parsing to the first reload.
+_PARSE_IN_BACKGROUND = sys.version_info >= (3, 13)
+
+
 def warm(
     stop: Callable[[], bool],
     *,
@@ -338,6 +346,8 @@ def warm(
         if imported & names:
             likely.append((name, file))
     parsed = 0
+    if not _PARSE_IN_BACKGROUND:
+        return parsed
     for name, module, _ in modules:  # the baselines of the first reloads
         if not pause():
             return parsed
