@@ -48,7 +48,7 @@ def test_packaging_every_extra_named_exists():
         for group in re.findall(r"""\.\[([\w,]+)\]""", text):
             named.update(group.split(","))
         named.update(re.findall(r"hotswap's '(\w+)' extra", text))
-    assert {"prometheus", "otel", "signing", "toml", "yaml", "docs"} <= named
+    assert {"prometheus", "otel", "signing", "yaml", "docs"} <= named
     assert named <= set(extras), named - set(extras)
     otel = " ".join(extras["otel"])
     assert "opentelemetry-api" in otel

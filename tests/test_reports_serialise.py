@@ -4,6 +4,7 @@ processes, dashboards and logs."""
 from __future__ import annotations
 
 import copy
+import copyreg
 import json
 import pickle
 from collections.abc import Callable
@@ -115,7 +116,13 @@ class _Picky(Exception):
         super().__init__(a)
 
 
-def test_reports_exception_with_an_unpicklable_cause_still_copies():
+def test_reports_exception_with_an_unpicklable_cause_still_copies(monkeypatch):
+    # distributed (the Dask tests import it into this process) installs tblib's reduction for
+    # every exception class that exists then, hotswap's included, through copyreg: it takes
+    # precedence over the class's own __reduce__, which is what this test is about.
+    for cls in list(copyreg.dispatch_table):
+        if isinstance(cls, type) and issubclass(cls, hotswap.HotswapError):
+            monkeypatch.delitem(copyreg.dispatch_table, cls)
     error = ERRORS["ExecutionError"]()
     error.__cause__ = _Picky(1, 2)
     again = pickle.loads(pickle.dumps(error))
