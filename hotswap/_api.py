@@ -348,6 +348,7 @@ def status() -> Status:
         canaries=_canary.running(),
         epoch=_fleet.ledger.epoch,
         fleet=_fleet.role(),
+        fleet_view=_fleet.view(),
     )
 
 

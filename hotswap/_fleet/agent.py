@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hotswap._config import settings as _settings
@@ -36,6 +36,7 @@ from hotswap._fleet.release import Release, State, digest, ledger, short
 from hotswap._ops.events import ReloadResult
 from hotswap._plan import modules, sources
 from hotswap._plan.modules import ModuleIndex
+from hotswap._release import canary as _canary
 from hotswap.exceptions import HotswapError, PinTimeoutError
 
 if TYPE_CHECKING:
@@ -69,6 +70,12 @@ class _CommittedLoader(importlib.machinery.SourceFileLoader):
 
     def set_data(self, path: str, data: Any, *, _mode: int = 0o666) -> None:
         return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        super().exec_module(module)
+        hook = _on_import
+        if hook is not None:
+            hook(module.__name__)
 
     def get_code(self, fullname: str) -> Any:
         code = super().get_code(fullname)
@@ -109,6 +116,10 @@ class Agent:
         # Of the round being prepared: the entries this process runs, and what to roll back to.
         self._entries: list[tuple[str, bytes]] = []
         self._before: tuple[State, dict[str, int]] | None = None
+        self._promoting: tuple[str, str] | None = None  # a fleet canary's (module, reason)
+        # The fleet's canaries of modules this process has not imported yet: started as the
+        # module is imported (a worker that joined during the canary, before its app).
+        self._pending: dict[str, Any] = {}
 
     @property
     def connected(self) -> bool:
@@ -136,11 +147,15 @@ class Agent:
         self._conn = conn
         if kind == protocol.WELCOME:
             self._take(body["epoch"], body["overlay"])
+            for spec in body.get("canaries", ()):  # joining while the fleet runs a canary
+                self._canary(spec)
         results = logging.getLogger("hotswap._engine.transaction")
         if results.level == logging.NOTSET:
             # The coordinator logs one line per release for the fleet; a worker's own
             # results would repeat it once per worker. Its failures still show.
             results.setLevel(logging.WARNING)
+        global _on_import
+        _on_import = self.imported
         install_finder()
         self._thread = threading.Thread(target=self._serve, name="hotswap-fleet-agent", daemon=True)
         self._thread.start()
@@ -218,27 +233,86 @@ class Agent:
 
     def _handle(self, kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
         if kind == protocol.PREPARE:
-            return self._prepare(body["parent"], body["files"])
+            return self._prepare(
+                body["parent"], body["files"], body.get("canary", ""), body.get("why", "")
+            )
         if kind == protocol.COMMIT:
             return self._commit(body["release"], body["timeout"])
         if kind == protocol.ROLLBACK:
             return self._rollback(body["epoch"])
         if kind == protocol.ABORT:
-            self._entries, self._before = [], None
+            self._entries, self._before, self._promoting = [], None, None
             return None
         if kind == protocol.WELCOME:  # a resynchronisation: the fleet moved on without it
             self._take(body["epoch"], body["overlay"])
             return None
+        if kind == protocol.CANARY:
+            return self._canary(body["spec"])
+        if kind == protocol.STATS:
+            run = _canary.running().get(body["module"])
+            return {"ok": True, "stats": None if run is None else run.stats}
+        if kind == protocol.END:
+            self._pending.pop(body["module"], None)
+            run = _canary.running().get(body["module"])
+            if run is not None:
+                run._finish("abort", body["reason"] or "aborted by the fleet", by_caller=True)
+            return {"ok": True}
         return None
 
-    def _prepare(self, parent: str, files: dict[str, bytes]) -> dict[str, Any]:
-        self._entries, self._before = [], None
+    def _canary(self, spec: Any) -> dict[str, Any]:
+        """Start the fleet's candidate here (the fleet decides); the module, or "" when this
+        process does not run it."""
+        name = spec.module
+        if not name:
+            found = self._index.modules_for(spec.path)
+            name = found[0] if found else ""
+        module = sys.modules.get(name) if name else None
+        if module is None:
+            if name:
+                self._pending[name] = spec
+            return {"ok": True, "module": ""}
+        # What the live version runs: a worker that starts during the canary imports it.
+        running = {}
+        if ledger.bytes_of(name) is None and (live := _live_bytes(module)) is not None:
+            running[name] = live
+        try:
+            _canary.start(module, spec.data, **spec.params(), log=False, fleet=True)
+        except HotswapError as error:
+            return {"ok": False, "module": "", "error": error, "running": running}
+        return {"ok": True, "module": name, "running": running}
+
+    def imported(self, name: str) -> None:
+        """Module ``name`` was just imported: the fleet's canary of it, if any, starts."""
+        spec = self._pending.pop(name, None)
+        if spec is None:
+            return
+        answer = self._canary(spec)
+        if answer.get("error") is not None:
+            logger.warning(
+                "hotswap: pid %d could not join the fleet's canary of %s: %s",
+                os.getpid(),
+                name,
+                answer["error"],
+            )
+
+    def _prepare(
+        self, parent: str, files: dict[str, bytes], canary: str = "", why: str = ""
+    ) -> dict[str, Any]:
+        self._entries, self._before, self._promoting = [], None, None
         if ledger.epoch != parent:
             message = (
                 f"pid {os.getpid()} is at epoch {short(ledger.epoch)}, not at the parent "
                 f"{short(parent)}"
             )
             return {"ok": False, "behind": True, "error": HotswapError(message), "names": {}}
+        if canary:  # a fleet canary's promotion: this process runs its candidate, or not
+            run = _canary.running().get(canary)
+            if run is not None:
+                self._promoting = (canary, why)
+            elif canary in sys.modules:
+                error = HotswapError(f"pid {os.getpid()} runs no candidate of {canary}")
+                return {"ok": False, "error": error, "names": {}}
+            return {"ok": True, "names": {}}
         names: dict[str, list[str]] = {}
         entries = []
         for path, data in files.items():
@@ -263,6 +337,14 @@ class Agent:
         self._entries = []
         versions = {n: s.version for n, s in transaction.module_statuses().items()}
         self._before = (ledger.state(), versions)
+        promoting, self._promoting = self._promoting, None
+        run = None if promoting is None else _canary.running().get(promoting[0])
+        if promoting is not None and run is not None:
+            with ledger.applying(release):
+                result = run._finish("promote", promoting[1], by_caller=True)
+            if not result.ok:
+                self._before = None
+            return {"ok": result.ok, "error": result.error, "results": [result]}
         if not entries:
             with ledger.applying(release):
                 ledger.advance({})
@@ -361,6 +443,8 @@ def remove_finder() -> None:
 
 _agent: Agent | None = None
 _lock = threading.Lock()
+# Called with a module's name after the committed bytes of it were imported (the agent's).
+_on_import: Callable[[str], None] | None = None
 
 
 def current() -> Agent | None:
@@ -382,6 +466,7 @@ def join(address: Address) -> Agent | None:
 
 def forget() -> None:
     """Drop the membership inherited through ``fork()`` (its thread did not come along)."""
-    global _agent, _lock
+    global _agent, _lock, _on_import
     _agent = None
+    _on_import = None
     _lock = threading.Lock()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from hotswap._config import settings as _settings
 from hotswap._engine import transaction
 from hotswap._engine.outcome import report
 from hotswap._fleet import protocol
+from hotswap._fleet.canary import Canaries, Spec
 from hotswap._fleet.release import Release, State, ledger, short
 from hotswap._ops.events import ReloadResult
 from hotswap.exceptions import HotswapError
@@ -155,6 +157,7 @@ class Coordinator:
         self._closed = False
         self.results: deque[FleetResult] = deque(maxlen=100)
         self._listeners: list[Callable[[FleetResult], object]] = []
+        self.canaries = Canaries(self)
         self._thread = threading.Thread(
             target=self._accept, name="hotswap-fleet-listener", daemon=True
         )
@@ -167,6 +170,7 @@ class Coordinator:
     def stop(self) -> None:
         """Stop listening, drop the workers (they keep their code) and remove the socket."""
         self._closed = True
+        self.canaries.stop()
         self._server.close()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
@@ -206,12 +210,15 @@ class Coordinator:
                 conn.close()
                 return
             kind, _, body = conn.recv()
+            if kind == protocol.REQUEST:
+                self.canaries.answer(conn, body)
+                return
             if kind != protocol.HELLO:
                 conn.close()
                 return
             with self._lock:
                 state = ledger.state()
-                conn.send((protocol.WELCOME, 0, _welcome_body(state)))
+                conn.send((protocol.WELCOME, 0, self._welcome_body(state)))
                 peer = _Peer(conn, int(body["pid"]))
                 peer.epoch = state.epoch
                 self._peers.append(peer)
@@ -223,10 +230,78 @@ class Coordinator:
     def apply_files(self, files: dict[str, bytes], entries: Entries) -> list[ReloadResult]:
         """The watcher's change set: path -> bytes of every changed file, and the (module,
         bytes) entries of the modules this process runs. One result per module."""
+        policy = _settings.current().canary
         with self._lock:
             if not self._peers:
                 return self._local(entries) if entries else []
-            return self._two_phase(files, entries)
+            if policy is None or len(files) != 1:
+                return self._two_phase(files, entries)
+        # The watcher's canary mode: the saved module's candidate in every worker.
+        ((path, data),) = files.items()
+        return [self.canaries.from_save(path, data, next((n for n, _ in entries), ""), policy)]
+
+    def promote(self, spec: Spec, reason: str) -> list[ReloadResult]:
+        """A fleet canary's promotion, as a fleet transaction: every worker votes that it runs
+        the candidate, then promotes it under the release of its bytes (a new epoch), or the
+        fleet stays on (or rolls back to) the parent epoch."""
+        with self._lock:
+            start = time.perf_counter()
+            timeout = _settings.current().commit_timeout
+            parent_state = ledger.state()
+            self._round += 1
+            number = self._round
+            body = {"parent": parent_state.epoch, "files": {}, "canary": spec.module, "why": reason}
+            peers = self._send(list(self._peers), (protocol.PREPARE, number, body))
+            votes = self._gather(peers, number, protocol.VOTE, timeout)
+            live = [p for p in peers if p in votes and votes[p] is not _GONE]
+            release = Release.of(parent_state.epoch, {spec.module: spec.data})
+            entries = [(spec.module, spec.data)] if spec.module in sys.modules else []
+            refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
+            if refused or not live:
+                self._send(live, (protocol.ABORT, number, {}))
+                self._ask_all(protocol.END, {"module": spec.module, "reason": reason}, 5)
+                reports = tuple(_vote_report(p, votes[p], timeout) for p in live)
+                why = next((r.error for r in reports if r.error is not None), None)
+                fleet = FleetResult(
+                    release.epoch,
+                    parent_state.epoch,
+                    False,
+                    "aborted",
+                    (spec.module,),
+                    reports,
+                    time.perf_counter() - start,
+                )
+                return self._finish(fleet, release, why, [], rolled_back=False)
+            return self._commit(release, live, entries, parent_state, number, timeout, start)
+
+    def view(self) -> dict[str, Any]:
+        """The fleet as the coordinator sees it: each worker's epoch, the canaries, the last
+        release and its mixed-version window."""
+        last = self.results[-1] if self.results else None
+        return {
+            "coordinator": os.getpid(),
+            "epoch": ledger.epoch,
+            "workers": {str(pid): epoch for pid, epoch in self.workers().items()},
+            "canaries": self.canaries.view(),
+            "last": None if last is None else last.describe(),
+            "window": None if last is None else last.window,
+        }
+
+    def _welcome_body(self, state: State) -> dict[str, Any]:
+        return {**_welcome_body(state), "canaries": self.canaries.specs()}
+
+    def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[_Peer, Any]:
+        """Every worker's answer to one message (the caller holds the lock)."""
+        return self._ask(list(self._peers), kind, body, timeout)
+
+    def _ask(
+        self, peers: list[_Peer], kind: str, body: dict[str, Any], timeout: float
+    ) -> dict[_Peer, Any]:
+        self._round += 1
+        number = self._round
+        sent = self._send(peers, (kind, number, body))
+        reply = protocol.VOTE if kind == protocol.PREPARE else protocol.DONE
+        return self._gather(sent, number, reply, timeout)
 
     def _two_phase(self, files: dict[str, bytes], entries: Entries) -> list[ReloadResult]:
         start = time.perf_counter()
@@ -248,7 +323,7 @@ class Coordinator:
         behind = [p for p, v in votes.items() if v is not None and v.get("behind")]
         if behind:
             # Not at the parent (it missed a release): send it the fleet's state, ask again.
-            welcome = (protocol.WELCOME, 0, _welcome_body(parent_state))
+            welcome = (protocol.WELCOME, 0, self._welcome_body(parent_state))
             again = self._send(behind, welcome)
             again = self._send(
                 again, (protocol.PREPARE, number, {"parent": parent, "files": files})
