@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hotswap._engine import transaction
 from hotswap._engine.outcome import report
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from hotswap._config.settings import CanaryPolicy
-    from hotswap._fleet.coordinator import Coordinator
 
 __all__ = ("Canaries", "CoordinatorDelegate", "FleetCanary", "Spec", "WorkerDelegate")
 
@@ -49,6 +48,25 @@ logger = logging.getLogger(__name__)
 _POLL = 0.1
 # Seconds a worker has to answer a canary message (a start builds the candidate).
 _ANSWER = 10.0
+
+
+class Coordinator(Protocol):
+    """What the fleet's canaries use of :class:`hotswap._fleet.coordinator.Coordinator`."""
+
+    _lock: threading.RLock
+    canaries: Canaries
+
+    def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Any, Any]: ...
+
+    def _ask(
+        self, peers: list[Any], kind: str, body: dict[str, Any], timeout: float
+    ) -> dict[Any, Any]: ...
+
+    def promote(self, spec: Spec, reason: str) -> list[ReloadResult]: ...
+
+    def view(self) -> dict[str, Any]: ...
+
+    def workers(self) -> dict[int, str]: ...
 
 
 @dataclass(frozen=True)
