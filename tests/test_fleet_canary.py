@@ -168,3 +168,42 @@ def test_fleet_canary_one_assignment_one_decision_one_transaction(tmp_path: Path
         assert "error" not in answer(server, "/promote")
         v6 = epoch_of(committed, {"logic": digest(V6)})
         every_worker(server, lambda a: a["version"] == "v6" and a["epoch"] == short(v6), "v6")
+
+
+HALF_BROKEN = "import os\n" + LOGIC.replace(
+    'def version():\n    return "v1"',
+    'def version():\n    if os.getpid() == PID:\n        raise RuntimeError("broken here")\n'
+    '    return "v7"',
+)
+
+
+def test_fleet_auto_rollback_decides_on_the_fleets_figures(tmp_path: Path) -> None:
+    """A version failing in one worker of three: the fleet's error rate (about a third) rolls
+    it back in every worker, where a worker alone would have rolled back only itself."""
+    import shutil
+
+    from test_fleet_serving import APPS
+
+    folder = tmp_path / "app"
+    shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    bound = "{window = 120, min_calls = 30, max_error_rate = 0.2}"
+    (folder / "pyproject.toml").write_text(f"[tool.hotswap]\nauto-rollback = {bound}\n")
+    port = free_port()
+    command = ["gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}", "admin:wsgi"]
+    with serve(command, folder, port) as server:
+        every_worker(server, lambda a: a["version"] == "v1", "v1")
+        broken = min(server.workers())
+        (folder / "logic.py").write_text(HALF_BROKEN.replace("PID", str(broken)))
+        committed = epoch_of(GENESIS, {"logic": digest(HALF_BROKEN.replace("PID", str(broken)))})
+        wait_until(lambda: server.logged(f"fleet {short(committed)}: committed in 3/3"), "commit")
+
+        def rolled_back() -> bool:
+            many(server, 12)  # the traffic the fleet's window counts
+            return server.logged("rolled back in 3 workers")
+
+        wait_until(rolled_back, "the fleet's rollback")
+        assert server.logged("automatic rollback: fleet error rate")
+        # Every worker, the two healthy ones too, is back on the parent epoch.
+        every_worker(
+            server, lambda a: a.get("version") == "v1" and a["epoch"] == short(GENESIS), "v1"
+        )

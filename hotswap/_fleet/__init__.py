@@ -21,6 +21,7 @@ from hotswap._fleet.canary import CoordinatorDelegate, FleetCanary, WorkerDelega
 from hotswap._fleet.coordinator import Coordinator, FleetResult, Local, WorkerReport
 from hotswap._fleet.release import GENESIS, Release, ledger, short
 from hotswap._release import canary as _release_canary
+from hotswap._release import health as _release_health
 
 __all__ = (
     "BOOT",
@@ -75,6 +76,7 @@ def coordinate(local: Local, *, spawned: bool = True) -> Coordinator:
         _coordinator = Coordinator(local)
         _coordinator.start()
         _release_canary.delegate(CoordinatorDelegate(_coordinator))
+        _release_health.shared(True)
         if spawned:
             _export_boot()
         # What the coordinator imports from now on runs the committed bytes too.
@@ -88,6 +90,7 @@ def stop() -> None:
     found, _coordinator = _coordinator, None
     if found is not None:
         _release_canary.delegate(None)
+        _release_health.shared(False)
         found.stop()
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         if BOOT in paths:
@@ -108,6 +111,7 @@ def join() -> agent.Agent | None:
     member = agent.join(address)
     if member is not None:
         _release_canary.delegate(WorkerDelegate(address))
+        _release_health.shared(True)
     return member
 
 
@@ -137,6 +141,7 @@ def _after_fork_in_child() -> None:
     global _coordinator
     _coordinator = None  # the parent's: its listener and connections stay the parent's
     _release_canary.delegate(None)
+    _release_health.shared(False)
     agent.forget()
     try:
         join()

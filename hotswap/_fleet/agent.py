@@ -37,6 +37,7 @@ from hotswap._ops.events import ReloadResult
 from hotswap._plan import modules, sources
 from hotswap._plan.modules import ModuleIndex
 from hotswap._release import canary as _canary
+from hotswap._release import health as _health
 from hotswap.exceptions import HotswapError, PinTimeoutError
 
 if TYPE_CHECKING:
@@ -248,6 +249,8 @@ class Agent:
             return None
         if kind == protocol.CANARY:
             return self._canary(body["spec"])
+        if kind == protocol.STATS and body.get("health"):
+            return {"ok": True, "health": _health.figures()}
         if kind == protocol.STATS:
             run = _canary.running().get(body["module"])
             return {"ok": True, "stats": None if run is None else run.stats}

@@ -30,7 +30,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hotswap._config import settings as _settings
@@ -38,7 +37,9 @@ from hotswap._engine import transaction
 from hotswap._engine.outcome import report
 from hotswap._fleet import protocol
 from hotswap._fleet.canary import Canaries, Spec
-from hotswap._fleet.release import Release, State, ledger, short
+from hotswap._fleet.health import Health
+from hotswap._fleet.release import Release, State, ledger
+from hotswap._fleet.result import FleetResult, WorkerReport
 from hotswap._ops.events import ReloadResult
 from hotswap.exceptions import HotswapError
 
@@ -54,80 +55,6 @@ Local = Callable[[Entries], list[ReloadResult]]
 
 # Seconds a joining process has to say hello after it connected.
 _HELLO_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class WorkerReport:
-    """One worker's part in a round.
-
-    Attributes:
-        pid: its process id.
-        vote: True (yes), False (no), or None (no answer in time).
-        outcome: ``"committed"``, ``"voted no"``, ``"no vote"``, ``"aborted"``,
-            ``"commit failed"``, ``"no answer"``, ``"rolled back"`` or ``"gone"``.
-        error: why it voted no or failed, naming file and line; else None.
-    """
-
-    pid: int
-    vote: bool | None
-    outcome: str
-    error: BaseException | None = None
-
-
-@dataclass(frozen=True)
-class FleetResult:
-    """The outcome of one release across the fleet.
-
-    Attributes:
-        epoch: the release's epoch (the fleet's epoch when it committed).
-        parent: the epoch it applied to (the fleet's epoch when it did not).
-        ok: True when every participant committed it.
-        outcome: ``"committed"``, ``"aborted"`` (someone voted no: nothing changed anywhere)
-            or ``"rolled back"`` (a commit failed: every worker is back on the parent).
-        modules: the release's module names.
-        workers: one :class:`WorkerReport` per worker.
-        duration: seconds from the change set to the last answer.
-        window: seconds between the first and the last worker's commit answer (the
-            mixed-version window as the coordinator saw it).
-        error: why the coordinator itself refused or failed, if it did.
-    """
-
-    epoch: str
-    parent: str
-    ok: bool
-    outcome: str
-    modules: tuple[str, ...]
-    workers: tuple[WorkerReport, ...]
-    duration: float
-    window: float = 0.0
-    error: BaseException | None = None
-
-    def describe(self) -> str:
-        """One line: ``fleet e3f2a1b4c5d6: committed in 3/3 workers (12.1 ms, window 0.8
-        ms)``, or who refused and why."""
-        ms = self.duration * 1000
-        count = len(self.workers)
-        if self.ok:
-            done = sum(w.outcome == "committed" for w in self.workers)
-            window = f", window {self.window * 1000:.1f} ms" if count > 1 else ""
-            return (
-                f"fleet {short(self.epoch)}: committed in {done}/{count} workers "
-                f"({ms:.1f} ms{window})"
-            )
-        culprits = [w for w in self.workers if w.outcome not in ("aborted", "rolled back", "gone")]
-        why = "; ".join(
-            f"worker {w.pid} {w.outcome}" + (f": {w.error}" if w.error is not None else "")
-            for w in culprits
-        )
-        if self.error is not None:
-            why = "; ".join(
-                filter(None, [f"the coordinator (pid {os.getpid()}): {self.error}", why])
-            )
-        if self.outcome == "aborted":
-            state = f"aborted in {count} workers, {short(self.parent)} stays"
-        else:
-            state = f"rolled back in {count} workers to {short(self.parent)}"
-        return f"fleet {short(self.epoch)}: {state}: {why} ({ms:.1f} ms)"
 
 
 class _Peer:
@@ -158,6 +85,7 @@ class Coordinator:
         self.results: deque[FleetResult] = deque(maxlen=100)
         self._listeners: list[Callable[[FleetResult], object]] = []
         self.canaries = Canaries(self)
+        self.health = Health(self)
         self._thread = threading.Thread(
             target=self._accept, name="hotswap-fleet-listener", daemon=True
         )
@@ -171,6 +99,7 @@ class Coordinator:
         """Stop listening, drop the workers (they keep their code) and remove the socket."""
         self._closed = True
         self.canaries.stop()
+        self.health.stop()
         self._server.close()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
@@ -408,7 +337,9 @@ class Coordinator:
                 time.perf_counter() - start,
                 last - first,
             )
-            return self._finish(fleet, release, None, local + results_of, rolled_back=False)
+            out = self._finish(fleet, release, None, local + results_of, rolled_back=False)
+            self.health.watch(release, parent_state, versions)
+            return out
         # Someone could not commit: everyone who did goes back to the parent epoch.
         others = self._send(
             [p for p in sent if answers[p] is not _GONE],
