@@ -334,8 +334,15 @@ def rollback(module_or_name: types.ModuleType | str, to: int | None = None) -> R
     return _transaction.rollback(module_or_name, to=to)
 
 
-def status() -> Status:
-    """What hotswap knows: per-module versions and history, counters and timings."""
+def status(*, fleet: bool = False) -> Status:
+    """What hotswap knows: per-module versions and history, counters and timings.
+
+    Args:
+        fleet: in a fleet, also ask its coordinator for the fleet's view (``fleet_view``:
+            each worker's epoch, the fleet's canaries with their summed figures, the last
+            release and its mixed-version window), whichever process asks; one round trip
+            from a worker. The middleware's status endpoint asks for it.
+    """
     metrics = _transaction.metrics
     reloader = _reloader
     return Status(
@@ -348,7 +355,7 @@ def status() -> Status:
         canaries=_canary.running(),
         epoch=_fleet.ledger.epoch,
         fleet=_fleet.role(),
-        fleet_view=_fleet.view(),
+        fleet_view=_fleet.view() if fleet else None,
     )
 
 

@@ -108,7 +108,8 @@ def test_fleet_canary_one_assignment_one_decision_one_transaction(tmp_path: Path
         # The status endpoint answers for the fleet, whichever worker took the request.
         for _ in range(6):
             run = fleet_canary(server)
-            assert run["state"] == "running" and run["weight"] == 0.3
+            assert run["state"] == "running"
+            assert run["weight"] == 0.3
             assert len(run["workers_epochs"]) == 3
         wait_until(lambda: len(fleet_canary(server)["workers"]) == 3, "every worker's figures")
         run = fleet_canary(server)
@@ -149,7 +150,7 @@ def test_fleet_canary_one_assignment_one_decision_one_transaction(tmp_path: Path
         calls = [w["candidate"]["calls"] for w in run["workers"].values()]
         assert sum(1 for c in calls if c) >= 2  # counted in several workers, decided once
         for found in many(server, 24, **{"x-hotswap-canary": "1"}):
-            assert found["version"] == "v2" and found["epoch"] == short(committed), found
+            assert (found["version"], found["epoch"]) == ("v2", short(committed)), found
 
         # Saved again, aborted from one worker, then hotswap.canary() from another.
         logic.write_text(V6)

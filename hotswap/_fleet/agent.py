@@ -238,7 +238,7 @@ class Agent:
                 body["parent"], body["files"], body.get("canary", ""), body.get("why", "")
             )
         if kind == protocol.COMMIT:
-            return self._commit(body["release"], body["timeout"])
+            return self._commit(body["release"], body["timeout"], body.get("deadline"))
         if kind == protocol.ROLLBACK:
             return self._rollback(body["epoch"])
         if kind == protocol.ABORT:
@@ -335,7 +335,20 @@ class Agent:
         self._entries = entries
         return {"ok": True, "names": names, "warnings": warnings, "running": running}
 
-    def _commit(self, release: Release, timeout: float) -> dict[str, Any]:
+    def _commit(
+        self, release: Release, timeout: float, deadline: float | None = None
+    ) -> dict[str, Any]:
+        if deadline is not None:
+            # time.monotonic() is one clock for every process of the machine.
+            late = time.monotonic() - deadline
+            if late > 0:
+                self._entries, self._before, self._promoting = [], None, None
+                message = (
+                    f"pid {os.getpid()} read the commit of {short(release.epoch)} {late:.1f} s "
+                    "after its deadline (stopped?); not committed"
+                )
+                return {"ok": False, "error": HotswapError(message), "results": []}
+            timeout = min(timeout, deadline - time.monotonic())
         entries = [(n, release.modules[n]) for n, _ in self._entries if n in release.modules]
         self._entries = []
         versions = {n: s.version for n, s in transaction.module_statuses().items()}

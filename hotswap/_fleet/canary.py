@@ -200,9 +200,14 @@ class Canaries:
             started = [p for p, a in answers.items() if isinstance(a, dict) and a.get("module")]
             errors = [a.get("error") for a in answers.values() if isinstance(a, dict)]
             for found in answers.values():
-                for name, data in (found or {}).get("running", {}).items():
+                if not isinstance(found, dict):
+                    continue
+                for name, data in found.get("running", {}).items():
                     ledger.pin(name, data)  # what a worker started during the canary imports
-            named = next((a["module"] for a in answers.values() if a and a.get("module")), "")
+            named = next(
+                (a["module"] for a in answers.values() if isinstance(a, dict) and a.get("module")),
+                "",
+            )
             if any(errors) or not started:
                 end = {"module": named or spec.module, "reason": "a worker could not start it"}
                 coordinator._ask(started, protocol.END, end, 5)

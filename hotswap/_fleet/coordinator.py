@@ -116,9 +116,9 @@ class Coordinator:
         self._listeners.append(callback)
 
     def workers(self) -> dict[int, str]:
-        """pid -> the epoch each connected worker last reported."""
-        with self._lock:
-            return {p.pid: p.epoch for p in self._peers}
+        """pid -> the epoch each connected worker last reported (never waits for a round:
+        a worker's ``status()`` asks it while a round may run)."""
+        return {p.pid: p.epoch for p in list(self._peers)}
 
     # --- joining -------------------------------------------------------------------------------
 
@@ -249,7 +249,7 @@ class Coordinator:
             except HotswapError as error:
                 local_error = error
         votes = self._gather(peers, number, protocol.VOTE, timeout)
-        behind = [p for p, v in votes.items() if v is not None and v.get("behind")]
+        behind = [p for p, v in votes.items() if isinstance(v, dict) and v.get("behind")]
         if behind:
             # Not at the parent (it missed a release): send it the fleet's state, ask again.
             welcome = (protocol.WELCOME, 0, self._welcome_body(parent_state))
@@ -260,10 +260,12 @@ class Coordinator:
             votes.update(self._gather(again, number, protocol.VOTE, timeout))
         modules = {name: data for name, data in entries}
         for vote in votes.values():
-            for path, names in (vote or {}).get("names", {}).items():
+            if not isinstance(vote, dict):
+                continue  # no answer, or gone (a worker killed before its vote)
+            for path, names in vote.get("names", {}).items():
                 for name in names:
                     modules.setdefault(name, files[path])
-            for name, data in (vote or {}).get("running", {}).items():
+            for name, data in vote.get("running", {}).items():
                 ledger.pin(name, data)  # genesis bytes: what a later worker must import
         live = [p for p in peers if p in votes and votes[p] is not _GONE]
         refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
@@ -301,7 +303,13 @@ class Coordinator:
         start: float,
     ) -> list[ReloadResult]:
         # The workers commit in parallel with the coordinator's own commit.
-        body = {"release": release, "timeout": timeout * 0.9}
+        # A worker reads the commit after its deadline (it was stopped meanwhile): it refuses,
+        # so it never serves a release the fleet rolled back for want of its answer.
+        body = {
+            "release": release,
+            "timeout": timeout * 0.9,
+            "deadline": time.monotonic() + timeout * 0.9,
+        }
         sent = self._send(peers, (protocol.COMMIT, number, body))
         versions = {n: s.version for n, s in transaction.module_statuses().items()}
         local: list[ReloadResult] = []

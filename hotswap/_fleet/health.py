@@ -88,7 +88,9 @@ class Health:
                 answers = self._host._ask_all(protocol.STATS, {"health": True}, 5.0)
             calls = errors = 0
             for answer in answers.values():
-                for name, counted in (answer or {}).get("health", {}).items():
+                if not isinstance(answer, dict):
+                    continue
+                for name, counted in answer.get("health", {}).items():
                     if name in release.modules:
                         calls += int(counted["calls"])
                         errors += int(counted["errors"])
