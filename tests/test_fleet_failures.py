@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_fleet_protocol import APPS, TIMEOUT, Member, source
+from test_fleet_protocol import APPS, LOGIC, TIMEOUT, Member, source
 
 from hotswap import _fleet
 from hotswap._config import settings as _settings
 from hotswap._fleet import protocol
-from hotswap._fleet.release import GENESIS, epoch_of
+from hotswap._fleet.release import GENESIS, epoch_of, short
 
 V2 = source("v2")
 V2_EPOCH = epoch_of(GENESIS, {"logic": hashlib.sha256(V2.encode()).hexdigest()})
@@ -220,3 +220,50 @@ def test_fleet_coordinator_killed_between_prepare_and_commit(
         for stream in (lead.stdin, lead.stdout):
             if stream is not None:
                 stream.close()
+
+
+DIES_AT_BOOT = (
+    LOGIC.replace('return "v1"', 'return "v8"')
+    + """
+
+def _fresh():
+    raise RuntimeError("this release dies in a new process")
+
+
+SERVED = COUNT["n"] > 0 or _fresh()
+"""
+)
+
+
+def test_fleet_release_that_kills_new_workers_is_rolled_back_and_marked_bad(
+    tmp_path: Path,
+) -> None:
+    """Committed in the serving workers (their counters are past 0), it raises at import in
+    any new one: the first respawn makes the fleet roll it back and mark it bad, and boots
+    on the parent; gunicorn's arbiter never sees a worker fail to boot."""
+    from test_fleet_serving import digest, free_port, serve, wait_until
+
+    folder = tmp_path / "app"
+    shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    port = free_port()
+    command = ["gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}", "app:wsgi"]
+    with serve(command, folder, port) as server:
+        server.wait_every_worker(lambda a: a["version"] == "v1", "v1")
+        (folder / "logic.py").write_text(DIES_AT_BOOT)
+        bad = short(epoch_of(GENESIS, {"logic": digest(DIES_AT_BOOT)}))
+        server.wait_every_worker(lambda a: a["epoch"] == bad, "the release everywhere")
+        victim = min(server.workers())
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: server.logged(f"fleet {bad} marked bad: worker"), "the mark")
+        wait_until(lambda: victim not in server.workers() and len(server.workers()) == 3, "3")
+        server.wait_every_worker(
+            lambda a: (a["version"], a["epoch"]) == ("v1", short(GENESIS)), "the parent"
+        )
+        assert server.process.poll() is None  # the arbiter did not give up
+        # Its bytes saved again (on another epoch) are refused.
+        (folder / "logic.py").write_text(LOGIC + "\n")
+        again = epoch_of(GENESIS, {"logic": digest(LOGIC + "\n")})
+        server.wait_every_worker(lambda a: a["epoch"] == short(again), "a save in between")
+        (folder / "logic.py").write_text(DIES_AT_BOOT)
+        wait_until(lambda: server.logged("is marked bad: worker"), "the refusal")
+        server.wait_every_worker(lambda a: a["epoch"] == short(again), "no worker moved")

@@ -73,7 +73,17 @@ class _CommittedLoader(importlib.machinery.SourceFileLoader):
         return None
 
     def exec_module(self, module: types.ModuleType) -> None:
-        super().exec_module(module)
+        try:
+            super().exec_module(module)
+        except Exception as error:
+            # A release that kills a new process at import: the fleet rolls it back, and
+            # this process boots on the parent's bytes instead of dying.
+            failed = _on_boot_failure
+            parent = None if failed is None else failed(module.__name__, error)
+            if parent is None or parent == self._data:
+                raise
+            self._data = parent
+            super().exec_module(module)
         hook = _on_import
         if hook is not None:
             hook(module.__name__)
@@ -155,8 +165,9 @@ class Agent:
             # The coordinator logs one line per release for the fleet; a worker's own
             # results would repeat it once per worker. Its failures still show.
             results.setLevel(logging.WARNING)
-        global _on_import
+        global _on_import, _on_boot_failure
         _on_import = self.imported
+        _on_boot_failure = self.boot_failed
         install_finder()
         self._thread = threading.Thread(target=self._serve, name="hotswap-fleet-agent", daemon=True)
         self._thread.start()
@@ -283,6 +294,30 @@ class Agent:
         except HotswapError as error:
             return {"ok": False, "module": "", "error": error, "running": running}
         return {"ok": True, "module": name, "running": running}
+
+    def boot_failed(self, name: str, error: BaseException) -> bytes | None:
+        """Importing the release's bytes of ``name`` raised: tell the coordinator (the fleet
+        rolls the release back and marks it bad); the bytes of the epoch to boot on, or None
+        (genesis code failing is not a release's fault: the error stands)."""
+        if ledger.state().overlay.get(name) is None:
+            return None
+        body = {"epoch": ledger.epoch, "module": name, "error": f"{type(error).__name__}: {error}"}
+        logger.error(
+            "hotswap: pid %d could not import %s of the fleet's release %s: %s",
+            os.getpid(),
+            name,
+            short(ledger.epoch),
+            body["error"],
+        )
+        try:
+            timeout = _settings.current().commit_timeout * 2 + 5.0
+            welcome = protocol.ask(self.address, "boot-failed", body, timeout).get("welcome")
+        except OSError:
+            return None
+        if not welcome:
+            return None
+        ledger.adopt(welcome["epoch"], welcome["overlay"])
+        return ledger.bytes_of(name)
 
     def imported(self, name: str) -> None:
         """Module ``name`` was just imported: the fleet's canary of it, if any, starts."""
@@ -461,6 +496,8 @@ _agent: Agent | None = None
 _lock = threading.Lock()
 # Called with a module's name after the committed bytes of it were imported (the agent's).
 _on_import: Callable[[str], None] | None = None
+# Called when importing a module's committed bytes raised: the bytes to import instead.
+_on_boot_failure: Callable[[str, BaseException], bytes | None] | None = None
 
 
 def current() -> Agent | None:
@@ -482,7 +519,7 @@ def join(address: Address) -> Agent | None:
 
 def forget() -> None:
     """Drop the membership inherited through ``fork()`` (its thread did not come along)."""
-    global _agent, _lock, _on_import
+    global _agent, _lock, _on_import, _on_boot_failure
     _agent = None
-    _on_import = None
+    _on_import = _on_boot_failure = None
     _lock = threading.Lock()

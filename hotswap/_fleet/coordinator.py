@@ -38,7 +38,7 @@ from hotswap._engine.outcome import report
 from hotswap._fleet import protocol
 from hotswap._fleet.canary import Canaries, Spec
 from hotswap._fleet.health import Health
-from hotswap._fleet.release import Release, State, ledger
+from hotswap._fleet.release import Release, State, ledger, short
 from hotswap._fleet.result import FleetResult, WorkerReport
 from hotswap._ops.events import ReloadResult
 from hotswap.exceptions import HotswapError
@@ -86,6 +86,11 @@ class Coordinator:
         self._listeners: list[Callable[[FleetResult], object]] = []
         self.canaries = Canaries(self)
         self.health = Health(self)
+        # The last committed release, its parent state and this process's versions before it
+        # (what a worker dying at boot on it rolls the fleet back to), and the releases
+        # marked bad (their modules' hashes -> why): the same bytes saved again are refused.
+        self._last_commit: tuple[Release, State, dict[str, int]] | None = None
+        self.bad: dict[frozenset[tuple[str, str]], str] = {}
         self._thread = threading.Thread(
             target=self._accept, name="hotswap-fleet-listener", daemon=True
         )
@@ -139,6 +144,9 @@ class Coordinator:
                 conn.close()
                 return
             kind, _, body = conn.recv()
+            if kind == protocol.REQUEST and body.get("op") == "boot-failed":
+                self._boot_failed(conn, body)
+                return
             if kind == protocol.REQUEST:
                 self.canaries.answer(conn, body)
                 return
@@ -202,6 +210,37 @@ class Coordinator:
                 )
                 return self._finish(fleet, release, why, [], rolled_back=False)
             return self._commit(release, live, entries, parent_state, number, timeout, start)
+
+    def _marked_bad(self, release: Release) -> str:
+        """Why ``release`` is refused: it holds the bytes of a release marked bad; else ""."""
+        held = set(release.hashes.items())
+        return next((why for bad, why in self.bad.items() if bad <= held), "")
+
+    def _boot_failed(self, conn: Connection, body: dict[str, Any]) -> None:
+        """A worker died importing the fleet's latest release (a respawn, a new pool worker):
+        the fleet rolls it back to the parent epoch and marks it bad, before the server gives
+        up respawning; the worker gets the parent's state in the answer and boots on it."""
+        pid, epoch = int(body["pid"]), str(body["epoch"])
+        answer: dict[str, Any] = {"welcome": None}
+        with self._lock:
+            last = self._last_commit
+            if last is not None and last[0].epoch == epoch == ledger.epoch:
+                release, parent, versions = last
+                why = f"worker {pid} died at boot on it: {body['module']}: {body['error']}"
+                self.bad[frozenset(release.hashes.items())] = why
+                self._last_commit = None
+                self.health.roll_back(release, parent, versions, why, exclude=pid)
+                welcome = self._welcome_body(ledger.state())
+                # Workers that joined after the commit run it too, with nothing to roll back.
+                self._send([p for p in self._peers if p.pid != pid], (protocol.WELCOME, 0, welcome))
+                logger.warning("hotswap: fleet %s marked bad: %s", short(epoch), why)
+                answer["welcome"] = welcome
+            elif epoch != ledger.epoch:
+                answer["welcome"] = self._welcome_body(ledger.state())
+        try:
+            conn.send((protocol.ANSWER, 0, answer))
+        finally:
+            conn.close()
 
     def view(self) -> dict[str, Any]:
         """The fleet as the coordinator sees it: each worker's epoch, the canaries, the last
@@ -273,6 +312,9 @@ class Coordinator:
             self._send(live, (protocol.ABORT, number, {}))
             return []  # no participant runs these files
         release = Release.of(parent, modules)
+        why = self._marked_bad(release)
+        if why and local_error is None:
+            local_error = HotswapError(f"release {short(release.epoch)} is marked bad: {why}")
         if refused or local_error is not None:
             self._send(live, (protocol.ABORT, number, {}))
             reports = tuple(_vote_report(p, votes[p], timeout) for p in live)
@@ -346,6 +388,7 @@ class Coordinator:
                 last - first,
             )
             out = self._finish(fleet, release, None, local + results_of, rolled_back=False)
+            self._last_commit = (release, parent_state, versions)
             self.health.watch(release, parent_state, versions)
             return out
         # Someone could not commit: everyone who did goes back to the parent epoch.

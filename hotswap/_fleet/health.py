@@ -35,8 +35,15 @@ class Host(Protocol):
     """What the fleet's health windows use of the coordinator."""
 
     _lock: threading.RLock
+    _peers: list[Any]
 
     def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Any, Any]: ...
+
+    def _ask(
+        self, peers: list[Any], kind: str, body: dict[str, Any], timeout: float
+    ) -> dict[Any, Any]: ...
+
+    def workers(self) -> dict[int, str]: ...
 
     def _finish(
         self,
@@ -105,9 +112,16 @@ class Health:
                 return
 
     def roll_back(
-        self, release: Release, parent: State, versions: dict[str, int], reason: str
+        self,
+        release: Release,
+        parent: State,
+        versions: dict[str, int],
+        reason: str,
+        *,
+        exclude: int = 0,
     ) -> None:
-        """Every worker, and the coordinator, back to ``parent`` (a committed ``release``)."""
+        """Every worker (but pid ``exclude``), and the coordinator, back to ``parent`` (a
+        committed ``release``)."""
         host = self._host
         start = time.perf_counter()
         with host._lock:
@@ -116,8 +130,9 @@ class Health:
             logger.warning(
                 "hotswap: fleet %s: automatic rollback: %s", short(release.epoch), reason
             )
-            answers = host._ask_all(protocol.ROLLBACK, {"epoch": release.epoch}, 10.0)
-            why = f"auto rollback: {reason}"
+            peers = [p for p in host._peers if p.pid != exclude]
+            answers = host._ask(peers, protocol.ROLLBACK, {"epoch": release.epoch}, 10.0)
+            why = reason if exclude else f"auto rollback: {reason}"
             for name, status in transaction.module_statuses().items():
                 earlier = versions.get(name)
                 if earlier is not None and status.version != earlier:
