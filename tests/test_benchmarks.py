@@ -81,3 +81,19 @@ def test_bench_fleet_runs():
     row = bench_fleet.measure("fleet", saves=1)
     assert (row["lost"], row["failed"], row["state"]) == (0, 0, True)
     assert len(row["latencies"]) == 1
+
+
+def test_bench_clusters_dask_runs():
+    pytest.importorskip("distributed", reason="hotswap[dask] is not installed")
+    import bench_clusters
+
+    rows = {row["mode"]: row for row in bench_clusters.dask_rows(saves=1)}
+    assert (rows["hotswap"]["state"], rows["upload_file"]["state"]) == ("kept", "lost")
+
+
+def test_bench_sim_fleet_scale_runs():
+    import sim_fleet_scale
+
+    row = sim_fleet_scale.measure(agents=5, rounds=2, size=1024)
+    assert row["prepare_bytes"] > 1024
+    assert row["round_bytes"] > 5 * 2 * 1024  # a prepare and a commit, each with the bytes

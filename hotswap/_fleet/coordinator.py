@@ -299,8 +299,8 @@ class Coordinator:
             votes.update(self._gather(again, number, protocol.VOTE, timeout))
         modules = {name: data for name, data in entries}
         for vote in votes.values():
-            if not isinstance(vote, dict):
-                continue  # no answer, or gone (a worker killed before its vote)
+            if not isinstance(vote, dict):  # no answer, or gone (a child that exited)
+                continue
             for path, names in vote.get("names", {}).items():
                 for name in names:
                     modules.setdefault(name, files[path])
