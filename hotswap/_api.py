@@ -199,7 +199,27 @@ def enable(
         # Modules imported from now on record the data files their top-level code reads.
         _datafiles.track(reloader.paths)
         _reloader = reloader
+        _reconcile(reloader)
         return reloader
+
+
+def _reconcile(reloader: Reloader) -> None:
+    """Files saved before the watcher started (their module runs older code): applied now, as
+    saves, and said in the log."""
+    from hotswap._watch import reconcile
+    from hotswap._watch.changeset import COMPLETE
+
+    found = reconcile.stale(list(reloader.paths))
+    if not found:
+        return
+    logger.info(
+        "hotswap: enable(): %d module(s) run older code than their file (saved before the "
+        "watcher started); applying: %s",
+        len(found),
+        ", ".join(name for name, _ in found),
+    )
+    for _, path in found:
+        reloader.notify(path, COMPLETE)
 
 
 def coordinate() -> _fleet.Coordinator:
