@@ -192,7 +192,9 @@ class Coordinator:
             votes = self._gather(peers, number, protocol.VOTE, timeout)
             live = [p for p in peers if p in votes and votes[p] is not _GONE]
             release = Release.of(parent_state.epoch, {spec.module: spec.data})
-            entries = [(spec.module, spec.data)] if spec.module in sys.modules else []
+            mine = getattr(sys.modules.get(spec.module), "__file__", None)
+            runs = isinstance(mine, str) and os.path.realpath(mine) == spec.path
+            entries = [(spec.module, spec.data)] if runs else []  # --preload: it runs it too
             refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
             if refused or not live:
                 self._send(live, (protocol.ABORT, number, {}))
