@@ -246,7 +246,12 @@ class Canaries:
                 run.stats = summed(list(run.workers.values()))
             decision = verdict(run.spec, run.stats)
             if decision is not None:
-                self.decide(run.spec.module, *decision)
+                try:
+                    self.decide(run.spec.module, *decision)
+                except Exception:
+                    logger.exception(
+                        "hotswap: %s: the fleet canary's decision failed", run.spec.module
+                    )
                 return
 
     def decide(self, module: str, decision: str, reason: str) -> ReloadResult:
@@ -330,6 +335,9 @@ class Canaries:
                 answer["view"] = self._coordinator.view()
         except HotswapError as error:
             answer["error"] = error
+        except Exception as error:  # the asking process hears why, the coordinator goes on
+            logger.exception("hotswap: the fleet's coordinator failed on %r", op)
+            answer["error"] = HotswapError(f"the fleet's coordinator failed on {op!r}: {error!r}")
         try:
             conn.send((protocol.ANSWER, 0, answer))
         finally:
