@@ -1,6 +1,7 @@
 """A fleet of 3 gunicorn workers: save -> every worker serving the new code.
 
-Run: python benchmarks/bench_fleet.py [--saves 10] [--modes fleet,gunicorn-hup]
+Run: python benchmarks/bench_fleet.py [--saves 10] [--modes fleet,independent,gunicorn-hup,
+uvicorn-hup] [--canary-requests 600]
 
 Each mode serves ``tests/fleet_apps/app.py`` (copied to a temporary folder) with ``gunicorn -w
 3`` on 127.0.0.1 (a free port) in a subprocess. Client threads in this process request ``/``
@@ -14,11 +15,21 @@ window: between the first and the last worker's commit, as the coordinator logs 
 
 Modes:
 - ``fleet``: ``hotswap run -m gunicorn -w 3`` (the run process coordinates; the workers join);
+- ``independent``: plain ``gunicorn -w 3`` serving ``selfwatch.py``, whose import calls
+  ``hotswap.enable()`` in every worker: one watcher per worker, no fleet (no two phases, no
+  common epoch, each worker decides alone);
 - ``gunicorn-hup``: plain ``gunicorn -w 3``, and ``kill -HUP`` to the arbiter after each save
-  (gunicorn's graceful reload: new workers, the old ones finish their requests).
+  (gunicorn's graceful reload: new workers, the old ones finish their requests);
+- ``uvicorn-hup``: plain ``uvicorn --workers 3``, and ``kill -HUP`` to its supervisor after
+  each save (uvicorn restarts every worker).
+
+Then the fleet's canary: ``hotswap run -m gunicorn -w 3`` with ``[tool.hotswap] canary =
+{weight = 0.3}``; after a save starts the candidate in every worker, the share of requests
+(without a sticky key) the candidate answered, across the 3 workers and per worker.
 
 Targets (issue #22, on this 2-core machine): median <= 30 ms and max <= 150 ms from save to
-every worker (first save included), 0 failed requests.
+every worker (first save included), 0 failed requests, the canary's global share within 5
+points of its weight.
 """
 
 from __future__ import annotations
@@ -106,10 +117,16 @@ class _Clients:
 
 @contextlib.contextmanager
 def _server(mode: str, folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    gunicorn = ["-m", "gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}", "app:wsgi"]
-    if mode == "fleet":
-        command = [sys.executable, "-m", "hotswap", "run", "--no-restart", "--watch", str(folder)]
-        command += gunicorn
+    bind = ["-b", f"127.0.0.1:{port}"]
+    gunicorn = ["-m", "gunicorn", "-w", "3", *bind, "app:wsgi"]
+    run = [sys.executable, "-m", "hotswap", "run", "--no-restart", "--watch", str(folder)]
+    if mode in ("fleet", "canary"):
+        command = [*run, *gunicorn]
+    elif mode == "independent":
+        command = [sys.executable, "-m", "gunicorn", "-w", "3", *bind, "selfwatch:wsgi"]
+    elif mode == "uvicorn-hup":
+        command = [sys.executable, "-m", "uvicorn", "--workers", "3", "--port", str(port)]
+        command += ["--log-level", "warning", "app:asgi"]
     else:
         command = [sys.executable, *gunicorn]
     env = {**os.environ, "PYTHONPATH": str(folder), "PYTHONUNBUFFERED": "1"}
@@ -143,7 +160,7 @@ def measure(mode: str, saves: int = 10) -> dict[str, Any]:
     """One mode's figures: latencies (s), lost saves, failed requests, state kept, windows."""
     folder = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     try:
-        for name in ("app.py", "logic.py"):
+        for name in ("app.py", "logic.py", "selfwatch.py"):
             shutil.copy(APPS / name, folder / name)
         logic = folder / "logic.py"
         text = logic.read_text()
@@ -158,7 +175,7 @@ def measure(mode: str, saves: int = 10) -> dict[str, Any]:
                 version = f"v{number}"
                 logic.write_text(text.replace('return "v1"', f'return "{version}"'))
                 saved = time.perf_counter()
-                if mode == "gunicorn-hup":
+                if mode in ("gunicorn-hup", "uvicorn-hup"):
                     os.kill(process.pid, signal.SIGHUP)
                 done = clients.every_worker(version, saved)
                 if done is None:
@@ -184,6 +201,45 @@ def measure(mode: str, saves: int = 10) -> dict[str, Any]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def canary_share(requests: int = 600, weight: float = 0.3) -> dict[str, Any]:
+    """The fleet canary's share of the requests at ``weight``, across 3 workers and per worker:
+    ``share``, ``per_worker`` (pid -> share), ``requests``."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    try:
+        for name in ("app.py", "logic.py"):
+            shutil.copy(APPS / name, folder / name)
+        policy = f"[tool.hotswap]\ncanary = {{weight = {weight}, min_calls = 1000000}}\n"
+        (folder / "pyproject.toml").write_text(policy)
+        logic = folder / "logic.py"
+        port = _free_port()
+        with _server("canary", folder, port), _Clients(port) as clients:
+            if clients.every_worker("v1", 0.0) is None:
+                raise RuntimeError("the 3 workers did not all answer")
+            logic.write_text(logic.read_text().replace('return "v1"', 'return "v2"'))
+            deadline = time.monotonic() + WAIT
+            while "fleet canary started" not in (folder / "server.log").read_text():
+                if time.monotonic() > deadline:
+                    raise RuntimeError((folder / "server.log").read_text())
+                time.sleep(0.01)
+            since = time.perf_counter()
+            while True:
+                with clients._lock:
+                    answers = [(pid, v) for at, pid, v, _ in clients.answers if at >= since]
+                if len(answers) >= requests or time.monotonic() > deadline + WAIT:
+                    break
+                time.sleep(0.01)
+        per: dict[int, list[bool]] = {}
+        for pid, version in answers:
+            per.setdefault(pid, []).append(version == "v2")
+        return {
+            "share": sum(v == "v2" for _, v in answers) / max(1, len(answers)),
+            "per_worker": {pid: sum(c) / len(c) for pid, c in per.items()},
+            "requests": len(answers),
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _row(row: dict[str, Any]) -> str:
     latencies = row["latencies"]
     median = f"{statistics.median(latencies) * 1000:.1f}" if latencies else "-"
@@ -199,15 +255,23 @@ def _row(row: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--saves", type=int, default=10)
-    parser.add_argument("--modes", default="fleet,gunicorn-hup")
+    parser.add_argument("--modes", default="fleet,independent,gunicorn-hup,uvicorn-hup")
+    parser.add_argument("--canary-requests", type=int, default=600)
     options = parser.parse_args()
     rows = [measure(mode, options.saves) for mode in options.modes.split(",")]
-    print(f"3 gunicorn workers, {options.saves} saves each")
+    canary = canary_share(options.canary_requests) if options.canary_requests else None
+    print(f"3 workers, {options.saves} saves each")
     print("| mode | save -> every worker, median (ms) | max (ms) | lost | failed requests "
           "| state | mixed-version window, max (ms) |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(_row(row))
+    if canary is not None:
+        workers = ", ".join(f"{share:.1%}" for share in canary["per_worker"].values())
+        print(
+            f"fleet canary at weight 0.3: {canary['share']:.1%} of {canary['requests']} "
+            f"requests across {len(canary['per_worker'])} workers (per worker: {workers})"
+        )
 
 
 if __name__ == "__main__":

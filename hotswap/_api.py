@@ -199,7 +199,27 @@ def enable(
         # Modules imported from now on record the data files their top-level code reads.
         _datafiles.track(reloader.paths)
         _reloader = reloader
+        _reconcile(reloader)
         return reloader
+
+
+def _reconcile(reloader: Reloader) -> None:
+    """Files saved before the watcher started (their module runs older code): applied now, as
+    saves, and said in the log."""
+    from hotswap._watch import reconcile
+    from hotswap._watch.changeset import COMPLETE
+
+    found = reconcile.stale(list(reloader.paths))
+    if not found:
+        return
+    logger.info(
+        "hotswap: enable(): %d module(s) run older code than their file (saved before the "
+        "watcher started); applying: %s",
+        len(found),
+        ", ".join(name for name, _ in found),
+    )
+    for _, path in found:
+        reloader.notify(path, COMPLETE)
 
 
 def coordinate() -> _fleet.Coordinator:
@@ -334,8 +354,15 @@ def rollback(module_or_name: types.ModuleType | str, to: int | None = None) -> R
     return _transaction.rollback(module_or_name, to=to)
 
 
-def status() -> Status:
-    """What hotswap knows: per-module versions and history, counters and timings."""
+def status(*, fleet: bool = False) -> Status:
+    """What hotswap knows: per-module versions and history, counters and timings.
+
+    Args:
+        fleet: in a fleet, also ask its coordinator for the fleet's view (``fleet_view``:
+            each worker's epoch, the fleet's canaries with their summed figures, the last
+            release and its mixed-version window), whichever process asks; one round trip
+            from a worker. The middleware's status endpoint asks for it.
+    """
     metrics = _transaction.metrics
     reloader = _reloader
     return Status(
@@ -348,6 +375,7 @@ def status() -> Status:
         canaries=_canary.running(),
         epoch=_fleet.ledger.epoch,
         fleet=_fleet.role(),
+        fleet_view=_fleet.view() if fleet else None,
     )
 
 

@@ -85,6 +85,13 @@ def test_bench_fleet_runs():
     assert len(row["latencies"]) == 1
 
 
+def test_bench_fleet_canary_share_runs():
+    row = bench_fleet.canary_share(requests=60)
+    assert row["requests"] >= 60
+    assert len(row["per_worker"]) == 3
+    assert 0.0 < row["share"] < 1.0  # both versions served: the candidate runs in the fleet
+
+
 def test_bench_clusters_dask_runs():
     pytest.importorskip("distributed", reason="hotswap[dask] is not installed")
     import bench_clusters

@@ -4,7 +4,8 @@ coordinator is driven directly with each change set, no watcher), and real worke
 
 Rules: a compatible save, a rejected save, a save failing at execute in one worker only, a
 worker killed (SIGKILL), a worker added, a worker stopped (SIGSTOP) through a save and
-continued, a pinned section held through a save (released in time, or past the timeout).
+continued, a pinned section held through a save (released in time, or past the timeout), a
+fleet canary started then promoted or aborted.
 Invariants after each step: every serving worker answers on the fleet's epoch with the code
 of that epoch (so after an abort or a rollback no worker runs the refused code), and a worker
 added answers its first call on the committed epoch, whatever the file on disk holds.
@@ -31,6 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from hotswap import _fleet
 from hotswap._config import settings as _settings
+from hotswap._fleet.canary import Spec
 from hotswap._fleet.release import GENESIS, epoch_of
 
 APPS = Path(__file__).parent / "fleet_apps"
@@ -208,6 +210,31 @@ class FleetMachine(RuleBasedStateMachine):
         culprit = next(w for w in result.workers if w.pid == member.process.pid)
         assert culprit.outcome == "commit failed", result.describe()
         assert "pinned sections did not leave" in str(culprit.error)
+
+    @rule(promote=st.booleans())
+    def canary_then_decision(self, promote: bool) -> None:
+        """A fleet canary of the next version in every worker, then promoted (one fleet
+        transaction: a new epoch everywhere) or aborted (nothing changes)."""
+        version = self.next_version()
+        text = source(version)
+        spec = Spec("logic", str(self.logic.resolve()), text.encode(), 0.5, 10**6, 1.0, None)
+        run = self.coordinator.canaries.start(spec)
+        # Calls outside a unit run the live version while the candidate runs.
+        for member in self.members:
+            answer = member.ask("call")
+            assert (answer["epoch"], answer["version"]) == (self.epoch, self.version)
+            member.count = answer["count"]
+        before = len(self.coordinator.results)
+        result = self.coordinator.canaries.decide("logic", "promote" if promote else "abort", "t")
+        assert run.state == ("promoted" if promote else "aborted"), run.reason
+        if promote:
+            assert result.ok, result
+            assert len(self.coordinator.results) == before + 1
+            self.committed(text, self.coordinator.results[-1])
+            self.version = version
+        else:
+            assert not result.ok
+            assert len(self.coordinator.results) == before
 
     @invariant()
     def every_worker_runs_the_fleet_epoch(self) -> None:

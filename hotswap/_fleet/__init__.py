@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from hotswap._fleet import agent, protocol, release
+from hotswap._fleet.canary import CoordinatorDelegate, FleetCanary, WorkerDelegate
 from hotswap._fleet.coordinator import Coordinator, FleetResult, Local, WorkerReport
 from hotswap._fleet.release import GENESIS, Release, ledger, short
+from hotswap._release import canary as _release_canary
+from hotswap._release import health as _release_health
 
 __all__ = (
     "BOOT",
     "GENESIS",
     "Coordinator",
+    "FleetCanary",
     "FleetResult",
     "Release",
     "WorkerReport",
@@ -33,6 +38,7 @@ __all__ = (
     "role",
     "short",
     "stop",
+    "view",
 )
 
 logger = logging.getLogger(__name__)
@@ -69,6 +75,8 @@ def coordinate(local: Local, *, spawned: bool = True) -> Coordinator:
     if _coordinator is None:
         _coordinator = Coordinator(local)
         _coordinator.start()
+        _release_canary.delegate(CoordinatorDelegate(_coordinator))
+        _release_health.shared(True)
         if spawned:
             _export_boot()
         # What the coordinator imports from now on runs the committed bytes too.
@@ -81,6 +89,8 @@ def stop() -> None:
     global _coordinator
     found, _coordinator = _coordinator, None
     if found is not None:
+        _release_canary.delegate(None)
+        _release_health.shared(False)
         found.stop()
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         if BOOT in paths:
@@ -98,7 +108,25 @@ def join() -> agent.Agent | None:
     address = protocol.from_environ()
     if address is None or address.pid == os.getpid() or _coordinator is not None:
         return None
-    return agent.join(address)
+    member = agent.join(address)
+    if member is not None:
+        _release_canary.delegate(WorkerDelegate(address))
+        _release_health.shared(True)
+    return member
+
+
+def view() -> dict[str, Any] | None:
+    """The fleet as its coordinator sees it (each worker's epoch, the canaries, the last
+    release and its window), from any process of the fleet; None outside a fleet."""
+    if _coordinator is not None:
+        return _coordinator.view()
+    member = agent.current()
+    if member is None:
+        return None
+    try:
+        return protocol.ask(member.address, "state", {}, 5.0).get("view")
+    except OSError as error:
+        return {"error": f"the fleet's coordinator did not answer: {error}"}
 
 
 def _export_boot() -> None:
@@ -112,6 +140,8 @@ def _after_fork_in_child() -> None:
     did not come along); it joins the fleet named in its environment as a worker."""
     global _coordinator
     _coordinator = None  # the parent's: its listener and connections stay the parent's
+    _release_canary.delegate(None)
+    _release_health.shared(False)
     agent.forget()
     try:
         join()

@@ -36,6 +36,8 @@ from hotswap._fleet.release import Release, State, digest, ledger, short
 from hotswap._ops.events import ReloadResult
 from hotswap._plan import sources
 from hotswap._plan.modules import ModuleIndex
+from hotswap._release import canary as _canary
+from hotswap._release import health as _health
 from hotswap.exceptions import HotswapError, PinTimeoutError
 
 if TYPE_CHECKING:
@@ -69,6 +71,22 @@ class _CommittedLoader(importlib.machinery.SourceFileLoader):
 
     def set_data(self, path: str, data: Any, *, _mode: int = 0o666) -> None:
         return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        try:
+            super().exec_module(module)
+        except Exception as error:
+            # A release that kills a new process at import: the fleet rolls it back, and
+            # this process boots on the parent's bytes instead of dying.
+            failed = _on_boot_failure
+            parent = None if failed is None else failed(module.__name__, error)
+            if parent is None or parent == self._data:
+                raise
+            self._data = parent
+            super().exec_module(module)
+        hook = _on_import
+        if hook is not None:
+            hook(module.__name__)
 
     def get_code(self, fullname: str) -> Any:
         code = super().get_code(fullname)
@@ -109,6 +127,10 @@ class Agent:
         # Of the round being prepared: the entries this process runs, and what to roll back to.
         self._entries: list[tuple[str, bytes]] = []
         self._before: tuple[State, dict[str, int]] | None = None
+        self._promoting: tuple[str, str] | None = None  # a fleet canary's (module, reason)
+        # The fleet's canaries of modules this process has not imported yet: started as the
+        # module is imported (a worker that joined during the canary, before its app).
+        self._pending: dict[str, Any] = {}
 
     @property
     def connected(self) -> bool:
@@ -136,11 +158,16 @@ class Agent:
         self._conn = conn
         if kind == protocol.WELCOME:
             self._take(body["epoch"], body["overlay"])
+            for spec in body.get("canaries", ()):  # joining while the fleet runs a canary
+                self._canary(spec)
         results = logging.getLogger("hotswap._engine.transaction")
         if results.level == logging.NOTSET:
             # The coordinator logs one line per release for the fleet; a worker's own
             # results would repeat it once per worker. Its failures still show.
             results.setLevel(logging.WARNING)
+        global _on_import, _on_boot_failure
+        _on_import = self.imported
+        _on_boot_failure = self.boot_failed
         install_finder()
         self._thread = threading.Thread(target=self._serve, name="hotswap-fleet-agent", daemon=True)
         self._thread.start()
@@ -218,27 +245,112 @@ class Agent:
 
     def _handle(self, kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
         if kind == protocol.PREPARE:
-            return self._prepare(body["parent"], body["files"])
+            return self._prepare(
+                body["parent"], body["files"], body.get("canary", ""), body.get("why", "")
+            )
         if kind == protocol.COMMIT:
-            return self._commit(body["release"], body["timeout"])
+            return self._commit(body["release"], body["timeout"], body.get("deadline"))
         if kind == protocol.ROLLBACK:
             return self._rollback(body["epoch"])
         if kind == protocol.ABORT:
-            self._entries, self._before = [], None
+            self._entries, self._before, self._promoting = [], None, None
             return None
         if kind == protocol.WELCOME:  # a resynchronisation: the fleet moved on without it
             self._take(body["epoch"], body["overlay"])
             return None
+        if kind == protocol.CANARY:
+            return self._canary(body["spec"])
+        if kind == protocol.STATS and body.get("health"):
+            return {"ok": True, "health": _health.figures()}
+        if kind == protocol.STATS:
+            run = _canary.running().get(body["module"])
+            return {"ok": True, "stats": None if run is None else run.stats}
+        if kind == protocol.END:
+            self._pending.pop(body["module"], None)
+            run = _canary.running().get(body["module"])
+            if run is not None:
+                run._finish("abort", body["reason"] or "aborted by the fleet", by_caller=True)
+            return {"ok": True}
         return None
 
-    def _prepare(self, parent: str, files: dict[str, bytes]) -> dict[str, Any]:
-        self._entries, self._before = [], None
+    def _canary(self, spec: Any) -> dict[str, Any]:
+        """Start the fleet's candidate here (the fleet decides); the module, or "" when this
+        process does not run it."""
+        name = spec.module
+        if not name:
+            found = self._index.modules_for(spec.path)
+            name = found[0] if found else ""
+        module = sys.modules.get(name) if name else None
+        if module is None:
+            if name:
+                self._pending[name] = spec
+            return {"ok": True, "module": ""}
+        # What the live version runs: a worker that starts during the canary imports it.
+        running = {}
+        if ledger.bytes_of(name) is None and (live := _live_bytes(module)) is not None:
+            running[name] = live
+        try:
+            _canary.start(module, spec.data, **spec.params(), log=False, fleet=True)
+        except HotswapError as error:
+            return {"ok": False, "module": "", "error": error, "running": running}
+        return {"ok": True, "module": name, "running": running}
+
+    def boot_failed(self, name: str, error: BaseException) -> bytes | None:
+        """Importing the release's bytes of ``name`` raised: tell the coordinator (the fleet
+        rolls the release back and marks it bad); the bytes of the epoch to boot on, or None
+        (genesis code failing is not a release's fault: the error stands)."""
+        if ledger.state().overlay.get(name) is None:
+            return None
+        body = {"epoch": ledger.epoch, "module": name, "error": f"{type(error).__name__}: {error}"}
+        logger.error(
+            "hotswap: pid %d could not import %s of the fleet's release %s: %s",
+            os.getpid(),
+            name,
+            short(ledger.epoch),
+            body["error"],
+        )
+        try:
+            timeout = _settings.current().commit_timeout * 2 + 5.0
+            welcome = protocol.ask(self.address, "boot-failed", body, timeout).get("welcome")
+        except OSError:
+            return None
+        if not welcome:
+            return None
+        ledger.adopt(welcome["epoch"], welcome["overlay"])
+        return ledger.bytes_of(name)
+
+    def imported(self, name: str) -> None:
+        """Module ``name`` was just imported: the fleet's canary of it, if any, starts."""
+        spec = self._pending.pop(name, None)
+        if spec is None:
+            return
+        answer = self._canary(spec)
+        if answer.get("error") is not None:
+            logger.warning(
+                "hotswap: pid %d could not join the fleet's canary of %s: %s",
+                os.getpid(),
+                name,
+                answer["error"],
+            )
+
+    def _prepare(
+        self, parent: str, files: dict[str, bytes], canary: str = "", why: str = ""
+    ) -> dict[str, Any]:
+        self._entries, self._before, self._promoting = [], None, None
         if ledger.epoch != parent:
             message = (
                 f"pid {os.getpid()} is at epoch {short(ledger.epoch)}, not at the parent "
                 f"{short(parent)}"
             )
             return {"ok": False, "behind": True, "error": HotswapError(message), "names": {}}
+        if canary:  # a fleet canary's promotion: this process runs its candidate, or not
+            run = _canary.running().get(canary)
+            if run is not None:
+                self._promoting = (canary, why)
+            elif canary in sys.modules:
+                error = HotswapError(f"pid {os.getpid()} runs no candidate of {canary}")
+                return {"ok": False, "error": error, "names": {}}
+            return {"ok": True, "names": {}}
         names: dict[str, list[str]] = {}
         entries = []
         for path, data in files.items():
@@ -258,11 +370,32 @@ class Agent:
         self._entries = entries
         return {"ok": True, "names": names, "warnings": warnings, "running": running}
 
-    def _commit(self, release: Release, timeout: float) -> dict[str, Any]:
+    def _commit(
+        self, release: Release, timeout: float, deadline: float | None = None
+    ) -> dict[str, Any]:
+        if deadline is not None:
+            # time.monotonic() is one clock for every process of the machine.
+            late = time.monotonic() - deadline
+            if late > 0:
+                self._entries, self._before, self._promoting = [], None, None
+                message = (
+                    f"pid {os.getpid()} read the commit of {short(release.epoch)} {late:.1f} s "
+                    "after its deadline (stopped?); not committed"
+                )
+                return {"ok": False, "error": HotswapError(message), "results": []}
+            timeout = min(timeout, deadline - time.monotonic())
         entries = [(n, release.modules[n]) for n, _ in self._entries if n in release.modules]
         self._entries = []
         versions = {n: s.version for n, s in transaction.module_statuses().items()}
         self._before = (ledger.state(), versions)
+        promoting, self._promoting = self._promoting, None
+        run = None if promoting is None else _canary.running().get(promoting[0])
+        if promoting is not None and run is not None:
+            with ledger.applying(release):
+                result = run._finish("promote", promoting[1], by_caller=True)
+            if not result.ok:
+                self._before = None
+            return {"ok": result.ok, "error": result.error, "results": [result]}
         if not entries:
             with ledger.applying(release):
                 ledger.advance({})
@@ -362,6 +495,10 @@ def remove_finder() -> None:
 
 _agent: Agent | None = None
 _lock = threading.Lock()
+# Called with a module's name after the committed bytes of it were imported (the agent's).
+_on_import: Callable[[str], None] | None = None
+# Called when importing a module's committed bytes raised: the bytes to import instead.
+_on_boot_failure: Callable[[str, BaseException], bytes | None] | None = None
 
 
 def current() -> Agent | None:
@@ -383,6 +520,7 @@ def join(address: Address) -> Agent | None:
 
 def forget() -> None:
     """Drop the membership inherited through ``fork()`` (its thread did not come along)."""
-    global _agent, _lock
+    global _agent, _lock, _on_import, _on_boot_failure
     _agent = None
+    _on_import = _on_boot_failure = None
     _lock = threading.Lock()

@@ -25,18 +25,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hotswap._config import settings as _settings
 from hotswap._engine import transaction
 from hotswap._engine.outcome import report
 from hotswap._fleet import protocol
+from hotswap._fleet.canary import Canaries, Spec
+from hotswap._fleet.health import Health
 from hotswap._fleet.release import Release, State, ledger, short
+from hotswap._fleet.result import FleetResult, WorkerReport
 from hotswap._ops.events import ReloadResult
 from hotswap.exceptions import HotswapError
 
@@ -52,80 +55,6 @@ Local = Callable[[Entries], list[ReloadResult]]
 
 # Seconds a joining process has to say hello after it connected.
 _HELLO_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class WorkerReport:
-    """One worker's part in a round.
-
-    Attributes:
-        pid: its process id.
-        vote: True (yes), False (no), or None (no answer in time).
-        outcome: ``"committed"``, ``"voted no"``, ``"no vote"``, ``"aborted"``,
-            ``"commit failed"``, ``"no answer"``, ``"rolled back"`` or ``"gone"``.
-        error: why it voted no or failed, naming file and line; else None.
-    """
-
-    pid: int
-    vote: bool | None
-    outcome: str
-    error: BaseException | None = None
-
-
-@dataclass(frozen=True)
-class FleetResult:
-    """The outcome of one release across the fleet.
-
-    Attributes:
-        epoch: the release's epoch (the fleet's epoch when it committed).
-        parent: the epoch it applied to (the fleet's epoch when it did not).
-        ok: True when every participant committed it.
-        outcome: ``"committed"``, ``"aborted"`` (someone voted no: nothing changed anywhere)
-            or ``"rolled back"`` (a commit failed: every worker is back on the parent).
-        modules: the release's module names.
-        workers: one :class:`WorkerReport` per worker.
-        duration: seconds from the change set to the last answer.
-        window: seconds between the first and the last worker's commit answer (the
-            mixed-version window as the coordinator saw it).
-        error: why the coordinator itself refused or failed, if it did.
-    """
-
-    epoch: str
-    parent: str
-    ok: bool
-    outcome: str
-    modules: tuple[str, ...]
-    workers: tuple[WorkerReport, ...]
-    duration: float
-    window: float = 0.0
-    error: BaseException | None = None
-
-    def describe(self) -> str:
-        """One line: ``fleet e3f2a1b4c5d6: committed in 3/3 workers (12.1 ms, window 0.8
-        ms)``, or who refused and why."""
-        ms = self.duration * 1000
-        count = len(self.workers)
-        if self.ok:
-            done = sum(w.outcome == "committed" for w in self.workers)
-            window = f", window {self.window * 1000:.1f} ms" if count > 1 else ""
-            return (
-                f"fleet {short(self.epoch)}: committed in {done}/{count} workers "
-                f"({ms:.1f} ms{window})"
-            )
-        culprits = [w for w in self.workers if w.outcome not in ("aborted", "rolled back", "gone")]
-        why = "; ".join(
-            f"worker {w.pid} {w.outcome}" + (f": {w.error}" if w.error is not None else "")
-            for w in culprits
-        )
-        if self.error is not None:
-            why = "; ".join(
-                filter(None, [f"the coordinator (pid {os.getpid()}): {self.error}", why])
-            )
-        if self.outcome == "aborted":
-            state = f"aborted in {count} workers, {short(self.parent)} stays"
-        else:
-            state = f"rolled back in {count} workers to {short(self.parent)}"
-        return f"fleet {short(self.epoch)}: {state}: {why} ({ms:.1f} ms)"
 
 
 class _Peer:
@@ -155,6 +84,13 @@ class Coordinator:
         self._closed = False
         self.results: deque[FleetResult] = deque(maxlen=100)
         self._listeners: list[Callable[[FleetResult], object]] = []
+        self.canaries = Canaries(self)
+        self.health = Health(self)
+        # The last committed release, its parent state and this process's versions before it
+        # (what a worker dying at boot on it rolls the fleet back to), and the releases
+        # marked bad (their modules' hashes -> why): the same bytes saved again are refused.
+        self._last_commit: tuple[Release, State, dict[str, int]] | None = None
+        self.bad: dict[frozenset[tuple[str, str]], str] = {}
         self._thread = threading.Thread(
             target=self._accept, name="hotswap-fleet-listener", daemon=True
         )
@@ -167,6 +103,8 @@ class Coordinator:
     def stop(self) -> None:
         """Stop listening, drop the workers (they keep their code) and remove the socket."""
         self._closed = True
+        self.canaries.stop()
+        self.health.stop()
         self._server.close()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
@@ -183,9 +121,9 @@ class Coordinator:
         self._listeners.append(callback)
 
     def workers(self) -> dict[int, str]:
-        """pid -> the epoch each connected worker last reported."""
-        with self._lock:
-            return {p.pid: p.epoch for p in self._peers}
+        """pid -> the epoch each connected worker last reported (never waits for a round:
+        a worker's ``status()`` asks it while a round may run)."""
+        return {p.pid: p.epoch for p in list(self._peers)}
 
     # --- joining -------------------------------------------------------------------------------
 
@@ -206,12 +144,18 @@ class Coordinator:
                 conn.close()
                 return
             kind, _, body = conn.recv()
+            if kind == protocol.REQUEST and body.get("op") == "boot-failed":
+                self._boot_failed(conn, body)
+                return
+            if kind == protocol.REQUEST:
+                self.canaries.answer(conn, body)
+                return
             if kind != protocol.HELLO:
                 conn.close()
                 return
             with self._lock:
                 state = ledger.state()
-                conn.send((protocol.WELCOME, 0, _welcome_body(state)))
+                conn.send((protocol.WELCOME, 0, self._welcome_body(state)))
                 peer = _Peer(conn, int(body["pid"]))
                 peer.epoch = state.epoch
                 self._peers.append(peer)
@@ -223,10 +167,111 @@ class Coordinator:
     def apply_files(self, files: dict[str, bytes], entries: Entries) -> list[ReloadResult]:
         """The watcher's change set: path -> bytes of every changed file, and the (module,
         bytes) entries of the modules this process runs. One result per module."""
+        policy = _settings.current().canary
         with self._lock:
             if not self._peers:
                 return self._local(entries) if entries else []
-            return self._two_phase(files, entries)
+            if policy is None or len(files) != 1:
+                return self._two_phase(files, entries)
+        # The watcher's canary mode: the saved module's candidate in every worker.
+        ((path, data),) = files.items()
+        return [self.canaries.from_save(path, data, next((n for n, _ in entries), ""), policy)]
+
+    def promote(self, spec: Spec, reason: str) -> list[ReloadResult]:
+        """A fleet canary's promotion, as a fleet transaction: every worker votes that it runs
+        the candidate, then promotes it under the release of its bytes (a new epoch), or the
+        fleet stays on (or rolls back to) the parent epoch."""
+        with self._lock:
+            start = time.perf_counter()
+            timeout = _settings.current().commit_timeout
+            parent_state = ledger.state()
+            self._round += 1
+            number = self._round
+            body = {"parent": parent_state.epoch, "files": {}, "canary": spec.module, "why": reason}
+            peers = self._send(list(self._peers), (protocol.PREPARE, number, body))
+            votes = self._gather(peers, number, protocol.VOTE, timeout)
+            live = [p for p in peers if p in votes and votes[p] is not _GONE]
+            release = Release.of(parent_state.epoch, {spec.module: spec.data})
+            mine = getattr(sys.modules.get(spec.module), "__file__", None)
+            runs = isinstance(mine, str) and os.path.realpath(mine) == spec.path
+            entries = [(spec.module, spec.data)] if runs else []  # --preload: it runs it too
+            refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
+            if refused or not live:
+                self._send(live, (protocol.ABORT, number, {}))
+                self._ask_all(protocol.END, {"module": spec.module, "reason": reason}, 5)
+                reports = tuple(_vote_report(p, votes[p], timeout) for p in live)
+                why = next((r.error for r in reports if r.error is not None), None)
+                fleet = FleetResult(
+                    release.epoch,
+                    parent_state.epoch,
+                    False,
+                    "aborted",
+                    (spec.module,),
+                    reports,
+                    time.perf_counter() - start,
+                )
+                return self._finish(fleet, release, why, [], rolled_back=False)
+            return self._commit(release, live, entries, parent_state, number, timeout, start)
+
+    def _marked_bad(self, release: Release) -> str:
+        """Why ``release`` is refused: it holds the bytes of a release marked bad; else ""."""
+        held = set(release.hashes.items())
+        return next((why for bad, why in self.bad.items() if bad <= held), "")
+
+    def _boot_failed(self, conn: Connection, body: dict[str, Any]) -> None:
+        """A worker died importing the fleet's latest release (a respawn, a new pool worker):
+        the fleet rolls it back to the parent epoch and marks it bad, before the server gives
+        up respawning; the worker gets the parent's state in the answer and boots on it."""
+        pid, epoch = int(body["pid"]), str(body["epoch"])
+        answer: dict[str, Any] = {"welcome": None}
+        with self._lock:
+            last = self._last_commit
+            if last is not None and last[0].epoch == epoch == ledger.epoch:
+                release, parent, versions = last
+                why = f"worker {pid} died at boot on it: {body['module']}: {body['error']}"
+                self.bad[frozenset(release.hashes.items())] = why
+                self._last_commit = None
+                self.health.roll_back(release, parent, versions, why, exclude=pid)
+                welcome = self._welcome_body(ledger.state())
+                # Workers that joined after the commit run it too, with nothing to roll back.
+                self._send([p for p in self._peers if p.pid != pid], (protocol.WELCOME, 0, welcome))
+                logger.warning("hotswap: fleet %s marked bad: %s", short(epoch), why)
+                answer["welcome"] = welcome
+            elif epoch != ledger.epoch:
+                answer["welcome"] = self._welcome_body(ledger.state())
+        try:
+            conn.send((protocol.ANSWER, 0, answer))
+        finally:
+            conn.close()
+
+    def view(self) -> dict[str, Any]:
+        """The fleet as the coordinator sees it: each worker's epoch, the canaries, the last
+        release and its mixed-version window."""
+        last = self.results[-1] if self.results else None
+        return {
+            "coordinator": os.getpid(),
+            "epoch": ledger.epoch,
+            "workers": {str(pid): epoch for pid, epoch in self.workers().items()},
+            "canaries": self.canaries.view(),
+            "last": None if last is None else last.describe(),
+            "window": None if last is None else last.window,
+        }
+
+    def _welcome_body(self, state: State) -> dict[str, Any]:
+        return {**_welcome_body(state), "canaries": self.canaries.specs()}
+
+    def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[_Peer, Any]:
+        """Every worker's answer to one message (the caller holds the lock)."""
+        return self._ask(list(self._peers), kind, body, timeout)
+
+    def _ask(
+        self, peers: list[_Peer], kind: str, body: dict[str, Any], timeout: float
+    ) -> dict[_Peer, Any]:
+        self._round += 1
+        number = self._round
+        sent = self._send(peers, (kind, number, body))
+        reply = protocol.VOTE if kind == protocol.PREPARE else protocol.DONE
+        return self._gather(sent, number, reply, timeout)
 
     def _two_phase(self, files: dict[str, bytes], entries: Entries) -> list[ReloadResult]:
         start = time.perf_counter()
@@ -248,7 +293,7 @@ class Coordinator:
         behind = [p for p, v in votes.items() if isinstance(v, dict) and v.get("behind")]
         if behind:
             # Not at the parent (it missed a release): send it the fleet's state, ask again.
-            welcome = (protocol.WELCOME, 0, _welcome_body(parent_state))
+            welcome = (protocol.WELCOME, 0, self._welcome_body(parent_state))
             again = self._send(behind, welcome)
             again = self._send(
                 again, (protocol.PREPARE, number, {"parent": parent, "files": files})
@@ -269,6 +314,9 @@ class Coordinator:
             self._send(live, (protocol.ABORT, number, {}))
             return []  # no participant runs these files
         release = Release.of(parent, modules)
+        why = self._marked_bad(release)
+        if why and local_error is None:
+            local_error = HotswapError(f"release {short(release.epoch)} is marked bad: {why}")
         if refused or local_error is not None:
             self._send(live, (protocol.ABORT, number, {}))
             reports = tuple(_vote_report(p, votes[p], timeout) for p in live)
@@ -299,7 +347,13 @@ class Coordinator:
         start: float,
     ) -> list[ReloadResult]:
         # The workers commit in parallel with the coordinator's own commit.
-        body = {"release": release, "timeout": timeout * 0.9}
+        # A worker reads the commit after its deadline (it was stopped meanwhile): it refuses,
+        # so it never serves a release the fleet rolled back for want of its answer.
+        body = {
+            "release": release,
+            "timeout": timeout * 0.9,
+            "deadline": time.monotonic() + timeout * 0.9,
+        }
         sent = self._send(peers, (protocol.COMMIT, number, body))
         versions = {n: s.version for n, s in transaction.module_statuses().items()}
         local: list[ReloadResult] = []
@@ -335,7 +389,10 @@ class Coordinator:
                 time.perf_counter() - start,
                 last - first,
             )
-            return self._finish(fleet, release, None, local + results_of, rolled_back=False)
+            out = self._finish(fleet, release, None, local + results_of, rolled_back=False)
+            self._last_commit = (release, parent_state, versions)
+            self.health.watch(release, parent_state, versions)
+            return out
         # Someone could not commit: everyone who did goes back to the parent epoch.
         others = self._send(
             [p for p in sent if answers[p] is not _GONE],

@@ -10,7 +10,12 @@ inherit. Messages are ``(kind, round, body)`` tuples, pickled by the connection.
 Coordinator -> worker: ``welcome`` (the epoch and committed overlay, answering ``hello``),
 ``prepare`` (files and parent epoch; answered by ``vote``), ``commit`` (a release; answered by
 ``done``), ``abort``, ``rollback`` (answered by ``done``). Worker -> coordinator: ``hello``,
-``vote``, ``done``.
+``vote``, ``done``. For a fleet's canary: ``canary`` (start the candidate; answered by
+``done``), ``stats`` (the candidate's figures; answered by ``done``) and ``end`` (drop it).
+
+A process of the fleet that asks something of the coordinator (``hotswap.canary()`` or
+``status()`` in a worker) opens a connection of its own for it: ``request`` (an operation and
+its arguments), answered by one ``answer``; then it closes.
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-__all__ = ("ENV", "Address", "Message", "Server", "connect", "from_environ", "new_address")
+__all__ = (
+    "ENV",
+    "Address",
+    "Message",
+    "Server",
+    "ask",
+    "connect",
+    "from_environ",
+    "new_address",
+)
 
 ENV = "HOTSWAP_FLEET"
 """The environment variable that names the fleet a process belongs to."""
@@ -43,6 +57,7 @@ HELLO, WELCOME, PREPARE, VOTE, COMMIT, ABORT, ROLLBACK, DONE = (
     "rollback",
     "done",
 )
+CANARY, STATS, END, REQUEST, ANSWER = "canary", "stats", "end", "request", "answer"
 
 Message = tuple[str, int, dict[str, Any]]
 
@@ -158,3 +173,24 @@ def connect(address: Address) -> Connection:
     from multiprocessing.connection import Client
 
     return Client(address.path, family="AF_UNIX", authkey=address.key)
+
+
+def ask(address: Address, op: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Ask the coordinator for ``op`` on a connection of its own; its answer.
+
+    Raises:
+        OSError: it does not listen, or did not answer within ``timeout``.
+    """
+    conn = connect(address)
+    try:
+        conn.send((REQUEST, 0, {"pid": os.getpid(), "op": op, **body}))
+        if not conn.poll(timeout):
+            raise TimeoutError(f"the fleet's coordinator did not answer {op!r} within {timeout} s")
+        kind, _, answer = conn.recv()
+    except EOFError as error:
+        raise OSError(f"the fleet's coordinator closed the connection: {error}") from error
+    finally:
+        conn.close()
+    if kind != ANSWER:
+        raise OSError(f"the fleet's coordinator answered {kind!r} to {op!r}")
+    return dict(answer)

@@ -256,6 +256,10 @@ class Status:
             what logs and the ``x-hotswap-epoch`` header show.
         fleet: while this process is part of a fleet (``docs/fleets.md``): ``"coordinator"``
             or ``"worker"``; else ``""``.
+        fleet_view: in a fleet, the fleet as its coordinator sees it, whichever process
+            asked: ``workers`` (pid -> epoch), ``canaries`` (the fleet's canary: weight,
+            summed figures, each worker's), ``last`` (the last release's line) and
+            ``window`` (its mixed-version window, seconds); else None.
     """
 
     modules: Mapping[str, ModuleStatus]
@@ -267,11 +271,13 @@ class Status:
     canaries: Mapping[str, Any] = field(default_factory=dict)
     epoch: str = ""
     fleet: str = ""
+    fleet_view: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (DESIGN §4): ``watching``, ``reloads``, ``failures``,
         the durations, ``modules``: name -> version, source_hash, history, last_result,
-        ``canaries``: name -> the running canary's ``to_dict()``, ``epoch`` and ``fleet``."""
+        ``canaries``: name -> the running canary's ``to_dict()``, ``epoch``, ``fleet`` and
+        ``fleet_view``."""
         return {
             "watching": self.watching,
             "reloads": self.reloads,
@@ -282,6 +288,7 @@ class Status:
             "canaries": {name: c.to_dict() for name, c in self.canaries.items()},
             "epoch": self.epoch,
             "fleet": self.fleet,
+            "fleet_view": None if self.fleet_view is None else dict(self.fleet_view),
         }
 
 

@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import types
-from typing import Any
+from typing import Any, Protocol
 
 from hotswap._config import settings as _config
 from hotswap._engine import transaction as _transaction
@@ -33,12 +33,43 @@ from hotswap._release import candidate as _candidate
 from hotswap._release import routing as _routing
 from hotswap.exceptions import CanaryError, HotswapError
 
-__all__ = ("Canary", "canary", "canary_scope", "from_watcher", "running", "start")
+__all__ = (
+    "Canary",
+    "Delegate",
+    "canary",
+    "canary_scope",
+    "delegate",
+    "from_watcher",
+    "running",
+    "start",
+)
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _running: dict[str, Canary] = {}
+
+
+class Delegate(Protocol):
+    """What a higher stage (the fleet) registers with :func:`delegate` to take canaries over:
+    starting one acts on every process, and deciding one is taken once, for all of them."""
+
+    def start(self, module: str, data: bytes | None, params: dict[str, Any]) -> Any:
+        """Start a canary of ``module`` everywhere (``data`` None: its file); a handle with
+        :class:`Canary`'s interface, or None to start it in this process only."""
+
+    def decide(self, module: str, decision: str, reason: str) -> ReloadResult | None:
+        """``"promote"`` or ``"abort"`` the canary of ``module`` everywhere; its result, or
+        None to decide in this process only."""
+
+
+_delegate: Delegate | None = None
+
+
+def delegate(taker: Delegate | None) -> None:
+    """Let ``taker`` start and decide canaries (None: this process decides alone again)."""
+    global _delegate
+    _delegate = taker
 
 
 class Canary:
@@ -87,6 +118,9 @@ class Canary:
         self._finishing = threading.Lock()
         self._done = threading.Event()
         self._announce = False  # CanaryCall events: only while someone listens
+        # Part of a fleet's canary: decisions are the fleet's (summed figures), not this
+        # process's; promote()/abort() go to the fleet.
+        self.fleet = False
 
     def __repr__(self) -> str:
         return f"<hotswap.Canary {self.module} {self._state} weight={self.weight}>"
@@ -176,7 +210,7 @@ class Canary:
 
     def _verdict(self) -> tuple[str, str] | None:
         """An automatic decision, taken once (the caller holds the lock)."""
-        if self._stopping:
+        if self._stopping or self.fleet:
             return None
         figures = self._new
         rate = figures.error_rate
@@ -199,6 +233,11 @@ class Canary:
     # --- deciding ------------------------------------------------------------------------
 
     def _decide(self, decision: str, reason: str) -> ReloadResult:
+        taker = _delegate
+        if self.fleet and taker is not None and self.result is None:
+            decided = taker.decide(self.module, decision, reason)
+            if decided is not None:
+                return decided
         with self._lock:
             self._stopping = True
         return self._finish(decision, reason, by_caller=True)
@@ -348,6 +387,17 @@ def canary(
     for problem in _problems(weight, min_calls, max_error_rate, promote_after):
         raise ValueError(problem)
     module = _modules.resolve(module_or_name)
+    taker = _delegate
+    if taker is not None:
+        params = {
+            "weight": weight,
+            "min_calls": min_calls,
+            "max_error_rate": max_error_rate,
+            "promote_after": promote_after,
+        }
+        handle = taker.start(_modules.canonical(module), None, params)
+        if handle is not None:
+            return handle  # type: ignore[no-any-return]
     return start(module, None, weight, min_calls, max_error_rate, promote_after)
 
 
@@ -375,9 +425,11 @@ def start(
     promote_after: int | None,
     *,
     log: bool = True,
+    fleet: bool = False,
 ) -> Canary:
     """Start a canary of ``module`` with ``data`` (None: read its file). ``log`` False: the
-    caller reports the start itself (the watcher's result line), so it is logged once."""
+    caller reports the start itself (the watcher's result line), so it is logged once.
+    ``fleet``: part of a fleet's canary (the fleet decides, from every process's figures)."""
     name = _modules.canonical(module)
     with _transaction._lock:
         if name in _running:
@@ -398,6 +450,7 @@ def start(
             promote_after=promote_after,
         )
         run._announce = _events.listening()
+        run.fleet = fleet
         candidate.install()
         with _lock:
             _running[name] = run

@@ -22,7 +22,7 @@ from hotswap._ops import events as _events
 from hotswap._ops.events import ReloadResult
 from hotswap._release import routing as _routing
 
-__all__ = ("install",)
+__all__ = ("figures", "install", "shared")
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,31 @@ _lock = threading.Lock()
 _open: dict[str, _Window] = {}
 _last_rate: dict[str, tuple[int, float]] = {}  # module -> (version, error rate when watched)
 _installed = False
+# Part of a fleet: the windows count, and the fleet decides on every process's sums.
+_shared = False
+
+
+def shared(on: bool) -> None:
+    """``on``: this process's windows count but never decide (a fleet decides from the
+    :func:`figures` of all its processes); off: each window decides alone again."""
+    global _shared
+    _shared = on
+
+
+def figures() -> dict[str, dict[str, float]]:
+    """Module name -> ``version``, ``calls`` and ``errors`` of its open window."""
+    with _lock:
+        windows = list(_open.values())
+    out: dict[str, dict[str, float]] = {}
+    for window in windows:
+        with window._lock:
+            counted = window.figures
+            out[window.module] = {
+                "version": window.version,
+                "calls": counted.calls,
+                "errors": counted.errors,
+            }
+    return out
 
 
 class _Window:
@@ -58,6 +83,8 @@ class _Window:
             self.figures.add(ok, duration)
             figures, bound = self.figures, self.bound
             rate = figures.error_rate
+            if _shared:
+                return
             failing = figures.calls >= bound.min_calls and rate > bound.max_error_rate
             if not failing or (self.previous is not None and rate <= self.previous):
                 return

@@ -12,5 +12,6 @@ ALLOWED = ("GET", "HEAD")
 
 
 def status_body() -> bytes:
-    """``json.dumps(hotswap.status().to_dict())``, encoded as UTF-8."""
-    return json.dumps(status().to_dict()).encode()
+    """``json.dumps(hotswap.status(fleet=True).to_dict())``, encoded as UTF-8: in a fleet it
+    answers for the fleet, whichever worker the request reached."""
+    return json.dumps(status(fleet=True).to_dict()).encode()

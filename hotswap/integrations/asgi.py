@@ -46,9 +46,9 @@ class HotswapMiddleware:
     Args:
         app: the ASGI application to wrap.
         status_path: a path (``"/_hotswap"``) that answers ``GET`` with
-            ``json.dumps(hotswap.status().to_dict())``: per module version, source hash and
-            last result, and whether the watcher runs. None (the default) leaves every path to
-            the application.
+            ``json.dumps(hotswap.status(fleet=True).to_dict())``: per module version, source
+            hash and last result, whether the watcher runs, and in a fleet the fleet's view.
+            None (the default) leaves every path to the application.
         canary_key: ``canary_key(scope) -> str | None``: while a canary runs, requests with
             the same key run the same version (a user id, a session cookie); None (or a key
             of None) assigns each request at random by the canary's weight. A request header

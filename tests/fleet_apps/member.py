@@ -1,6 +1,7 @@
 """A fleet worker the property test drives over stdin/stdout: it joins the fleet that
 ``HOTSWAP_FLEET`` names, imports ``logic``, then answers ``call`` (pid, version, epoch and its
-counter, as JSON), ``pin`` (a pinned section held open until ``unpin``) and ``unpin``."""
+counter, as JSON), ``pin`` (a pinned section held open until ``unpin``), ``unpin`` and
+``reloads`` (the reload attempts it made)."""
 
 import json
 import os
@@ -41,6 +42,8 @@ for line in sys.stdin:
         threading.Thread(target=hold, daemon=True).start()
         held.wait()
         print(json.dumps({"pinned": True}), flush=True)
+    elif command == "reloads":
+        print(json.dumps({"reloads": hotswap.status().reloads}), flush=True)
     elif command == "unpin":
         release.set()
         print(json.dumps({"pinned": False}), flush=True)

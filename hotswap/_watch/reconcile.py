@@ -1,0 +1,55 @@
+"""Loaded modules whose file differs from the code they run: saved before the watcher started.
+
+The watcher takes the files as it finds them when it starts; a save made before (between the
+import and ``enable()``, or while a process that had no watcher was being replaced) would
+never apply. :func:`stale` finds those modules, for ``enable()`` to hand them to the watcher as
+saves. What a module runs is known when hotswap saw it imported (the bytes compiled, recorded
+by :mod:`hotswap._plan.sources`) or reloaded it (its ``source_hash``); a module imported before
+hotswap was, and never reloaded, is not checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+
+from hotswap._engine import transaction as _transaction
+from hotswap._plan import sources as _sources
+
+__all__ = ("stale",)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stale(roots: Sequence[str]) -> list[tuple[str, str]]:
+    """(module name, file) of each loaded module under ``roots`` whose file's bytes are not the
+    code it runs, as far as hotswap knows what it runs."""
+    folders = [os.path.join(os.path.abspath(root), "") for root in roots]
+    statuses = _transaction.module_statuses()
+    found = []
+    for name, module in list(sys.modules.copy().items()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or not file.endswith(".py"):
+            continue
+        path = os.path.abspath(file)
+        if not any(path.startswith(folder) for folder in folders):
+            continue
+        status = statuses.get(name)
+        ran = status.source_hash if status is not None else None
+        if ran is None:
+            recorded = _sources.peek(path)
+            if recorded is None:
+                continue  # not known: imported before hotswap
+            ran = _digest(recorded)
+        try:
+            with open(path, "rb") as handle:
+                now = _digest(handle.read())
+        except OSError:
+            continue
+        if now != ran:
+            found.append((name, path))
+    return found
