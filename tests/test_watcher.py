@@ -138,7 +138,12 @@ def test_watcher_callback_exception_is_logged(project, caplog):
             project.path("live").write_text(source(3))
             watcher_alive = threading.Event()
             hotswap.disable()
-            hotswap.enable([str(project.root)], on_reload=lambda r: watcher_alive.set())
+            # The new watcher may first apply the save of source(3) it finds at its start:
+            # alive means it applied the save made after it.
+            hotswap.enable(
+                [str(project.root)],
+                on_reload=lambda r: mod.value() == 4 and watcher_alive.set(),
+            )
             project.path("live").write_text(source(4))
             assert watcher_alive.wait(TIMEOUT)
     finally:
