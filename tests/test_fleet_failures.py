@@ -67,6 +67,9 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     folder = tmp_path / "app"
     shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
     saved = {k: os.environ.get(k) for k in ("HOTSWAP_FLEET", "PYTHONPATH")}
+    # This process's epoch moved with every reload an earlier test committed here: the fleet
+    # starts at genesis, as a service does.
+    _fleet.ledger.reset()
     made = Fleet(folder)
     yield made
     for member in made.members:

@@ -100,6 +100,8 @@ class FleetMachine(RuleBasedStateMachine):
         self.folder = Path(FleetMachine.root) / f"run{id(self)}"
         shutil.copytree(APPS, self.folder, ignore=shutil.ignore_patterns("__pycache__"))
         self.logic = self.folder / "logic.py"
+        # This process's epoch moved with every reload an earlier test committed here.
+        _fleet.ledger.reset()
         self.coordinator = _fleet.coordinate(lambda entries: [], spawned=False)
         self.epoch = GENESIS
         self.version = "v1"
