@@ -30,7 +30,10 @@ def main() -> None:
             if line.strip() != "go":
                 break
             for answer in pool.imap_unordered(task, range(60), chunksize=1):
-                print(answer, flush=True)
+                # One write a line: the test reads stderr on the same pipe, and print() writes
+                # the line and its end apart, so a status line could land between them.
+                sys.stdout.write(answer + "\n")
+                sys.stdout.flush()
             print("done", flush=True)
 
 
