@@ -1,7 +1,7 @@
 """hotswap: edit a running Python program's source and it runs the new code, in the same process,
 without losing its state; a bad edit is rejected and the last good code keeps running.
 
-Example:
+Examples:
     >>> import hotswap
     >>> hotswap.reload("json").ok
     True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -10,6 +11,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hotswap import _fleet
 from hotswap._config import settings as _config
 from hotswap._engine import transaction as _transaction
 from hotswap._engine.pin import Pin, gate
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "configure",
+    "coordinate",
     "disable",
     "enable",
     "pinned",
@@ -38,6 +41,7 @@ __all__ = (
 _reloader: Any = None  # the running hotswap._watch.watcher.Reloader
 _health.install()  # watches committed versions while auto_rollback is configured
 _reloader_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 _hide_status: Callable[[], None] | None = None  # undoes enable(verbose=True)
 
 
@@ -131,9 +135,11 @@ def enable(
             Also ``HOTSWAP_VERBOSE=1`` or ``[tool.hotswap] verbose = true``.
 
     Arguments left as None take their value from ``[tool.hotswap]`` in pyproject.toml and
-    ``HOTSWAP_*`` environment variables, else the defaults above.
+    ``HOTSWAP_*`` environment variables, else the defaults above. Arguments given are this
+    call's: they hold while the watcher it starts runs and end with :func:`disable`; they never
+    become settings (a later ``enable()`` or ``%load_ext hotswap`` starts from the settings).
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> reloader = hotswap.enable(["src"])     # doctest: +SKIP
     """
@@ -164,9 +170,25 @@ def enable(
         if paths is not None:
             chosen = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
             explicit["paths"] = [os.fspath(p) for p in chosen]
-        settings = _config.configure(**explicit)
+        settings = _config.for_call(**explicit)
         watch = list(settings.paths) or _default_paths()
-        reloader = Reloader(settings, watch, on_reload, apply=_apply_change_set)
+        coordinator = _fleet.coordinator()
+        reloader = Reloader(
+            settings,
+            watch,
+            on_reload,
+            apply=_apply_change_set,
+            apply_files=None if coordinator is None else coordinator.apply_files,
+        )
+        if _fleet.role() == "worker":
+            # Workers never reload from the working tree: the fleet's coordinator watches
+            # and sends them its releases. The watcher is returned unstarted.
+            logger.info(
+                "hotswap: enable() in a fleet worker (pid %d): the coordinator watches, "
+                "this process runs its releases",
+                os.getpid(),
+            )
+            return reloader
         reloader.start()
         if settings.verbose:
             # Imported here: it names a log level (NOTICE) that `import hotswap` must not.
@@ -178,6 +200,44 @@ def enable(
         _datafiles.track(reloader.paths)
         _reloader = reloader
         return reloader
+
+
+def coordinate() -> _fleet.Coordinator:
+    """Make this process its fleet's coordinator: the processes it forks or spawns from now on
+    join the fleet, and the watcher (started by :func:`enable`, before or after) sends each
+    change set to every worker in two phases (docs/fleets.md). Idempotent."""
+    coordinator = _fleet.coordinate(_apply_change_set)
+    with _reloader_lock:
+        reloader = _reloader
+    if reloader is not None and reloader.running:
+        reloader.delegate(coordinator.apply_files)
+    return coordinator
+
+
+def end_fleet() -> None:
+    """Stop coordinating (workers keep the code they run)."""
+    _fleet.stop()
+
+
+def _forked() -> None:
+    """In a forked child: the parent's watcher did not come along (its threads are the
+    parent's). A fleet worker needs none; anywhere else, say so loudly."""
+    global _reloader, _hide_status, _reloader_lock
+    _reloader_lock = threading.Lock()
+    reloader, _reloader, _hide_status = _reloader, None, None
+    if reloader is None or _fleet.role() == "worker":
+        return
+    logger.warning(
+        "hotswap: pid %d was forked from pid %d, whose watcher does not run in it: saves do "
+        "not reach this process. Run the program under `hotswap run` (its workers then join "
+        "one fleet, docs/fleets.md), or call hotswap.enable() in the child",
+        os.getpid(),
+        os.getppid(),
+    )
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _apply_change_set(entries: list[tuple[str, bytes]]) -> list[ReloadResult]:
@@ -235,6 +295,7 @@ def disable() -> None:
     if reloader is not None:
         _datafiles.untrack()
         reloader.stop()
+        _config.end_call()  # enable()'s arguments were that call's: they end with its watcher
 
 
 def reload(
@@ -256,7 +317,7 @@ def reload(
     Returns:
         The result, with ``ok``, ``version``, ``changes``, ``error``...
 
-    Example:
+    Examples:
         >>> import hotswap, json
         >>> hotswap.reload(json).ok
         True
@@ -285,6 +346,8 @@ def status() -> Status:
         last_duration=metrics.last_duration,
         total_duration=metrics.total_duration,
         canaries=_canary.running(),
+        epoch=_fleet.ledger.epoch,
+        fleet=_fleet.role(),
     )
 
 
@@ -317,7 +380,7 @@ def pinned(timeout: float | None = None) -> Pin:
         timeout: the longest wait to enter, in seconds (None: as long as a reload takes);
             past it, :class:`~hotswap.PinTimeoutError`.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> with hotswap.pinned():
         ...     pass
@@ -338,7 +401,7 @@ def subscribe(callback: Callable[[Event], object]) -> Callable[[], None]:
     the reload lock held: a callback that starts a reload itself gets a failed result
     (:class:`ReentrantReloadError`); hand the work to another thread instead.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> seen = []
         >>> unsubscribe = hotswap.subscribe(seen.append)

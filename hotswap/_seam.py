@@ -13,16 +13,27 @@ integrations, never under them. Each name says which stage it comes from:
   ``load_ipython_extension``, so it must not import ``hotswap`` back);
 - exporters (ops): the event types, :func:`outcome`, :func:`describe`, :func:`location`,
   ``tracing`` (the span backend the OpenTelemetry exporter installs);
-- the pytest plugin (watch): :class:`Reloader`, the watcher it feeds from.
+- the pytest plugin (watch): :class:`Reloader`, the watcher it feeds from;
+- the fleet (api, fleet): :func:`coordinate` and :func:`end_fleet` (gunicorn's hooks),
+  :func:`epoch` (the middleware's ``x-hotswap-epoch`` header), :func:`short`;
+- clusters (fleet): :func:`cluster_node` (this process as a node of a Celery or Dask cluster),
+  :class:`Cluster` and :class:`ClusterRecord` (a cluster coordinator and its stored state),
+  :func:`register_engine` (how ``hotswap fleet --ENGINE ADDRESS`` reaches an engine).
 """
 
 from typing import TYPE_CHECKING
 
 from hotswap import _api as api
+from hotswap import _fleet
+from hotswap._api import coordinate, end_fleet
 from hotswap._config.settings import POLICIES
 from hotswap._engine.adapters import ModulePlan, ModuleUpdate, register_adapter
 from hotswap._engine.pin import Pin
 from hotswap._engine.transaction import reload_many
+from hotswap._fleet import ledger, short
+from hotswap._fleet.cluster import Cluster, register_engine
+from hotswap._fleet.cluster import Record as ClusterRecord
+from hotswap._fleet.node import Node, node
 from hotswap._ops import tracing
 from hotswap._ops.event_types import CanaryCall, CanaryDecision, RolledBack, WatcherState
 from hotswap._ops.events import Event, ReloadResult, describe, location, outcome
@@ -36,6 +47,8 @@ __all__ = (
     "POLICIES",
     "CanaryCall",
     "CanaryDecision",
+    "Cluster",
+    "ClusterRecord",
     "Event",
     "ModulePlan",
     "ModuleUpdate",
@@ -46,14 +59,31 @@ __all__ = (
     "RolledBack",
     "WatcherState",
     "api",
+    "cluster_node",
+    "coordinate",
     "describe",
+    "end_fleet",
+    "epoch",
     "location",
     "outcome",
     "register_adapter",
+    "register_engine",
     "reload_many",
     "routing",
+    "short",
     "tracing",
 )
+
+
+def epoch() -> str:
+    """This process's epoch now (see :attr:`hotswap.Status.epoch`)."""
+    return ledger.epoch
+
+
+def cluster_node() -> Node:
+    """This process as a node of a cluster; its forked children (a Celery pool) are its
+    fleet when it coordinates one."""
+    return node(_fleet.coordinator())
 
 
 def __getattr__(name: str) -> object:

@@ -4,7 +4,7 @@ A failed reload never raises out of :func:`hotswap.reload`: the exception is ret
 :attr:`hotswap.ReloadResult.error`. Every message names the module, the file and the line, and
 says why, e.g. ``shop.pricing (shop/pricing.py:14): ZeroDivisionError: division by zero``.
 
-Example:
+Examples:
     >>> import hotswap
     >>> result = hotswap.reload("json")           # doctest: +SKIP
     >>> isinstance(result.error, hotswap.HotswapError)  # doctest: +SKIP

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_calls
 import bench_canary
 import bench_diff
+import bench_fleet
 import bench_latency
 import bench_observability
 import bench_pytest
@@ -73,3 +74,26 @@ def test_bench_canary_switch_sends_no_request_to_the_other_version(project, kind
     rows = bench_canary.measure_switch(kind, rounds=1)
     assert [row["what"] for row in rows] == [f"{kind} abort", f"{kind} promote"]
     assert [row["wrong"] for row in rows] == [0, 0]
+
+
+@pytest.mark.watcher
+def test_bench_fleet_runs():
+    row = bench_fleet.measure("fleet", saves=1)
+    assert (row["lost"], row["failed"], row["state"]) == (0, 0, True)
+    assert len(row["latencies"]) == 1
+
+
+def test_bench_clusters_dask_runs():
+    pytest.importorskip("distributed", reason="hotswap[dask] is not installed")
+    import bench_clusters
+
+    rows = {row["mode"]: row for row in bench_clusters.dask_rows(saves=1)}
+    assert (rows["hotswap"]["state"], rows["upload_file"]["state"]) == ("kept", "lost")
+
+
+def test_bench_sim_fleet_scale_runs():
+    import sim_fleet_scale
+
+    row = sim_fleet_scale.measure(agents=5, rounds=2, size=1024)
+    assert row["prepare_bytes"] > 1024
+    assert row["round_bytes"] > 5 * 2 * 1024  # a prepare and a commit, each with the bytes

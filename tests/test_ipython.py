@@ -420,3 +420,20 @@ def test_pending_dependency_order_survives_a_cycle():
     changes = _changes_importing({0: {1}, 1: {2}, 2: {0}}, [2, 0, 1])
     ordered = [c.module for c in _pending.dependency_order(changes)]
     assert sorted(ordered) == ["hs_order_0", "hs_order_1", "hs_order_2"]
+
+
+def test_ipython_status_table_forgets_an_error_once_saved_back(shell, project, capsys):
+    # Issue 24.7: saved back to the code that runs, the module has no error any more.
+    project.write("shop", "def price():\n    return 1\n")
+    run(shell, "import shop")
+    project.write("shop", "def price(:\n    return 3\n")
+    run(shell, "pass")
+    capsys.readouterr()
+    run(shell, "%hotswap")
+    assert "invalid syntax" in capsys.readouterr().out
+    project.write("shop", "def price():\n    return 1\n")  # the live code, as it was
+    assert run(shell, "shop.price()") == 1
+    capsys.readouterr()
+    run(shell, "%hotswap")
+    table = capsys.readouterr().out
+    assert "invalid syntax" not in table, table

@@ -348,7 +348,7 @@ def test_live_config_creation_errors(configs):
 def test_live_config_yaml_missing_is_a_clear_error(configs, monkeypatch):
     configs.write("app.yaml", "a: 1\n")
     monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
-    with pytest.raises(ModuleNotFoundError, match=r"hotswap\[yaml\]"):
+    with pytest.raises(ModuleNotFoundError, match=r"hotswap's 'yaml' extra \(pip install -e"):
         hotswap.live_config("app.yaml", watch=False)
 
 

@@ -183,4 +183,4 @@ def test_prometheus_and_otel_without_their_library_say_what_to_install(
         check=False,
     )
     assert done.returncode == 1
-    assert f"pip install hotswap[{extra}]" in done.stderr
+    assert f"hotswap's '{extra}' extra (pip install -e '.[{extra}]' in a checkout)" in done.stderr

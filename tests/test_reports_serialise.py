@@ -163,6 +163,7 @@ def test_reports_result_to_dict_serialises_every_nested_type():
         "dependents",
         "skipped",
         "reason",
+        "epoch",
     }
     assert data["changes"]["lines"] == {"refund": [40, 41], "charge": [12, 18]}
     assert data["changes"]["replaced"] == ["Color (it is an Enum)"]

@@ -30,6 +30,7 @@ BAD = {
     "verbose": ("verbose", "2", "loud"),
     "canary": ("canary", "{ weight = 3 }", '{"weight": 3}'),
     "auto_rollback": ("auto-rollback", "{ window = 0 }", "{not json"),
+    "commit_timeout": ("commit-timeout", "0", "later"),
 }
 
 

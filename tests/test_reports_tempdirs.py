@@ -31,6 +31,7 @@ COMMANDS = {
         *("--import-seconds", "0", "--saves", "1", "--situations", "1"),
     ],
     "bench_web": ["benchmarks/bench_web.py", "--saves", "1"],
+    "bench_fleet": ["benchmarks/bench_fleet.py", "--saves", "1", "--modes", "fleet"],
     "bench_canary": [
         "benchmarks/bench_canary.py",
         *("--number", "50", "--repeat", "1", "--rounds", "1"),

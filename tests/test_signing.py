@@ -209,7 +209,7 @@ def test_signing_without_cryptography_refuses_every_change(tmp_path, release_key
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.splitlines()[:2]
     assert first == "unavailable 2"
-    assert "needs the 'cryptography' package (pip install hotswap[signing])" in second
+    assert "needs the 'cryptography' package, hotswap's 'signing' extra" in second
 
 
 @pytest.mark.watcher

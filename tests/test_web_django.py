@@ -193,3 +193,26 @@ def test_django_reload_view_edit_answers(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_django_reload_refused_for_a_migration_says_it_once(tmp_path):
+    done = run_django(
+        tmp_path,
+        """
+        from hotswap._ops.events import describe
+
+        assert hotswap.reload("shop.models").kind == "unchanged"  # the source on record
+        models_file = pathlib.Path("shop/models.py")
+        models_file.write_text(
+            models_file.read_text() + "    price = models.IntegerField(default=0)\\n"
+        )
+        result = hotswap.reload("shop.models")
+        assert not result.ok and result.rolled_back
+        message = str(result.error)
+        assert message.count("shop.models (shop/models.py)") == 1, message
+        assert message.endswith("then restart the server."), message
+        assert "while executing" not in describe(result), describe(result)
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

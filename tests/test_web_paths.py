@@ -66,10 +66,10 @@ def test_import_hotswap_imports_no_framework():
 
     code = (
         "import sys, hotswap, hotswap._engine.adapters as a\n"
-        "names = ('flask', 'fastapi', 'starlette', 'django', 'pydantic', 'werkzeug')\n"
+        "names = ('flask', 'fastapi', 'starlette', 'django', 'pydantic', 'werkzeug', 'jinja2')\n"
         "print(sorted(n for n in names if n in sys.modules), sorted(a._registered))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.strip() == "[] ['django', 'flask', 'starlette']"
+    assert done.stdout.strip() == "[] ['django', 'flask', 'jinja2', 'starlette']"

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hotswap
+from hotswap._cli import fleet as _fleet_cli
 from hotswap._cli import restart as _restart
 from hotswap._cli import runner as _runner
 from hotswap._cli.runner import Target
@@ -139,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sign.add_argument("files", nargs="+", metavar="FILE", help="the files to sign")
     sign.add_argument("--key", required=True, metavar="PRIVATE", help="the private key file")
+    _fleet_cli.add_parser(commands)
     return parser
 
 
@@ -330,4 +332,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(options)
     if options.command == "sign":
         return _sign(options)
+    if options.command == "fleet":
+        return _fleet_cli.run(options)
     return _demo()

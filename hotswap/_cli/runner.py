@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hotswap
+from hotswap import _api
 from hotswap._ops.console import NOTICE
 from hotswap._ops.events import ReloadResult, describe
 from hotswap._plan import sources as _sources
@@ -193,6 +194,9 @@ class _Runner:
         if self.request_restart is None and hotswap.configure().restart_on_failure:
             logger.log(NOTICE, "hotswap: restart_on_failure is ignored: this run cannot restart")
         watch: list[str | os.PathLike[str]] = list(target.watch)
+        # This process watches for every process it forks or spawns: they join its fleet
+        # (gunicorn's and uvicorn's workers, multiprocessing pools; docs/fleets.md).
+        _api.coordinate()
         hotswap.enable(watch, policy=target.policy, on_reload=self.on_reload)
         try:
             while True:
@@ -212,6 +216,7 @@ class _Runner:
             return 130
         finally:
             hotswap.disable()
+            _api.end_fleet()
 
     def _files_of(self, error: BaseException) -> set[str]:
         """Files that may hold the fix and that the watcher may not follow: the entry, and

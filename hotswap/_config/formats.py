@@ -102,7 +102,10 @@ def _yaml(path: str, text: str) -> Any:
     try:
         import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs: not a dependency
     except ModuleNotFoundError as error:
-        message = f"{path}: reading YAML needs PyYAML: pip install 'hotswap[yaml]'"
+        message = (
+            f"{path}: reading YAML needs PyYAML, hotswap's 'yaml' extra "
+            "(pip install -e '.[yaml]' in a checkout)"
+        )
         raise ModuleNotFoundError(message, name="yaml") from error
     try:
         return yaml.safe_load(text)

@@ -27,6 +27,8 @@ __all__ = (
     "SignaturePolicy",
     "configure",
     "current",
+    "end_call",
+    "for_call",
     "load",
     "value_of",
 )
@@ -152,6 +154,10 @@ class Settings:
             ``False``.
         verbose: ``enable()`` prints a status line on stderr for every reload, as
             ``hotswap run`` does, for programs started with plain ``python``.
+        commit_timeout: in a fleet (``docs/fleets.md``), seconds the coordinator waits for
+            each worker's vote and commit; a worker whose pinned requests keep it from
+            committing retries within it. Past it the release is aborted (or rolled back
+            everywhere) and the log names the worker.
     """
 
     policy: str = "strict"
@@ -168,6 +174,7 @@ class Settings:
     canary: CanaryPolicy | None = None
     auto_rollback: AutoRollback | None = None
     verbose: bool = False
+    commit_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -178,6 +185,9 @@ class Settings:
             raise ValueError(message)
         if self.pin_timeout < 0 or self.debounce < 0 or self.switch_interval < 0:
             message = "pin_timeout, debounce and switch_interval must not be negative"
+            raise ValueError(message)
+        if self.commit_timeout <= 0:
+            message = f"commit_timeout must be more than 0 seconds, not {self.commit_timeout}"
             raise ValueError(message)
 
 
@@ -355,6 +365,8 @@ def _checked(name: str, value: Any, source: str, base: Path | None) -> Any:
         raise ValueError("expected a whole number")
     if name == "history" and number < 1:
         raise ValueError("at least 1 version must be kept")
+    if name == "commit_timeout" and number == 0:
+        raise ValueError("a fleet needs more than 0 seconds to commit")
     if not number >= 0 or number == float("inf"):  # also refuses nan
         raise ValueError("expected a finite number of seconds, not negative")
     return number
@@ -398,36 +410,70 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
 
 
 _lock = threading.Lock()
-_current: Settings | None = None
+_current: Settings | None = None  # configure(), [tool.hotswap], HOTSWAP_*
+# The arguments of the enable() call whose watcher runs: in force while it runs, never written
+# into the settings (a later enable() or %load_ext must not inherit another call's paths).
+_call: dict[str, Any] = {}
+_effective: Settings | None = None  # _current with _call applied
 
 
 def current() -> Settings:
-    """The settings in force (loaded on first use)."""
-    global _current
+    """The settings in force (loaded on first use), with the running watcher's ``enable()``
+    arguments applied."""
+    global _current, _effective
     with _lock:
         if _current is None:
             _current = load()
-        return _current
+        if not _call:
+            return _current
+        if _effective is None:
+            _effective = dataclasses.replace(_current, **_call)
+        return _effective
 
 
 def configure(**changes: Any) -> Settings:
     """Change settings for this process; unknown names raise ``TypeError``."""
-    global _current
+    global _current, _effective
+    coerced = _coerced(changes, "configure")
+    with _lock:
+        base = _current if _current is not None else load()
+        _current = dataclasses.replace(base, **coerced)
+        _effective = None
+    return current()
+
+
+def for_call(**changes: Any) -> Settings:
+    """The settings for one ``enable()`` call: ``changes`` (None: unset) over the settings,
+    in force until :func:`end_call`, never written into them."""
+    global _call, _effective
+    coerced = _coerced(changes, "enable")
+    with _lock:
+        _call = coerced
+        _effective = None
+    return current()
+
+
+def end_call() -> None:
+    """The watcher started by :func:`for_call`'s ``enable()`` stopped: its arguments end."""
+    global _call, _effective
+    with _lock:
+        _call = {}
+        _effective = None
+
+
+def _coerced(changes: dict[str, Any], function: str) -> dict[str, Any]:
     unknown = set(changes) - set(_FIELDS)
     if unknown:
         message = f"unknown setting(s): {', '.join(sorted(unknown))}"
         raise TypeError(message)
-    base = current()
     # None means "leave as it is" (enable()'s unset arguments); False turns a table setting off.
-    coerced = {k: _coerce(k, v, f"configure({k}=...)") for k, v in changes.items() if v is not None}
-    updated = dataclasses.replace(base, **coerced)
-    with _lock:
-        _current = updated
-    return updated
+    return {k: _coerce(k, v, f"{function}({k}=...)") for k, v in changes.items() if v is not None}
 
 
 def reset() -> None:
     """Forget the settings, so the next use loads them again (for tests)."""
-    global _current
+    global _current, _call, _effective
     with _lock:
         _current = None
+        _call = {}
+        _effective = None

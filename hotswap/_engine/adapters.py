@@ -17,6 +17,11 @@ imports it lazily then. Within one transaction an adapter is told twice what hap
 
 Either step may raise to veto: the whole transaction rolls back, and each step that returned an
 *undo* callable has it called, newest first, so the framework's state is restored exactly.
+
+Outside transactions, an adapter may also implement ``files_changed(paths, roots)``: the
+watcher calls it (through :func:`files_changed`) when files under the watched ``roots`` that are
+not Python modules were saved or removed, so it can drop what it cached from them (compiled
+templates). It must be quick (it runs on the watcher's event thread) and never raises.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = (
     "ModuleUpdate",
     "StatementRun",
     "active_adapters",
+    "files_changed",
     "register_adapter",
     "unregister_adapter",
 )
@@ -166,3 +172,18 @@ def active_adapters() -> list[Adapter]:
             if adapter is not None:
                 found.append(adapter)
         return found
+
+
+def files_changed(paths: Sequence[str], roots: Sequence[str]) -> None:
+    """Tell the active adapters that implement ``files_changed`` that ``paths`` (files under
+    the watched ``roots`` that are not Python modules) changed; what they raise is logged."""
+    if not _registered:
+        return
+    for adapter in active_adapters():
+        hook = getattr(adapter, "files_changed", None)
+        if hook is None:
+            continue
+        try:
+            hook(paths, roots)
+        except Exception:
+            logger.exception("hotswap: %s: files_changed failed", type(adapter).__name__)

@@ -30,16 +30,18 @@ from hotswap._ops import tracing as _tracing
 from hotswap._ops.events import location
 from hotswap._plan import planner as _planner
 from hotswap._plan import sources as _sources
-from hotswap.exceptions import ExecutionError, MigrationError, VerificationError
+from hotswap.exceptions import ExecutionError, HotswapError, MigrationError, VerificationError
 
 __all__ = ("run",)
 
 logger = logging.getLogger("hotswap._engine.transaction")
 
 
-def run(units: list[_Unit]) -> None:
-    """Execute the plans of a change set as one transaction; roll everything back on failure."""
-    settings = _config.current()
+def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
+    """Execute the plans of a change set as one transaction; roll everything back on failure.
+
+    ``pin_timeout`` overrides the setting: how long to wait for pinned sections to leave."""
+    wait = _config.current().pin_timeout if pin_timeout is None else pin_timeout
     touched = [u for u in units if u.plan]
     for unit in touched:
         # An importer (or a data file's reader) under canary: its functions dispatch between
@@ -50,7 +52,7 @@ def run(units: list[_Unit]) -> None:
     undo: list[Callable[[], object]] = []
     stages: list[_hooks.Stage] = []
     committed = False
-    with gate.exclusive(settings.pin_timeout, where):
+    with gate.exclusive(wait, where):
         for unit in touched:
             unit.snapshot = capture(vars(unit.module), unit.name)
             unit.record.current.state = unit.snapshot
@@ -63,7 +65,7 @@ def run(units: list[_Unit]) -> None:
                 adapters = active_adapters()
                 if adapters:
                     plans = [_module_plan(u) for u in touched]
-                    undo += [step for a in adapters if (step := a.prepare(plans)) is not None]
+                    undo += _adapter_steps(adapters, "prepare", plans)
                 for unit in touched:
                     current = unit
                     assert unit.snapshot is not None
@@ -90,7 +92,7 @@ def run(units: list[_Unit]) -> None:
                 current = None
                 if adapters:
                     updates = [_module_update(u) for u in touched]
-                    undo += [step for a in adapters if (step := a.sync(updates)) is not None]
+                    undo += _adapter_steps(adapters, "sync", updates)
                 for unit in touched:
                     current = unit
                     assert unit.snapshot is not None
@@ -105,6 +107,16 @@ def run(units: list[_Unit]) -> None:
                 for unit in touched:
                     current = unit
                     _call_hook(unit, "__hotswap_verify__", VerificationError)
+            current = None
+            # The epoch moves with the code, inside the gate: a section pinned from now on
+            # runs the new code and reads the new epoch (the middleware's header).
+            _hooks.advance(
+                {
+                    u.name: (u.digest, u.data, u.before)
+                    for u in units
+                    if u.root and u.digest is not None and u.digest != u.before
+                }
+            )
         except BaseException as error:
             if not committed:
                 for stage in stages:
@@ -122,7 +134,7 @@ def run(units: list[_Unit]) -> None:
             if isinstance(error, KeyboardInterrupt):
                 raise
             culprit = current or _culprit(touched, error)
-            if not isinstance(error, ExecutionError):
+            if not isinstance(error, ExecutionError | _Veto):
                 error = error_in(
                     ExecutionError,
                     culprit.name,
@@ -130,8 +142,32 @@ def run(units: list[_Unit]) -> None:
                     error,
                     "while executing the new code",
                 )
+            if isinstance(error, _Veto):
+                # An adapter's refusal is a whole sentence naming module and file already.
+                error = error.error
             raise _Failure(error, rolled_back=True) from error
     _commit(touched)
+
+
+class _Veto(Exception):
+    """A framework adapter refused the transaction with a message of its own."""
+
+    def __init__(self, error: HotswapError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _adapter_steps(adapters: list[Any], step: str, items: list[Any]) -> list[Callable[[], object]]:
+    """Call each adapter's ``prepare`` or ``sync``; the undo callables they return."""
+    undo: list[Callable[[], object]] = []
+    for adapter in adapters:
+        try:
+            done = getattr(adapter, step)(items)
+        except HotswapError as error:
+            raise _Veto(error) from error
+        if done is not None:
+            undo.append(done)
+    return undo
 
 
 _CONTAINERS = (list, dict, set, bytearray)
@@ -281,7 +317,8 @@ def _commit(touched: list[_Unit]) -> None:
             _records[unit.name] = record
             _sources.take(unit.path)
         number = record.last_number + 1
-        record.add(Version(number, unit.digest or record.current.source_hash, unit.new, None))
+        digest = unit.digest or record.current.source_hash
+        record.add(Version(number, digest, unit.new, None, running_from=unit.plan.running_from))
         for callback in unit.executed.after_commit:
             try:
                 callback()

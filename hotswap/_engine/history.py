@@ -32,6 +32,10 @@ class Version:
     # was left), so each reload captures the module once, not twice.
     state: ModuleState | None
     created: float = field(default_factory=time.time)
+    # The line of ``source`` from which no statement may run: a thread runs the module's
+    # top-level code (the main loop) from a source that saves since may have changed, so the
+    # plan that made this version records where that statement is in this version's source.
+    running_from: int | None = None
 
 
 class Record:

@@ -4,17 +4,18 @@ The engine runs a transaction; two things above it must take part without being 
 it (arrows point one way, DESIGN §3): ``@reloadable`` proxies stage their new targets while a
 module's new code runs and swap them at commit, and a running canary makes its module busy
 (a reload of it must wait for the canary's end). Each registers a callback here when it is
-imported.
+imported. The fleet stage names the code a process runs by its content (an epoch): it is told
+what each commit made live, and every result carries the epoch after its attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
-__all__ = ("Stage", "busy", "on_busy", "on_stage", "stages")
+__all__ = ("Stage", "advance", "busy", "epoch", "on_busy", "on_epoch", "on_stage", "stages")
 
 
 class Stage(Protocol):
@@ -84,3 +85,29 @@ class _Stages:
 def stages(module: str) -> Stage:
     """One stage for ``module`` over every registered factory."""
     return _Stages(module)
+
+
+# Module name -> (sha256 of the bytes now live, those bytes when known, sha256 of the source
+# live before the commit when known).
+Committed = Mapping[str, tuple[str, bytes | None, str | None]]
+_advance: Callable[[Committed], str] | None = None
+_epoch: Callable[[], str] | None = None
+
+
+def on_epoch(advance: Callable[[Committed], str], current: Callable[[], str]) -> None:
+    """Register the epoch keeper: ``advance(committed) -> epoch`` is called by each commit
+    with what went live, ``current() -> epoch`` by every other result."""
+    global _advance, _epoch
+    _advance, _epoch = advance, current
+
+
+def advance(committed: Committed) -> str:
+    """What a commit made live, told to the epoch keeper; the epoch after it (``""``: none)."""
+    if not committed:
+        return epoch()
+    return "" if _advance is None else _advance(committed)
+
+
+def epoch() -> str:
+    """The process's epoch now (``""`` when no epoch keeper is registered)."""
+    return "" if _epoch is None else _epoch()

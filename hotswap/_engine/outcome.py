@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
 import types
 from collections.abc import Sequence
 
+from hotswap._engine import hooks as _hooks
 from hotswap._engine.history import Record
 from hotswap._engine.history import records as _records
 from hotswap._engine.report import changes_of, dependents_of, skipped_of
@@ -36,6 +38,8 @@ def finish(
     why: str | None = None,
     level: int | None = None,
 ) -> ReloadResult:
+    if not result.epoch:
+        result = dataclasses.replace(result, epoch=_hooks.epoch())
     if record is not None:
         record.last_result = result
     if result.kind != "canary":  # a canary's start or abort is not a reload attempt
@@ -59,6 +63,13 @@ def results(
     duration = time.perf_counter() - start
     results: list[ReloadResult] = []
     finished: dict[int, ReloadResult] = {}
+    epoch = _hooks.advance(
+        {
+            unit.name: (unit.digest, unit.data, unit.before)
+            for unit in roots
+            if unit.digest is not None and unit.digest != unit.before
+        }
+    )
     for unit in (_root_of(target, roots) for target, _ in entries):
         module = unit.module
         if id(module) in finished:
@@ -71,6 +82,7 @@ def results(
             # is this source's, with no new version.
             record.current.source_hash = unit.digest
             record.current.source = unit.new
+            record.current.running_from = unit.plan.running_from
         kind = "reset" if unit.force and applied else "reload" if applied else "unchanged"
         result = ReloadResult(
             module=unit.name,
@@ -83,6 +95,7 @@ def results(
             dependents=dependents_of(unit.name, [u for u in units if not u.root]),
             skipped=skipped_of(unit),
             reason=reason,
+            epoch=epoch,
         )
         finished[id(module)] = finish(result, record)
         results.append(finished[id(module)])

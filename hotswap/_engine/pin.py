@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -147,3 +148,16 @@ class Pin:
 
 
 gate = Gate()
+
+
+def _after_fork_in_child() -> None:
+    """Only the forking thread came along: the gate's lock may have been held by another
+    thread, and only this thread's own pin is still inside."""
+    gate._lock = threading.Lock()
+    gate._cond = threading.Condition(gate._lock)
+    gate._readers = 1 if _depth.get() > 0 else 0
+    gate._writer = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

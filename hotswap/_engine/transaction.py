@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -65,6 +66,7 @@ __all__ = (
     "metrics",
     "module_statuses",
     "plan_alone",
+    "prepare_many",
     "reload",
     "reload_data",
     "reload_many",
@@ -75,6 +77,12 @@ __all__ = (
 logger = logging.getLogger(__name__)
 
 _lock = threading.RLock()
+if hasattr(os, "register_at_fork"):
+    # A fork waits for the reload running in another thread: a child must not inherit a
+    # module half way through a transaction, nor this lock held by a thread it does not have
+    # (a forked fleet worker reloads as it joins). The forking thread owns it in both.
+    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release)
+    os.register_at_fork(after_in_child=_lock.release)
 _local = threading.local()  # .active: the module this thread is reloading, if any
 metrics = _outcome.metrics
 
@@ -180,18 +188,43 @@ def reload_many(
     policy: str | None = None,
     force: bool = False,
     reason: str = "",
+    pin_timeout: float | None = None,
 ) -> list[ReloadResult]:
     """Reload a change set: several modules, planned and checked together, committed or rolled
     back as one transaction (DESIGN §5.3); one result per entry, in the order given.
 
     Each entry is (module or module name, the bytes to apply or None to read the file);
-    ``reason`` is carried by the results (a canary's promotion says why).
+    ``reason`` is carried by the results (a canary's promotion says why); ``pin_timeout``
+    overrides the setting for this attempt (a fleet worker retries with short waits).
     """
     names = [_modules.module_name(t) for t, _ in entries]
     with _tracing.span("hotswap.reload", module=", ".join(names)) as span:
-        results = _reload_many(entries, names, policy, force, reason)
+        results = _reload_many(entries, names, policy, force, reason, pin_timeout)
         span.result(results[0])
     return results
+
+
+def prepare_many(
+    entries: Sequence[tuple[types.ModuleType | str, bytes | None]], *, policy: str | None = None
+) -> tuple[str, ...]:
+    """Plan a change set exactly as :func:`reload_many` would (read, signature, parse,
+    compatibility, importers that follow, audit, compile) and run nothing: a fleet worker's
+    vote. Returns the compatibility warnings a commit would apply anyway.
+
+    Raises:
+        HotswapError: what the reload would report before running anything.
+    """
+    names = [_modules.module_name(t) for t, _ in entries]
+    try:
+        with _attempt(names[0] if names else "?"):
+            chosen = _config.current().policy if policy is None else policy
+            units = _read(entries, False)
+            _plan_all(units, chosen, False)
+            return tuple(w for u in units for w in u.warnings)
+    except _Failure as failure:
+        if isinstance(failure.error, HotswapError):
+            raise failure.error from failure.error.__cause__
+        raise
 
 
 def _reload_many(
@@ -200,6 +233,7 @@ def _reload_many(
     policy: str | None,
     force: bool,
     reason: str = "",
+    pin_timeout: float | None = None,
 ) -> list[ReloadResult]:
     start = time.perf_counter()
     units: list[_Unit] = []
@@ -216,7 +250,7 @@ def _reload_many(
             for unit in roots:
                 _events.publish(_planned(unit))
             if any(u.plan for u in units):
-                _apply.run(units)
+                _apply.run(units, pin_timeout)
             return _results(entries, roots, units, start, reason)
     except _Failure as failure:
         return _failed(entries, units, failure, start, reason)
@@ -267,6 +301,7 @@ def _read(
             except SyntaxError as error:
                 raise _Failure(_syntax_error(name, path, error)) from error
         unit = _Unit(module, record, path, new, record.live, True, data, digest, force=force)
+        unit.before = record.current.source_hash
         unit.origin = name
         unit.names = {name, module.__name__, target if isinstance(target, str) else name}
         units[id(module)] = unit
@@ -489,6 +524,9 @@ def rollback(
                 # Kept names keep their current objects across rollbacks too.
                 namespace.update(kept_values)
                 record.current = chosen
+            if chosen.source_hash is not None and chosen.source_hash != before.source_hash:
+                text = chosen.source.source.encode() if chosen.source is not None else None
+                _hooks.advance({name: (chosen.source_hash, text, before.source_hash)})
             changes = Changes()
             if before.source is not None and chosen.source is not None:
                 from hotswap._plan.diff import diff

@@ -39,6 +39,7 @@ class Unit:
     root: bool
     data: bytes | None = None
     digest: str | None = None
+    before: str | None = None  # the digest of the source live when it was read
     origin: str = ""  # the root whose change reached this importer
     plan: _planner.Plan = field(default_factory=_planner.Plan)
     warnings: tuple[str, ...] = ()
@@ -73,8 +74,16 @@ def canary_running(name: str) -> CanaryError:
 def facts(unit: Unit) -> _planner.Live:
     namespace = vars(unit.module)
     line = running_line(namespace)
-    if line is not None and unit.record.origin is not None and unit.old is not None:
-        line = _live_line(unit.record.origin, unit.old, line)
+    origin = unit.record.origin
+    if line is not None and origin is not None and unit.old is not None and unit.old is not origin:
+        # Where the running statement sits in the live source: as the plan that made the live
+        # version placed it (a loop edited since no longer matches the text it runs from), else
+        # found by aligning the two sources.
+        stored = unit.record.current.running_from
+        if stored is not None and unit.record.current.source is unit.old:
+            line = stored
+        else:
+            line = _live_line(origin, unit.old, line)
     facts = live_facts(unit.module, line, keep(namespace), is_main=unit.name == "__main__")
     return dataclasses.replace(facts, rerun=unit.rerun) if unit.rerun else facts
 
@@ -89,7 +98,13 @@ def _live_line(
     if index is None:
         return None
     pairs = _planner.align(origin.statements, live.statements)
-    for position, counterpart in enumerate(pairs):
-        if counterpart is not None and counterpart >= index:
-            return live.statements[position].first
+    if index in pairs:
+        return live.statements[pairs.index(index)].first
+    # The running statement's text is not in the live source (it was edited since): it is one
+    # of the unmatched statements after the last one matched above it. Which one cannot be
+    # told, so the first of them counts (never run the running statement again).
+    above = [p for p, c in enumerate(pairs) if c is not None and c < index]
+    start = above[-1] + 1 if above else 0
+    if start < len(live.statements):
+        return live.statements[start].first
     return live.statements[-1].last + 1 if live.statements else None

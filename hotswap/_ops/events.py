@@ -164,6 +164,9 @@ class ReloadResult:
             save: a canary's promotion or abort, an automatic rollback on failing health
             (``"auto rollback: error rate 0.120 > 0.05 over 60 calls within 30 s of v3 (the
             version before had 0.010)"``); else ``""``.
+        epoch: the process's epoch after the attempt (see :attr:`Status.epoch`): a hash of
+            the content of the code it runs, the same in every process that runs the same
+            releases; ``""`` where no epoch was recorded.
     """
 
     event: ClassVar[str] = "result"
@@ -180,6 +183,7 @@ class ReloadResult:
     dependents: tuple[Dependent, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     reason: str = ""
+    epoch: str = ""
 
     def __bool__(self) -> bool:
         return self.ok
@@ -201,6 +205,7 @@ class ReloadResult:
             "dependents": [d.to_dict() for d in self.dependents],
             "skipped": [s.to_dict() for s in self.skipped],
             "reason": self.reason,
+            "epoch": self.epoch,
         }
 
 
@@ -244,6 +249,13 @@ class Status:
         total_duration: seconds spent in all attempts.
         canaries: module name -> the :class:`~hotswap.Canary` running for it (the handle on
             a canary the watcher started: its ``stats``, ``promote()``, ``abort()``).
+        epoch: the content identity of the code this process runs: a sha256 over the
+            parent epoch and the (module name, sha256 of its bytes) pairs of each release
+            committed since the process started (the genesis epoch before any). Processes
+            that run the same releases report the same epoch; its first 12 characters are
+            what logs and the ``x-hotswap-epoch`` header show.
+        fleet: while this process is part of a fleet (``docs/fleets.md``): ``"coordinator"``
+            or ``"worker"``; else ``""``.
     """
 
     modules: Mapping[str, ModuleStatus]
@@ -253,11 +265,13 @@ class Status:
     last_duration: float
     total_duration: float
     canaries: Mapping[str, Any] = field(default_factory=dict)
+    epoch: str = ""
+    fleet: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (DESIGN §4): ``watching``, ``reloads``, ``failures``,
-        the durations, ``modules``: name -> version, source_hash, history, last_result, and
-        ``canaries``: name -> the running canary's ``to_dict()``."""
+        the durations, ``modules``: name -> version, source_hash, history, last_result,
+        ``canaries``: name -> the running canary's ``to_dict()``, ``epoch`` and ``fleet``."""
         return {
             "watching": self.watching,
             "reloads": self.reloads,
@@ -266,6 +280,8 @@ class Status:
             "total_duration": self.total_duration,
             "modules": {name: m.to_dict() for name, m in self.modules.items()},
             "canaries": {name: c.to_dict() for name, c in self.canaries.items()},
+            "epoch": self.epoch,
+            "fleet": self.fleet,
         }
 
 
@@ -411,7 +427,14 @@ def announce(result: ReloadResult) -> None:
 
 def outcome(result: ReloadResult) -> str:
     """``"applied"``, ``"unchanged"``, ``"rejected"`` (nothing ran) or ``"rolled_back"`` (new
-    code ran, failed and was undone): one word for logs, metrics and traces."""
+    code ran, failed and was undone): one word for logs, metrics and traces. A canary's
+    results are ``"canary"`` (it started: nothing was applied yet; its promotion is an
+    ``"applied"`` reload) and ``"aborted"`` (it ended without promotion); one that could not
+    start is ``"rejected"``."""
+    if result.kind == "canary":
+        if result.ok:
+            return "canary"
+        return "aborted" if result.reason else "rejected"
     if result.ok:
         return "unchanged" if result.kind == "unchanged" else "applied"
     return "rolled_back" if result.rolled_back else "rejected"

@@ -288,7 +288,7 @@ def _file_of(module: object) -> str | None:
 def loaded_files() -> set[str]:
     """The source files of every loaded module (folders resolved, see :func:`real_file`)."""
     files = set()
-    for module in list(sys.modules.values()):
+    for module in list(sys.modules.copy().values()):
         file = _file_of(module) if isinstance(module, ModuleType) else None
         if file is not None:
             files.add(file)
@@ -307,7 +307,10 @@ class ModuleIndex:
 
     def _rebuild(self) -> None:
         by_file: dict[str, list[str]] = {}
-        modules = list(sys.modules.items())
+        # copy() first: it runs no Python code, so no other thread's import can change the
+        # dict under it (building item tuples may run the collector, and a finalizer may
+        # switch threads: "dictionary changed size during iteration" on the watcher's thread).
+        modules = list(sys.modules.copy().items())
         for name, module in modules:
             file = _file_of(module) if isinstance(module, ModuleType) else None
             if file is not None:
@@ -359,7 +362,7 @@ def canonical(module: ModuleType) -> str:
 
 
 def _alias_of(module: ModuleType) -> str:
-    for name, candidate in list(sys.modules.items()):
+    for name, candidate in list(sys.modules.copy().items()):
         if candidate is module:
             return name
     return module.__name__
@@ -395,7 +398,7 @@ class _Project:
         if count != self._count:
             self._count = count
             found = []
-            for name, module in list(sys.modules.items()):
+            for name, module in list(sys.modules.copy().items()):
                 # Not every value is a module (some libraries put objects there): getattr.
                 file = _file_of(module)
                 if file is None or file.startswith(self._excluded):

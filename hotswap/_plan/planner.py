@@ -98,6 +98,10 @@ class Plan:
         replaced: class names predicted to be replaced, not merged.
         annotations: a statement that annotated module names was removed (the module's
             annotations change even when no name is unbound: ``x: int`` alone binds nothing).
+        running_from: the line of the new source from which no statement may ever run (a
+            thread runs the module's top-level code there: ``__main__``'s loop), or None.
+            Kept with the version this source becomes, since the line the thread reports is
+            one of the source it started from, which later saves may have moved or changed.
     """
 
     run: list[tuple[int, str]] = field(default_factory=list)
@@ -109,6 +113,7 @@ class Plan:
     attribute_deletes: set[tuple[str, str]] = field(default_factory=set)
     replaced: set[str] = field(default_factory=set)
     annotations: bool = False
+    running_from: int | None = None
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported)."""
@@ -221,6 +226,12 @@ def plan(
         pairs = [None] * len(statements)  # __future__ changed: every statement means another thing
 
     first_blocked = _first_blocked(old_statements, statements, pairs, live.running, old)
+    if first_blocked is not None:
+        result.running_from = (
+            statements[first_blocked].first
+            if first_blocked < len(statements)
+            else (statements[-1].last + 1 if statements else 1)
+        )
 
     def blocked(index: int) -> str | None:
         stmt = statements[index]

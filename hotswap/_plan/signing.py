@@ -74,7 +74,10 @@ def verify(
     try:
         keys = [_public_key(k) for k in policy.public_keys]
     except ImportError as error:
-        why = "checking signatures needs the 'cryptography' package (pip install hotswap[signing])"
+        why = (
+            "checking signatures needs the 'cryptography' package, hotswap's 'signing' extra "
+            "(pip install -e '.[signing]' in a checkout)"
+        )
         raise refuse(why, "unavailable") from error
     except (OSError, ValueError, TypeError) as error:
         raise refuse(f"no usable public key: {error}", "unavailable") from error

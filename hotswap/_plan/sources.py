@@ -4,8 +4,8 @@ A reload compares the new source with the live one statement by statement; for a
 hotswap has not reloaded yet, the live source is the file as it was *imported*, which the file
 on disk no longer is by the time it is saved. So, from ``import hotswap`` on, the loader of
 source files keeps the bytes it read: the path hook of ``sys.path`` directories makes
-:class:`_RecordingLoader` instances, which keep the bytes ``source_to_code`` compiled, or, when
-a cached ``.pyc`` was used instead, read the file once (checked against the size and mtime
+:class:`_RecordingLoader` instances, which keep the source bytes the import read to compile, or,
+when a cached ``.pyc`` was used instead, read the file once (checked against the size and mtime
 the ``.pyc`` was validated with, so a save in between is never mistaken for the imported
 source). Modules of the standard library and site-packages are not recorded (their sources
 are not edited, and keeping them would cost memory).
@@ -18,6 +18,7 @@ recorded when hotswap is imported, as it was most likely not edited in between.
 from __future__ import annotations
 
 import importlib.machinery
+import marshal
 import os
 import sys
 import threading
@@ -25,9 +26,20 @@ from typing import Any
 
 __all__ = ("install", "peek", "remember", "take")
 
-# path -> (source bytes, the code object a cached .pyc gave, None when compiled from them)
+# path -> (source bytes, the bytes of the cached .pyc the import ran, None when compiled from
+# the source bytes)
 _recorded: dict[str, tuple[bytes, Any]] = {}
 _lock = threading.Lock()
+_reading = threading.local()  # .depth > 0: inside get_source, not an import
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it: it did not come along
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _installed = False
 _excluded: tuple[str, ...] = ()
 
@@ -37,35 +49,53 @@ def _is_excluded(path: str) -> bool:
 
 
 class _RecordingLoader(importlib.machinery.SourceFileLoader):
-    """A source file loader that keeps the bytes of the source it loaded."""
+    """A source file loader that keeps the bytes of the source it loaded.
+
+    It records what ``get_data`` reads and overrides nothing that compiles or runs code: a
+    syntax error or an exception at import then has no frame of hotswap's in its traceback
+    (pytest's, a script's), only the user's files and the import system's.
+    """
 
     _stats: dict[str, Any] | None = None
-    _data: bytes | None = None
 
     def path_stats(self, path: str) -> Any:
         stats = super().path_stats(path)
         self._stats = dict(stats)
         return stats
 
-    def source_to_code(self, data: Any, path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if isinstance(data, bytes):
-            self._data = data
-        return super().source_to_code(data, path, *args, **kwargs)
+    def get_source(self, fullname: str) -> str | None:
+        # Read for a traceback or inspect, not for an import: nothing to record (the file may
+        # have been edited since the module ran it).
+        _reading.depth = getattr(_reading, "depth", 0) + 1
+        try:
+            return super().get_source(fullname)
+        finally:
+            _reading.depth -= 1
 
-    def get_code(self, fullname: str) -> Any:
-        self._data = None
-        self._stats = None
-        code = super().get_code(fullname)
-        path = self.path
-        if isinstance(path, str) and not _is_excluded(path):
-            data, made = self._data, None
-            if data is None:
-                data, made = _read_if_unchanged(path, self._stats), code
-            if data is not None:
+    def get_data(self, path: str) -> bytes:
+        data = super().get_data(path)
+        source = self.path
+        if not isinstance(source, str) or _is_excluded(source) or _in_get_source():
+            return data
+        if path == source:
+            # The source is read to be compiled: these are the bytes the module runs.
+            with _lock:
+                _recorded[os.path.abspath(source)] = (data, None)
+        elif path.endswith(tuple(importlib.machinery.BYTECODE_SUFFIXES)):
+            # A cached .pyc, which the import system may take for current: keep the source
+            # as it is now (if unchanged since the stats the .pyc is checked against) with the
+            # .pyc, so the first reload can tell whether the .pyc was compiled from it. When
+            # the .pyc turns out stale, the source read that follows replaces this.
+            current = _read_if_unchanged(source, self._stats)
+            if current is not None:
                 with _lock:
-                    _recorded[os.path.abspath(path)] = (data, made)
-        self._data = None
-        return code
+                    _recorded[os.path.abspath(source)] = (current, data)
+        return data
+
+
+def _in_get_source() -> bool:
+    depth: int = getattr(_reading, "depth", 0)
+    return depth > 0
 
 
 def _read_if_unchanged(path: str, stats: dict[str, Any] | None) -> bytes | None:
@@ -107,12 +137,13 @@ def take(path: str) -> bytes | None:
         entry = _recorded.pop(os.path.abspath(path), None)
     if entry is None:
         return None
-    data, made = entry
-    if made is not None:
+    data, cached = entry
+    if cached is not None:
         try:
+            made = marshal.loads(memoryview(cached)[16:])  # past the .pyc header
             if compile(data, path, "exec", dont_inherit=True) != made:
                 return None
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, EOFError, TypeError):
             return None
     return data
 

@@ -280,7 +280,7 @@ def canary_scope(key: object) -> contextlib.AbstractContextManager[None]:
     version); it is counted as one call. Inside a request (or another scope) it changes
     nothing; with no canary running it does nothing.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> with hotswap.canary_scope("user-42"):
         ...     pass
@@ -339,7 +339,7 @@ def canary(
         HotswapError: what a reload would report for the new source (a syntax error, an
             incompatible change, the audit, a signature, an exception while building).
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> run = hotswap.canary("shop.pricing", weight=0.2, promote_after=500)  # doctest: +SKIP
         >>> run.wait(60)                                                         # doctest: +SKIP
@@ -373,8 +373,11 @@ def start(
     min_calls: int,
     max_error_rate: float,
     promote_after: int | None,
+    *,
+    log: bool = True,
 ) -> Canary:
-    """Start a canary of ``module`` with ``data`` (None: read its file)."""
+    """Start a canary of ``module`` with ``data`` (None: read its file). ``log`` False: the
+    caller reports the start itself (the watcher's result line), so it is logged once."""
     name = _modules.canonical(module)
     with _transaction._lock:
         if name in _running:
@@ -401,8 +404,13 @@ def start(
             _routing.set_runs(tuple(_running.values()))
         _routing.wrap_entries(name)
     _events.publish(CanaryDecision(name, "start", run.version, weight, "started"))
-    logger.info("hotswap: %s: canary started at weight %.2f", name, weight)
+    if log:
+        logger.info("hotswap: %s: %s", name, _started(weight))
     return run
+
+
+def _started(weight: float) -> str:
+    return f"canary started at weight {weight:g}"
 
 
 def from_watcher(name: str, data: bytes) -> ReloadResult:
@@ -423,6 +431,7 @@ def from_watcher(name: str, data: bytes) -> ReloadResult:
             policy.min_calls,
             policy.max_error_rate,
             policy.promote_after,
+            log=False,
         )
     except HotswapError as error:
         status = _transaction.module_statuses().get(name)
@@ -431,6 +440,6 @@ def from_watcher(name: str, data: bytes) -> ReloadResult:
         return _transaction.report(failed)
     status = _transaction.module_statuses().get(name)
     version = status.version if status is not None else version
-    reason = f"canary started at weight {run.weight:g}"
+    reason = _started(run.weight)
     started = ReloadResult(module=name, ok=True, version=version, kind="canary", reason=reason)
     return _transaction.report(started)

@@ -62,10 +62,14 @@ class _Window:
             if not failing or (self.previous is not None and rate <= self.previous):
                 return
             self._decided = True
-        before = "unknown" if self.previous is None else f"{self.previous:.3f}"
+        before = (
+            "no error rate is known for the version before"
+            if self.previous is None
+            else f"the version before had {self.previous:.3f}"
+        )
         reason = (
             f"error rate {rate:.3f} > {bound.max_error_rate} over {figures.calls} calls "
-            f"within {bound.window:g} s of v{self.version} (the version before had {before})"
+            f"within {bound.window:g} s of v{self.version} ({before})"
         )
         threading.Thread(
             target=_roll_back, args=(self, reason), name="hotswap-auto-rollback", daemon=True

@@ -176,7 +176,7 @@ def reloadable(obj: Any) -> Any:
     Works on plain and async functions, generators, methods, and ``staticmethod`` /
     ``classmethod`` in either decorator order.
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> @hotswap.reloadable
         ... def handler(request):

@@ -33,6 +33,7 @@ __all__ = (
     "UNCLOSED",
     "WRITING",
     "Apply",
+    "ApplyFiles",
     "ChangeSets",
 )
 
@@ -55,6 +56,7 @@ UNCLOSED = 2.0
 Requeue = Callable[[str, float, str], None]
 # Applies one change set (module name, new bytes) and returns one result per module.
 Apply = Callable[[list[tuple[str, bytes]]], list[ReloadResult]]
+ApplyFiles = Callable[[dict[str, bytes], list[tuple[str, bytes]]], list[ReloadResult]]
 
 
 class ChangeSets:
@@ -70,6 +72,11 @@ class ChangeSets:
         apply: what turns a set into live code; by default one transaction
             (:func:`reload_set`). The API passes its own (a canary, a fleet release): the
             stages that decide sit above this one.
+        apply_files: when given, it is used instead of ``apply``, and every changed ``.py``
+            file in scope is read, whether a module of this process runs it or not:
+            ``apply_files(files, entries)`` gets path -> bytes of all of them, and the
+            (module, bytes) entries of this process. A fleet's coordinator: its workers may
+            run modules it never imported.
     """
 
     def __init__(
@@ -81,8 +88,10 @@ class ChangeSets:
         requeue: Requeue,
         pending: Callable[[str], bool],
         apply: Apply | None = None,
+        apply_files: ApplyFiles | None = None,
     ) -> None:
         self._apply = apply or reload_set
+        self._apply_files = apply_files
         self._scope = scope
         self._index = index
         self._debounce = debounce
@@ -91,6 +100,10 @@ class ChangeSets:
         self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
         self._failed: list[tuple[frozenset[str], float]] = []  # rejected sets, and when
         self._quiet: set[str] = set()  # re-read after a folder swap: report changes only
+
+    def delegate(self, apply_files: ApplyFiles) -> None:
+        """Use ``apply_files`` from the next change set on (see ``apply_files`` above)."""
+        self._apply_files = apply_files
 
     def reread(self, path: str) -> None:
         """``path`` is about to be read again because its folder changed under the watcher:
@@ -142,15 +155,17 @@ class ChangeSets:
         entries: list[tuple[str, bytes]] = []
         owners: dict[str, str] = {}
         data_files: list[str] = []
+        files: dict[str, bytes] = {}
         for path, why in paths.items():
             names = self._index.modules_for(path)
-            if not names:
+            if not names and (not path.endswith(".py") or self._apply_files is None):
                 if not path.endswith(".py") and self.read(path, why) is not None:
                     data_files.append(path)  # read by module code at import
                 continue  # never imported: nothing runs this file
             data = self.read(path, why)
             if data is None:
                 continue
+            files[path] = data
             for name in names:
                 if name not in owners:
                     entries.append((name, data))
@@ -159,14 +174,14 @@ class ChangeSets:
             _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         for path in data_files:
             self._rerun_readers(path, on_reload)
-        if not entries:
+        if not files:
             return
-        results = self._transact(entries, owners)
+        results = self._transact(entries, owners, files)
         if not all(r.ok for r in results):
-            if len(entries) > 1:
-                for path in set(owners.values()):
+            if len(files) > 1:
+                for path in files:
                     self._hashes.pop(path, None)  # not applied: the same content must retry
-            self._failed.append((frozenset(owners.values()), time.monotonic()))
+            self._failed.append((frozenset(files), time.monotonic()))
         for result in results:
             path = owners.get(result.module, "")
             if isinstance(result.error, PinTimeoutError | SignatureError):
@@ -181,10 +196,12 @@ class ChangeSets:
                 call_safely(on_reload, result)
 
     def _transact(
-        self, entries: list[tuple[str, bytes]], owners: dict[str, str]
+        self, entries: list[tuple[str, bytes]], owners: dict[str, str], files: dict[str, bytes]
     ) -> list[ReloadResult]:
         """The results, one per module, also when module code interrupted the transaction."""
         try:
+            if self._apply_files is not None:
+                return self._apply_files(dict(files), list(entries))
             return self._apply(list(entries))
         except KeyboardInterrupt as interrupt:
             # Module code raised KeyboardInterrupt (the transaction rolls back and re-raises

@@ -369,7 +369,7 @@ def live_config(
     """Load a configuration file, validate it, and keep it live as the file changes.
 
     The format follows the extension: ``.toml``, ``.json``, ``.yaml``/``.yml`` (PyYAML:
-    ``pip install 'hotswap[yaml]'``), ``.ini``/``.cfg``/``.conf``. Works whether or not
+    the ``yaml`` extra), ``.ini``/``.cfg``/``.conf``. Works whether or not
     :func:`hotswap.enable` was called; close it (or use ``with``) to stop watching.
 
     Args:
@@ -393,7 +393,7 @@ def live_config(
         TypeError: ``schema`` is none of the kinds above.
         ModuleNotFoundError: the format's parser is not installed (PyYAML).
 
-    Example:
+    Examples:
         >>> import hotswap
         >>> with hotswap.live_config("app.toml", schema=Settings) as config:  # doctest: +SKIP
         ...     config.value.db.timeout

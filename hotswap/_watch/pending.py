@@ -97,7 +97,7 @@ class Pending:
 
     def _files(self) -> dict[str, list[str]]:
         by_file: dict[str, list[str]] = {}
-        for name, module in list(sys.modules.items()):
+        for name, module in list(sys.modules.copy().items()):
             path = self._path_of(name, module)
             if path is not None:
                 by_file.setdefault(path, []).append(name)

@@ -61,6 +61,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from hotswap._config.settings import Settings
+from hotswap._engine import adapters as _adapters
 from hotswap._engine.gil import Lowered
 from hotswap._ops import events as _events
 from hotswap._ops.events import ReloadResult, location
@@ -74,6 +75,7 @@ from hotswap._watch.changeset import (
     UNCLOSED,
     WRITING,
     Apply,
+    ApplyFiles,
     ChangeSets,
 )
 from hotswap._watch.fsfacts import Backlog, created_means, folder_identity
@@ -134,6 +136,10 @@ def _inotify_observer() -> BaseObserver | None:
         return None
 
 
+# Files no framework caches from the watched folders: bytecode, databases, logs, editors' own.
+_NOT_TEMPLATES = (".pyc", ".pyo", ".sqlite3", ".sqlite3-journal", ".db", ".log", ".swp", "~")
+
+
 class _Handler(FileSystemEventHandler):
     """Runs on watchdog's thread: keep it short, it delays every event behind it."""
 
@@ -184,6 +190,7 @@ class Reloader:
         paths: list[str],
         on_reload: Callable[[ReloadResult], object] | None = None,
         apply: Apply | None = None,
+        apply_files: ApplyFiles | None = None,
     ) -> None:
         self.settings = settings
         self.scope = Scope(paths, settings.exclude)
@@ -221,6 +228,7 @@ class Reloader:
             requeue=self._requeue,
             pending=self._is_pending,
             apply=apply,
+            apply_files=apply_files,
         )
         self._observer: BaseObserver = observer
         self._backlog = Backlog(observer)
@@ -241,6 +249,11 @@ class Reloader:
         self._schedule()
         self._worker.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
+
+    def delegate(self, apply_files: ApplyFiles) -> None:
+        """From the next change set on, hand every changed source file to ``apply_files``
+        (a fleet's coordinator), see :class:`~hotswap._watch.changeset.ChangeSets`."""
+        self._sets.delegate(apply_files)
 
     def stop(self) -> None:
         """Stop watching and join the threads."""
@@ -349,6 +362,10 @@ class Reloader:
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
         if why is None or not (path.endswith(".py") or _datafiles.readers(path)):
             # (A data file that module code read at import counts: its readers run again.)
+            done = why in (COMPLETE, _GONE) or (why == WRITING and self.settings.polling)
+            if done and not path.endswith(_NOT_TEMPLATES):
+                # Another file (a template): the framework adapters drop what they cached.
+                _adapters.files_changed((path,), self.paths)
             if self._settling:  # the worker waits for the queue to drain: it moved on
                 with self._cond:
                     self._cond.notify_all()
@@ -481,7 +498,10 @@ class Reloader:
     # --- the worker ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._index.refresh()  # ahead of the first event, off the event path
+        try:
+            self._index.refresh()  # ahead of the first event, off the event path
+        except Exception:  # the index is rebuilt on a miss anyway: never die for it
+            logger.exception("hotswap: indexing the loaded modules failed; retried on use")
         while True:
             try:
                 batch = self._next_batch()

@@ -1,6 +1,6 @@
 """ASGI middleware: every HTTP request sees one version of the code; an optional status path.
 
-Example:
+Examples:
     >>> from hotswap.integrations.asgi import HotswapMiddleware
     >>> async def app(scope, receive, send): ...
     >>> app = HotswapMiddleware(app, status_path="/_hotswap")
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from hotswap import pinned
+from hotswap import _seam, pinned
 from hotswap._seam import routing as _routing
 from hotswap.integrations._status import ALLOWED, status_body
 
@@ -31,6 +31,10 @@ class HotswapMiddleware:
     request that arrives while a reload runs waits for it: no request is refused, and none
     runs part old code, part new. The wait happens in a worker thread, so the event loop keeps
     serving the requests the reload is waiting for.
+
+    Every HTTP response carries an ``x-hotswap-epoch`` header: the first 12 characters of
+    the epoch of the code that served it (:attr:`hotswap.Status.epoch`); in a fleet, every
+    worker's answers say which release it runs.
 
     Lifespan and websocket scopes pass through unpinned: the lifespan lasts as long as the
     server, and a websocket as long as its connection, so pinning them would hold every reload
@@ -71,13 +75,14 @@ class HotswapMiddleware:
             await self.app(scope, receive, send)
             return
         if self.status_path is not None and scope.get("path") == self.status_path:
-            await self._status(scope, send)
+            await self._status(scope, _stamped(send))
             return
         if not _routing.idle():
             await self._routed(scope, receive, send)
             return
         async with pinned():
-            await self.app(scope, receive, send)
+            # Read inside the pin: the epoch of the code this request runs.
+            await self.app(scope, receive, _stamped(send))
 
     async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         forced = None
@@ -95,7 +100,7 @@ class HotswapMiddleware:
         ok = False
         try:
             async with pinned():
-                await self.app(scope, receive, watching)
+                await self.app(scope, receive, _stamped(watching))
             ok = answered[0] < 500
         finally:
             if unit is not None:
@@ -115,3 +120,16 @@ class HotswapMiddleware:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": code, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+def _stamped(send: Send) -> Send:
+    """``send`` that adds the ``x-hotswap-epoch`` header to the response's start."""
+    epoch = _seam.short(_seam.epoch()).encode()
+
+    async def stamped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", ()), (b"x-hotswap-epoch", epoch)]
+        await send(message)
+
+    return stamped

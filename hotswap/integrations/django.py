@@ -12,7 +12,8 @@ imported Django. What it does in a transaction:
   transaction rolls back, with the operations it would need: the database schema does not
   follow code, so such a change needs ``makemigrations``, ``migrate`` and a restart. Then the
   URL resolver caches are cleared, so changed ``urlpatterns`` and views answer on the next
-  request.
+  request: the root resolver's, and those of the resolvers that ``include()`` built (each
+  keeps its URLconf's patterns and reverse lookups until told).
 
 Undo puts the app registry back and clears the URL caches again.
 """
@@ -20,12 +21,14 @@ Undo puts the app registry back and clears the URL caches again.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps  # type: ignore[import-untyped]
 from django.db import models  # type: ignore[import-untyped]
-from django.urls import clear_url_caches  # type: ignore[import-untyped]
+from django.urls import URLResolver, clear_url_caches  # type: ignore[import-untyped]
 
 from hotswap._seam import ModulePlan, ModuleUpdate, location
 from hotswap.exceptions import HotswapError
@@ -58,8 +61,71 @@ def _pending_operations(labels: Iterable[str]) -> dict[str, list[str]]:
     }
 
 
+# What a URLResolver computes once from its URLconf: its patterns (a cached property) and the
+# reverse lookups built from them, with their initial values.
+_RESOLVER_CACHES: tuple[tuple[str, Callable[[], object]], ...] = (
+    ("_reverse_dict", dict),
+    ("_namespace_dict", dict),
+    ("_app_dict", dict),
+    ("_callback_strs", set),
+)
+
+
+def _clear_included_resolvers() -> None:
+    """Make every resolver under the root URLconf read its URLconf's patterns again.
+
+    ``clear_url_caches()`` drops the root resolver only; the resolvers that ``include()``
+    put into the root's ``urlpatterns`` live on in that list and keep the patterns they read
+    first, so a pattern added to an included URLconf would never answer.
+    """
+    from django.conf import settings  # type: ignore[import-untyped]
+
+    root = getattr(settings, "ROOT_URLCONF", None) if settings.configured else None
+    module = sys.modules.get(root) if isinstance(root, str) else None
+    if module is None:
+        return  # not imported yet: the first request reads it as it is
+    stack: list[object] = list(getattr(module, "urlpatterns", ()))
+    seen: set[int] = set()
+    while stack:
+        entry = stack.pop()
+        if not isinstance(entry, URLResolver) or id(entry) in seen:
+            continue
+        seen.add(id(entry))
+        entry.__dict__.pop("url_patterns", None)
+        for name, initial in _RESOLVER_CACHES:
+            if name in entry.__dict__:
+                setattr(entry, name, initial())
+        if "_populated" in entry.__dict__:
+            entry._populated = False
+        try:
+            stack.extend(entry.url_patterns)
+        except Exception:  # an URLconf without patterns: the next request reports it
+            logger.debug("hotswap: %r: no url patterns", entry, exc_info=True)
+
+
 class DjangoAdapter:
-    """Keeps Django's URL resolver and app registry in line with a transaction."""
+    """Keeps Django's URL resolver and app registry in line with a transaction, and its
+    template loaders with the template files."""
+
+    def files_changed(self, paths: Sequence[str], roots: Sequence[str]) -> None:
+        """Reset Django's template loaders when a file under a template directory changed.
+
+        Django's cached loader keeps every template it compiled; its own autoreloader resets
+        it on a template save, but ``runserver --noreload`` (how hotswap serves) turns that
+        off.
+        """
+        from django.template import autoreload  # type: ignore[import-untyped]
+
+        try:
+            directories = [Path(d).resolve() for d in autoreload.get_template_directories()]
+        except Exception:  # settings not configured, apps not ready: nothing cached yet
+            logger.debug("hotswap: no Django template directories", exc_info=True)
+            return
+        for path in paths:
+            resolved = Path(path).resolve()
+            if any(resolved.is_relative_to(directory) for directory in directories):
+                autoreload.reset_loaders()
+                return
 
     def __init__(self) -> None:
         self._registry: list[tuple[str, str, type[Any]]] = []
@@ -113,8 +179,10 @@ class DjangoAdapter:
                     message, module=module.__name__, filename=getattr(module, "__file__", None)
                 )
         clear_url_caches()
+        _clear_included_resolvers()
 
         def undo() -> None:
             clear_url_caches()  # the restored urlpatterns are read on the next request
+            _clear_included_resolvers()
 
         return undo

@@ -160,7 +160,7 @@ class FlaskAdapter:
         self._pending: dict[int, tuple[Blueprint, bool, int]] = {}
         self._first: dict[Flask, bool] = {}
         self._prefixes: dict[tuple[int, int], str | None] = {}
-        for module in list(sys.modules.values()):
+        for module in list(sys.modules.copy().values()):
             self._collect(getattr(module, "__dict__", {}).values())
 
     def _collect(self, values: Iterable[object]) -> None:

@@ -133,11 +133,14 @@ class HotswapExtension:
         return results
 
     def _record(self, result: ReloadResult) -> None:
-        if result.ok and result.kind != "unchanged":
-            self.last_change[result.module] = result
-            self.last_error.pop(result.module, None)
-        elif not result.ok:
+        if not result.ok:
             self.last_error[result.module] = result
+            return
+        # Any success, a save back to the code that runs ("unchanged") included: the file
+        # holds working code again, so the error is history.
+        self.last_error.pop(result.module, None)
+        if result.kind != "unchanged":
+            self.last_change[result.module] = result
 
     # --- %hotswap ---------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ Nothing to call when the program configures a tracer provider globally (the usua
 through the global provider; while no provider is configured it opens no span at all.
 :func:`instrument` picks a provider explicitly.
 
-Example:
+Examples:
     >>> from opentelemetry.sdk.trace import TracerProvider
     >>> from hotswap.integrations import otel
     >>> otel.instrument(TracerProvider())
@@ -26,7 +26,10 @@ from contextlib import AbstractContextManager, contextmanager
 try:
     from opentelemetry import trace
 except ImportError as error:
-    message = "hotswap.integrations.otel needs opentelemetry-api: pip install hotswap[otel]"
+    message = (
+        "hotswap.integrations.otel needs opentelemetry-api, hotswap's 'otel' extra "
+        "(pip install -e '.[otel]' in a checkout)"
+    )
     raise ImportError(message) from error
 
 from hotswap._seam import ReloadResult, outcome

@@ -4,7 +4,8 @@
 another is given) and keeps them current from hotswap's events:
 
 - ``hotswap_reloads_total{module, outcome}``: reload attempts; outcome ``applied``,
-  ``unchanged``, ``rejected`` or ``rolled_back``.
+  ``unchanged``, ``rejected`` or ``rolled_back``. A canary's start and abort are not reloads
+  (see the canary decisions below); its promotion is one, ``applied``.
 - ``hotswap_reload_duration_seconds``: histogram of the attempts that did something (no-ops
   excepted).
 - ``hotswap_module_version{module}``: the live version of each module.
@@ -18,7 +19,7 @@ another is given) and keeps them current from hotswap's events:
 
 The labelled canary series appear once a gray release runs.
 
-Example:
+Examples:
     >>> from prometheus_client import CollectorRegistry
     >>> from hotswap.integrations import prometheus
     >>> exporter = prometheus.register(CollectorRegistry())
@@ -33,7 +34,8 @@ try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 except ImportError as error:
     message = (
-        "hotswap.integrations.prometheus needs prometheus_client: pip install hotswap[prometheus]"
+        "hotswap.integrations.prometheus needs prometheus_client, hotswap's 'prometheus' extra "
+        "(pip install -e '.[prometheus]' in a checkout)"
     )
     raise ImportError(message) from error
 
@@ -137,6 +139,8 @@ class Exporter:
             if event.kind == "rollback":
                 return  # counted by its RolledBack event, when it changed anything
             result = outcome(event)
+            if result in ("canary", "aborted"):
+                return  # not a reload: counted by hotswap_canary_decisions_total
             self.reloads.labels(module=event.module, outcome=result).inc()
             if result != "unchanged":
                 self.duration.observe(event.duration)

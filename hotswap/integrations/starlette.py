@@ -129,7 +129,7 @@ class StarletteAdapter:
         self._handlers: dict[Starlette, dict[Any, Any]] = {}
         self._returns: dict[int, object] = {}
         self._copies: list[tuple[Router, Router, str]] = []
-        for module in list(sys.modules.values()):
+        for module in list(sys.modules.copy().values()):
             self._collect(getattr(module, "__dict__", {}).values())
 
     def _collect(self, values: Iterable[object]) -> None:

@@ -1,6 +1,6 @@
 """WSGI middleware: every request sees one version of the code; an optional status path.
 
-Example:
+Examples:
     >>> from hotswap.integrations.wsgi import HotswapMiddleware
     >>> def app(environ, start_response):
     ...     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -10,10 +10,12 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from hotswap import pinned
+from hotswap import _seam, pinned
 from hotswap._seam import Pin
 from hotswap._seam import routing as _routing
 from hotswap.integrations._status import ALLOWED, status_body
@@ -25,12 +27,17 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class HotswapMiddleware:
-    """Runs each request inside :func:`hotswap.pinned`, until its response is closed.
+    """Runs each request inside :func:`hotswap.pinned`, until its body has been produced.
 
     A reload waits for the requests in flight to finish (up to its ``pin_timeout``), and a
     request that arrives while a reload runs waits for it: no request is refused, and none
-    runs part old code, part new. The pin lasts until the server closes the response, because
-    a streamed response runs application code while it is iterated.
+    runs part old code, part new. The pin lasts until the response iterable is exhausted or
+    closed, whichever comes first, because a streamed response runs application code while it
+    is iterated; a response that is read to its end but never closed (Flask's test client)
+    holds nothing afterwards.
+
+    Each request runs in a copy of the calling thread's context, so its pin and canary
+    assignment never leak into that thread's later calls.
 
     Usable as ``app.wsgi_app = HotswapMiddleware(app.wsgi_app)`` (Flask) or around any WSGI
     application.
@@ -46,9 +53,12 @@ class HotswapMiddleware:
             header ``X-Hotswap-Canary: 1`` (or ``0``) forces the candidate (or the live
             version).
 
+    Every response carries an ``X-Hotswap-Epoch`` header: the first 12 characters of the
+    epoch of the code that served it (:attr:`hotswap.Status.epoch`).
+
     While a canary runs or a committed version is watched, each request is one unit, from
-    the call to the response's close: assigned to one version of every module under canary,
-    and counted (a 5xx status or an exception is an error).
+    the call until its body has been produced (or it is closed): assigned to one version of
+    every module under canary, and counted (a 5xx status or an exception is an error).
     """
 
     def __init__(
@@ -63,7 +73,15 @@ class HotswapMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if self.status_path is not None and environ.get("PATH_INFO") == self.status_path:
-            return self._status(environ, start_response)
+            return self._status(environ, _stamping(start_response, _seam.short(_seam.epoch())))
+        # The request's own context: its pin depth and canary assignment live there, and the
+        # body is produced in it too, so nothing stays set in the caller's context.
+        context = contextvars.copy_context()
+        return context.run(self._begin, context, environ, start_response)
+
+    def _begin(
+        self, context: contextvars.Context, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
         unit = None
         answered = [0]
         if not _routing.idle():
@@ -73,6 +91,8 @@ class HotswapMiddleware:
                 start_response = _watching(start_response, answered)
         pin = pinned()
         pin.__enter__()
+        # Read inside the pin: the epoch of the code this request runs.
+        start_response = _stamping(start_response, _seam.short(_seam.epoch()))
         try:
             response = self.app(environ, start_response)
         except BaseException:
@@ -80,7 +100,7 @@ class HotswapMiddleware:
             if unit is not None:
                 _routing.end(unit, False)
             raise
-        return _Pinned(response, pin, unit, answered)
+        return _Pinned(response, context, pin, unit, answered)
 
     def _status(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -102,6 +122,15 @@ class HotswapMiddleware:
         return [b""] if method == "HEAD" else [body]
 
 
+def _stamping(start_response: StartResponse, epoch: str) -> StartResponse:
+    """``start_response`` that adds the ``X-Hotswap-Epoch`` header."""
+
+    def start(status: str, headers: Any, *rest: Any) -> Any:
+        return start_response(status, [*headers, ("X-Hotswap-Epoch", epoch)], *rest)
+
+    return start
+
+
 def _watching(start_response: StartResponse, answered: list[int]) -> StartResponse:
     def start(status: str, headers: Any, *rest: Any) -> Any:
         code = status.split(" ", 1)[0]
@@ -113,44 +142,65 @@ def _watching(start_response: StartResponse, answered: list[int]) -> StartRespon
 
 class _Pinned:
     """A response iterable that leaves the pinned section (and ends its unit, while a canary
-    runs) when the server closes it."""
+    runs) once its body has been produced or the server closes it, whichever comes first.
 
-    __slots__ = ("_answered", "_failed", "_pin", "_response", "_unit")
+    The body is produced in the request's context (a streamed body runs application code).
+    """
+
+    __slots__ = ("_answered", "_context", "_failed", "_lock", "_pin", "_response", "_unit")
 
     def __init__(
         self,
         response: Iterable[bytes],
+        context: contextvars.Context,
         pin: Pin,
         unit: _routing.Unit | None = None,
         answered: list[int] | None = None,
     ) -> None:
         self._response = response
+        self._context = context
         self._pin: Pin | None = pin
         self._unit = unit
         self._answered = answered or [0]
         self._failed = False
+        # A server may close the response from another thread than the one iterating it.
+        self._lock = threading.Lock()
 
     def __iter__(self) -> Iterator[bytes]:
-        if self._unit is None:
-            return iter(self._response)
         return self._iterate()
 
     def _iterate(self) -> Iterator[bytes]:
+        run = self._context.run
         try:
-            yield from self._response
+            iterator = run(iter, self._response)
+            while True:
+                try:
+                    chunk = run(next, iterator)
+                except StopIteration:
+                    break
+                yield chunk
+        except GeneratorExit:
+            raise  # abandoned: close() ends the request
         except BaseException:
             self._failed = True
+            self._finish()
             raise
+        self._finish()
 
     def close(self) -> None:
         try:
             close = getattr(self._response, "close", None)
             if close is not None:
-                close()
+                self._context.run(close)
         finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        with self._lock:
             pin, self._pin = self._pin, None
-            if pin is not None:
-                pin.__exit__(None, None, None)
             unit, self._unit = self._unit, None
-            if unit is not None:
-                _routing.end(unit, not self._failed and self._answered[0] < 500)
+        if pin is not None:
+            self._context.run(pin.__exit__, None, None, None)
+        if unit is not None:
+            ok = not self._failed and self._answered[0] < 500
+            self._context.run(_routing.end, unit, ok)

@@ -172,7 +172,7 @@ def hotswap_module(
 
     The folder is on ``sys.path`` for this test only; the modules are forgotten afterwards.
 
-    Example:
+    Examples:
         def test_price(hotswap_module):
             calc = hotswap_module("calc", "def price(): return 1")
             assert calc.write("def price(): return 2").ok

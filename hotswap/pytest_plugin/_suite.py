@@ -19,6 +19,10 @@ def file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+def _is_conftest(nodeid: str) -> bool:
+    return os.path.basename(nodeid) == "conftest.py"
+
+
 class Suite:
     """The latest outcome of every test in scope; None marks a test pending (selected by a run
     that did not reach it, or that a change affected since its last result)."""
@@ -53,6 +57,11 @@ class Suite:
                 covered = chosen is None or file_of(nodeid) in chosen
                 if covered and nodeid not in seen:
                     del self.outcomes[nodeid]
+        if not any(_is_conftest(nodeid) for nodeid in outcomes):
+            # A conftest.py that failed to import stops every run, whatever its files: a run
+            # that got past loading it clears that error.
+            for nodeid in [n for n in self.outcomes if _is_conftest(n)]:
+                del self.outcomes[nodeid]
         for nodeid in selected:
             self.outcomes.setdefault(nodeid, None)
         self.outcomes.update(outcomes)

@@ -417,9 +417,10 @@ class Supervisor:
         worker.runs += 1
         self.deaths = 0
         status = message.get("exitstatus")
-        if status in (3, 4) and not run.verify:
+        if status in (3, 4) and not run.verify and not message.get("conftest"):
             # pytest could not run at all (an internal or a usage error, reported above):
-            # a save cannot fix the command line.
+            # a save cannot fix the command line. A conftest.py that failed to import (the
+            # same error a fresh run reports) is the project's: the next save may fix it.
             self.say(f"[hotswap] pytest stopped with exit status {status}; ending the session")
             self.status = status
             self.quit = True

@@ -104,6 +104,19 @@ class _Run:
         self.outcomes: dict[str, str] = {}
         self.patterns: list[str] = []
         self.scope: list[str] = []
+        self.conftest: str | None = None  # an initial conftest.py that failed to import
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_load_initial_conftests(self) -> Any:
+        try:
+            return (yield)
+        except Exception as error:
+            # pytest reports it (ImportError while loading conftest ...) and exits with 4, as
+            # a fresh run does; unlike a usage error, a save can fix it: the session goes on.
+            path = getattr(error, "path", None)
+            if type(error).__name__ == "ConftestImportFailure" and path is not None:
+                self.conftest = os.path.relpath(str(path), self.worker.root)
+            raise
 
     def pytest_ignore_collect(self, collection_path: Any) -> bool | None:
         path = str(collection_path)
@@ -360,8 +373,11 @@ class Worker:
                 "msg": "done",
                 "id": command["id"],
                 "selected": plugin.selected,
-                "outcomes": plugin.outcomes,
+                "outcomes": plugin.outcomes
+                if plugin.conftest is None
+                else {plugin.conftest.replace(os.sep, "/"): "error"},
                 "exitstatus": int(status),
+                "conftest": plugin.conftest,
                 "stopped": self.session_stopped,
                 "duration": time.perf_counter() - start,
                 "prepare": prepared,

@@ -1,0 +1,516 @@
+"""The coordinator: the one process of a fleet that watches, and turns each change set into a
+release that every worker prepares, then commits, or that every worker drops.
+
+A round, for one change set (path -> bytes of every changed file):
+
+1. **prepare**: every worker maps the files to the modules it runs and plans them against its
+   own live code (read, compatibility, audit, compile: nothing live changes), then votes, with
+   the error (file, line) when it votes no. A worker not at the parent epoch votes no; it is
+   sent the fleet's state and asked once more. The coordinator prepares the modules it runs
+   itself (``--preload``) the same way.
+2. the release is the bytes of every module some participant runs, on the parent epoch.
+3. **commit** on all-yes: every worker applies the exact bytes with the transaction of
+   :func:`hotswap.reload` (retrying while pinned requests hold it, within ``commit_timeout``),
+   and so does the coordinator; otherwise **abort** everywhere. When a commit fails, or a
+   worker does not answer in time, the workers that committed **roll back** to the parent
+   epoch. A worker that is gone (its connection closed) is no longer a participant.
+
+One :class:`FleetResult` per round is logged (``hotswap: fleet e3f2a1b4c5d6: committed in 3/3
+workers (12.1 ms)``) and kept; the watcher's ``on_reload`` gets one result per module, whose
+``reason`` says the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hotswap._config import settings as _settings
+from hotswap._engine import transaction
+from hotswap._engine.outcome import report
+from hotswap._fleet import protocol
+from hotswap._fleet.release import Release, State, ledger, short
+from hotswap._ops.events import ReloadResult
+from hotswap.exceptions import HotswapError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+__all__ = ("Coordinator", "FleetResult", "WorkerReport")
+
+logger = logging.getLogger(__name__)
+
+Entries = list[tuple[str, bytes]]
+Local = Callable[[Entries], list[ReloadResult]]
+
+# Seconds a joining process has to say hello after it connected.
+_HELLO_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """One worker's part in a round.
+
+    Attributes:
+        pid: its process id.
+        vote: True (yes), False (no), or None (no answer in time).
+        outcome: ``"committed"``, ``"voted no"``, ``"no vote"``, ``"aborted"``,
+            ``"commit failed"``, ``"no answer"``, ``"rolled back"`` or ``"gone"``.
+        error: why it voted no or failed, naming file and line; else None.
+    """
+
+    pid: int
+    vote: bool | None
+    outcome: str
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """The outcome of one release across the fleet.
+
+    Attributes:
+        epoch: the release's epoch (the fleet's epoch when it committed).
+        parent: the epoch it applied to (the fleet's epoch when it did not).
+        ok: True when every participant committed it.
+        outcome: ``"committed"``, ``"aborted"`` (someone voted no: nothing changed anywhere)
+            or ``"rolled back"`` (a commit failed: every worker is back on the parent).
+        modules: the release's module names.
+        workers: one :class:`WorkerReport` per worker.
+        duration: seconds from the change set to the last answer.
+        window: seconds between the first and the last worker's commit answer (the
+            mixed-version window as the coordinator saw it).
+        error: why the coordinator itself refused or failed, if it did.
+    """
+
+    epoch: str
+    parent: str
+    ok: bool
+    outcome: str
+    modules: tuple[str, ...]
+    workers: tuple[WorkerReport, ...]
+    duration: float
+    window: float = 0.0
+    error: BaseException | None = None
+
+    def describe(self) -> str:
+        """One line: ``fleet e3f2a1b4c5d6: committed in 3/3 workers (12.1 ms, window 0.8
+        ms)``, or who refused and why."""
+        ms = self.duration * 1000
+        count = len(self.workers)
+        if self.ok:
+            done = sum(w.outcome == "committed" for w in self.workers)
+            window = f", window {self.window * 1000:.1f} ms" if count > 1 else ""
+            return (
+                f"fleet {short(self.epoch)}: committed in {done}/{count} workers "
+                f"({ms:.1f} ms{window})"
+            )
+        culprits = [w for w in self.workers if w.outcome not in ("aborted", "rolled back", "gone")]
+        why = "; ".join(
+            f"worker {w.pid} {w.outcome}" + (f": {w.error}" if w.error is not None else "")
+            for w in culprits
+        )
+        if self.error is not None:
+            why = "; ".join(
+                filter(None, [f"the coordinator (pid {os.getpid()}): {self.error}", why])
+            )
+        if self.outcome == "aborted":
+            state = f"aborted in {count} workers, {short(self.parent)} stays"
+        else:
+            state = f"rolled back in {count} workers to {short(self.parent)}"
+        return f"fleet {short(self.epoch)}: {state}: {why} ({ms:.1f} ms)"
+
+
+class _Peer:
+    def __init__(self, conn: Connection, pid: int) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.epoch = ""
+
+
+class Coordinator:
+    """Listens for workers and runs the rounds; see the module's docstring.
+
+    Args:
+        local: how a change set goes live while no worker is connected (the API's: one
+            transaction, or a canary).
+    """
+
+    def __init__(self, local: Local) -> None:
+        self.address = protocol.new_address()
+        self._server = protocol.Server(self.address)
+        self._local = local
+        self._peers: list[_Peer] = []
+        # One round at a time, and no worker joins in the middle of one: a joiner would get
+        # the parent's overlay and miss the commit.
+        self._lock = threading.RLock()
+        self._round = 0
+        self._closed = False
+        self.results: deque[FleetResult] = deque(maxlen=100)
+        self._listeners: list[Callable[[FleetResult], object]] = []
+        self._thread = threading.Thread(
+            target=self._accept, name="hotswap-fleet-listener", daemon=True
+        )
+
+    def start(self) -> None:
+        """Listen, and name this fleet in the environment children inherit."""
+        self._thread.start()
+        os.environ[protocol.ENV] = self.address.export()
+
+    def stop(self) -> None:
+        """Stop listening, drop the workers (they keep their code) and remove the socket."""
+        self._closed = True
+        self._server.close()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            for peer in self._peers:
+                peer.conn.close()
+            self._peers.clear()
+        if os.environ.get(protocol.ENV) == self.address.export():
+            del os.environ[protocol.ENV]
+        self.address.remove()
+
+    def on_result(self, callback: Callable[[FleetResult], object]) -> None:
+        """Call ``callback(fleet_result)`` after every round."""
+        self._listeners.append(callback)
+
+    def workers(self) -> dict[int, str]:
+        """pid -> the epoch each connected worker last reported."""
+        with self._lock:
+            return {p.pid: p.epoch for p in self._peers}
+
+    # --- joining -------------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn = self._server.accept()
+            except OSError:
+                continue  # the server closed: the loop ends
+            threading.Thread(
+                target=self._welcome, args=(conn,), name="hotswap-fleet-join", daemon=True
+            ).start()
+
+    def _welcome(self, conn: Connection) -> None:
+        try:
+            self._server.authenticate(conn)
+            if not conn.poll(_HELLO_TIMEOUT):
+                conn.close()
+                return
+            kind, _, body = conn.recv()
+            if kind != protocol.HELLO:
+                conn.close()
+                return
+            with self._lock:
+                state = ledger.state()
+                conn.send((protocol.WELCOME, 0, _welcome_body(state)))
+                peer = _Peer(conn, int(body["pid"]))
+                peer.epoch = state.epoch
+                self._peers.append(peer)
+        except (OSError, EOFError, ValueError, _authentication_error()):
+            conn.close()
+
+    # --- rounds --------------------------------------------------------------------------------
+
+    def apply_files(self, files: dict[str, bytes], entries: Entries) -> list[ReloadResult]:
+        """The watcher's change set: path -> bytes of every changed file, and the (module,
+        bytes) entries of the modules this process runs. One result per module."""
+        with self._lock:
+            if not self._peers:
+                return self._local(entries) if entries else []
+            return self._two_phase(files, entries)
+
+    def _two_phase(self, files: dict[str, bytes], entries: Entries) -> list[ReloadResult]:
+        start = time.perf_counter()
+        timeout = _settings.current().commit_timeout
+        parent_state = ledger.state()
+        parent = parent_state.epoch
+        self._round += 1
+        number = self._round
+        peers = self._send(
+            list(self._peers), (protocol.PREPARE, number, {"parent": parent, "files": files})
+        )
+        local_error: BaseException | None = None
+        if entries:
+            try:
+                transaction.prepare_many(entries)
+            except HotswapError as error:
+                local_error = error
+        votes = self._gather(peers, number, protocol.VOTE, timeout)
+        behind = [p for p, v in votes.items() if isinstance(v, dict) and v.get("behind")]
+        if behind:
+            # Not at the parent (it missed a release): send it the fleet's state, ask again.
+            welcome = (protocol.WELCOME, 0, _welcome_body(parent_state))
+            again = self._send(behind, welcome)
+            again = self._send(
+                again, (protocol.PREPARE, number, {"parent": parent, "files": files})
+            )
+            votes.update(self._gather(again, number, protocol.VOTE, timeout))
+        modules = {name: data for name, data in entries}
+        for vote in votes.values():
+            if not isinstance(vote, dict):  # no answer, or gone (a child that exited)
+                continue
+            for path, names in vote.get("names", {}).items():
+                for name in names:
+                    modules.setdefault(name, files[path])
+            for name, data in vote.get("running", {}).items():
+                ledger.pin(name, data)  # genesis bytes: what a later worker must import
+        live = [p for p in peers if p in votes and votes[p] is not _GONE]
+        refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
+        if not modules and not refused and local_error is None:
+            self._send(live, (protocol.ABORT, number, {}))
+            return []  # no participant runs these files
+        release = Release.of(parent, modules)
+        if refused or local_error is not None:
+            self._send(live, (protocol.ABORT, number, {}))
+            reports = tuple(_vote_report(p, votes[p], timeout) for p in live)
+            fleet = FleetResult(
+                release.epoch,
+                parent,
+                False,
+                "aborted",
+                tuple(modules),
+                reports,
+                time.perf_counter() - start,
+                error=local_error,
+            )
+            reason = local_error or next(
+                r.error for r in reports if r.outcome in ("voted no", "no vote")
+            )
+            return self._finish(fleet, release, reason, [], rolled_back=False)
+        return self._commit(release, live, entries, parent_state, number, timeout, start)
+
+    def _commit(
+        self,
+        release: Release,
+        peers: list[_Peer],
+        entries: Entries,
+        parent_state: State,
+        number: int,
+        timeout: float,
+        start: float,
+    ) -> list[ReloadResult]:
+        # The workers commit in parallel with the coordinator's own commit.
+        body = {"release": release, "timeout": timeout * 0.9}
+        sent = self._send(peers, (protocol.COMMIT, number, body))
+        versions = {n: s.version for n, s in transaction.module_statuses().items()}
+        local: list[ReloadResult] = []
+        with ledger.applying(release):
+            if entries:
+                local = transaction.reload_many(entries)
+            else:
+                ledger.advance({})
+        local_failed = next((r for r in local if not r.ok), None)
+        answers, first, last = self._gather_timed(sent, number, protocol.DONE, timeout)
+        failed = [
+            p
+            for p in sent
+            if answers[p] is not _GONE and (answers[p] is None or not answers[p]["ok"])
+        ]
+        results_of = [
+            r for p in sent if isinstance(answers[p], dict) for r in answers[p].get("results", ())
+        ]
+        if not failed and local_failed is None:
+            reports = tuple(
+                WorkerReport(p.pid, True, "gone" if answers[p] is _GONE else "committed")
+                for p in sent
+            )
+            for p in sent:
+                p.epoch = release.epoch
+            fleet = FleetResult(
+                release.epoch,
+                parent_state.epoch,
+                True,
+                "committed",
+                tuple(release.modules),
+                reports,
+                time.perf_counter() - start,
+                last - first,
+            )
+            return self._finish(fleet, release, None, local + results_of, rolled_back=False)
+        # Someone could not commit: everyone who did goes back to the parent epoch.
+        others = self._send(
+            [p for p in sent if answers[p] is not _GONE],
+            (protocol.ROLLBACK, number, {"epoch": release.epoch}),
+        )
+        if local_failed is None:
+            for name, status in transaction.module_statuses().items():
+                earlier = versions.get(name)
+                if earlier is not None and status.version != earlier:
+                    transaction.rollback(name, to=earlier, reason="fleet rollback")
+        ledger.restore(parent_state)
+        self._gather(others, number, protocol.DONE, timeout)
+        reports = tuple(
+            WorkerReport(
+                p.pid,
+                True,
+                "gone"
+                if answers[p] is _GONE
+                else "no answer"
+                if answers[p] is None
+                else "commit failed"
+                if not answers[p]["ok"]
+                else "rolled back",
+                None if not isinstance(answers[p], dict) else answers[p].get("error"),
+            )
+            for p in sent
+        )
+        error = local_failed.error if local_failed is not None else None
+        if error is None:
+            culprit = next(r for r in reports if r.outcome in ("commit failed", "no answer"))
+            error = culprit.error or HotswapError(
+                f"worker {culprit.pid}: no answer to commit within {timeout} s"
+            )
+        fleet = FleetResult(
+            release.epoch,
+            parent_state.epoch,
+            False,
+            "rolled back",
+            tuple(release.modules),
+            reports,
+            time.perf_counter() - start,
+            last - first,
+            None if local_failed is None else local_failed.error,
+        )
+        return self._finish(fleet, release, error, [], rolled_back=True)
+
+    def _finish(
+        self,
+        fleet: FleetResult,
+        release: Release,
+        error: BaseException | None,
+        results: list[ReloadResult],
+        *,
+        rolled_back: bool,
+    ) -> list[ReloadResult]:
+        """Log and keep the fleet result; one result per module for ``on_reload``."""
+        line = fleet.describe()
+        logger.log(logging.INFO if fleet.ok else logging.WARNING, "hotswap: %s", line)
+        self.results.append(fleet)
+        for callback in list(self._listeners):
+            try:
+                callback(fleet)
+            except Exception:
+                logger.exception("hotswap: fleet result callback %r raised", callback)
+        statuses = transaction.module_statuses()
+        chosen: dict[str, ReloadResult] = {}
+        for result in results:
+            chosen.setdefault(result.module, result)
+        out = []
+        for name in release.modules:
+            found = chosen.get(name)
+            epoch = release.epoch if fleet.ok else fleet.parent
+            if found is not None:
+                out.append(dataclasses.replace(found, reason=line, epoch=epoch))
+                continue
+            status = statuses.get(name)
+            made = ReloadResult(
+                module=name,
+                ok=fleet.ok,
+                version=status.version if status is not None else 0,
+                error=error,
+                rolled_back=rolled_back,
+                duration=fleet.duration,
+                reason=line,
+                epoch=epoch,
+            )
+            # Recorded, counted and announced; logged at DEBUG: the fleet's line says it.
+            out.append(report(made, level=logging.DEBUG))
+        return out
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def _send(self, peers: list[_Peer], message: protocol.Message) -> list[_Peer]:
+        """Send to each; the peers it reached (a peer that is gone is dropped)."""
+        reached = []
+        for peer in peers:
+            try:
+                peer.conn.send(message)
+                reached.append(peer)
+            except (OSError, ValueError):
+                self._drop(peer)
+        return reached
+
+    def _gather(
+        self, peers: list[_Peer], number: int, kind: str, timeout: float
+    ) -> dict[_Peer, Any]:
+        return self._gather_timed(peers, number, kind, timeout)[0]
+
+    def _gather_timed(
+        self, peers: list[_Peer], number: int, kind: str, timeout: float
+    ) -> tuple[dict[_Peer, Any], float, float]:
+        """Each peer's answer to round ``number``: its body, None (no answer within
+        ``timeout``) or ``_GONE``; and when the first and last answers came."""
+        deadline = time.monotonic() + timeout
+        pending = {peer.conn: peer for peer in peers}
+        answers: dict[_Peer, Any] = {}
+        first = last = 0.0
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for ready in _wait(list(pending), remaining):
+                peer = pending[ready]
+                conn = peer.conn
+                try:
+                    got, round_, body = conn.recv()
+                except (EOFError, OSError):
+                    answers[peer] = _GONE
+                    del pending[conn]
+                    self._drop(peer)
+                    continue
+                if got != kind or round_ != number:
+                    continue  # a late answer of an earlier round (a worker that was stopped)
+                now = time.perf_counter()
+                first = first or now
+                last = now
+                peer.epoch = body.get("epoch", peer.epoch)
+                answers[peer] = body
+                del pending[conn]
+        for peer in pending.values():
+            answers[peer] = None
+        return answers, first, last
+
+    def _drop(self, peer: _Peer) -> None:
+        if peer in self._peers:
+            self._peers.remove(peer)
+        peer.conn.close()
+
+
+def _wait(conns: list[Any], timeout: float) -> list[Any]:
+    from multiprocessing.connection import wait
+
+    return wait(conns, timeout)
+
+
+def _authentication_error() -> type[Exception]:
+    from multiprocessing import AuthenticationError
+
+    return AuthenticationError
+
+
+_GONE: Any = object()  # an answer: the worker's connection closed (it exited)
+
+
+def _welcome_body(state: State) -> dict[str, Any]:
+    epoch, overlay = ledger.shipment()
+    if epoch != state.epoch:  # the parent's state, within a round
+        overlay = {**overlay, **state.shippable()}
+    return {"epoch": state.epoch, "overlay": overlay}
+
+
+def _vote_report(peer: _Peer, vote: Any, timeout: float) -> WorkerReport:
+    if vote is None:
+        error = HotswapError(f"worker {peer.pid}: no vote within {timeout} s")
+        return WorkerReport(peer.pid, None, "no vote", error)
+    if not vote["ok"]:
+        return WorkerReport(peer.pid, False, "voted no", vote.get("error"))
+    return WorkerReport(peer.pid, True, "aborted")
