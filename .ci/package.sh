@@ -85,12 +85,12 @@ done
 step "the extras the docs name, installed from the checkout (pip install -e \".[...]\")"
 venv extras
 "$scratch/extras/bin/python" -m pip install "${pip_quiet[@]}" \
-    -e ".[prometheus,otel,signing,toml,yaml]"
+    -e ".[prometheus,otel,signing,yaml]"
 "$scratch/extras/bin/python" -c '
 import cryptography, prometheus_client, yaml
 from opentelemetry.sdk.trace import TracerProvider  # the trace example in docs/operating.md
 import hotswap.integrations.otel, hotswap.integrations.prometheus
 '
-echo "   prometheus, otel (with the SDK), signing, toml, yaml: installed and imported"
+echo "   prometheus, otel (with the SDK), signing, yaml: installed and imported"
 
 step "passed"
