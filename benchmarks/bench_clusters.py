@@ -199,7 +199,8 @@ def dask_rows(saves: int) -> list[dict[str, Any]]:
                     n_workers=3,
                     processes=True,
                     threads_per_worker=1,
-                    dashboard_address=None,
+                    host="127.0.0.1",
+                    dashboard_address=":0",  # a free port, not 8787
                     preload=["hotswap.integrations.dask"],
                 )
                 client = distributed.Client(cluster)

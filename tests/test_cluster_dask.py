@@ -77,7 +77,7 @@ def dask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dask]:
         processes=True,
         threads_per_worker=1,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: two suites may run side by side
         # hotswap first in every worker, so it records the source of what they import.
         preload=["hotswap.integrations.dask"],
     )
