@@ -122,7 +122,7 @@ def pool_program(tmp_path: Path) -> Iterator[Callable[[str], Program]]:
 FORK_HANG = (
     "known defect, intermittent: a pool worker forked from the coordinator (which runs the "
     "watcher's, the warm-up's and the pool's own threads) sometimes never answers; seen in "
-    "about a third of loaded runs, never alone (docs/fleets.md, limits)"
+    "about a third of the runs here (docs/fleets.md, limits)"
 )
 
 
