@@ -69,6 +69,8 @@ def code(co: types.CodeType) -> tuple[Any, ...]:
             steps.append(name)
         elif name == "LOAD_GLOBAL":
             steps.append(f"{name} {instruction.argval}")
+        elif isinstance(instruction.argval, types.CodeType):  # its repr holds an address
+            steps.append(f"{name} {instruction.argval.co_name}")
         else:
             steps.append(f"{name} {instruction.argrepr}")
     digest = hashlib.sha1("\n".join(steps).encode()).hexdigest()[:12]

@@ -308,7 +308,8 @@ def why(live: str | None, fresh: str | None) -> str:
     if live is None or fresh is None:
         return "only in the fresh import" if live is None else "only in the live process"
     at = next(
-        (i for i, (a, b) in enumerate(zip(live, fresh)) if a != b), min(len(live), len(fresh))
+        (i for i, (a, b) in enumerate(zip(live, fresh, strict=False)) if a != b),
+        min(len(live), len(fresh)),
     )
     start = max(at - 60, 0)
     return f"live ...{live[start : at + 60]}... fresh ...{fresh[start : at + 60]}..."
