@@ -23,6 +23,7 @@ import inspect
 import io
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from typing import Any
 SKIPPED_KEYS = frozenset(
     {"__builtins__", "__loader__", "__spec__", "__file__", "__cached__", "__path__"}
 )
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 
 
@@ -153,7 +155,8 @@ def snapshot(packages: list[str]) -> dict[str, str]:
             if key in SKIPPED_KEYS or key.startswith("__hotswap"):
                 continue
             try:
-                text = json.dumps(describe(value), default=str)
+                # Addresses in reprs (``<object object at 0x...>`` defaults) differ anyway.
+                text = ADDRESS.sub("", json.dumps(describe(value), default=str))
             except Exception as error:  # a value whose introspection fails: say so, go on
                 text = f"<describe failed: {type(error).__name__}>"
             found[f"{name}:{key}"] = text
@@ -186,6 +189,11 @@ class Tool:
         self.tool, self.policy, self.folder = tool, policy, folder
         self.reports: list[Any] = []
         self.lock = threading.Condition()
+        if tool.startswith("hotswap"):
+            # Imported before the package, as a program that enables it at start does: hotswap
+            # then keeps the source each module was imported from (imported later, it could
+            # only take the file as it is at the first reload for the imported version).
+            import hotswap  # noqa: F401
         if tool == "jurigged":
             import jurigged
 
