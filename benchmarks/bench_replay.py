@@ -540,7 +540,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     parser.add_argument("--details", type=int, default=5, help="names shown per step")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--explain", type=int, default=0, help="divergences shown in full")
+    parser.add_argument("--report", help="print the table of earlier --json files (a,b) only")
     args = parser.parse_args(argv)
+    if args.report:
+        merged: dict[str, dict[str, Any]] = {}
+        for file in args.report.split(","):
+            merged.update(json.loads(Path(file).read_text()))
+        print(table(merged))
+        print()
+        print(details(merged, args.details))
+        return merged
     cache = Path(args.cache)
     peers = [p for p in args.peers.split(",") if p]
     started = time.perf_counter()
@@ -558,6 +567,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
                 not args.no_tests,
                 args.explain,
             )
+            if args.json:  # after each package: a long run stopped half-way keeps its figures
+                Path(args.json).write_text(json.dumps(results, indent=1))
     elapsed = time.perf_counter() - started
     print()
     print(table(results))
@@ -568,8 +579,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         f"\n{elapsed:.0f} s in all; via {args.via}; load average {load[0]:.2f} {load[1]:.2f}"
         f" {load[2]:.2f} on {os.cpu_count()} cores"
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
     return results
 
 
