@@ -274,6 +274,9 @@ class Child:
             self.process.kill()
             self.process.wait()
         self.answers.close()
+        if self.process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
 
 
 def make_env(cache: Path, peer: str) -> tuple[str | None, str]:

@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+import _replay_child
 import bench_calls
 import bench_canary
 import bench_diff
@@ -19,6 +20,7 @@ import bench_observability
 import bench_peers
 import bench_pytest
 import bench_reload
+import bench_replay
 
 
 def test_bench_diff_runs():
@@ -123,3 +125,54 @@ def test_bench_peers_rows_run(peer):
 def test_bench_peers_finds_a_python_for_hmr_or_says_so():
     found = bench_peers._python_312()
     assert found is None or os.path.exists(found)
+
+
+def _release(root: Path, value: int, extra: str) -> Path:
+    """A tiny sdist tree: a package of two modules and its own tests."""
+    (root / "pkgr").mkdir(parents=True)
+    (root / "pkgr" / "__init__.py").write_text("from .core import Thing, value\n")
+    (root / "pkgr" / "core.py").write_text(
+        f"class Thing:\n    def get(self):\n        return {value}\n\n\n"
+        f"def value():\n    return Thing().get()\n{extra}"
+    )
+    (root / "tests").mkdir()
+    (root / "tests" / "test_core.py").write_text(
+        f"import pkgr\n\n\ndef test_value():\n    assert pkgr.value() == {value}\n"
+    )
+    return root
+
+
+@pytest.mark.parametrize("via", ["reload", pytest.param("watcher", marks=pytest.mark.watcher)])
+def test_bench_replay_finds_a_release_equal_to_a_fresh_import(tmp_path, monkeypatch, via):
+    roots = {
+        "1": _release(tmp_path / "r1", 1, ""),
+        "2": _release(tmp_path / "r2", 2, "\n\ndef added():\n    return 3\n"),
+    }
+    monkeypatch.setitem(bench_replay.RELEASES, "pkgr", (("pkgr",), ("1", "2")))
+    monkeypatch.setattr(bench_replay, "fetch", lambda cache, name, version: roots[version])
+    work = tmp_path / "work"
+    work.mkdir()
+    rows = bench_replay.replay(tmp_path, work, "pkgr", ["hotswap"], 1, via, True)
+    row = rows["hotswap"]
+    assert row["steps"] == 1
+    assert row["failed"] == row["refused"] == 0
+    assert row["divergent"] == [("2", [])]
+    assert row["tests"] == [("2", 1, [])]
+    assert "| pkgr | hotswap | 1 |" in bench_replay.table(rows and {"pkgr": rows})
+
+
+def test_bench_replay_describes_a_stale_class_as_divergent(tmp_path, monkeypatch):
+    (tmp_path / "stale_mod.py").write_text("class Old:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import stale_mod
+
+    kept = stale_mod.Old
+    fresh = _replay_child.describe(kept)
+    stale_mod.Old = type("Old", (), {"__module__": "stale_mod", "__qualname__": "Old"})
+    try:
+        live = _replay_child.describe(kept)
+    finally:
+        sys.modules.pop("stale_mod", None)
+    assert fresh[3] == "current"
+    assert live[3] == "stale"
+    assert bench_replay.divergent({"m:Old": repr(live)}, {"m:Old": repr(fresh)}) == ["m:Old"]
