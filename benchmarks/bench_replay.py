@@ -23,6 +23,10 @@ observer is not started), IPython's ``ModuleReloader.check()`` (what ``%autorelo
 before a cell) once per step, in its own order. Files a release adds are not applied by
 themselves: they are imported when a changed importer needs them.
 
+The time of a step is the tool's, in the live process: through the watcher, from the end of
+the writes to the end of the quiet second (so at least 1,000 ms; the reloads themselves are the
+rest); otherwise the reload calls or ``check()``.
+
 After each step a fresh interpreter imports the same release and the same modules, and both
 describe every module-level name (``_replay_child.describe``: code objects recursively without
 line numbers, signatures, generator-ness, classes with their MRO and members, whether a class
