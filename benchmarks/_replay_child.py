@@ -31,7 +31,15 @@ import types
 from typing import Any
 
 SKIPPED_KEYS = frozenset(
-    {"__builtins__", "__loader__", "__spec__", "__file__", "__cached__", "__path__"}
+    {
+        "__builtins__",
+        "__loader__",
+        "__spec__",
+        "__file__",
+        "__cached__",
+        "__path__",
+        "__warningregistry__",
+    }
 )
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 SIMPLE = (type(None), bool, int, float, complex, str, bytes)
