@@ -42,6 +42,7 @@ SKIPPED_KEYS = frozenset(
     }
 )
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+PACKAGE_FOLDER = ""  # set by main(): the folder of the package under test
 SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 
 
@@ -321,10 +322,13 @@ def run_tests(tests: str, rootdir: str) -> dict[str, str]:
     """The release's tests in this process: node id -> outcome."""
     import pytest
 
+    # The test modules of an earlier step: their copies sit beside this one's, under the same
+    # names (``tests.test_more``), and pytest would refuse to import this step's as a mismatch.
+    work = os.path.dirname(rootdir) + os.sep
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None) or ""
-        if path.startswith(tests) or name == "conftest":
-            del sys.modules[name]  # a test module of the previous release
+        if (path.startswith(work) and not path.startswith(PACKAGE_FOLDER)) or name == "conftest":
+            del sys.modules[name]
     outcomes: dict[str, str] = {}
 
     class Collect:
@@ -365,6 +369,8 @@ def run_tests(tests: str, rootdir: str) -> dict[str, str]:
 def main() -> None:
     tool, policy, folder, packages, fd = sys.argv[1:6]
     names = packages.split(",")
+    global PACKAGE_FOLDER
+    PACKAGE_FOLDER = os.path.join(folder, "")
     answers = os.fdopen(int(fd), "w")
     sys.path.insert(0, folder)
     runner = Tool(tool, policy, folder)
