@@ -342,7 +342,7 @@ def replay(
     peers: list[str],
     steps: int,
     via: str,
-    tests: bool,
+    tests: bool | frozenset[str],
     explain: int = 0,
 ) -> dict[str, Any]:
     """Replay ``steps`` upgrades of one package for every peer: per peer a row of figures."""
@@ -359,7 +359,7 @@ def replay(
         fresh_rows.append(folder)
     rows: dict[str, Any] = {}
     environments = {peer: make_env(cache, peer) for peer in peers}
-    fresh_cache: dict[tuple[int, tuple[str, ...]], tuple[dict[str, str], dict[str, str]]] = {}
+    fresh_cache: dict[tuple[int, tuple[str, ...], bool], tuple[dict[str, str], dict[str, str]]] = {}
     for peer in peers:
         python, note = environments[peer]
         if python is None:
@@ -407,17 +407,18 @@ def replay(
                         )
                 live = child.ask("snapshot")
                 imported = sorted({key.partition(":")[0] for key in live})
-                key = (index, tuple(imported))
+                wanted = tests if isinstance(tests, bool) else peer in tests
+                key = (index, tuple(imported), wanted)
                 if key not in fresh_cache:
                     fresh_cache[key] = fresh_state(
-                        fresh_rows[index - 1], packages, imported, trees[index][1], log, tests
+                        fresh_rows[index - 1], packages, imported, trees[index][1], log, wanted
                     )
                 fresh, fresh_tests = fresh_cache[key]
                 names = divergent(live, fresh)
                 row["divergent"].append((versions[index], names))
                 for shown in names[:explain]:
                     print(f"    {shown}: {why(live.get(shown), fresh.get(shown))}", flush=True)
-                if tests and trees[index][1] is not None:
+                if wanted and trees[index][1] is not None:
                     copy = tests_copy(work, name, index, trees[index][1])
                     outcomes = child.ask("test", tests=str(copy), rootdir=str(copy.parent))
                     differ = sorted(
@@ -543,6 +544,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--via", choices=("reload", "watcher"), default="watcher")
     parser.add_argument("--no-tests", action="store_true")
+    parser.add_argument("--tests-for", help="run the tests for these peers only (a,b)")
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/hotswap-replay"))
     parser.add_argument("--details", type=int, default=5, help="names shown per step")
     parser.add_argument("--json", help="also write the figures to this file")
@@ -558,6 +560,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         print(details(merged, args.details))
         return merged
     cache = Path(args.cache)
+    tests: bool | frozenset[str] = not args.no_tests
+    if args.tests_for and tests:
+        tests = frozenset(args.tests_for.split(","))
     peers = [p for p in args.peers.split(",") if p]
     started = time.perf_counter()
     results = {}
@@ -571,7 +576,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
                 peers,
                 args.steps,
                 args.via,
-                not args.no_tests,
+                tests,
                 args.explain,
             )
             if args.json:  # after each package: a long run stopped half-way keeps its figures
