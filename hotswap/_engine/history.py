@@ -62,12 +62,16 @@ class Record:
         self.history: deque[Version] = deque([self.current], maxlen=size)
         self.last_number = 1
         self.last_result: ReloadResult | None = None
+        # The SHA-256 of the source a rollback moved away from, until the next version: the
+        # file still holding those bytes is not a new save (a rollback sticks until one).
+        self.left: str | None = None
 
     @property
     def live(self) -> _statements.ModuleSource | None:
         return self.current.source
 
     def add(self, version: Version) -> None:
+        self.left = None
         self.history.append(version)
         self.last_number = max(self.last_number, version.number)
         self.current = version

@@ -65,6 +65,7 @@ from hotswap.exceptions import (
 )
 
 __all__ = (
+    "left_by_rollback",
     "metrics",
     "module_statuses",
     "plan_alone",
@@ -106,6 +107,13 @@ def module_statuses() -> dict[str, ModuleStatus]:
             history=tuple(v.number for v in record.history.copy()),
         )
     return statuses
+
+
+def left_by_rollback(name: str) -> str | None:
+    """The SHA-256 of the source a rollback of module ``name`` moved away from, while no
+    version followed it: a file still holding those bytes was not saved since the rollback."""
+    record = _records.get(name)
+    return record.left if record is not None else None
 
 
 @contextmanager
@@ -571,6 +579,7 @@ def rollback(
                 # Kept names keep their current objects across rollbacks too.
                 namespace.update(kept_values)
                 record.current = chosen
+                record.left = before.source_hash if chosen is not before else None
             if chosen.source_hash is not None and chosen.source_hash != before.source_hash:
                 text = chosen.source.source.encode() if chosen.source is not None else None
                 _hooks.advance({name: (chosen.source_hash, text, before.source_hash)})
