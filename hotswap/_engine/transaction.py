@@ -34,6 +34,7 @@ from hotswap._engine.baseline import live_symbols, synthesize
 from hotswap._engine.execute import compile_plan
 from hotswap._engine.gil import Lowered
 from hotswap._engine.history import Record as _Record
+from hotswap._engine.history import left_by_rollback, module_statuses
 from hotswap._engine.history import record_for as _record_for
 from hotswap._engine.history import records as _records
 from hotswap._engine.outcome import failed as _failed
@@ -49,7 +50,7 @@ from hotswap._engine.unit import facts as _facts
 from hotswap._engine.unit import keep as _keep
 from hotswap._ops import events as _events
 from hotswap._ops import tracing as _tracing
-from hotswap._ops.events import Changes, ModuleStatus, ReloadResult, location
+from hotswap._ops.events import Changes, ReloadResult, location
 from hotswap._plan import audit as _audit
 from hotswap._plan import datafiles as _datafiles
 from hotswap._plan import modules as _modules
@@ -88,32 +89,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_lock.release)
 _local = threading.local()  # .active: the module this thread is reloading, if any
 metrics = _outcome.metrics
-
-
-def module_statuses() -> dict[str, ModuleStatus]:
-    """Status of every module hotswap has reloaded, by name.
-
-    Never waits for a reload: a pinned request asking while a reload waits for the pinned
-    sections to leave would hold that reload up until ``pin_timeout`` (and fail it). Each
-    record is read as it is before or after its reload's commit (the copies are atomic)."""
-    statuses = {}
-    for name, record in _records.copy().items():
-        current = record.current
-        statuses[name] = ModuleStatus(
-            name=name,
-            version=current.number,
-            source_hash=current.source_hash,
-            last_result=record.last_result,
-            history=tuple(v.number for v in record.history.copy()),
-        )
-    return statuses
-
-
-def left_by_rollback(name: str) -> str | None:
-    """The SHA-256 of the source a rollback of module ``name`` moved away from, while no
-    version followed it: a file still holding those bytes was not saved since the rollback."""
-    record = _records.get(name)
-    return record.left if record is not None else None
 
 
 @contextmanager
