@@ -13,6 +13,7 @@ from typing import Any
 
 from hotswap._config import settings as _config
 from hotswap._engine import hooks as _hooks
+from hotswap._engine import registered as _registered
 from hotswap._engine.adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
 from hotswap._engine.execute import compile_plan, relocate, run_plan
 from hotswap._engine.history import Version
@@ -96,6 +97,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                             unit.path,
                         )
                         _follow_surprises(unit, updater)
+                        _purge_registered(unit)
                 current = None
                 if adapters:
                     updates = [_module_update(u) for u in touched]
@@ -212,7 +214,25 @@ def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
         value = namespace.get(name)
         if type(value) in _CONTAINERS:
             found.append((value, value.copy()))  # type: ignore[union-attr]
+    # Containers of other modules the statements register objects in (``sys.meta_path``).
+    statements = [unit.new.statements[i] for i, _ in unit.plan.run]
+    for container in _registered.external_containers(namespace, statements):
+        found.append((container, container.copy()))
     return found
+
+
+def _purge_registered(unit: _Unit) -> None:
+    """The objects that statements which ran again registered outside the module in an
+    earlier version, and that the reload left behind, are taken out (a fresh import never
+    made them)."""
+    assert unit.snapshot is not None
+    namespace = vars(unit.module)
+    stale = _registered.left_behind(unit.snapshot.namespace, namespace, unit.name)
+    if not stale:
+        return
+    statements = [unit.new.statements[i] for i, _ in unit.plan.run]
+    for container in _registered.external_containers(namespace, statements):
+        _registered.purge(container, stale)
 
 
 def _follow_surprises(unit: _Unit, updater: Updater) -> None:

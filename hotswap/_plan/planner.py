@@ -491,9 +491,13 @@ def plan(
                 continue
             trigger = bool(info.reads & rebound) or bool(info.called & dirty)
             trigger = trigger or any(index > mutated.get(n, index) for n in info.reads)
+            starred: set[str] = set()  # names a ``from m import *`` that runs again rebinds
             for level, module, name, local in info.from_imports:
                 source = upstream.resolve(level, module)
-                if name in rebound_up.get(source, ()) or (name == "*" and rebound_up.get(source)):
+                if name == "*" and rebound_up.get(source):
+                    trigger = True
+                    starred.update(rebound_up[source] - {"*"})
+                elif name in rebound_up.get(source, ()):
                     trigger = True
                 elif name in dirty_up.get(source, ()) and local not in dirty:
                     dirty.add(local)
@@ -516,6 +520,9 @@ def plan(
                 before = len(chosen)
                 choose(index, direct=False)
                 changing = changing or len(chosen) != before
+                # Its importers take those names from this module (``pkg.curry`` after
+                # ``from .functoolz import *`` in pkg): they follow as for a name it binds.
+                rebound.update(starred - live.keep)
         if not changing:
             for name in sorted(rebuilds()):
                 rebuild(name)

@@ -1,0 +1,81 @@
+"""Objects a module registered in containers outside itself (``sys.meta_path.append(F())``).
+
+A statement that runs again registers its new object; the one it registered before is still
+there, and a fresh import would never have made it. When the registered object is a version
+the reload left behind (an instance of a replaced class, a replaced class or function), it is
+taken out. Only plain containers reached from the module through other modules' attributes
+are looked at (``sys.meta_path``, ``some_module.REGISTRY``): no heap scan, and no code of the
+program runs to find them. The transaction keeps their contents aside before it runs, so a
+failure or a later rollback puts them back.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from hotswap._plan.effects import READ_ONLY_METHODS
+from hotswap._plan.statements import Statement
+
+__all__ = ("external_containers", "left_behind", "purge")
+
+_CONTAINERS = (list, set)
+
+
+def _resolve(namespace: dict[str, Any], root: str, path: tuple[str, ...]) -> object | None:
+    """``root.a.b`` read through modules' dicts only (no attribute hook of the program runs)."""
+    value = namespace.get(root)
+    for attribute in path:
+        if type(value) is not types.ModuleType:
+            return None
+        value = vars(value).get(attribute)
+    return value
+
+
+def external_containers(
+    namespace: dict[str, Any], statements: Iterable[Statement]
+) -> Iterator[Any]:
+    """The plain containers of other modules that ``statements`` call a mutating method of
+    (``sys.meta_path.append(...)``), each once."""
+    seen: set[int] = set()
+    for stmt in statements:
+        info = stmt.info
+        for root, chain in info.called_attributes:
+            if root not in info.mutates or len(chain) < 2 or chain[-1] in READ_ONLY_METHODS:
+                continue
+            container = _resolve(namespace, root, chain[:-1])
+            if type(container) in _CONTAINERS and id(container) not in seen:
+                seen.add(id(container))
+                yield container
+
+
+def left_behind(old: dict[str, Any], live: dict[str, Any], module_name: str) -> set[int]:
+    """Ids of the functions and classes the module defined that the reload left behind (the
+    name is bound to another object now); :func:`purge` also drops instances of the classes."""
+    found: set[int] = set()
+    for name, value in old.items():
+        if live.get(name) is value:
+            continue
+        function = type(value) is types.FunctionType and value.__globals__ is live
+        if function or (isinstance(value, type) and vars(value).get("__module__") == module_name):
+            found.add(id(value))
+    return found
+
+
+def purge(container: Any, stale: set[int]) -> None:
+    """Take out of ``container`` the left-behind objects and instances of left-behind
+    classes (by identity; never ``__eq__``)."""
+
+    def gone(item: object) -> bool:
+        return id(item) in stale or id(type(item)) in stale
+
+    if type(container) is list:
+        # One item at a time, from the end: the container never looks empty to a reader in
+        # another thread (an import walking ``sys.meta_path``).
+        for index in range(len(container) - 1, -1, -1):
+            if gone(container[index]):
+                del container[index]
+    elif type(container) is set:
+        for item in [item for item in container if gone(item)]:
+            container.discard(item)

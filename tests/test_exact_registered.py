@@ -1,0 +1,162 @@
+"""Issue 25, continued: objects registered outside the module, trampolines as introspection
+sees them, one file imported as several modules (each test reproduces one point with a
+two-version module)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+GENERIC = """\
+import abc
+import typing
+
+V = typing.TypeVar("V")
+W = typing.TypeVar("W")
+I = typing.TypeVar("I")
+
+
+class ParamType(typing.Generic[V{more}], abc.ABC):
+{getitem}    def convert(self, value):
+        return value
+
+
+class _NumberParamTypeBase(ParamType[V], typing.Generic[W, V]):
+    pass
+
+
+class _NumberRangeBase(_NumberParamTypeBase[W, V], typing.Generic[W, V]):
+    pass
+
+
+class IntParamType(_NumberParamTypeBase[int, int]):
+    pass
+"""
+
+GETITEM = """\
+    def __class_getitem__(cls, params):
+        if cls is ParamType and not isinstance(params, tuple):
+            params = (params, typing.Any)
+        return super().__class_getitem__(params)
+
+"""
+
+SUBCLASS = """\
+from genbase import IntParamType, ParamType, _NumberRangeBase
+
+
+class IntRange(_NumberRangeBase[int, int], IntParamType):
+    def convert(self, value):
+        return int(value)
+
+
+class Mine(ParamType[int]):
+    pass
+"""
+
+
+def test_generic_gaining_class_getitem_with_super_keeps_unchanged_subclasses(reloading):
+    base = reloading.load("genbase", GENERIC.format(more="", getitem=""))
+    sub = reloading.load("gensub", SUBCLASS)
+    for more, getitem in [(", I", GETITEM), (", I", GETITEM.replace("typing.Any", "object"))]:
+        result = reloading.reload("genbase", GENERIC.format(more=more, getitem=getitem))
+        assert result.ok, result.error
+        assert sub.IntRange().convert("3") == 3
+        assert issubclass(sub.IntRange, base.ParamType)  # as after a fresh import
+        assert base.ParamType[int].__args__[0] is int  # super() in the kept class
+        assert sub.Mine.__mro__[1] is base.ParamType
+
+
+FINDER = """\
+import sys
+
+PREFIX = "hotswap_test_absent."
+
+
+class Finder:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(PREFIX):
+            raise ImportError(name)
+        return None
+
+
+sys.meta_path.append(Finder())
+"""
+
+FINDER_REPLACED = """\
+import importlib.abc
+import sys
+
+
+class Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        return None
+
+
+sys.meta_path.append(Finder())
+"""
+
+
+@pytest.fixture
+def meta_path():
+    """sys.meta_path as the test found it, afterwards."""
+    saved = list(sys.meta_path)
+    yield sys.meta_path
+    sys.meta_path[:] = saved
+
+
+def _finders(name):
+    return [f for f in sys.meta_path if type(f).__module__ == name]
+
+
+def test_replaced_class_registered_in_meta_path_leaves_one_instance(reloading, meta_path):
+    mod = reloading.load("finderreg", FINDER)
+    result = reloading.reload("finderreg", FINDER_REPLACED, policy="off")
+    assert result.ok, result.error
+    assert [type(f) for f in _finders("finderreg")] == [mod.Finder]  # as a fresh import
+
+
+def test_failed_reload_puts_back_a_registry_of_another_module(reloading, meta_path):
+    mod = reloading.load("finderfail", FINDER)
+    before = _finders("finderfail")
+    result = reloading.reload("finderfail", FINDER_REPLACED + "\nraise RuntimeError('late')\n")
+    assert not result.ok
+    assert _finders("finderfail") == before
+    assert type(before[0]) is mod.Finder
+
+
+CURRY = """\
+class curry{header}:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, *args):
+        return self.f(*args)
+
+
+def add(a, b):
+    return a + b
+"""
+
+CURRIED = """\
+import curpkg
+from curpkg import curry
+
+add = curpkg.curry(curpkg.add)
+"""
+
+
+def test_module_built_from_a_star_import_follows_a_replaced_class(reloading):
+    reloading.write("curpkg.functoolz", CURRY.format(header="(object)"))
+    reloading.write("curpkg", "from .functoolz import *\n")
+    reloading.write("curpkg.curried", CURRIED)
+    curried = reloading.load("curpkg.curried", CURRIED)
+    pkg = sys.modules["curpkg"]
+    result = reloading.reload("curpkg.functoolz", CURRY.format(header=""))
+    assert result.ok, result.error
+    new = sys.modules["curpkg.functoolz"].curry
+    assert "curry (its bases changed)" in result.changes.replaced
+    # As after a fresh import: every module holds the new class and its instances.
+    assert (pkg.curry, curried.curry, type(curried.add)) == (new, new, new)
+    assert curried.add(2, 3) == 5
