@@ -4,6 +4,8 @@ two-version module)."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sys
 
 import pytest
@@ -69,6 +71,7 @@ def test_generic_gaining_class_getitem_with_super_keeps_unchanged_subclasses(rel
 
 
 FINDER = """\
+import inspect
 import sys
 
 PREFIX = "hotswap_test_absent."
@@ -86,6 +89,7 @@ sys.meta_path.append(Finder())
 
 FINDER_REPLACED = """\
 import importlib.abc
+import inspect
 import sys
 
 
@@ -160,3 +164,54 @@ def test_module_built_from_a_star_import_follows_a_replaced_class(reloading):
     # As after a fresh import: every module holds the new class and its instances.
     assert (pkg.curry, curried.curry, type(curried.add)) == (new, new, new)
     assert curried.add(2, 3) == 5
+
+
+SUPER = """\
+class Base:
+    def area(self, x, y=2, *, scale=1):
+        return x * y * scale
+
+
+class Square(Base):
+    def area(self, x, y=2, *, scale=1):
+        return {body}
+"""
+
+
+def test_method_gaining_super_keeps_its_signature(reloading):
+    mod = reloading.load("trampsig", SUPER.format(body="x * x * scale"))
+    held = mod.Square.area
+    before = inspect.signature(held)
+    result = reloading.reload("trampsig", SUPER.format(body="super().area(x, y, scale=scale) + 1"))
+    assert result.ok, result.error
+    assert mod.Square.area is held  # the kept function forwards to the new code
+    assert inspect.signature(held) == before  # what a fresh import shows
+    assert held(mod.Square(), 3) == 7
+    assert held(mod.Square(), 3, 4, scale=2) == 25
+
+
+KINDS = {
+    "generator": ("def f(n):\n    return [n]\n", "def f(n):\n    yield n\n"),
+    "coroutine": ("def f(n):\n    return n\n", "async def f(n):\n    return n\n"),
+    "plain": ("def f(n):\n    yield n\n", "def f(n):\n    return [n]\n"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_function_changing_kind_under_policy_off_is_what_introspection_expects(reloading, kind):
+    old, new = KINDS[kind]
+    mod = reloading.load(f"kind{kind}", old)
+    held = mod.f
+    result = reloading.reload(f"kind{kind}", new, policy="off")
+    assert result.ok, result.error
+    fresh = {}
+    exec(compile(new, "<fresh>", "exec"), fresh)
+    for check in (inspect.isgeneratorfunction, inspect.iscoroutinefunction):
+        assert check(mod.f) == check(fresh["f"]), check.__name__
+    assert inspect.signature(mod.f) == inspect.signature(fresh["f"])
+    # A reference taken before keeps its kind and runs the new code.
+    if kind == "coroutine":
+        assert asyncio.run(held(3)) == 3
+    else:
+        assert list(held(3)) == [3]
+    assert inspect.isgeneratorfunction(held) == (kind == "plain")
