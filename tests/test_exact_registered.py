@@ -215,3 +215,70 @@ def test_function_changing_kind_under_policy_off_is_what_introspection_expects(r
     else:
         assert list(held(3)) == [3]
     assert inspect.isgeneratorfunction(held) == (kind == "plain")
+
+
+FUNCS = """\
+def double(x):
+    return x * 2
+
+
+def removed():
+    return 0
+
+
+class Kind:
+    pass
+"""
+
+FUNCS_NEW = """\
+def double(x):
+    return x * 2 + 1
+
+
+def added():
+    return 1
+
+
+class Kind(Exception):
+    pass
+"""
+
+MIRROR = """\
+import importlib.machinery
+import sys
+import types
+
+import cpsrc.funcs as _source
+
+OWN = ("__name__", "__spec__", "__loader__", "__package__")
+funcs = types.ModuleType("cpmirror.funcs")
+funcs.__dict__.update({k: v for k, v in vars(_source).items() if k not in OWN})
+funcs.__spec__ = importlib.machinery.ModuleSpec("cpmirror.funcs", None)
+funcs.__package__ = "cpmirror"
+sys.modules["cpmirror.funcs"] = funcs
+"""
+
+
+@pytest.mark.watcher
+def test_watcher_one_file_several_modules_copies_follow_the_module(project, bytecode, watch):
+    path = project.write("cpsrc.funcs", FUNCS)
+    project.load("cpmirror", MIRROR)
+    source, copy = sys.modules["cpsrc.funcs"], sys.modules["cpmirror.funcs"]
+    assert copy.__file__ == source.__file__
+    double = copy.double
+    seen = watch(debounce=0.05)
+    path.write_text(FUNCS_NEW)
+    seen.wait_for(lambda results: any(r.module == "cpsrc.funcs" for r in results))
+    # The source never runs inside the copy (no object of "cpmirror.funcs" is made).
+    assert [r.module for r in seen.results] == ["cpsrc.funcs"]
+    assert seen.results[0].ok, seen.results[0].error
+    assert all(
+        getattr(v, "__module__", "cpsrc.funcs") == "cpsrc.funcs"
+        for k, v in vars(copy).items()
+        if k not in ("__builtins__", "__name__", "__package__", "__spec__", "__loader__")
+    )
+    # What a fresh import gives the copy: the module's names, as they are now.
+    assert (copy.double(2), double(2)) == (5, 5)
+    assert (copy.added, copy.Kind) == (source.added, source.Kind)
+    assert issubclass(copy.Kind, Exception)
+    assert not hasattr(copy, "removed")

@@ -29,6 +29,7 @@ from hotswap._engine.unit import keep as _keep
 from hotswap._engine.update import Updater
 from hotswap._ops import tracing as _tracing
 from hotswap._ops.events import location
+from hotswap._plan import modules as _modules
 from hotswap._plan import planner as _planner
 from hotswap._plan import sources as _sources
 from hotswap.exceptions import ExecutionError, HotswapError, MigrationError, VerificationError
@@ -368,6 +369,8 @@ def _commit(touched: list[_Unit]) -> None:
                 callback()
             except Exception:
                 logger.exception("hotswap: %s: cleanup after commit failed", unit.name)
+        copies = _modules.copies_of(unit.module, _modules.real_file(unit.path))
+        _registered.follow_copies(copies, unit.snapshot.namespace, vars(unit.module))
         _dispose(unit)
     for unit in touched:
         if unit.old is not None and unit.old is not unit.new:

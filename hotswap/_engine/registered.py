@@ -15,10 +15,11 @@ import types
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from hotswap._engine.baseline import MODULE_ATTRIBUTES
 from hotswap._plan.effects import READ_ONLY_METHODS
 from hotswap._plan.statements import Statement
 
-__all__ = ("external_containers", "left_behind", "purge")
+__all__ = ("external_containers", "follow_copies", "left_behind", "purge")
 
 _CONTAINERS = (list, set)
 
@@ -79,3 +80,26 @@ def purge(container: Any, stale: set[int]) -> None:
     elif type(container) is set:
         for item in [item for item in container if gone(item)]:
             container.discard(item)
+
+
+_MISSING: Any = object()
+
+
+def follow_copies(
+    copies: Iterable[types.ModuleType], old: dict[str, Any], live: dict[str, Any]
+) -> None:
+    """Copies of a reloaded module (toolz's ``tlz.functoolz``: its names, copied by a package
+    at import) hold what a fresh import would copy: a name the reload bound to another object,
+    added or removed changes in a copy that still held the module's own old value (a name
+    the copy set itself stays). Kept objects were updated in place: nothing to do for them."""
+    for copy in copies:
+        target = vars(copy)
+        for name, value in list(live.items()):
+            if name in MODULE_ATTRIBUTES:
+                continue
+            before = old.get(name, _MISSING)
+            if before is not value and target.get(name, _MISSING) is before:
+                target[name] = value
+        for name, value in old.items():
+            if name not in live and name not in MODULE_ATTRIBUTES and target.get(name) is value:
+                del target[name]
