@@ -151,11 +151,11 @@ add = curpkg.curry(curpkg.add)
 """
 
 
-def test_module_built_from_a_star_import_follows_a_replaced_class(reloading):
+@pytest.mark.parametrize("tail", ["", "del curpkg\n"])
+def test_module_built_from_a_star_import_follows_a_replaced_class(reloading, tail):
     reloading.write("curpkg.functoolz", CURRY.format(header="(object)"))
     reloading.write("curpkg", "from .functoolz import *\n")
-    reloading.write("curpkg.curried", CURRIED)
-    curried = reloading.load("curpkg.curried", CURRIED)
+    curried = reloading.load("curpkg.curried", CURRIED + tail)  # toolz.curried deletes it
     pkg = sys.modules["curpkg"]
     result = reloading.reload("curpkg.functoolz", CURRY.format(header=""))
     assert result.ok, result.error
