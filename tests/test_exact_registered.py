@@ -282,3 +282,30 @@ def test_watcher_one_file_several_modules_copies_follow_the_module(project, byte
     assert (copy.added, copy.Kind) == (source.added, source.Kind)
     assert issubclass(copy.Kind, Exception)
     assert not hasattr(copy, "removed")
+
+
+LOADER = """\
+import sys
+
+
+class Loader:
+    def __init__(self):
+        self.prefix = "{prefix}"
+
+    def find_spec(self, name, path=None, target=None):
+        return None
+
+
+loader = Loader()
+sys.meta_path.append(loader)
+"""
+
+
+def test_registered_instance_rebuilt_by_a_changed_class_leaves_one(reloading, meta_path):
+    mod = reloading.load("loaderreg", LOADER.format(prefix="a."))
+    kept = mod.Loader
+    result = reloading.reload("loaderreg", LOADER.format(prefix="b."))
+    assert result.ok, result.error
+    assert mod.Loader is kept  # merged, not replaced
+    assert _finders("loaderreg") == [mod.loader]  # as a fresh import: one loader, the new one
+    assert mod.loader.prefix == "b."

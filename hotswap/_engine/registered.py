@@ -52,14 +52,20 @@ def external_containers(
 
 
 def left_behind(old: dict[str, Any], live: dict[str, Any], module_name: str) -> set[int]:
-    """Ids of the functions and classes the module defined that the reload left behind (the
-    name is bound to another object now); :func:`purge` also drops instances of the classes."""
+    """Ids of the functions, classes and instances of its classes the module bound that the
+    reload left behind (the name is bound to another object now); :func:`purge` also drops
+    instances of those classes."""
     found: set[int] = set()
     for name, value in old.items():
         if live.get(name) is value:
             continue
-        function = type(value) is types.FunctionType and value.__globals__ is live
-        if function or (isinstance(value, type) and vars(value).get("__module__") == module_name):
+        if type(value) is types.FunctionType:
+            own = value.__globals__ is live
+        elif isinstance(value, type):
+            own = vars(value).get("__module__") == module_name
+        else:  # an instance of one of the module's classes (``loader = Loader()``)
+            own = vars(type(value)).get("__module__") == module_name
+        if own:
             found.add(id(value))
     return found
 
