@@ -5,7 +5,9 @@ two-version module)."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
+import logging
 import sys
 
 import pytest
@@ -72,6 +74,7 @@ def test_generic_gaining_class_getitem_with_super_keeps_unchanged_subclasses(rel
 
 FINDER = """\
 import inspect
+import logging
 import sys
 
 PREFIX = "hotswap_test_absent."
@@ -90,6 +93,7 @@ sys.meta_path.append(Finder())
 FINDER_REPLACED = """\
 import importlib.abc
 import inspect
+import logging
 import sys
 
 
@@ -309,3 +313,80 @@ def test_registered_instance_rebuilt_by_a_changed_class_leaves_one(reloading, me
     assert mod.Loader is kept  # merged, not replaced
     assert _finders("loaderreg") == [mod.loader]  # as a fresh import: one loader, the new one
     assert mod.loader.prefix == "b."
+
+
+CACHED = """\
+import functools
+
+
+@functools.lru_cache(maxsize=None)
+def square(x):
+    return x * x
+"""
+
+
+def test_failed_verify_leaves_no_result_of_the_rolled_back_code_in_a_cache(reloading):
+    mod = reloading.load("cachedverify", CACHED)
+    assert mod.square(2) == 4
+    tail = "\n\ndef __hotswap_verify__():\n    assert square(2) == 5\n    raise ValueError('no')\n"
+    result = reloading.reload("cachedverify", CACHED.replace("x * x", "x * x + 1") + tail)
+    assert not result.ok
+    assert mod.square(2) == 4  # the rolled-back code's answer, not the cached new one
+    assert not hasattr(mod, "__hotswap_verify__")
+
+
+def test_failed_reload_after_a_statement_called_the_cached_function(reloading):
+    source = CACHED + "\n\nTABLE = [square(i) for i in range(3)]\n"
+    mod = reloading.load("cachedeager", source)
+    assert mod.square(2) == 4
+    new = source.replace("x * x", "x * x + 1") + "raise RuntimeError('late')\n"
+    result = reloading.reload("cachedeager", new)
+    assert not result.ok
+    assert (mod.square(2), mod.TABLE) == (4, [0, 1, 4])  # nothing of the new code stays
+
+
+ACTED = """\
+import atexit
+import logging
+import sys
+
+log = logging.getLogger("hotswap-test-acted")
+
+
+class Finder:
+    def find_spec(self, name, path=None, target=None):
+        return None
+
+
+def cleanup():
+    return None
+
+
+atexit.register(cleanup)
+sys.meta_path.append(Finder())
+log.setLevel(logging.DEBUG)
+X = 1
+"""
+
+
+def test_removed_statements_that_only_acted_are_undone_where_known(reloading, meta_path):
+    mod = reloading.load("actedundo", ACTED)
+    cleanup = mod.cleanup
+    assert len(_finders("actedundo")) == 1
+    new = ACTED.replace("atexit.register(cleanup)\n", "").replace(
+        "sys.meta_path.append(Finder())\n", ""
+    )
+    new = new.replace("log.setLevel(logging.DEBUG)\n", "")
+    try:
+        result = reloading.reload("actedundo", new)
+        assert result.ok, result.error
+        assert _finders("actedundo") == []  # taken back, as a fresh import never added it
+        # atexit.unregister(cleanup) was called: registering and unregistering once more
+        # leaves nothing registered (atexit has no way to list its callbacks).
+        assert atexit.unregister(cleanup) is None
+        # What cannot be undone (a logger's previous level is not known) is reported.
+        assert [s.line for s in result.skipped] == [19]
+        assert "what it did stays" in result.skipped[0].reason
+    finally:
+        atexit.unregister(cleanup)
+        logging.getLogger("hotswap-test-acted").setLevel(logging.NOTSET)

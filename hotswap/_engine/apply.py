@@ -32,6 +32,7 @@ from hotswap._ops.events import location
 from hotswap._plan import modules as _modules
 from hotswap._plan import planner as _planner
 from hotswap._plan import sources as _sources
+from hotswap._plan.statements import parse_statement
 from hotswap.exceptions import ExecutionError, HotswapError, MigrationError, VerificationError
 
 __all__ = ("run",)
@@ -369,12 +370,40 @@ def _commit(touched: list[_Unit]) -> None:
                 callback()
             except Exception:
                 logger.exception("hotswap: %s: cleanup after commit failed", unit.name)
+        _undo_removed(unit)
         copies = _modules.copies_of(unit.module, _modules.real_file(unit.path))
         _registered.follow_copies(copies, unit.snapshot.namespace, vars(unit.module))
         _dispose(unit)
     for unit in touched:
         if unit.old is not None and unit.old is not unit.new:
             _relocate(unit)
+
+
+def _undo_removed(unit: _Unit) -> None:
+    """Removed statements that only acted: what they registered is taken back where that is
+    known (``atexit.register(f)``, ``sys.meta_path.append(F())``); the rest stays reported
+    in ``skipped``. After the commit: nothing to put back if a later step fails."""
+    if not unit.plan.effects_removed or unit.old is None or unit.snapshot is None:
+        return
+    by_line = {stmt.first: stmt for stmt in unit.old.statements}
+    remaining = _registered.registrations(unit.new.statements)
+    left = []
+    for line in unit.plan.effects_removed:
+        stmt = by_line.get(line)
+        try:
+            undone = stmt is not None and _registered.undo_removed(
+                parse_statement(stmt),
+                unit.snapshot.namespace,
+                vars(unit.module),
+                unit.name,
+                remaining,
+            )
+        except Exception:
+            logger.exception("hotswap: %s: undoing removed line %s failed", unit.name, line)
+            undone = False
+        if not undone:
+            left.append(line)
+    unit.plan.effects_removed[:] = left
 
 
 def _relocate(unit: _Unit) -> None:

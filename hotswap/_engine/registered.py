@@ -11,6 +11,8 @@ failure or a later rollback puts them back.
 
 from __future__ import annotations
 
+import ast
+import atexit
 import types
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -19,9 +21,18 @@ from hotswap._engine.baseline import MODULE_ATTRIBUTES
 from hotswap._plan.effects import READ_ONLY_METHODS
 from hotswap._plan.statements import Statement
 
-__all__ = ("external_containers", "follow_copies", "left_behind", "purge")
+__all__ = (
+    "external_containers",
+    "follow_copies",
+    "left_behind",
+    "purge",
+    "registrations",
+    "undo_removed",
+)
 
 _CONTAINERS = (list, set)
+# Methods that register one object (the last argument) in a container or a registry.
+_REGISTERING = frozenset({"append", "add", "insert", "register"})
 
 
 def _resolve(namespace: dict[str, Any], root: str, path: tuple[str, ...]) -> object | None:
@@ -109,3 +120,78 @@ def follow_copies(
         for name, value in old.items():
             if name not in live and name not in MODULE_ATTRIBUTES and target.get(name) is value:
                 del target[name]
+
+
+def _dotted(node: ast.expr) -> tuple[str, tuple[str, ...]] | None:
+    chain: list[str] = []
+    while isinstance(node, ast.Attribute):
+        chain.append(node.attr)
+        node = node.value
+    return (node.id, tuple(reversed(chain))) if isinstance(node, ast.Name) else None
+
+
+def registrations(statements: Iterable[Statement]) -> set[tuple[str, tuple[str, ...]]]:
+    """``(root, path)`` of every container the statements call a mutating method of."""
+    return {
+        (root, chain[:-1])
+        for stmt in statements
+        for root, chain in stmt.info.called_attributes
+        if root in stmt.info.mutates and chain and chain[-1] not in READ_ONLY_METHODS
+    }
+
+
+def undo_removed(
+    node: ast.stmt,
+    old: dict[str, Any],
+    live: dict[str, Any],
+    module_name: str,
+    remaining: set[tuple[str, tuple[str, ...]]],
+) -> bool:
+    """Undo what a removed statement that only acted registered, where that is known:
+    ``atexit.register(f)``, and ``X.append(f)`` / ``X.add(obj)`` / ``X.append(C())`` into a
+    plain container (the module's object, or the instances of its class ``C`` when no statement
+    left registers into ``X``). Whether it was undone (else it is reported as skipped)."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+        return False
+    if call.func.attr not in _REGISTERING or not call.args or call.keywords:
+        return False
+    path = _dotted(call.func.value)
+    if path is None:
+        return False
+    root, chain = path
+    target = _resolve(live if root in live else old, root, chain)
+    arg = call.args[-1]
+    if isinstance(arg, ast.Name) and arg.id in old:
+        registered = old[arg.id]
+
+        def matches(item: object) -> bool:
+            return item is registered
+
+        if target is atexit and call.func.attr == "register" and callable(registered):
+            atexit.unregister(registered)
+            return True
+    elif isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and path not in remaining:
+        kinds = {id(old.get(arg.func.id)), id(live.get(arg.func.id))}
+        kind = old.get(arg.func.id)
+        if not isinstance(kind, type) or vars(kind).get("__module__") != module_name:
+            return False
+
+        def matches(item: object) -> bool:
+            return id(type(item)) in kinds
+
+    else:
+        return False
+    if type(target) is list:
+        found = [index for index, item in enumerate(target) if matches(item)]
+        if isinstance(arg, ast.Name):
+            found = found[-1:]  # one registration: the last (a name may be there twice)
+        for index in reversed(found):
+            del target[index]
+        return bool(found)
+    if type(target) is set:
+        gone = [item for item in target if matches(item)]
+        for item in gone:
+            target.discard(item)
+        return bool(gone)
+    return False

@@ -142,8 +142,15 @@ class Plan:
     annotations: bool = False
 
     def __bool__(self) -> bool:
-        """Whether there is anything to do (skipped statements are only reported)."""
-        return bool(self.run or self.removed or self.attribute_deletes or self.annotations)
+        """Whether there is anything to do (skipped statements are only reported; a removed
+        statement that only acted may have registered something to take back)."""
+        return bool(
+            self.run
+            or self.removed
+            or self.attribute_deletes
+            or self.annotations
+            or self.effects_removed
+        )
 
 
 def align(old: list[Statement], new: list[Statement]) -> list[int | None]:
