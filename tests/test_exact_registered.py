@@ -390,3 +390,38 @@ def test_removed_statements_that_only_acted_are_undone_where_known(reloading, me
     finally:
         atexit.unregister(cleanup)
         logging.getLogger("hotswap-test-acted").setLevel(logging.NOTSET)
+
+
+CHARGE = "def charge(amount, currency):\n    return amount\n"
+CHARGED = "def charge(amount):\n    return amount\n"
+
+
+def test_strict_accepts_a_parameter_removed_with_every_caller_updated(project):
+    from hotswap._engine import transaction
+
+    project.load("chg", CHARGE)
+    user = project.load(
+        "chguse", "from chg import charge\n\n\ndef pay():\n    return charge(5, currency='EUR')\n"
+    )
+    project.write("chg", CHARGED)
+    project.write("chguse", "from chg import charge\n\n\ndef pay():\n    return charge(5)\n")
+    results = transaction.reload_many([("chg", None), ("chguse", None)], policy="strict")
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+    assert user.pay() == 5
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "def pay():\n    return charge(5, 'EUR')\n",  # a caller still passes it
+        "def pay():\n    return charge(*ARGS)\n\n\nARGS = (5, 'EUR')\n",  # cannot tell
+        "HANDLERS = [charge]\n",  # handed on: called with anything
+    ],
+)
+def test_strict_still_refuses_a_parameter_removed_that_a_use_may_pass(project, use):
+    import hotswap
+
+    project.load("chk", CHARGE)
+    project.load("chkuse", "from chk import charge\n\n\n" + use)
+    result = project.reload("chk", CHARGED, policy="strict")
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)
