@@ -435,3 +435,12 @@ def test_class_whose_slots_changed_reaches_importers(reloading):
     new = sys.modules["slotsrc"].Point
     assert "__slots__" in str(result.changes.replaced)
     assert (user.Point, type(user.ORIGIN)) == (new, new)  # as after a fresh import
+
+
+def test_star_import_drops_removed_names_but_keeps_its_own(reloading):
+    reloading.load("starsrc2", "A = 1\nB = 2\n\n\ndef helper():\n    return 1\n")
+    user = reloading.load("staruser2", "from starsrc2 import *\n\nC = A + 1\nB = 5\n")
+    result = reloading.reload("starsrc2", "A = 2\n")
+    assert result.ok, result.error
+    # As after a fresh import: helper is gone, B is the importer's own, C follows A.
+    assert (hasattr(user, "helper"), user.B, user.C) == (False, 5, 3)

@@ -100,6 +100,12 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                         )
                         _follow_surprises(unit, updater)
                         _purge_registered(unit)
+                        _registered.drop_star_removed(
+                            vars(unit.module),
+                            unit.new.statements,
+                            [i for i, _ in unit.plan.run],
+                            {u.name: u.snapshot.namespace for u in touched if u.snapshot},
+                        )
                 current = None
                 if adapters:
                     updates = [_module_update(u) for u in touched]

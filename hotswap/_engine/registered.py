@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import sys
 import types
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -22,6 +23,7 @@ from hotswap._plan.effects import READ_ONLY_METHODS
 from hotswap._plan.statements import Statement
 
 __all__ = (
+    "drop_star_removed",
     "external_containers",
     "follow_copies",
     "left_behind",
@@ -195,3 +197,40 @@ def undo_removed(
             target.discard(item)
         return bool(gone)
     return False
+
+
+def _exported(namespace: dict[str, Any]) -> set[str]:
+    """The names ``from m import *`` takes from a module dict."""
+    names = namespace.get("__all__")
+    if isinstance(names, list | tuple):
+        return {n for n in names if isinstance(n, str)}
+    return {n for n in namespace if not n.startswith("_")}
+
+
+def drop_star_removed(
+    namespace: dict[str, Any],
+    statements: list[Statement],
+    ran: Iterable[int],
+    before: dict[str, dict[str, Any]],
+) -> None:
+    """A ``from m import *`` that ran again binds what ``m`` exports now; the names ``m``
+    exported before and no more, still holding ``m``'s old object and bound by no statement
+    of this module, go (a fresh import never binds them). ``before``: the module dicts of the
+    change set's modules as they were before it ran."""
+    own = {name for stmt in statements for name in stmt.info.binds}
+    package = namespace.get("__package__") or ""
+    for index in ran:
+        for level, relative, name, _ in statements[index].info.from_imports:
+            if name != "*":
+                continue
+            module = relative
+            if level:
+                base = package.rsplit(".", level - 1)[0] if level > 1 else package
+                module = f"{base}.{relative}" if relative else base
+            old = before.get(module)
+            current = sys.modules.get(module)
+            if old is None or current is None:
+                continue
+            for gone in _exported(old) - _exported(vars(current)) - own:
+                if gone in namespace and namespace[gone] is old.get(gone, _MISSING):
+                    del namespace[gone]
