@@ -444,3 +444,31 @@ def test_star_import_drops_removed_names_but_keeps_its_own(reloading):
     assert result.ok, result.error
     # As after a fresh import: helper is gone, B is the importer's own, C follows A.
     assert (hasattr(user, "helper"), user.B, user.C) == (False, 5, 3)
+
+
+PLUGIN = """\
+import regsite
+
+
+def handle():
+    return 1
+
+
+regsite.HANDLERS["h"] = handle
+regsite.HANDLERS["n"] = len
+X = 1
+"""
+
+
+def test_removed_item_stored_in_another_modules_registry_is_undone(reloading):
+    site = reloading.load("regsite", "HANDLERS = {}\n")
+    reloading.load("regplug", PLUGIN)
+    assert set(site.HANDLERS) == {"h", "n"}
+    new = PLUGIN.replace('regsite.HANDLERS["h"] = handle\n', "").replace(
+        'regsite.HANDLERS["n"] = len\n', ""
+    )
+    result = reloading.reload("regplug", new)
+    assert result.ok, result.error
+    assert set(site.HANDLERS) == {"n"}  # the module's own function is taken back
+    # What the module did not make (a builtin stored under a key) is left, and reported.
+    assert [s.line for s in result.skipped] == [9]

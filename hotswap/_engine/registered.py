@@ -153,6 +153,8 @@ def undo_removed(
     ``atexit.register(f)``, and ``X.append(f)`` / ``X.add(obj)`` / ``X.append(C())`` into a
     plain container (the module's object, or the instances of its class ``C`` when no statement
     left registers into ``X``). Whether it was undone (else it is reported as skipped)."""
+    if isinstance(node, ast.Assign):
+        return _undo_item(node, old, live, module_name)
     call = node.value if isinstance(node, ast.Expr) else None
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
         return False
@@ -197,6 +199,36 @@ def undo_removed(
             target.discard(item)
         return bool(gone)
     return False
+
+
+def _undo_item(node: ast.Assign, old: dict[str, Any], live: dict[str, Any], module: str) -> bool:
+    """``other.REG["key"] = f`` removed: the key goes when it still holds what the statement
+    stored (the module's object ``f``, or an instance of the module's class)."""
+    target = node.targets[0] if len(node.targets) == 1 else None
+    if not isinstance(target, ast.Subscript) or not isinstance(target.slice, ast.Constant):
+        return False
+    path = _dotted(target.value)
+    if path is None:
+        return False
+    root, chain = path
+    if not chain and root in live and type(live[root]) in (dict, list, set):
+        return False  # the module's own container: rebuilt from its writers
+    container = _resolve(live if root in live else old, root, chain)
+    key = target.slice.value
+    if type(container) is not dict or key not in container:
+        return False
+    stored, value = container[key], node.value
+    if isinstance(value, ast.Name):
+        ours = value.id in old and stored is old[value.id]
+    elif isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+        kind = old.get(value.func.id)
+        ours = isinstance(kind, type) and vars(kind).get("__module__") == module
+        ours = ours and type(stored) in (kind, live.get(value.func.id))
+    else:
+        return False
+    if ours:
+        del container[key]
+    return ours
 
 
 def _exported(namespace: dict[str, Any]) -> set[str]:

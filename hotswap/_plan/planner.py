@@ -426,7 +426,14 @@ def plan(
             else:  # still bound elsewhere: those statements decide its value again
                 for index in binders[name]:
                     choose(index, direct=False)
-        if info.kind == OTHER and not info.binds and (info.called or info.called_attributes):
+        # Mutations of objects the module does not own (``other.REG["k"] = f``), besides the
+        # attributes a removed statement set (deleted below).
+        acted = info.mutates - {target for target, _ in info.attribute_sets}
+        if (
+            info.kind == OTHER
+            and not info.binds
+            and (info.called or info.called_attributes or acted)
+        ):
             undone = _writes(stmt, old_writers)
             if not undone or not all(live.container(n) for n in undone):
                 result.effects_removed.append(stmt.first)
