@@ -472,3 +472,42 @@ def test_removed_item_stored_in_another_modules_registry_is_undone(reloading):
     assert set(site.HANDLERS) == {"n"}  # the module's own function is taken back
     # What the module did not make (a builtin stored under a key) is left, and reported.
     assert [s.line for s in result.skipped] == [9]
+
+
+HANDLED = """\
+import logging
+
+log = logging.getLogger("hotswap-test-handled")
+
+
+class Handler({base}):
+    def emit(self, record):
+        return None
+
+
+log.addHandler(Handler())
+"""
+
+
+def test_replaced_handler_class_leaves_one_handler_on_the_logger(reloading):
+    logger = logging.getLogger("hotswap-test-handled")
+    try:
+        mod = reloading.load("handled", HANDLED.format(base="logging.Handler"))
+        result = reloading.reload("handled", HANDLED.format(base="logging.NullHandler"))
+        assert result.ok, result.error
+        assert [type(h) for h in logger.handlers] == [mod.Handler]  # as a fresh import
+    finally:
+        logger.handlers.clear()
+
+
+def test_removed_add_handler_takes_the_handler_off_the_logger(reloading):
+    logger = logging.getLogger("hotswap-test-handled")
+    try:
+        reloading.load("handledrm", HANDLED.format(base="logging.Handler"))
+        assert len(logger.handlers) == 1
+        source = HANDLED.format(base="logging.Handler").replace("log.addHandler(Handler())\n", "")
+        result = reloading.reload("handledrm", source)
+        assert result.ok, result.error
+        assert (logger.handlers, result.skipped) == ([], ())
+    finally:
+        logger.handlers.clear()

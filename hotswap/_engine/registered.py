@@ -35,6 +35,9 @@ __all__ = (
 _CONTAINERS = (list, set)
 # Methods that register one object (the last argument) in a container or a registry.
 _REGISTERING = frozenset({"append", "add", "insert", "register"})
+# Registering methods of other objects -> the plain list attribute they append to (logging's
+# loggers and handlers).
+_HELD_IN = {"addHandler": "handlers", "addFilter": "filters"}
 
 
 def _resolve(namespace: dict[str, Any], root: str, path: tuple[str, ...]) -> object | None:
@@ -56,9 +59,16 @@ def external_containers(
     for stmt in statements:
         info = stmt.info
         for root, chain in info.called_attributes:
-            if root not in info.mutates or len(chain) < 2 or chain[-1] in READ_ONLY_METHODS:
+            if root not in info.mutates or not chain or chain[-1] in READ_ONLY_METHODS:
                 continue
+            if len(chain) < 2 and chain[-1] not in _HELD_IN:
+                continue  # a container of the module's own: rebuilt from its writers
             container = _resolve(namespace, root, chain[:-1])
+            attribute = _HELD_IN.get(chain[-1])
+            if attribute is not None and type(container) not in _CONTAINERS:
+                # ``log.addHandler(h)``: the logger keeps its handlers in a plain list.
+                held = getattr(container, "__dict__", None)
+                container = held.get(attribute) if isinstance(held, dict) else None
             if type(container) in _CONTAINERS and id(container) not in seen:
                 seen.add(id(container))
                 yield container
@@ -158,13 +168,17 @@ def undo_removed(
     call = node.value if isinstance(node, ast.Expr) else None
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
         return False
-    if call.func.attr not in _REGISTERING or not call.args or call.keywords:
+    method = call.func.attr
+    if (method not in _REGISTERING and method not in _HELD_IN) or not call.args or call.keywords:
         return False
     path = _dotted(call.func.value)
     if path is None:
         return False
     root, chain = path
     target = _resolve(live if root in live else old, root, chain)
+    if method in _HELD_IN:
+        held = getattr(target, "__dict__", None)
+        target = held.get(_HELD_IN[method]) if isinstance(held, dict) else None
     arg = call.args[-1]
     if isinstance(arg, ast.Name) and arg.id in old:
         registered = old[arg.id]
