@@ -1,12 +1,16 @@
-"""Objects a module registered in containers outside itself (``sys.meta_path.append(F())``).
+"""What a module put outside itself, made to match a fresh import after a reload.
 
-A statement that runs again registers its new object; the one it registered before is still
-there, and a fresh import would never have made it. When the registered object is a version
-the reload left behind (an instance of a replaced class, a replaced class or function), it is
-taken out. Only plain containers reached from the module through other modules' attributes
-are looked at (``sys.meta_path``, ``some_module.REGISTRY``): no heap scan, and no code of the
-program runs to find them. The transaction keeps their contents aside before it runs, so a
-failure or a later rollback puts them back.
+- A statement that runs again registers its new object (``sys.meta_path.append(F())``,
+  ``log.addHandler(H())``); the one it registered before is still there, and a fresh import
+  would never have made it. When that one is a version the reload left behind (an instance of a
+  replaced class, a replaced class or function, an instance of a kept class built again), it is
+  taken out. Only plain containers reached through other modules' attributes (and a logger's
+  handler and filter lists) are looked at: no heap scan, and no code of the program runs to
+  find them. The transaction keeps their contents aside, so a failure puts them back.
+- A removed statement that only acted is undone where what it registered is known
+  (:func:`undo_removed`); the rest is reported as skipped.
+- ``from m import *`` that runs again drops what ``m`` no longer exports.
+- Copies of a module (same file, never loaded from it: toolz's ``tlz``) take its new names.
 """
 
 from __future__ import annotations
