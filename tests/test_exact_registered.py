@@ -511,3 +511,16 @@ def test_removed_add_handler_takes_the_handler_off_the_logger(reloading):
         assert (logger.handlers, result.skipped) == ([], ())
     finally:
         logger.handlers.clear()
+
+
+def test_rollback_later_keeps_what_other_code_registered_since(reloading, meta_path):
+    import hotswap
+
+    reloading.load("finderback", FINDER)
+    result = reloading.reload("finderback", FINDER_REPLACED, policy="off")
+    assert result.ok, result.error
+    other = object()
+    sys.meta_path.append(other)  # another library's finder, after the reload
+    result = hotswap.rollback("finderback")
+    assert result.ok, result.error
+    assert other in sys.meta_path

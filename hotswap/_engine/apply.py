@@ -63,6 +63,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
         for unit in touched:
             filled = tuple(_containers(unit))
             contents += filled
+            contents += _external(unit)
             unit.snapshot = dataclasses.replace(
                 capture(vars(unit.module), unit.name), contents=filled
             )
@@ -222,11 +223,16 @@ def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
         value = namespace.get(name)
         if type(value) in _CONTAINERS:
             found.append((value, value.copy()))  # type: ignore[union-attr]
-    # Containers of other modules the statements register objects in (``sys.meta_path``).
-    statements = [unit.new.statements[i] for i, _ in unit.plan.run]
-    for container in _registered.external_containers(namespace, statements):
-        found.append((container, container.copy()))
     return found
+
+
+def _external(unit: _Unit) -> list[tuple[Any, Any]]:
+    """Containers of other modules the statements register objects in (``sys.meta_path``),
+    kept aside for a failure of this transaction only: a rollback to this version later must
+    not take out what other code registered there since."""
+    statements = [unit.new.statements[i] for i, _ in unit.plan.run]
+    found = _registered.external_containers(vars(unit.module), statements)
+    return [(container, container.copy()) for container in found]
 
 
 def _purge_registered(unit: _Unit) -> None:
