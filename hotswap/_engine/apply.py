@@ -241,11 +241,12 @@ def _purge_registered(unit: _Unit) -> None:
     made them)."""
     assert unit.snapshot is not None
     namespace = vars(unit.module)
-    stale = _registered.left_behind(unit.snapshot.namespace, namespace, unit.name)
-    if not stale:
-        return
     statements = [unit.new.statements[i] for i, _ in unit.plan.run]
-    for container in _registered.external_containers(namespace, statements):
+    containers = list(_registered.external_containers(namespace, statements))
+    if not containers:
+        return  # the common case: no walk over the module's names
+    stale = _registered.left_behind(unit.snapshot.namespace, namespace, unit.name)
+    for container in containers if stale else ():
         _registered.purge(container, stale)
 
 
