@@ -267,7 +267,7 @@ def drop_star_removed(
     exported before and no more, still holding ``m``'s old object and bound by no statement
     of this module, go (a fresh import never binds them). ``before``: the module dicts of the
     change set's modules as they were before it ran."""
-    own = {name for stmt in statements for name in stmt.info.binds}
+    own: set[str] | None = None
     package = namespace.get("__package__") or ""
     for index in ran:
         for level, relative, name, _ in statements[index].info.from_imports:
@@ -281,6 +281,8 @@ def drop_star_removed(
             current = sys.modules.get(module)
             if old is None or current is None:
                 continue
+            if own is None:
+                own = {bound for stmt in statements for bound in stmt.info.binds}
             for gone in _exported(old) - _exported(vars(current)) - own:
                 if gone in namespace and namespace[gone] is old.get(gone, _MISSING):
                     del namespace[gone]
