@@ -372,12 +372,6 @@ def test_future_annotations_after_raw_docstring(reloading):
     assert mod.f.__annotations__ == {"x": "Undefined", "return": "Missing"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hotswap.reload() named with a copy of a module (same __file__, never loaded from "
-    "it: toolz's tlz.functoolz) runs the file inside the copy; the watcher reloads the module "
-    "loaded from the file instead, and the copy follows it",
-)
 def test_explicit_reload_of_a_module_copy_reloads_the_original(reloading):
     reloading.load("copysrc", "def f():\n    return 1\n")
     reloading.load(

@@ -282,9 +282,12 @@ def _reload_many(
 
 def _resolve_entry(target: types.ModuleType | str) -> types.ModuleType:
     try:
-        return _modules.resolve(target)
+        module = _modules.resolve(target)
     except HotswapError as error:
         raise _Failure(error) from error
+    # A copy of a module (toolz's tlz.functoolz) is never run: its original is reloaded, and
+    # the copy follows it at commit.
+    return _modules.original_of(module)
 
 
 def _read(

@@ -25,6 +25,7 @@ __all__ = (
     "is_copy",
     "loaded_files",
     "module_name",
+    "original_of",
     "own_root",
     "project_modules",
     "read_source",
@@ -332,6 +333,19 @@ def copies_of(module: ModuleType, path: str) -> list[ModuleType]:
         for name, other, file in _project.modules()
         if file == path and other is not module and is_copy(name, other, path)
     ]
+
+
+def original_of(module: ModuleType) -> ModuleType:
+    """The module loaded from the file ``module`` names, when ``module`` is a copy of it
+    (:func:`is_copy`); else ``module`` itself."""
+    path = _file_of(module)
+    name = getattr(module, "__name__", "")
+    if path is None or not is_copy(name, module, path):
+        return module
+    for _, other, file in _project.modules():
+        if file == path and other is not module and _loaded_from(other, path):
+            return other
+    return module
 
 
 class ModuleIndex:
