@@ -285,9 +285,7 @@ def _resolve_entry(target: types.ModuleType | str) -> types.ModuleType:
         module = _modules.resolve(target)
     except HotswapError as error:
         raise _Failure(error) from error
-    # A copy of a module (toolz's tlz.functoolz) is never run: its original is reloaded, and
-    # the copy follows it at commit.
-    return _modules.original_of(module)
+    return _modules.original_of(module)  # a copy (tlz.functoolz) follows its original
 
 
 def _read(
