@@ -383,11 +383,11 @@ class ModuleIndex:
             self._rebuild()
             names = self._lookup(path)
         chosen: dict[int, str] = {}
-        if len(names) > 1 and any(_loaded_from(sys.modules[n], path) for n in names):
+        if len(names) > 1 and any(_loaded_from(sys.modules.get(n), path) for n in names):
             # One file, several modules: a package built copies of a module (same __file__)
             # that its import never ran the file in. The module loaded from it is reloaded;
             # the copies follow its names (a fresh import copies them again).
-            names = [n for n in names if not is_copy(n, sys.modules[n], path)]
+            names = [n for n in names if not is_copy(n, sys.modules.get(n), path)]
         for name in names:
             module = sys.modules[name]
             own = getattr(module, "__name__", name)
