@@ -265,9 +265,10 @@ def _reload_many(
 
 def _resolve_entry(target: types.ModuleType | str) -> types.ModuleType:
     try:
-        return _modules.resolve(target)
+        module = _modules.resolve(target)
     except HotswapError as error:
         raise _Failure(error) from error
+    return _modules.original_of(module)  # a copy (tlz.functoolz) follows its original
 
 
 def _read(
@@ -359,6 +360,10 @@ def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
 
     def target(local: str, chain: tuple[str, ...]) -> tuple[str, str] | None:
         value = namespace.get(local)
+        if local not in namespace:
+            # ``import toolz`` ... ``del toolz`` at the end (toolz.curried): the statements
+            # between read the module the import bound, which a fresh import binds again.
+            value = sys.modules.get(local)
         if not isinstance(value, types.ModuleType) or not chain:
             return None
         for position, attribute in enumerate(chain):
