@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -66,17 +67,21 @@ def ray_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ray
         monkeypatch.delitem(sys.modules, name, raising=False)
     # Ray's sockets live in its temp folder: a short path (a socket path has ~107 bytes).
     scratch = tempfile.mkdtemp(prefix="hsray-")
+    # Ray writes a token for the cluster to ~/.ray unless it is given one; it keeps the first
+    # token it reads for the life of the process, so this one stays set (the benchmark's too).
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     env = hotswap_ray.runtime_env({"env_vars": {"PYTHONPATH": str(folder)}})
-    ray.init(
-        num_cpus=3,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=scratch,
-        _node_ip_address="127.0.0.1",
-        runtime_env=env,
-    )
-    started = psutil.Process().children(recursive=True)
+    started = []
     try:
+        ray.init(
+            num_cpus=3,
+            include_dashboard=False,
+            log_to_driver=False,
+            _temp_dir=scratch,
+            _node_ip_address="127.0.0.1",
+            runtime_env=env,
+        )
+        started = psutil.Process().children(recursive=True)
         yield Ray(folder)
     finally:
         ray.shutdown()
