@@ -128,7 +128,7 @@ class DaskTransport:
             found = await asyncio.gather(*(one(a) for a in nodes))
             return dict(zip(nodes, found, strict=True))
 
-        return self.client.sync(every)  # type: ignore[no-any-return]
+        return self.client.sync(every)  # type: ignore[no-any-return, no-untyped-call]
 
     def load(self) -> str | None:
         """The record, from the scheduler's metadata."""
