@@ -344,3 +344,24 @@ def test_celery_commit_failing_on_one_node_rolls_every_node_and_child_back(nodes
     status = cluster.status()
     assert all(set(a["workers"].values()) == {result.epoch} for a in status.values() if a)
     assert cluster.record().epoch == result.epoch
+
+
+def test_celery_killed_node_stops_counting_as_a_member(nodes: Nodes):
+    w1 = nodes.start("w1")
+    w2 = nodes.start("w2")
+    cluster = hotswap_celery.cluster(nodes.app)
+    nodes.until("w1", lambda a: a["version"] == "v1", "v1")
+    # Killed: no worker_shutdown, so no goodbye; its lease runs out.
+    killed = nodes.started["w2"]
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(30)
+    deadline = time.monotonic() + TIMEOUT
+    while w2 in nodes.transport.members():
+        assert time.monotonic() < deadline, "the killed node is still a member"
+        time.sleep(0.1)
+    assert nodes.transport.members() == [w1]
+    # The next release is the living node's alone (the killed one would have made it abort).
+    result = cluster.propose({"logic": V2.encode()})
+    assert result.ok, result.describe()
+    assert [r.node for r in result.nodes] == [w1]
+    nodes.until("w1", lambda a: a["version"] == "v2" and a["epoch"] == result.epoch, "v2")
