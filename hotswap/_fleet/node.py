@@ -29,7 +29,7 @@ from typing import Any
 
 from hotswap._config import settings as _settings
 from hotswap._engine import transaction
-from hotswap._fleet import protocol, wire
+from hotswap._fleet import cluster_canary, protocol, wire
 from hotswap._fleet.agent import CommittedFinder
 from hotswap._fleet.agent import _live_bytes as live_bytes
 from hotswap._fleet.agent import _live_hash as live_hash
@@ -108,8 +108,28 @@ class Node:
     # --- the phases ----------------------------------------------------------------------------
 
     def status(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """This node's epoch, term and children (pid -> epoch)."""
-        return self._answer(True, modules=sorted(ledger.state().hashes))
+        """This node's epoch, term, children (pid -> epoch) and canaries (module -> weight)."""
+        canaries = cluster_canary.running(self.local)
+        return self._answer(True, modules=sorted(ledger.state().hashes), canaries=canaries)
+
+    def canary(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start the cluster's canary ``body["canary"]`` here and in the children."""
+        with self._lock:
+            stale = self._stale(body)
+            if stale is not None:
+                return stale
+            error = cluster_canary.start(self.local, body["canary"])
+            return self._answer(error is None, error=error)
+
+    def end_canary(self, body: dict[str, Any]) -> dict[str, Any]:
+        """End the cluster's canary of ``body["module"]`` here (the candidate is dropped)."""
+        with self._lock:
+            stale = self._stale(body)
+            if stale is not None:
+                return stale
+            reason = str(body.get("reason", "the cluster ended it"))
+            error = cluster_canary.end(self.local, str(body["module"]), reason)
+            return self._answer(error is None, error=error)
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """Plan ``body["modules"]`` (name -> base64 bytes) on ``body["parent"]`` in this
@@ -277,12 +297,14 @@ class Node:
                 return stale
             self._install_finder()
             epoch, overlay = body["epoch"], wire.decode(body["overlay"])
-            if ledger.epoch == epoch:
-                return self._answer(True, already=True)
-            error = take(epoch, overlay)
-            self._prepared = self._undo = None
-            self._resync()
-            return self._answer(error is None, error=error)
+            already = ledger.epoch == epoch
+            error = None if already else take(epoch, overlay)
+            if not already:
+                self._prepared = self._undo = None
+                self._resync()
+            if error is None and body.get("canary"):  # joined while the cluster's canary runs
+                error = cluster_canary.start(self.local, body["canary"])
+            return self._answer(error is None, error=error, already=already)
 
     def _resync(self) -> None:
         if self.local is None:

@@ -20,7 +20,7 @@ the watching MainProcess.
 Example:
     >>> from hotswap.integrations import celery as hotswap_celery
     >>> hotswap_celery.COMMANDS
-    ('status', 'prepare', 'commit', 'abort', 'rollback', 'sync')
+    ('status', 'prepare', 'commit', 'abort', 'rollback', 'sync', 'canary', 'end_canary')
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = ("COMMANDS", "LEASE", "CeleryTransport", "cluster", "connect", "instal
 
 logger = logging.getLogger("hotswap.integrations.celery")
 
-COMMANDS = ("status", "prepare", "commit", "abort", "rollback", "sync")
+COMMANDS = ("status", "prepare", "commit", "abort", "rollback", "sync", "canary", "end_canary")
 """The phases, each a remote-control command ``hotswap_<name>`` with one argument ``body``."""
 
 LEASE = 10.0
@@ -248,7 +248,7 @@ def _beat(store: CeleryTransport, hostname: str) -> None:
 
 def _take(store: CeleryTransport, node: Any) -> None:
     record = _seam.ClusterRecord.loads(store.load())
-    if record.epoch == _seam.epoch():
+    if record.epoch == _seam.epoch() and not record.canary:
         return
     answer = node.sync(record.sync_body(record.term))
     logger.info(
