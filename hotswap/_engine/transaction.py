@@ -90,18 +90,22 @@ metrics = _outcome.metrics
 
 
 def module_statuses() -> dict[str, ModuleStatus]:
-    """Status of every module hotswap has reloaded, by name."""
-    with _lock:
-        return {
-            name: ModuleStatus(
-                name=name,
-                version=r.current.number,
-                source_hash=r.current.source_hash,
-                last_result=r.last_result,
-                history=tuple(v.number for v in r.history),
-            )
-            for name, r in _records.items()
-        }
+    """Status of every module hotswap has reloaded, by name.
+
+    Never waits for a reload: a pinned request asking while a reload waits for the pinned
+    sections to leave would hold that reload up until ``pin_timeout`` (and fail it). Each
+    record is read as it is before or after its reload's commit (the copies are atomic)."""
+    statuses = {}
+    for name, record in _records.copy().items():
+        current = record.current
+        statuses[name] = ModuleStatus(
+            name=name,
+            version=current.number,
+            source_hash=current.source_hash,
+            last_result=record.last_result,
+            history=tuple(v.number for v in record.history.copy()),
+        )
+    return statuses
 
 
 @contextmanager
