@@ -71,7 +71,10 @@ def ray_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ray
     # token it reads for the life of the process, so this one stays set (the benchmark's too).
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     env = hotswap_ray.runtime_env({"env_vars": {"PYTHONPATH": str(folder)}})
-    started = []
+    started: list[Any] = []
+    # Children this process had already (a resource tracker an earlier test started) are not
+    # Ray's: only what ray.init started must be gone at the end.
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     try:
         ray.init(
             num_cpus=3,
@@ -81,19 +84,32 @@ def ray_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ray
             _node_ip_address="127.0.0.1",
             runtime_env=env,
         )
-        started = psutil.Process().children(recursive=True)
+        started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
         yield Ray(folder)
     finally:
         ray.shutdown()
         _, alive = psutil.wait_procs(started, timeout=30)
+        alive = [p for p in alive if _running(p)]
         for process in alive:  # never expected: named in the failure below
             process.kill()
         shutil.rmtree(scratch, ignore_errors=True)
         for name in ("logic", "rayprobe"):
             sys.modules.pop(name, None)
         assert not alive, f"Ray left processes running: {alive}"
-        raylets = [p for p in psutil.process_iter(["name", "cmdline"]) if scratch in str(p.info)]
+        raylets = [
+            p
+            for p in psutil.process_iter(["name", "cmdline"])
+            if scratch in str(p.info) and _running(p)
+        ]
         assert not raylets, f"Ray left processes running: {raylets}"
+
+
+def _running(process: Any) -> bool:
+    """Not exited (a zombie has exited: only its parent's wait is missing)."""
+    try:
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_ray_release_reaches_tasks_and_actors_keeps_state_new_actors_start_on_it(
