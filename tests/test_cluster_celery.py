@@ -365,3 +365,32 @@ def test_celery_killed_node_stops_counting_as_a_member(nodes: Nodes):
     assert result.ok, result.describe()
     assert [r.node for r in result.nodes] == [w1]
     nodes.until("w1", lambda a: a["version"] == "v2" and a["epoch"] == result.epoch, "v2")
+
+
+def test_celery_node_started_mid_canary_joins_the_canary(nodes: Nodes):
+    w1 = nodes.start("w1")
+    cluster = hotswap_celery.cluster(nodes.app)
+    nodes.until("w1", lambda a: a["version"] == "v1", "v1")
+    started = cluster.canary("logic", V2.encode(), weight=1.0)
+    assert list(started) == [w1]
+    assert all(a and a["ok"] for a in started.values()), started
+    nodes.until("w1", lambda a: (a["version"], a["scoped"]) == ("v1", "v2"), "w1's canary")
+
+    w2 = nodes.start("w2")  # mid-canary: it runs the candidate in every child
+    nodes.until("w2", lambda a: (a["version"], a["scoped"]) == ("v1", "v2"), "w2's canary")
+    status = cluster.status()
+    assert {n: a["canaries"] for n, a in status.items() if a} == {
+        w1: {"logic": 1.0},
+        w2: {"logic": 1.0},
+    }
+
+    promoted = cluster.end_canary(promote=True)
+    assert promoted is not None
+    assert promoted.ok, promoted.describe()
+    assert sorted(r.node for r in promoted.nodes) == sorted([w1, w2])
+    for name in ("w1", "w2"):
+        nodes.until(
+            name,
+            lambda a: (a["version"], a["scoped"], a["epoch"]) == ("v2", "v2", promoted.epoch),
+            f"{name} on the promoted release",
+        )

@@ -53,8 +53,12 @@ def start(local: Coordinator | None, body: dict[str, Any]) -> str | None:
         return None
     data = base64.b64decode(body["data"])
     try:
+        if local is not None and not local.peers():
+            # A Celery node before its pool forked: the children run it once they joined
+            # (the node takes the record again when it is ready).
+            return None
         module = sys.modules.get(name) or importlib.import_module(name)
-        if local is not None and local.peers():
+        if local is not None:
             path = os.path.abspath(str(getattr(module, "__file__", "") or ""))
             spec = Spec(
                 name, path, data, float(body["weight"]), int(body["min_calls"]),
