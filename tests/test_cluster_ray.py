@@ -176,3 +176,28 @@ def test_ray_release_reaches_tasks_and_actors_keeps_state_new_actors_start_on_it
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"committed: {short(committed)}" in status.stdout
     assert status.stdout.count(f": {short(committed)} (pid") >= len(pids) + 1
+
+
+def test_ray_actor_started_mid_canary_joins_the_canary(ray_cluster: Ray):
+    first = ray_cluster.keeper.options(num_cpus=0).remote()
+    before = ray.get(first.probe.remote(), timeout=TIMEOUT)
+    wait_for(lambda: before["pid"] in ray_cluster.members(), "the actor to be a member")
+    coordinator = hotswap_ray.cluster()
+    started = coordinator.canary("logic", V2.encode(), weight=1.0)
+    assert all(a and a["ok"] for a in started.values()), started
+    answer = ray.get(first.probe.remote(), timeout=TIMEOUT)
+    assert (answer["version"], answer["scoped"]) == ("v1", "v2")
+
+    late = ray_cluster.keeper.options(num_cpus=0).remote()  # a new process, mid-canary
+    fresh = ray.get(late.probe.remote(), timeout=TIMEOUT)
+    assert fresh["pid"] != before["pid"]
+    assert (fresh["built_by"], fresh["version"], fresh["scoped"]) == ("v1", "v1", "v2")
+    wait_for(lambda: fresh["pid"] in ray_cluster.members(), "the new actor to be a member")
+
+    promoted = coordinator.end_canary(promote=True)
+    assert promoted is not None
+    assert promoted.ok, promoted.describe()
+    for actor in (first, late):
+        answer = ray.get(actor.probe.remote(), timeout=TIMEOUT)
+        assert (answer["version"], answer["scoped"]) == ("v2", "v2")
+        assert answer["epoch"] == promoted.epoch

@@ -15,7 +15,14 @@ def report() -> dict:
         "version": logic.version(),
         "epoch": hotswap.status().epoch,
         "count": logic.hit(),
+        "scoped": scoped(),
     }
+
+
+def scoped() -> str:
+    """The version a canary unit runs (the candidate at weight 1.0)."""
+    with hotswap.canary_scope("probe"):
+        return logic.version()
 
 
 @ray.remote
