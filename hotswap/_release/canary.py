@@ -137,6 +137,12 @@ class Canary:
         with self._lock:
             return {"live": self._live.to_dict(), "candidate": self._new.to_dict()}
 
+    def latency(self) -> dict[str, dict[int, int]]:
+        """Per arm, the latest durations as a mergeable summary (what a fleet adds up to give
+        its own percentiles: :mod:`hotswap._release.latency`)."""
+        with self._lock:
+            return {"live": self._live.summary(), "candidate": self._new.summary()}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable: ``module``, ``state``, ``version``, ``weight``, ``min_calls``,
         ``max_error_rate``, ``promote_after``, ``reason`` and ``stats``."""
