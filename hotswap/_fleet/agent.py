@@ -266,7 +266,8 @@ class Agent:
             run = _canary.running().get(body["module"])
             if run is None:
                 return {"ok": True, "stats": None}
-            return {"ok": True, "stats": run.stats, "latency": run.latency()}
+            stats, latency = run.measured()
+            return {"ok": True, "stats": stats, "latency": latency}
         if kind == protocol.END:
             self._pending.pop(body["module"], None)
             run = _canary.running().get(body["module"])
