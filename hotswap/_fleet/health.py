@@ -133,6 +133,9 @@ class Health:
                             mine[name] = (int(figures["calls"]), int(figures["errors"]))
             calls, errors = _total(counted)
             rate = errors / calls if calls else 0.0
+            # The window of the release before ends on seeing this one: its figures may
+            # arrive after this window opened.
+            previous = self.previous(release.modules)
             view.update(calls=calls, errors=errors, error_rate=rate, previous_rate=previous)
             failing = calls >= bound.min_calls and rate > bound.max_error_rate
             if failing and (previous is None or rate > previous):
