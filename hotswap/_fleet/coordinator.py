@@ -288,7 +288,7 @@ class Coordinator:
 
     def view(self) -> dict[str, Any]:
         """The fleet as the coordinator sees it: each worker's epoch, the canaries, the last
-        release and its mixed-version window."""
+        release, its mixed-version window and its health window."""
         last = self.results[-1] if self.results else None
         return {
             "coordinator": os.getpid(),
@@ -297,6 +297,7 @@ class Coordinator:
             "canaries": self.canaries.view(),
             "last": None if last is None else last.describe(),
             "window": None if last is None else last.window,
+            "health": self.health.view(),
         }
 
     def _welcome_body(self, state: State) -> dict[str, Any]:
