@@ -16,6 +16,7 @@ from hotswap._config import settings as _config
 from hotswap._engine import transaction as _transaction
 from hotswap._engine.pin import Pin, gate
 from hotswap._ops import events as _events
+from hotswap._ops import forks as _forks
 from hotswap._ops.events import Event, ReloadResult, Status
 from hotswap._plan import datafiles as _datafiles
 from hotswap._plan import modules as _modules
@@ -258,6 +259,7 @@ def _forked() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
+_forks.install()  # forks wait for hotswap's threads' imports
 
 
 def _apply_change_set(entries: list[tuple[str, bytes]]) -> list[ReloadResult]:
@@ -350,6 +352,10 @@ def rollback(module_or_name: types.ModuleType | str, to: int | None = None) -> R
 
     Objects and code are restored exactly (functions get their old code back, in place);
     names in ``__hotswap_keep__`` keep their current objects.
+
+    The file keeps the source that was rolled back from, and the rollback sticks until the
+    file changes: the watcher (also one started later with :func:`enable`) takes those same
+    bytes for no save. ``reload(module)`` applies the file again.
     """
     return _transaction.rollback(module_or_name, to=to)
 
@@ -359,9 +365,10 @@ def status(*, fleet: bool = False) -> Status:
 
     Args:
         fleet: in a fleet, also ask its coordinator for the fleet's view (``fleet_view``:
-            each worker's epoch, the fleet's canaries with their summed figures, the last
-            release and its mixed-version window), whichever process asks; one round trip
-            from a worker. The middleware's status endpoint asks for it.
+            each worker's epoch, the fleet's canaries with the fleet's figures, the last
+            release, its mixed-version window and its health window), whichever process
+            asks; one round trip from a worker. The middleware's status endpoint asks for
+            it.
     """
     metrics = _transaction.metrics
     reloader = _reloader
