@@ -68,13 +68,15 @@ def code(co: types.CodeType) -> tuple[Any, ...]:
     """A code object without its line numbers: instructions, names, constants (recursively).
 
     Instructions are compared by name and argument, jump targets left out, ``LOAD_METHOD``
-    read as ``LOAD_ATTR``: CPython 3.11 compiles ``name.attr()`` either way depending on whether
-    the module's own source binds ``name`` by an import, which a compile of part of a module
-    cannot know; both behave the same.
+    read as ``LOAD_ATTR`` and ``PUSH_NULL`` left out: CPython 3.11 compiles ``name.attr()``
+    either way depending on whether ``name`` was bound by an import statement, which a compile
+    of part of a module does not always see; both behave the same.
     """
     consts = tuple(code(c) if isinstance(c, types.CodeType) else _short(c) for c in co.co_consts)
     steps = []
     for instruction in dis.get_instructions(co):
+        if instruction.opname == "PUSH_NULL":  # comes with LOAD_ATTR where LOAD_METHOD is not
+            continue
         name = "LOAD_ATTR" if instruction.opname == "LOAD_METHOD" else instruction.opname
         if instruction.opcode in dis.hasjrel or instruction.opcode in dis.hasjabs:
             steps.append(name)
