@@ -229,8 +229,10 @@ class ChangeSets:
         deferred: list[str] = []
         with self._ahead_lock:
             for path, data in files.items():
+                if len(data) < HUGE_SOURCE:
+                    continue
                 name = next((n for n, p in owners.items() if p == path), None)
-                if len(data) < HUGE_SOURCE or name is None:
+                if name is None:
                     continue
                 digest = hashlib.sha256(data).hexdigest()
                 if self._ready.pop(digest, False):
