@@ -57,7 +57,7 @@ def test_huge_file_does_not_hold_back_another_save(project, watch, held):
     project.path("other").write_text(small(1))
     # The other module applies while the huge one is still being read.
     seen.wait_for(lambda results: any(r.module == "other" for r in results))
-    assert started.is_set()
+    assert started.wait(TIMEOUT)
     assert [r.module for r in seen.results] == ["other"]
     assert seen.results[0].ok, seen.results[0].error
     assert other.value() == 1

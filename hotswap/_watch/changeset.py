@@ -198,10 +198,24 @@ class ChangeSets:
             _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         for path in data_files:
             self._rerun_readers(path, on_reload)
-        if self._apply_files is None and self._defer(files, owners):
+        reading: list[threading.Thread] = []
+        if self._apply_files is None:
+            reading = self._defer(files, owners)
             entries = [(n, d) for n, d in entries if owners[n] in files]
-        if not files:
-            return
+        try:
+            if files:
+                self._apply_set(entries, owners, files, on_reload)
+        finally:
+            for thread in reading:  # after the rest of the set: it does not share the GIL
+                thread.start()
+
+    def _apply_set(
+        self,
+        entries: list[tuple[str, bytes]],
+        owners: dict[str, str],
+        files: dict[str, bytes],
+        on_reload: Callable[[ReloadResult], object] | None,
+    ) -> None:
         results = self._transact(entries, owners, files)
         if not all(r.ok for r in results):
             if len(files) > 1:
@@ -221,12 +235,13 @@ class ChangeSets:
             if on_reload is not None:
                 call_safely(on_reload, result)
 
-    def _defer(self, files: dict[str, bytes], owners: dict[str, str]) -> bool:
+    def _defer(self, files: dict[str, bytes], owners: dict[str, str]) -> list[threading.Thread]:
         """Take the huge files out of the set, to apply once they are read ahead, and the
         files that name a module being read ahead (they may need its new version: they apply
-        with or after it); meanwhile other change sets apply. Returns whether some were taken
-        out."""
+        with or after it); meanwhile other change sets apply. Returns the threads that read
+        them, to start once the rest of the set applied."""
         deferred: list[str] = []
+        threads: list[threading.Thread] = []
         with self._ahead_lock:
             for path, data in files.items():
                 if len(data) < HUGE_SOURCE:
@@ -247,7 +262,7 @@ class ChangeSets:
                         name="hotswap-read-ahead",
                         daemon=True,
                     )
-                    thread.start()
+                    threads.append(thread)
                 logger.debug("hotswap: %s: %d bytes, read ahead of its reload", path, len(data))
             for path, data in files.items():
                 if path in deferred:
@@ -260,7 +275,7 @@ class ChangeSets:
         for path in deferred:
             del files[path]
             self._hashes.pop(path, None)  # the same content is read again when its turn comes
-        return bool(deferred)
+        return threads
 
     def _read_ahead(self, path: str, name: str, data: bytes, digest: str) -> None:
         try:
