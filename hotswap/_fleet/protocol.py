@@ -101,7 +101,9 @@ class Server:
 
     def __init__(self, address: Address) -> None:
         # Imported here, before any thread of the fleet runs: a child forked while another
-        # thread is half way through an import would wait for that import forever.
+        # thread is half way through an import would wait for that import forever (hmac is
+        # what the handshake imports when the first worker connects, as the next is forked).
+        import hmac  # noqa: F401
         import multiprocessing.connection  # noqa: F401
 
         self._key = address.key
