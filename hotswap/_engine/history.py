@@ -107,7 +107,7 @@ _next: dict[str, _statements.ModuleSource] = {}
 def prepare_next(source: bytes, parsed: _statements.ModuleSource) -> None:
     """Keep ``parsed`` (the parse of ``source``, with its syntax trees) for the reload that
     applies ``source``."""
-    while len(_next) >= 8:  # saved again before they applied: forget the oldest
+    while len(_next) >= 4:  # (with their syntax trees: tens of MB each) forget the oldest
         _next.pop(next(iter(_next)))
     _next[hashlib.sha256(source).hexdigest()] = parsed
 
