@@ -352,6 +352,10 @@ def rollback(module_or_name: types.ModuleType | str, to: int | None = None) -> R
 
     Objects and code are restored exactly (functions get their old code back, in place);
     names in ``__hotswap_keep__`` keep their current objects.
+
+    The file keeps the source that was rolled back from, and the rollback sticks until the
+    file changes: the watcher (also one started later with :func:`enable`) takes those same
+    bytes for no save. ``reload(module)`` applies the file again.
     """
     return _transaction.rollback(module_or_name, to=to)
 

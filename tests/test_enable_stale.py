@@ -64,3 +64,70 @@ def test_enable_applies_a_save_made_before_the_watcher_started(tmp_path: Path, p
     assert done.stdout.strip() == "applied 2", done.stderr  # its state kept
     line = next(x for x in done.stderr.splitlines() if "older code than their file" in x)
     assert line.endswith("applying: mod"), line  # the unchanged module is not named
+
+
+ROLLBACK_SCRIPT = """
+import pathlib, sys, time
+folder = pathlib.Path(sys.argv[1])
+sys.path.insert(0, str(folder))
+import hotswap
+import mod, other
+
+def wait(check, what):
+    deadline = time.monotonic() + 60
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+def save(name, old, new):
+    path = folder / f"{name}.py"
+    path.write_text(path.read_text().replace(old, new))
+
+# v2 applied without the watcher, then rolled back: the file still says v2.
+save("mod", '"v1"', '"v2"')
+assert hotswap.reload("mod").ok and mod.version() == "v2"
+assert hotswap.rollback("mod").ok and mod.version() == "v1"
+
+# A watcher started now does not take the file for a save made before it.
+hotswap.enable(paths=[str(folder)])
+save("other", "1", "2")
+wait(lambda: other.f() == 2, "the other module's save")
+print("after enable:", mod.version(), flush=True)
+
+# An event that brings the content the rollback left (a late event of that save, the same
+# bytes written again) is no save either; only a change is.
+(folder / "mod.py").write_bytes((folder / "mod.py").read_bytes())
+save("other", "2", "3")
+wait(lambda: other.f() == 3, "the other module's second save")
+print("after rewrite:", mod.version(), flush=True)
+save("mod", '"v2"', '"v3"')
+wait(lambda: mod.version() == "v3", "the next save of mod")
+print("after save:", mod.version(), flush=True)
+hotswap.disable()
+"""
+
+
+@pytest.mark.parametrize("pyc", ["pyc-off", "pyc-on"])
+def test_a_rollback_sticks_until_the_next_save(tmp_path: Path, pyc: str) -> None:
+    app = tmp_path / "app"  # the script stays outside: it imports mod, it is no importer
+    app.mkdir()
+    (app / "mod.py").write_text(MOD)
+    (app / "other.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "script.py").write_text(ROLLBACK_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if pyc == "pyc-off":
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "script.py"), str(app)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "after enable: v1",
+        "after rewrite: v1",
+        "after save: v3",
+    ], done.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sysconfig
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -179,12 +178,6 @@ HALF_BROKEN = "import os\n" + LOGIC.replace(
 )
 
 
-@pytest.mark.xfail(
-    bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-    strict=False,
-    reason="known defect, intermittent on free-threaded 3.14t: one CI run timed out waiting for "
-    "every worker to answer (passes alone in 3 s); the fork-hang suspect of docs/fleets.md",
-)
 def test_fleet_auto_rollback_decides_on_the_fleets_figures(tmp_path: Path) -> None:
     """A version failing in one worker of three: the fleet's error rate (about a third) rolls
     it back in every worker, where a worker alone would have rolled back only itself."""

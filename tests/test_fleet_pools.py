@@ -119,16 +119,9 @@ def pool_program(tmp_path: Path) -> Iterator[Callable[[str], Program]]:
                 stream.close()
 
 
-FORK_HANG = (
-    "known defect, intermittent: a pool worker forked from the coordinator (which runs the "
-    "watcher's, the warm-up's and the pool's own threads) sometimes never answers; seen in "
-    "about a third of the runs here (docs/fleets.md, limits)"
-)
-
-
 @pytest.mark.parametrize(
     "method",
-    [pytest.param("fork", marks=pytest.mark.xfail(strict=False, reason=FORK_HANG)), "spawn"],
+    ["fork", "spawn"],
 )
 def test_fleet_pool_workers_move_together(pool_program: Callable[[str], Program], method: str):
     program = pool_program(method)

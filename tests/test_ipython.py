@@ -294,11 +294,6 @@ def test_ipython_status_table_lists_versions_changes_and_errors(shell, project, 
     assert "shop.py:1" in table[2]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, intermittent (one CI run of 3.11): the rolled-back version came back "
-    "without a save; suspect: enable() applying files that differ from the running code",
-)
 def test_ipython_rollback_sticks_until_the_next_save(shell, project):
     project.write("shop", "def price():\n    return 1\n")
     run(shell, "from shop import price")

@@ -71,6 +71,34 @@ def test_pinned_section_sees_one_version_while_a_reload_waits(project, threads_b
     assert mod.first() == mod.second() == 2
 
 
+def test_status_from_a_pinned_section_never_holds_a_waiting_reload_up(project):
+    # A health endpoint inside the request's pin asks hotswap.status() while a reload waits
+    # for that very pin to leave: the answer comes at once and the reload goes through (it
+    # used to wait for the reload's lock, until pin_timeout failed the reload).
+    mod = project.load("pair", PAIR)
+    assert project.reload("pair", version(2)).ok  # a record for status() to read
+    project.write("pair", version(3))
+    hotswap.configure(pin_timeout=2)
+    answered: list[hotswap.Status] = []
+    entered = threading.Event()
+
+    def request() -> None:
+        with hotswap.pinned():
+            entered.set()
+            assert gate.wait_for_writer(10)  # the reload waits at the gate
+            answered.append(hotswap.status())
+
+    requester = threading.Thread(target=request)
+    requester.start()
+    assert entered.wait(10)
+    results: list[hotswap.ReloadResult] = []
+    run_reload("pair", results).join(30)
+    requester.join(10)
+    assert results[0].ok, results[0].error
+    assert answered[0].modules["pair"].version == 2  # as it was before the commit
+    assert mod.first() == 3
+
+
 def test_pinned_section_starting_during_a_reload_waits_for_it(project):
     project.load(
         "latch", "import threading\nRELEASE = threading.Event()\nENTERED = threading.Event()\n"

@@ -13,6 +13,7 @@ from typing import Any
 
 from hotswap._config import settings as _config
 from hotswap._engine import hooks as _hooks
+from hotswap._engine import registered as _registered
 from hotswap._engine.adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
 from hotswap._engine.execute import compile_plan, relocate, run_plan
 from hotswap._engine.history import Version
@@ -28,8 +29,10 @@ from hotswap._engine.unit import keep as _keep
 from hotswap._engine.update import Updater
 from hotswap._ops import tracing as _tracing
 from hotswap._ops.events import location
+from hotswap._plan import modules as _modules
 from hotswap._plan import planner as _planner
 from hotswap._plan import sources as _sources
+from hotswap._plan.statements import parse_statement
 from hotswap.exceptions import ExecutionError, HotswapError, MigrationError, VerificationError
 
 __all__ = ("run",)
@@ -60,6 +63,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
         for unit in touched:
             filled = tuple(_containers(unit))
             contents += filled
+            contents += _external(unit)
             unit.snapshot = dataclasses.replace(
                 capture(vars(unit.module), unit.name), contents=filled
             )
@@ -96,6 +100,13 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                             unit.path,
                         )
                         _follow_surprises(unit, updater)
+                        _purge_registered(unit)
+                        _registered.drop_star_removed(
+                            vars(unit.module),
+                            unit.new.statements,
+                            [i for i, _ in unit.plan.run],
+                            {u.name: u.snapshot.namespace for u in touched if u.snapshot},
+                        )
                 current = None
                 if adapters:
                     updates = [_module_update(u) for u in touched]
@@ -213,6 +224,30 @@ def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
         if type(value) in _CONTAINERS:
             found.append((value, value.copy()))  # type: ignore[union-attr]
     return found
+
+
+def _external(unit: _Unit) -> list[tuple[Any, Any]]:
+    """Containers of other modules the statements register objects in (``sys.meta_path``),
+    kept aside for a failure of this transaction only: a rollback to this version later must
+    not take out what other code registered there since."""
+    statements = [unit.new.statements[i] for i, _ in unit.plan.run]
+    found = _registered.external_containers(vars(unit.module), statements)
+    return [(container, container.copy()) for container in found]
+
+
+def _purge_registered(unit: _Unit) -> None:
+    """The objects that statements which ran again registered outside the module in an
+    earlier version, and that the reload left behind, are taken out (a fresh import never
+    made them)."""
+    assert unit.snapshot is not None
+    namespace = vars(unit.module)
+    statements = [unit.new.statements[i] for i, _ in unit.plan.run]
+    containers = list(_registered.external_containers(namespace, statements))
+    if not containers:
+        return  # the common case: no walk over the module's names
+    stale = _registered.left_behind(unit.snapshot.namespace, namespace, unit.name)
+    for container in containers if stale else ():
+        _registered.purge(container, stale)
 
 
 def _follow_surprises(unit: _Unit, updater: Updater) -> None:
@@ -348,10 +383,40 @@ def _commit(touched: list[_Unit]) -> None:
                 callback()
             except Exception:
                 logger.exception("hotswap: %s: cleanup after commit failed", unit.name)
+        _undo_removed(unit)
+        copies = _modules.copies_of(unit.module, _modules.real_file(unit.path))
+        _registered.follow_copies(copies, unit.snapshot.namespace, vars(unit.module))
         _dispose(unit)
     for unit in touched:
         if unit.old is not None and unit.old is not unit.new:
             _relocate(unit)
+
+
+def _undo_removed(unit: _Unit) -> None:
+    """Removed statements that only acted: what they registered is taken back where that is
+    known (``atexit.register(f)``, ``sys.meta_path.append(F())``); the rest stays reported
+    in ``skipped``. After the commit: nothing to put back if a later step fails."""
+    if not unit.plan.effects_removed or unit.old is None or unit.snapshot is None:
+        return
+    by_line = {stmt.first: stmt for stmt in unit.old.statements}
+    remaining = _registered.registrations(unit.new.statements)
+    left = []
+    for line in unit.plan.effects_removed:
+        stmt = by_line.get(line)
+        try:
+            undone = stmt is not None and _registered.undo_removed(
+                parse_statement(stmt),
+                unit.snapshot.namespace,
+                vars(unit.module),
+                unit.name,
+                remaining,
+            )
+        except Exception:
+            logger.exception("hotswap: %s: undoing removed line %s failed", unit.name, line)
+            undone = False
+        if not undone:
+            left.append(line)
+    unit.plan.effects_removed[:] = left
 
 
 def _relocate(unit: _Unit) -> None:

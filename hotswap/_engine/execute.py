@@ -34,7 +34,7 @@ from hotswap._engine import annotations as _annotations
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._engine.compare import same_function, wrapped_of
 from hotswap._engine.switch import trampoline_target
-from hotswap._engine.update import Updater, update_function
+from hotswap._engine.update import Updater, forward, kind_changed, update_function
 from hotswap._plan.planner import INPLACE, REDECORATE, Live, Plan
 from hotswap._plan.statements import DOC, FUTURE, ModuleSource, parse_statement
 
@@ -264,6 +264,12 @@ def run_plan(
             if inner is None or type(new) is not types.FunctionType:
                 return new
             handled.add(name)
+            if inner is not new and kind_changed(inner, new) and id(kept) == id(inner):
+                # Another kind of function (policy "off"): the name takes the new one, as a
+                # fresh import gives; references held before forward to it.
+                forward(inner, new)
+                done.changed.append(name)
+                return new
             if inner is not new:
                 before = (inner.__doc__, inner.__annotations__)
                 update_function(inner, new)

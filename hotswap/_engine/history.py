@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from hotswap._config import settings as _config
 from hotswap._engine.departed import forget_departed
 from hotswap._engine.snapshot import ModuleState
-from hotswap._ops.events import ReloadResult
+from hotswap._ops.events import ModuleStatus, ReloadResult
 from hotswap._plan import modules as _modules
 from hotswap._plan import sources as _sources
 from hotswap._plan import statements as _statements
@@ -23,6 +23,8 @@ __all__ = (
     "Version",
     "forget_next",
     "is_prepared",
+    "left_by_rollback",
+    "module_statuses",
     "prepare",
     "prepare_next",
     "record_for",
@@ -72,18 +74,49 @@ class Record:
         self.history: deque[Version] = deque([self.current], maxlen=size)
         self.last_number = 1
         self.last_result: ReloadResult | None = None
+        # The SHA-256 of the source a rollback moved away from, until the next version: the
+        # file still holding those bytes is not a new save (a rollback sticks until one).
+        self.left: str | None = None
 
     @property
     def live(self) -> _statements.ModuleSource | None:
         return self.current.source
 
     def add(self, version: Version) -> None:
+        self.left = None
         self.history.append(version)
         self.last_number = max(self.last_number, version.number)
         self.current = version
 
 
 records: dict[str, Record] = {}
+
+
+def module_statuses() -> dict[str, ModuleStatus]:
+    """Status of every module hotswap has reloaded, by name.
+
+    Never waits for a reload: a pinned request asking while a reload waits for the pinned
+    sections to leave would hold that reload up until ``pin_timeout`` (and fail it). Each
+    record is read as it is before or after its reload's commit (the copies are atomic)."""
+    statuses = {}
+    for name, record in records.copy().items():
+        current = record.current
+        statuses[name] = ModuleStatus(
+            name=name,
+            version=current.number,
+            source_hash=current.source_hash,
+            last_result=record.last_result,
+            history=tuple(v.number for v in record.history.copy()),
+        )
+    return statuses
+
+
+def left_by_rollback(name: str) -> str | None:
+    """The SHA-256 of the source a rollback of module ``name`` moved away from, while no
+    version followed it: a file still holding those bytes was not saved since the rollback."""
+    record = records.get(name)
+    return record.left if record is not None else None
+
 
 # Import-time sources parsed ahead of a module's first reload (by the watcher's warm-up), by
 # the SHA-256 of their bytes; each is handed over once, to the record made at that reload.

@@ -70,12 +70,17 @@ def _deepest_project_frame(error: BaseException) -> traceback.FrameSummary | Non
     return None
 
 
-def _replaced_reason(old: Any) -> str:
+def _replaced_reason(old: Any, new: Any) -> str:
     if isinstance(old, enum.EnumMeta):
         return "it is an Enum"
     meta = type(old)
     if isinstance(old, type) and meta is not type and meta.__module__ not in ("abc", "typing"):
         return f"its metaclass {meta.__name__} derives it from its body"
+    if isinstance(old, type) and isinstance(new, type):
+        if vars(old).get("__slots__") != vars(new).get("__slots__"):
+            return "its __slots__ changed"
+        if old.__bases__ == new.__bases__:
+            return "its class statement's bases or keywords changed"
     return "its bases changed"
 
 
@@ -122,7 +127,8 @@ def changes_of(unit: _Unit) -> Changes:
     replaced = list(unit.executed.replaced)
     for name in sorted(unit.plan.replaced):
         if name in old and not any(r.startswith(f"{name} (") for r in replaced):
-            replaced.append(f"{name} ({_replaced_reason(old[name])})")
+            reason = _replaced_reason(old[name], vars(unit.module).get(name))
+            replaced.append(f"{name} ({reason})")
     replaced_names = {r.split(" ", 1)[0] for r in replaced}
     changed = [n for n in changed if n not in replaced_names]
 

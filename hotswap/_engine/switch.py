@@ -39,7 +39,9 @@ EMPTY: Any = object()  # the value of an empty closure cell
 KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
 _TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
 _TRAMPOLINE_FILE = "<hotswap trampoline>"
-_trampolines: dict[tuple[tuple[str, ...], int, bool], types.CodeType] = {}
+_trampolines: dict[tuple[tuple[str, ...], int, bool, tuple[str, str]], types.CodeType] = {}
+_VARARGS, _VARKEYWORDS = 0x04, 0x08  # CO_VARARGS, CO_VARKEYWORDS
+_LOCAL = "__hotswap_target"  # the trampoline's one local besides the parameters
 
 # The body of a trampoline of a kind (the key) calling a target of the same kind...
 _SAME_KIND = {
@@ -112,19 +114,59 @@ def restore_items(target: MutableMapping[str, Any], items: Mapping[str, Any]) ->
             target[key] = value
 
 
-def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType) -> types.CodeType:
+def _parameters(code: types.CodeType) -> tuple[str, str]:
+    """The parameter list of ``code`` as source, and the call passing each on (``a, /, b, *c,
+    d, **e`` and ``a, b, *c, d=d, **e``); no defaults: they live on the function object."""
+    names = code.co_varnames
+    positional = list(names[: code.co_argcount])
+    keywords = list(names[code.co_argcount : code.co_argcount + code.co_kwonlyargcount])
+    rest = code.co_argcount + code.co_kwonlyargcount
+    star = names[rest] if code.co_flags & _VARARGS else None
+    rest += 1 if star else 0
+    double = names[rest] if code.co_flags & _VARKEYWORDS else None
+    params = positional[:]
+    if code.co_posonlyargcount:
+        params.insert(code.co_posonlyargcount, "/")
+    if star:
+        params.append(f"*{star}")
+    elif keywords:
+        params.append("*")
+    params += keywords
+    call = positional + ([f"*{star}"] if star else []) + [f"{k}={k}" for k in keywords]
+    if double:
+        params.append(f"**{double}")
+        call.append(f"**{double}")
+    return ", ".join(params), ", ".join(call)
+
+
+def trampoline(
+    freevars: tuple[str, ...], flags: int, target: types.FunctionType, *, exact: bool = False
+) -> types.CodeType:
     """Code of the kind ``flags`` names (plain, coroutine, generator, async generator) that
     calls ``target`` and fits a closure of ``freevars``.
 
     A function's closure is fixed for life, so new code with another layout cannot be given to
     it directly; and since Python 3.13 giving a function code of another kind is deprecated, so
     a function whose kind changed keeps its own kind and forwards.
+
+    ``exact``: the code takes ``target``'s parameters by name (``inspect.signature`` of a
+    function forwarding for good shows what the new code takes), for a function whose
+    defaults are ``target``'s already; else it takes ``(*args, **kwargs)``, whatever its
+    defaults (the first step of an atomic switch).
     """
     kind = flags & KINDS
     same = (target.__code__.co_flags & KINDS) == kind
-    template = _trampolines.get((freevars, kind, same))
+    shape = ("*args, **kwargs", "*args, **kwargs")
+    if exact:
+        names = set(target.__code__.co_varnames[: _count(target.__code__)])
+        if not names & ({_LOCAL, *freevars}):
+            shape = _parameters(target.__code__)
+    key = (freevars, kind, same, shape)
+    template = _trampolines.get(key)
     if template is None:
-        body = (_SAME_KIND if same else _OTHER_KIND)[kind]
+        params, call = shape
+        forwarded = f"{_LOCAL}({call})"
+        body = (_SAME_KIND if same else _OTHER_KIND)[kind].replace("t(*args, **kwargs)", forwarded)
         prefix = "async " if kind in (0x80, 0x200) else ""
         cells = "".join(f"    {name} = None\n" for name in freevars)
         # Naming the free variables in dead code makes them free variables of the trampoline
@@ -132,18 +174,24 @@ def trampoline(freevars: tuple[str, ...], flags: int, target: types.FunctionType
         uses = f"        if False:\n            ({', '.join(freevars)},)\n" if freevars else ""
         source = (
             f"def outer():\n{cells}"
-            f"    {prefix}def trampoline(*args, **kwargs):\n{uses}"
-            f"        t = {_TRAMPOLINE_TARGET!r}\n"
+            f"    {prefix}def trampoline({params}):\n{uses}"
+            f"        {_LOCAL} = {_TRAMPOLINE_TARGET!r}\n"
             f"        {body}\n"
             f"    return trampoline\n"
         )
         namespace: dict[str, Any] = {}
         exec(compile(source, _TRAMPOLINE_FILE, "exec"), namespace)
         template = namespace["outer"]().__code__
-        _trampolines[(freevars, kind, same)] = template
+        _trampolines[key] = template
     # The target travels as a constant: LOAD_CONST pushes any object.
     consts = tuple(target if c == _TRAMPOLINE_TARGET else c for c in template.co_consts)
     return template.replace(co_consts=consts, co_name=target.__name__)
+
+
+def _count(code: types.CodeType) -> int:
+    """How many of ``code.co_varnames`` are its parameters."""
+    count = code.co_argcount + code.co_kwonlyargcount
+    return count + bool(code.co_flags & _VARARGS) + bool(code.co_flags & _VARKEYWORDS)
 
 
 def trampoline_target(function: types.FunctionType) -> types.FunctionType | None:

@@ -35,6 +35,7 @@ from hotswap._engine.baseline import live_symbols, synthesize
 from hotswap._engine.execute import compile_plan
 from hotswap._engine.gil import Lowered
 from hotswap._engine.history import Record as _Record
+from hotswap._engine.history import left_by_rollback, module_statuses
 from hotswap._engine.history import record_for as _record_for
 from hotswap._engine.history import records as _records
 from hotswap._engine.outcome import failed as _failed
@@ -50,7 +51,7 @@ from hotswap._engine.unit import facts as _facts
 from hotswap._engine.unit import keep as _keep
 from hotswap._ops import events as _events
 from hotswap._ops import tracing as _tracing
-from hotswap._ops.events import Changes, ModuleStatus, ReloadResult, location
+from hotswap._ops.events import Changes, ReloadResult, location
 from hotswap._plan import audit as _audit
 from hotswap._plan import datafiles as _datafiles
 from hotswap._plan import modules as _modules
@@ -67,6 +68,7 @@ from hotswap.exceptions import (
 
 __all__ = (
     "collector_paused",
+    "left_by_rollback",
     "metrics",
     "module_statuses",
     "plan_alone",
@@ -89,21 +91,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_lock.release)
 _local = threading.local()  # .active: the module this thread is reloading, if any
 metrics = _outcome.metrics
-
-
-def module_statuses() -> dict[str, ModuleStatus]:
-    """Status of every module hotswap has reloaded, by name."""
-    with _lock:
-        return {
-            name: ModuleStatus(
-                name=name,
-                version=r.current.number,
-                source_hash=r.current.source_hash,
-                last_result=r.last_result,
-                history=tuple(v.number for v in r.history),
-            )
-            for name, r in _records.items()
-        }
 
 
 @contextmanager
@@ -280,9 +267,10 @@ def _reload_many(
 
 def _resolve_entry(target: types.ModuleType | str) -> types.ModuleType:
     try:
-        return _modules.resolve(target)
+        module = _modules.resolve(target)
     except HotswapError as error:
         raise _Failure(error) from error
+    return _modules.original_of(module)  # a copy (tlz.functoolz) follows its original
 
 
 def _read(
@@ -376,6 +364,10 @@ def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
 
     def target(local: str, chain: tuple[str, ...]) -> tuple[str, str] | None:
         value = namespace.get(local)
+        if local not in namespace:
+            # ``import toolz`` ... ``del toolz`` at the end (toolz.curried): the statements
+            # between read the module the import bound, which a fresh import binds again.
+            value = sys.modules.get(local)
         if not isinstance(value, types.ModuleType) or not chain:
             return None
         for position, attribute in enumerate(chain):
@@ -571,6 +563,7 @@ def rollback(
                 # Kept names keep their current objects across rollbacks too.
                 namespace.update(kept_values)
                 record.current = chosen
+                record.left = before.source_hash if chosen is not before else None
             if chosen.source_hash is not None and chosen.source_hash != before.source_hash:
                 text = chosen.source.source.encode() if chosen.source is not None else None
                 _hooks.advance({name: (chosen.source_hash, text, before.source_hash)})

@@ -48,7 +48,15 @@ from hotswap._engine.snapshot import UNSETTABLE, WRAPPER_TYPES
 from hotswap._engine.switch import KINDS, cell_value, same_items, switch_function, trampoline
 from hotswap._plan.diff import ChangeSet
 
-__all__ = ("Outcome", "Updater", "forward", "same_function", "trampoline", "update_function")
+__all__ = (
+    "Outcome",
+    "Updater",
+    "forward",
+    "kind_changed",
+    "same_function",
+    "trampoline",
+    "update_function",
+)
 
 # Set by the compiler on every class (3.13+): they follow the new source without being changes.
 _BOOKKEEPING = frozenset({"__firstlineno__", "__static_attributes__"})
@@ -94,13 +102,23 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
             if name != "__class__" and cell_value(old_cell) is not cell_value(new_cell):
                 fits = False
                 break
-    code = new_code if fits else trampoline(old_code.co_freevars, old_code.co_flags, new)
+    # A trampoline takes the new parameters by name: the old function gets the new defaults
+    # in the same switch, and introspection (``inspect.signature``) sees the new ones.
+    code = (
+        new_code if fits else trampoline(old_code.co_freevars, old_code.co_flags, new, exact=True)
+    )
     # Attributes first: they are not part of a call, and a reader sees them with either code.
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
     # Merged, not replaced: what the new source sets wins, attributes set at run time stay.
     old.__dict__.update(new.__dict__)
     switch_function(old, code, new.__defaults__, new.__kwdefaults__, None, through=new)
+
+
+def kind_changed(old: types.FunctionType, new: types.FunctionType) -> bool:
+    """Whether ``new`` is another kind of function (plain, generator, coroutine, async
+    generator) than ``old``: an incompatible change, applied only under ``policy="off"``."""
+    return (old.__code__.co_flags & KINDS) != (new.__code__.co_flags & KINDS)
 
 
 def forward(old: types.FunctionType, new: types.FunctionType) -> None:
@@ -112,11 +130,13 @@ def forward(old: types.FunctionType, new: types.FunctionType) -> None:
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
     old.__dict__.update(new.__dict__)
-    code = trampoline(old.__code__.co_freevars, old.__code__.co_flags, new)
-    # The trampoline ignores defaults; they follow for introspection only, after the switch.
-    old.__code__ = code
+    freevars, flags = old.__code__.co_freevars, old.__code__.co_flags
+    # First a trampoline that ignores defaults, then the new defaults, then one that takes
+    # the new parameters by name (what introspection reads): no call sees a mix.
+    old.__code__ = trampoline(freevars, flags, new)
     old.__defaults__ = new.__defaults__
     old.__kwdefaults__ = new.__kwdefaults__
+    old.__code__ = trampoline(freevars, flags, new, exact=True)
 
 
 # --- the updater --------------------------------------------------------------------------------
@@ -325,6 +345,12 @@ class Updater:
         if status is None:
             status = not same_function(old, new, self.mapping)
             self._note(qualname, status)
+        if status and kind_changed(old, new):
+            # The name takes the new function, of the kind a fresh import makes (what
+            # ``inspect.isgeneratorfunction`` and fixtures dispatch on); references held
+            # before keep their kind and forward to it.
+            forward(old, new)
+            return new
         if status:
             update_function(old, new)
         else:

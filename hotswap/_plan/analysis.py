@@ -107,6 +107,15 @@ class Info:
         return found
 
 
+def _assigned(stmt: ast.stmt) -> set[str]:
+    """The plain names an assignment statement binds."""
+    if isinstance(stmt, ast.Assign):
+        return {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+    if isinstance(stmt, ast.AnnAssign | ast.AugAssign) and isinstance(stmt.target, ast.Name):
+        return {stmt.target.id}
+    return set()
+
+
 def first_line(node: ast.stmt) -> int:
     decorators: list[ast.expr] = getattr(node, "decorator_list", [])
     return decorators[0].lineno if decorators else node.lineno
@@ -255,7 +264,10 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         builders = [s for s in stmt.body if isinstance(s, methods) and s.name in _CONSTRUCTION]
         plain = [s for s in stmt.body if not isinstance(s, (*methods, ast.ClassDef))]
         body_calls = _all_loads(builders) | _all_loads(plain)
-        header = _digest(*stmt.bases, *stmt.keywords)
+        # ``__slots__`` is part of the header: a class whose slots changed cannot take a merge
+        # and is created again, which its importers must know before anything runs.
+        slots = [s for s in plain if "__slots__" in _assigned(s)]
+        header = _digest(*stmt.bases, *stmt.keywords, *slots)
         header_reads = _all_loads([*stmt.bases, *stmt.keywords])
         construction = _digest(*stmt.bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
         if stmt.decorator_list:

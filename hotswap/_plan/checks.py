@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterable
 
 from hotswap._ops.events import location
 from hotswap._plan import diff as _diff
-from hotswap._plan.symbols import Symbols
+from hotswap._plan.symbols import (
+    KEYWORD_ONLY,
+    POSITIONAL_ONLY,
+    POSITIONAL_OR_KEYWORD,
+    VAR_KEYWORD,
+    VAR_POSITIONAL,
+    Signature,
+    Symbols,
+)
 from hotswap.exceptions import HotswapWarning, IncompatibleChangeError
 
 __all__ = ("check_compatibility",)
@@ -66,6 +74,62 @@ def _mentions(text: str, module: str, symbol: str) -> bool:
     return loads and not bound
 
 
+def _binds(call: ast.Call, signature: Signature) -> bool:
+    """Whether ``call`` passes arguments the parameters of ``signature`` accept (False when it
+    cannot tell: ``*args`` or ``**kwargs`` at the call)."""
+    params = list(signature.caller_params)
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(
+        k.arg is None for k in call.keywords
+    ):
+        return False
+    positional = [p for p in params if p.kind in (POSITIONAL_ONLY, POSITIONAL_OR_KEYWORD)]
+    kinds = {p.kind for p in params}
+    if len(call.args) > len(positional) and VAR_POSITIONAL not in kinds:
+        return False
+    filled = {p.name for p in positional[: len(call.args)]}
+    by_keyword = {p.name for p in params if p.kind in (POSITIONAL_OR_KEYWORD, KEYWORD_ONLY)}
+    for keyword in call.keywords:
+        if keyword.arg in filled or (keyword.arg not in by_keyword and VAR_KEYWORD not in kinds):
+            return False
+        filled.add(keyword.arg)  # type: ignore[arg-type]
+    return all(p.name in filled for p in params if p.default is None and p.kind not in _VARIADIC)
+
+
+_VARIADIC = (VAR_POSITIONAL, VAR_KEYWORD)
+
+
+def _calls_fit(text: str, symbol: str, signature: Signature) -> bool | None:
+    """Whether every use of ``symbol`` in a module's text is a call the new ``signature``
+    accepts (None: no use at all). A use that is not a call (a reference handed on) may be
+    called with anything: it does not fit."""
+    short = symbol.rpartition(".")[2]
+    if not re.search(rf"\b{re.escape(short)}\b", text):
+        return None
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    called: set[int] = set()
+    fits = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id == short) or (
+                isinstance(func, ast.Attribute) and func.attr == short
+            ):
+                if not _binds(node, signature):
+                    return False
+                called.add(id(func))
+                fits = True
+    for node in ast.walk(tree):
+        mention = (isinstance(node, ast.Name) and node.id == short) or (
+            isinstance(node, ast.Attribute) and node.attr == short
+        )
+        if mention and isinstance(node.ctx, ast.Load) and id(node) not in called:  # type: ignore[attr-defined]
+            return False
+    return fits
+
+
 def check_compatibility(
     name: str,
     path: str,
@@ -94,6 +158,20 @@ def check_compatibility(
         for finding in removals:
             if not any(_mentions(text, name, finding.symbol) for text in sources):
                 findings.remove(finding)  # nothing under the watched code uses it any more
+    signatures = [f for f in findings if "parameter" in f.reason and not f.reloadable]
+    if signatures:
+        sources = list(texts())
+        for finding in signatures:
+            after = new.get(finding.symbol)
+            signature = None if after is None else after.signature
+            if signature is None:
+                continue
+            fit = [_calls_fit(text, finding.symbol, signature) for text in sources]
+            # The callers the project has were changed with it and pass what the new version
+            # takes. With no caller at all the finding stands: the callers are elsewhere (a
+            # framework, another program), and the change may break them.
+            if True in fit and False not in fit:
+                findings.remove(finding)
     if not findings:
         return ()
     lines = [f.format(location(name, path, f.lineno)) for f in findings]

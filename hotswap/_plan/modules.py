@@ -18,11 +18,14 @@ __all__ = (
     "ModuleIndex",
     "Scope",
     "canonical",
+    "copies_of",
     "decode_source",
     "excluded_roots",
     "import_root",
+    "is_copy",
     "loaded_files",
     "module_name",
+    "original_of",
     "own_root",
     "project_modules",
     "read_source",
@@ -305,6 +308,46 @@ def loaded_files() -> set[str]:
     return files
 
 
+def _loaded_from(module: object, path: str) -> bool:
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    return isinstance(origin, str) and origin.endswith(".py") and real_file(origin) == path
+
+
+def is_copy(name: str, module: object, path: str) -> bool:
+    """Whether ``module`` only carries the file name ``path`` without having been loaded from
+    it: a copy of another module's names built by a package (toolz's ``tlz.functoolz``), whose
+    import never runs the file. ``__main__`` run as a script has no spec, and is no copy."""
+    if name in ("__main__", "__mp_main__"):
+        return False
+    return not _loaded_from(module, path)
+
+
+def copies_of(module: ModuleType, path: str) -> list[ModuleType]:
+    """The loaded user modules that are copies (:func:`is_copy`) of ``module``, whose source
+    is ``path``: what a fresh import gives them follows ``module``'s names."""
+    if not _loaded_from(module, path):
+        return []
+    return [
+        other
+        for name, other, file in _project.modules()
+        if file == path and other is not module and is_copy(name, other, path)
+    ]
+
+
+def original_of(module: ModuleType) -> ModuleType:
+    """The module loaded from the file ``module`` names, when ``module`` is a copy of it
+    (:func:`is_copy`); else ``module`` itself."""
+    path = _file_of(module)
+    name = getattr(module, "__name__", "")
+    if path is None or not is_copy(name, module, path):
+        return module
+    for _, other, file in _project.modules():
+        if file == path and other is not module and _loaded_from(other, path):
+            return other
+    return module
+
+
 class ModuleIndex:
     """Source file -> names of the loaded modules it backs (``__main__`` and ``pkg.mod`` may
     share one file). Rebuilt when a lookup misses: modules come and go, and ``runpy`` swaps
@@ -340,6 +383,11 @@ class ModuleIndex:
             self._rebuild()
             names = self._lookup(path)
         chosen: dict[int, str] = {}
+        if len(names) > 1 and any(_loaded_from(sys.modules.get(n), path) for n in names):
+            # One file, several modules: a package built copies of a module (same __file__)
+            # that its import never ran the file in. The module loaded from it is reloaded;
+            # the copies follow its names (a fresh import copies them again).
+            names = [n for n in names if not is_copy(n, sys.modules.get(n), path)]
         for name in names:
             module = sys.modules[name]
             own = getattr(module, "__name__", name)

@@ -142,8 +142,15 @@ class Plan:
     annotations: bool = False
 
     def __bool__(self) -> bool:
-        """Whether there is anything to do (skipped statements are only reported)."""
-        return bool(self.run or self.removed or self.attribute_deletes or self.annotations)
+        """Whether there is anything to do (skipped statements are only reported; a removed
+        statement that only acted may have registered something to take back)."""
+        return bool(
+            self.run
+            or self.removed
+            or self.attribute_deletes
+            or self.annotations
+            or self.effects_removed
+        )
 
 
 def align(old: list[Statement], new: list[Statement]) -> list[int | None]:
@@ -419,7 +426,14 @@ def plan(
             else:  # still bound elsewhere: those statements decide its value again
                 for index in binders[name]:
                     choose(index, direct=False)
-        if info.kind == OTHER and not info.binds and (info.called or info.called_attributes):
+        # Mutations of objects the module does not own (``other.REG["k"] = f``), besides the
+        # attributes a removed statement set (deleted below).
+        acted = info.mutates - {target for target, _ in info.attribute_sets}
+        if (
+            info.kind == OTHER
+            and not info.binds
+            and (info.called or info.called_attributes or acted)
+        ):
             undone = _writes(stmt, old_writers)
             if not undone or not all(live.container(n) for n in undone):
                 result.effects_removed.append(stmt.first)
@@ -491,9 +505,13 @@ def plan(
                 continue
             trigger = bool(info.reads & rebound) or bool(info.called & dirty)
             trigger = trigger or any(index > mutated.get(n, index) for n in info.reads)
+            starred: set[str] = set()  # names a ``from m import *`` that runs again rebinds
             for level, module, name, local in info.from_imports:
                 source = upstream.resolve(level, module)
-                if name in rebound_up.get(source, ()) or (name == "*" and rebound_up.get(source)):
+                if name == "*" and rebound_up.get(source):
+                    trigger = True
+                    starred.update(rebound_up[source] - {"*"})
+                elif name in rebound_up.get(source, ()):
                     trigger = True
                 elif name in dirty_up.get(source, ()) and local not in dirty:
                     dirty.add(local)
@@ -516,6 +534,9 @@ def plan(
                 before = len(chosen)
                 choose(index, direct=False)
                 changing = changing or len(chosen) != before
+                # Its importers take those names from this module (``pkg.curry`` after
+                # ``from .functoolz import *`` in pkg): they follow as for a name it binds.
+                rebound.update(starred - live.keep)
         if not changing:
             for name in sorted(rebuilds()):
                 rebuild(name)

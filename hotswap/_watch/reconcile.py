@@ -5,7 +5,8 @@ import and ``enable()``, or while a process that had no watcher was being replac
 never apply. :func:`stale` finds those modules, for ``enable()`` to hand them to the watcher as
 saves. What a module runs is known when hotswap saw it imported (the bytes compiled, recorded
 by :mod:`hotswap._plan.sources`) or reloaded it (its ``source_hash``); a module imported before
-hotswap was, and never reloaded, is not checked.
+hotswap was, and never reloaded, is not checked. A file still holding the source a rollback
+moved away from is not stale: the rollback sticks until the next save.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def stale(roots: Sequence[str]) -> list[tuple[str, str]]:
                 now = _digest(handle.read())
         except OSError:
             continue
-        if now != ran:
+        if now not in (ran, _transaction.left_by_rollback(name)):
             found.append((name, path))
     return found
 

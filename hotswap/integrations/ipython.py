@@ -173,17 +173,8 @@ class HotswapExtension:
             print(f"hotswap: rollback: VERSION must be a number, not {version!r}", file=sys.stderr)
             return
         # The file stays as it is, so nothing looks pending: the rollback sticks until the
-        # file is saved again. The watcher may still hold an event of the save this cell
-        # already applied, which would apply that content again: restarting it drops it (a
-        # save made meanwhile is found before the next cell all the same).
-        restart = self._started_watcher
-        if restart:
-            self._stop_watcher()
-        try:
-            result = api.rollback(module, to=None if version is None else int(version))
-        finally:
-            if restart:
-                self._start_watcher()
+        # file is saved again (the watcher, too, takes the content a rollback left for no save).
+        result = api.rollback(module, to=None if version is None else int(version))
         self._show(result)
 
     def _show(self, result: ReloadResult) -> None:
