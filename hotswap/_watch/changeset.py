@@ -70,10 +70,9 @@ ApplyFiles = Callable[[dict[str, bytes], list[tuple[str, bytes]]], list[ReloadRe
 
 @dataclass
 class _Reading:
-    """A huge file being read ahead: its content's SHA-256, the last part of its module's
-    name, and the files that name it (applied once it is read, after it)."""
+    """A huge file being read ahead: the last part of its module's name, and the files that
+    name it (applied once it is read, after it)."""
 
-    digest: str
     word: bytes
     followers: list[str] = field(default_factory=list)
 
@@ -119,8 +118,8 @@ class ChangeSets:
         self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
         self._failed: list[tuple[frozenset[str], float]] = []  # rejected sets, and when
         self._quiet: set[str] = set()  # re-read after a folder swap: report changes only
-        # Huge files being read ahead (path -> what waits for it), and the SHA-256 of those
-        # read: each applies once, then reads afresh.
+        # Huge files being read ahead (path -> what waits for it), and those read: each
+        # applies once, then is read ahead afresh at its next save.
         self._reading: dict[str, _Reading] = {}
         self._ready: dict[str, bool] = {}
         self._ahead_lock = threading.Lock()
@@ -170,6 +169,19 @@ class ChangeSets:
     ) -> None:
         """Read the due files (path -> why), hand them to the transaction as one set, and
         call ``on_reload`` with each result."""
+        reading: list[threading.Thread] = []
+        try:
+            self._apply_due(paths, on_reload, reading)
+        finally:
+            for thread in reading:  # after the rest of the set: it does not share the GIL
+                thread.start()
+
+    def _apply_due(
+        self,
+        paths: dict[str, str],
+        on_reload: Callable[[ReloadResult], object] | None,
+        reading: list[threading.Thread],
+    ) -> None:
         now = time.monotonic()
         for failed, when in list(self._failed):
             if failed & paths.keys() or now - when < self._debounce:
@@ -186,6 +198,8 @@ class ChangeSets:
                 if not path.endswith(".py") and self.read(path, why) is not None:
                     data_files.append(path)  # read by module code at import
                 continue  # never imported: nothing runs this file
+            if self._apply_files is None and names and self._set_aside(path, names[0], reading):
+                continue  # huge: read on a thread of its own first, this set applies meanwhile
             data = self.read(path, why)
             if data is None:
                 continue
@@ -204,16 +218,10 @@ class ChangeSets:
             _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         for path in data_files:
             self._rerun_readers(path, on_reload)
-        reading: list[threading.Thread] = []
-        if self._apply_files is None:
-            reading = self._defer(files, owners)
+        if self._apply_files is None and self._defer(files):
             entries = [(n, d) for n, d in entries if owners[n] in files]
-        try:
-            if files:
-                self._apply_set(entries, owners, files, on_reload)
-        finally:
-            for thread in reading:  # after the rest of the set: it does not share the GIL
-                thread.start()
+        if files:
+            self._apply_set(entries, owners, files, on_reload)
 
     def _apply_set(
         self,
@@ -241,38 +249,37 @@ class ChangeSets:
             if on_reload is not None:
                 call_safely(on_reload, result)
 
-    def _defer(self, files: dict[str, bytes], owners: dict[str, str]) -> list[threading.Thread]:
-        """Take the huge files out of the set, to apply once they are read ahead, and the
-        files that name a module being read ahead (they may need its new version: they apply
-        with or after it); meanwhile other change sets apply. Returns the threads that read
-        them, to start once the rest of the set applied."""
+    def _set_aside(self, path: str, name: str, threads: list[threading.Thread]) -> bool:
+        """Whether ``path`` is a huge file to read ahead before it applies, without reading
+        it here (10 MB take the worker ~15 ms to read and hash); adds the thread that reads it
+        to ``threads`` unless one does already. False once it is read: it applies now."""
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return False
+        if size < HUGE_SOURCE or not self._scope.contains(path):
+            return False
+        with self._ahead_lock:
+            if self._ready.pop(path, False):
+                return False
+            if path not in self._reading:
+                self._reading[path] = _Reading(name.rsplit(".", 1)[-1].encode())
+                thread = threading.Thread(
+                    target=self._read_ahead,
+                    args=(path, name),
+                    name="hotswap-read-ahead",
+                    daemon=True,
+                )
+                threads.append(thread)
+        logger.debug("hotswap: %s: %d bytes, read ahead of its reload", path, size)
+        return True
+
+    def _defer(self, files: dict[str, bytes]) -> bool:
+        """Take out of the set the files that name a module being read ahead (they may need
+        its new version): they apply with or after it. Returns whether some were."""
         deferred: list[str] = []
-        threads: list[threading.Thread] = []
         with self._ahead_lock:
             for path, data in files.items():
-                if len(data) < HUGE_SOURCE:
-                    continue
-                name = next((n for n, p in owners.items() if p == path), None)
-                if name is None:
-                    continue
-                digest = self._hashes.get(path) or hashlib.sha256(data).hexdigest()
-                if self._ready.pop(digest, False):
-                    continue  # read ahead: it applies now
-                deferred.append(path)
-                reading = self._reading.get(path)
-                if reading is None or reading.digest != digest:  # (or saved again since)
-                    self._reading[path] = _Reading(digest, name.rsplit(".", 1)[-1].encode())
-                    thread = threading.Thread(
-                        target=self._read_ahead,
-                        args=(path, name, data, digest),
-                        name="hotswap-read-ahead",
-                        daemon=True,
-                    )
-                    threads.append(thread)
-                logger.debug("hotswap: %s: %d bytes, read ahead of its reload", path, len(data))
-            for path, data in files.items():
-                if path in deferred:
-                    continue
                 for reading in self._reading.values():
                     if reading.word in data:
                         reading.followers.append(path)
@@ -281,22 +288,19 @@ class ChangeSets:
         for path in deferred:
             del files[path]
             self._hashes.pop(path, None)  # the same content is read again when its turn comes
-        return threads
+        return bool(deferred)
 
-    def _read_ahead(self, path: str, name: str, data: bytes, digest: str) -> None:
+    def _read_ahead(self, path: str, name: str) -> None:
         try:
+            with open(path, "rb") as handle:
+                data = handle.read()
             _ahead.prepare(name, data)
         except Exception:  # only a preparation: the reload reads the file itself
             logger.debug("hotswap: reading %s ahead failed", name, exc_info=True)
         with self._ahead_lock:
-            while len(self._ready) >= 64:  # replaced before their turn: forget the oldest
-                self._ready.pop(next(iter(self._ready)))
-            self._ready[digest] = True
-            reading = self._reading.get(path)
-            followers: list[str] = []
-            if reading is not None and reading.digest == digest:
-                del self._reading[path]
-                followers = reading.followers
+            self._ready[path] = True
+            reading = self._reading.pop(path, None)
+        followers = [] if reading is None else reading.followers
         for waiting in [path, *followers]:  # the huge file first
             self._requeue(waiting, 0.0, RETRY)
 
