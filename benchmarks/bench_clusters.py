@@ -1,6 +1,6 @@
 """Clusters: a release -> every worker of every node on the new code, beside each engine's own way.
 
-Run: python benchmarks/bench_clusters.py [--saves 5] [--engines celery,dask]
+Run: python benchmarks/bench_clusters.py [--saves 5] [--engines celery,dask,ray]
 
 - **Celery**: 2 nodes (``-n w1@%h``, ``-n w2@%h``, ``-c 2``) of ``tests/cluster_apps/tasks.py`` on
   a redis-server started here (a free port on 127.0.0.1, stopped by PID). ``hotswap``: the
@@ -10,10 +10,16 @@ Run: python benchmarks/bench_clusters.py [--saves 5] [--engines celery,dask]
 - **Dask**: ``LocalCluster(n_workers=3, processes=True)``. ``hotswap``: ``propose`` over
   ``Client.run``; ``upload_file``: the file is sent with ``Client.upload_file``, which reloads it
   on every worker with no check.
+- **Ray**: ``ray.init(num_cpus=3)``, 2 actors (``Keeper`` of ``tests/cluster_apps/rayprobe.py``)
+  beside the task workers. ``hotswap``: ``propose`` over Ray's key-value store, every worker
+  process a node through ``worker_process_setup_hook``; ``actor restart``: the file is saved
+  and each actor is killed with ``ray.kill(actor, no_restart=False)``: Ray starts it again in a
+  new process, which imports the file (Ray's own way to run new code in a live actor).
 
 The latency of a save is from the start of the release (or of the engine's command) until every
 worker process answered a probe with the new version (Celery: a batch of tasks on each node's own
-queue until both children answered; Dask: ``Client.run`` on every worker). ``state`` says
+queue until both children answered; Dask: ``Client.run`` on every worker; Ray: a call to each
+actor, then a batch of tasks). ``state`` says
 whether each process's counter went on across the saves (kept) or started again (lost);
 ``2 phases`` is the cluster result's own duration (prepare to the last commit answer).
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -236,10 +243,100 @@ def dask_rows(saves: int) -> list[dict[str, Any]]:
     return rows
 
 
+# --- Ray ---------------------------------------------------------------------------------------
+
+
+def ray_rows(saves: int) -> list[dict[str, Any]]:
+    import ray
+
+    from hotswap.integrations import ray as hotswap_ray
+
+    rows = []
+    for mode in ("hotswap", "actor restart"):
+        with tempfile.TemporaryDirectory() as temp:
+            folder = Path(temp) / "app"
+            shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+            sys.path.insert(0, str(folder))
+            scratch = tempfile.mkdtemp(prefix="hsray-")  # Ray's sockets: a short path
+            # Ray writes a token for the cluster to ~/.ray unless it is given one.
+            os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+            env: dict[str, Any] = {"env_vars": {"PYTHONPATH": str(folder)}}
+            if mode == "hotswap":
+                env = hotswap_ray.runtime_env(env)
+            ray.init(
+                num_cpus=3,
+                include_dashboard=False,
+                log_to_driver=False,
+                _temp_dir=scratch,
+                _node_ip_address="127.0.0.1",
+                runtime_env=env,
+            )
+            try:
+                import rayprobe
+
+                keeper = rayprobe.Keeper.options(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+                actors = [keeper.remote() for _ in range(2)]
+
+                def probe(expected: str, actors: list[Any] = actors) -> list[dict[str, Any]]:
+                    answers = ray.get([a.probe.remote() for a in actors], timeout=WAIT)
+                    tasks = ray.get([rayprobe.probe.remote(i) for i in range(6)], timeout=WAIT)
+                    seen = {a["version"] for a in [*answers, *tasks]}
+                    assert seen == {expected}, seen
+                    return answers  # type: ignore[no-any-return]
+
+                before = probe("v1")
+                coordinator = hotswap_ray.cluster() if mode == "hotswap" else None
+                latencies, releases, kept = [], [], True
+                for number in range(2, saves + 2):
+                    data = _version(number)
+                    start = time.perf_counter()
+                    if coordinator is not None:
+                        result = coordinator.propose({"logic": data.encode()})
+                        assert result.ok, result.describe()
+                        releases.append(result.duration)
+                    else:
+                        (folder / "logic.py").write_text(data)
+                        for actor in actors:
+                            ray.kill(actor, no_restart=False)
+                    after = probe(f"v{number}") if mode == "hotswap" else _restarted(actors, number)
+                    latencies.append(time.perf_counter() - start)
+                    kept = kept and all(
+                        a["calls"] > b["calls"] for a, b in zip(after, before, strict=True)
+                    )
+                    before = after
+                rows.append(_summary("ray", mode, latencies, kept, releases))
+            finally:
+                ray.shutdown()
+                shutil.rmtree(scratch, ignore_errors=True)
+                sys.path.remove(str(folder))
+                for name in ("logic", "rayprobe"):
+                    sys.modules.pop(name, None)
+    return rows
+
+
+def _restarted(actors: list[Any], number: int) -> list[dict[str, Any]]:
+    """Each restarted actor's answer once it runs ``v<number>`` (``ray.kill`` returns before the
+    actor is gone: a call may still reach the old process). The task workers keep the version
+    they imported: Ray has no way to make them import it again."""
+    import ray
+
+    deadline = time.monotonic() + WAIT
+    answers: list[dict[str, Any]] = []
+    for actor in actors:
+        while True:
+            answer = ray.get(actor.probe.remote(), timeout=WAIT)
+            if answer["version"] == f"v{number}":
+                answers.append(answer)
+                break
+            assert time.monotonic() < deadline, answer
+
+    return answers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--saves", type=int, default=5)
-    parser.add_argument("--engines", default="celery,dask")
+    parser.add_argument("--engines", default="celery,dask,ray")
     options = parser.parse_args()
     rows: list[dict[str, Any]] = []
     engines = options.engines.split(",")
@@ -250,6 +347,13 @@ def main() -> None:
             rows += celery_rows(options.saves)
     if "dask" in engines:
         rows += dask_rows(options.saves)
+    if "ray" in engines:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("ray: skipped (hotswap[ray] is not installed: no Ray wheel for this Python)")
+        else:
+            rows += ray_rows(options.saves)
     print(f"{'engine':<8} {'mode':<14} {'median':>10} {'max':>10} {'2 phases':>10}  state")
     for row in rows:
         phases = "" if row["release_ms"] is None else f"{row['release_ms']:.1f}ms"

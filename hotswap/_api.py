@@ -365,9 +365,10 @@ def status(*, fleet: bool = False) -> Status:
 
     Args:
         fleet: in a fleet, also ask its coordinator for the fleet's view (``fleet_view``:
-            each worker's epoch, the fleet's canaries with their summed figures, the last
-            release and its mixed-version window), whichever process asks; one round trip
-            from a worker. The middleware's status endpoint asks for it.
+            each worker's epoch, the fleet's canaries with the fleet's figures, the last
+            release, its mixed-version window and its health window), whichever process
+            asks; one round trip from a worker. The middleware's status endpoint asks for
+            it.
     """
     metrics = _transaction.metrics
     reloader = _reloader

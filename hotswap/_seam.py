@@ -16,7 +16,7 @@ integrations, never under them. Each name says which stage it comes from:
 - the pytest plugin (watch): :class:`Reloader`, the watcher it feeds from;
 - the fleet (api, fleet): :func:`coordinate` and :func:`end_fleet` (gunicorn's hooks),
   :func:`epoch` (the middleware's ``x-hotswap-epoch`` header), :func:`short`;
-- clusters (fleet): :func:`cluster_node` (this process as a node of a Celery or Dask cluster),
+- clusters (fleet): :func:`cluster_node` (this process as a node of a Celery, Dask or Ray cluster),
   :class:`Cluster` and :class:`ClusterRecord` (a cluster coordinator and its stored state),
   :func:`register_engine` (how ``hotswap fleet --ENGINE ADDRESS`` reaches an engine).
 """

@@ -100,6 +100,14 @@ def test_bench_clusters_dask_runs():
     assert (rows["hotswap"]["state"], rows["upload_file"]["state"]) == ("kept", "lost")
 
 
+def test_bench_clusters_ray_runs():
+    pytest.importorskip("ray", reason="hotswap[ray] is not installed (no Ray wheel here)")
+    import bench_clusters
+
+    rows = {row["mode"]: row for row in bench_clusters.ray_rows(saves=1)}
+    assert (rows["hotswap"]["state"], rows["actor restart"]["state"]) == ("kept", "lost")
+
+
 def test_bench_sim_fleet_scale_runs():
     import sim_fleet_scale
 

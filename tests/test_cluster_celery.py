@@ -344,3 +344,53 @@ def test_celery_commit_failing_on_one_node_rolls_every_node_and_child_back(nodes
     status = cluster.status()
     assert all(set(a["workers"].values()) == {result.epoch} for a in status.values() if a)
     assert cluster.record().epoch == result.epoch
+
+
+def test_celery_killed_node_stops_counting_as_a_member(nodes: Nodes):
+    w1 = nodes.start("w1")
+    w2 = nodes.start("w2")
+    cluster = hotswap_celery.cluster(nodes.app)
+    nodes.until("w1", lambda a: a["version"] == "v1", "v1")
+    # Killed: no worker_shutdown, so no goodbye; its lease runs out.
+    killed = nodes.started["w2"]
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(30)
+    deadline = time.monotonic() + TIMEOUT
+    while w2 in nodes.transport.members():
+        assert time.monotonic() < deadline, "the killed node is still a member"
+        time.sleep(0.1)
+    assert nodes.transport.members() == [w1]
+    # The next release is the living node's alone (the killed one would have made it abort).
+    result = cluster.propose({"logic": V2.encode()})
+    assert result.ok, result.describe()
+    assert [r.node for r in result.nodes] == [w1]
+    nodes.until("w1", lambda a: a["version"] == "v2" and a["epoch"] == result.epoch, "v2")
+
+
+def test_celery_node_started_mid_canary_joins_the_canary(nodes: Nodes):
+    w1 = nodes.start("w1")
+    cluster = hotswap_celery.cluster(nodes.app)
+    nodes.until("w1", lambda a: a["version"] == "v1", "v1")
+    started = cluster.canary("logic", V2.encode(), weight=1.0)
+    assert list(started) == [w1]
+    assert all(a and a["ok"] for a in started.values()), started
+    nodes.until("w1", lambda a: (a["version"], a["scoped"]) == ("v1", "v2"), "w1's canary")
+
+    w2 = nodes.start("w2")  # mid-canary: it runs the candidate in every child
+    nodes.until("w2", lambda a: (a["version"], a["scoped"]) == ("v1", "v2"), "w2's canary")
+    status = cluster.status()
+    assert {n: a["canaries"] for n, a in status.items() if a} == {
+        w1: {"logic": 1.0},
+        w2: {"logic": 1.0},
+    }
+
+    promoted = cluster.end_canary(promote=True)
+    assert promoted is not None
+    assert promoted.ok, promoted.describe()
+    assert sorted(r.node for r in promoted.nodes) == sorted([w1, w2])
+    for name in ("w1", "w2"):
+        nodes.until(
+            name,
+            lambda a: (a["version"], a["scoped"], a["epoch"]) == ("v2", "v2", promoted.epoch),
+            f"{name} on the promoted release",
+        )

@@ -47,6 +47,7 @@ class Dask:
         self.probe = daskprobe.probe
         self.relax = daskprobe.relax
         self.doom = daskprobe.doom
+        self.in_canary = daskprobe.in_canary
         self.logic = logic
 
     def workers(self) -> list[str]:
@@ -215,3 +216,30 @@ def test_dask_commit_failing_on_one_worker_rolls_every_worker_back(dask: Dask):
     answers = dask.answers()
     assert {(a["version"], a["epoch"]) for a in answers.values()} == {("v2", result.epoch)}
     assert coordinator.record().epoch == result.epoch
+
+
+def test_dask_worker_added_mid_canary_joins_the_canary(dask: Dask):
+    coordinator = hotswap_dask.cluster(dask.client)
+    dask.answers()
+    started = coordinator.canary("logic", V2.encode(), weight=1.0)
+    assert len(started) == 3
+    assert all(a and a["ok"] for a in started.values()), started
+    # A plain call runs the live version; a canary unit (weight 1.0) the candidate.
+    assert list(dask.client.run(dask.in_canary).values()) == [["v1", "v2"]] * 3
+    old = set(dask.workers())
+
+    dask.cluster.scale(4)
+    dask.client.wait_for_workers(4, timeout=TIMEOUT)
+    assert len(set(dask.workers()) - old) == 1
+    assert list(dask.client.run(dask.in_canary).values()) == [["v1", "v2"]] * 4
+    status = coordinator.status()
+    assert [a["canaries"] for a in status.values() if a] == [{"logic": 1.0}] * 4
+
+    promoted = coordinator.end_canary(promote=True)
+    assert promoted is not None
+    assert promoted.ok, promoted.describe()
+    assert len(promoted.nodes) == 4
+    answers = dask.answers()
+    assert {(a["version"], a["epoch"]) for a in answers.values()} == {("v2", promoted.epoch)}
+    assert [a["canaries"] for a in coordinator.status().values() if a] == [{}] * 4
+    assert coordinator.record().canary is None

@@ -20,6 +20,7 @@ import pytest
 from test_fleet_serving import LOGIC, V2, Server, digest, free_port, serve, wait_until
 
 from hotswap._fleet.release import GENESIS, epoch_of, short
+from hotswap._release.latency import GROWTH
 from hotswap._release.routing import bucket
 
 httpx = pytest.importorskip("httpx")
@@ -115,6 +116,12 @@ def test_fleet_canary_one_assignment_one_decision_one_transaction(tmp_path: Path
         run = fleet_canary(server)
         per_worker = [w["candidate"]["calls"] for w in run["workers"].values()]
         assert run["stats"]["candidate"]["calls"] == sum(per_worker) > 0
+        # The fleet's percentiles are its own (every worker's durations merged): a median of
+        # all the calls lies between the workers' medians, within one bucket.
+        for arm in ("live", "candidate"):
+            medians = [w[arm]["p50_ms"] for w in run["workers"].values() if w[arm]["calls"]]
+            fleet_median = run["stats"][arm]["p50_ms"]
+            assert min(medians) / GROWTH <= fleet_median <= max(medians) * GROWTH, run
 
         # A worker started during the canary runs it too.
         victim = min(server.workers())
@@ -207,4 +214,90 @@ def test_fleet_auto_rollback_decides_on_the_fleets_figures(tmp_path: Path) -> No
         # Every worker, the two healthy ones too, is back on the parent epoch.
         every_worker(
             server, lambda a: a.get("version") == "v1" and a["epoch"] == short(GENESIS), "v1"
+        )
+
+
+def failing_every(nth: int, first: bool, name: str) -> str:
+    """logic.py answering ``name``, failing one call in ``nth`` in each worker (its first call
+    too when ``first``): ``errors`` is ceil(n / nth), else floor(n / nth), after n calls."""
+    tries = f"TRIES_{name.upper()}"
+    fails = f"{tries}['n'] % {nth} == {1 % nth if first else 0}"
+    return LOGIC.replace(
+        'def version():\n    return "v1"',
+        f"{tries} = {{'n': 0}}\n\n\ndef version():\n    {tries}['n'] += 1\n"
+        f"    if {fails}:\n        raise RuntimeError('one call in {nth} fails')\n"
+        f'    return "{name}"',
+    )
+
+
+def fleet_health(server: Server) -> dict[str, Any]:
+    view = httpx.get(f"http://127.0.0.1:{server.port}/_hotswap", timeout=10).json()["fleet_view"]
+    return dict(view.get("health") or {})
+
+
+def test_fleet_auto_rollback_compares_with_the_fleets_previous_rate(tmp_path: Path) -> None:
+    """As one process does, the fleet rolls back a version failing above the bound only when it
+    fails more than the version before did in the fleet's window: one failing a third of its
+    calls after one failing half of them is kept; one failing every call is rolled back."""
+    import shutil
+
+    from test_fleet_serving import APPS
+
+    folder = tmp_path / "app"
+    shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    bound = "{window = 8, min_calls = 20, max_error_rate = 0.1}"
+    (folder / "pyproject.toml").write_text(f"[tool.hotswap]\nauto-rollback = {bound}\n")
+    logic = folder / "logic.py"
+    half = failing_every(2, True, "va")  # errors >= half of each worker's calls
+    third = failing_every(3, False, "vb")  # errors <= a third of them
+    always = LOGIC.replace('return "v1"', 'raise RuntimeError("every call fails")')
+    port = free_port()
+    command = ["gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}", "admin:wsgi"]
+    with serve(command, folder, port) as server:
+        every_worker(server, lambda a: a["version"] == "v1", "v1")
+
+        # Half the calls fail, but fewer than min_calls come in its window: kept, and the
+        # fleet's rate in that window is the bar for the next version.
+        logic.write_text(half)
+        first = epoch_of(GENESIS, {"logic": digest(half)})
+        wait_until(lambda: server.logged(f"fleet {short(first)}: committed in 3/3"), "commit")
+        many(server, 8)
+        wait_until(lambda: fleet_health(server).get("calls") == 8, "the window's 8 calls")
+        wait_until(lambda: fleet_health(server)["state"] == "kept", "the end of the window")
+        window = fleet_health(server)
+        assert window["epoch"] == first
+        assert window["error_rate"] >= 0.5
+
+        # A third of the calls fail: above max_error_rate after min_calls, not above the
+        # version before: kept in every worker through its whole window.
+        logic.write_text(third)
+        second = epoch_of(first, {"logic": digest(third)})
+        wait_until(lambda: server.logged(f"fleet {short(second)}: committed in 3/3"), "commit")
+
+        def counted() -> bool:
+            many(server, 12)
+            health = fleet_health(server)
+            return health.get("epoch") == second and health.get("calls", 0) >= 20
+
+        wait_until(counted, "min_calls in the fleet's window")
+        window = fleet_health(server)
+        assert 0.1 < window["error_rate"] <= 1 / 3 < 0.5 <= window["previous_rate"], window
+        wait_until(lambda: fleet_health(server)["state"] == "kept", "the end of the window")
+        assert not server.logged("automatic rollback")
+        every_worker(server, lambda a: a["version"] == "vb" and a["epoch"] == short(second), "vb")
+
+        # Every call fails: more than the version before, rolled back in every worker.
+        logic.write_text(always)
+        third_epoch = epoch_of(second, {"logic": digest(always)})
+        wait_until(lambda: server.logged(f"fleet {short(third_epoch)}: committed in 3/3"), "go")
+
+        def rolled_back() -> bool:
+            many(server, 12)
+            return server.logged("rolled back in 3 workers")
+
+        wait_until(rolled_back, "the fleet's rollback")
+        assert server.logged("the version before had 0.")
+        assert fleet_health(server)["state"] == "rolled back"
+        every_worker(
+            server, lambda a: a.get("version") == "vb" and a["epoch"] == short(second), "vb"
         )

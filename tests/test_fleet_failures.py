@@ -113,7 +113,7 @@ def test_fleet_worker_killed_before_its_vote(fleet: Fleet, monkeypatch: pytest.M
         if args[1][0] == protocol.PREPARE and victim.process.poll() is None:
             fleet.kill(victim)
 
-    wrap(monkeypatch, fleet, "_send", after)
+    wrap(monkeypatch, fleet, "send", after)
     result = fleet.save(V2)
     assert result.outcome == "committed", result.describe()
     assert victim.process.pid not in [w.pid for w in result.workers if w.outcome == "committed"]
@@ -128,7 +128,7 @@ def test_fleet_worker_killed_after_its_vote(fleet: Fleet, monkeypatch: pytest.Mo
             assert any(p.pid == victim.process.pid and v["ok"] for p, v in votes.items())
             fleet.kill(victim)
 
-    wrap(monkeypatch, fleet, "_gather", after)
+    wrap(monkeypatch, fleet, "gather", after)
     result = fleet.save(V2)
     assert result.outcome == "committed", result.describe()
     assert {w.pid: w.outcome for w in result.workers}.get(victim.process.pid, "gone") == "gone"
@@ -145,7 +145,7 @@ def test_fleet_worker_killed_during_its_commit(
         if args[1][0] == protocol.COMMIT and victim.process.poll() is None:
             fleet.kill(victim)
 
-    wrap(monkeypatch, fleet, "_send", after)
+    wrap(monkeypatch, fleet, "send", after)
     result = fleet.save(V2)
     assert result.outcome == "committed", result.describe()
     assert {w.pid: w.outcome for w in result.workers}[victim.process.pid] == "gone"
@@ -165,7 +165,7 @@ def test_fleet_worker_stopped_past_the_commit_timeout(
             os.kill(victim.process.pid, signal.SIGSTOP)
             stopped(victim.process.pid)
 
-    wrap(monkeypatch, fleet, "_gather", after)
+    wrap(monkeypatch, fleet, "gather", after)
     try:
         result = fleet.save(V2)
     finally:

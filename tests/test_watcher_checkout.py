@@ -13,11 +13,6 @@ def _git(root, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, timeout=60)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, intermittent under heavy load: the last file's event can come after "
-    "the watcher saw git's index lock go, and the set is cut before it (issue 25, point 11)",
-)
 def test_watcher_checkout_slower_than_the_window_is_one_change_set(project, watch, watcher_log):
     project.write("ck.cli", "def main():\n    return 'plain'\n")
     package = project.load("ck", "from ck.cli import main\n")

@@ -1,13 +1,13 @@
 """``hotswap fleet``: the operator's view of a cluster and its releases.
 
-``hotswap fleet --celery tasks status`` (or ``--dask tcp://host:8786``): which nodes and
-workers run which epoch; ``diff FILE...``: what a release of those files would change, and how
-every node would vote (a prepare, then an abort: nothing changes); ``commit FILE...``: the
-release, in two phases (no file: send the committed state to the nodes not on it); ``abort``:
-drop a round a coordinator left prepared; ``rollback --to EPOCH``: back to a committed epoch
-the cluster keeps. Each engine's integration says how to reach it (it is imported by name, as
-gunicorn's ``-c python:hotswap.integrations.gunicorn`` is); the exit status is 0 when the
-cluster is, or went, where asked.
+``hotswap fleet --celery tasks status`` (or ``--dask tcp://host:8786``, ``--ray host:6379``):
+which nodes and workers run which epoch; ``diff FILE...``: what a release of those files would
+change, and how every node would vote (a prepare, then an abort: nothing changes);
+``commit FILE...``: the release, in two phases (no file: send the committed state to the nodes
+not on it); ``abort``: drop a round a coordinator left prepared; ``rollback --to EPOCH``: back to
+a committed epoch the cluster keeps. Each engine's integration says how to reach it (it is
+imported by name, as gunicorn's ``-c python:hotswap.integrations.gunicorn`` is); the exit status
+is 0 when the cluster is, or went, where asked.
 """
 
 from __future__ import annotations
@@ -23,19 +23,20 @@ from hotswap._fleet.release import GENESIS, short
 
 __all__ = ("add_parser", "module_name", "run")
 
-ENGINES = ("celery", "dask")
+ENGINES = ("celery", "dask", "ray")
 
 
 def add_parser(commands: Any) -> None:
     """The ``fleet`` subcommand, on ``hotswap``'s subparsers."""
     fleet = commands.add_parser(
         "fleet",
-        help="see and move a cluster's release (Celery, Dask)",
+        help="see and move a cluster's release (Celery, Dask, Ray)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     where = fleet.add_mutually_exclusive_group(required=True)
     where.add_argument("--celery", metavar="APP", help="the Celery app, as celery -A takes it")
     where.add_argument("--dask", metavar="ADDRESS", help="the Dask scheduler's address")
+    where.add_argument("--ray", metavar="ADDRESS", help="the Ray cluster's address (host:port)")
     fleet.add_argument(
         "--root", default=".", help="the folder module names are relative to (default: .)"
     )

@@ -264,7 +264,10 @@ class Agent:
             return {"ok": True, "health": _health.figures()}
         if kind == protocol.STATS:
             run = _canary.running().get(body["module"])
-            return {"ok": True, "stats": None if run is None else run.stats}
+            if run is None:
+                return {"ok": True, "stats": None}
+            stats, latency = run.measured()
+            return {"ok": True, "stats": stats, "latency": latency}
         if kind == protocol.END:
             self._pending.pop(body["module"], None)
             run = _canary.running().get(body["module"])

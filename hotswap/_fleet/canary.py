@@ -5,8 +5,9 @@ in any process of the fleet, or a save in the watcher's canary mode) sends the c
 exact bytes to every worker, which starts it at the same weight (a sticky key lands on the same
 version in every worker: :func:`hotswap._release.routing.bucket` is a function of the key and the
 module only); a worker that joins while it runs starts it as it joins. The workers' own canaries
-never decide: the coordinator sums their figures (``stats``, every 0.1 s) and decides once, with
-the same rule as one process would. A promotion is a fleet transaction: every worker promotes its
+never decide: the coordinator sums their figures (``stats``, every 0.1 s; the percentiles from
+every worker's latency summary merged) and decides once, with the same rule as one process
+would. A promotion is a fleet transaction: every worker promotes its
 candidate under the release of the candidate's bytes (a new epoch), or every worker stays on the
 parent epoch; an abort drops the candidate everywhere (the epoch does not change).
 
@@ -33,6 +34,7 @@ from hotswap._fleet import protocol
 from hotswap._fleet.release import ledger
 from hotswap._ops.events import ReloadResult
 from hotswap._plan import sources
+from hotswap._release import latency
 from hotswap.exceptions import CanaryError, HotswapError
 
 if TYPE_CHECKING:
@@ -125,20 +127,25 @@ def _empty() -> dict[str, float]:
     return {"calls": 0, "errors": 0, "error_rate": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
 
 
-def summed(per_worker: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """The fleet's figures: calls and errors summed, the error rate of the sums, percentiles
-    the highest of any worker (an upper bound)."""
+def summed(
+    per_worker: list[dict[str, dict[str, float]]],
+    latencies: list[dict[str, dict[int, int]]],
+) -> dict[str, dict[str, float]]:
+    """The fleet's figures: calls and errors summed, the error rate of the sums, and the
+    percentiles of every worker's latest durations taken together (their latency summaries
+    merged: off by less than one bucket, :mod:`hotswap._release.latency`)."""
     out = {}
     for arm in ("live", "candidate"):
         figures = [w[arm] for w in per_worker if arm in w]
         calls = sum(int(f["calls"]) for f in figures)
         errors = sum(int(f["errors"]) for f in figures)
+        durations = latency.merge(s[arm] for s in latencies if arm in s)
         out[arm] = {
             "calls": calls,
             "errors": errors,
             "error_rate": errors / calls if calls else 0.0,
-            "p50_ms": max((f["p50_ms"] for f in figures), default=0.0),
-            "p99_ms": max((f["p99_ms"] for f in figures), default=0.0),
+            "p50_ms": latency.percentile_ms(durations, 0.50),
+            "p99_ms": latency.percentile_ms(durations, 0.99),
         }
     return out
 
@@ -238,12 +245,13 @@ class Canaries:
                 if run.state != "running":
                     return
                 answers = coordinator._ask_all(protocol.STATS, {"module": run.spec.module}, 5.0)
-                run.workers = {
-                    p.pid: a["stats"]
+                counted = [
+                    (p.pid, a["stats"], a.get("latency") or {})
                     for p, a in answers.items()
                     if isinstance(a, dict) and a.get("stats")
-                }
-                run.stats = summed(list(run.workers.values()))
+                ]
+                run.workers = {pid: stats for pid, stats, _ in counted}
+                run.stats = summed([c[1] for c in counted], [c[2] for c in counted])
             decision = verdict(run.spec, run.stats)
             if decision is not None:
                 try:

@@ -20,6 +20,7 @@ older term, so a stale coordinator cannot commit.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import json
 import logging
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hotswap._config import settings as _settings
-from hotswap._fleet import wire
+from hotswap._fleet import cluster_canary, wire
 from hotswap._fleet.release import GENESIS, Release, short
 from hotswap.exceptions import HotswapError
 
@@ -82,6 +83,8 @@ class Record:
         overlay: module name -> committed bytes.
         base: module name -> the bytes it ran before its first release.
         history: the last committed (epoch, overlay) pairs, newest last.
+        canary: the cluster's running canary (:func:`hotswap._fleet.cluster_canary.spec_body`),
+            or None.
     """
 
     term: int = 0
@@ -89,6 +92,7 @@ class Record:
     overlay: dict[str, bytes] = field(default_factory=dict)
     base: dict[str, bytes] = field(default_factory=dict)
     history: list[tuple[str, dict[str, bytes]]] = field(default_factory=list)
+    canary: dict[str, Any] | None = None
 
     def dumps(self) -> str:
         """As JSON text."""
@@ -99,6 +103,7 @@ class Record:
                 "overlay": wire.encode(self.overlay),
                 "base": wire.encode(self.base),
                 "history": [[e, wire.encode(o)] for e, o in self.history],
+                "canary": self.canary,
             }
         )
 
@@ -114,11 +119,13 @@ class Record:
             wire.decode(data["overlay"]),
             wire.decode(data["base"]),
             [(e, wire.decode(o)) for e, o in data["history"]],
+            data.get("canary"),
         )
 
     def sync_body(self, term: int) -> dict[str, Any]:
-        """The ``sync`` message that brings a node to this state."""
-        return {"term": term, "epoch": self.epoch, "overlay": wire.encode(self.overlay)}
+        """The ``sync`` message that brings a node to this state (and its canary)."""
+        body = {"term": term, "epoch": self.epoch, "overlay": wire.encode(self.overlay)}
+        return {**body, "canary": self.canary} if self.canary else body
 
 
 @dataclass(frozen=True)
@@ -275,6 +282,74 @@ class Cluster:
             return {}
         return self.transport.call("sync", record.sync_body(self.term), behind, self.timeout)
 
+    # --- the cluster's canary ---------------------------------------------------------------
+
+    def canary(
+        self,
+        module: str,
+        data: bytes,
+        *,
+        weight: float = 0.1,
+        min_calls: int = 100,
+        max_error_rate: float = 0.01,
+    ) -> dict[str, dict[str, Any] | None]:
+        """Start a canary of ``module`` with the candidate ``data`` on every node, at
+        ``weight``: on every node or on none. It is kept in the store, so a node that joins
+        while it runs starts it as it joins. Node -> its answer.
+
+        Raises:
+            HotswapError: a canary runs already, or a node could not start it (no node runs
+                it then).
+        """
+        record = self.record()
+        if record.canary:
+            raise HotswapError(f"a canary of {record.canary['module']} runs in the cluster")
+        body = cluster_canary.spec_body(module, data, weight, min_calls, max_error_rate)
+        nodes = self.transport.members()
+        answers = self.transport.call(
+            "canary", {"term": self.term, "canary": body}, nodes, self.timeout
+        )
+        refused = {n: a for n, a in answers.items() if a is None or not a["ok"]}
+        if refused:
+            end = {"term": self.term, "module": module, "reason": "a node could not start it"}
+            self.transport.call("end_canary", end, nodes, self.timeout)
+            why = "; ".join(
+                f"{n}: {(a or {}).get('error', 'no answer')}" for n, a in refused.items()
+            )
+            raise HotswapError(f"the canary of {module} did not start: {why}")
+        record = self.record()
+        record.canary = body
+        self.transport.save(record.dumps())
+        late = [n for n in self.transport.members() if n not in nodes]
+        if late:
+            answers.update(
+                self.transport.call("sync", record.sync_body(self.term), late, self.timeout)
+            )
+        logger.info(
+            "hotswap: cluster canary of %s at weight %g on %d nodes", module, weight, len(answers)
+        )
+        return answers
+
+    def end_canary(self, *, promote: bool) -> ClusterResult | None:
+        """End the cluster's canary on every node; with ``promote``, then release its
+        candidate as one round (its result; it may abort as any round may).
+
+        Raises:
+            HotswapError: no canary runs in the cluster.
+        """
+        record = self.record()
+        body = record.canary
+        if not body:
+            raise HotswapError("no canary runs in the cluster")
+        record.canary = None
+        self.transport.save(record.dumps())
+        reason = "promoted by the cluster" if promote else "aborted by the cluster"
+        end = {"term": self.term, "module": body["module"], "reason": reason}
+        self.transport.call("end_canary", end, self.transport.members(), self.timeout)
+        if not promote:
+            return None
+        return self.propose({body["module"]: base64.b64decode(body["data"])})
+
     def _round(
         self, record: Record, release: Release, overlay: dict[str, bytes], *, dry_run: bool = False
     ) -> ClusterResult:
@@ -323,7 +398,7 @@ class Cluster:
         history = [*record.history, (release.epoch, overlay)][-_HISTORY:]
         if not record.history:
             history.insert(0, (release.parent, dict(record.overlay)))
-        after = Record(self.term, release.epoch, overlay, base, history)
+        after = Record(self.term, release.epoch, overlay, base, history, record.canary)
         commit = {"term": self.term, "round": round_id, "release": wire.release_body(release)}
         dones = call("commit", commit, nodes, self.timeout)
         failed = [n for n, d in dones.items() if d is None or not d["ok"]]

@@ -38,8 +38,8 @@ from hotswap._engine.outcome import report
 from hotswap._fleet import protocol
 from hotswap._fleet.canary import Canaries, Spec
 from hotswap._fleet.health import Health
-from hotswap._fleet.release import Release, State, ledger, short
-from hotswap._fleet.result import FleetResult, WorkerReport
+from hotswap._fleet.release import Release, State, ledger, short, welcome_body
+from hotswap._fleet.result import FleetResult, WorkerReport, vote_report
 from hotswap._ops.events import ReloadResult
 from hotswap.exceptions import HotswapError
 
@@ -57,7 +57,9 @@ Local = Callable[[Entries], list[ReloadResult]]
 _HELLO_TIMEOUT = 5.0
 
 
-class _Peer:
+class Peer:
+    """A connected worker: its connection, pid and the epoch it last reported."""
+
     def __init__(self, conn: Connection, pid: int) -> None:
         self.conn = conn
         self.pid = pid
@@ -76,7 +78,7 @@ class Coordinator:
         self.address = protocol.new_address()
         self._server = protocol.Server(self.address)
         self._local = local
-        self._peers: list[_Peer] = []
+        self._peers: list[Peer] = []
         # One round at a time, and no worker joins in the middle of one: a joiner would get
         # the parent's overlay and miss the commit.
         self._lock = threading.RLock()
@@ -125,6 +127,46 @@ class Coordinator:
         a worker's ``status()`` asks it while a round may run)."""
         return {p.pid: p.epoch for p in list(self._peers)}
 
+    # --- what a cluster node uses (hotswap._fleet.node) -----------------------------------------
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held for a whole round: no worker joins in the middle of one."""
+        return self._lock
+
+    def peers(self) -> list[Peer]:
+        """The connected workers, now."""
+        return list(self._peers)
+
+    def new_round(self) -> int:
+        """The number of a new round (hold :attr:`lock`)."""
+        self._round += 1
+        return self._round
+
+    def commit(
+        self,
+        release: Release,
+        peers: list[Peer],
+        entries: Entries,
+        parent_state: State,
+        number: int,
+        timeout: float,
+        start: float,
+    ) -> FleetResult:
+        """Commit a release ``peers`` prepared in round ``number`` in them and in this process
+        (its ``entries``); the fleet's result (hold :attr:`lock`)."""
+        self._commit(release, peers, entries, parent_state, number, timeout, start)
+        return self.results[-1]
+
+    def welcome(self, peers: list[Peer]) -> list[Peer]:
+        """Send ``peers`` this process's committed state and the running canaries (a worker
+        that missed a commit, or joined during a round); the ones it reached (hold
+        :attr:`lock`)."""
+        sent = self.send(peers, (protocol.WELCOME, 0, self._welcome_body(ledger.state())))
+        for peer in sent:
+            peer.epoch = ledger.epoch
+        return sent
+
     # --- joining -------------------------------------------------------------------------------
 
     def _accept(self) -> None:
@@ -156,7 +198,7 @@ class Coordinator:
             with self._lock:
                 state = ledger.state()
                 conn.send((protocol.WELCOME, 0, self._welcome_body(state)))
-                peer = _Peer(conn, int(body["pid"]))
+                peer = Peer(conn, int(body["pid"]))
                 peer.epoch = state.epoch
                 self._peers.append(peer)
         except (OSError, EOFError, ValueError, _authentication_error()):
@@ -188,8 +230,8 @@ class Coordinator:
             self._round += 1
             number = self._round
             body = {"parent": parent_state.epoch, "files": {}, "canary": spec.module, "why": reason}
-            peers = self._send(list(self._peers), (protocol.PREPARE, number, body))
-            votes = self._gather(peers, number, protocol.VOTE, timeout)
+            peers = self.send(list(self._peers), (protocol.PREPARE, number, body))
+            votes = self.gather(peers, number, protocol.VOTE, timeout)
             live = [p for p in peers if p in votes and votes[p] is not _GONE]
             release = Release.of(parent_state.epoch, {spec.module: spec.data})
             mine = getattr(sys.modules.get(spec.module), "__file__", None)
@@ -197,9 +239,9 @@ class Coordinator:
             entries = [(spec.module, spec.data)] if runs else []  # --preload: it runs it too
             refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
             if refused or not live:
-                self._send(live, (protocol.ABORT, number, {}))
+                self.send(live, (protocol.ABORT, number, {}))
                 self._ask_all(protocol.END, {"module": spec.module, "reason": reason}, 5)
-                reports = tuple(_vote_report(p, votes[p], timeout) for p in live)
+                reports = tuple(vote_report(p.pid, votes[p], timeout) for p in live)
                 why = next((r.error for r in reports if r.error is not None), None)
                 fleet = FleetResult(
                     release.epoch,
@@ -234,7 +276,7 @@ class Coordinator:
                 self.health.roll_back(release, parent, versions, why, exclude=pid)
                 welcome = self._welcome_body(ledger.state())
                 # Workers that joined after the commit run it too, with nothing to roll back.
-                self._send([p for p in self._peers if p.pid != pid], (protocol.WELCOME, 0, welcome))
+                self.send([p for p in self._peers if p.pid != pid], (protocol.WELCOME, 0, welcome))
                 logger.warning("hotswap: fleet %s marked bad: %s", short(epoch), why)
                 answer["welcome"] = welcome
             elif epoch != ledger.epoch:
@@ -246,7 +288,7 @@ class Coordinator:
 
     def view(self) -> dict[str, Any]:
         """The fleet as the coordinator sees it: each worker's epoch, the canaries, the last
-        release and its mixed-version window."""
+        release, its mixed-version window and its health window."""
         last = self.results[-1] if self.results else None
         return {
             "coordinator": os.getpid(),
@@ -255,23 +297,24 @@ class Coordinator:
             "canaries": self.canaries.view(),
             "last": None if last is None else last.describe(),
             "window": None if last is None else last.window,
+            "health": self.health.view(),
         }
 
     def _welcome_body(self, state: State) -> dict[str, Any]:
-        return {**_welcome_body(state), "canaries": self.canaries.specs()}
+        return {**welcome_body(state), "canaries": self.canaries.specs()}
 
-    def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[_Peer, Any]:
+    def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Peer, Any]:
         """Every worker's answer to one message (the caller holds the lock)."""
         return self._ask(list(self._peers), kind, body, timeout)
 
     def _ask(
-        self, peers: list[_Peer], kind: str, body: dict[str, Any], timeout: float
-    ) -> dict[_Peer, Any]:
+        self, peers: list[Peer], kind: str, body: dict[str, Any], timeout: float
+    ) -> dict[Peer, Any]:
         self._round += 1
         number = self._round
-        sent = self._send(peers, (kind, number, body))
+        sent = self.send(peers, (kind, number, body))
         reply = protocol.VOTE if kind == protocol.PREPARE else protocol.DONE
-        return self._gather(sent, number, reply, timeout)
+        return self.gather(sent, number, reply, timeout)
 
     def _two_phase(self, files: dict[str, bytes], entries: Entries) -> list[ReloadResult]:
         start = time.perf_counter()
@@ -280,7 +323,7 @@ class Coordinator:
         parent = parent_state.epoch
         self._round += 1
         number = self._round
-        peers = self._send(
+        peers = self.send(
             list(self._peers), (protocol.PREPARE, number, {"parent": parent, "files": files})
         )
         local_error: BaseException | None = None
@@ -289,16 +332,14 @@ class Coordinator:
                 transaction.prepare_many(entries)
             except HotswapError as error:
                 local_error = error
-        votes = self._gather(peers, number, protocol.VOTE, timeout)
+        votes = self.gather(peers, number, protocol.VOTE, timeout)
         behind = [p for p, v in votes.items() if isinstance(v, dict) and v.get("behind")]
         if behind:
             # Not at the parent (it missed a release): send it the fleet's state, ask again.
             welcome = (protocol.WELCOME, 0, self._welcome_body(parent_state))
-            again = self._send(behind, welcome)
-            again = self._send(
-                again, (protocol.PREPARE, number, {"parent": parent, "files": files})
-            )
-            votes.update(self._gather(again, number, protocol.VOTE, timeout))
+            again = self.send(behind, welcome)
+            again = self.send(again, (protocol.PREPARE, number, {"parent": parent, "files": files}))
+            votes.update(self.gather(again, number, protocol.VOTE, timeout))
         modules = {name: data for name, data in entries}
         for vote in votes.values():
             if not isinstance(vote, dict):  # no answer, or gone (a child that exited)
@@ -311,15 +352,15 @@ class Coordinator:
         live = [p for p in peers if p in votes and votes[p] is not _GONE]
         refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
         if not modules and not refused and local_error is None:
-            self._send(live, (protocol.ABORT, number, {}))
+            self.send(live, (protocol.ABORT, number, {}))
             return []  # no participant runs these files
         release = Release.of(parent, modules)
         why = self._marked_bad(release)
         if why and local_error is None:
             local_error = HotswapError(f"release {short(release.epoch)} is marked bad: {why}")
         if refused or local_error is not None:
-            self._send(live, (protocol.ABORT, number, {}))
-            reports = tuple(_vote_report(p, votes[p], timeout) for p in live)
+            self.send(live, (protocol.ABORT, number, {}))
+            reports = tuple(vote_report(p.pid, votes[p], timeout) for p in live)
             fleet = FleetResult(
                 release.epoch,
                 parent,
@@ -339,7 +380,7 @@ class Coordinator:
     def _commit(
         self,
         release: Release,
-        peers: list[_Peer],
+        peers: list[Peer],
         entries: Entries,
         parent_state: State,
         number: int,
@@ -354,7 +395,7 @@ class Coordinator:
             "timeout": timeout * 0.9,
             "deadline": time.monotonic() + timeout * 0.9,
         }
-        sent = self._send(peers, (protocol.COMMIT, number, body))
+        sent = self.send(peers, (protocol.COMMIT, number, body))
         versions = {n: s.version for n, s in transaction.module_statuses().items()}
         local: list[ReloadResult] = []
         with ledger.applying(release):
@@ -394,7 +435,7 @@ class Coordinator:
             self.health.watch(release, parent_state, versions)
             return out
         # Someone could not commit: everyone who did goes back to the parent epoch.
-        others = self._send(
+        others = self.send(
             [p for p in sent if answers[p] is not _GONE],
             (protocol.ROLLBACK, number, {"epoch": release.epoch}),
         )
@@ -404,7 +445,7 @@ class Coordinator:
                 if earlier is not None and status.version != earlier:
                     transaction.rollback(name, to=earlier, reason="fleet rollback")
         ledger.restore(parent_state)
-        self._gather(others, number, protocol.DONE, timeout)
+        self.gather(others, number, protocol.DONE, timeout)
         reports = tuple(
             WorkerReport(
                 p.pid,
@@ -485,8 +526,9 @@ class Coordinator:
 
     # --- messages ------------------------------------------------------------------------------
 
-    def _send(self, peers: list[_Peer], message: protocol.Message) -> list[_Peer]:
-        """Send to each; the peers it reached (a peer that is gone is dropped)."""
+    def send(self, peers: list[Peer], message: protocol.Message) -> list[Peer]:
+        """Send to each; the peers it reached (a peer that is gone is dropped). Hold
+        :attr:`lock`."""
         reached = []
         for peer in peers:
             try:
@@ -496,19 +538,19 @@ class Coordinator:
                 self._drop(peer)
         return reached
 
-    def _gather(
-        self, peers: list[_Peer], number: int, kind: str, timeout: float
-    ) -> dict[_Peer, Any]:
+    def gather(self, peers: list[Peer], number: int, kind: str, timeout: float) -> dict[Peer, Any]:
+        """Each peer's ``kind`` answer to round ``number``: its body, None (no answer within
+        ``timeout``) or gone. Hold :attr:`lock`."""
         return self._gather_timed(peers, number, kind, timeout)[0]
 
     def _gather_timed(
-        self, peers: list[_Peer], number: int, kind: str, timeout: float
-    ) -> tuple[dict[_Peer, Any], float, float]:
+        self, peers: list[Peer], number: int, kind: str, timeout: float
+    ) -> tuple[dict[Peer, Any], float, float]:
         """Each peer's answer to round ``number``: its body, None (no answer within
         ``timeout``) or ``_GONE``; and when the first and last answers came."""
         deadline = time.monotonic() + timeout
         pending = {peer.conn: peer for peer in peers}
-        answers: dict[_Peer, Any] = {}
+        answers: dict[Peer, Any] = {}
         first = last = 0.0
         while pending:
             remaining = deadline - time.monotonic()
@@ -536,7 +578,7 @@ class Coordinator:
             answers[peer] = None
         return answers, first, last
 
-    def _drop(self, peer: _Peer) -> None:
+    def _drop(self, peer: Peer) -> None:
         if peer in self._peers:
             self._peers.remove(peer)
         peer.conn.close()
@@ -555,19 +597,3 @@ def _authentication_error() -> type[Exception]:
 
 
 _GONE: Any = object()  # an answer: the worker's connection closed (it exited)
-
-
-def _welcome_body(state: State) -> dict[str, Any]:
-    epoch, overlay = ledger.shipment()
-    if epoch != state.epoch:  # the parent's state, within a round
-        overlay = {**overlay, **state.shippable()}
-    return {"epoch": state.epoch, "overlay": overlay}
-
-
-def _vote_report(peer: _Peer, vote: Any, timeout: float) -> WorkerReport:
-    if vote is None:
-        error = HotswapError(f"worker {peer.pid}: no vote within {timeout} s")
-        return WorkerReport(peer.pid, None, "no vote", error)
-    if not vote["ok"]:
-        return WorkerReport(peer.pid, False, "voted no", vote.get("error"))
-    return WorkerReport(peer.pid, True, "aborted")

@@ -29,11 +29,11 @@ from typing import Any
 
 from hotswap._config import settings as _settings
 from hotswap._engine import transaction
-from hotswap._fleet import protocol, wire
+from hotswap._fleet import cluster_canary, protocol, wire
 from hotswap._fleet.agent import CommittedFinder
 from hotswap._fleet.agent import _live_bytes as live_bytes
 from hotswap._fleet.agent import _live_hash as live_hash
-from hotswap._fleet.coordinator import Coordinator, _Peer, _welcome_body
+from hotswap._fleet.coordinator import Coordinator, Peer
 from hotswap._fleet.release import Release, State, digest, ledger, short
 from hotswap._plan import sources
 from hotswap.exceptions import HotswapError
@@ -48,7 +48,7 @@ class _Prepared:
     round: str
     parent: str
     entries: list[tuple[str, bytes]]
-    peers: list[_Peer]
+    peers: list[Peer]
     number: int
 
 
@@ -57,7 +57,7 @@ class _Undo:
     epoch: str
     state: State
     versions: dict[str, int]
-    peers: list[_Peer] = field(default_factory=list)
+    peers: list[Peer] = field(default_factory=list)
 
 
 class Node:
@@ -108,8 +108,28 @@ class Node:
     # --- the phases ----------------------------------------------------------------------------
 
     def status(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """This node's epoch, term and children (pid -> epoch)."""
-        return self._answer(True, modules=sorted(ledger.state().hashes))
+        """This node's epoch, term, children (pid -> epoch) and canaries (module -> weight)."""
+        canaries = cluster_canary.running(self.local)
+        return self._answer(True, modules=sorted(ledger.state().hashes), canaries=canaries)
+
+    def canary(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start the cluster's canary ``body["canary"]`` here and in the children."""
+        with self._lock:
+            stale = self._stale(body)
+            if stale is not None:
+                return stale
+            error = cluster_canary.start(self.local, body["canary"])
+            return self._answer(error is None, error=error)
+
+    def end_canary(self, body: dict[str, Any]) -> dict[str, Any]:
+        """End the cluster's canary of ``body["module"]`` here (the candidate is dropped)."""
+        with self._lock:
+            stale = self._stale(body)
+            if stale is not None:
+                return stale
+            reason = str(body.get("reason", "the cluster ended it"))
+            error = cluster_canary.end(self.local, str(body["module"]), reason)
+            return self._answer(error is None, error=error)
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """Plan ``body["modules"]`` (name -> base64 bytes) on ``body["parent"]`` in this
@@ -153,12 +173,11 @@ class Node:
             return prepared, votes, error
         local = self.local
         timeout = _settings.current().commit_timeout
-        with local._lock:
-            local._round += 1
-            prepared.number = local._round
+        with local.lock:
+            prepared.number = local.new_round()
             message = (protocol.PREPARE, prepared.number, {"parent": parent, "files": files})
-            sent = local._send(list(local._peers), message)
-            answers = local._gather(sent, prepared.number, protocol.VOTE, timeout)
+            sent = local.send(local.peers(), message)
+            answers = local.gather(sent, prepared.number, protocol.VOTE, timeout)
         for peer, answer in answers.items():
             if not isinstance(answer, dict):
                 gone = answer is not None
@@ -213,19 +232,16 @@ class Node:
             self._undo = _Undo(release.epoch, state, versions)
             return self._answer(True)
         local = self.local
-        with local._lock:
-            number = prepared.number
-            if not number:
-                local._round += 1
-                number = local._round
-            local._commit(release, prepared.peers, prepared.entries, state, number, timeout, start)
-            fleet = local.results[-1]
+        with local.lock:
+            number = prepared.number or local.new_round()
+            fleet = local.commit(
+                release, prepared.peers, prepared.entries, state, number, timeout, start
+            )
             if not fleet.ok:
                 return self._answer(False, error=fleet.describe())
             self._undo = _Undo(release.epoch, state, versions, list(prepared.peers))
             # Children that joined since the prepare were welcomed at the parent: resync them.
-            late = [p for p in local._peers if p not in prepared.peers]
-            local._send(late, (protocol.WELCOME, 0, _welcome_body(ledger.state())))
+            local.welcome([p for p in local.peers() if p not in prepared.peers])
         return self._answer(True, window=fleet.window)
 
     def abort(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -252,12 +268,11 @@ class Node:
             if self.local is not None and undo.peers:
                 local = self.local
                 timeout = _settings.current().commit_timeout
-                with local._lock:
-                    local._round += 1
-                    number = local._round
+                with local.lock:
+                    number = local.new_round()
                     message = (protocol.ROLLBACK, number, {"epoch": undo.epoch})
-                    sent = local._send(undo.peers, message)
-                    answers = local._gather(sent, number, protocol.DONE, timeout)
+                    sent = local.send(undo.peers, message)
+                    answers = local.gather(sent, number, protocol.DONE, timeout)
                 errors += [
                     f"pid {p.pid}: {a.get('error')}"
                     for p, a in answers.items()
@@ -282,26 +297,25 @@ class Node:
                 return stale
             self._install_finder()
             epoch, overlay = body["epoch"], wire.decode(body["overlay"])
-            if ledger.epoch == epoch:
-                return self._answer(True, already=True)
-            error = take(epoch, overlay)
-            self._prepared = self._undo = None
-            self._resync()
-            return self._answer(error is None, error=error)
+            already = ledger.epoch == epoch
+            error = None if already else take(epoch, overlay)
+            if not already:
+                self._prepared = self._undo = None
+                self._resync()
+            if error is None and body.get("canary"):  # joined while the cluster's canary runs
+                error = cluster_canary.start(self.local, body["canary"])
+            return self._answer(error is None, error=error, already=already)
 
     def _resync(self) -> None:
         if self.local is None:
             return
-        with self.local._lock:
-            stale = [p for p in self.local._peers if p.epoch != ledger.epoch]
-            sent = self.local._send(stale, (protocol.WELCOME, 0, _welcome_body(ledger.state())))
-            for peer in sent:
-                peer.epoch = ledger.epoch
+        with self.local.lock:
+            self.local.welcome([p for p in self.local.peers() if p.epoch != ledger.epoch])
 
-    def _send(self, peers: list[_Peer], message: protocol.Message) -> None:
+    def _send(self, peers: list[Peer], message: protocol.Message) -> None:
         if self.local is not None and peers:
-            with self.local._lock:
-                self.local._send(peers, message)
+            with self.local.lock:
+                self.local.send(peers, message)
 
     def _install_finder(self) -> None:
         """Modules of the committed overlay imported later run its bytes, not the file."""

@@ -22,10 +22,21 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from hotswap._engine import hooks
 
-__all__ = ("GENESIS", "Ledger", "Release", "State", "epoch_of", "install", "ledger", "short")
+__all__ = (
+    "GENESIS",
+    "Ledger",
+    "Release",
+    "State",
+    "epoch_of",
+    "install",
+    "ledger",
+    "short",
+    "welcome_body",
+)
 
 GENESIS = hashlib.sha256(b"hotswap:genesis").hexdigest()
 """The epoch of a process before any release: the code it imported at start."""
@@ -235,3 +246,11 @@ def install() -> None:
     hooks.on_epoch(ledger.advance, lambda: ledger.epoch)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def welcome_body(state: State) -> dict[str, Any]:
+    """What a worker joining a fleet at ``state`` is sent: the epoch and the overlay to run."""
+    epoch, overlay = ledger.shipment()
+    if epoch != state.epoch:  # the parent's state, within a round
+        overlay = {**overlay, **state.shippable()}
+    return {"epoch": state.epoch, "overlay": overlay}

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from hotswap._fleet.release import short
+from hotswap.exceptions import HotswapError
 
-__all__ = ("FleetResult", "WorkerReport")
+__all__ = ("FleetResult", "WorkerReport", "vote_report")
 
 
 @dataclass(frozen=True)
@@ -87,3 +89,13 @@ class FleetResult:
         else:
             state = f"rolled back in {count} workers to {short(self.parent)}"
         return f"fleet {short(self.epoch)}: {state}: {why} ({ms:.1f} ms)"
+
+
+def vote_report(pid: int, vote: Any, timeout: float) -> WorkerReport:
+    """A worker's report in a round that did not commit, from its vote (None: no vote)."""
+    if vote is None:
+        error = HotswapError(f"worker {pid}: no vote within {timeout} s")
+        return WorkerReport(pid, None, "no vote", error)
+    if not vote["ok"]:
+        return WorkerReport(pid, False, "voted no", vote.get("error"))
+    return WorkerReport(pid, True, "aborted")

@@ -258,8 +258,9 @@ class Status:
             or ``"worker"``; else ``""``.
         fleet_view: in a fleet, the fleet as its coordinator sees it, whichever process
             asked: ``workers`` (pid -> epoch), ``canaries`` (the fleet's canary: weight,
-            summed figures, each worker's), ``last`` (the last release's line) and
-            ``window`` (its mixed-version window, seconds); else None.
+            the fleet's figures, each worker's), ``last`` (the last release's line),
+            ``window`` (its mixed-version window, seconds) and ``health`` (its health
+            window: the fleet's calls and error rate, the version before's); else None.
     """
 
     modules: Mapping[str, ModuleStatus]

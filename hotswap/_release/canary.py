@@ -137,6 +137,13 @@ class Canary:
         with self._lock:
             return {"live": self._live.to_dict(), "candidate": self._new.to_dict()}
 
+    def measured(self) -> tuple[dict[str, dict[str, float]], dict[str, dict[int, int]]]:
+        """:attr:`stats`, and per arm the same durations as a mergeable summary (what a fleet
+        adds up to give its own percentiles: :mod:`hotswap._release.latency`), at one moment."""
+        with self._lock:
+            stats = {"live": self._live.to_dict(), "candidate": self._new.to_dict()}
+            return stats, {"live": self._live.summary(), "candidate": self._new.summary()}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable: ``module``, ``state``, ``version``, ``weight``, ``min_calls``,
         ``max_error_rate``, ``promote_after``, ``reason`` and ``stats``."""

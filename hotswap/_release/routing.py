@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from hotswap._engine import hooks as _hooks
 from hotswap._engine.switch import KINDS
+from hotswap._release import latency as _latency
 from hotswap._release import proxy as _proxy
 
 __all__ = (
@@ -94,6 +95,10 @@ class Figures:
             "p50_ms": percentile(0.50),
             "p99_ms": percentile(0.99),
         }
+
+    def summary(self) -> _latency.Summary:
+        """The latest durations as a mergeable summary (:mod:`hotswap._release.latency`)."""
+        return _latency.summarise(self._durations)
 
 
 class Run(Protocol):

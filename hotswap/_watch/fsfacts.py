@@ -49,27 +49,35 @@ def folder_identity(folder: str) -> tuple[int, int] | None:
 
 class Backlog:
     """Whether events wait on their way to the observer's queue: in an inotify emitter's
-    queue, or still in the kernel's (where the next file of a save-all shows first)."""
+    queue, read from the kernel but not handed to the emitters yet, or still in the kernel's
+    (where the next file of a save-all shows first)."""
 
     def __init__(self, observer: object) -> None:
         self._observer = observer
-        # watchdog >= 7 reads one inotify descriptor per observer; where it can be found, how
-        # many bytes of events the kernel holds tells whether more are on their way.
-        found = getattr(getattr(observer, "_inotify_fd", None), "_inotify_fd", None)
-        self._fd: int | None = found if isinstance(found, int) and _FIONREAD else None
+        self._broken = not _FIONREAD
 
     def waiting(self) -> bool:
         """Whether any event is known to be on its way."""
         return self._emitters() or self._kernel()
 
     def _kernel(self) -> bool:
-        if self._fd is None:
+        # watchdog >= 7 reads one inotify descriptor per observer, from a thread that queues
+        # what it read for the emitters; both are made when the observer starts, so they are
+        # looked up on each call. How many bytes of events the kernel holds tells whether
+        # more are on their way.
+        reader = getattr(self._observer, "_inotify_fd", None)
+        read = getattr(reader, "_raw_queue", None)
+        empty = getattr(read, "empty", None)
+        if callable(empty) and not empty():
+            return True
+        fd = getattr(reader, "_inotify_fd", None)
+        if self._broken or not isinstance(fd, int):
             return False
         waiting = array.array("i", [0])
         try:
-            fcntl.ioctl(self._fd, termios.FIONREAD, waiting, True)
+            fcntl.ioctl(fd, termios.FIONREAD, waiting, True)
         except OSError:
-            self._fd = None
+            self._broken = True
             return False
         return waiting[0] > 0
 

@@ -443,6 +443,12 @@ class Reloader:
                 if time.monotonic() >= checkout:
                     break
                 self._cond.wait(_CHECKOUT_POLL)
+            # What the checkout wrote before it let the lock go is in the kernel's queue or on
+            # its way to the handler already: take all of it, however long a loaded machine
+            # takes to hand it over (bounded like the lock: events keep coming elsewhere).
+            drained = time.monotonic() + _CHECKOUT_LIMIT
+            while self._undispatched() and not self._stopping and time.monotonic() < drained:
+                self._cond.wait(_CHECKOUT_POLL)
             # The checkout's last files: let them arrive and become due within one more window.
             limit = time.monotonic() + self.settings.debounce
             self._settle_until(limit)

@@ -20,7 +20,7 @@ the watching MainProcess.
 Example:
     >>> from hotswap.integrations import celery as hotswap_celery
     >>> hotswap_celery.COMMANDS
-    ('status', 'prepare', 'commit', 'abort', 'rollback', 'sync')
+    ('status', 'prepare', 'commit', 'abort', 'rollback', 'sync', 'canary', 'end_canary')
 """
 
 from __future__ import annotations
@@ -36,13 +36,17 @@ from celery.worker.control import control_command
 
 from hotswap import _seam
 
-__all__ = ("COMMANDS", "CeleryTransport", "cluster", "connect", "install", "transport")
+__all__ = ("COMMANDS", "LEASE", "CeleryTransport", "cluster", "connect", "install", "transport")
 
 logger = logging.getLogger("hotswap.integrations.celery")
 
-COMMANDS = ("status", "prepare", "commit", "abort", "rollback", "sync")
+COMMANDS = ("status", "prepare", "commit", "abort", "rollback", "sync", "canary", "end_canary")
 """The phases, each a remote-control command ``hotswap_<name>`` with one argument ``body``."""
 
+LEASE = 10.0
+"""Seconds after a node last said it is up that it stops counting as a member."""
+
+_BEAT = 2.0  # seconds between a node's "I am up"
 _installed: set[int] = set()
 # Seconds a starting node waits to hear its own broadcast before it says it is a member.
 _ENTER_TIMEOUT = 30.0
@@ -71,9 +75,17 @@ class CeleryTransport:
         return client
 
     def members(self) -> list[str]:
-        """The nodes that said they are up (``worker_ready``) and have not stopped."""
-        names = self._redis.hkeys(f"{self.prefix}:nodes")
+        """The nodes that said they are up within :data:`LEASE` seconds (by the Redis server's
+        clock) and have not stopped; the others are forgotten."""
+        key = f"{self.prefix}:members"
+        now = self._now()
+        self._redis.zremrangebyscore(key, "-inf", now - LEASE)
+        names = self._redis.zrangebyscore(key, now - LEASE, "+inf")
         return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+    def _now(self) -> float:
+        seconds, micros = self._redis.time()
+        return float(seconds) + float(micros) / 1e6
 
     def call(
         self, command: str, body: dict[str, Any], nodes: list[str], timeout: float
@@ -109,12 +121,13 @@ class CeleryTransport:
         self._redis.set(f"{self.prefix}:record", text)
 
     def enter(self, node: str) -> None:
-        """Say that ``node`` is up (its control commands are consumed)."""
-        self._redis.hset(f"{self.prefix}:nodes", node, str(os.getpid()))
+        """Say that ``node`` is up (its control commands are consumed); again every
+        :data:`LEASE` seconds at most, or it stops counting."""
+        self._redis.zadd(f"{self.prefix}:members", {node: self._now()})
 
     def leave(self, node: str) -> None:
         """Say that ``node`` stopped."""
-        self._redis.hdel(f"{self.prefix}:nodes", node)
+        self._redis.zrem(f"{self.prefix}:members", node)
 
 
 def transport(app: Celery) -> CeleryTransport:
@@ -218,11 +231,24 @@ def _enter(app: Celery, store: CeleryTransport, hostname: str) -> None:
         )
     store.enter(hostname)
     _take(store, _seam.cluster_node())  # a commit made between init and now
+    _beat(store, hostname)
+
+
+def _beat(store: CeleryTransport, hostname: str) -> None:
+    """Say this node is up every :data:`_BEAT` seconds until it stops (its shutdown says it
+    left; a kill stops the beats, and the lease runs out)."""
+    stopped = threading.Event()
+    signals.worker_shutdown.connect(lambda **_: stopped.set(), weak=False)
+    while not stopped.wait(_BEAT):
+        try:
+            store.enter(hostname)
+        except Exception:  # the broker restarts: the next beat may reach it
+            logger.debug("hotswap: %s could not renew its membership", hostname, exc_info=True)
 
 
 def _take(store: CeleryTransport, node: Any) -> None:
     record = _seam.ClusterRecord.loads(store.load())
-    if record.epoch == _seam.epoch():
+    if record.epoch == _seam.epoch() and not record.canary:
         return
     answer = node.sync(record.sync_body(record.term))
     logger.info(

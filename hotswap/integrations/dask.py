@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import marshal
@@ -69,7 +70,7 @@ class ReleasePlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         """On the worker, before it runs tasks: take the committed state if not on it."""
         record = _seam.ClusterRecord.loads(self.record)
-        if record.epoch == _seam.epoch():
+        if record.epoch == _seam.epoch() and not record.canary:
             return
         answer = _seam.cluster_node().sync(record.sync_body(record.term))
         if not answer["ok"]:
@@ -102,21 +103,32 @@ class DaskTransport:
     def call(
         self, command: str, body: dict[str, Any], nodes: list[str], timeout: float
     ) -> dict[str, dict[str, Any] | None]:
-        """Run the phase on ``nodes``; a worker that raised or left answers no."""
+        """Run the phase on each of ``nodes``; a worker that raised or left answers no, one
+        that did not answer within ``timeout`` (a partition: the scheduler's connection to it
+        stays open and silent) answers None. One ``Client.run`` per worker, so a silent worker
+        does not hold back the others' answers."""
         if not nodes:
             return {}
-        answers: dict[str, dict[str, Any] | None] = dict.fromkeys(nodes)
-        try:
-            got = self.client.run(_phase, command, body, workers=nodes, on_error="return")
-        except OSError as error:  # a worker left during the call
-            logger.warning("hotswap: %s did not reach every worker: %s", command, error)
-            return answers
-        for address, answer in got.items():
+
+        async def one(address: str) -> dict[str, Any] | None:
+            # Client._run is the coroutine behind Client.run: the only way to bound a run.
+            run = self.client._run(_phase, command, body, workers=[address], on_error="return")
+            try:
+                got = await asyncio.wait_for(run, timeout)
+            except OSError as error:  # TimeoutError included: no answer in time
+                why = type(error).__name__
+                logger.warning("hotswap: %s did not reach %s: %s", command, address, why)
+                return None
+            answer = got.get(address)
             if isinstance(answer, BaseException):
-                answers[address] = {"ok": False, "error": f"{type(answer).__name__}: {answer}"}
-            else:
-                answers[address] = answer
-        return answers
+                return {"ok": False, "error": f"{type(answer).__name__}: {answer}"}
+            return answer  # type: ignore[no-any-return]
+
+        async def every() -> dict[str, dict[str, Any] | None]:
+            found = await asyncio.gather(*(one(a) for a in nodes))
+            return dict(zip(nodes, found, strict=True))
+
+        return self.client.sync(every)  # type: ignore[no-any-return, no-untyped-call]
 
     def load(self) -> str | None:
         """The record, from the scheduler's metadata."""

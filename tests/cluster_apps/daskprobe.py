@@ -28,3 +28,11 @@ def doom() -> bool:
 
     builtins.hotswap_test_doomed = True  # type: ignore[attr-defined]
     return True
+
+
+def in_canary() -> list:
+    """The version a plain call runs and the one a canary unit (weight 1.0: the candidate) runs."""
+    plain = logic.version()
+    with hotswap.canary_scope("probe"):
+        scoped = logic.version()
+    return [plain, scoped]

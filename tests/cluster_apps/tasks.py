@@ -30,4 +30,11 @@ def probe(pause: float = 0.05) -> dict:
         "version": logic.version(),
         "epoch": hotswap.status().epoch,
         "count": logic.hit(),
+        "scoped": _scoped(),
     }
+
+
+def _scoped() -> str:
+    """The version a canary unit runs (the candidate at weight 1.0)."""
+    with hotswap.canary_scope("probe"):
+        return logic.version()
