@@ -25,6 +25,7 @@ from hotswap._ops import events as _events
 from hotswap._ops.events import ReloadResult, call_safely, location
 from hotswap._plan import datafiles as _datafiles
 from hotswap._plan.modules import ModuleIndex, Scope, real_file
+from hotswap._watch import reconcile as _reconcile
 from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
 
 __all__ = (
@@ -200,16 +201,13 @@ class ChangeSets:
                 continue  # never imported: nothing runs this file
             if self._apply_files is None and names and self._set_aside(path, names[0], reading):
                 continue  # huge: read on a thread of its own first, this set applies meanwhile
+            first = path not in self._hashes
             data = self.read(path, why)
             if data is None:
                 continue
             digest = self._hashes[path]  # (read() took it: a 10 MB file hashes in ~20 ms)
-            if (
-                why != RETRY
-                and names
-                and all(_transaction.left_by_rollback(n) == digest for n in names)
-            ):
-                continue  # an event of the content a rollback left: no save since
+            if why != RETRY and names and all(_unchanged(n, path, digest, first) for n in names):
+                continue  # no save: the bytes its modules run (or a rollback left)
             files[path] = data
             for name in names:
                 if name not in owners:
@@ -328,6 +326,15 @@ class ChangeSets:
         for result in _transaction.reload_data(path, readers):
             if on_reload is not None:
                 call_safely(on_reload, result)
+
+
+def _unchanged(name: str, path: str, digest: str, first: bool) -> bool:
+    """Whether ``digest`` (the bytes of ``path``) is no save for module ``name``: the content a
+    rollback left, or, the first time the watcher reads the file, the content the module runs
+    (a file opened for writing and closed unchanged, before any save)."""
+    if _transaction.left_by_rollback(name) == digest:
+        return True
+    return first and _reconcile.runs(name, path) == digest
 
 
 def reload_set(entries: list[tuple[str, bytes]]) -> list[ReloadResult]:

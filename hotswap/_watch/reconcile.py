@@ -19,11 +19,21 @@ from collections.abc import Sequence
 from hotswap._engine import transaction as _transaction
 from hotswap._plan import sources as _sources
 
-__all__ = ("stale",)
+__all__ = ("runs", "stale")
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def runs(name: str, path: str) -> str | None:
+    """The SHA-256 of the source module ``name`` (from ``path``) runs, as far as hotswap
+    knows it (reloaded, or imported while hotswap recorded the bytes it compiled)."""
+    status = _transaction.module_statuses().get(name)
+    if status is not None and status.source_hash is not None:
+        return status.source_hash
+    recorded = _sources.peek(path)
+    return None if recorded is None else _digest(recorded)
 
 
 def stale(roots: Sequence[str]) -> list[tuple[str, str]]:
