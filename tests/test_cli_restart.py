@@ -74,7 +74,8 @@ def test_cli_restart_on_failure_restarts_on_a_rejected_reload(tmp_path, hotswap_
             """
             import threading
             import shop
-            print("price", shop.price(10), flush=True)
+            args = (10,)  # a call strict cannot judge: it may pass currency
+            print("price", shop.price(*args), flush=True)
             threading.Event().wait()
             """
         )

@@ -21,11 +21,15 @@ from hotswap.exceptions import HotswapError
 __all__ = (
     "Record",
     "Version",
+    "forget_next",
+    "is_prepared",
     "left_by_rollback",
     "module_statuses",
     "prepare",
+    "prepare_next",
     "record_for",
     "records",
+    "take_next",
 )
 
 
@@ -125,6 +129,35 @@ def prepare(source: bytes, parsed: _statements.ModuleSource) -> None:
     if len(_prepared) > 4096:  # modules that never got a reload: forget the oldest
         _prepared.pop(next(iter(_prepared)))
     _prepared[hashlib.sha256(source).hexdigest()] = parsed
+
+
+# New versions read ahead of their reload (huge files, see hotswap._engine.ahead), by the
+# SHA-256 of their bytes; each is taken once, by the reload that applies those bytes. Few:
+# one per huge file saved and not applied yet.
+_next: dict[str, _statements.ModuleSource] = {}
+
+
+def prepare_next(source: bytes, parsed: _statements.ModuleSource) -> None:
+    """Keep ``parsed`` (the parse of ``source``, with its syntax trees) for the reload that
+    applies ``source``."""
+    while len(_next) >= 4:  # (with their syntax trees: tens of MB each) forget the oldest
+        _next.pop(next(iter(_next)))
+    _next[hashlib.sha256(source).hexdigest()] = parsed
+
+
+def take_next(digest: str) -> _statements.ModuleSource | None:
+    """The parse prepared for the bytes of SHA-256 ``digest``, once; None if there is none."""
+    return _next.pop(digest, None)
+
+
+def forget_next() -> None:
+    """Drop the parses read ahead (for tests)."""
+    _next.clear()
+
+
+def is_prepared(source: bytes) -> bool:
+    """Whether a parse of ``source`` waits for its reload."""
+    return hashlib.sha256(source).hexdigest() in _next
 
 
 def record_for(module: types.ModuleType) -> Record:

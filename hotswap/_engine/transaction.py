@@ -27,6 +27,7 @@ from typing import Any
 
 from hotswap._config import settings as _config
 from hotswap._engine import apply as _apply
+from hotswap._engine import history as _history
 from hotswap._engine import hooks as _hooks
 from hotswap._engine import importers as _importers
 from hotswap._engine import outcome as _outcome
@@ -66,6 +67,7 @@ from hotswap.exceptions import (
 )
 
 __all__ = (
+    "collector_paused",
     "left_by_rollback",
     "metrics",
     "module_statuses",
@@ -126,7 +128,7 @@ def _priority() -> Iterator[None]:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while a change set is planned: planning allocates many
     small objects that live until it ends (the statements' syntax trees and analyses), and
     the collections they would set off walk all of them, again and again (a third of a
@@ -248,7 +250,7 @@ def _reload_many(
             if chosen not in _config.POLICIES:
                 message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
                 raise ValueError(message)
-            with _tracing.span("hotswap.plan", module=", ".join(names)), _collector_paused():
+            with _tracing.span("hotswap.plan", module=", ".join(names)), collector_paused():
                 units = _read(entries, force)
                 roots = list(units)
                 _plan_all(units, chosen, force)
@@ -302,8 +304,10 @@ def _read(
                 _signing.verify(path, data, module=name)
             except HotswapError as error:
                 raise _Failure(error) from error
-            try:
-                new = _statements.parse_module(text, record.live, keep_nodes=True)
+            try:  # read ahead, outside the lock (a huge file), or now
+                new = _history.take_next(digest) or _statements.parse_module(
+                    text, record.live, keep_nodes=True
+                )
             except SyntaxError as error:
                 raise _Failure(_syntax_error(name, path, error)) from error
         unit = _Unit(module, record, path, new, record.live, True, data, digest, force=force)
@@ -578,4 +582,5 @@ def reset() -> None:
     """Forget all records (for tests)."""
     with _lock:
         _records.clear()
+        _history.forget_next()
         _importers.reset()

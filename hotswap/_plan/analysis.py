@@ -138,6 +138,9 @@ class _Reads(ast.NodeVisitor):
         self.walrus: set[str] = set()
         self.attributes: set[tuple[str, tuple[str, ...]]] = set()
         self.called_attributes: set[tuple[str, tuple[str, ...]]] = set()
+        # Whether a body was left out (a def's, a lambda's): else ``reads`` is every name the
+        # node loads.
+        self.partial = False
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
@@ -183,6 +186,7 @@ class _Reads(ast.NodeVisitor):
                 self.visit(returns)
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.partial = True
         for decorator in node.decorator_list:
             self._decorator(decorator)
         self._signature(node.args, node.returns)
@@ -190,6 +194,7 @@ class _Reads(ast.NodeVisitor):
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
+        self.partial = True
         self._signature(node.args, None)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
@@ -284,7 +289,8 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     symbols: tuple[Symbol, ...] = ()
     placed: dict[int, tuple[Symbol, ...]] = {}
     if kind in (DEF, CLASS, IMPORT, OTHER):
-        symbols = statement_symbols(stmt, flags, [])
+        loads = None if reads.partial or kind in (DEF, CLASS) else frozenset(reads.reads)
+        symbols = statement_symbols(stmt, flags, [], loads)
         if first != 1:
             placed[first - 1] = symbols  # where it stands now: asked for next
             symbols = tuple(replace(s, lineno=s.lineno - first + 1) for s in symbols)

@@ -24,7 +24,7 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ("install", "peek", "remember", "take")
+__all__ = ("install", "peek", "recorded", "remember", "take")
 
 # path -> (source bytes, the bytes of the cached .pyc the import ran, None when compiled from
 # the source bytes)
@@ -117,6 +117,12 @@ def remember(path: str, data: bytes) -> None:
     """Record ``data`` as the source ``path`` was executed from (the CLI's script)."""
     with _lock:
         _recorded[os.path.abspath(path)] = (data, None)
+
+
+def recorded() -> frozenset[str]:
+    """The paths (absolute) whose executed source is recorded now."""
+    with _lock:
+        return frozenset(_recorded)
 
 
 def peek(path: str) -> bytes | None:

@@ -400,6 +400,9 @@ class _Builder:
         self.old_cache = cache or {}
         self.symbols = Symbols()
         self.made: list[Symbol] = []  # what the statement being built added, for the cache
+        # The names a top-level statement loads (the dependencies of the names it binds), by
+        # its id: the binding statements nested in its blocks share them.
+        self.loads: dict[int, frozenset[str]] = {}
 
     @property
     def codes(self) -> dict[tuple[str, int], types.CodeType]:
@@ -483,7 +486,9 @@ class _Builder:
         if not names:
             return
         fingerprint = _digest(whole)
-        deps = _loaded_names([whole])
+        deps = self.loads.get(id(whole))
+        if deps is None:
+            deps = self.loads[id(whole)] = _loaded_names([whole])
         for name in names:
             self.add(Symbol(name, NAME, stmt.lineno, fingerprint, deps=deps))
 
@@ -576,10 +581,15 @@ def _blocks(stmt: ast.If | ast.Try | ast.With | ast.AsyncWith) -> Iterator[list[
         yield stmt.body
 
 
-def statement_symbols(stmt: ast.stmt, flags: int, lines: list[str]) -> tuple[Symbol, ...]:
+def statement_symbols(
+    stmt: ast.stmt, flags: int, lines: list[str], loads: frozenset[str] | None = None
+) -> tuple[Symbol, ...]:
     """The symbols one top-level statement defines, from its AST alone (``lines``: the
-    module's source lines, for the text of default values in messages)."""
+    module's source lines, for the text of default values in messages; ``loads``: every
+    name the statement loads, when the caller knows them already)."""
     builder = _Builder(None, "", None, flags)
     builder.lines = lines
+    if loads is not None:
+        builder.loads[id(stmt)] = loads
     builder.statement(stmt)
     return tuple(builder.symbols.values())

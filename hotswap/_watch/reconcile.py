@@ -19,11 +19,21 @@ from collections.abc import Sequence
 from hotswap._engine import transaction as _transaction
 from hotswap._plan import sources as _sources
 
-__all__ = ("stale",)
+__all__ = ("runs", "stale")
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def runs(name: str, path: str) -> str | None:
+    """The SHA-256 of the source module ``name`` (from ``path``) runs, as far as hotswap
+    knows it (reloaded, or imported while hotswap recorded the bytes it compiled)."""
+    status = _transaction.module_statuses().get(name)
+    if status is not None and status.source_hash is not None:
+        return status.source_hash
+    recorded = _sources.peek(path)
+    return None if recorded is None else _digest(recorded)
 
 
 def stale(roots: Sequence[str]) -> list[tuple[str, str]]:
@@ -31,15 +41,18 @@ def stale(roots: Sequence[str]) -> list[tuple[str, str]]:
     code it runs, as far as hotswap knows what it runs."""
     folders = [os.path.join(os.path.abspath(root), "") for root in roots]
     statuses = _transaction.module_statuses()
+    known = _sources.recorded()
     found = []
     for name, module in list(sys.modules.copy().items()):
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or not file.endswith(".py"):
             continue
-        path = os.path.abspath(file)
+        path = _absolute(file)
+        status = statuses.get(name)
+        if status is None and path not in known:
+            continue  # not known: imported before hotswap (most modules of a big program)
         if not any(path.startswith(folder) for folder in folders):
             continue
-        status = statuses.get(name)
         ran = status.source_hash if status is not None else None
         if ran is None:
             recorded = _sources.peek(path)
@@ -54,3 +67,11 @@ def stale(roots: Sequence[str]) -> list[tuple[str, str]]:
         if now not in (ran, _transaction.left_by_rollback(name)):
             found.append((name, path))
     return found
+
+
+def _absolute(file: str) -> str:
+    """``os.path.abspath(file)``, without its cost for a path that is already absolute and
+    normal (a module's ``__file__`` nearly always is; enable() looks at every module)."""
+    if file.startswith("/") and "/." not in file and "//" not in file and os.sep == "/":
+        return file
+    return os.path.abspath(file)

@@ -382,6 +382,7 @@ class Reloader:
         with self._cond:
             if path not in self._pending:
                 self._pending[path] = _Pending(time.monotonic() + delay, why)
+                self._cond.notify_all()  # (from a read-ahead thread: the worker may be waiting)
 
     def _boost(self) -> None:
         """Shorten the GIL switch interval until the pending work is done (lock held)."""
