@@ -45,6 +45,12 @@ COMMANDS = {
         "benchmarks/bench_canary.py",
         *("--number", "50", "--repeat", "1", "--rounds", "1"),
     ],
+    # One upgrade of one small package, hotswap alone (its sdists come from PyPI, as in CI's
+    # installs, into the harness's cache outside the temporary directory).
+    "bench_replay": [
+        "benchmarks/bench_replay.py",
+        *("--packages", "idna", "--steps", "1", "--peers", "hotswap", "--no-tests"),
+    ],
 }
 
 
