@@ -44,22 +44,27 @@ def hit():
 """
 
 
+def run_script(script: Path, folder: Path, pyc: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script folder`` in a new interpreter, with bytecode writing off or on."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if pyc == "pyc-off":
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return subprocess.run(
+        [sys.executable, str(script), str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("pyc", ["pyc-off", "pyc-on"])
 def test_enable_applies_a_save_made_before_the_watcher_started(tmp_path: Path, pyc: str) -> None:
     (tmp_path / "mod.py").write_text(MOD)
     (tmp_path / "same.py").write_text("def f():\n    return 1\n")
     (tmp_path / "script.py").write_text(SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    if pyc == "pyc-off":
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "script.py"), str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script(tmp_path / "script.py", tmp_path, pyc)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "applied 2", done.stderr  # its state kept
     line = next(x for x in done.stderr.splitlines() if "older code than their file" in x)
@@ -114,17 +119,7 @@ def test_a_rollback_sticks_until_the_next_save(tmp_path: Path, pyc: str) -> None
     (app / "mod.py").write_text(MOD)
     (app / "other.py").write_text("def f():\n    return 1\n")
     (tmp_path / "script.py").write_text(ROLLBACK_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    if pyc == "pyc-off":
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "script.py"), str(app)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    done = run_script(tmp_path / "script.py", app, pyc)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "after enable: v1",
