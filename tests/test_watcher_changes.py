@@ -310,19 +310,23 @@ def test_watcher_a_files_first_event_with_the_code_it_runs_is_no_reload(project,
 # --- change sets --------------------------------------------------------------------------------
 
 
-def test_watcher_files_saved_together_are_one_change_set(project, watch, monkeypatch):
+def test_watcher_files_saved_together_are_one_change_set(
+    project, watch, watcher_log, monkeypatch
+):
     calls = Calls(monkeypatch)
     gate = latch(project)
     project.load("live", source(1))
     first = project.load("first", source(1))
     second = project.load("second", source(1))
-    # The window bounds how long a set waits for events still on their way (a loaded CI
-    # machine's observer thread lagged past the default): wide, it costs nothing here.
-    seen = watch(debounce=2.0)
+    seen = watch()
     project.path("live").write_text(source(2) + BLOCKING)
     assert gate.ENTERED.wait(TIMEOUT)  # type: ignore[attr-defined]
     project.path("first").write_text(source(2))
     project.path("second").write_text(source(2))
+    # Both saves are queued before the worker is free (a loaded CI machine's observer thread
+    # has lagged past the window and split the set otherwise).
+    watcher_log.wait_for("complete", str(project.path("first")))
+    watcher_log.wait_for("complete", str(project.path("second")))
     gate.RELEASE.set()  # type: ignore[attr-defined]
     # The results, not the values: a set's modules change at its commit, before on_reload.
     seen.wait_for(lambda results: {"first", "second"} <= {r.module for r in results})
@@ -363,7 +367,7 @@ def test_watcher_checkout_of_many_files_is_a_few_change_sets(project, watch, mon
     assert len(calls.sets) <= count // 4  # one per file without change sets
 
 
-def test_watcher_rejected_set_is_retried_whole(project, watch, monkeypatch):
+def test_watcher_rejected_set_is_retried_whole(project, watch, watcher_log, monkeypatch):
     calls = Calls(monkeypatch)
     gate = latch(project)
     project.load("live", source(1))
@@ -374,6 +378,8 @@ def test_watcher_rejected_set_is_retried_whole(project, watch, monkeypatch):
     assert gate.ENTERED.wait(TIMEOUT)  # type: ignore[attr-defined]
     project.path("first").write_text(source(2) + "\ndef broken(:\n")
     project.path("second").write_text(source(2))
+    watcher_log.wait_for("complete", str(project.path("first")))  # one set: both queued
+    watcher_log.wait_for("complete", str(project.path("second")))
     gate.RELEASE.set()  # type: ignore[attr-defined]
     seen.wait_for(lambda results: any(r.module == "first" and not r.ok for r in results))
     project.path("first").write_text(source(3))
