@@ -310,9 +310,7 @@ def test_watcher_a_files_first_event_with_the_code_it_runs_is_no_reload(project,
 # --- change sets --------------------------------------------------------------------------------
 
 
-def test_watcher_files_saved_together_are_one_change_set(
-    project, watch, watcher_log, monkeypatch
-):
+def test_watcher_files_saved_together_are_one_change_set(project, watch, watcher_log, monkeypatch):
     calls = Calls(monkeypatch)
     gate = latch(project)
     project.load("live", source(1))
