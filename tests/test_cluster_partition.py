@@ -186,12 +186,6 @@ def partitioned(
             sys.modules.pop(name, None)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, intermittent (1 of 3 full runs here): after the link is back and "
-    "reconcile() ran, the next release reports ok on 3 nodes, yet one worker answers the old "
-    "version; suspect: a request of a cut round delivered late, after the heal (docs/fleets.md)",
-)
 def test_dask_worker_partitioned_during_prepare_and_commit_keeps_its_epoch_and_reconciles(
     partitioned: Partitioned, netns: Netns
 ):

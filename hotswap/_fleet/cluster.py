@@ -15,7 +15,11 @@ The committed state lives in the engine's store (a :class:`Record`: epoch, overl
 the modules had before their first release, a short history), so a node that starts later takes
 it before it runs anything, and ``rollback --to EPOCH`` knows the bytes of every epoch it keeps.
 Each coordinator takes a new *term* from the store when it starts; nodes refuse messages of an
-older term, so a stale coordinator cannot commit.
+older term, so a stale coordinator cannot commit. Its rounds are numbered (``seq``) within the
+term, and a node refuses a message of a round older than the newest it has seen, or of a round
+that is over (aborted, rolled back, or closed by a ``sync``): an engine may deliver a phase
+late, after the link to a cut node is back (a commit that would apply a release the cluster
+rolled back, a rollback that would undo the next round's commit of the same epoch).
 """
 
 from __future__ import annotations
@@ -122,9 +126,15 @@ class Record:
             data.get("canary"),
         )
 
-    def sync_body(self, term: int) -> dict[str, Any]:
-        """The ``sync`` message that brings a node to this state (and its canary)."""
-        body = {"term": term, "epoch": self.epoch, "overlay": wire.encode(self.overlay)}
+    def sync_body(self, term: int, closes: int = 0) -> dict[str, Any]:
+        """The ``sync`` message that brings a node to this state (and its canary); the rounds
+        of ``term`` up to ``closes`` are over for the node once it took it."""
+        body = {
+            "term": term,
+            "closes": closes,
+            "epoch": self.epoch,
+            "overlay": wire.encode(self.overlay),
+        }
         return {**body, "canary": self.canary} if self.canary else body
 
 
@@ -207,6 +217,7 @@ class Cluster:
         record = self.record()
         record.term += 1
         self.term = record.term
+        self.seq = 0  # the number of this coordinator's latest round
         transport.save(record.dumps())
 
     def record(self) -> Record:
@@ -269,7 +280,7 @@ class Cluster:
 
     def abort(self) -> dict[str, dict[str, Any] | None]:
         """Drop any prepared round on every node (a coordinator died between the phases)."""
-        body = {"term": self.term, "round": ""}
+        body = {"term": self.term, "seq": self.seq, "round": ""}
         return self.transport.call("abort", body, self.transport.members(), self.timeout)
 
     def reconcile(self) -> dict[str, dict[str, Any] | None]:
@@ -280,7 +291,8 @@ class Cluster:
         behind = [n for n, a in answers.items() if a is None or a.get("epoch") != record.epoch]
         if not behind:
             return {}
-        return self.transport.call("sync", record.sync_body(self.term), behind, self.timeout)
+        body = record.sync_body(self.term, closes=self.seq)  # a late phase is refused then
+        return self.transport.call("sync", body, behind, self.timeout)
 
     # --- the cluster's canary ---------------------------------------------------------------
 
@@ -323,7 +335,9 @@ class Cluster:
         late = [n for n in self.transport.members() if n not in nodes]
         if late:
             answers.update(
-                self.transport.call("sync", record.sync_body(self.term), late, self.timeout)
+                self.transport.call(
+                    "sync", record.sync_body(self.term, closes=self.seq), late, self.timeout
+                )
             )
         logger.info(
             "hotswap: cluster canary of %s at weight %g on %d nodes", module, weight, len(answers)
@@ -359,12 +373,18 @@ class Cluster:
                 f"a newer coordinator (term {record.term}) took over from this one ({self.term})"
             )
         if not release.modules:
+            # Nothing to release; a node that took a late phase of a cut round may still run
+            # something else: it is brought back to the committed state.
+            self.reconcile()
             return ClusterResult(record.epoch, record.epoch, True, "unchanged", (), 0.0)
         round_id = uuid.uuid4().hex
+        self.seq += 1
+        seq = self.seq
         nodes = self.transport.members()
         call = self.transport.call
         prepare = {
             "term": self.term,
+            "seq": seq,
             "round": round_id,
             "parent": release.parent,
             "modules": wire.encode(release.modules),
@@ -372,7 +392,7 @@ class Cluster:
         votes = call("prepare", prepare, nodes, self.timeout)
         behind = [n for n, v in votes.items() if v is not None and v.get("behind")]
         if behind:
-            call("sync", record.sync_body(self.term), behind, self.timeout)
+            call("sync", record.sync_body(self.term, closes=seq - 1), behind, self.timeout)
             votes.update(call("prepare", prepare, behind, self.timeout))
         refused = [n for n, v in votes.items() if v is None or not v["ok"]]
         base = dict(record.base)
@@ -384,7 +404,8 @@ class Cluster:
                 learnt = self.record()
                 learnt.base = {**base, **learnt.base}
                 self.transport.save(learnt.dumps())
-            call("abort", {"term": self.term, "round": round_id}, nodes, self.timeout)
+            abort = {"term": self.term, "seq": seq, "round": round_id}
+            call("abort", abort, nodes, self.timeout)
             reports = tuple(_vote_report(n, votes[n]) for n in nodes)
             result = ClusterResult(
                 release.epoch,
@@ -399,13 +420,18 @@ class Cluster:
         if not record.history:
             history.insert(0, (release.parent, dict(record.overlay)))
         after = Record(self.term, release.epoch, overlay, base, history, record.canary)
-        commit = {"term": self.term, "round": round_id, "release": wire.release_body(release)}
+        commit = {
+            "term": self.term,
+            "seq": seq,
+            "round": round_id,
+            "release": wire.release_body(release),
+        }
         dones = call("commit", commit, nodes, self.timeout)
         failed = [n for n, d in dones.items() if d is None or not d["ok"]]
         if failed:
             # Every node: one that answered late may have committed (a node that did not
             # commit this epoch ignores it).
-            undo = {"term": self.term, "epoch": release.epoch}
+            undo = {"term": self.term, "seq": seq, "round": round_id, "epoch": release.epoch}
             call("rollback", undo, nodes, self.timeout)
             reports = tuple(_done_report(n, dones[n], rolled_back=True) for n in nodes)
             result = ClusterResult(
@@ -424,7 +450,7 @@ class Cluster:
         reports = tuple(_done_report(n, dones[n], rolled_back=False) for n in nodes)
         late = [n for n in self.transport.members() if n not in nodes]
         if late:
-            synced = call("sync", after.sync_body(self.term), late, self.timeout)
+            synced = call("sync", after.sync_body(self.term, closes=seq), late, self.timeout)
             reports += tuple(_done_report(n, synced[n], rolled_back=False) for n in late)
         result = ClusterResult(
             release.epoch, release.parent, True, "committed", reports, time.perf_counter() - start

@@ -11,7 +11,11 @@ the local coordinator's commit (children that joined meanwhile are sent the comm
 state the node missed (it started later, or was cut off).
 
 Every message carries the cluster coordinator's *term*: a node refuses a message whose term is
-lower than the highest it has seen, so a stale coordinator cannot commit over a newer one.
+lower than the highest it has seen, so a stale coordinator cannot commit over a newer one. The
+phases also carry their round's number in the term (``seq``): a node refuses a phase of a round
+older than the newest it has seen, and a prepare or commit of a round that is over here
+(aborted, rolled back, or closed by a ``sync``), since an engine may deliver a phase to a node
+that was cut off long after the coordinator gave up on it.
 Messages and answers are plain JSON-friendly dicts (bytes in base64), whatever the engine
 carries them in (:func:`hotswap._fleet.wire.encode`).
 """
@@ -24,6 +28,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +48,17 @@ __all__ = ("Node", "node")
 logger = logging.getLogger(__name__)
 
 
+_Key = tuple[int, int]  # a round: (term, seq)
+
+
+def _key(body: dict[str, Any]) -> _Key:
+    return int(body.get("term", 0)), int(body.get("seq", 0))
+
+
 @dataclass
 class _Prepared:
     round: str
+    key: _Key
     parent: str
     entries: list[tuple[str, bytes]]
     peers: list[Peer]
@@ -54,6 +67,7 @@ class _Prepared:
 
 @dataclass
 class _Undo:
+    key: _Key
     epoch: str
     state: State
     versions: dict[str, int]
@@ -72,6 +86,8 @@ class Node:
         self.local = local
         self._lock = threading.RLock()
         self._term = 0
+        self._last: _Key = (0, 0)  # the newest round seen
+        self._closed: _Key = (0, 0)  # the rounds up to this one are over here
         self._prepared: _Prepared | None = None
         self._undo: _Undo | None = None
         self._finder_installed = False
@@ -105,6 +121,24 @@ class Node:
         self._term = term
         return None
 
+    def _late(self, body: dict[str, Any], *, opens: bool) -> dict[str, Any] | None:
+        """Refuse a phase of a round older than the newest seen (or, ``opens``: a prepare or
+        a commit, of a round that is over here); remember a newer round."""
+        stale = self._stale(body)
+        if stale is not None:
+            return stale
+        key = _key(body)
+        if key < self._last or (opens and key <= self._closed):
+            why = "is over here" if key >= self._last else "is older than the newest seen"
+            error = f"pid {os.getpid()}: round {key[1]} of term {key[0]} {why}"
+            return self._answer(False, stale=True, error=error)
+        self._last = key
+        return None
+
+    def _close(self, key: _Key) -> None:
+        self._closed = max(self._closed, key)
+        self._last = max(self._last, key)
+
     # --- the phases ----------------------------------------------------------------------------
 
     def status(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -135,7 +169,7 @@ class Node:
         """Plan ``body["modules"]`` (name -> base64 bytes) on ``body["parent"]`` in this
         process and its children; one vote for all, with every refusal's error."""
         with self._lock:
-            stale = self._stale(body)
+            stale = self._late(body, opens=True)
             if stale is not None:
                 return stale
             self._prepared = None
@@ -148,7 +182,7 @@ class Node:
                 return self._answer(False, behind=True, error=why)
             modules = wire.decode(body["modules"])
             base = {n: b for n in modules if (b := _base_of(n)) is not None}
-            prepared, votes, error = self._prepare(str(body["round"]), parent, modules)
+            prepared, votes, error = self._prepare(str(body["round"]), _key(body), parent, modules)
             ok = error is None and all(v["ok"] for v in votes)
             if ok:
                 self._prepared = prepared
@@ -157,7 +191,7 @@ class Node:
             return self._answer(ok, error=error, votes=votes, base=wire.encode(base))
 
     def _prepare(
-        self, round_: str, parent: str, modules: dict[str, bytes]
+        self, round_: str, key: _Key, parent: str, modules: dict[str, bytes]
     ) -> tuple[_Prepared, list[dict[str, Any]], str | None]:
         entries = [(n, data) for n, data in modules.items() if n in sys.modules]
         error: str | None = None
@@ -167,7 +201,7 @@ class Node:
             except HotswapError as failure:
                 error = f"pid {os.getpid()}: {failure}"
         files = {p: data for n, data in modules.items() if (p := _path_of(n)) is not None}
-        prepared = _Prepared(round_, parent, entries, [], 0)
+        prepared = _Prepared(round_, key, parent, entries, [], 0)
         votes: list[dict[str, Any]] = []
         if self.local is None or not files:
             return prepared, votes, error
@@ -196,7 +230,7 @@ class Node:
         """Apply the release ``body["release"]`` here and in the children that prepared it
         (preparing it first when this node missed the prepare: it started since)."""
         with self._lock:
-            stale = self._stale(body)
+            stale = self._late(body, opens=True)
             if stale is not None:
                 return stale
             release = wire.release_of(body["release"])
@@ -208,7 +242,7 @@ class Node:
             prepared, self._prepared = self._prepared, None
             if prepared is None or prepared.round != str(body["round"]):
                 prepared, votes, error = self._prepare(
-                    str(body["round"]), release.parent, dict(release.modules)
+                    str(body["round"]), _key(body), release.parent, dict(release.modules)
                 )
                 refused = error or next((str(v["error"]) for v in votes if not v["ok"]), None)
                 if refused is not None:
@@ -217,6 +251,7 @@ class Node:
             return self._commit(release, prepared)
 
     def _commit(self, release: Release, prepared: _Prepared) -> dict[str, Any]:
+        _pin_genesis(release.modules)
         state = ledger.state()
         versions = {n: s.version for n, s in transaction.module_statuses().items()}
         timeout = _settings.current().commit_timeout
@@ -229,7 +264,7 @@ class Node:
             failed = next((r for r in results if not r.ok), None)
             if failed is not None:
                 return self._answer(False, error=f"pid {os.getpid()}: {failed.error}")
-            self._undo = _Undo(release.epoch, state, versions)
+            self._undo = _Undo(prepared.key, release.epoch, state, versions)
             return self._answer(True)
         local = self.local
         with local.lock:
@@ -239,30 +274,34 @@ class Node:
             )
             if not fleet.ok:
                 return self._answer(False, error=fleet.describe())
-            self._undo = _Undo(release.epoch, state, versions, list(prepared.peers))
+            self._undo = _Undo(prepared.key, release.epoch, state, versions, list(prepared.peers))
             # Children that joined since the prepare were welcomed at the parent: resync them.
             local.welcome([p for p in local.peers() if p not in prepared.peers])
         return self._answer(True, window=fleet.window)
 
     def abort(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Drop a prepared round (nothing live had changed)."""
+        """Drop a prepared round (nothing live had changed); it is over here."""
         with self._lock:
-            stale = self._stale(body)
+            stale = self._late(body, opens=False)
             if stale is not None:
                 return stale
+            self._close(_key(body))
             prepared, self._prepared = self._prepared, None
             if prepared is not None and prepared.number:
                 self._send(prepared.peers, (protocol.ABORT, prepared.number, {}))
             return self._answer(True)
 
     def rollback(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Undo the commit of ``body["epoch"]`` (another node could not commit it)."""
+        """Undo the commit of ``body["epoch"]`` in this round (another node could not commit
+        it); the round is over here, and a commit of it that comes later is refused."""
         with self._lock:
-            stale = self._stale(body)
+            stale = self._late(body, opens=False)
             if stale is not None:
                 return stale
+            key = _key(body)
+            self._close(key)
             undo, self._undo = self._undo, None
-            if undo is None or ledger.epoch != body["epoch"]:
+            if undo is None or undo.key != key or ledger.epoch != body["epoch"]:
                 return self._answer(True)
             errors = []
             if self.local is not None and undo.peers:
@@ -295,6 +334,7 @@ class Node:
             stale = self._stale(body)
             if stale is not None:
                 return stale
+            self._close((self._term, int(body.get("closes", 0))))
             self._install_finder()
             epoch, overlay = body["epoch"], wire.decode(body["overlay"])
             already = ledger.epoch == epoch
@@ -332,9 +372,16 @@ def take(epoch: str, overlay: dict[str, bytes]) -> str | None:
     The cluster checked the release when its nodes prepared it; this process may have imported
     something else from its disk since (a node that started later reads whatever the file
     holds, perhaps a save the cluster rejected), so the compatibility policy does not apply
-    here: it takes the committed code as the cluster decided (``policy="off"``)."""
+    here: it takes the committed code as the cluster decided (``policy="off"``).
+
+    A module this process changed that ``overlay`` leaves out goes back to the bytes it ran
+    before its first release (a commit that reached this node late, of a round the cluster
+    rolled back)."""
+    _pin_genesis(overlay)
+    current = ledger.state().overlay
+    back = {n: b for n in current if n not in overlay and (b := ledger.genesis_of(n)) is not None}
     entries = []
-    for name, data in overlay.items():
+    for name, data in {**back, **overlay}.items():
         module = sys.modules.get(name)
         if module is not None and live_hash(module) != digest(data):
             entries.append((name, data))
@@ -356,6 +403,18 @@ def take(epoch: str, overlay: dict[str, bytes]) -> str | None:
         failed[0].error,
     )
     return f"pid {os.getpid()}: {failed[0].error}"
+
+
+def _pin_genesis(names: Iterable[str]) -> None:
+    """Remember what the loaded modules among ``names`` run before a release first changes
+    them (what a later state without them goes back to)."""
+    overlay = ledger.state().overlay
+    for name in names:
+        module = sys.modules.get(name)
+        if module is not None and name not in overlay:
+            data = live_bytes(module)
+            if data is not None:
+                ledger.pin(name, data)
 
 
 def _path_of(name: str) -> str | None:

@@ -143,6 +143,10 @@ class Ledger:
         data = self._state.overlay.get(name)
         return self._genesis.get(name) if data is None else data
 
+    def genesis_of(self, name: str) -> bytes | None:
+        """The bytes module ``name`` runs at genesis, once known (:meth:`pin`)."""
+        return self._genesis.get(name)
+
     def pin(self, name: str, data: bytes) -> None:
         """``data`` is what module ``name`` runs at genesis (no release changed it): imports
         from now on run it, whatever the file holds. The epoch does not change."""
