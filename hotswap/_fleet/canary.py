@@ -55,12 +55,14 @@ _ANSWER = 10.0
 class Coordinator(Protocol):
     """What the fleet's canaries use of :class:`hotswap._fleet.coordinator.Coordinator`."""
 
-    _lock: threading.RLock
     canaries: Canaries
 
-    def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Any, Any]: ...
+    @property
+    def lock(self) -> threading.RLock: ...
 
-    def _ask(
+    def ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Any, Any]: ...
+
+    def ask(
         self, peers: list[Any], kind: str, body: dict[str, Any], timeout: float
     ) -> dict[Any, Any]: ...
 
@@ -202,8 +204,8 @@ class Canaries:
                 raise CanaryError(f"{spec.module}: a canary of it runs already", module=spec.module)
             self.decide(earlier.spec.module, "abort", "superseded by a newer save")
         coordinator = self._coordinator
-        with coordinator._lock:
-            answers = coordinator._ask_all(protocol.CANARY, {"spec": spec}, _ANSWER)
+        with coordinator.lock:
+            answers = coordinator.ask_all(protocol.CANARY, {"spec": spec}, _ANSWER)
             started = [p for p, a in answers.items() if isinstance(a, dict) and a.get("module")]
             errors = [a.get("error") for a in answers.values() if isinstance(a, dict)]
             for found in answers.values():
@@ -217,7 +219,7 @@ class Canaries:
             )
             if any(errors) or not started:
                 end = {"module": named or spec.module, "reason": "a worker could not start it"}
-                coordinator._ask(started, protocol.END, end, 5)
+                coordinator.ask(started, protocol.END, end, 5)
                 error = next((e for e in errors if e is not None), None)
                 if error is None:
                     error = CanaryError(f"{spec.module}: no worker could start the candidate")
@@ -241,10 +243,10 @@ class Canaries:
         """Gather the workers' figures; decide once on the fleet's sums."""
         while not run.done.wait(_POLL):
             coordinator = self._coordinator
-            with coordinator._lock:
+            with coordinator.lock:
                 if run.state != "running":
                     return
-                answers = coordinator._ask_all(protocol.STATS, {"module": run.spec.module}, 5.0)
+                answers = coordinator.ask_all(protocol.STATS, {"module": run.spec.module}, 5.0)
                 counted = [
                     (p.pid, a["stats"], a.get("latency") or {})
                     for p, a in answers.items()
@@ -281,8 +283,8 @@ class Canaries:
                 result = results[0] if results else _aborted(module, "no worker runs it")
                 promoted = result.ok
             else:
-                with coordinator._lock:
-                    coordinator._ask_all(protocol.END, {"module": module, "reason": reason}, 5)
+                with coordinator.lock:
+                    coordinator.ask_all(protocol.END, {"module": module, "reason": reason}, 5)
                 result = _aborted(module, reason)
                 promoted = False
             run.state = "promoted" if promoted else "aborted"
@@ -471,7 +473,7 @@ class WorkerDelegate:
     def __init__(self, address: protocol.Address) -> None:
         self._address = address
 
-    def _ask(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+    def ask(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
         answer = protocol.ask(self._address, op, body, _ANSWER * 2)
         error = answer.get("error")
         if error is not None:
@@ -479,7 +481,7 @@ class WorkerDelegate:
         return answer
 
     def start(self, module: str, data: bytes | None, params: dict[str, Any]) -> Any:
-        self._ask("canary", {"spec": _spec(module, data, params)})
+        self.ask("canary", {"spec": _spec(module, data, params)})
         return FleetCanary(
             module,
             lambda: self._view(module),
@@ -487,13 +489,13 @@ class WorkerDelegate:
         )
 
     def _view(self, module: str) -> dict[str, Any]:
-        view = self._ask("state", {}).get("view") or {}
+        view = self.ask("state", {}).get("view") or {}
         return dict(view.get("canaries", {}).get(module, {}))
 
     def decide(self, module: str, decision: str, reason: str) -> ReloadResult:
         # The coordinator decides off this thread: a promotion commits in this worker too,
         # and waits for its pinned requests (the caller may be one of them).
-        self._ask("decide", {"module": module, "decision": decision, "reason": reason})
+        self.ask("decide", {"module": module, "decision": decision, "reason": reason})
         status = transaction.module_statuses().get(module)
         return ReloadResult(
             module=module,

@@ -201,7 +201,7 @@ class Coordinator:
                 peer = Peer(conn, int(body["pid"]))
                 peer.epoch = state.epoch
                 self._peers.append(peer)
-        except (OSError, EOFError, ValueError, _authentication_error()):
+        except (OSError, EOFError, ValueError, protocol.authentication_error()):
             conn.close()
 
     # --- rounds --------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ class Coordinator:
             refused = [p for p in live if votes[p] is None or not votes[p]["ok"]]
             if refused or not live:
                 self.send(live, (protocol.ABORT, number, {}))
-                self._ask_all(protocol.END, {"module": spec.module, "reason": reason}, 5)
+                self.ask_all(protocol.END, {"module": spec.module, "reason": reason}, 5)
                 reports = tuple(vote_report(p.pid, votes[p], timeout) for p in live)
                 why = next((r.error for r in reports if r.error is not None), None)
                 fleet = FleetResult(
@@ -252,7 +252,7 @@ class Coordinator:
                     reports,
                     time.perf_counter() - start,
                 )
-                return self._finish(fleet, release, why, [], rolled_back=False)
+                return self.finish(fleet, release, why, [], rolled_back=False)
             return self._commit(release, live, entries, parent_state, number, timeout, start)
 
     def _marked_bad(self, release: Release) -> str:
@@ -303,13 +303,15 @@ class Coordinator:
     def _welcome_body(self, state: State) -> dict[str, Any]:
         return {**welcome_body(state), "canaries": self.canaries.specs()}
 
-    def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Peer, Any]:
-        """Every worker's answer to one message (the caller holds the lock)."""
-        return self._ask(list(self._peers), kind, body, timeout)
+    def ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Peer, Any]:
+        """Every worker's answer to one message (hold :attr:`lock`)."""
+        return self.ask(list(self._peers), kind, body, timeout)
 
-    def _ask(
+    def ask(
         self, peers: list[Peer], kind: str, body: dict[str, Any], timeout: float
     ) -> dict[Peer, Any]:
+        """Each of ``peers``' answer to one message, as a round of its own (hold
+        :attr:`lock`): peer -> its answer, or None when it gave none within ``timeout``."""
         self._round += 1
         number = self._round
         sent = self.send(peers, (kind, number, body))
@@ -374,7 +376,7 @@ class Coordinator:
             reason = local_error or next(
                 r.error for r in reports if r.outcome in ("voted no", "no vote")
             )
-            return self._finish(fleet, release, reason, [], rolled_back=False)
+            return self.finish(fleet, release, reason, [], rolled_back=False)
         return self._commit(release, live, entries, parent_state, number, timeout, start)
 
     def _commit(
@@ -430,7 +432,7 @@ class Coordinator:
                 time.perf_counter() - start,
                 last - first,
             )
-            out = self._finish(fleet, release, None, local + results_of, rolled_back=False)
+            out = self.finish(fleet, release, None, local + results_of, rolled_back=False)
             self._last_commit = (release, parent_state, versions)
             self.health.watch(release, parent_state, versions)
             return out
@@ -478,9 +480,9 @@ class Coordinator:
             last - first,
             None if local_failed is None else local_failed.error,
         )
-        return self._finish(fleet, release, error, [], rolled_back=True)
+        return self.finish(fleet, release, error, [], rolled_back=True)
 
-    def _finish(
+    def finish(
         self,
         fleet: FleetResult,
         release: Release,
@@ -489,7 +491,8 @@ class Coordinator:
         *,
         rolled_back: bool,
     ) -> list[ReloadResult]:
-        """Log and keep the fleet result; one result per module for ``on_reload``."""
+        """Log and keep the fleet result (hold :attr:`lock`); one result per module for
+        ``on_reload``."""
         line = fleet.describe()
         logger.log(logging.INFO if fleet.ok else logging.WARNING, "hotswap: %s", line)
         self.results.append(fleet)
@@ -556,7 +559,7 @@ class Coordinator:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            for ready in _wait(list(pending), remaining):
+            for ready in protocol.wait(list(pending), remaining):
                 peer = pending[ready]
                 conn = peer.conn
                 try:
@@ -582,18 +585,6 @@ class Coordinator:
         if peer in self._peers:
             self._peers.remove(peer)
         peer.conn.close()
-
-
-def _wait(conns: list[Any], timeout: float) -> list[Any]:
-    from multiprocessing.connection import wait
-
-    return wait(conns, timeout)
-
-
-def _authentication_error() -> type[Exception]:
-    from multiprocessing import AuthenticationError
-
-    return AuthenticationError
 
 
 _GONE: Any = object()  # an answer: the worker's connection closed (it exited)

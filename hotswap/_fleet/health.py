@@ -41,18 +41,20 @@ _POLL = 0.1  # seconds between two gatherings of the workers' figures
 class Host(Protocol):
     """What the fleet's health windows use of the coordinator."""
 
-    _lock: threading.RLock
-    _peers: list[Any]
+    @property
+    def lock(self) -> threading.RLock: ...
 
-    def _ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Any, Any]: ...
+    def peers(self) -> list[Any]: ...
 
-    def _ask(
+    def ask_all(self, kind: str, body: dict[str, Any], timeout: float) -> dict[Any, Any]: ...
+
+    def ask(
         self, peers: list[Any], kind: str, body: dict[str, Any], timeout: float
     ) -> dict[Any, Any]: ...
 
     def workers(self) -> dict[int, str]: ...
 
-    def _finish(
+    def finish(
         self,
         fleet: FleetResult,
         release: Release,
@@ -120,11 +122,11 @@ class Health:
         deadline = time.monotonic() + bound.window
         superseded = False
         while time.monotonic() < deadline and not self._stopped.wait(_POLL):
-            with self._host._lock:
+            with self._host.lock:
                 if ledger.epoch != release.epoch:
                     superseded = True
                     break
-                answers = self._host._ask_all(protocol.STATS, {"health": True}, 5.0)
+                answers = self._host.ask_all(protocol.STATS, {"health": True}, 5.0)
             for peer, answer in answers.items():
                 if isinstance(answer, dict):
                     for name, figures in answer.get("health", {}).items():
@@ -193,14 +195,14 @@ class Health:
         committed ``release``)."""
         host = self._host
         start = time.perf_counter()
-        with host._lock:
+        with host.lock:
             if ledger.epoch != release.epoch:
                 return
             logger.warning(
                 "hotswap: fleet %s: automatic rollback: %s", short(release.epoch), reason
             )
-            peers = [p for p in host._peers if p.pid != exclude]
-            answers = host._ask(peers, protocol.ROLLBACK, {"epoch": release.epoch}, 10.0)
+            peers = [p for p in host.peers() if p.pid != exclude]
+            answers = host.ask(peers, protocol.ROLLBACK, {"epoch": release.epoch}, 10.0)
             why = reason if exclude else f"auto rollback: {reason}"
             for name, status in transaction.module_statuses().items():
                 earlier = versions.get(name)
@@ -226,7 +228,7 @@ class Health:
                 time.perf_counter() - start,
                 cause=why,
             )
-            host._finish(fleet, release, HotswapError(why), [], rolled_back=True)
+            host.finish(fleet, release, HotswapError(why), [], rolled_back=True)
 
 
 def _total(counted: dict[int, dict[str, tuple[int, int]]]) -> tuple[int, int]:

@@ -177,6 +177,20 @@ def connect(address: Address) -> Connection:
     return Client(address.path, family="AF_UNIX", authkey=address.key)
 
 
+def wait(conns: list[Any], timeout: float) -> list[Any]:
+    """The connections among ``conns`` ready to read within ``timeout`` (none past it)."""
+    from multiprocessing.connection import wait as ready
+
+    return ready(conns, timeout)
+
+
+def authentication_error() -> type[Exception]:
+    """``multiprocessing.AuthenticationError``, imported when a handshake needs it."""
+    from multiprocessing import AuthenticationError
+
+    return AuthenticationError
+
+
 def ask(address: Address, op: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Ask the coordinator for ``op`` on a connection of its own; its answer.
 
