@@ -110,6 +110,9 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
     # Attributes first: they are not part of a call, and a reader sees them with either code.
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
+    # A lambda rebound to a ``def`` of the same name (or the reverse) is named as a fresh
+    # import names it.
+    old.__name__, old.__qualname__ = new.__name__, new.__qualname__
     # Merged, not replaced: what the new source sets wins, attributes set at run time stay.
     old.__dict__.update(new.__dict__)
     switch_function(old, code, new.__defaults__, new.__kwdefaults__, None, through=new)
@@ -129,6 +132,9 @@ def forward(old: types.FunctionType, new: types.FunctionType) -> None:
     """
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
+    # A lambda rebound to a ``def`` of the same name (or the reverse) is named as a fresh
+    # import names it.
+    old.__name__, old.__qualname__ = new.__name__, new.__qualname__
     old.__dict__.update(new.__dict__)
     freevars, flags = old.__code__.co_freevars, old.__code__.co_flags
     # First a trampoline that ignores defaults, then the new defaults, then one that takes

@@ -139,9 +139,22 @@ class Effects:
                     if isinstance(bound, str):
                         self.binds.add(bound)
         for field_name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            if field_name == "body" and type_checking_only(stmt):
+                continue  # ``if TYPE_CHECKING:`` binds nothing when the module runs
             for child in getattr(stmt, field_name, ()):
                 if isinstance(child, ast.stmt):
                     self.statement(child)
                 else:  # an except handler or a match case holds statements
                     for inner in getattr(child, "body", ()):
                         self.statement(inner)
+
+
+def type_checking_only(stmt: ast.stmt) -> bool:
+    """Whether ``stmt`` is ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): its body is
+    for type checkers and never runs."""
+    if not isinstance(stmt, ast.If):
+        return False
+    test = stmt.test
+    if isinstance(test, ast.Attribute):
+        return test.attr == "TYPE_CHECKING" and isinstance(test.value, ast.Name)
+    return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
