@@ -67,3 +67,55 @@ def test_type_checking_else_branch_still_binds(reloading):
     result = reloading.reload("typedelse", source)
     assert result.ok, result.error
     assert mod.json is None
+
+
+ALIASES = """\
+def g():
+    return 1
+
+
+def h():
+    return 2
+
+
+{binding}
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "bound"),
+    [
+        ("f = g", "f = lambda: 3", None),
+        ("f = g", "f = h", "h"),
+        ("f = lambda: 0", "f = g", "g"),
+        ("def f():\n    return 0", "f = h", "h"),
+        ("f = g", "def f():\n    return 3", None),
+    ],
+    ids=["alias-to-lambda", "alias-to-alias", "lambda-to-alias", "def-to-alias", "alias-to-def"],
+)
+def test_alias_of_a_module_function_is_rebound_never_updated(reloading, before, after, bound):
+    """``f = g`` names ``g``'s function: an edit of ``f`` must leave ``g`` alone, and a fresh
+    import binds the other function itself."""
+    mod = reloading.load("aliases", ALIASES.format(binding=before))
+    g, h, held = mod.g, mod.h, mod.f
+    result = reloading.reload("aliases", ALIASES.format(binding=after), policy="off")
+    assert result.ok, result.error
+    assert (mod.g(), mod.h()) == (1, 2)  # the other names' functions kept their code
+    assert mod.g is g
+    assert mod.h is h
+    if bound is not None:
+        assert mod.f is getattr(mod, bound)
+    else:
+        assert mod.f() == 3
+    if held not in (g, h):
+        assert held() == mod.f()  # a reference held to f's own old function follows
+
+
+def test_alias_follows_its_function_changed_in_the_same_edit(reloading):
+    mod = reloading.load("aliasboth", "def _impl():\n    return 1\n\n\npublic = _impl\n")
+    impl = mod._impl
+    result = reloading.reload("aliasboth", "def _impl():\n    return 2\n\n\npublic = _impl\n")
+    assert result.ok, result.error
+    assert mod._impl is impl
+    assert mod.public is impl
+    assert impl() == 2

@@ -132,9 +132,7 @@ def forward(old: types.FunctionType, new: types.FunctionType) -> None:
     """
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
-    # A lambda rebound to a ``def`` of the same name (or the reverse) is named as a fresh
-    # import names it.
-    old.__name__, old.__qualname__ = new.__name__, new.__qualname__
+    old.__name__, old.__qualname__ = new.__name__, new.__qualname__  # as what it runs
     old.__dict__.update(new.__dict__)
     freevars, flags = old.__code__.co_freevars, old.__code__.co_flags
     # First a trampoline that ignores defaults, then the new defaults, then one that takes
@@ -252,6 +250,10 @@ class Updater:
         # self._merged so their ids stay valid while the mapping is in use.
         self.mapping: dict[int, type] = {}
         self._merged: list[type] = []
+        # id(new function) -> the old one it was merged into (the new ones are held in
+        # self._merged_functions): an alias ``f = g`` follows where ``g`` went.
+        self._kept_functions: dict[int, types.FunctionType] = {}
+        self._merged_functions: list[types.FunctionType] = []
         self._attributes_changed = False
 
     def run(self, skip: frozenset[str] = frozenset()) -> Outcome:
@@ -348,6 +350,9 @@ class Updater:
         new: types.FunctionType,
         status: bool | None,
     ) -> types.FunctionType:
+        alias = self._alias(qualname, old, new)
+        if alias is not None:
+            return alias
         if status is None:
             status = not same_function(old, new, self.mapping)
             self._note(qualname, status)
@@ -361,7 +366,35 @@ class Updater:
             update_function(old, new)
         else:
             _merge_attributes(old, new)  # ``f.tag = ...`` after the def is not part of it
+        self._kept_functions[id(new)] = old
+        self._merged_functions.append(new)
         return old
+
+    def _alias(
+        self, qualname: str, old: types.FunctionType, new: types.FunctionType
+    ) -> types.FunctionType | None:
+        """What the name binds when either version is another name for a function the
+        module binds under its own name (``f = g``), else None.
+
+        The function of such a name is never updated in place with the other version: it is
+        ``g``'s (``f = g`` -> ``f = lambda: 2`` must leave ``g`` alone), and a fresh import
+        binds ``g`` itself. A function of the name's own (``f = lambda: 0`` -> ``f = g``)
+        forwards to ``g``, so the references held to it follow."""
+        short = qualname.rpartition(".")[2]
+        old_alias = old.__name__ != short and self.old.get(old.__name__) is old
+        target: types.FunctionType | None = None
+        if new.__name__ != short:
+            bound = self.live.get(new.__name__)
+            if bound is new or (bound is not None and self._kept_functions.get(id(new)) is bound):
+                target = bound
+        if target is None and not old_alias:
+            return None
+        self._note(qualname, True)
+        if target is None:
+            return new
+        if not old_alias and old is not target:
+            forward(old, target)
+        return target
 
     def _wrapper(
         self,
