@@ -3,6 +3,7 @@ leave, through the real watcher; a newer save made meanwhile wins (DESIGN §5.7,
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import threading
@@ -99,6 +100,27 @@ def test_watcher_gives_a_refused_save_back_when_the_file_is_saved_as_before(proj
     project.path("live").write_text(source(3))
     seen.wait_for(lambda results: mod.value() == 3)
     assert sys.modules["record"].SEEN == [1, 2, 3]
+
+
+def test_watcher_reruns_a_data_files_readers_refused_by_a_pinned_section(project, datafiles, watch):
+    data = project.root / "rates.json"
+    data.write_text('{"a": 1}')
+    project.write(
+        "rates_user",
+        "import json\nimport pathlib\n\n"
+        "RATES = json.loads((pathlib.Path(__file__).parent / 'rates.json').read_text())\n",
+    )
+    seen = watch()
+    hotswap.configure(pin_timeout=0.05)
+    module = importlib.import_module("rates_user")  # imported while watching: its read counts
+    with hotswap.pinned():
+        data.write_text('{"a": 2}')
+        seen.wait_count(1)
+        assert isinstance(seen.results[0].error, hotswap.PinTimeoutError), seen.results
+        assert module.RATES == {"a": 1}
+    seen.wait_count(2)  # no further save
+    assert seen.results[1].ok, seen.results[1].error
+    assert module.RATES == {"a": 2}
 
 
 def test_watcher_retries_refused_files_as_one_change_set(project, watch, monkeypatch):

@@ -237,7 +237,7 @@ class ChangeSets:
                     owners[name] = path
             _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         for path in data_files:
-            self._rerun_readers(path, on_reload)
+            self._rerun_readers(path, on_reload, paths[path])
         if self._apply_files is None and self._defer(files):
             entries = [(n, d) for n, d in entries if owners[n] in files]
         if files:
@@ -360,14 +360,21 @@ class ChangeSets:
             # module of the set, as a failure, and keep watching.
             return _interrupted(entries, owners, interrupt)
 
-    def _rerun_readers(self, path: str, on_reload: Callable[[ReloadResult], object] | None) -> None:
+    def _rerun_readers(
+        self, path: str, on_reload: Callable[[ReloadResult], object] | None, why: str
+    ) -> None:
         """A data file changed: the statements that read it at import run again."""
         readers: dict[str, set[int]] = {}
         for reader in _datafiles.readers(path):
             readers.setdefault(reader.module, set()).add(reader.line)
         if not readers:
             return
-        for result in _transaction.reload_data(path, readers):
+        digest = self._hashes[path]  # (read() took it)
+        results = _transaction.reload_data(path, readers)
+        if any(isinstance(r.error, PinTimeoutError) for r in results):
+            self._hashes.pop(path, None)  # not the content's fault: saving it again retries
+        self._after_pins(results, {path: digest}, {path: why})
+        for result in results:
             if on_reload is not None:
                 call_safely(on_reload, result)
 
