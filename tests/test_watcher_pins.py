@@ -12,6 +12,7 @@ import pytest
 
 import hotswap
 from hotswap._engine import transaction as _transaction
+from hotswap._watch import pinretry as _pinretry
 
 pytestmark = pytest.mark.watcher
 
@@ -160,3 +161,48 @@ def test_watcher_disable_while_a_refused_save_waits_stops_the_wait(project, watc
         assert not [t for t in threading.enumerate() if t.name.startswith("hotswap-")]
     assert mod.value() == 1
     assert len(seen.results) == 1
+
+
+def test_watcher_gives_up_on_a_save_pinned_sections_keep_off_and_says_so(
+    project, watch, monkeypatch
+):
+    monkeypatch.setattr(_pinretry, "GIVE_UP", 0.2)  # the section outlasts the bound
+    said: list[logging.LogRecord] = []
+    logged = threading.Condition()
+
+    class Waiter(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            with logged:
+                said.append(record)
+                logged.notify_all()
+
+    handler = Waiter(logging.INFO)
+    logger = logging.getLogger("hotswap")
+    saved = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        project.load("record", "SEEN = []\n")
+        mod = project.load("live", source(1))
+        hotswap.configure(pin_timeout=0.05)
+        seen = watch()
+        path = str(project.path("live"))
+        with hotswap.pinned():
+            project.path("live").write_text(source(2))
+            with logged:
+                assert logged.wait_for(
+                    lambda: any("given up" in r.getMessage() for r in said), TIMEOUT
+                ), [r.getMessage() for r in said]
+        gave_up = next(r for r in said if "given up" in r.getMessage())
+        assert gave_up.levelno == logging.WARNING
+        assert path in gave_up.getMessage()
+        seen.wait_count(1)
+        assert isinstance(seen.results[0].error, hotswap.PinTimeoutError), seen.results
+        assert mod.value() == 1
+        project.path("live").write_text(source(2))  # saving it again tries again
+        seen.wait_count(2)
+        assert seen.results[1].ok, seen.results[1].error
+        assert sys.modules["record"].SEEN == [1, 2]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)

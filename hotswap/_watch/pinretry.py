@@ -42,10 +42,13 @@ GIVE_UP = 300.0
 
 
 @dataclass
-class _Waiting:
-    first: float  # when this content was first refused
+class _Refused:
+    """A file whose content was refused: since when, how often, and whether it waits here
+    (False once handed back to the worker)."""
+
+    first: float
     refusals: int
-    waiting: bool  # waiting here (False: handed back to the worker)
+    waiting: bool
 
 
 class PinRetry:
@@ -59,7 +62,7 @@ class PinRetry:
     def __init__(self, requeue: Callable[[list[str]], None]) -> None:
         self._requeue = requeue
         self._cond = threading.Condition()
-        self._files: dict[str, _Waiting] = {}
+        self._files: dict[str, _Refused] = {}
         self._not_before = 0.0  # the next attempt comes no sooner
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -76,7 +79,7 @@ class PinRetry:
             for path in paths:
                 known = self._files.get(path)
                 if known is None or path not in again:
-                    known = self._files[path] = _Waiting(now, 0, True)
+                    known = self._files[path] = _Refused(now, 0, True)
                 known.refusals += 1
                 known.waiting = True
                 refusals = max(refusals, known.refusals)
@@ -127,8 +130,8 @@ class PinRetry:
                 if self._stopping:
                     return
                 first = min(w.first for w in self._files.values() if w.waiting)
-            # Outside our lock: refused() marks the gate, and the gate's lock is taken by
-            # every request. No new section waits for this.
+            # Outside our lock, so the worker's refused() never waits for this; and no side of
+            # the gate is taken: new sections enter meanwhile.
             departed = gate.wait_departed(
                 max(0.0, first + GIVE_UP - time.monotonic()), stop=self._stopped
             )
@@ -152,10 +155,10 @@ class PinRetry:
         waited past ``GIVE_UP``."""
         now = time.monotonic()
         due = []
-        for path, waiting in list(self._files.items()):
-            if not waiting.waiting:
+        for path, record in list(self._files.items()):
+            if not record.waiting:
                 continue
-            if now - waiting.first >= GIVE_UP:
+            if now - record.first >= GIVE_UP:
                 del self._files[path]
                 logger.warning(
                     "hotswap: %s: not applied: pinned sections kept it off for %d s, given up; "
@@ -164,6 +167,6 @@ class PinRetry:
                     GIVE_UP,
                 )
             elif departed:
-                waiting.waiting = False
+                record.waiting = False
                 due.append(path)
         return due
