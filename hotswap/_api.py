@@ -125,7 +125,9 @@ def enable(
         on_reload: called with the :class:`ReloadResult` of every reload the watcher attempts
             (failed ones included; not for a save that did not change the file), and of what
             hotswap decides by itself while it runs: a canary's promotion or abort, an
-            automatic rollback. What it raises is logged.
+            automatic rollback. What it raises is logged. A change refused because pinned
+            sections stayed past ``pin_timeout`` (:class:`PinTimeoutError`) is tried again by
+            the watcher once they left, without another save; the retry's result comes too.
         canary: try every saved change of one module as a canary first (see
             :func:`hotswap.canary`): ``{"weight": 0.1, "promote_after": 500}`` (the keys are
             its arguments), ``True`` for its defaults, ``False`` to turn it off. A save of
@@ -409,7 +411,8 @@ def pinned(timeout: float | None = None) -> Pin:
     A reload waits (up to its ``pin_timeout``, 5 s by default) before it executes until pinned
     sections have left; a pinned section that starts while a reload runs waits for it. Nested
     pins, and a reload started from a pinned section, do not deadlock. Code that never pins
-    pays nothing.
+    pays nothing. A change the watcher could not apply in time is tried again by itself once
+    the sections that held it off have left (docs/guide.md).
 
     Args:
         timeout: the longest wait to enter, in seconds (None: as long as a reload takes);

@@ -218,3 +218,19 @@ def test_datafiles_a_changed_data_file_runs_its_readers_again(project, datafiles
     data.write_text('{"a": ')
     collected.wait_for(lambda results: any(not r.ok for r in results))
     assert module.TOTAL == 30
+
+
+@pytest.mark.watcher
+def test_datafiles_a_fixed_data_file_runs_its_readers_after_a_bad_edit(project, datafiles, watch):
+    # A failed rerun leaves its statements recorded as the file's readers: the fix applies.
+    data = project.root / "rates.json"
+    data.write_text('{"a": 1, "b": 2}')
+    project.write("rates_user", RATES_READER)
+    collected = watch()
+    module = importlib.import_module("rates_user")
+    data.write_text('{"a": ')
+    collected.wait_for(lambda results: any(not r.ok for r in results))
+    assert module.TOTAL == 3
+    data.write_text('{"a": 10, "b": 20}')
+    collected.wait_for(lambda results: any(r.ok for r in results))
+    assert module.TOTAL == 30

@@ -229,3 +229,27 @@ def test_calls_from_8_threads_during_200_reloads_never_fail(project, threads_bui
     assert errors == []
     assert seen <= set(range(1, 202))
     assert mod.first() == 201
+
+
+def test_gate_mark_waits_for_the_sections_inside_only_and_holds_none_off():
+    # What a refused reload waits for before it is tried again: the sections inside when it
+    # gave up, not an empty gate (overlapping requests may never leave it empty), and without
+    # taking the gate (new sections enter meanwhile).
+    old_in, old_out = threading.Event(), threading.Event()
+
+    def old_request() -> None:
+        with hotswap.pinned():
+            old_in.set()
+            old_out.wait(10)
+
+    old = threading.Thread(target=old_request)
+    old.start()
+    assert old_in.wait(10)
+    gate.mark()
+    assert not gate.departed()
+    with hotswap.pinned(timeout=0):  # a new section enters at once, and stays
+        old_out.set()
+        old.join(10)
+        assert gate.wait_departed(10)
+        assert gate.readers == 1
+    assert gate.departed()

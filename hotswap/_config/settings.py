@@ -128,7 +128,10 @@ class Settings:
             ``"warn"`` applies it with a :class:`~hotswap.HotswapWarning`, ``"off"`` skips
             the check.
         history: versions kept per module for rollback.
-        pin_timeout: seconds a reload waits for pinned sections before it fails.
+        pin_timeout: seconds a reload waits for pinned sections before it fails. The
+            watcher then tries the change again by itself once the sections that held it off
+            have left (pauses from 0.1 s doubling to 30 s between refusals; given up with a
+            warning after 5 minutes).
         debounce: longest wait, in seconds, for a file to settle after an event.
         polling: use watchdog's polling observer (network and container file systems).
         paths: files and directories to watch (empty: the default, see ``enable()``).

@@ -8,6 +8,12 @@ so a steady stream of requests cannot starve a reload.
 Nesting is tracked per context (a ``ContextVar``, so each asyncio task has its own), so a nested
 pin never waits, and a reload started by a thread that is itself pinned does not wait for its
 own pin. Code that never pins pays nothing: the proxies and functions do not look at the gate.
+
+A reload refused because sections stayed past its bound is tried again once *those* sections
+have left (:meth:`Gate.mark`, :meth:`Gate.wait_departed`): waiting for the gate to be empty
+would wait forever under overlapping requests, and waiting as the writer would hold every new
+request off meanwhile. Each section remembers the generation it entered in; a mark starts a new
+one and counts the sections of the older ones still inside.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import contextvars
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from hotswap.exceptions import PinTimeoutError
@@ -35,6 +41,10 @@ class Gate:
         self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._writer = False
+        # Sections enter in the current generation; mark() starts a new one. ``_old`` counts
+        # the sections inside that entered before the last mark (see wait_departed).
+        self._generation = 0
+        self._old = 0
 
     @property
     def readers(self) -> int:
@@ -46,26 +56,59 @@ class Gate:
         with self._cond:
             return self._cond.wait_for(lambda: self._writer, timeout)
 
-    def _enter(self, timeout: float | None) -> None:
+    def mark(self) -> None:
+        """Start waiting for the pinned sections inside the gate now: :meth:`wait_departed`
+        returns once they all left, whatever sections entered since."""
+        with self._lock:
+            self._generation += 1
+            self._old = self._readers  # every section inside entered before this mark
+
+    def wait_departed(self, timeout: float, stop: Callable[[], bool] | None = None) -> bool:
+        """Block until the sections inside at the last :meth:`mark` have left, without holding
+        new sections off (the gate is not taken); False past ``timeout`` or once ``stop()``
+        holds (checked when :meth:`wake` is called)."""
+        with self._cond:
+            done = self._cond.wait_for(
+                lambda: self._old == 0 or (stop is not None and stop()), timeout
+            )
+            return bool(done) and self._old == 0
+
+    def departed(self) -> bool:
+        """Whether the sections inside at the last :meth:`mark` have all left."""
+        with self._lock:
+            return self._old == 0
+
+    def wake(self) -> None:
+        """Wake the threads waiting in :meth:`wait_departed`, so they look at their ``stop``."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _enter(self, timeout: float | None) -> int:
+        """Enter as a reader; returns the generation the section entered in."""
         with self._lock:
             if not self._writer:  # the common case: no reload in sight
                 self._readers += 1
-                return
+                return self._generation
             if not self._cond.wait_for(lambda: not self._writer, timeout):
                 message = f"hotswap.pinned(): a reload held the gate for more than {timeout} s"
                 raise PinTimeoutError(message)
             self._readers += 1
+            return self._generation
 
-    def _try_enter(self) -> bool:
+    def _try_enter(self) -> int | None:
         with self._lock:
             if self._writer:
-                return False
+                return None
             self._readers += 1
-            return True
+            return self._generation
 
-    def _leave(self) -> None:
+    def _leave(self, generation: int) -> None:
         with self._lock:
             self._readers -= 1
+            if generation < self._generation:  # entered before the last mark
+                self._old -= 1
+                if self._old == 0:
+                    self._cond.notify_all()
             if self._readers == 0 and self._writer:
                 self._cond.notify_all()
 
@@ -111,18 +154,19 @@ class Pin:
     ``contextlib`` because it sits on request paths: entering and leaving cost two lock
     round-trips and a context-variable update."""
 
-    __slots__ = ("_gate", "_outer", "_timeout", "_token")
+    __slots__ = ("_gate", "_generation", "_outer", "_timeout", "_token")
 
     def __init__(self, gate: Gate, timeout: float | None) -> None:
         self._gate = gate
         self._timeout = timeout
         self._outer = False
+        self._generation = 0
         self._token: contextvars.Token[int] | None = None
 
     def __enter__(self) -> None:
         depth = _depth.get()
         if depth == 0:
-            self._gate._enter(self._timeout)
+            self._generation = self._gate._enter(self._timeout)
             self._outer = True
         self._token = _depth.set(depth + 1)
 
@@ -130,16 +174,18 @@ class Pin:
         if self._token is not None:
             _depth.reset(self._token)
         if self._outer:
-            self._gate._leave()
+            self._gate._leave(self._generation)
 
     async def __aenter__(self) -> None:
         depth = _depth.get()
         if depth == 0:
-            if not self._gate._try_enter():
+            generation = self._gate._try_enter()
+            if generation is None:
                 # Wait in a worker thread: the reload may be waiting for other tasks of this
                 # very event loop to leave their pinned sections.
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(None, self._gate._enter, self._timeout)
+                generation = await loop.run_in_executor(None, self._gate._enter, self._timeout)
+            self._generation = generation
             self._outer = True
         self._token = _depth.set(depth + 1)
 
@@ -157,6 +203,10 @@ def _after_fork_in_child() -> None:
     gate._cond = threading.Condition(gate._lock)
     gate._readers = 1 if _depth.get() > 0 else 0
     gate._writer = False
+    # The sections of other threads are gone; this thread's own one counts as entered before
+    # a mark, whatever generation it holds.
+    gate._generation += 1
+    gate._old = gate._readers
 
 
 if hasattr(os, "register_at_fork"):

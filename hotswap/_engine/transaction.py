@@ -167,6 +167,7 @@ def reload_data(path: str, readers: dict[str, set[int]]) -> list[ReloadResult]:
     start = time.perf_counter()
     units: list[_Unit] = []
     entries: list[tuple[types.ModuleType | str, bytes | None]] = [(n, None) for n in readers]
+    before = _datafiles.recorded()
     try:
         with _attempt(next(iter(readers), "?")):
             for name, lines in readers.items():
@@ -184,8 +185,11 @@ def reload_data(path: str, readers: dict[str, set[int]]) -> list[ReloadResult]:
                 _apply.run(units)
             return _results(entries, roots, units, start)
     except _Failure as failure:
+        # Nothing of it stands: the statements still read the file (a save of it retries).
+        _datafiles.restore(readers, before)
         return _failed(entries, units, failure, start)
-    except HotswapError as error:
+    except HotswapError as error:  # pinned sections did not leave: nothing ran
+        _datafiles.restore(readers, before)
         return _failed(entries, units, _Failure(error), start)
 
 

@@ -40,6 +40,7 @@ __all__ = (
     "recorded",
     "relocate",
     "reset",
+    "restore",
     "track",
     "tracking",
     "untrack",
@@ -133,6 +134,20 @@ def forget(module: str, lines: Iterable[int] | None = None) -> None:
                     del found[reader]
             if not found:
                 del _readers[path]
+
+
+def restore(modules: Iterable[str], records: Mapping[str, Iterable[Reader]]) -> None:
+    """Put the records of ``modules`` back as they were in ``records`` (taken by
+    :func:`recorded`): their statements were forgotten to run again, and did not (a failed or
+    refused reload), so they still read what they read before."""
+    names = set(modules)
+    for name in names:
+        forget(name)
+    with _lock:
+        for path, found in records.items():
+            for reader in found:
+                if reader.module in names:
+                    _readers.setdefault(path, {})[reader] = None
 
 
 def relocate(module: str, moves: Mapping[int, tuple[int, int]]) -> None:

@@ -5,7 +5,9 @@ each is complete and changed, hands them to :func:`hotswap._engine.transaction.r
 change set (the exact bytes it checked), and reports one result per module. A set rejected
 as a whole is tried again, whole, with the next set that touches one of its files or arrives
 within ``debounce``: the rest of a refactoring that landed a moment later completes it, and
-fixing the broken file of a save-all applies the others too. Nothing here imports watchdog.
+fixing the broken file of a save-all applies the others too. A set refused only because
+pinned sections did not leave in time is tried again by itself once they left
+(:mod:`hotswap._watch.pinretry`). Nothing here imports watchdog.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hotswap._ops.events import ReloadResult, call_safely, location
 from hotswap._plan import datafiles as _datafiles
 from hotswap._plan.modules import ModuleIndex, Scope, real_file
 from hotswap._watch import reconcile as _reconcile
+from hotswap._watch.pinretry import PinRetry
 from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
 
 __all__ = (
@@ -33,6 +36,7 @@ __all__ = (
     "CREATED",
     "EMPTY_SETTLE",
     "HUGE_SOURCE",
+    "PINNED",
     "RETRY",
     "SETTLED",
     "UNCLOSED",
@@ -50,6 +54,9 @@ CREATED = "created"  # appeared
 WRITING = "writing"  # modified: a write in progress
 SETTLED = "settled"  # requeued: read once quiet; an empty file is accepted then
 RETRY = "retry"  # of a rejected change set, tried again with the next one: read as it is
+# Of a set refused because pinned sections stayed, handed back once they left: applied only
+# while the file holds the refused bytes (complete then; a newer save's own event decides).
+PINNED = "pinned"
 
 # An empty file is read only after it stayed empty this long without events (seconds).
 EMPTY_SETTLE = 0.5
@@ -64,6 +71,8 @@ UNCLOSED = 2.0
 HUGE_SOURCE = 256 * 1024
 
 Requeue = Callable[[str, float, str], None]
+# Looks at several paths again at once, as one set, unless a newer event came for one.
+RequeueSet = Callable[[list[str], str], None]
 # Applies one change set (module name, new bytes) and returns one result per module.
 Apply = Callable[[list[tuple[str, bytes]]], list[ReloadResult]]
 ApplyFiles = Callable[[dict[str, bytes], list[tuple[str, bytes]]], list[ReloadResult]]
@@ -87,6 +96,8 @@ class ChangeSets:
         debounce: the watcher's settle window, in seconds.
         requeue: ``requeue(path, delay, why)`` looks at ``path`` again later, unless a newer
             event came.
+        requeue_set: ``requeue_set(paths, why)`` looks at ``paths`` again now, as one set
+            (those without a newer event).
         pending: whether an event for the path came since it was taken (the newer decides).
         apply: what turns a set into live code; by default one transaction
             (:func:`reload_set`). The API passes its own (a canary, a fleet release): the
@@ -105,6 +116,7 @@ class ChangeSets:
         *,
         debounce: float,
         requeue: Requeue,
+        requeue_set: RequeueSet,
         pending: Callable[[str], bool],
         apply: Apply | None = None,
         apply_files: ApplyFiles | None = None,
@@ -117,6 +129,10 @@ class ChangeSets:
         self._requeue = requeue
         self._pending = pending
         self._hashes: dict[str, str] = {}  # path -> digest of the content last handed over
+        # path -> digest of the content refused because pinned sections stayed (waiting to
+        # be tried again), and what waits for those sections to leave.
+        self._refused: dict[str, str] = {}
+        self._pins = PinRetry(lambda paths: requeue_set(paths, PINNED))
         self._failed: list[tuple[frozenset[str], float]] = []  # rejected sets, and when
         self._quiet: set[str] = set()  # re-read after a folder swap: report changes only
         # Huge files being read ahead (path -> what waits for it), and those read: each
@@ -128,6 +144,10 @@ class ChangeSets:
     def delegate(self, apply_files: ApplyFiles) -> None:
         """Use ``apply_files`` from the next change set on (see ``apply_files`` above)."""
         self._apply_files = apply_files
+
+    def stop(self) -> None:
+        """Stop waiting for pinned sections (the watcher stops)."""
+        self._pins.stop()
 
     def reread(self, path: str) -> None:
         """``path`` is about to be read again because its folder changed under the watcher:
@@ -153,6 +173,8 @@ class ChangeSets:
         if self._pending(path):
             return None  # written again since: the newer event decides
         digest = hashlib.sha256(data).hexdigest()
+        if why == PINNED and self._refused.get(path) != digest:
+            return None  # saved again since it was refused: that save's own event applies it
         if self._hashes.get(path) == digest and why != RETRY:
             return None  # saved without a change
         try:
@@ -215,11 +237,11 @@ class ChangeSets:
                     owners[name] = path
             _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         for path in data_files:
-            self._rerun_readers(path, on_reload)
+            self._rerun_readers(path, on_reload, paths[path])
         if self._apply_files is None and self._defer(files):
             entries = [(n, d) for n, d in entries if owners[n] in files]
         if files:
-            self._apply_set(entries, owners, files, on_reload)
+            self._apply_set(entries, owners, files, on_reload, paths)
 
     def _apply_set(
         self,
@@ -227,8 +249,13 @@ class ChangeSets:
         owners: dict[str, str],
         files: dict[str, bytes],
         on_reload: Callable[[ReloadResult], object] | None,
+        whys: dict[str, str],
     ) -> None:
+        digests = {
+            p: self._hashes.get(p) or hashlib.sha256(d).hexdigest() for p, d in files.items()
+        }
         results = self._transact(entries, owners, files)
+        self._after_pins(results, digests, whys)
         if not all(r.ok for r in results):
             if len(files) > 1:
                 for path in files:
@@ -246,6 +273,23 @@ class ChangeSets:
                 continue  # re-read after a folder swap, and the same as what runs
             if on_reload is not None:
                 call_safely(on_reload, result)
+
+    def _after_pins(
+        self, results: list[ReloadResult], digests: dict[str, str], whys: dict[str, str]
+    ) -> None:
+        """A set refused because pinned sections did not leave in time waits for them to leave
+        and is then tried again, by itself (see :mod:`hotswap._watch.pinretry`); any other
+        outcome ends the wait of its files. A fleet's coordinator has its own bound."""
+        if self._apply_files is not None:
+            return
+        if any(isinstance(r.error, PinTimeoutError) for r in results):
+            self._refused.update(digests)
+            again = {p for p in digests if whys.get(p) in (PINNED, RETRY)}
+            self._pins.refused(digests, again)
+            return
+        for path in digests:
+            self._refused.pop(path, None)
+        self._pins.settled(digests)
 
     def _set_aside(self, path: str, name: str, threads: list[threading.Thread]) -> bool:
         """Whether ``path`` is a huge file to read ahead before it applies, without reading
@@ -316,14 +360,21 @@ class ChangeSets:
             # module of the set, as a failure, and keep watching.
             return _interrupted(entries, owners, interrupt)
 
-    def _rerun_readers(self, path: str, on_reload: Callable[[ReloadResult], object] | None) -> None:
+    def _rerun_readers(
+        self, path: str, on_reload: Callable[[ReloadResult], object] | None, why: str
+    ) -> None:
         """A data file changed: the statements that read it at import run again."""
         readers: dict[str, set[int]] = {}
         for reader in _datafiles.readers(path):
             readers.setdefault(reader.module, set()).add(reader.line)
         if not readers:
             return
-        for result in _transaction.reload_data(path, readers):
+        digest = self._hashes[path]  # (read() took it)
+        results = _transaction.reload_data(path, readers)
+        if any(isinstance(r.error, PinTimeoutError) for r in results):
+            self._hashes.pop(path, None)  # not the content's fault: saving it again retries
+        self._after_pins(results, {path: digest}, {path: why})
+        for result in results:
             if on_reload is not None:
                 call_safely(on_reload, result)
 

@@ -175,6 +175,7 @@ class Reloader:
             self._index,
             debounce=settings.debounce,
             requeue=self._requeue,
+            requeue_set=self._requeue_set,
             pending=self._is_pending,
             apply=apply,
             apply_files=apply_files,
@@ -229,6 +230,7 @@ class Reloader:
             self._observer.join()
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join()
+        self._sets.stop()  # after the worker: it refuses no set any more
         if self._warmer.is_alive() and self._warmer is not threading.current_thread():
             self._warmer.join()
         _events.publish(_events.WatcherState("stopped", tuple(self.paths)))
@@ -383,6 +385,17 @@ class Reloader:
             if path not in self._pending:
                 self._pending[path] = _Pending(time.monotonic() + delay, why)
                 self._cond.notify_all()  # (from a read-ahead thread: the worker may be waiting)
+
+    def _requeue_set(self, paths: list[str], why: str) -> None:
+        """Look at ``paths`` again now, in one batch (a change set stays whole), except those
+        a newer event came for."""
+        with self._cond:
+            now = time.monotonic()
+            for path in paths:
+                if path not in self._pending:
+                    self._pending[path] = _Pending(now, why)
+            self._boost()
+            self._cond.notify_all()
 
     def _boost(self) -> None:
         """Shorten the GIL switch interval until the pending work is done (lock held)."""
