@@ -519,6 +519,7 @@ def square(x):
         "raise RuntimeError('boom')\n",
         "raise SystemExit(3)\n",
         "def __hotswap_migrate__(old):\n    raise ValueError('no')\n",
+        "def __hotswap_verify__():\n    raise ValueError('no')\n",
     ],
 )
 def test_failed_reload_keeps_lru_cache_contents(reloading, tail):
@@ -536,6 +537,60 @@ def test_failed_reload_keeps_lru_cache_contents(reloading, tail):
     assert mod.square(2) == 5  # no stale result once applied
 
 
+REGISTERED_AND_CACHED = """\
+import functools
+
+REGISTRY = []
+
+
+def register(cls):
+    REGISTRY.append(cls)
+    cls.tag = 0
+    return cls
+
+
+@register
+class Plugin:
+    pass
+
+
+@functools.lru_cache(maxsize=8)
+def square(x):
+    return x * x
+"""
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "raise RuntimeError('boom')\n",
+        "raise SystemExit(3)\n",
+        "def __hotswap_migrate__(old):\n    raise ValueError('no')\n",
+        "def __hotswap_verify__():\n"
+        "    assert register(type('X', (), {})).tag == 1\n"
+        "    raise ValueError('no')\n",
+    ],
+)
+def test_failed_reload_keeps_a_cache_that_other_changed_code_it_ran_does_not_reach(reloading, tail):
+    # The statement ``@register class Plugin`` runs again and calls the changed ``register``:
+    # code of the transaction calls changed code before commit, but nothing it runs reaches
+    # ``square``, whose cache must come out of the failure as it went in (issue 25.13).
+    mod = reloading.load("cachedreg", REGISTERED_AND_CACHED)
+    mod.square(2)
+    mod.square(2)
+    before = mod.square.cache_info()
+    assert (before.hits, before.misses, before.currsize) == (1, 1, 1)
+    new = REGISTERED_AND_CACHED.replace("tag = 0", "tag = 1").replace("x * x", "x * x + 1")
+    result = reloading.reload("cachedreg", new + tail)
+    assert not result.ok
+    assert result.rolled_back
+    assert mod.square.cache_info() == before
+    assert (mod.square(2), mod.Plugin.tag, mod.REGISTRY) == (4, 0, [mod.Plugin])
+    result = reloading.reload("cachedreg", new)
+    assert result.ok, result.error
+    assert (mod.square(2), mod.Plugin.tag) == (5, 1)  # no stale result once applied
+
+
 def test_statement_calling_a_changed_cached_function_gets_the_new_result(reloading):
     source = CACHED + "\n\nTABLE = [square(i) for i in range(3)]\n"
     mod = reloading.load("cachedtable", source)
@@ -543,6 +598,19 @@ def test_statement_calling_a_changed_cached_function_gets_the_new_result(reloadi
     result = reloading.reload("cachedtable", source.replace("x * x", "x * x + 1"))
     assert result.ok, result.error
     assert mod.TABLE == [1, 2, 5]  # computed by the new code, not read from the old cache
+
+
+def test_statement_calling_a_changed_cached_function_through_another_gets_the_new_result(
+    reloading,
+):
+    source = (
+        CACHED + "\n\ndef row(i):\n    return square(i)\n\n\nTABLE = [row(i) for i in range(3)]\n"
+    )
+    mod = reloading.load("cachedrow", source)
+    assert mod.TABLE == [0, 1, 4]
+    result = reloading.reload("cachedrow", source.replace("x * x", "x * x + 1"))
+    assert result.ok, result.error
+    assert mod.TABLE == [1, 2, 5]  # ``row`` is unchanged, but what it calls changed
 
 
 def test_removed_attribute_statement_undone_on_a_cache_wrapper(reloading):

@@ -68,7 +68,9 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                 capture(vars(unit.module), unit.name), contents=filled
             )
             unit.record.current.state = unit.snapshot
-        eager = _calls_changed_code(touched)
+        eager = _called_before_commit(touched)
+        verify_calls = _called_by_verify(touched)
+        emptied: set[int] = set()  # the cache wrappers the transaction emptied
         current: _Unit | None = None
         try:
             with _tracing.span("hotswap.execute", module=", ".join(u.name for u in touched)):
@@ -88,6 +90,8 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                         _changeset(unit),
                         _keep(vars(unit.module)),
                         eager=eager,
+                        verify_calls=verify_calls,
+                        emptied=emptied,
                     )
                     with stage.active():
                         unit.executed = run_plan(
@@ -129,6 +133,11 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                 for unit in touched:
                     current = unit
                     _call_hook(unit, "__hotswap_verify__", VerificationError)
+                current = None
+                for unit in touched:
+                    assert unit.executed is not None
+                    for clear in unit.executed.verified:
+                        clear()  # the other caches of changed functions, now that it holds
             current = None
             # The epoch moves with the code, inside the gate: a section pinned from now on
             # runs the new code and reads the new epoch (the middleware's header).
@@ -145,9 +154,9 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                     stage.discard()
             for unit in touched:
                 if unit.snapshot is not None:
-                    # Caches no call went through stay whole, unless one was emptied (at
-                    # once, or at commit): its statistics started again from zero.
-                    unit.snapshot.restore(vars(unit.module), failed=not (committed or eager))
+                    # Caches no call went through stay whole, unless the transaction
+                    # emptied one (at once, or at commit): what it held cannot come back.
+                    unit.snapshot.restore(vars(unit.module), failed=True, emptied=emptied)
             for container, saved in contents:
                 refill(container, saved)
             for step in reversed(undo):
@@ -197,21 +206,52 @@ def _adapter_steps(adapters: list[Any], step: str, items: list[Any]) -> list[Cal
 _CONTAINERS = (list, dict, set, bytearray)
 
 
-def _calls_changed_code(units: list[_Unit]) -> bool:
-    """Whether code the transaction runs before commit calls a function whose code changed:
-    a statement that runs and calls one (directly, by attribute, or through a function that
-    does). ``__hotswap_migrate__`` does not count: it moves state, and a failing one must
-    leave the caches whole (a cached function it calls answers from the cache until commit)."""
-    dirty = {name for u in units for name in u.plan.dirty}
+def _called_before_commit(units: list[_Unit]) -> frozenset[str]:
+    """The names code the transaction runs before commit may call: what the statements that
+    run call (directly, by attribute, as decorators), and on through the bodies of the
+    functions and classes the new sources define. ``__hotswap_migrate__`` does not count: it
+    moves state, and a failing one must leave the caches whole (a cached function it calls
+    answers from the cache until commit)."""
+    start: set[str] = set()
     for unit in units:
         statements = unit.new.statements
         for index, mode in unit.plan.run:
             info = statements[index].info
             if mode == _planner.INPLACE:
                 continue
-            if info.called & dirty or any(c[-1] in dirty for _, c in info.called_attributes if c):
-                return True
-    return False
+            start |= info.called | info.header_reads  # a base's construction runs too
+            start.update(chain[-1] for _, chain in info.called_attributes if chain)
+    return _reached(units, start)
+
+
+def _called_by_verify(units: list[_Unit]) -> frozenset[str]:
+    """The names the new sources' ``__hotswap_verify__`` may call (see _called_before_commit)."""
+    hooks = {"__hotswap_verify__"}
+    defined = any(hooks & s.info.binds for u in units for s in u.new.statements)
+    return _reached(units, hooks) if defined else frozenset()
+
+
+def _reached(units: list[_Unit], start: set[str]) -> frozenset[str]:
+    """``start`` and every name the bodies of the named functions and classes load, to a fixed
+    point. Names are matched bare across the set (``obj.square(...)`` reaches any ``square``)
+    and through ``from ... import name as local``: an over-approximation, which only empties
+    a cache sooner than needed."""
+    bodies: dict[str, set[str]] = {}
+    for unit in units:
+        for stmt in unit.new.statements:
+            info = stmt.info
+            if info.name is not None:
+                bodies.setdefault(info.name, set()).update(info.body_calls)
+            for _, _, name, local in info.from_imports:
+                bodies.setdefault(local, set()).add(name)
+    reached: set[str] = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(bodies.get(name, ()))
+    return frozenset(reached)
 
 
 def _containers(unit: _Unit) -> list[tuple[Any, Any]]:
@@ -279,6 +319,7 @@ def _follow_surprises(unit: _Unit, updater: Updater) -> None:
         unit.executed.updated.update(done.updated)
         unit.executed.after_commit += done.after_commit
         unit.executed.at_commit += done.at_commit
+        unit.executed.verified += done.verified
         unit.executed.replaced += done.replaced
 
 

@@ -157,6 +157,7 @@ class Executed:
     updated: dict[str, object] = field(default_factory=dict)  # kept objects given new code
     after_commit: list[Callable[[], object]] = field(default_factory=list)
     at_commit: list[Callable[[], object]] = field(default_factory=list)
+    verified: list[Callable[[], object]] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
 
@@ -274,7 +275,7 @@ def run_plan(
                 before = (inner.__doc__, inner.__annotations__)
                 update_function(inner, new)
                 _refresh_copies(kept, inner, before)
-                updater._clear_caches(kept, inner)  # results of the old code
+                updater._clear_caches(kept, inner, name)  # results of the old code
             done.updated[name] = kept
             done.changed.append(name)
             return kept
@@ -292,7 +293,7 @@ def run_plan(
             handled.add(name)
             if inner is not new and not same_function(inner, new, updater.mapping):
                 update_function(inner, new)
-                updater._clear_caches(kept, inner)
+                updater._clear_caches(kept, inner, name)
                 done.updated[name] = inner
                 done.changed.append(name)
             return inner
@@ -327,6 +328,7 @@ def run_plan(
     outcome = updater.run(frozenset(handled))
     done.after_commit += outcome.after_commit
     done.at_commit += outcome.at_commit
+    done.verified += outcome.verified
     done.replaced += outcome.replaced
     _annotations.after_run(namespace, new, [index for index, _ in plan.run], annotations, path)
     for target, attribute in plan.attribute_deletes:

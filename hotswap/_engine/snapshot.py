@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,11 +149,13 @@ class _AttributesState:
     def restore(self) -> None:
         restore_items(vars(self.obj), self.attributes)
 
-    def clear_cache(self, *, unless_unused: bool = False) -> None:
+    def clear_cache(self, *, unless_unused: bool = False, emptied: bool = False) -> None:
         """Empty the wrapper's cache. ``unless_unused`` (the transaction that captured it
-        failed): not when no call went through it since (its statistics did not move), as it
-        then holds only results of the code restored."""
-        if unless_unused and self.obj.cache_info() == self.info:  # type: ignore[attr-defined]
+        failed): not when no call went through it since (its statistics did not move) and
+        the transaction did not empty it (``emptied``: calls of the new code may have brought
+        the statistics back), as it then holds only results of the code restored."""
+        unused = not emptied and self.obj.cache_info() == self.info  # type: ignore[attr-defined]
+        if unless_unused and unused:
             return
         self.obj.cache_clear()  # type: ignore[attr-defined]
 
@@ -177,13 +179,15 @@ class ModuleState:
         for container, saved in self.contents:
             refill(container, saved)
 
-    def restore(self, target: dict[str, Any], *, failed: bool = False) -> None:
+    def restore(
+        self, target: dict[str, Any], *, failed: bool = False, emptied: Set[int] = frozenset()
+    ) -> None:
         """Put the module dict ``target`` and every recorded object back as captured.
 
         Names are replaced one by one rather than by clearing the dict, so a thread calling
         into the module meanwhile never finds a name missing that both versions define.
         ``failed``: the transaction that captured this state failed; a cache no call went
-        through since is left whole.
+        through since and that it did not empty (the ids in ``emptied``) is left whole.
         """
         changed: set[int] = set()
         for part in self.parts:
@@ -200,7 +204,7 @@ class ModuleState:
         for part in self.parts:
             if isinstance(part, _AttributesState) and _reaches(part.wrapped, changed):
                 try:
-                    part.clear_cache(unless_unused=failed)
+                    part.clear_cache(unless_unused=failed, emptied=id(part.obj) in emptied)
                 except Exception:
                     logger.exception("hotswap: %s: could not empty a cache", self.module)
         restore_items(target, self.namespace)

@@ -28,7 +28,7 @@ import contextlib
 import enum
 import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +74,11 @@ class Outcome:
     unchanged: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     after_commit: list[Callable[[], object]] = field(default_factory=list)
-    # Run the moment the transaction commits, before __hotswap_verify__ (deferred cache clears).
+    # Run the moment the transaction commits, before __hotswap_verify__ (deferred cache clears
+    # of functions the hook may call).
     at_commit: list[Callable[[], object]] = field(default_factory=list)
+    # Run once __hotswap_verify__ passed, still inside the gate (the other deferred clears).
+    verified: list[Callable[[], object]] = field(default_factory=list)
 
 
 # --- updating functions -------------------------------------------------------------------------
@@ -235,16 +238,25 @@ class Updater:
         changes: ChangeSet,
         keep: frozenset[str],
         *,
-        eager: bool = True,
+        eager: Collection[str] | None = None,
+        verify_calls: Collection[str] = (),
+        emptied: set[int] | None = None,
     ) -> None:
         self.old = old
         self.live = live
         self.module_name = module_name
         self.changes = changes
         self.keep = keep
-        # Whether code of the transaction may call a changed cached function before commit:
-        # then its cache is emptied at once, else at commit only (a failure keeps it whole).
+        # Names of the functions code of the transaction may call before commit (None: any):
+        # a changed cached function among them has its cache emptied at once, so that this
+        # code gets results of the new code. Those ``__hotswap_verify__`` may call
+        # (``verify_calls``) are emptied at commit, the others once it passed: a failure
+        # before then keeps their caches whole, exactly as they were.
         self.eager = eager
+        self.verify_calls = verify_calls
+        # ids of the cache wrappers emptied so far (a rollback empties them again: results of
+        # the new code may have filled them since).
+        self.emptied: set[int] = set() if emptied is None else emptied
         self.outcome = Outcome()
         # id(new class) -> the old class it was merged into; the new classes are held in
         # self._merged so their ids stay valid while the mapping is in use.
@@ -428,24 +440,27 @@ class Updater:
             # any number of edits. Its cache, filled by the old code, is emptied at commit.
             update_function(inner_old, inner_new)
             _refresh_wrappers(old, new, inner_old)
-            self._clear_caches(old, inner_old)
+            self._clear_caches(old, inner_old, qualname)
             return old
         # The decorator changed: the name follows the new wrapper (and its settings); the old
         # wrapper's function forwards to the new one, which later edits update in place.
         forward(inner_old, inner_new)
-        self._clear_caches(old, inner_old)
+        self._clear_caches(old, inner_old, qualname)
         followers = _forwarded.setdefault(inner_new, [])
         followers += [ref for ref in _forwarded.get(inner_old, ()) if ref() is not None]
         with contextlib.suppress(TypeError):  # a wrapper that takes no weak references
             followers.append(weakref.ref(old))
         return new
 
-    def _clear_caches(self, wrapper: object, inner: types.FunctionType) -> None:
+    def _clear_caches(self, wrapper: object, inner: types.FunctionType, name: str) -> None:
         """Empty the caches of ``wrapper`` and of every replaced wrapper that forwards to
         ``inner``: they hold results of the old code. Now when code of the transaction may
-        call it before commit (``eager``), so that it gets results of the new code; and at
+        call ``name`` before commit (``eager``), so that it gets results of the new code; at
+        commit when ``__hotswap_verify__`` may call it, else once the hook passed; and after
         commit, for a result that a call of the old code in another thread stored meanwhile.
-        A rollback empties them when a call went through them meanwhile (``_snapshot``)."""
+        The later the better: a cache that is not emptied yet comes out of a failure whole
+        (``_snapshot``), one that was cannot be filled again."""
+        called = name.rpartition(".")[2]  # ``obj.method(...)`` is called by its last part
         wrappers = [wrapper] + [ref() for ref in _forwarded.get(inner, ())]
         for item in wrappers:
             level: object = item
@@ -454,12 +469,24 @@ class Updater:
                     break
                 clear = safe_attribute(level, "cache_clear")
                 if type(level) in WRAPPER_TYPES and callable(clear):
-                    if self.eager:
+                    clear = self._emptying(level, clear)
+                    if self.eager is None or called in self.eager:
                         clear()
-                    else:
+                    elif called in self.verify_calls:
                         self.outcome.at_commit.append(clear)
+                    else:
+                        self.outcome.verified.append(clear)
                     self.outcome.after_commit.append(clear)
                 level = wrapped_of(level)
+
+    def _emptying(self, wrapper: object, clear: Callable[[], object]) -> Callable[[], object]:
+        """``clear``, noting that the transaction emptied ``wrapper``'s cache."""
+
+        def empty() -> None:
+            self.emptied.add(id(wrapper))
+            clear()
+
+        return empty
 
     def _class(self, qualname: str, old: type, new: type) -> type:
         bases = tuple(self.mapping.get(id(b), b) for b in new.__bases__)
