@@ -33,8 +33,8 @@ from typing import Any
 from hotswap._engine import annotations as _annotations
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._engine.compare import same_function, wrapped_of
-from hotswap._engine.switch import trampoline_target
-from hotswap._engine.update import Updater, forward, kind_changed, update_function
+from hotswap._engine.switch import forward, kind_changed, trampoline_target, update_function
+from hotswap._engine.update import Updater
 from hotswap._plan.planner import INPLACE, REDECORATE, Live, Plan
 from hotswap._plan.statements import DOC, FUTURE, ModuleSource, parse_statement
 

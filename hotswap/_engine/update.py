@@ -45,7 +45,14 @@ from hotswap._engine.compare import (
     wrapped_of,
 )
 from hotswap._engine.snapshot import UNSETTABLE, WRAPPER_TYPES
-from hotswap._engine.switch import KINDS, cell_value, same_items, switch_function, trampoline
+from hotswap._engine.switch import (
+    cell_value,
+    forward,
+    kind_changed,
+    same_items,
+    trampoline,
+    update_function,
+)
 from hotswap._plan.diff import ChangeSet
 
 __all__ = (
@@ -79,71 +86,6 @@ class Outcome:
     at_commit: list[Callable[[], object]] = field(default_factory=list)
     # Run once __hotswap_verify__ passed, still inside the gate (the other deferred clears).
     verified: list[Callable[[], object]] = field(default_factory=list)
-
-
-# --- updating functions -------------------------------------------------------------------------
-
-
-def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
-    """Give ``old`` the behaviour of ``new``, keeping ``old``'s identity.
-
-    The switch is atomic for callers in other threads (see ``_switch``): no call runs the new
-    code with the old defaults or cells, or the reverse. ``old`` runs the new code itself
-    (calls cost what they did) unless its closure cannot hold the new version's: another
-    layout, another kind, or other values in its cells. Then its code becomes a trampoline
-    to ``new`` for good, and its cells are never written: a call of the old code still
-    running in another thread reads them after the switch, and must read the old values.
-    """
-    old_code, new_code = old.__code__, new.__code__
-    same_kind = (old_code.co_flags & KINDS) == (new_code.co_flags & KINDS)
-    fits = same_kind and old_code.co_freevars == new_code.co_freevars
-    if fits:
-        for name, old_cell, new_cell in zip(
-            old_code.co_freevars, old.__closure__ or (), new.__closure__ or (), strict=True
-        ):
-            # __class__ is the cell super() reads; the old one names the kept class.
-            if name != "__class__" and cell_value(old_cell) is not cell_value(new_cell):
-                fits = False
-                break
-    # A trampoline takes the new parameters by name: the old function gets the new defaults
-    # in the same switch, and introspection (``inspect.signature``) sees the new ones.
-    code = (
-        new_code if fits else trampoline(old_code.co_freevars, old_code.co_flags, new, exact=True)
-    )
-    # Attributes first: they are not part of a call, and a reader sees them with either code.
-    old.__doc__ = new.__doc__
-    old.__annotations__ = new.__annotations__
-    # A lambda rebound to a ``def`` of the same name (or the reverse) is named as a fresh
-    # import names it.
-    old.__name__, old.__qualname__ = new.__name__, new.__qualname__
-    # Merged, not replaced: what the new source sets wins, attributes set at run time stay.
-    old.__dict__.update(new.__dict__)
-    switch_function(old, code, new.__defaults__, new.__kwdefaults__, None, through=new)
-
-
-def kind_changed(old: types.FunctionType, new: types.FunctionType) -> bool:
-    """Whether ``new`` is another kind of function (plain, generator, coroutine, async
-    generator) than ``old``: an incompatible change, applied only under ``policy="off"``."""
-    return (old.__code__.co_flags & KINDS) != (new.__code__.co_flags & KINDS)
-
-
-def forward(old: types.FunctionType, new: types.FunctionType) -> None:
-    """Make ``old`` call ``new`` from now on, whatever ``new`` becomes later.
-
-    For a function that only a replaced wrapper still holds: ``new`` is the one later reloads
-    update in place, so the old wrapper reaches the newest code through one hop.
-    """
-    old.__doc__ = new.__doc__
-    old.__annotations__ = new.__annotations__
-    old.__name__, old.__qualname__ = new.__name__, new.__qualname__  # as what it runs
-    old.__dict__.update(new.__dict__)
-    freevars, flags = old.__code__.co_freevars, old.__code__.co_flags
-    # First a trampoline that ignores defaults, then the new defaults, then one that takes
-    # the new parameters by name (what introspection reads): no call sees a mix.
-    old.__code__ = trampoline(freevars, flags, new)
-    old.__defaults__ = new.__defaults__
-    old.__kwdefaults__ = new.__kwdefaults__
-    old.__code__ = trampoline(freevars, flags, new, exact=True)
 
 
 # --- the updater --------------------------------------------------------------------------------
