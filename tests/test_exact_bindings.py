@@ -119,3 +119,56 @@ def test_alias_follows_its_function_changed_in_the_same_edit(reloading):
     assert mod._impl is impl
     assert mod.public is impl
     assert impl() == 2
+
+
+UNDECORATED = """\
+import functools
+import inspect
+
+
+def local(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return ("l1", fn(*args, **kwargs))
+    return wrapper
+
+
+{decorator}def delta(x={default}):
+    return x
+"""
+
+
+def test_function_whose_decorator_was_removed_takes_later_edits(reloading):
+    """Found by test_property_reload's fuzz: once the decorator was removed, the kept wrapper
+    forwarded to the function with the defaults it had then, so the next edits' defaults never
+    reached a call."""
+    mod = reloading.load("undecorated", UNDECORATED.format(decorator="@local\n", default=2))
+    held = mod.delta
+    assert held() == ("l1", 2)
+    for default in (1, 0, -5):
+        result = reloading.reload(
+            "undecorated", UNDECORATED.format(decorator="", default=default), policy="off"
+        )
+        assert result.ok, result.error
+        assert (mod.delta(), held(), mod.delta(7)) == (default, default, 7)
+        assert str(mod.inspect.signature(mod.delta)) == f"(x={default})"
+
+
+def test_rollback_gives_a_function_its_name_and_wrapped_back(reloading):
+    mod = reloading.load(
+        "rolledname",
+        FALLBACK.format(fallback=LAMBDA) + UNDECORATED.format(decorator="@local\n", default=2),
+    )
+    helper, delta = mod.helper, mod.delta
+    wrapped = delta.__wrapped__
+    failing = (
+        FALLBACK.format(fallback=DEF)
+        + UNDECORATED.format(decorator="", default=1)
+        + "\n\ndef __hotswap_verify__():\n    raise RuntimeError('after the update')\n"
+    )  # fails once every function was updated: the rollback puts them back
+    result = reloading.reload("rolledname", failing, policy="off")
+    assert not result.ok
+    assert (mod.helper, mod.delta) == (helper, delta)
+    assert (helper.__name__, helper.__qualname__) == ("<lambda>", "<lambda>")
+    assert delta.__wrapped__ is wrapped
+    assert (helper(1), delta()) == (1, ("l1", 2))

@@ -274,6 +274,7 @@ def run_plan(
             if inner is not new:
                 before = (inner.__doc__, inner.__annotations__)
                 update_function(inner, new)
+                _refresh_forwarders(kept, inner)
                 _refresh_copies(kept, inner, before)
                 updater._clear_caches(kept, inner, name)  # results of the old code
             done.updated[name] = kept
@@ -342,6 +343,24 @@ def run_plan(
             with contextlib.suppress(AttributeError, TypeError):  # (a wrapper's own slot)
                 delattr(owner, attribute)
     return done
+
+
+def _refresh_forwarders(kept: object, inner: types.FunctionType) -> None:
+    """Functions between the name and ``inner`` that forward to it for good (a wrapper whose
+    decorator was removed) took its parameters and defaults when they began to: ``inner`` was
+    updated in place, so they take its new ones (or a call without arguments would pass the
+    old defaults to the new code)."""
+    current = kept
+    for _ in range(16):
+        if type(current) is not types.FunctionType or current is inner:
+            return
+        target = trampoline_target(current)
+        if target is None:
+            return
+        if target is inner:
+            forward(current, inner)
+            return
+        current = target
 
 
 def _refresh_copies(kept: object, inner: types.FunctionType, before: tuple[Any, Any]) -> None:

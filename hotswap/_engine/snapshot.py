@@ -92,6 +92,7 @@ class _FunctionState:
     annotations: dict[str, Any]
     attributes: dict[str, Any]
     cells: tuple[tuple[types.CellType, object], ...]
+    names: tuple[str, str]  # __name__ and __qualname__
 
     def restore(self) -> bool:
         """Put the function back; return whether what its calls compute changed."""
@@ -104,6 +105,8 @@ class _FunctionState:
             f.__doc__ = self.doc
         if f.__annotations__ is not self.annotations:
             f.__annotations__ = self.annotations
+        if (f.__name__, f.__qualname__) != self.names:
+            f.__name__, f.__qualname__ = self.names
         restore_items(f.__dict__, self.attributes)
         return changed
 
@@ -292,6 +295,7 @@ class _Walker:
                 f.__annotations__,
                 dict(f.__dict__),
                 cells,
+                (f.__name__, f.__qualname__),
             )
         )
         for _, value in cells:

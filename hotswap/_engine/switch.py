@@ -315,7 +315,11 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
     # A lambda rebound to a ``def`` of the same name (or the reverse) is named as a fresh
     # import names it.
     old.__name__, old.__qualname__ = new.__name__, new.__qualname__
-    # Merged, not replaced: what the new source sets wins, attributes set at run time stay.
+    # Merged, not replaced: what the new source sets wins, attributes set at run time stay;
+    # but a wrapper whose decorator is gone no longer wraps (``inspect.signature`` follows
+    # ``__wrapped__``).
+    if "__wrapped__" in old.__dict__ and "__wrapped__" not in new.__dict__:
+        del old.__dict__["__wrapped__"]
     old.__dict__.update(new.__dict__)
     switch_function(old, code, new.__defaults__, new.__kwdefaults__, None, through=new)
 
