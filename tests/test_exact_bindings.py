@@ -23,8 +23,7 @@ def test_fallback_rebound_between_lambda_and_def_is_named_as_a_fresh_import(
 ):
     mod = reloading.load("fallback", FALLBACK.format(fallback=before))
     held = mod.helper
-    # (Strict refuses a ``def`` turned into an assignment, whatever it assigns: off here.)
-    result = reloading.reload("fallback", FALLBACK.format(fallback=after), policy="off")
+    result = reloading.reload("fallback", FALLBACK.format(fallback=after))
     assert result.ok, result.error
     fresh: dict[str, object] = {}
     exec(compile(FALLBACK.format(fallback=after), "<fresh>", "exec"), fresh)
@@ -172,3 +171,33 @@ def test_rollback_gives_a_function_its_name_and_wrapped_back(reloading):
     assert (helper.__name__, helper.__qualname__) == ("<lambda>", "<lambda>")
     assert delta.__wrapped__ is wrapped
     assert (helper(1), delta()) == (1, ("l1", 2))
+
+
+NAMED = """\
+{binding}
+
+
+def caller():
+    return f(1)
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("def f(x):\n    return x", "f = lambda x: x + 1"),
+        ("f = lambda x: x", "def f(x, y=0):\n    return x + y + 1"),
+    ],
+    ids=["def-to-lambda", "lambda-to-def"],
+)
+def test_strict_takes_a_named_lambda_as_the_function_it_is(project, before, after):
+    """``f = lambda x: ...`` is held to a function's checks: the same signature is accepted
+    (strict used to refuse any ``def`` turned into an assignment), a broken one is refused."""
+    mod = project.load("named", NAMED.format(binding=before))
+    result = project.reload("named", NAMED.format(binding=after))
+    assert result.ok, result.error
+    assert mod.caller() == 2
+    broken = project.reload("named", NAMED.format(binding="f = lambda: 0"))
+    assert not broken.ok
+    assert "f" in str(broken.error)
+    assert mod.caller() == 2  # refused: the last good code runs

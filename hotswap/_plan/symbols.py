@@ -12,12 +12,27 @@ import __future__
 
 import ast
 import hashlib
-import inspect
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from hotswap._plan.lines import source_lines, split_statements
+from hotswap._plan.signatures import (
+    ASYNC_GENERATOR,
+    COROUTINE,
+    GENERATOR,
+    KEYWORD_ONLY,
+    PLAIN,
+    POSITIONAL_ONLY,
+    POSITIONAL_OR_KEYWORD,
+    VAR_KEYWORD,
+    VAR_POSITIONAL,
+    Param,
+    Signature,
+    every_arg,
+    named_lambda,
+    signature_of,
+)
 
 __all__ = (
     "ASYNC_GENERATOR",
@@ -56,67 +71,6 @@ STATICMETHOD = "staticmethod"
 CLASSMETHOD = "classmethod"
 PROPERTY = "property"
 NAME = "name"
-
-# Parameter kinds, named as inspect names them.
-POSITIONAL_ONLY = "positional-only"
-POSITIONAL_OR_KEYWORD = "positional-or-keyword"
-VAR_POSITIONAL = "var-positional"
-KEYWORD_ONLY = "keyword-only"
-VAR_KEYWORD = "var-keyword"
-
-# How a function is called: what a caller gets back.
-PLAIN = "function"
-COROUTINE = "coroutine function"
-GENERATOR = "generator function"
-ASYNC_GENERATOR = "async generator function"
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter: its name, kind and default (source text, None when required)."""
-
-    name: str
-    kind: str
-    default: str | None = None
-
-    def format(self) -> str:
-        prefix = {VAR_POSITIONAL: "*", VAR_KEYWORD: "**"}.get(self.kind, "")
-        suffix = "" if self.default is None else f"={self.default}"
-        return f"{prefix}{self.name}{suffix}"
-
-
-@dataclass(frozen=True)
-class Signature:
-    """What a caller relies on: the parameters and whether it is async or a generator.
-
-    ``implicit`` is true for methods and classmethods, whose first parameter the caller does
-    not pass.
-    """
-
-    params: tuple[Param, ...]
-    call: str = PLAIN
-    implicit: bool = False
-
-    def format(self, name: str) -> str:
-        """``async charge(amount, currency='EUR', *, retry=False)``."""
-        parts: list[str] = []
-        bare_star = not any(p.kind == VAR_POSITIONAL for p in self.params)
-        last_positional_only = max(
-            (i for i, p in enumerate(self.params) if p.kind == POSITIONAL_ONLY), default=-1
-        )
-        for index, param in enumerate(self.params):
-            if param.kind == KEYWORD_ONLY and bare_star:
-                parts.append("*")
-                bare_star = False
-            parts.append(param.format())
-            if index == last_positional_only:
-                parts.append("/")
-        prefix = "async " if self.call in (COROUTINE, ASYNC_GENERATOR) else ""
-        return f"{prefix}{name}({', '.join(parts)})"
-
-    @property
-    def caller_params(self) -> tuple[Param, ...]:
-        return self.params[1:] if self.implicit else self.params
 
 
 @dataclass(frozen=True)
@@ -333,53 +287,6 @@ def _statement_bindings(stmt: ast.stmt) -> Iterator[str]:
                 yield from _bound_names(item.optional_vars)
 
 
-def _call_kind(node: ast.FunctionDef | ast.AsyncFunctionDef, code: types.CodeType | None) -> str:
-    if code is not None:
-        if code.co_flags & inspect.CO_ASYNC_GENERATOR:
-            return ASYNC_GENERATOR
-        if code.co_flags & inspect.CO_COROUTINE:
-            return COROUTINE
-        return GENERATOR if code.co_flags & inspect.CO_GENERATOR else PLAIN
-    yields = False
-    stack: list[ast.AST] = list(node.body)
-    while stack:
-        sub = stack.pop()
-        if isinstance(sub, ast.Yield | ast.YieldFrom):
-            yields = True
-            break
-        # A nested function, lambda or class has its own kind.
-        if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
-            continue
-        stack.extend(ast.iter_child_nodes(sub))
-    if isinstance(node, ast.AsyncFunctionDef):
-        return ASYNC_GENERATOR if yields else COROUTINE
-    return GENERATOR if yields else PLAIN
-
-
-def _signature(
-    node: ast.FunctionDef | ast.AsyncFunctionDef,
-    implicit: bool,
-    code: types.CodeType | None,
-    text: Callable[[ast.expr], str],
-) -> Signature:
-    args = node.args
-    positional = [*args.posonlyargs, *args.args]
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
-    defaults += args.defaults
-    params: list[Param] = []
-    for index, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
-        kind = POSITIONAL_ONLY if index < len(args.posonlyargs) else POSITIONAL_OR_KEYWORD
-        params.append(Param(arg.arg, kind, None if default is None else text(default)))
-    if args.vararg is not None:
-        params.append(Param(args.vararg.arg, VAR_POSITIONAL))
-    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-        shown = None if kw_default is None else text(kw_default)
-        params.append(Param(arg.arg, KEYWORD_ONLY, shown))
-    if args.kwarg is not None:
-        params.append(Param(args.kwarg.arg, VAR_KEYWORD))
-    return Signature(tuple(params), _call_kind(node, code), implicit)
-
-
 class _Builder:
     """Builds symbols statement by statement. Without a code object (``code`` None, ``flags``
     the module's ``__future__`` flags) function bodies are fingerprinted from the AST."""
@@ -489,6 +396,13 @@ class _Builder:
         deps = self.loads.get(id(whole))
         if deps is None:
             deps = self.loads[id(whole)] = _loaded_names([whole])
+        value = named_lambda(stmt)
+        if value is not None:
+            # ``f = lambda x: ...`` is a function to its callers: held to a function's checks
+            # (a ``def f`` turned into it, or back, keeps its callers when its signature does).
+            signature = signature_of(value, False, None, self.text)
+            self.add(Symbol(names[0], FUNCTION, stmt.lineno, fingerprint, signature, deps=deps))
+            return
         for name in names:
             self.add(Symbol(name, NAME, stmt.lineno, fingerprint, deps=deps))
 
@@ -508,7 +422,7 @@ class _Builder:
                 kind = PROPERTY
                 settable = "setter" in decorators
         args = node.args
-        annotations: list[ast.AST] = [a.annotation for a in _every_arg(args) if a.annotation]
+        annotations: list[ast.AST] = [a.annotation for a in every_arg(args) if a.annotation]
         if node.returns is not None:
             annotations.append(node.returns)
         # What the def statement evaluates, in the tree; the body is in the code object.
@@ -519,7 +433,7 @@ class _Builder:
         code = self.codes.get((node.name, _first_line(node)))
         signature = None
         if kind != PROPERTY:
-            signature = _signature(node, kind in (METHOD, CLASSMETHOD), code, self.text)
+            signature = signature_of(node, kind in (METHOD, CLASSMETHOD), code, self.text)
         if code is None:
             fingerprint = _digest(node)
         else:
@@ -560,11 +474,6 @@ class _Builder:
                 self.function(stmt, prefix=qualname + ".", in_class=True)
             elif isinstance(stmt, ast.ClassDef):
                 self.klass(stmt, prefix=qualname + ".")
-
-
-def _every_arg(args: ast.arguments) -> list[ast.arg]:
-    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-    return [a for a in every if a is not None]
 
 
 def _blocks(stmt: ast.If | ast.Try | ast.With | ast.AsyncWith) -> Iterator[list[ast.stmt]]:
