@@ -69,6 +69,9 @@ LEASE = 10.0
 
 _POLL = 0.05  # seconds between a worker's looks for a message
 _BEAT = 1.0  # seconds between a worker's "I am up"
+# Seconds a worker keeps trying to reach the key-value store before it stops answering: a
+# loaded machine's control service can miss a call, and one miss must not silence a node.
+_GIVE_UP = 30.0
 
 _started = False
 _start_lock = threading.Lock()
@@ -150,6 +153,7 @@ def _serve(me: str) -> None:
     """Answer every message meant for this process, until the cluster is gone."""
     done: set[str] = set()
     last_beat = time.monotonic()
+    failing_since: float | None = None
     while True:
         try:
             if time.monotonic() - last_beat >= _BEAT:
@@ -161,10 +165,20 @@ def _serve(me: str) -> None:
                 if key in done:
                     continue
                 done.add(key)
-                _answer(me, key)
-        except Exception:  # the cluster stopped (ray.shutdown) or its control service is gone
-            logger.debug("hotswap: worker %s stops answering", me, exc_info=True)
-            return
+                try:
+                    _answer(me, key)
+                except Exception:
+                    done.discard(key)  # looked at again: a phase taken twice answers the same
+                    raise
+            failing_since = None
+        except Exception:  # a missed call, or the cluster stopped (ray.shutdown)
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = now
+                logger.debug("hotswap: worker %s could not reach the store", me, exc_info=True)
+            elif now - failing_since >= _GIVE_UP:
+                logger.debug("hotswap: worker %s stops answering", me, exc_info=True)
+                return
         time.sleep(_POLL)
 
 
