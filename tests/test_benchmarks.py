@@ -90,7 +90,10 @@ def test_bench_fleet_runs():
 def test_bench_fleet_canary_share_runs():
     row = bench_fleet.canary_share(requests=60)
     assert row["requests"] >= 60
-    assert len(row["per_worker"]) == 3
+    # Each worker's share when it served some of them: 60 requests may all land on two of the
+    # 3 workers (the kernel hands each connection to whichever worker accepts first).
+    assert 1 <= len(row["per_worker"]) <= 3
+    assert all(0.0 <= share <= 1.0 for share in row["per_worker"].values())
     assert 0.0 < row["share"] < 1.0  # both versions served: the candidate runs in the fleet
 
 

@@ -256,6 +256,33 @@ def test_watcher_folder_renamed_into_place_is_complete_at_once(project, watch, t
     assert all(r.ok for r in seen.results)
 
 
+def test_watcher_folder_swap_reported_out_of_order_still_applies(project, watch, monkeypatch):
+    """inotify keeps no order across two watches: the observer may report the new folder's
+    arrival before the old folder's removal (seen once on a loaded CI machine). The removal,
+    last, must not drop the arrived file: it is there, so it is read."""
+    from hotswap import _api
+    from hotswap._watch import handler
+
+    project.write("pkg.mod", source(1))
+    mod = project.load("pkg", "from pkg.mod import value\n") and sys.modules["pkg.mod"]
+    # The observer's own reports are set aside: this test gives the watcher the events in the
+    # order that lost the new file.
+    monkeypatch.setattr(handler.Handler, "dispatch", lambda self, event: None)
+    seen = watch(debounce=60.0)
+    reloader = _api._reloader
+    package = project.root / "pkg"
+    package.rename(project.root.parent / "pkg.old")
+    fresh = project.root.parent / "pkg.new"
+    fresh.mkdir()
+    (fresh / "__init__.py").write_text("from pkg.mod import value\n")
+    (fresh / "mod.py").write_text(source(2))
+    fresh.rename(package)
+    reloader.arrived(str(package))
+    reloader.notify(str(package / "mod.py"), handler.GONE)  # the old folder's, late
+    seen.wait_for(lambda results: mod.value() == 2)
+    assert all(r.ok for r in seen.results)
+
+
 def test_watcher_watches_a_path_once_it_appears(project, watch, watcher_log, monkeypatch):
     later = project.root.with_name("later")
     monkeypatch.syspath_prepend(str(later))

@@ -530,6 +530,12 @@ class Reloader:
 
     def _apply(self, paths: dict[str, str]) -> None:
         for path in [p for p, why in paths.items() if why == GONE]:
+            if os.path.lexists(path):
+                # Back already, with no event since the deletion's: a folder swapped in whose
+                # arrival the observer reported before the old folder's removal (inotify keeps
+                # no order across two watches). Read what is there now.
+                paths[path] = COMPLETE
+                continue
             del paths[path]
             self._report_deleted(path)
         if not paths:
