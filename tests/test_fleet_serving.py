@@ -54,12 +54,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Poll a condition until it holds, bounded by TIMEOUT (never a bound on what is tested)."""
+def wait_until(
+    condition: Callable[[], bool], what: str, explain: Callable[[], str] | None = None
+) -> None:
+    """Poll a condition until it holds, bounded by TIMEOUT (never a bound on what is tested);
+    ``explain`` says what was seen, for the failure's message."""
     deadline = time.monotonic() + TIMEOUT
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            detail = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{detail}")
         time.sleep(0.02)
 
 
@@ -78,6 +82,29 @@ def children(pid: int) -> set[int]:
         if b"resource_tracker" not in command:
             found.add(int(child))
     return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (neither gone nor a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stacks(log: Path, pids: list[int]) -> str:
+    """The end of the server's log once ``pids`` wrote their stacks into it: each is sent
+    SIGSEGV, on which ``PYTHONFAULTHANDLER`` writes every thread's stack before the process
+    dies (a hung process says where it waits)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSEGV)
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return log.read_text()[-12000:]
 
 
 def digest(text: str) -> str:
@@ -134,7 +161,15 @@ class Server:
                 seen = {pid: self.answers.get(pid) for pid in workers}
             return len(workers) == 3 and all(a is not None and check(a) for a in seen.values())
 
-        wait_until(done, what)
+        wait_until(done, what, self.explain)
+
+    def explain(self) -> str:
+        """What the workers answered, and the stacks of those that did not answer."""
+        workers = self.workers()
+        with self._lock:
+            answers = {pid: self.answers.get(pid) for pid in workers}
+        tail = stacks(self.log, [pid for pid, answer in answers.items() if answer is None])
+        return f"workers {sorted(workers)}, answers {answers}\nserver log (end):\n{tail}"
 
     def logged(self, text: str) -> bool:
         return text in self.log.read_text()
@@ -146,7 +181,12 @@ def serve(
 ) -> Iterator[Server]:
     """Start ``python -m <command>`` (under ``hotswap run`` unless told otherwise)."""
     log = folder / "server.log"
-    env = {**os.environ, "PYTHONPATH": str(folder), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(folder),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONFAULTHANDLER": "1",  # Server.explain: a hung worker's stacks
+    }
     run = ["-m", "hotswap", "run", "--no-restart", "--watch", str(folder)]
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -159,7 +199,11 @@ def serve(
         )
     server = Server(process, port, log)
     try:
-        wait_until(lambda: process.poll() is not None or server.ask() is not None, "the server")
+        wait_until(
+            lambda: process.poll() is not None or server.ask() is not None,
+            "the server",
+            lambda: stacks(log, [*children(process.pid), process.pid]),
+        )
         assert process.poll() is None, log.read_text()
         wait_until(lambda: len(server.workers()) == 3, "3 workers")
         yield server
