@@ -16,7 +16,6 @@ from hotswap._config import settings as _config
 from hotswap._engine import transaction as _transaction
 from hotswap._engine.pin import Pin, gate
 from hotswap._ops import events as _events
-from hotswap._ops import forks as _forks
 from hotswap._ops.events import Event, ReloadResult, Status
 from hotswap._plan import datafiles as _datafiles
 from hotswap._plan import modules as _modules
@@ -261,7 +260,6 @@ def _forked() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
-_forks.install()  # forks wait for hotswap's threads' imports
 
 
 def _apply_change_set(entries: list[tuple[str, bytes]]) -> list[ReloadResult]:

@@ -113,3 +113,77 @@ def test_the_programs_own_threads_are_not_waited_for(tmp_path: Path) -> None:
     done = run(tmp_path, 30.0, "program-thread", "import", hang=5.0)
     assert done.returncode == 1
     assert "child: hung in its import" in done.stdout
+
+
+LOCK_SCRIPT = """
+import os, signal, sys, threading, time
+import hotswap
+from hotswap._config import settings
+from hotswap._ops import forks
+
+forks.WAIT = float(sys.argv[1])
+held, forked = threading.Event(), threading.Event()
+main = threading.get_ident()
+
+def in_hook():
+    frame = sys._current_frames().get(main)
+    while frame is not None:
+        if frame.f_code.co_name == "_before_fork":
+            return True
+        frame = frame.f_back
+    return False
+
+def hold():
+    # hotswap's thread holds the settings' lock until the fork waits for it, or (argv[2]
+    # "past") until the fork happened.
+    with settings._lock:
+        held.set()
+        while not forked.is_set() and not (sys.argv[2] == "short" and in_hook()):
+            time.sleep(0.001)
+
+threading.Thread(target=hold, name="hotswap-fleet-join", daemon=True).start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    settings.current()  # what a forked fleet worker does first as it joins
+    settings.current()
+    os.write(1, b"child: read the settings\\n")
+    os._exit(0)
+forked.set()
+deadline = time.monotonic() + 60
+while os.waitpid(pid, os.WNOHANG) == (0, 0):
+    if time.monotonic() > deadline:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print("child: hung on the settings' lock", flush=True)
+        sys.exit(1)
+    time.sleep(0.01)
+settings.current()  # the parent's lock is free again too
+print("parent: done", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("held", "wait", "warned"),
+    [("short", 30.0, False), ("past", 0.2, True)],
+    ids=["released-while-the-fork-waits", "held-past-the-wait"],
+)
+def test_a_child_never_inherits_a_hotswap_lock_held_by_another_thread(
+    tmp_path: Path, held: str, wait: float, warned: bool
+) -> None:
+    # A gunicorn worker forked while the arbiter's thread welcoming the previous worker held
+    # the settings' lock waited for it for ever as it joined the fleet. The fork takes the lock
+    # (waiting for its holder), or gives the child a free one when the wait runs out.
+    script = tmp_path / "fork_lock.py"
+    script.write_text(textwrap.dedent(LOCK_SCRIPT))
+    done = subprocess.run(
+        [sys.executable, str(script), str(wait), held],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "child: read the settings" in done.stdout
+    assert "parent: done" in done.stdout
+    assert ("holds hotswap's settings lock after 0.2 s" in done.stderr) is warned, done.stderr

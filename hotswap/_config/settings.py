@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotswap._ops import forks as _forks
 from hotswap.exceptions import ConfigError
 
 __all__ = (
@@ -412,7 +413,7 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
     return Settings(**values)
 
 
-_lock = threading.Lock()
+_lock = _forks.guarded(threading.Lock(), "settings")
 _current: Settings | None = None  # configure(), [tool.hotswap], HOTSWAP_*
 # The arguments of the enable() call whose watcher runs: in force while it runs, never written
 # into the settings (a later enable() or %load_ext must not inherit another call's paths).

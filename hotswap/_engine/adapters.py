@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from hotswap._ops import forks as _forks
+
 __all__ = (
     "Adapter",
     "ModulePlan",
@@ -124,7 +126,7 @@ class Adapter(Protocol):
 # trigger module -> a factory or "package.module:attribute" naming one; made on first use.
 _registered: dict[str, Callable[[], Adapter] | str] = {}
 _made: dict[str, Adapter | None] = {}
-_lock = threading.Lock()
+_lock = _forks.guarded(threading.Lock(), "adapters")
 
 
 def register_adapter(trigger: str, factory: Callable[[], Adapter] | str) -> None:

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
+from hotswap._ops import forks as _forks
+
 __all__ = ("Stage", "advance", "busy", "epoch", "on_busy", "on_epoch", "on_stage", "stages")
 
 
@@ -34,7 +36,7 @@ class Stage(Protocol):
         ...
 
 
-_lock = threading.Lock()
+_lock = _forks.guarded(threading.Lock(), "hooks")
 _busy: tuple[Callable[[str], bool], ...] = ()
 _stagers: tuple[Callable[[str], Stage], ...] = ()
 

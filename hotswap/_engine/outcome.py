@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import threading
 import time
 import types
 from collections.abc import Sequence
@@ -15,13 +16,14 @@ from hotswap._engine.history import records as _records
 from hotswap._engine.report import changes_of, dependents_of, skipped_of
 from hotswap._engine.unit import Failure, Unit
 from hotswap._ops import events as _events
+from hotswap._ops import forks as _forks
 from hotswap._ops.events import Changes, ReloadResult, describe
 from hotswap._plan import modules as _modules
 
 __all__ = ("failed", "finish", "metrics", "report", "results")
 
 logger = logging.getLogger("hotswap._engine.transaction")
-metrics = _events.Metrics()
+metrics = _events.Metrics(_forks.guarded(threading.Lock(), "metrics"))
 
 
 def report(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from hotswap._ops import forks as _forks
 from hotswap._ops.event_types import (
     CanaryCall,
     CanaryDecision,
@@ -296,8 +297,8 @@ class Status:
 class Metrics:
     """Counters and timings of reload attempts; thread-safe."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, lock: threading.Lock | None = None) -> None:
+        self._lock = threading.Lock() if lock is None else lock
         self.reloads = 0
         self.failures = 0
         self.last_duration = 0.0
@@ -312,7 +313,7 @@ class Metrics:
 
 
 _listeners: list[Callable[[ReloadResult], object]] = []
-_listeners_lock = threading.Lock()
+_listeners_lock = _forks.guarded(threading.Lock(), "event listeners")
 
 
 def subscribe(callback: Callable[[ReloadResult], object]) -> None:

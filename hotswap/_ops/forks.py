@@ -11,6 +11,14 @@ Before every fork, :func:`install`'s hook waits until no thread named ``hotswap-
 an import, up to :data:`WAIT` seconds (then it logs which one and lets the fork go: a thread of
 ours waiting on a lock the forking thread holds must not stop the program). The program's own
 threads are left alone: when to fork beside them is the program's business.
+
+hotswap's own locks are the same hazard: a child inherits a lock that another thread held at
+the fork as held for ever, and hotswap's child code takes them at once (a forked fleet worker
+reads the settings, logs events and takes the fleet's release as it joins, while the parent's
+threads welcome the workers forked before it). A lock made with :func:`guarded` is taken by
+the forking thread before the fork (in the same bounded wait), so the state it guards is whole
+in the child, and released after it on both sides; one that could not be taken in time is
+made anew in the child, whose only thread does not hold it.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ import sys
 import threading
 import time
 import types
+from typing import Protocol, TypeVar
 
-__all__ = ("WAIT", "importing", "install")
+__all__ = ("WAIT", "guarded", "importing", "install")
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +40,24 @@ WAIT = 2.0
 
 _BOOTSTRAP = "<frozen importlib._bootstrap>"
 _installed = False
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+
+
+L = TypeVar("L", bound=_Lock)
+
+_guarded: list[tuple[str, _Lock]] = []  # in the order a fork takes them
+_taken: list[_Lock] = []  # taken by the fork under way
+
+
+def guarded(lock: L, name: str) -> L:
+    """``lock`` (a module-level ``threading.Lock``), taken by every fork and free in every
+    child (see the module's documentation); ``name`` is what a late fork's warning says."""
+    _guarded.append((name, lock))
+    return lock
 
 
 def importing(frame: types.FrameType | None) -> bool:
@@ -60,6 +87,25 @@ def _ours_importing() -> list[str]:
 
 def _before_fork() -> None:
     deadline = time.monotonic() + WAIT
+    _wait_for_imports(deadline)
+    late = []
+    for name, lock in _guarded:
+        if lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            _taken.append(lock)
+        else:
+            late.append(name)
+    if late:
+        logger.warning(
+            "hotswap: forking while another thread holds hotswap's %s lock%s after %.1f s; "
+            "the child takes %s anew",
+            ", ".join(late),
+            "" if len(late) == 1 else "s",
+            WAIT,
+            "it" if len(late) == 1 else "them",
+        )
+
+
+def _wait_for_imports(deadline: float) -> None:
     busy = _ours_importing()
     while busy:
         if time.monotonic() > deadline:
@@ -75,9 +121,33 @@ def _before_fork() -> None:
         busy = _ours_importing()
 
 
+def _after_fork_in_parent() -> None:
+    while _taken:
+        _taken.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    taken = {id(lock) for lock in _taken}
+    _taken.clear()
+    for _, lock in _guarded:
+        if id(lock) in taken:
+            lock.release()  # this thread took it, and is the child's only thread
+        else:
+            # Held by a thread the child does not have: free again (CPython's own at-fork
+            # reset, which the threading and logging modules use on their locks).
+            lock._at_fork_reinit()  # type: ignore[attr-defined]
+
+
 def install() -> None:
     """Register the hook (once; where ``os.register_at_fork`` exists)."""
     global _installed
     if not _installed and hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_before_fork)
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_in_parent,
+            after_in_child=_after_fork_in_child,
+        )
         _installed = True
+
+
+install()  # first among hotswap's fork hooks: the others' child hooks take guarded locks

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hotswap._ops import forks as _forks
 from hotswap._plan.modules import OWN_DIR as _OWN_DIR
 
 __all__ = (
@@ -65,7 +66,7 @@ class Reader:
 # The roots tracked now (real paths); empty while tracking is off: the hook's fast exit.
 _roots: tuple[str, ...] = ()
 _installed = False
-_lock = threading.Lock()
+_lock = _forks.guarded(threading.Lock(), "data files")
 # data file (real path) -> its readers, in the order they first read it
 _readers: dict[str, dict[Reader, None]] = {}
 # code filename -> whether it lies under the roots (cleared when the roots change)

@@ -24,22 +24,15 @@ import sys
 import threading
 from typing import Any
 
+from hotswap._ops import forks as _forks
+
 __all__ = ("install", "peek", "recorded", "remember", "take")
 
 # path -> (source bytes, the bytes of the cached .pyc the import ran, None when compiled from
 # the source bytes)
 _recorded: dict[str, tuple[bytes, Any]] = {}
-_lock = threading.Lock()
+_lock = _forks.guarded(threading.Lock(), "sources")
 _reading = threading.local()  # .depth > 0: inside get_source, not an import
-
-
-def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()  # another thread may have held it: it did not come along
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 _installed = False
 _excluded: tuple[str, ...] = ()
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from hotswap._config import settings as _config
 from hotswap._engine import transaction as _transaction
 from hotswap._ops import events as _events
+from hotswap._ops import forks as _forks
 from hotswap._ops.event_types import CanaryCall, CanaryDecision
 from hotswap._ops.events import ReloadResult
 from hotswap._plan import modules as _modules
@@ -46,7 +47,7 @@ __all__ = (
 
 logger = logging.getLogger(__name__)
 
-_lock = threading.Lock()
+_lock = _forks.guarded(threading.Lock(), "canary")
 _running: dict[str, Canary] = {}
 
 

@@ -19,6 +19,7 @@ import time
 
 from hotswap._config import settings as _config
 from hotswap._ops import events as _events
+from hotswap._ops import forks as _forks
 from hotswap._ops.events import ReloadResult
 from hotswap._release import routing as _routing
 
@@ -26,7 +27,7 @@ __all__ = ("figures", "install", "shared")
 
 logger = logging.getLogger(__name__)
 
-_lock = threading.Lock()
+_lock = _forks.guarded(threading.Lock(), "health")
 _open: dict[str, _Window] = {}
 _last_rate: dict[str, tuple[int, float]] = {}  # module -> (version, error rate when watched)
 _installed = False

@@ -32,6 +32,7 @@ import wrapt
 from hotswap._engine import hooks as _hooks
 from hotswap._engine.snapshot import register_stateful
 from hotswap._engine.update import trampoline as _trampoline
+from hotswap._ops import forks as _forks
 
 __all__ = ("STAGED", "Stage", "is_reloadable", "reloadable", "set_target", "standins", "target_of")
 
@@ -67,7 +68,7 @@ class _Proxy(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
 
 
 _registry: dict[tuple[str, str], weakref.ref[Any]] = {}
-_registry_lock = threading.Lock()
+_registry_lock = _forks.guarded(threading.Lock(), "proxy registry")
 _stage: Stage | None = None  # the reload being executed, if any (one at a time: reload lock)
 
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from hotswap._engine import hooks as _hooks
 from hotswap._engine.switch import KINDS
+from hotswap._ops import forks as _forks
 from hotswap._release import latency as _latency
 from hotswap._release import proxy as _proxy
 
@@ -128,7 +129,7 @@ class Watch(Protocol):
 # Copied on write: the request path reads them without a lock.
 _runs: tuple[Run, ...] = ()
 _watches: tuple[Watch, ...] = ()
-_lock = threading.Lock()
+_lock = _forks.guarded(threading.Lock(), "routing")
 
 
 def set_runs(runs: tuple[Run, ...]) -> None:
