@@ -49,7 +49,7 @@ class _Lock(Protocol):
 
 L = TypeVar("L", bound=_Lock)
 
-_guarded: list[tuple[str, _Lock]] = []  # in the order a fork takes them
+_guarded: list[tuple[str, _Lock]] = []  # in the order they were made
 _taken: list[_Lock] = []  # taken by the fork under way
 
 
@@ -89,7 +89,9 @@ def _before_fork() -> None:
     deadline = time.monotonic() + WAIT
     _wait_for_imports(deadline)
     late = []
-    for name, lock in _guarded:
+    # The last registered first: a module that holds its lock while calling into a lower
+    # module (which takes its own) was imported, and registered, after that module.
+    for name, lock in reversed(_guarded):
         if lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
             _taken.append(lock)
         else:
