@@ -1,6 +1,7 @@
-"""Fleets of ``multiprocessing`` pools (fork and spawn) under ``hotswap run``, end to end: the
-program's pool workers join its fleet with no change to the program, and each task answers
-with its worker's epoch (``hotswap.status().epoch``)."""
+"""Fleets of ``multiprocessing`` pools (fork, spawn and forkserver, the default of Python 3.14 on
+Linux) under ``hotswap run``, end to end: the program's pool workers join its fleet with no
+change to the program, which never imports hotswap itself, and each task answers with its
+worker's epoch (``hotswap.status().epoch``)."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def pool_program(tmp_path: Path) -> Iterator[Callable[[str], Program]]:
 
 @pytest.mark.parametrize(
     "method",
-    ["fork", "spawn"],
+    ["fork", "spawn", "forkserver"],
 )
 def test_fleet_pool_workers_move_together(pool_program: Callable[[str], Program], method: str):
     program = pool_program(method)

@@ -1,6 +1,6 @@
-"""A program with a multiprocessing pool of 3 (``pool.py fork`` or ``pool.py spawn``): on each
-line ``go`` on stdin it runs 60 small tasks and prints one JSON line per answer (pid, version,
-epoch, count), then ``done``."""
+"""A program with a multiprocessing pool of 3 (``pool.py fork``, ``spawn`` or ``forkserver``):
+on each line ``go`` on stdin it runs 60 small tasks and prints one JSON line per answer (pid,
+version, epoch, count), then ``done``."""
 
 import json
 import multiprocessing
@@ -9,10 +9,12 @@ import sys
 
 import logic
 
-import hotswap
-
 
 def task(_: int) -> str:
+    # Imported here, not by the program: a program run under ``hotswap run`` does not import
+    # hotswap, and a forkserver is a process of the program's own modules.
+    import hotswap
+
     answer = {
         "pid": os.getpid(),
         "version": logic.version(),
