@@ -25,7 +25,21 @@ gate.wait()
 VALUE = 1
 """
 
-SCRIPT = """
+# Scripts' helper: whether the main thread waits in hotswap's fork hook.
+IN_HOOK = """
+main = threading.get_ident()
+
+def waiting_in_hook():
+    frame = sys._current_frames().get(main)
+    while frame is not None:
+        if frame.f_code.co_name == "_before_fork":
+            return True
+        frame = frame.f_back
+    return False
+"""
+
+SCRIPT = (
+    """
 import builtins, os, signal, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 import hotswap
@@ -36,16 +50,9 @@ entered, gate, forked = threading.Event(), threading.Event(), threading.Event()
 builtins.HOTSWAP_TEST_GATE = (entered, gate)
 threading.Thread(target=lambda: __import__("slow"), name=sys.argv[3], daemon=True).start()
 entered.wait()
-main = threading.get_ident()
-
-def waiting_in_hook():
-    frame = sys._current_frames().get(main)
-    while frame is not None:
-        if frame.f_code.co_name == "_before_fork":
-            return True
-        frame = frame.f_back
-    return False
-
+"""
+    + IN_HOOK
+    + """
 child_imports = sys.argv[4] == "import"
 
 def open_gate():
@@ -73,6 +80,7 @@ while os.waitpid(pid, os.WNOHANG) == (0, 0):
     time.sleep(0.01)
 print("parent: done", flush=True)
 """
+)
 
 
 def run(
@@ -115,7 +123,8 @@ def test_the_programs_own_threads_are_not_waited_for(tmp_path: Path) -> None:
     assert "child: hung in its import" in done.stdout
 
 
-LOCK_SCRIPT = """
+LOCK_SCRIPT = (
+    """
 import os, signal, sys, threading, time
 import hotswap
 from hotswap._config import settings
@@ -123,22 +132,15 @@ from hotswap._ops import forks
 
 forks.WAIT = float(sys.argv[1])
 held, forked = threading.Event(), threading.Event()
-main = threading.get_ident()
-
-def in_hook():
-    frame = sys._current_frames().get(main)
-    while frame is not None:
-        if frame.f_code.co_name == "_before_fork":
-            return True
-        frame = frame.f_back
-    return False
-
+"""
+    + IN_HOOK
+    + """
 def hold():
     # hotswap's thread holds the settings' lock until the fork waits for it, or (argv[2]
     # "past") until the fork happened.
     with settings._lock:
         held.set()
-        while not forked.is_set() and not (sys.argv[2] == "short" and in_hook()):
+        while not forked.is_set() and not (sys.argv[2] == "short" and waiting_in_hook()):
             time.sleep(0.001)
 
 threading.Thread(target=hold, name="hotswap-fleet-join", daemon=True).start()
@@ -161,6 +163,7 @@ while os.waitpid(pid, os.WNOHANG) == (0, 0):
 settings.current()  # the parent's lock is free again too
 print("parent: done", flush=True)
 """
+)
 
 
 @pytest.mark.parametrize(
