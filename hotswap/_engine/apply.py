@@ -463,7 +463,9 @@ def _undo_removed(unit: _Unit) -> None:
 def _relocate(unit: _Unit) -> None:
     assert unit.old is not None
     namespace = vars(unit.module)
-    pairs = _planner.align(unit.old.statements, unit.new.statements)
+    pairs = unit.plan.aligned
+    if pairs is None:
+        pairs = _planner.align(unit.old.statements, unit.new.statements)
     ran = {i for i, _ in unit.plan.run}
     for index, counterpart in enumerate(pairs):
         if counterpart is None or index in ran:

@@ -7,11 +7,11 @@ import __future__
 
 import ast
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from hotswap._plan.effects import Effects
 from hotswap._plan.effects import body_mutates as body_mutates_of
-from hotswap._plan.symbols import Symbol, node_digest, statement_symbols
+from hotswap._plan.symbols import Symbol, moved, node_digest, statement_symbols
 
 __all__ = (
     "CLASS",
@@ -102,7 +102,7 @@ class Info:
         """Its symbols with their lines moved by ``shift``."""
         found = self.placed.get(shift)
         if found is None:
-            found = tuple(replace(s, lineno=s.lineno + shift) for s in self.symbols)
+            found = tuple(moved(s, s.lineno + shift) for s in self.symbols)
             self.placed[shift] = found
         return found
 
@@ -214,6 +214,61 @@ class _Reads(ast.NodeVisitor):
         self.visit(decorator)
 
 
+# Nodes whose reads follow rules of their own (a body not run, a walrus binding): a statement
+# holding one is read by the visitor.
+_SCOPED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.NamedExpr)
+
+
+def _read(stmt: ast.stmt, lazy_annotations: bool) -> _Reads:
+    """What ``stmt`` reads, as :class:`_Reads` finds it; a statement without definitions,
+    lambdas or walruses (most of a module's assignments and calls) in one walk, without the
+    visitor's dispatch (a third of reading a rewritten module went there)."""
+    reads = _Reads(lazy_annotations)
+    if _read_flat(stmt, reads):
+        return reads
+    reads = _Reads(lazy_annotations)
+    reads.visit(stmt)
+    return reads
+
+
+def _read_flat(stmt: ast.stmt, found: _Reads) -> bool:
+    """Fill ``found`` by one walk of ``stmt``; False (``found`` half filled) when it holds a
+    node of :data:`_SCOPED`."""
+    names, called, attributes = found.reads, found.called, found.attributes
+    called_attributes = found.called_attributes
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is ast.Name:
+            if isinstance(node.ctx, ast.Load):  # type: ignore[attr-defined]
+                names.add(node.id)  # type: ignore[attr-defined]
+            continue
+        if isinstance(node, _SCOPED):
+            return False
+        if kind is ast.Attribute or kind is ast.Call:
+            chain: list[str] = []
+            value = node.func if kind is ast.Call else node  # type: ignore[attr-defined]
+            if kind is ast.Call and isinstance(value, ast.Name):
+                called.add(value.id)
+            while isinstance(value, ast.Attribute):
+                chain.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name):
+                if kind is ast.Call:
+                    if chain:
+                        called_attributes.add((value.id, tuple(reversed(chain))))
+                elif isinstance(node.ctx, ast.Load):  # type: ignore[attr-defined]
+                    attributes.add((value.id, tuple(reversed(chain))))
+        for field_name in kind._fields:
+            value = getattr(node, field_name, None)
+            if isinstance(value, ast.AST):
+                stack.append(value)
+            elif type(value) is list:
+                stack.extend(v for v in value if isinstance(v, ast.AST))
+    return True
+
+
 def _all_loads(nodes: Iterable[ast.AST]) -> frozenset[str]:
     """Every name loaded anywhere below ``nodes``, function bodies included."""
     return frozenset(
@@ -237,8 +292,7 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
 def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     """The :class:`Info` of one statement (``first``: the line its AST counts as line 1)."""
     lazy = bool(flags & __future__.annotations.compiler_flag)
-    reads = _Reads(lazy)
-    reads.visit(stmt)
+    reads = _read(stmt, lazy)
     effects = Effects()
     effects.statement(stmt)
     binds = frozenset(effects.binds | reads.walrus)
@@ -293,7 +347,7 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         symbols = statement_symbols(stmt, flags, [], loads)
         if first != 1:
             placed[first - 1] = symbols  # where it stands now: asked for next
-            symbols = tuple(replace(s, lineno=s.lineno - first + 1) for s in symbols)
+            symbols = tuple(moved(s, s.lineno - first + 1) for s in symbols)
     return Info(
         digest=_digest(stmt),
         kind=kind,

@@ -126,6 +126,8 @@ class Plan:
             one of the source it started from, which later saves may have moved or changed.
         annotations: a statement that annotated module names was removed (the module's
             annotations change even when no name is unbound: ``x: int`` alone binds nothing).
+        aligned: :func:`align` of the two versions, when the plan made it (the commit moves
+            the unchanged definitions' lines by it, without aligning again).
     """
 
     run: list[tuple[int, str]] = field(default_factory=list)
@@ -140,6 +142,7 @@ class Plan:
     effects_removed: list[int] = field(default_factory=list)
     running_from: int | None = None
     annotations: bool = False
+    aligned: list[int | None] | None = field(default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported; a removed
@@ -269,6 +272,54 @@ def _writes(stmt: Statement, functions: Mapping[str, frozenset[str]]) -> set[str
     return found
 
 
+@dataclass(frozen=True)
+class _Indexes:
+    """What the rules look up in a version's statements, made once per version (read-only):
+    the live version's were made when it was planned as the new one.
+
+    Attributes:
+        binders: name -> indices of the statements that bind it.
+        writers: function name -> the module names a call of it may mutate.
+        writes: per statement, the module names it may mutate while it runs.
+        mutators: name -> indices of the statements that mutate its object in place.
+        attribute_sets: every ``(x, attr)`` of an ``x.attr = ...`` statement.
+        last_write: name -> the index of the last statement that may mutate its object.
+    """
+
+    binders: dict[str, list[int]]
+    writers: dict[str, frozenset[str]]
+    writes: list[set[str]]
+    mutators: dict[str, list[int]]
+    attribute_sets: frozenset[tuple[str, str]]
+    last_write: dict[str, int]
+
+    @classmethod
+    def of(cls, source: ModuleSource) -> _Indexes:
+        made = source.derived.get("planner")
+        if isinstance(made, _Indexes):
+            return made
+        statements = source.statements
+        writers = _writer_functions(statements)
+        mutators: dict[str, list[int]] = {}
+        attribute_sets: set[tuple[str, str]] = set()
+        for position, stmt in enumerate(statements):
+            for name in stmt.info.mutates:
+                mutators.setdefault(name, []).append(position)
+            attribute_sets.update(stmt.info.attribute_sets)
+        writes = [_writes(stmt, writers) for stmt in statements]
+        last_write = {name: index for index, names in enumerate(writes) for name in names}
+        made = cls(
+            _binders(statements),
+            writers,
+            writes,
+            mutators,
+            frozenset(attribute_sets),
+            last_write,
+        )
+        source.derived["planner"] = made
+        return made
+
+
 def plan(
     old: ModuleSource | None,
     new: ModuleSource,
@@ -287,22 +338,16 @@ def plan(
     statements = new.statements
     old_statements = [] if old is None else old.statements
     pairs = align(old_statements, statements) if old is not None and not force else []
+    if old is not None and not force:
+        result.aligned = pairs
     if force or old is None:
         pairs = [None] * len(statements)
     matched = {i for i in pairs if i is not None}
     removed_old = [s for i, s in enumerate(old_statements) if i not in matched]
-    binders = _binders(statements)
-    # Writers of the module's containers (see the module docstring).
-    old_writers = _writer_functions(old_statements)
-    new_writers = _writer_functions(statements)
-    writes = [_writes(stmt, new_writers) for stmt in statements]
-    # Indexes made once, so the rules below stay linear in the module's statements.
-    mutators: dict[str, list[int]] = {}
-    attribute_sets: set[tuple[str, str]] = set()
-    for position, stmt in enumerate(statements):
-        for name in stmt.info.mutates:
-            mutators.setdefault(name, []).append(position)
-        attribute_sets.update(stmt.info.attribute_sets)
+    indexes = _Indexes.of(new)
+    binders, writes, last_write = indexes.binders, indexes.writes, indexes.last_write
+    mutators, attribute_sets = indexes.mutators, indexes.attribute_sets
+    old_writers = {} if old is None else _Indexes.of(old).writers
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
     if (old is not None and old.flags != new.flags) or any(
         s.info.kind == FUTURE for s in removed_old
@@ -475,7 +520,7 @@ def plan(
                 if name in found or name in rebuilt or not live.container(name):
                     continue
                 ran_before = bool(pairs) and pairs[index] is not None
-                later = any(name in writes[i] for i in range(index + 1, len(statements)))
+                later = last_write.get(name, -1) > index
                 if (ran_before or later) and name not in statements[index].info.binds:
                     found.add(name)
         return found - rebuilt

@@ -58,6 +58,7 @@ __all__ = (
     "Symbols",
     "code_key",
     "module_symbols",
+    "moved",
     "node_digest",
     "source_lines",
     "split_statements",
@@ -98,6 +99,15 @@ class Symbol:
     deps: frozenset[str] = frozenset()
     reloadable: bool = False
     settable: bool = False
+
+
+def moved(symbol: Symbol, lineno: int) -> Symbol:
+    """``symbol`` at another line (``dataclasses.replace`` costs five times as much, and a
+    rewritten module places every statement's symbols)."""
+    placed = object.__new__(Symbol)
+    placed.__dict__.update(vars(symbol))
+    object.__setattr__(placed, "lineno", lineno)
+    return placed
 
 
 _CacheKey = tuple[int, str]  # (the module's __future__ flags, a statement's text)
