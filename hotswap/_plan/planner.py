@@ -542,14 +542,22 @@ def plan(
                     mutated[name] = index
         for index, stmt in enumerate(statements):
             info = stmt.info
-            callable_ = info.kind in (DEF, CLASS) and info.name is not None
-            if callable_ and info.name not in dirty and info.body_calls & (rebound | dirty):
-                dirty.add(info.name)  # type: ignore[arg-type]
+            # (isdisjoint rather than ``&``: this loop runs over every statement, each pass.)
+            calls = info.body_calls
+            if (
+                info.kind in (DEF, CLASS)
+                and info.name is not None
+                and info.name not in dirty
+                and calls
+                and not (calls.isdisjoint(rebound) and calls.isdisjoint(dirty))
+            ):
+                dirty.add(info.name)
                 changing = True
             if index in chosen:
                 continue
-            trigger = bool(info.reads & rebound) or bool(info.called & dirty)
-            trigger = trigger or any(index > mutated.get(n, index) for n in info.reads)
+            trigger = not (info.reads.isdisjoint(rebound) and info.called.isdisjoint(dirty))
+            if not trigger and mutated:
+                trigger = any(index > mutated.get(n, index) for n in info.reads)
             starred: set[str] = set()  # names a ``from m import *`` that runs again rebinds
             for level, module, name, local in info.from_imports:
                 source = upstream.resolve(level, module)
