@@ -506,9 +506,22 @@ def statement_symbols(
     """The symbols one top-level statement defines, from its AST alone (``lines``: the
     module's source lines, for the text of default values in messages; ``loads``: every
     name the statement loads, when the caller knows them already)."""
+    if loads is not None and type(stmt) in _PLAIN_STATEMENTS and named_lambda(stmt) is None:
+        # Most statements of a data-heavy or rewritten module: what the builder would make,
+        # without making it (the names it binds, once each, as plain names).
+        names = list(_statement_bindings(stmt))
+        if not names:
+            return ()
+        if len(set(names)) == len(names):
+            fingerprint = _digest(stmt)
+            return tuple(Symbol(n, NAME, stmt.lineno, fingerprint, deps=loads) for n in names)
     builder = _Builder(None, "", None, flags)
     builder.lines = lines
     if loads is not None:
         builder.loads[id(stmt)] = loads
     builder.statement(stmt)
     return tuple(builder.symbols.values())
+
+
+# Statements the builder describes as the plain names they bind (:meth:`_Builder.simple`).
+_PLAIN_STATEMENTS = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr})
