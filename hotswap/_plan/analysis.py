@@ -8,6 +8,7 @@ import __future__
 import ast
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from hotswap._plan.effects import Effects
 from hotswap._plan.effects import body_mutates as body_mutates_of
@@ -25,6 +26,8 @@ __all__ = (
     "analyse",
     "first_line",
 )
+
+T = TypeVar("T")
 
 # Statement kinds.
 DEF = "def"
@@ -289,44 +292,54 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
     return names and main and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
 
 
+# One empty set for every empty field: a module's statements hold thousands, each a separate
+# object the garbage collector would visit (it tracks every frozenset it is given).
+_NONE: frozenset[Any] = frozenset()
+
+
+def _frozen(items: Iterable[T]) -> frozenset[T]:
+    return frozenset(items) if items else _NONE
+
+
 def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     """The :class:`Info` of one statement (``first``: the line its AST counts as line 1)."""
     lazy = bool(flags & __future__.annotations.compiler_flag)
     reads = _read(stmt, lazy)
     effects = Effects()
     effects.statement(stmt)
-    binds = frozenset(effects.binds | reads.walrus)
+    binds = _frozen(effects.binds | reads.walrus)
+    read = _frozen(reads.reads)
     kind = OTHER
     name: str | None = None
-    body_calls: frozenset[str] = frozenset()
-    body_mutates: frozenset[str] = frozenset()
+    body_calls: frozenset[str] = _NONE
+    body_mutates: frozenset[str] = _NONE
     decorators: str | None = None
-    decorator_reads: frozenset[str] = frozenset()
+    decorator_reads: frozenset[str] = _NONE
     construction: str | None = None
     header: str | None = None
-    header_reads: frozenset[str] = frozenset()
+    header_reads: frozenset[str] = _NONE
     if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
         kind, name = DEF, stmt.name
-        body_calls = _all_loads(stmt.body)
-        body_mutates = body_mutates_of(stmt)
+        body_calls = _frozen(_all_loads(stmt.body))
+        body_mutates = _frozen(body_mutates_of(stmt))
         if stmt.decorator_list:
             decorators = _digest(*stmt.decorator_list)
-            decorator_reads = _all_loads(stmt.decorator_list)
+            decorator_reads = _frozen(_all_loads(stmt.decorator_list))
     elif isinstance(stmt, ast.ClassDef):
         kind, name = CLASS, stmt.name
         methods = (ast.FunctionDef, ast.AsyncFunctionDef)
         builders = [s for s in stmt.body if isinstance(s, methods) and s.name in _CONSTRUCTION]
         plain = [s for s in stmt.body if not isinstance(s, (*methods, ast.ClassDef))]
-        body_calls = _all_loads(builders) | _all_loads(plain)
+        body_calls = _frozen(_all_loads(builders) | _all_loads(plain))
         # ``__slots__`` is part of the header: a class whose slots changed cannot take a merge
         # and is created again, which its importers must know before anything runs.
         slots = [s for s in plain if "__slots__" in _assigned(s)]
         header = _digest(*stmt.bases, *stmt.keywords, *slots)
-        header_reads = _all_loads([*stmt.bases, *stmt.keywords])
+        header_reads = _frozen(_all_loads([*stmt.bases, *stmt.keywords]))
         construction = _digest(*stmt.bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
         if stmt.decorator_list:
             decorators = _digest(*stmt.decorator_list)
-            decorator_reads = _all_loads(stmt.decorator_list)
+            decorator_reads = _frozen(_all_loads(stmt.decorator_list))
     elif isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
         kind = FUTURE
     elif isinstance(stmt, ast.Import | ast.ImportFrom):
@@ -343,7 +356,7 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     symbols: tuple[Symbol, ...] = ()
     placed: dict[int, tuple[Symbol, ...]] = {}
     if kind in (DEF, CLASS, IMPORT, OTHER):
-        loads = None if reads.partial or kind in (DEF, CLASS) else frozenset(reads.reads)
+        loads = None if reads.partial or kind in (DEF, CLASS) else read
         symbols = statement_symbols(stmt, flags, [], loads)
         if first != 1:
             placed[first - 1] = symbols  # where it stands now: asked for next
@@ -352,21 +365,21 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         digest=_digest(stmt),
         kind=kind,
         name=name,
-        binds=frozenset(binds),
-        reads=frozenset(reads.reads),
-        called=frozenset(reads.called),
+        binds=binds,
+        reads=read,
+        called=_frozen(reads.called),
         body_calls=body_calls,
         decorators=decorators,
         decorator_reads=decorator_reads,
         construction=construction,
         header=header,
         header_reads=header_reads,
-        mutates=frozenset(effects.mutates),
+        mutates=_frozen(effects.mutates),
         body_mutates=body_mutates,
-        attribute_sets=frozenset(effects.attribute_sets),
+        attribute_sets=_frozen(effects.attribute_sets),
         from_imports=tuple(effects.from_imports),
-        attribute_reads=frozenset(reads.attributes),
-        called_attributes=frozenset(reads.called_attributes),
+        attribute_reads=_frozen(reads.attributes),
+        called_attributes=_frozen(reads.called_attributes),
         symbols=symbols,
         annotates=tuple(n.target.id for n in annotated(stmt) if isinstance(n.target, ast.Name)),
         placed=placed,
