@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from hotswap._plan.effects import READ_ONLY_METHODS
+from hotswap._plan.indexes import Indexes, writes_of
 from hotswap._plan.statements import (
     CLASS,
     DEF,
@@ -232,94 +232,6 @@ def _first_blocked(
     return changed[0] if changed else limit
 
 
-def _binders(statements: list[Statement]) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {}
-    for index, stmt in enumerate(statements):
-        for name in stmt.info.binds:
-            found.setdefault(name, []).append(index)
-    return found
-
-
-def _writer_functions(statements: list[Statement]) -> dict[str, frozenset[str]]:
-    """Function name -> the module names whose objects a call of it may mutate, through the
-    module's other functions it calls too."""
-    defs = {s.info.name: s.info for s in statements if s.info.kind == DEF and s.info.name}
-    writes = {name: set(info.body_mutates) for name, info in defs.items()}
-    changing = True
-    while changing:
-        changing = False
-        for name, info in defs.items():
-            for callee in info.body_calls & writes.keys():
-                if not writes[callee] <= writes[name]:
-                    writes[name] |= writes[callee]
-                    changing = True
-    return {name: frozenset(found) for name, found in writes.items() if found}
-
-
-def _writes(stmt: Statement, functions: Mapping[str, frozenset[str]]) -> set[str]:
-    """The module names whose objects ``stmt`` may mutate while it runs."""
-    info = stmt.info
-    found = set(info.mutates)
-    for name in info.called:
-        found |= functions.get(name, frozenset())
-    found.update(
-        local
-        for local, chain in info.called_attributes
-        if not (len(chain) == 1 and chain[0] in READ_ONLY_METHODS)
-    )
-    if info.kind in (DEF, CLASS):  # ``@registry.register`` calls a method of ``registry``
-        found.update(local for local, _ in info.attribute_reads if local in info.decorator_reads)
-    return found
-
-
-@dataclass(frozen=True)
-class _Indexes:
-    """What the rules look up in a version's statements, made once per version (read-only):
-    the live version's were made when it was planned as the new one.
-
-    Attributes:
-        binders: name -> indices of the statements that bind it.
-        writers: function name -> the module names a call of it may mutate.
-        writes: per statement, the module names it may mutate while it runs.
-        mutators: name -> indices of the statements that mutate its object in place.
-        attribute_sets: every ``(x, attr)`` of an ``x.attr = ...`` statement.
-        last_write: name -> the index of the last statement that may mutate its object.
-    """
-
-    binders: dict[str, list[int]]
-    writers: dict[str, frozenset[str]]
-    writes: list[set[str]]
-    mutators: dict[str, list[int]]
-    attribute_sets: frozenset[tuple[str, str]]
-    last_write: dict[str, int]
-
-    @classmethod
-    def of(cls, source: ModuleSource) -> _Indexes:
-        made = source.derived.get("planner")
-        if isinstance(made, _Indexes):
-            return made
-        statements = source.statements
-        writers = _writer_functions(statements)
-        mutators: dict[str, list[int]] = {}
-        attribute_sets: set[tuple[str, str]] = set()
-        for position, stmt in enumerate(statements):
-            for name in stmt.info.mutates:
-                mutators.setdefault(name, []).append(position)
-            attribute_sets.update(stmt.info.attribute_sets)
-        writes = [_writes(stmt, writers) for stmt in statements]
-        last_write = {name: index for index, names in enumerate(writes) for name in names}
-        made = cls(
-            _binders(statements),
-            writers,
-            writes,
-            mutators,
-            frozenset(attribute_sets),
-            last_write,
-        )
-        source.derived["planner"] = made
-        return made
-
-
 def plan(
     old: ModuleSource | None,
     new: ModuleSource,
@@ -344,10 +256,11 @@ def plan(
         pairs = [None] * len(statements)
     matched = {i for i in pairs if i is not None}
     removed_old = [s for i, s in enumerate(old_statements) if i not in matched]
-    indexes = _Indexes.of(new)
+    old_indexes = None if old is None else Indexes.of(old)
+    indexes = Indexes.of(new, old_indexes)
     binders, writes, last_write = indexes.binders, indexes.writes, indexes.last_write
     mutators, attribute_sets = indexes.mutators, indexes.attribute_sets
-    old_writers = {} if old is None else _Indexes.of(old).writers
+    old_writers = {} if old_indexes is None else old_indexes.writers
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
     if (old is not None and old.flags != new.flags) or any(
         s.info.kind == FUTURE for s in removed_old
@@ -479,11 +392,11 @@ def plan(
             and not info.binds
             and (info.called or info.called_attributes or acted)
         ):
-            undone = _writes(stmt, old_writers)
+            undone = writes_of(stmt, old_writers)
             if not undone or not all(live.container(n) for n in undone):
                 result.effects_removed.append(stmt.first)
         if not (info.kind == DEF and info.name in kept_registrations):
-            to_rebuild.update(n for n in _writes(stmt, old_writers) if live.container(n))
+            to_rebuild.update(n for n in writes_of(stmt, old_writers) if live.container(n))
         for target, attribute in info.attribute_sets:
             if (target, attribute) in attribute_sets:
                 continue
