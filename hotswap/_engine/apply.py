@@ -236,6 +236,8 @@ def _reached(units: list[_Unit], start: set[str]) -> frozenset[str]:
     point. Names are matched bare across the set (``obj.square(...)`` reaches any ``square``)
     and through ``from ... import name as local``: an over-approximation, which only empties
     a cache sooner than needed."""
+    if not start:
+        return frozenset()  # (a def updated in place runs nothing that calls)
     bodies: dict[str, set[str]] = {}
     for unit in units:
         for stmt in unit.new.statements:
