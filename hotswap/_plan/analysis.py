@@ -42,7 +42,7 @@ OTHER = "other"
 _CONSTRUCTION = frozenset({"__init__", "__new__", "__post_init__", "__call__"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # thousands per module: no dict each
 class Info:
     """What one statement is, independent of where it stands in the file.
 

@@ -51,7 +51,7 @@ __all__ = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # thousands per module: no dict each
 class Statement:
     """One top-level statement: its text, its first and last line, and its :class:`Info`."""
 

@@ -74,7 +74,7 @@ PROPERTY = "property"
 NAME = "name"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # thousands per module: no dict each
 class Symbol:
     """One definition in a module.
 
@@ -102,12 +102,12 @@ class Symbol:
 
 
 def moved(symbol: Symbol, lineno: int) -> Symbol:
-    """``symbol`` at another line (``dataclasses.replace`` costs five times as much, and a
+    """``symbol`` at another line (``dataclasses.replace`` costs three times as much, and a
     rewritten module places every statement's symbols)."""
-    placed = object.__new__(Symbol)
-    placed.__dict__.update(vars(symbol))
-    object.__setattr__(placed, "lineno", lineno)
-    return placed
+    s = symbol
+    return Symbol(
+        s.qualname, s.kind, lineno, s.fingerprint, s.signature, s.deps, s.reloadable, s.settable
+    )
 
 
 _CacheKey = tuple[int, str]  # (the module's __future__ flags, a statement's text)
@@ -215,22 +215,34 @@ def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> 
 
 
 def _digest(*nodes: ast.AST) -> str:
-    # ast.dump leaves out line and column attributes, and the AST has no comments or layout,
+    # The shapes leave out line and column attributes, and the AST has no comments or layout,
     # so moving, reformatting or commenting a definition keeps its digest.
     if len(nodes) == 1:
         # A statement's digest is asked twice in a row (its symbol's fingerprint, then its
-        # Info's), and ast.dump is the costliest part of reading a statement.
+        # Info's), and the shape is the costliest part of reading a statement.
         last = _last_digest
         if last is not None and last[0] is nodes[0]:
             return last[1]
-    text = "\n".join(ast.dump(node) for node in nodes)
-    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    text = repr([_shape(node) for node in nodes])
+    digest = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).hexdigest()
     if len(nodes) == 1:
         _remember(nodes[0], digest)
     return digest
 
 
 _last_digest: tuple[ast.AST, str] | None = None
+
+
+def _shape(node: object) -> object:
+    """``node`` as nested tuples of its class name and field values, without positions: two
+    nodes have equal shapes exactly when :func:`ast.dump` prints them alike. (As fast as
+    ``ast.dump``, which leaves a reference cycle behind at every call, its inner function: a
+    rewritten module's thousands of digests filled the collector's young generation.)"""
+    if isinstance(node, ast.AST):
+        return (type(node).__name__, *[_shape(getattr(node, f, None)) for f in node._fields])
+    if isinstance(node, list):
+        return [_shape(item) for item in node]
+    return node  # a constant, an identifier or None: told apart by their repr, as dump does
 
 
 def _remember(node: ast.AST, digest: str) -> None:
