@@ -183,3 +183,19 @@ def test_report_without_classes_leaves_the_symbol_tables_unbuilt(reloading):
     live = _history.records["tables"].live
     assert live is not None
     assert live._symbols is None
+
+
+def test_function_that_starts_filling_a_registry_is_planned_afresh(reloading):
+    # The statements' writes are reused from the live version only while the module's
+    # functions write what they wrote: here ``register`` starts to, and the decorated
+    # definitions become writers of REG.
+    before = "REG = []\n\ndef register(f):\n    return f\n\n"
+    after = "REG = []\n\ndef register(f):\n    REG.append(f)\n    return f\n\n"
+    body = "@register\ndef a():\n    return 1\n\n@register\ndef b():\n    return 2\n"
+    module = reloading.load("filling", before + body)
+    a, b = module.a, module.b
+    result = reloading.reload("filling", after + body)
+    assert result.ok, result.error
+    assert [a, b] == module.REG
+    assert module.a is a
+    assert module.b is b
