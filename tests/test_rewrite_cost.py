@@ -199,3 +199,21 @@ def test_function_that_starts_filling_a_registry_is_planned_afresh(reloading):
     assert [a, b] == module.REG
     assert module.a is a
     assert module.b is b
+
+
+def test_change_at_the_end_of_a_call_chain_reaches_its_first_caller(reloading):
+    # Written from the top down: each function calls the next one, defined below it. The
+    # change of the last makes every one of them dirty (one walk of their callers), so the
+    # statement calling the first runs again, and the registry the last one fills is rebuilt.
+    def source(value: int) -> str:
+        chain = [f"def f{i}():\n    return f{i + 1}()\n" for i in range(40)]
+        last = f"def f40():\n    SEEN.append({value})\n    return {value}\n"
+        return "SEEN = []\n\n" + "\n".join([*chain, last]) + "\nTABLE = f0()\n"
+
+    module = reloading.load("chained", source(1))
+    first = module.f0
+    result = reloading.reload("chained", source(2))
+    assert result.ok, result.error
+    assert module.TABLE == 2
+    assert module.SEEN == [2]
+    assert module.f0 is first

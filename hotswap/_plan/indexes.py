@@ -31,14 +31,19 @@ def _writer_functions(statements: list[Statement]) -> dict[str, frozenset[str]]:
     module's other functions it calls too."""
     defs = {s.info.name: s.info for s in statements if s.info.kind == DEF and s.info.name}
     writes = {name: set(info.body_mutates) for name, info in defs.items()}
-    changing = True
-    while changing:
-        changing = False
-        for name, info in defs.items():
-            for callee in info.body_calls & writes.keys():
-                if not writes[callee] <= writes[name]:
-                    writes[name] |= writes[callee]
-                    changing = True
+    # From each callee to its callers, by a worklist: a chain of calls written from the top
+    # down took a pass over every function per link.
+    callers: dict[str, list[str]] = {}
+    for name, info in defs.items():
+        for callee in info.body_calls & writes.keys():
+            callers.setdefault(callee, []).append(name)
+    todo = [name for name, found in writes.items() if found]
+    while todo:
+        callee = todo.pop()
+        for caller in callers.get(callee, ()):
+            if not writes[callee] <= writes[caller]:
+                writes[caller] |= writes[callee]
+                todo.append(caller)
     return {name: frozenset(found) for name, found in writes.items() if found}
 
 
@@ -72,6 +77,8 @@ class Indexes:
         last_write: name -> the index of the last statement that may mutate its object.
         by_info: id of a statement's :class:`Info` -> what it writes (the Infos are held by
             the version's statements as long as these indexes are).
+        callers: name -> the module's functions and classes whose bodies load it (a call of
+            them may call it).
     """
 
     binders: dict[str, list[int]]
@@ -81,6 +88,7 @@ class Indexes:
     attribute_sets: frozenset[tuple[str, str]]
     last_write: dict[str, int]
     by_info: dict[int, set[str]]
+    callers: dict[str, list[str]]
 
     @classmethod
     def of(cls, source: ModuleSource, previous: Indexes | None = None) -> Indexes:
@@ -110,6 +118,12 @@ class Indexes:
             writes.append(found)
             by_info[id(stmt.info)] = found
         last_write = {name: index for index, names in enumerate(writes) for name in names}
+        callers: dict[str, list[str]] = {}
+        for stmt in statements:
+            info = stmt.info
+            if info.kind in (DEF, CLASS) and info.name is not None:
+                for name in info.body_calls:
+                    callers.setdefault(name, []).append(info.name)
         made = cls(
             _binders(statements),
             writers,
@@ -118,6 +132,7 @@ class Indexes:
             frozenset(attribute_sets),
             last_write,
             by_info,
+            callers,
         )
         source.derived["planner"] = made
         return made

@@ -259,6 +259,7 @@ def plan(
     old_indexes = None if old is None else Indexes.of(old)
     indexes = Indexes.of(new, old_indexes)
     binders, writes, last_write = indexes.binders, indexes.writes, indexes.last_write
+    callers = indexes.callers
     mutators, attribute_sets = indexes.mutators, indexes.attribute_sets
     old_writers = {} if old_indexes is None else old_indexes.writers
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
@@ -453,21 +454,21 @@ def plan(
             for name in writes[index] - statements[index].info.binds:
                 if index < mutated.get(name, len(statements)) and live.container(name):
                     mutated[name] = index
+        # A function or class whose body loads a rebound or dirty name is dirty, to a fixed
+        # point before the statements are looked at (one walk of the callers: a chain of
+        # calls written from the top down no longer takes a pass over the module per link).
+        todo = [name for name in (*rebound, *dirty) if name in callers]
+        while todo:
+            for caller in callers[todo.pop()]:
+                if caller not in dirty:
+                    dirty.add(caller)
+                    if caller in callers:
+                        todo.append(caller)
         for index, stmt in enumerate(statements):
-            info = stmt.info
-            # (isdisjoint rather than ``&``: this loop runs over every statement, each pass.)
-            calls = info.body_calls
-            if (
-                info.kind in (DEF, CLASS)
-                and info.name is not None
-                and info.name not in dirty
-                and calls
-                and not (calls.isdisjoint(rebound) and calls.isdisjoint(dirty))
-            ):
-                dirty.add(info.name)
-                changing = True
             if index in chosen:
                 continue
+            info = stmt.info
+            # (isdisjoint rather than ``&``: this loop runs over every statement, each pass.)
             trigger = not (info.reads.isdisjoint(rebound) and info.called.isdisjoint(dirty))
             if not trigger and mutated:
                 trigger = any(index > mutated.get(n, index) for n in info.reads)
