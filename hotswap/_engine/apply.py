@@ -236,6 +236,8 @@ def _reached(units: list[_Unit], start: set[str]) -> frozenset[str]:
     point. Names are matched bare across the set (``obj.square(...)`` reaches any ``square``)
     and through ``from ... import name as local``: an over-approximation, which only empties
     a cache sooner than needed."""
+    if not start:
+        return frozenset()  # (a def updated in place runs nothing that calls)
     bodies: dict[str, set[str]] = {}
     for unit in units:
         for stmt in unit.new.statements:
@@ -463,7 +465,9 @@ def _undo_removed(unit: _Unit) -> None:
 def _relocate(unit: _Unit) -> None:
     assert unit.old is not None
     namespace = vars(unit.module)
-    pairs = _planner.align(unit.old.statements, unit.new.statements)
+    pairs = unit.plan.aligned
+    if pairs is None:
+        pairs = _planner.align(unit.old.statements, unit.new.statements)
     ran = {i for i, _ in unit.plan.run}
     for index, counterpart in enumerate(pairs):
         if counterpart is None or index in ran:

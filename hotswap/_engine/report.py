@@ -90,9 +90,10 @@ def changes_of(unit: _Unit) -> Changes:
     assert unit.executed is not None
     old = unit.snapshot.namespace
     live = vars(unit.module)
-    new_symbols = unit.new.symbols
     exact = unit.old is not None and unit.old.source != ""
-    method_diff = diff(unit.old.symbols, new_symbols) if exact and unit.old else None
+    # The symbol tables and their diff serve only the classes that ran (their members are
+    # reported one by one): a reload that ran none neither builds nor compares them.
+    members_of: dict[str, list[tuple[str, str]]] | None = None
     added: list[str] = []
     changed: list[str] = []
     removed: list[str] = []
@@ -107,8 +108,16 @@ def changes_of(unit: _Unit) -> Changes:
             if name not in old:
                 added.append(name)
                 continue
-            members = _member_changes(name, method_diff) if info.kind == "class" else None
+            members = None
+            if info.kind == "class":
+                if members_of is None:
+                    delta = None
+                    if exact and unit.old is not None:
+                        delta = diff(unit.old.symbols, unit.new.symbols)
+                    members_of = _members(delta)
+                members = members_of.get(name, [])
             if members:
+                new_symbols = unit.new.symbols
                 for kind, qualname in members:
                     line = new_symbols.line(qualname) if qualname in new_symbols else stmt.first
                     if kind == "-" and unit.old is not None:
@@ -138,15 +147,22 @@ def changes_of(unit: _Unit) -> Changes:
     return Changes(ordered(added), ordered(changed), ordered(removed), tuple(replaced), lines)
 
 
-def _member_changes(name: str, delta: Any) -> list[tuple[str, str]]:
+def _members(delta: Any) -> dict[str, list[tuple[str, str]]]:
+    """Class name -> its members' changes (``+`` added, ``~`` changed, ``-`` removed), the
+    class itself last when it changed: one pass over the diff, whatever the number of
+    classes that ran."""
+    found: dict[str, list[tuple[str, str]]] = {}
     if delta is None:
-        return []
-    prefix = f"{name}."
-    found = [("+", n) for n in delta.added if n.startswith(prefix)]
-    found += [("~", n) for n in delta.changed if n.startswith(prefix)]
-    found += [("-", n) for n in delta.removed if n.startswith(prefix)]
-    if name in delta.changed or name in delta.added:
-        found.append(("~", name))  # the class itself (its attributes, header) changed too
+        return found
+    for kind, names in (("+", delta.added), ("~", delta.changed), ("-", delta.removed)):
+        for qualname in names:
+            top, dot, _ = qualname.partition(".")
+            if dot:
+                found.setdefault(top, []).append((kind, qualname))
+    for name in {*delta.changed, *delta.added}:
+        if "." not in name:
+            # The class itself (its attributes, header) changed too.
+            found.setdefault(name, []).append(("~", name))
     return found
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import types
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,9 +238,9 @@ class _Walker:
         self.parts: list[_Part] = []
 
     def visit(self, value: object) -> None:
-        if id(value) in self.seen:
-            return
         kind = type(value)
+        if kind in _PLAIN or id(value) in self.seen:
+            return  # (most values of a module and its classes are plain: asked first)
         if kind is types.FunctionType:
             self.seen.add(id(value))
             self.function(value)  # type: ignore[arg-type]
@@ -281,27 +281,31 @@ class _Walker:
     def function(self, f: types.FunctionType) -> None:
         # A function of another module is recorded only when it is a decorator's wrapper
         # around this module's function: an update may bring its metadata up to date.
-        if f.__globals__ is not self.globals and "__wrapped__" not in f.__dict__:
+        attributes = f.__dict__
+        if f.__globals__ is not self.globals and "__wrapped__" not in attributes:
             return
-        cells = tuple((cell, cell_value(cell)) for cell in f.__closure__ or ())
+        closure = f.__closure__
+        cells = tuple((cell, cell_value(cell)) for cell in closure) if closure else ()
+        kwdefaults = f.__kwdefaults__
         self.parts.append(
             _FunctionState(
                 f,
                 f.__code__,
                 f.__defaults__,
-                f.__kwdefaults__,
-                tuple((f.__kwdefaults__ or {}).items()),
+                kwdefaults,
+                tuple(kwdefaults.items()) if kwdefaults else (),
                 f.__doc__,
                 f.__annotations__,
-                dict(f.__dict__),
+                dict(attributes),
                 cells,
                 (f.__name__, f.__qualname__),
             )
         )
         for _, value in cells:
             self.visit(value)
-        for value in _wrapped(f):
-            self.visit(value)
+        wrapped = attributes.get("__wrapped__")
+        if wrapped is not None:
+            self.visit(wrapped)
         # A function that forwards for good: an update changes its target in place (the
         # kept function of a name whose decorator changed), so the target is recorded too.
         target = trampoline_target(f)
@@ -333,9 +337,3 @@ def _defined_in(cls: type, module_name: str) -> bool:
     except Exception:  # a class whose metaclass hides its dict: not one of ours
         return False
     return type(module) is str and module == module_name
-
-
-def _wrapped(f: types.FunctionType) -> Iterator[object]:
-    wrapped = f.__dict__.get("__wrapped__")
-    if wrapped is not None:
-        yield wrapped

@@ -398,18 +398,18 @@ def _plan_units(units: list[_Unit], policy: str, force: bool, follow: bool) -> N
     texts = _importers.Texts(units)
     units[:] = _importers.in_import_order(units)
     for unit in units:
+        fresh = unit.old is None
         if unit.old is None:
             unit.old = synthesize(unit.module, unit.new, unit.path)
-            old_symbols = live_symbols(unit.module)
-        else:
-            old_symbols = unit.old.symbols
-        if unit.new is not unit.old:
-            try:
-                unit.warnings = check_compatibility(
-                    unit.name, unit.path, old_symbols, unit.new.symbols, policy, texts.all
-                )
-            except HotswapError as error:
-                raise _Failure(error) from error
+        if unit.new is unit.old or policy == "off":
+            continue  # ``off`` checks nothing: no symbol tables are built for it
+        old_symbols = live_symbols(unit.module) if fresh else unit.old.symbols
+        try:
+            unit.warnings = check_compatibility(
+                unit.name, unit.path, old_symbols, unit.new.symbols, policy, texts.all
+            )
+        except HotswapError as error:
+            raise _Failure(error) from error
     planned: list[_Unit] = []
     queue = list(units)
     seen = {u.name for u in units}

@@ -181,13 +181,13 @@ def check(old: Symbols, new: Symbols) -> list[Finding]:
     for name, symbol in old.items():
         if symbol.kind == NAME:
             continue
+        after = new.get(name)
+        if after is symbol:
+            continue  # reused from the cache: the same text (asked first: most symbols are)
         before = symbol
         # Members of a @reloadable class are held to the checks like the class.
         if not before.reloadable and _in_reloadable_class(name, old):
             before = replace(before, reloadable=True)
-        after = new.get(name)
-        if after is symbol:
-            continue  # reused from the cache: the same text
         parent = name.rpartition(".")[0]
         if after is None:
             if parent and parent not in new:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from hotswap._plan.effects import READ_ONLY_METHODS
+from hotswap._plan.indexes import Indexes, writes_of
 from hotswap._plan.statements import (
     CLASS,
     DEF,
@@ -126,6 +126,8 @@ class Plan:
             one of the source it started from, which later saves may have moved or changed.
         annotations: a statement that annotated module names was removed (the module's
             annotations change even when no name is unbound: ``x: int`` alone binds nothing).
+        aligned: :func:`align` of the two versions, when the plan made it (the commit moves
+            the unchanged definitions' lines by it, without aligning again).
     """
 
     run: list[tuple[int, str]] = field(default_factory=list)
@@ -140,6 +142,7 @@ class Plan:
     effects_removed: list[int] = field(default_factory=list)
     running_from: int | None = None
     annotations: bool = False
+    aligned: list[int | None] | None = field(default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         """Whether there is anything to do (skipped statements are only reported; a removed
@@ -229,46 +232,6 @@ def _first_blocked(
     return changed[0] if changed else limit
 
 
-def _binders(statements: list[Statement]) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {}
-    for index, stmt in enumerate(statements):
-        for name in stmt.info.binds:
-            found.setdefault(name, []).append(index)
-    return found
-
-
-def _writer_functions(statements: list[Statement]) -> dict[str, frozenset[str]]:
-    """Function name -> the module names whose objects a call of it may mutate, through the
-    module's other functions it calls too."""
-    defs = {s.info.name: s.info for s in statements if s.info.kind == DEF and s.info.name}
-    writes = {name: set(info.body_mutates) for name, info in defs.items()}
-    changing = True
-    while changing:
-        changing = False
-        for name, info in defs.items():
-            for callee in info.body_calls & writes.keys():
-                if not writes[callee] <= writes[name]:
-                    writes[name] |= writes[callee]
-                    changing = True
-    return {name: frozenset(found) for name, found in writes.items() if found}
-
-
-def _writes(stmt: Statement, functions: Mapping[str, frozenset[str]]) -> set[str]:
-    """The module names whose objects ``stmt`` may mutate while it runs."""
-    info = stmt.info
-    found = set(info.mutates)
-    for name in info.called:
-        found |= functions.get(name, frozenset())
-    found.update(
-        local
-        for local, chain in info.called_attributes
-        if not (len(chain) == 1 and chain[0] in READ_ONLY_METHODS)
-    )
-    if info.kind in (DEF, CLASS):  # ``@registry.register`` calls a method of ``registry``
-        found.update(local for local, _ in info.attribute_reads if local in info.decorator_reads)
-    return found
-
-
 def plan(
     old: ModuleSource | None,
     new: ModuleSource,
@@ -287,22 +250,18 @@ def plan(
     statements = new.statements
     old_statements = [] if old is None else old.statements
     pairs = align(old_statements, statements) if old is not None and not force else []
+    if old is not None and not force:
+        result.aligned = pairs
     if force or old is None:
         pairs = [None] * len(statements)
     matched = {i for i in pairs if i is not None}
     removed_old = [s for i, s in enumerate(old_statements) if i not in matched]
-    binders = _binders(statements)
-    # Writers of the module's containers (see the module docstring).
-    old_writers = _writer_functions(old_statements)
-    new_writers = _writer_functions(statements)
-    writes = [_writes(stmt, new_writers) for stmt in statements]
-    # Indexes made once, so the rules below stay linear in the module's statements.
-    mutators: dict[str, list[int]] = {}
-    attribute_sets: set[tuple[str, str]] = set()
-    for position, stmt in enumerate(statements):
-        for name in stmt.info.mutates:
-            mutators.setdefault(name, []).append(position)
-        attribute_sets.update(stmt.info.attribute_sets)
+    old_indexes = None if old is None else Indexes.of(old)
+    indexes = Indexes.of(new, old_indexes)
+    binders, writes, last_write = indexes.binders, indexes.writes, indexes.last_write
+    callers = indexes.callers
+    mutators, attribute_sets = indexes.mutators, indexes.attribute_sets
+    old_writers = {} if old_indexes is None else old_indexes.writers
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
     if (old is not None and old.flags != new.flags) or any(
         s.info.kind == FUTURE for s in removed_old
@@ -434,11 +393,11 @@ def plan(
             and not info.binds
             and (info.called or info.called_attributes or acted)
         ):
-            undone = _writes(stmt, old_writers)
+            undone = writes_of(stmt, old_writers)
             if not undone or not all(live.container(n) for n in undone):
                 result.effects_removed.append(stmt.first)
         if not (info.kind == DEF and info.name in kept_registrations):
-            to_rebuild.update(n for n in _writes(stmt, old_writers) if live.container(n))
+            to_rebuild.update(n for n in writes_of(stmt, old_writers) if live.container(n))
         for target, attribute in info.attribute_sets:
             if (target, attribute) in attribute_sets:
                 continue
@@ -475,7 +434,7 @@ def plan(
                 if name in found or name in rebuilt or not live.container(name):
                     continue
                 ran_before = bool(pairs) and pairs[index] is not None
-                later = any(name in writes[i] for i in range(index + 1, len(statements)))
+                later = last_write.get(name, -1) > index
                 if (ran_before or later) and name not in statements[index].info.binds:
                     found.add(name)
         return found - rebuilt
@@ -495,16 +454,24 @@ def plan(
             for name in writes[index] - statements[index].info.binds:
                 if index < mutated.get(name, len(statements)) and live.container(name):
                     mutated[name] = index
+        # A function or class whose body loads a rebound or dirty name is dirty, to a fixed
+        # point before the statements are looked at (one walk of the callers: a chain of
+        # calls written from the top down no longer takes a pass over the module per link).
+        todo = [name for name in (*rebound, *dirty) if name in callers]
+        while todo:
+            for caller in callers[todo.pop()]:
+                if caller not in dirty:
+                    dirty.add(caller)
+                    if caller in callers:
+                        todo.append(caller)
         for index, stmt in enumerate(statements):
-            info = stmt.info
-            callable_ = info.kind in (DEF, CLASS) and info.name is not None
-            if callable_ and info.name not in dirty and info.body_calls & (rebound | dirty):
-                dirty.add(info.name)  # type: ignore[arg-type]
-                changing = True
             if index in chosen:
                 continue
-            trigger = bool(info.reads & rebound) or bool(info.called & dirty)
-            trigger = trigger or any(index > mutated.get(n, index) for n in info.reads)
+            info = stmt.info
+            # (isdisjoint rather than ``&``: this loop runs over every statement, each pass.)
+            trigger = not (info.reads.isdisjoint(rebound) and info.called.isdisjoint(dirty))
+            if not trigger and mutated:
+                trigger = any(index > mutated.get(n, index) for n in info.reads)
             starred: set[str] = set()  # names a ``from m import *`` that runs again rebinds
             for level, module, name, local in info.from_imports:
                 source = upstream.resolve(level, module)

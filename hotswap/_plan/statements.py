@@ -51,7 +51,7 @@ __all__ = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # thousands per module: no dict each
 class Statement:
     """One top-level statement: its text, its first and last line, and its :class:`Info`."""
 
@@ -77,6 +77,8 @@ class ModuleSource:
         nodes: index -> the AST of a statement analysed for this version (with the file's
             line numbers), kept only when asked for, until the reload compiles it: what runs
             is parsed once.
+        derived: what the planner derives from the statements alone (its indexes), kept for
+            the next reload, where this version is the live one.
     """
 
     source: str
@@ -84,6 +86,7 @@ class ModuleSource:
     statements: list[Statement]
     cache: dict[tuple[int, str], Info] = field(default_factory=dict, repr=False)
     nodes: dict[int, ast.stmt] = field(default_factory=dict, repr=False, compare=False)
+    derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
     _symbols: Symbols | None = field(default=None, repr=False)
 
     @property

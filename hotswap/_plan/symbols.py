@@ -58,6 +58,7 @@ __all__ = (
     "Symbols",
     "code_key",
     "module_symbols",
+    "moved",
     "node_digest",
     "source_lines",
     "split_statements",
@@ -73,7 +74,7 @@ PROPERTY = "property"
 NAME = "name"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # thousands per module: no dict each
 class Symbol:
     """One definition in a module.
 
@@ -98,6 +99,15 @@ class Symbol:
     deps: frozenset[str] = frozenset()
     reloadable: bool = False
     settable: bool = False
+
+
+def moved(symbol: Symbol, lineno: int) -> Symbol:
+    """``symbol`` at another line (``dataclasses.replace`` costs three times as much, and a
+    rewritten module places every statement's symbols)."""
+    s = symbol
+    return Symbol(
+        s.qualname, s.kind, lineno, s.fingerprint, s.signature, s.deps, s.reloadable, s.settable
+    )
 
 
 _CacheKey = tuple[int, str]  # (the module's __future__ flags, a statement's text)
@@ -205,22 +215,34 @@ def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> 
 
 
 def _digest(*nodes: ast.AST) -> str:
-    # ast.dump leaves out line and column attributes, and the AST has no comments or layout,
+    # The shapes leave out line and column attributes, and the AST has no comments or layout,
     # so moving, reformatting or commenting a definition keeps its digest.
     if len(nodes) == 1:
         # A statement's digest is asked twice in a row (its symbol's fingerprint, then its
-        # Info's), and ast.dump is the costliest part of reading a statement.
+        # Info's), and the shape is the costliest part of reading a statement.
         last = _last_digest
         if last is not None and last[0] is nodes[0]:
             return last[1]
-    text = "\n".join(ast.dump(node) for node in nodes)
-    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    text = repr([_shape(node) for node in nodes])
+    digest = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).hexdigest()
     if len(nodes) == 1:
         _remember(nodes[0], digest)
     return digest
 
 
 _last_digest: tuple[ast.AST, str] | None = None
+
+
+def _shape(node: object) -> object:
+    """``node`` as nested tuples of its class name and field values, without positions: two
+    nodes have equal shapes exactly when :func:`ast.dump` prints them alike. (As fast as
+    ``ast.dump``, which leaves a reference cycle behind at every call, its inner function: a
+    rewritten module's thousands of digests filled the collector's young generation.)"""
+    if isinstance(node, ast.AST):
+        return (type(node).__name__, *[_shape(getattr(node, f, None)) for f in node._fields])
+    if isinstance(node, list):
+        return [_shape(item) for item in node]
+    return node  # a constant, an identifier or None: told apart by their repr, as dump does
 
 
 def _remember(node: ast.AST, digest: str) -> None:
@@ -496,9 +518,22 @@ def statement_symbols(
     """The symbols one top-level statement defines, from its AST alone (``lines``: the
     module's source lines, for the text of default values in messages; ``loads``: every
     name the statement loads, when the caller knows them already)."""
+    if loads is not None and type(stmt) in _PLAIN_STATEMENTS and named_lambda(stmt) is None:
+        # Most statements of a data-heavy or rewritten module: what the builder would make,
+        # without making it (the names it binds, once each, as plain names).
+        names = list(_statement_bindings(stmt))
+        if not names:
+            return ()
+        if len(set(names)) == len(names):
+            fingerprint = _digest(stmt)
+            return tuple(Symbol(n, NAME, stmt.lineno, fingerprint, deps=loads) for n in names)
     builder = _Builder(None, "", None, flags)
     builder.lines = lines
     if loads is not None:
         builder.loads[id(stmt)] = loads
     builder.statement(stmt)
     return tuple(builder.symbols.values())
+
+
+# Statements the builder describes as the plain names they bind (:meth:`_Builder.simple`).
+_PLAIN_STATEMENTS = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr})
