@@ -310,6 +310,48 @@ def test_change_set_ordered_by_what_the_new_sources_import(reloading):
     assert (package.UNICODE, cli.main()) == (True, "fancy")
 
 
+# Issue 25.11: what the new sources read decides the order, in an import cycle too (the
+# package imports its submodule, which reads what the package now binds).
+READ_IN_A_CYCLE = {
+    "attribute": (
+        ("from {p}.cli import main\n", "def main():\n    return 'plain'\n"),
+        (
+            "UNICODE = True\nfrom {p}.cli import main\n",
+            "import {p}\n\nFANCY = {p}.UNICODE\n\n\n"
+            "def main():\n    return 'fancy' if FANCY else 'plain'\n",
+        ),
+    ),
+    "rebound": (
+        (
+            "UNICODE = False\nfrom {p}.cli import main\n",
+            "from {p} import UNICODE\n\n\ndef main():\n    return 'plain'\n",
+        ),
+        (
+            "UNICODE = True\nfrom {p}.cli import main\n",
+            "from {p} import UNICODE\n\nFANCY = UNICODE\n\n\n"
+            "def main():\n    return 'fancy' if FANCY else 'plain'\n",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("first", ["package", "submodule"])
+@pytest.mark.parametrize("read", sorted(READ_IN_A_CYCLE))
+def test_change_set_ordered_by_what_the_new_sources_read(reloading, read, first):
+    from hotswap._engine import transaction
+
+    p = f"cyc{read}{first}"
+    (init, cli), (new_init, new_cli) = READ_IN_A_CYCLE[read]
+    reloading.write(f"{p}.cli", cli.format(p=p))
+    package = reloading.load(p, init.format(p=p))
+    reloading.write(p, new_init.format(p=p))
+    reloading.write(f"{p}.cli", new_cli.format(p=p))
+    order = [(p, None), (f"{p}.cli", None)]
+    results = transaction.reload_many(order if first == "package" else order[::-1])
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+    assert (package.UNICODE, package.main(), sys.modules[f"{p}.cli"].FANCY) == (True, "fancy", True)
+
+
 def test_failed_reload_undoes_a_registration_made_through_a_decorator(reloading):
     mod = reloading.load("regfail", REGISTRY)
     kept = list(mod.REG)
