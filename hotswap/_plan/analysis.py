@@ -64,6 +64,8 @@ class Info:
         body_mutates: for a function, the module-level names whose object its body (nested
             functions included: a decorator factory's decorator) may mutate in place; a
             statement that calls it may write into them (``@register`` filling a registry).
+            For a class with an ``__init_subclass__``, what that hook may mutate, and the
+            class itself: a subclass statement writes into them (a registry of plugins).
         attribute_sets: ``(X, attr)`` for every ``X.attr = ...`` it runs.
         from_imports: ``(level, module, name, asname)`` of each ``from ... import``.
         attribute_reads: ``(X, (attr, ...))`` for every ``X.attr.attr`` it loads while it runs.
@@ -270,6 +272,9 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         header = _digest(*stmt.bases, *stmt.keywords, *slots)
         header_reads = _all_loads([*stmt.bases, *stmt.keywords])
         construction = _digest(*stmt.bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
+        hooks = [s for s in stmt.body if isinstance(s, methods) and s.name == "__init_subclass__"]
+        if hooks:
+            body_mutates = frozenset({stmt.name}).union(*(body_mutates_of(h) for h in hooks))
         if stmt.decorator_list:
             decorators = _digest(*stmt.decorator_list)
             decorator_reads = _all_loads(stmt.decorator_list)

@@ -239,7 +239,8 @@ def _binders(statements: list[Statement]) -> dict[str, list[int]]:
 
 def _writer_functions(statements: list[Statement]) -> dict[str, frozenset[str]]:
     """Function name -> the module names whose objects a call of it may mutate, through the
-    module's other functions it calls too."""
+    module's other functions it calls too; class name -> what creating a subclass of it may
+    mutate (the ``__init_subclass__`` hooks of it and its bases)."""
     defs = {s.info.name: s.info for s in statements if s.info.kind == DEF and s.info.name}
     writes = {name: set(info.body_mutates) for name, info in defs.items()}
     changing = True
@@ -250,7 +251,16 @@ def _writer_functions(statements: list[Statement]) -> dict[str, frozenset[str]]:
                 if not writes[callee] <= writes[name]:
                     writes[name] |= writes[callee]
                     changing = True
-    return {name: frozenset(found) for name, found in writes.items() if found}
+    found = {name: frozenset(names) for name, names in writes.items() if names}
+    for stmt in statements:
+        info = stmt.info
+        if info.kind == CLASS and info.name:
+            hooks = set(info.body_mutates)
+            for base in info.header_reads & found.keys():
+                hooks |= found[base]
+            if hooks:
+                found[info.name] = frozenset(hooks)
+    return found
 
 
 def _writes(stmt: Statement, functions: Mapping[str, frozenset[str]]) -> set[str]:
@@ -266,6 +276,9 @@ def _writes(stmt: Statement, functions: Mapping[str, frozenset[str]]) -> set[str
     )
     if info.kind in (DEF, CLASS):  # ``@registry.register`` calls a method of ``registry``
         found.update(local for local, _ in info.attribute_reads if local in info.decorator_reads)
+    if info.kind == CLASS:  # its bases' ``__init_subclass__`` run
+        for base in info.header_reads:
+            found |= functions.get(base, frozenset())
     return found
 
 
@@ -302,6 +315,9 @@ def plan(
     for position, stmt in enumerate(statements):
         for name in stmt.info.mutates:
             mutators.setdefault(name, []).append(position)
+        if stmt.info.kind == CLASS:  # a subclass, registered by its base's __init_subclass__
+            for name in (writes[position] & new_writers.keys()) - stmt.info.mutates:
+                mutators.setdefault(name, []).append(position)
         attribute_sets.update(stmt.info.attribute_sets)
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
     if (old is not None and old.flags != new.flags) or any(
@@ -471,10 +487,16 @@ def plan(
         for index, mode in chosen.items():
             if mode == INPLACE:
                 continue
-            for name in writes[index]:
+            counterpart = pairs[index] if pairs else None
+            ran_before = counterpart is not None
+            names = writes[index]
+            if counterpart is not None:
+                # What it wrote into before, through the old functions and class hooks (a
+                # base's __init_subclass__ that registers elsewhere now).
+                names = names | _writes(old_statements[counterpart], old_writers)
+            for name in names:
                 if name in found or name in rebuilt or not live.container(name):
                     continue
-                ran_before = bool(pairs) and pairs[index] is not None
                 later = any(name in writes[i] for i in range(index + 1, len(statements)))
                 if (ran_before or later) and name not in statements[index].info.binds:
                     found.add(name)
