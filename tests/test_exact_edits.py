@@ -661,3 +661,30 @@ def test_removed_attribute_statement_undone_on_a_cache_wrapper(reloading):
     result = reloading.reload("cachetag", CACHED)
     assert result.ok, result.error
     assert not hasattr(mod.square, "tag")  # as after a fresh import
+
+
+CURRY = """\
+{imports}class curry{bases}:
+    def __init__(self, func):
+        self.func = func
+
+    def __call__(self, *args):
+        return self.func(*args)
+"""
+
+
+def test_function_decorated_by_a_replaced_class_of_another_module_is_decorated_again(reloading):
+    # toolz 1.1.0 replaced ``curry``; toolz.curried.exceptions' ``@toolz.curry def merge``
+    # kept an instance of the old class (fresh: of the new one).
+    lib = reloading.load("curlib", CURRY.format(imports="", bases=""))
+    user = reloading.load(
+        "curuser",
+        "import curlib\n\n\n@curlib.curry\ndef merge(a, b):\n    return a + b\n\n\n"
+        "merge.__doc__ = 'merged'\n",
+    )
+    new = CURRY.format(imports="import abc\n\n\n", bases="(abc.ABC)")
+    result = reloading.reload("curlib", new)
+    assert result.ok, result.error
+    assert "curuser" in [d.module for d in result.dependents]
+    assert type(user.merge) is lib.curry
+    assert (user.merge(1, 2), user.merge.__doc__) == (3, "merged")

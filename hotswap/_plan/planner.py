@@ -39,6 +39,7 @@ from hotswap._plan.statements import (
     FUTURE,
     MAIN,
     OTHER,
+    Info,
     ModuleSource,
     Statement,
 )
@@ -347,6 +348,17 @@ def plan(
     dirty: set[str] = set()
     upstream = upstream or Upstream()
 
+    def decorated_by_rebound(info: Info) -> bool:
+        """Whether a decorator is an attribute of another module that its change rebinds
+        (``@toolz.curry`` after ``curry`` was replaced): the def runs whole again."""
+        if not upstream.rebound or not info.decorator_reads:
+            return False
+        for local, chain in info.attribute_reads:
+            found = upstream.target(local, chain) if local in info.decorator_reads else None
+            if found is not None and found[1] in upstream.rebound.get(found[0], ()):
+                return True
+        return False
+
     def choose(index: int, *, direct: bool, redecorate: bool = False) -> None:
         if index in chosen:
             if redecorate and chosen[index] != REDECORATE and statements[index].info.kind == DEF:
@@ -370,8 +382,10 @@ def plan(
         if info.kind == DEF and info.name is not None:
             before = old_defs.get(info.name) if direct else stmt
             same_decorators = before is not None and before.info.decorators == info.decorators
-            inputs_changed = bool(info.decorator_reads & rebound) or bool(
-                (info.decorator_reads & dirty) & info.called
+            inputs_changed = (
+                bool(info.decorator_reads & rebound)
+                or bool((info.decorator_reads & dirty) & info.called)
+                or decorated_by_rebound(info)
             )
             kept = live.inplace(info.name)
             if same_decorators and not inputs_changed and not redecorate and kept:
