@@ -688,3 +688,17 @@ def test_function_decorated_by_a_replaced_class_of_another_module_is_decorated_a
     assert "curuser" in [d.module for d in result.dependents]
     assert type(user.merge) is lib.curry
     assert (user.merge(1, 2), user.merge.__doc__) == (3, "merged")
+
+
+def test_class_losing_its_explicit_object_base_is_merged(reloading):
+    # pyupgrade's edit (toolz 1.1.0: ``class curry(object):`` -> ``class curry:``) makes the
+    # same class: it is updated in place, its subclasses untouched, nothing reported replaced.
+    source = "class C(object):\n    def f(self):\n        return 1\n\n\nclass D(C):\n    pass\n"
+    mod = reloading.load("objbase", source)
+    kept, sub = mod.C, mod.D
+    new = source.replace("C(object)", "C").replace("return 1", "return 2")
+    result = reloading.reload("objbase", new)
+    assert result.ok, result.error
+    assert (mod.C is kept, mod.D is sub, mod.D().f()) == (True, True, 2)
+    assert result.changes.replaced == ()
+    assert result.changes.changed == ("C", "C.f")

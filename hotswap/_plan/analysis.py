@@ -269,9 +269,11 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         # ``__slots__`` is part of the header: a class whose slots changed cannot take a merge
         # and is created again, which its importers must know before anything runs.
         slots = [s for s in plain if "__slots__" in _assigned(s)]
-        header = _digest(*stmt.bases, *stmt.keywords, *slots)
+        # ``class C(object):`` and ``class C:`` make the same class: not a change of bases.
+        bases = [b for b in stmt.bases if not (isinstance(b, ast.Name) and b.id == "object")]
+        header = _digest(*bases, *stmt.keywords, *slots)
         header_reads = _all_loads([*stmt.bases, *stmt.keywords])
-        construction = _digest(*stmt.bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
+        construction = _digest(*bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
         hooks = [s for s in stmt.body if isinstance(s, methods) and s.name == "__init_subclass__"]
         if hooks:
             body_mutates = frozenset({stmt.name}).union(*(body_mutates_of(h) for h in hooks))
