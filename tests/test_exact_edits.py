@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import sys
+import types
 
 import pytest
 
@@ -702,3 +703,20 @@ def test_class_losing_its_explicit_object_base_is_merged(reloading):
     assert (mod.C is kept, mod.D is sub, mod.D().f()) == (True, True, 2)
     assert result.changes.replaced == ()
     assert result.changes.changed == ("C", "C.f")
+
+
+def _code_named(code: types.CodeType, name: str) -> types.CodeType:
+    return next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
+
+
+def test_changed_function_compiles_to_the_code_a_fresh_import_makes(reloading):
+    # click 8.3.3's Option.get_help_extra: ``inspect.isfunction(...)`` in a statement compiled
+    # without the module's ``import inspect`` took LOAD_METHOD (3.11), a fresh import not.
+    source = "import inspect\n\n\ndef f(x):\n    return inspect.isfunction(x)\n"
+    mod = reloading.load("freshcode", source)
+    new = source.replace("return inspect", "return not inspect")
+    result = reloading.reload("freshcode", new)
+    assert result.ok, result.error
+    fresh = _code_named(compile(new, str(reloading.path("freshcode")), "exec"), "f")
+    assert mod.f.__code__.co_code == fresh.co_code
+    assert mod.f(len) is True
