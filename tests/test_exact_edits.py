@@ -720,3 +720,14 @@ def test_changed_function_compiles_to_the_code_a_fresh_import_makes(reloading):
     fresh = _code_named(compile(new, str(reloading.path("freshcode")), "exec"), "f")
     assert mod.f.__code__.co_code == fresh.co_code
     assert mod.f(len) is True
+
+
+def test_removed_module_docstring_leaves_none(reloading):
+    # boltons 24.0.0 dropped deprutils' docstring: the live module kept it.
+    mod = reloading.load("docgone", '"""Old words."""\n\nimport sys\n\nX = 1\n')
+    result = reloading.reload("docgone", "import sys\n\nX = 1\n")
+    assert result.ok, result.error
+    assert mod.__doc__ is None  # as after a fresh import
+    result = reloading.reload("docgone", '"""New words."""\n\nimport sys\n\nX = 1\n')
+    assert result.ok, result.error
+    assert mod.__doc__ == "New words."

@@ -342,6 +342,9 @@ def run_plan(
     # import sees.
     annotations = _annotations.before_run(namespace)
     for name in plan.removed:
+        if name == "__doc__" and namespace.get(name) is old.get(name):
+            namespace[name] = None  # the docstring went: a fresh import's module has None
+            continue
         if name in MODULE_ATTRIBUTES or name in updater.keep or name not in namespace:
             continue
         value = namespace[name]
