@@ -731,3 +731,28 @@ def test_removed_module_docstring_leaves_none(reloading):
     result = reloading.reload("docgone", '"""New words."""\n\nimport sys\n\nX = 1\n')
     assert result.ok, result.error
     assert mod.__doc__ == "New words."
+
+
+NESTED = """\
+class FilePerms{bases}:
+    class _Property{bases}:
+        def __init__(self, attribute):
+            self.attribute = attribute
+
+        def __get__(self, obj, owner=None):
+            return self.attribute
+
+    user = _Property("{value}")
+"""
+
+
+def test_merged_class_attribute_is_an_instance_of_the_kept_nested_class(reloading):
+    # boltons 24.0.0's fileutils.FilePerms: ``user = _FilePermProperty(...)`` in a class merged
+    # into the kept one was an instance of the throwaway nested class.
+    mod = reloading.load("nestedprop", NESTED.format(bases="(object)", value="_user"))
+    kept = mod.FilePerms._Property
+    result = reloading.reload("nestedprop", NESTED.format(bases="", value="_owner"))
+    assert result.ok, result.error
+    assert mod.FilePerms._Property is kept
+    assert type(vars(mod.FilePerms)["user"]) is kept  # as after a fresh import
+    assert mod.FilePerms().user == "_owner"

@@ -228,6 +228,11 @@ class Updater:
             self.live[name] = self.reconcile(name, old, new)
         for value in list(self.live.values()):
             self._adopt(value)
+        for kept in list(self.mapping.values()):
+            # A merged class took the new body's attributes: ``user = _Property(...)`` made by
+            # a nested class that was merged too is an instance of the kept nested class.
+            for value in list(vars(kept).values()):
+                self._adopt(value)
         self._registries()
         return self.outcome
 
