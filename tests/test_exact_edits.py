@@ -353,6 +353,24 @@ def test_change_set_ordered_by_what_the_new_sources_read(reloading, read, first)
     assert (package.UNICODE, package.main(), sys.modules[f"{p}.cli"].FANCY) == (True, "fancy", True)
 
 
+def test_change_set_order_never_runs_a_module_before_what_it_needs(reloading):
+    # click 8.5.0 through the watcher, the set in the order the events came: decorators
+    # (reading core) first; core reads the package (``from . import types``), and the package,
+    # reached that way, ran before decorators, whose new ``custom_version_option`` it imports.
+    from hotswap._engine import transaction
+
+    reloading.write("ord.util", "U = 1\n")
+    reloading.write("ord.core", "from . import util\n\n\ndef run():\n    return 1\n")
+    reloading.write("ord.deco", "from .core import run\n")
+    package = reloading.load("ord", "from .core import run\nfrom .deco import run as again\n")
+    reloading.write("ord.core", "from . import util\n\n\ndef run():\n    return 2\n")
+    reloading.write("ord.deco", "from .core import run\n\n\ndef fancy():\n    return run()\n")
+    reloading.write("ord", "from .core import run\nfrom .deco import fancy\n")
+    results = transaction.reload_many([("ord.deco", None), ("ord.core", None), ("ord", None)])
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+    assert package.fancy() == 2
+
+
 def test_failed_reload_undoes_a_registration_made_through_a_decorator(reloading):
     mod = reloading.load("regfail", REGISTRY)
     kept = list(mod.REG)

@@ -55,12 +55,12 @@ def in_import_order(units: list[Unit]) -> list[Unit]:
         for u in units
     }
 
-    def needed_by(upstream: Unit, unit: Unit) -> bool:
-        """Whether ``upstream`` (transitively) needs ``unit`` first."""
+    def needs_one_of(upstream: Unit, waiting: set[int]) -> bool:
+        """Whether ``upstream`` (transitively) needs one of the ``waiting`` units first."""
         stack, seen = [upstream], set()
         while stack:
             current = stack.pop()
-            if current is unit:
+            if id(current) in waiting:
                 return True
             if id(current) not in seen:
                 seen.add(id(current))
@@ -73,11 +73,15 @@ def in_import_order(units: list[Unit]) -> list[Unit]:
     def place(unit: Unit, path: set[int]) -> None:
         if id(unit) in placed or id(unit) in path:
             return  # placed already, or an import cycle: keep the given order
+        waiting = path | {id(unit)}
         for upstream in needs[id(unit)]:
-            place(upstream, path | {id(unit)})
+            place(upstream, waiting)
         for upstream in after[id(unit)]:
-            if not needed_by(upstream, unit):
-                place(upstream, path | {id(unit)})
+            # A plain import is no reason to run a module before one it needs that is still
+            # waiting to be placed (the package reached from ``from . import types`` in core,
+            # while placing what the package needs).
+            if not needs_one_of(upstream, waiting):
+                place(upstream, waiting)
         placed.add(id(unit))
         ordered.append(unit)
 
