@@ -20,6 +20,7 @@ import types
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeGuard
 
+from hotswap._engine.registered import resolve
 from hotswap._plan.statements import CLASS, Statement
 
 __all__ = ("hook_registries", "left_behind_classes", "purge_classes")
@@ -44,7 +45,7 @@ def hook_registries(
             continue
         heads = info.header_reads | info.decorator_reads
         values = [namespace.get(n) for n in (info.name, *heads)]
-        values += [_resolve(namespace, r, c) for r, c in info.attribute_reads if r in heads]
+        values += [resolve(namespace, r, c) for r, c in info.attribute_reads if r in heads]
         for value in values:
             if _is_class(value):
                 classes.append(value)
@@ -115,16 +116,6 @@ def _function(value: object) -> types.FunctionType | None:
     if isinstance(value, classmethod | staticmethod):
         value = value.__func__
     return value if type(value) is types.FunctionType else None
-
-
-def _resolve(namespace: dict[str, Any], root: str, chain: tuple[str, ...]) -> object:
-    """``root.a.b`` read through modules' dicts only (no attribute hook of the program runs)."""
-    value = namespace.get(root)
-    for attribute in chain:
-        if type(value) is not types.ModuleType:
-            return None
-        value = vars(value).get(attribute)
-    return value
 
 
 def _named_containers(function: types.FunctionType, depth: int = 2) -> Iterator[Any]:
