@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import sys
+import types
 
 import pytest
 
@@ -308,6 +309,66 @@ def test_change_set_ordered_by_what_the_new_sources_import(reloading):
         results = transaction.reload_many(order)
         assert all(r.ok for r in results), [str(r.error) for r in results]
     assert (package.UNICODE, cli.main()) == (True, "fancy")
+
+
+# Issue 25.11: what the new sources read decides the order, in an import cycle too (the
+# package imports its submodule, which reads what the package now binds).
+READ_IN_A_CYCLE = {
+    "attribute": (
+        ("from {p}.cli import main\n", "def main():\n    return 'plain'\n"),
+        (
+            "UNICODE = True\nfrom {p}.cli import main\n",
+            "import {p}\n\nFANCY = {p}.UNICODE\n\n\n"
+            "def main():\n    return 'fancy' if FANCY else 'plain'\n",
+        ),
+    ),
+    "rebound": (
+        (
+            "UNICODE = False\nfrom {p}.cli import main\n",
+            "from {p} import UNICODE\n\n\ndef main():\n    return 'plain'\n",
+        ),
+        (
+            "UNICODE = True\nfrom {p}.cli import main\n",
+            "from {p} import UNICODE\n\nFANCY = UNICODE\n\n\n"
+            "def main():\n    return 'fancy' if FANCY else 'plain'\n",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("first", ["package", "submodule"])
+@pytest.mark.parametrize("read", sorted(READ_IN_A_CYCLE))
+def test_change_set_ordered_by_what_the_new_sources_read(reloading, read, first):
+    from hotswap._engine import transaction
+
+    p = f"cyc{read}{first}"
+    (init, cli), (new_init, new_cli) = READ_IN_A_CYCLE[read]
+    reloading.write(f"{p}.cli", cli.format(p=p))
+    package = reloading.load(p, init.format(p=p))
+    reloading.write(p, new_init.format(p=p))
+    reloading.write(f"{p}.cli", new_cli.format(p=p))
+    order = [(p, None), (f"{p}.cli", None)]
+    results = transaction.reload_many(order if first == "package" else order[::-1])
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+    assert (package.UNICODE, package.main(), sys.modules[f"{p}.cli"].FANCY) == (True, "fancy", True)
+
+
+def test_change_set_order_never_runs_a_module_before_what_it_needs(reloading):
+    # click 8.5.0 through the watcher, the set in the order the events came: decorators
+    # (reading core) first; core reads the package (``from . import types``), and the package,
+    # reached that way, ran before decorators, whose new ``custom_version_option`` it imports.
+    from hotswap._engine import transaction
+
+    reloading.write("ord.util", "U = 1\n")
+    reloading.write("ord.core", "from . import util\n\n\ndef run():\n    return 1\n")
+    reloading.write("ord.deco", "from .core import run\n")
+    package = reloading.load("ord", "from .core import run\nfrom .deco import run as again\n")
+    reloading.write("ord.core", "from . import util\n\n\ndef run():\n    return 2\n")
+    reloading.write("ord.deco", "from .core import run\n\n\ndef fancy():\n    return run()\n")
+    reloading.write("ord", "from .core import run\nfrom .deco import fancy\n")
+    results = transaction.reload_many([("ord.deco", None), ("ord.core", None), ("ord", None)])
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+    assert package.fancy() == 2
 
 
 def test_failed_reload_undoes_a_registration_made_through_a_decorator(reloading):
@@ -619,3 +680,97 @@ def test_removed_attribute_statement_undone_on_a_cache_wrapper(reloading):
     result = reloading.reload("cachetag", CACHED)
     assert result.ok, result.error
     assert not hasattr(mod.square, "tag")  # as after a fresh import
+
+
+CURRY = """\
+{imports}class curry{bases}:
+    def __init__(self, func):
+        self.func = func
+
+    def __call__(self, *args):
+        return self.func(*args)
+"""
+
+
+def test_function_decorated_by_a_replaced_class_of_another_module_is_decorated_again(reloading):
+    # toolz 1.1.0 replaced ``curry``; toolz.curried.exceptions' ``@toolz.curry def merge``
+    # kept an instance of the old class (fresh: of the new one).
+    lib = reloading.load("curlib", CURRY.format(imports="", bases=""))
+    user = reloading.load(
+        "curuser",
+        "import curlib\n\n\n@curlib.curry\ndef merge(a, b):\n    return a + b\n\n\n"
+        "merge.__doc__ = 'merged'\n",
+    )
+    new = CURRY.format(imports="import abc\n\n\n", bases="(abc.ABC)")
+    result = reloading.reload("curlib", new)
+    assert result.ok, result.error
+    assert "curuser" in [d.module for d in result.dependents]
+    assert type(user.merge) is lib.curry
+    assert (user.merge(1, 2), user.merge.__doc__) == (3, "merged")
+
+
+def test_class_losing_its_explicit_object_base_is_merged(reloading):
+    # pyupgrade's edit (toolz 1.1.0: ``class curry(object):`` -> ``class curry:``) makes the
+    # same class: it is updated in place, its subclasses untouched, nothing reported replaced.
+    source = "class C(object):\n    def f(self):\n        return 1\n\n\nclass D(C):\n    pass\n"
+    mod = reloading.load("objbase", source)
+    kept, sub = mod.C, mod.D
+    new = source.replace("C(object)", "C").replace("return 1", "return 2")
+    result = reloading.reload("objbase", new)
+    assert result.ok, result.error
+    assert (mod.C is kept, mod.D is sub, mod.D().f()) == (True, True, 2)
+    assert result.changes.replaced == ()
+    assert result.changes.changed == ("C", "C.f")
+
+
+def _code_named(code: types.CodeType, name: str) -> types.CodeType:
+    return next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
+
+
+def test_changed_function_compiles_to_the_code_a_fresh_import_makes(reloading):
+    # click 8.3.3's Option.get_help_extra: ``inspect.isfunction(...)`` in a statement compiled
+    # without the module's ``import inspect`` took LOAD_METHOD (3.11), a fresh import not.
+    source = "import inspect\n\n\ndef f(x):\n    return inspect.isfunction(x)\n"
+    mod = reloading.load("freshcode", source)
+    new = source.replace("return inspect", "return not inspect")
+    result = reloading.reload("freshcode", new)
+    assert result.ok, result.error
+    fresh = _code_named(compile(new, str(reloading.path("freshcode")), "exec"), "f")
+    assert mod.f.__code__.co_code == fresh.co_code
+    assert mod.f(len) is True
+
+
+def test_removed_module_docstring_leaves_none(reloading):
+    # boltons 24.0.0 dropped deprutils' docstring: the live module kept it.
+    mod = reloading.load("docgone", '"""Old words."""\n\nimport sys\n\nX = 1\n')
+    result = reloading.reload("docgone", "import sys\n\nX = 1\n")
+    assert result.ok, result.error
+    assert mod.__doc__ is None  # as after a fresh import
+    result = reloading.reload("docgone", '"""New words."""\n\nimport sys\n\nX = 1\n')
+    assert result.ok, result.error
+    assert mod.__doc__ == "New words."
+
+
+NESTED = """\
+class FilePerms{bases}:
+    class _Property{bases}:
+        def __init__(self, attribute):
+            self.attribute = attribute
+
+        def __get__(self, obj, owner=None):
+            return self.attribute
+
+    user = _Property("{value}")
+"""
+
+
+def test_merged_class_attribute_is_an_instance_of_the_kept_nested_class(reloading):
+    # boltons 24.0.0's fileutils.FilePerms: ``user = _FilePermProperty(...)`` in a class merged
+    # into the kept one was an instance of the throwaway nested class.
+    mod = reloading.load("nestedprop", NESTED.format(bases="(object)", value="_user"))
+    kept = mod.FilePerms._Property
+    result = reloading.reload("nestedprop", NESTED.format(bases="", value="_owner"))
+    assert result.ok, result.error
+    assert mod.FilePerms._Property is kept
+    assert type(vars(mod.FilePerms)["user"]) is kept  # as after a fresh import
+    assert mod.FilePerms().user == "_owner"

@@ -10,11 +10,9 @@ execution: values, MROs, whether the importer's names are the module's classes, 
 registry holds (by name and by identity), ``isinstance`` across modules. Some versions first
 fail at their end: the reload rolls back and the ``lru_cache`` caches keep what they held.
 
-Features whose divergence the library does not handle yet are generated only by
-:func:`test_known_divergences_of_classes_and_importers`, one xfail case each, named after what
-diverges, with the smallest failing edit in its reason; a fix turns its case into an XPASS, and
-its feature then belongs in ``HANDLED``. ``HOTSWAP_FUZZ_EXAMPLES`` sets the number of sequences
-(40 by default, derandomized; at most 15 for each known divergence, without shrinking).
+Every feature is on in every case; a fixed divergence's smallest edit stays as a two-version
+test (``tests/test_exact_class_hooks.py`` for the registries). ``HOTSWAP_FUZZ_EXAMPLES`` sets the
+number of sequences (40 by default, derandomized).
 """
 
 from __future__ import annotations
@@ -29,21 +27,23 @@ import types
 from pathlib import Path
 from typing import Any
 
-import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hotswap
 from hotswap._engine import transaction as _transaction
 
 EXAMPLES = int(os.environ.get("HOTSWAP_FUZZ_EXAMPLES", "40"))
-KNOWN_EXAMPLES = min(EXAMPLES, 15)  # each known divergence shows within a few sequences
 EDITS = 6
 _counter = itertools.count()
 
 STALE_IMPORTERS = "importers_of_replaced_subclasses"  # issue 25.1
 LRU_EMPTIED = "lru_cache_kept_on_failure"  # issue 25.13
-# Features handled today: on in every case.
+# Registries filled as classes are created, found by this fuzz (issue 25.6, 25.14).
+FAILED_REGISTRATIONS = "registries_after_a_failed_reload"
+CLASS_REGISTRY = "init_subclass_registry_on_the_base"
+REPLACED_REGISTRIES = "registries_of_replaced_classes"
+REMOVED_SUBCLASSES = "init_subclass_registrations_of_removed_classes"
 HANDLED = frozenset(
     {
         "class_decorators",
@@ -52,14 +52,12 @@ HANDLED = frozenset(
         "bases_replaced",
         STALE_IMPORTERS,
         LRU_EMPTIED,
+        FAILED_REGISTRATIONS,
+        CLASS_REGISTRY,
+        REPLACED_REGISTRIES,
+        REMOVED_SUBCLASSES,
     }
 )
-# Features with a known divergence: generated only by the xfail cases below.
-FAILED_REGISTRATIONS = "registries_after_a_failed_reload"  # found by this fuzz
-CLASS_REGISTRY = "init_subclass_registry_on_the_base"  # found by this fuzz
-REPLACED_REGISTRIES = "registries_of_replaced_classes"  # found by this fuzz (issue 25.6)
-REMOVED_SUBCLASSES = "init_subclass_registrations_of_removed_classes"  # issue 25.6
-REGISTRIES = frozenset({"class_decorators", "init_subclass"})
 
 
 @st.composite
@@ -164,59 +162,9 @@ def fresh(source: str, imported: tuple[str, ...]) -> dict[str, Any]:
     return seen
 
 
-def _known(feature: str, reason: str) -> Any:
-    return pytest.param(
-        HANDLED | {feature}, id=feature, marks=pytest.mark.xfail(reason=reason, strict=False)
-    )
-
-
-# Each found by a sequence of this fuzz; the smallest edit that shows it is the reason.
-KNOWN_DIVERGENCES = [
-    _known(
-        FAILED_REGISTRATIONS,
-        "`class Base:` whose `__init_subclass__` appends to a module-level or class list, "
-        "`class Sub(Base): x = 1`; a version `class Sub(Base): x = 2` ending in "
-        "`raise RuntimeError` is rolled back, but the list keeps the throwaway Sub that "
-        "version made: [Sub, <Sub that is not m.Sub>] (fresh: [Sub])",
-    ),
-    _known(
-        REPLACED_REGISTRIES,
-        "`PLUGINS = []`, `class Base:` whose `__init_subclass__` appends to PLUGINS, "
-        "`class Sub(Base)`; `class Base:` -> `class Base(abc.ABC):` replaces Base and Sub, "
-        "PLUGINS keeps the old Sub next to the new one: [<old Sub>, Sub] (fresh: [Sub]); "
-        "the same for a class decorator's registry",
-    ),
-    _known(
-        REMOVED_SUBCLASSES,
-        "`PLUGINS = []`, `class Base:` whose `__init_subclass__` appends to PLUGINS, "
-        "`class Sub(Base)`, `class Other(Base)`; removing `class Other` leaves it in "
-        "PLUGINS: [Sub, Other] (fresh: [Sub])",
-    ),
-    _known(
-        CLASS_REGISTRY,
-        "`class Base: plugins = []` with `__init_subclass__` appending to `Base.plugins`, "
-        "`class Sub(Base): pass`; editing only `Base.value`'s body re-runs the class body: "
-        "Base.plugins is [] (fresh: [Sub]), the unchanged Sub is not registered again",
-    ),
-]
-
-
 def check_sequence(features: frozenset[str], data: st.DataObject) -> None:
     """Import a first version and its importer, apply the next ones, compare each with a
     fresh execution."""
-    if (
-        REPLACED_REGISTRIES not in features
-        and not {CLASS_REGISTRY, FAILED_REGISTRATIONS} & features
-    ):
-        # Replaced classes and registries apart: together they are a known divergence.
-        if data.draw(st.booleans(), label="replaced bases, or registries"):
-            features = features - REGISTRIES
-        else:
-            features = features - {"bases_replaced"}
-            if LRU_EMPTIED in features and data.draw(st.booleans(), label="failed reloads"):
-                # An ``__init_subclass__`` registry across a failed reload is a known
-                # divergence; a class decorator's registry is not.
-                features = features - {"init_subclass"}
     number = next(_counter)
     name, importer_name = f"hs_cls_{number}", f"hs_cls_importer_{number}"
     versions = data.draw(st.lists(module_source(features), min_size=EDITS + 1, max_size=EDITS + 1))
@@ -232,8 +180,6 @@ def check_sequence(features: frozenset[str], data: st.DataObject) -> None:
             importer = importlib.import_module(importer_name)
             assert observe(vars(module), vars(importer)) == fresh(versions[0], imported)
             failing = features & {LRU_EMPTIED, FAILED_REGISTRATIONS}
-            if FAILED_REGISTRATIONS not in features and "init_subclass" in features:
-                failing = frozenset()  # see above
             for source in versions[1:]:
                 if failing and data.draw(st.integers(0, 2), label="fail first") == 0:
                     cache = _fill(module) if LRU_EMPTIED in features else None
@@ -263,21 +209,6 @@ def check_sequence(features: frozenset[str], data: st.DataObject) -> None:
 @given(data=st.data())
 def test_classes_and_importers_follow_a_fresh_import(data: st.DataObject) -> None:
     check_sequence(HANDLED, data)
-
-
-@pytest.mark.parametrize("features", KNOWN_DIVERGENCES)
-@settings(
-    max_examples=KNOWN_EXAMPLES,
-    deadline=None,
-    derandomize="HOTSWAP_FUZZ_EXAMPLES" not in os.environ,
-    phases=[Phase.explicit, Phase.generate],  # no shrinking: the reason gives the example
-    suppress_health_check=[HealthCheck.too_slow],
-)
-@given(data=st.data())
-def test_known_divergences_of_classes_and_importers(
-    features: frozenset[str], data: st.DataObject
-) -> None:
-    check_sequence(features, data)
 
 
 def _fill(module: types.ModuleType) -> Any:

@@ -130,11 +130,6 @@ def test_init_subclass_registry_not_duplicated(reloading):
     assert mod.Base.registry == [mod.A]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a subclass removed from the source stays in its base's __init_subclass__ "
-    "registry (a class attribute: not rebuilt from its writers as a module container is)",
-)
 def test_init_subclass_registry_drops_a_removed_subclass(reloading):
     mod = reloading.load("subdrop", SUBCLASS_REGISTRY + "\n\nclass B(Base):\n    pass\n")
     result = reloading.reload("subdrop", SUBCLASS_REGISTRY, policy="off")

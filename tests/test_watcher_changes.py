@@ -360,6 +360,33 @@ def test_watcher_files_saved_together_are_one_change_set(project, watch, watcher
     assert sorted(r.module for r in seen.results[-2:]) == ["first", "second"]
 
 
+def test_watcher_package_and_submodule_saved_together_run_in_the_order_they_read(
+    project, watch, watcher_log, monkeypatch, bytecode
+):
+    # Issue 25.11: the package gains UNICODE, its submodule (which the package imports) now
+    # reads it; in event order, with the submodule first, both failed until the next save.
+    calls = Calls(monkeypatch)
+    gate = latch(project)
+    project.load("live", source(1))
+    project.write("uni.cli", "def main():\n    return 'plain'\n")
+    package = project.load("uni", "from uni.cli import main\n")
+    seen = watch()
+    project.path("live").write_text(source(2) + BLOCKING)
+    assert gate.ENTERED.wait(TIMEOUT)  # type: ignore[attr-defined]
+    project.path("uni.cli").write_text(
+        "import uni\n\nFANCY = uni.UNICODE\n\n\n"
+        "def main():\n    return 'fancy' if FANCY else 'plain'\n"
+    )
+    project.path("uni").write_text("UNICODE = True\nfrom uni.cli import main\n")
+    watcher_log.wait_for("complete", str(project.path("uni.cli")))  # one set: both queued
+    watcher_log.wait_for("complete", str(project.path("uni")))
+    gate.RELEASE.set()  # type: ignore[attr-defined]
+    seen.wait_for(lambda results: {"uni", "uni.cli"} <= {r.module for r in results})
+    assert [r.error for r in seen.results[-2:]] == [None, None]
+    assert sorted(calls.sets[-1]) == ["uni", "uni.cli"]
+    assert package.main() == "fancy"
+
+
 def test_watcher_change_set_waits_for_a_file_still_being_written(
     project, watch, watcher_log, monkeypatch
 ):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hotswap._config import settings as _config
+from hotswap._engine import classhooks as _classhooks
 from hotswap._engine import hooks as _hooks
 from hotswap._engine import registered as _registered
 from hotswap._engine.adapters import ModulePlan, ModuleUpdate, StatementRun, active_adapters
@@ -32,7 +33,7 @@ from hotswap._ops.events import location
 from hotswap._plan import modules as _modules
 from hotswap._plan import planner as _planner
 from hotswap._plan import sources as _sources
-from hotswap._plan.statements import parse_statement
+from hotswap._plan.statements import CLASS, parse_statement
 from hotswap.exceptions import ExecutionError, HotswapError, MigrationError, VerificationError
 
 __all__ = ("run",)
@@ -60,10 +61,13 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
         # container that a running statement fills (``L.append(5)``) are kept aside too,
         # for a failure now and for a rollback to this version later.
         contents: list[tuple[Any, Any]] = []
+        hooked: dict[str, list[Any]] = {}
         for unit in touched:
             filled = tuple(_containers(unit))
             contents += filled
             contents += _external(unit)
+            hooked[unit.name] = _hook_registries(unit)
+            contents += [(c, c.copy()) for c in hooked[unit.name]]
             unit.snapshot = dataclasses.replace(
                 capture(vars(unit.module), unit.name), contents=filled
             )
@@ -92,6 +96,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                         eager=eager,
                         verify_calls=verify_calls,
                         emptied=emptied,
+                        registries=hooked[unit.name],
                     )
                     with stage.active():
                         unit.executed = run_plan(
@@ -105,6 +110,7 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                         )
                         _follow_surprises(unit, updater)
                         _purge_registered(unit)
+                        _purge_hooked(unit, hooked[unit.name])
                         _registered.drop_star_removed(
                             vars(unit.module),
                             unit.new.statements,
@@ -290,6 +296,28 @@ def _purge_registered(unit: _Unit) -> None:
     stale = _registered.left_behind(unit.snapshot.namespace, namespace, unit.name)
     for container in containers if stale else ():
         _registered.purge(container, stale)
+
+
+def _hook_registries(unit: _Unit) -> list[Any]:
+    """The registries that creating the classes this plan runs may fill (an
+    ``__init_subclass__`` of a base, a class decorator), and those its removed classes'
+    hooks filled, seen before anything runs."""
+    statements = unit.new.statements
+    running = [statements[i] for i, mode in unit.plan.run if statements[i].info.kind == CLASS]
+    if not running and not unit.plan.removed:
+        return []
+    return _classhooks.hook_registries(vars(unit.module), running, unit.plan.removed)
+
+
+def _purge_hooked(unit: _Unit, registries: list[Any]) -> None:
+    """A class the reload left behind (replaced, or gone from the source) leaves the
+    registries its creation hooks filled: a fresh import never made it."""
+    if not registries:
+        return
+    assert unit.snapshot is not None
+    stale = _classhooks.left_behind_classes(unit.snapshot.namespace, vars(unit.module), unit.name)
+    for container in registries if stale else ():
+        _classhooks.purge_classes(container, stale)
 
 
 def _follow_surprises(unit: _Unit, updater: Updater) -> None:

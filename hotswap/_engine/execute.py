@@ -36,7 +36,7 @@ from hotswap._engine.compare import same_function, wrapped_of
 from hotswap._engine.switch import forward, kind_changed, trampoline_target, update_function
 from hotswap._engine.update import Updater
 from hotswap._plan.planner import INPLACE, REDECORATE, Live, Plan
-from hotswap._plan.statements import DOC, FUTURE, ModuleSource, parse_statement
+from hotswap._plan.statements import DOC, FUTURE, IMPORT, ModuleSource, parse_statement
 
 __all__ = (
     "Executed",
@@ -216,9 +216,32 @@ def compile_plan(new: ModuleSource, plan: Plan, path: str) -> types.CodeType | N
         body.append(node)
     if not body:
         return None
-    tree = ast.Module(body=body, type_ignores=[])
+    imported = _imported_elsewhere(new, {i for i, _ in plan.run}, body[-1])
+    tree = ast.Module(body=[*body, *imported], type_ignores=[])
     code: types.CodeType = compile(tree, path, "exec", flags=new.flags, dont_inherit=True)
     return code
+
+
+def _imported_elsewhere(new: ModuleSource, running: set[int], last: ast.stmt) -> list[ast.stmt]:
+    """The names the module's import statements that do not run bind, imported in a block
+    that never runs: the compiler treats a name bound by an import as a module (3.11 compiles
+    ``inspect.isfunction(x)`` without ``LOAD_METHOD`` then), so the code the plan makes is the
+    code a fresh import makes."""
+    names = [
+        ast.alias(name=name)
+        for index, stmt in enumerate(new.statements)
+        if stmt.info.kind == IMPORT and index not in running
+        for name in sorted(stmt.info.binds - {"*"})
+    ]
+    if not names:
+        return []
+    line = getattr(last, "end_lineno", None) or last.lineno
+    dead = ast.If(ast.Constant(0), [ast.Import(names)], [])
+    for node in ast.walk(dead):
+        if "lineno" in node._attributes:
+            node.lineno = node.end_lineno = line  # type: ignore[attr-defined]
+            node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
+    return [dead]
 
 
 def exec_with_hooks(
@@ -319,6 +342,9 @@ def run_plan(
     # import sees.
     annotations = _annotations.before_run(namespace)
     for name in plan.removed:
+        if name == "__doc__" and namespace.get(name) is old.get(name):
+            namespace[name] = None  # the docstring went: a fresh import's module has None
+            continue
         if name in MODULE_ATTRIBUTES or name in updater.keep or name not in namespace:
             continue
         value = namespace[name]

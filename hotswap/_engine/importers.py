@@ -32,61 +32,15 @@ if TYPE_CHECKING:
 
 __all__ = (
     "Texts",
+    "absolute",
     "candidates",
     "imports_from",
-    "in_import_order",
     "known_source",
     "known_text",
-    "lacks",
     "prepared",
     "reset",
     "warm",
 )
-
-
-def in_import_order(units: list[Unit]) -> list[Unit]:
-    """The change set's modules, each after the ones of the set it imports from (a save-all
-    comes in event order; an importer planned first would miss its upstream's change)."""
-    if len(units) < 2 or len(units) > 64:
-        return units
-    after = {
-        id(u): [v for v in units if v is not u and imports_from(u.module, u.new, v.name)]
-        for u in units
-    }
-    # Stronger: the new source takes a name the module does not have yet, which only its
-    # new source adds. In an import cycle (a package's __init__ importing its submodule,
-    # which imports a name the __init__ gains) these edges decide.
-    needs = {id(u): [v for v in after[id(u)] if lacks(u.module, u.new, v)] for u in units}
-
-    def needed_by(upstream: Unit, unit: Unit) -> bool:
-        """Whether ``upstream`` (transitively) needs ``unit`` first."""
-        stack, seen = [upstream], set()
-        while stack:
-            current = stack.pop()
-            if current is unit:
-                return True
-            if id(current) not in seen:
-                seen.add(id(current))
-                stack.extend(needs[id(current)])
-        return False
-
-    ordered: list[Unit] = []
-    placed: set[int] = set()
-
-    def place(unit: Unit, path: set[int]) -> None:
-        if id(unit) in placed or id(unit) in path:
-            return  # placed already, or an import cycle: keep the given order
-        for upstream in needs[id(unit)]:
-            place(upstream, path | {id(unit)})
-        for upstream in after[id(unit)]:
-            if not needed_by(upstream, unit):
-                place(upstream, path | {id(unit)})
-        placed.add(id(unit))
-        ordered.append(unit)
-
-    for unit in units:
-        place(unit, set())
-    return ordered
 
 
 class Texts:
@@ -175,24 +129,6 @@ def known_source(name: str, file: str) -> _statements.ModuleSource | None:
 _parsed: dict[str, tuple[bytes, _statements.ModuleSource]] = {}
 
 
-def lacks(module: types.ModuleType, source: _statements.ModuleSource, target: Unit) -> bool:
-    """Whether ``source`` (the new source of ``module``) imports from ``target`` a name that
-    the live ``target`` does not bind and its new source does."""
-    namespace = vars(module)
-    package = namespace.get("__package__") or ""
-    live = vars(target.module)
-    added = {n for s in target.new.statements for n in s.info.binds} - live.keys()
-    for stmt in source.statements:
-        for level, relative, attribute, _ in stmt.info.from_imports:
-            name = relative
-            if level:
-                base = package.rsplit(".", level - 1)[0] if level > 1 else package
-                name = f"{base}.{relative}" if relative else base
-            if name == target.name and attribute in added:
-                return True
-    return False
-
-
 def imports_from(module: types.ModuleType, source: _statements.ModuleSource, target: str) -> bool:
     """Whether ``module`` takes names from the module ``target``: a ``from`` import of it (or
     of it from its package), or a module-level name bound to it."""
@@ -200,7 +136,7 @@ def imports_from(module: types.ModuleType, source: _statements.ModuleSource, tar
     package = namespace.get("__package__") or ""
     for stmt in source.statements:
         for level, relative, attribute, _ in stmt.info.from_imports:
-            name = _absolute(package, level, relative)
+            name = absolute(package, level, relative)
             if target in (name, f"{name}.{attribute}"):
                 return True
     return _binds(namespace, target, sys.modules.get(target))
@@ -237,7 +173,7 @@ def from_imports(file: str, text: str | bytes) -> _FromImports:
     return imports
 
 
-def _absolute(package: str, level: int, module: str) -> str:
+def absolute(package: str, level: int, module: str) -> str:
     if not level:
         return module
     base = package.rsplit(".", level - 1)[0] if level > 1 else package
@@ -278,7 +214,7 @@ def candidates(target: str, texts: Texts) -> list[str]:
         takes = any(
             target == imported or any(target == f"{imported}.{n}" for n in names)
             for level, relative, names in from_imports(file, text)
-            for imported in (_absolute(package, level, relative),)
+            for imported in (absolute(package, level, relative),)
         )
         if takes or _binds(namespace, target, found):
             chosen.append(name)
@@ -341,7 +277,7 @@ def warm(
             continue
         package = vars(module).get("__package__") or ""
         imported = {
-            _absolute(package, level, relative) for level, relative, _ in from_imports(file, text)
+            absolute(package, level, relative) for level, relative, _ in from_imports(file, text)
         }
         if imported & names:
             likely.append((name, file))

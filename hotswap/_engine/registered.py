@@ -33,6 +33,7 @@ __all__ = (
     "left_behind",
     "purge",
     "registrations",
+    "resolve",
     "undo_removed",
 )
 
@@ -44,7 +45,7 @@ _REGISTERING = frozenset({"append", "add", "insert", "register"})
 _HELD_IN = {"addHandler": "handlers", "addFilter": "filters"}
 
 
-def _resolve(namespace: dict[str, Any], root: str, path: tuple[str, ...]) -> object | None:
+def resolve(namespace: dict[str, Any], root: str, path: tuple[str, ...]) -> object | None:
     """``root.a.b`` read through modules' dicts only (no attribute hook of the program runs)."""
     value = namespace.get(root)
     for attribute in path:
@@ -67,7 +68,7 @@ def external_containers(
                 continue
             if len(chain) < 2 and chain[-1] not in _HELD_IN:
                 continue  # a container of the module's own: rebuilt from its writers
-            container = _resolve(namespace, root, chain[:-1])
+            container = resolve(namespace, root, chain[:-1])
             attribute = _HELD_IN.get(chain[-1])
             if attribute is not None and type(container) not in _CONTAINERS:
                 # ``log.addHandler(h)``: the logger keeps its handlers in a plain list.
@@ -179,7 +180,7 @@ def undo_removed(
     if path is None:
         return False
     root, chain = path
-    target = _resolve(live if root in live else old, root, chain)
+    target = resolve(live if root in live else old, root, chain)
     if method in _HELD_IN:
         held = getattr(target, "__dict__", None)
         target = held.get(_HELD_IN[method]) if isinstance(held, dict) else None
@@ -231,7 +232,7 @@ def _undo_item(node: ast.Assign, old: dict[str, Any], live: dict[str, Any], modu
     root, chain = path
     if not chain and root in live and type(live[root]) in (dict, list, set):
         return False  # the module's own container: rebuilt from its writers
-    container = _resolve(live if root in live else old, root, chain)
+    container = resolve(live if root in live else old, root, chain)
     key = target.slice.value
     if type(container) is not dict or key not in container:
         return False

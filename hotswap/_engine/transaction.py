@@ -30,6 +30,7 @@ from hotswap._engine import apply as _apply
 from hotswap._engine import history as _history
 from hotswap._engine import hooks as _hooks
 from hotswap._engine import importers as _importers
+from hotswap._engine import order as _order
 from hotswap._engine import outcome as _outcome
 from hotswap._engine.baseline import live_symbols, synthesize
 from hotswap._engine.execute import compile_plan
@@ -396,7 +397,6 @@ def _plan_all(units: list[_Unit], policy: str, force: bool, *, follow: bool = Tr
 
 def _plan_units(units: list[_Unit], policy: str, force: bool, follow: bool) -> None:
     texts = _importers.Texts(units)
-    units[:] = _importers.in_import_order(units)
     for unit in units:
         fresh = unit.old is None
         if unit.old is None:
@@ -410,6 +410,8 @@ def _plan_units(units: list[_Unit], policy: str, force: bool, follow: bool) -> N
             )
         except HotswapError as error:
             raise _Failure(error) from error
+    # Ordered once the live sources are known: what a module's change rebinds decides.
+    units[:] = _order.in_import_order(units)
     planned: list[_Unit] = []
     queue = list(units)
     seen = {u.name for u in units}

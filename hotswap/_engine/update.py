@@ -183,6 +183,7 @@ class Updater:
         eager: Collection[str] | None = None,
         verify_calls: Collection[str] = (),
         emptied: set[int] | None = None,
+        registries: Collection[Any] = (),
     ) -> None:
         self.old = old
         self.live = live
@@ -200,6 +201,9 @@ class Updater:
         # the new code may have filled them since).
         self.emptied: set[int] = set() if emptied is None else emptied
         self.outcome = Outcome()
+        # Containers of other modules (and of classes above) that the hooks run as a class is
+        # created may fill (:mod:`hotswap._engine.classhooks`).
+        self.registries = registries
         # id(new class) -> the old class it was merged into; the new classes are held in
         # self._merged so their ids stay valid while the mapping is in use.
         self.mapping: dict[int, type] = {}
@@ -224,17 +228,23 @@ class Updater:
             self.live[name] = self.reconcile(name, old, new)
         for value in list(self.live.values()):
             self._adopt(value)
+        for kept in list(self.mapping.values()):
+            # A merged class took the new body's attributes: ``user = _Property(...)`` made by
+            # a nested class that was merged too is an instance of the kept nested class.
+            for value in list(vars(kept).values()):
+                self._adopt(value)
         self._registries()
         return self.outcome
 
     def _registries(self) -> None:
         """A class decorator or ``__init_subclass__`` of the new code registered the class it
-        was given, the one then merged into the kept class: module-level containers and the
-        container attributes of the module's classes hold the kept class instead (once, as
-        after a fresh import)."""
+        was given, the one then merged into the kept class: module-level containers, the
+        container attributes of the module's classes and the registries the hooks may fill
+        hold the kept class instead (once, as after a fresh import)."""
         if not self.mapping:
             return
         containers = [v for v in self.live.values() if type(v) in (list, dict, set)]
+        containers += self.registries
         for value in list(self.live.values()):
             if is_class(value) and vars(value).get("__module__") == self.module_name:
                 containers += [v for v in vars(value).values() if type(v) in (list, dict, set)]

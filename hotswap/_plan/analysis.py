@@ -67,6 +67,8 @@ class Info:
         body_mutates: for a function, the module-level names whose object its body (nested
             functions included: a decorator factory's decorator) may mutate in place; a
             statement that calls it may write into them (``@register`` filling a registry).
+            For a class with an ``__init_subclass__``, what that hook may mutate, and the
+            class itself: a subclass statement writes into them (a registry of plugins).
         attribute_sets: ``(X, attr)`` for every ``X.attr = ...`` it runs.
         from_imports: ``(level, module, name, asname)`` of each ``from ... import``.
         attribute_reads: ``(X, (attr, ...))`` for every ``X.attr.attr`` it loads while it runs.
@@ -334,9 +336,14 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
         # ``__slots__`` is part of the header: a class whose slots changed cannot take a merge
         # and is created again, which its importers must know before anything runs.
         slots = [s for s in plain if "__slots__" in _assigned(s)]
-        header = _digest(*stmt.bases, *stmt.keywords, *slots)
+        # ``class C(object):`` and ``class C:`` make the same class: not a change of bases.
+        bases = [b for b in stmt.bases if not (isinstance(b, ast.Name) and b.id == "object")]
+        header = _digest(*bases, *stmt.keywords, *slots)
         header_reads = _frozen(_all_loads([*stmt.bases, *stmt.keywords]))
-        construction = _digest(*stmt.bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
+        construction = _digest(*bases, *stmt.keywords, *stmt.decorator_list, *plain, *builders)
+        hooks = [s for s in stmt.body if isinstance(s, methods) and s.name == "__init_subclass__"]
+        if hooks:
+            body_mutates = frozenset({stmt.name}).union(*(body_mutates_of(h) for h in hooks))
         if stmt.decorator_list:
             decorators = _digest(*stmt.decorator_list)
             decorator_reads = _frozen(_all_loads(stmt.decorator_list))

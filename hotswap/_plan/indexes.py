@@ -28,7 +28,8 @@ def _binders(statements: list[Statement]) -> dict[str, list[int]]:
 
 def _writer_functions(statements: list[Statement]) -> dict[str, frozenset[str]]:
     """Function name -> the module names whose objects a call of it may mutate, through the
-    module's other functions it calls too."""
+    module's other functions it calls too; class name -> what creating a subclass of it may
+    mutate (the ``__init_subclass__`` hooks of it and its bases)."""
     defs = {s.info.name: s.info for s in statements if s.info.kind == DEF and s.info.name}
     writes = {name: set(info.body_mutates) for name, info in defs.items()}
     # From each callee to its callers, by a worklist: a chain of calls written from the top
@@ -44,7 +45,16 @@ def _writer_functions(statements: list[Statement]) -> dict[str, frozenset[str]]:
             if not writes[callee] <= writes[caller]:
                 writes[caller] |= writes[callee]
                 todo.append(caller)
-    return {name: frozenset(found) for name, found in writes.items() if found}
+    found = {name: frozenset(names) for name, names in writes.items() if names}
+    for stmt in statements:
+        info = stmt.info
+        if info.kind == CLASS and info.name:
+            hooks = set(info.body_mutates)
+            for base in info.header_reads & found.keys():
+                hooks |= found[base]
+            if hooks:
+                found[info.name] = frozenset(hooks)
+    return found
 
 
 def writes_of(stmt: Statement, functions: Mapping[str, frozenset[str]]) -> set[str]:
@@ -60,6 +70,9 @@ def writes_of(stmt: Statement, functions: Mapping[str, frozenset[str]]) -> set[s
     )
     if info.kind in (DEF, CLASS):  # ``@registry.register`` calls a method of ``registry``
         found.update(local for local, _ in info.attribute_reads if local in info.decorator_reads)
+    if info.kind == CLASS:  # its bases' ``__init_subclass__`` run
+        for base in info.header_reads:
+            found |= functions.get(base, frozenset())
     return found
 
 
@@ -103,12 +116,6 @@ class Indexes:
         known: dict[int, set[str]] = {}
         if previous is not None and previous.writers == writers:
             known = previous.by_info
-        mutators: dict[str, list[int]] = {}
-        attribute_sets: set[tuple[str, str]] = set()
-        for position, stmt in enumerate(statements):
-            for name in stmt.info.mutates:
-                mutators.setdefault(name, []).append(position)
-            attribute_sets.update(stmt.info.attribute_sets)
         writes: list[set[str]] = []
         by_info: dict[int, set[str]] = {}
         for stmt in statements:
@@ -117,6 +124,15 @@ class Indexes:
                 found = writes_of(stmt, writers)
             writes.append(found)
             by_info[id(stmt.info)] = found
+        mutators: dict[str, list[int]] = {}
+        attribute_sets: set[tuple[str, str]] = set()
+        for position, stmt in enumerate(statements):
+            for name in stmt.info.mutates:
+                mutators.setdefault(name, []).append(position)
+            if stmt.info.kind == CLASS:  # a subclass, registered by its base's __init_subclass__
+                for name in (writes[position] & writers.keys()) - stmt.info.mutates:
+                    mutators.setdefault(name, []).append(position)
+            attribute_sets.update(stmt.info.attribute_sets)
         last_write = {name: index for index, names in enumerate(writes) for name in names}
         callers: dict[str, list[str]] = {}
         for stmt in statements:

@@ -39,6 +39,7 @@ from hotswap._plan.statements import (
     FUTURE,
     MAIN,
     OTHER,
+    Info,
     ModuleSource,
     Statement,
 )
@@ -290,6 +291,17 @@ def plan(
     dirty: set[str] = set()
     upstream = upstream or Upstream()
 
+    def decorated_by_rebound(info: Info) -> bool:
+        """Whether a decorator is an attribute of another module that its change rebinds
+        (``@toolz.curry`` after ``curry`` was replaced): the def runs whole again."""
+        if not upstream.rebound or not info.decorator_reads:
+            return False
+        for local, chain in info.attribute_reads:
+            found = upstream.target(local, chain) if local in info.decorator_reads else None
+            if found is not None and found[1] in upstream.rebound.get(found[0], ()):
+                return True
+        return False
+
     def choose(index: int, *, direct: bool, redecorate: bool = False) -> None:
         if index in chosen:
             if redecorate and chosen[index] != REDECORATE and statements[index].info.kind == DEF:
@@ -313,8 +325,10 @@ def plan(
         if info.kind == DEF and info.name is not None:
             before = old_defs.get(info.name) if direct else stmt
             same_decorators = before is not None and before.info.decorators == info.decorators
-            inputs_changed = bool(info.decorator_reads & rebound) or bool(
-                (info.decorator_reads & dirty) & info.called
+            inputs_changed = (
+                bool(info.decorator_reads & rebound)
+                or bool((info.decorator_reads & dirty) & info.called)
+                or decorated_by_rebound(info)
             )
             kept = live.inplace(info.name)
             if same_decorators and not inputs_changed and not redecorate and kept:
@@ -430,10 +444,16 @@ def plan(
         for index, mode in chosen.items():
             if mode == INPLACE:
                 continue
-            for name in writes[index]:
+            counterpart = pairs[index] if pairs else None
+            ran_before = counterpart is not None
+            names = writes[index]
+            if counterpart is not None:
+                # What it wrote into before, through the old functions and class hooks (a
+                # base's __init_subclass__ that registers elsewhere now).
+                names = names | writes_of(old_statements[counterpart], old_writers)
+            for name in names:
                 if name in found or name in rebuilt or not live.container(name):
                     continue
-                ran_before = bool(pairs) and pairs[index] is not None
                 later = last_write.get(name, -1) > index
                 if (ran_before or later) and name not in statements[index].info.binds:
                     found.add(name)
