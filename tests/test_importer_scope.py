@@ -139,10 +139,6 @@ def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.skipif(
-    not _importers._PARSE_IN_BACKGROUND,
-    reason="before 3.13 the warm-up parses nothing: two threads building ASTs can fail (gh-106905)",
-)
 def test_enable_prepares_the_importers_before_the_first_save(project, watch, spy):
     # Imported before the watcher starts, as a program's modules are before enable().
     constants = project.load("constants", "RATE = 1\n")
@@ -167,10 +163,6 @@ def _age(path: Path) -> None:
     os.utime(path, (stamp, stamp))
 
 
-@pytest.mark.skipif(
-    not _importers._PARSE_IN_BACKGROUND,
-    reason="before 3.13 the warm-up parses nothing: two threads building ASTs can fail (gh-106905)",
-)
 def test_enable_prepares_the_baseline_of_modules_imported_before(
     project, watch, monkeypatch: pytest.MonkeyPatch
 ):
@@ -200,10 +192,6 @@ def test_enable_prepares_the_baseline_of_modules_imported_before(
     assert synthesized == []  # the baseline was ready: not worked out on the save
 
 
-@pytest.mark.skipif(
-    not _importers._PARSE_IN_BACKGROUND,
-    reason="before 3.13 the warm-up parses nothing: two threads building ASTs can fail (gh-106905)",
-)
 def test_enable_never_takes_a_file_edited_since_import_for_what_runs(project, watch):
     module = project.load("edited", "def rate():\n    return 1\n")
     path = project.path("edited")
