@@ -192,6 +192,34 @@ def test_enable_prepares_the_baseline_of_modules_imported_before(
     assert synthesized == []  # the baseline was ready: not worked out on the save
 
 
+def test_enable_prepares_the_baseline_of_methods_properties_and_module_calls(project, watch):
+    # The live objects confirm the file: a function calling an imported module's function
+    # (compiled alone, without the module's imports, CPython 3.11+ makes other bytecode for
+    # it) and a class with a property and a static method. Before, neither was confirmed, and
+    # the first save of such a module parsed and worked it out from the live objects.
+    source = (
+        "import math\n\n"
+        "def hypot(a, b):\n    return math.hypot(a, b)\n\n"
+        "class Box:\n"
+        "    @property\n    def size(self):\n        return math.floor(2.5)\n\n"
+        "    @size.setter\n    def size(self, value):\n        pass\n\n"
+        "    @staticmethod\n    def unit():\n        return math.sqrt(1)\n"
+    )
+    module = project.load("shapes", source)
+    path = project.path("shapes")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    _age(path)
+    seen = watch([str(project.root)])
+    _wait_until(lambda: _sources.peek(str(path)) is not None)
+    path.write_text(source.replace("math.sqrt(1)", "math.sqrt(4)"))
+    seen.wait_count(1)
+    result = seen.results[0]
+    assert result.ok, result.error
+    assert result.changes.changed == ("Box.unit",)
+    assert module.Box.unit() == 2
+    assert module.hypot(3, 4) == 5
+
+
 def test_enable_never_takes_a_file_edited_since_import_for_what_runs(project, watch):
     module = project.load("edited", "def rate():\n    return 1\n")
     path = project.path("edited")

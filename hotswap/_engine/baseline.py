@@ -223,10 +223,34 @@ def _codes_by_name(code: types.CodeType) -> dict[str, types.CodeType]:
     return {c.co_name: c for c in code.co_consts if isinstance(c, types.CodeType)}
 
 
+def _imports_of(new: _statements.ModuleSource) -> ast.Import | None:
+    """One ``import`` binding every name the module's top-level imports bind.
+
+    The compiler reads an attribute of an imported name (``math.hypot(a, b)``) with other
+    bytecode than one of any other name (CPython 3.11+: no method call for a module's
+    attributes), so a definition compiled alone, without its module's imports, would never
+    match the code the module ran.
+    """
+    names = sorted(
+        {n for s in new.statements if s.info.kind == _statements.IMPORT for n in s.info.binds}
+        - {"*"}
+    )
+    if not names:
+        return None
+    node = ast.Import(names=[ast.alias(name="sys", asname=n) for n in names])
+    return ast.fix_missing_locations(ast.copy_location(node, ast.Pass(lineno=1, col_offset=0)))
+
+
 def _unchanged(
-    stmt: _statements.Statement, namespace: dict[str, Any], module: str, path: str, flags: int
+    stmt: _statements.Statement,
+    namespace: dict[str, Any],
+    module: str,
+    path: str,
+    flags: int,
+    imports: ast.Import | None = None,
 ) -> bool:
-    """Whether the live objects show that ``stmt`` is what the module ran (best effort)."""
+    """Whether the live objects show that ``stmt`` is what the module ran (best effort);
+    ``imports``: see :func:`_imports_of`."""
     info = stmt.info
     if info.kind in (_statements.MAIN, _statements.FUTURE):
         return True
@@ -235,9 +259,12 @@ def _unchanged(
     if info.kind == _statements.DOC:
         return bool(namespace.get("__doc__") == ast.literal_eval(stmt.text.strip()))
     if info.kind in (_statements.DEF, _statements.CLASS) and info.name is not None:
+        module_tree = _statements.parse_statement_module(stmt)
+        if imports is not None:
+            module_tree.body.insert(0, imports)
         try:
             code = compile(
-                _statements.parse_statement_module(stmt),
+                module_tree,
                 path,
                 "exec",
                 flags=flags,
@@ -259,8 +286,15 @@ def _unchanged(
             member = vars(value).get(key)
             if isinstance(member, staticmethod | classmethod):
                 member = member.__func__
-            function = owned_function(member, namespace)
-            if function is None or not _same_code(function.__code__, code_object):
+            # A property's accessors share its name; the class body's last ``def`` of that
+            # name (a getter, or the setter after it) is the one the compiled body keeps.
+            accessors = (
+                (member.fget, member.fset, member.fdel)
+                if isinstance(member, property)
+                else (member,)
+            )
+            functions = [owned_function(a, namespace) for a in accessors if a is not None]
+            if not any(f is not None and _same_code(f.__code__, code_object) for f in functions):
                 return False
         return True
     if info.kind == _statements.OTHER and len(info.binds) == 1:
@@ -295,8 +329,9 @@ def synthesize(
     namespace = vars(module)
     name = module.__name__
     statements: list[_statements.Statement] = []
+    imports = _imports_of(new)
     for index, stmt in enumerate(new.statements):
-        if _unchanged(stmt, namespace, name, path, new.flags):
+        if _unchanged(stmt, namespace, name, path, new.flags, imports):
             statements.append(stmt)
             continue
         marker = dataclasses.replace(stmt.info, digest=f"live-{index}", symbols=())
