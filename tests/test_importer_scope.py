@@ -220,6 +220,22 @@ def test_enable_prepares_the_baseline_of_methods_properties_and_module_calls(pro
     assert module.hypot(3, 4) == 5
 
 
+def test_warm_up_leaves_a_huge_file_to_its_reload(project):
+    # Its parse would keep the collector paused (and the warm-up thread busy) for seconds.
+    small = project.load("small_one", "def rate():\n    return 1\n")
+    big_source = "".join(f"NAME_{i} = {i}\n" for i in range(30_000)) + "def rate():\n    return 1\n"
+    big = project.load("big_one", big_source)
+    for module in (small, big):
+        _sources.take(module.__file__)  # as if imported before hotswap
+        _age(Path(module.__file__))
+    _importers.warm(lambda: False, since=time.time(), budget=60.0)
+    assert _sources.peek(small.__file__) is not None
+    assert _sources.peek(big.__file__) is None
+    result = project.reload("big_one", big_source.replace("return 1", "return 2"))
+    assert result.ok, result.error
+    assert big.rate() == 2
+
+
 def test_enable_never_takes_a_file_edited_since_import_for_what_runs(project, watch):
     module = project.load("edited", "def rate():\n    return 1\n")
     path = project.path("edited")

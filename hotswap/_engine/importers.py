@@ -277,19 +277,35 @@ def warm(
     parsed = 0
     # Each module is parsed with the collector paused: beside the program's own threads
     # (pytest rewriting asserts builds syntax trees too), a tree is then built without a
-    # thread switch, which CPython before 3.13 needs (see collector_paused).
-    for name, module, _ in modules:  # the baselines of the first reloads
+    # thread switch, which CPython before 3.13 needs (see collector_paused). A huge file is
+    # left to its reload: its parse would keep the collector paused for seconds.
+    for name, module, file in modules:  # the baselines of the first reloads
         if not pause():
             return parsed
+        if _larger_than(file, _WARM_LARGEST):
+            continue
         with collector_paused():
             parsed += _prepare_baseline(name, module, since)
     for name, file in likely:
         if not pause():
             break
+        if _larger_than(file, _WARM_LARGEST):
+            continue
         with collector_paused():
             if known_source(name, file) is not None:
                 parsed += 1
     return parsed
+
+
+# The largest source the warm-up parses (bytes); the watcher reads a larger one ahead, apart.
+_WARM_LARGEST = 256 * 1024
+
+
+def _larger_than(file: str, size: int) -> bool:
+    try:
+        return os.stat(file).st_size > size
+    except OSError:
+        return True
 
 
 def _prepare_baseline(name: str, module: types.ModuleType, since: float | None) -> int:
