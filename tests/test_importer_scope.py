@@ -195,11 +195,16 @@ def test_enable_prepares_the_baseline_of_modules_imported_before(
 def test_enable_prepares_the_baseline_of_methods_properties_and_module_calls(project, watch):
     # The live objects confirm the file: a function calling an imported module's function
     # (compiled alone, without the module's imports, CPython 3.11+ makes other bytecode for
-    # it) and a class with a property and a static method. Before, neither was confirmed, and
+    # it; an import inside ``try:`` too) and a class with a property and a static method. Before, neither was confirmed, and
     # the first save of such a module parsed and worked it out from the live objects.
     source = (
-        "import math\n\n"
+        "import functools\nimport math\n\n"
+        "try:\n    import json\nexcept ImportError:\n    json = None\n\n"
         "def hypot(a, b):\n    return math.hypot(a, b)\n\n"
+        "def dump(x):\n    return json.dumps(x)\n\n"
+        "@functools.lru_cache\ndef cached(a):\n    return math.floor(a)\n\n"
+        "@functools.total_ordering\nclass Ordered:\n"
+        "    def __lt__(self, other):\n        return True\n\n"
         "class Box:\n"
         "    @property\n    def size(self):\n        return math.floor(2.5)\n\n"
         "    @size.setter\n    def size(self, value):\n        pass\n\n"
@@ -218,6 +223,7 @@ def test_enable_prepares_the_baseline_of_methods_properties_and_module_calls(pro
     assert result.changes.changed == ("Box.unit",)
     assert module.Box.unit() == 2
     assert module.hypot(3, 4) == 5
+    assert module.cached(2.5) == 2
 
 
 def test_warm_up_leaves_a_huge_file_to_its_reload(project):
