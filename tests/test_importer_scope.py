@@ -195,8 +195,9 @@ def test_enable_prepares_the_baseline_of_modules_imported_before(
 def test_enable_prepares_the_baseline_of_methods_properties_and_module_calls(project, watch):
     # The live objects confirm the file: a function calling an imported module's function
     # (compiled alone, without the module's imports, CPython 3.11+ makes other bytecode for
-    # it; an import inside ``try:`` too) and a class with a property and a static method. Before, neither was confirmed, and
-    # the first save of such a module parsed and worked it out from the live objects.
+    # it; an import inside ``try:`` too) and a class with a property and a static method.
+    # Before, neither was confirmed, and the first save of such a module parsed and worked it
+    # out from the live objects.
     source = (
         "import functools\nimport math\n\n"
         "try:\n    import json\nexcept ImportError:\n    json = None\n\n"
