@@ -14,6 +14,7 @@ import _replay_child
 import bench_calls
 import bench_canary
 import bench_diff
+import bench_first_save
 import bench_fleet
 import bench_latency
 import bench_observability
@@ -27,6 +28,12 @@ def test_bench_diff_runs():
     size, parse, warm, cold = bench_diff.measure(50, rounds=2)
     assert size > 0
     assert min(parse, warm, cold) > 0
+
+
+def test_bench_first_save_runs():
+    saves = bench_first_save.program(0.0)
+    assert len(saves) == bench_first_save.SAVES
+    assert all(ms >= 0 for ms in saves)  # every save went live (NaN compares False)
 
 
 def test_bench_reload_runs(project):

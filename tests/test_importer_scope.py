@@ -139,10 +139,6 @@ def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.skipif(
-    not _importers._PARSE_IN_BACKGROUND,
-    reason="before 3.13 the warm-up parses nothing: two threads building ASTs can fail (gh-106905)",
-)
 def test_enable_prepares_the_importers_before_the_first_save(project, watch, spy):
     # Imported before the watcher starts, as a program's modules are before enable().
     constants = project.load("constants", "RATE = 1\n")
@@ -167,10 +163,6 @@ def _age(path: Path) -> None:
     os.utime(path, (stamp, stamp))
 
 
-@pytest.mark.skipif(
-    not _importers._PARSE_IN_BACKGROUND,
-    reason="before 3.13 the warm-up parses nothing: two threads building ASTs can fail (gh-106905)",
-)
 def test_enable_prepares_the_baseline_of_modules_imported_before(
     project, watch, monkeypatch: pytest.MonkeyPatch
 ):
@@ -200,10 +192,57 @@ def test_enable_prepares_the_baseline_of_modules_imported_before(
     assert synthesized == []  # the baseline was ready: not worked out on the save
 
 
-@pytest.mark.skipif(
-    not _importers._PARSE_IN_BACKGROUND,
-    reason="before 3.13 the warm-up parses nothing: two threads building ASTs can fail (gh-106905)",
-)
+def test_enable_prepares_the_baseline_of_methods_properties_and_module_calls(project, watch):
+    # The live objects confirm the file: a function calling an imported module's function
+    # (compiled alone, without the module's imports, CPython 3.11+ makes other bytecode for
+    # it; an import inside ``try:`` too) and a class with a property and a static method.
+    # Before, neither was confirmed, and the first save of such a module parsed and worked it
+    # out from the live objects.
+    source = (
+        "import functools\nimport math\n\n"
+        "try:\n    import json\nexcept ImportError:\n    json = None\n\n"
+        "def hypot(a, b):\n    return math.hypot(a, b)\n\n"
+        "def dump(x):\n    return json.dumps(x)\n\n"
+        "@functools.lru_cache\ndef cached(a):\n    return math.floor(a)\n\n"
+        "@functools.total_ordering\nclass Ordered:\n"
+        "    def __lt__(self, other):\n        return True\n\n"
+        "class Box:\n"
+        "    @property\n    def size(self):\n        return math.floor(2.5)\n\n"
+        "    @size.setter\n    def size(self, value):\n        pass\n\n"
+        "    @staticmethod\n    def unit():\n        return math.sqrt(1)\n"
+    )
+    module = project.load("shapes", source)
+    path = project.path("shapes")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    _age(path)
+    seen = watch([str(project.root)])
+    _wait_until(lambda: _sources.peek(str(path)) is not None)
+    path.write_text(source.replace("math.sqrt(1)", "math.sqrt(4)"))
+    seen.wait_count(1)
+    result = seen.results[0]
+    assert result.ok, result.error
+    assert result.changes.changed == ("Box.unit",)
+    assert module.Box.unit() == 2
+    assert module.hypot(3, 4) == 5
+    assert module.cached(2.5) == 2
+
+
+def test_warm_up_leaves_a_huge_file_to_its_reload(project):
+    # Its parse would keep the collector paused (and the warm-up thread busy) for seconds.
+    small = project.load("small_one", "def rate():\n    return 1\n")
+    big_source = "".join(f"NAME_{i} = {i}\n" for i in range(30_000)) + "def rate():\n    return 1\n"
+    big = project.load("big_one", big_source)
+    for module in (small, big):
+        _sources.take(module.__file__)  # as if imported before hotswap
+        _age(Path(module.__file__))
+    _importers.warm(lambda: False, since=time.time(), budget=60.0)
+    assert _sources.peek(small.__file__) is not None
+    assert _sources.peek(big.__file__) is None
+    result = project.reload("big_one", big_source.replace("return 1", "return 2"))
+    assert result.ok, result.error
+    assert big.rate() == 2
+
+
 def test_enable_never_takes_a_file_edited_since_import_for_what_runs(project, watch):
     module = project.load("edited", "def rate():\n    return 1\n")
     path = project.path("edited")

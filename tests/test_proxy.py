@@ -224,3 +224,71 @@ def test_reloadable_rejects_what_it_cannot_wrap():
 def test_reloadable_nameless_callable_gets_a_proxy():
     add_one = hotswap.reloadable(functools.partial(int.__add__, 1))
     assert add_one(2) == 3
+
+
+def test_reloadable_standin_takes_the_targets_parameters_itself(reloading):
+    # The fast path of issue 26: a stand-in whose own code takes its target's parameters
+    # by name (no proxy, no (*args, **kwargs)); tools that do not follow __wrapped__ see the
+    # real signature, before and after a reload changes it.
+    mod = reloading.load("svc", SOURCE)
+    assert str(inspect.signature(mod.handler, follow_wrapped=False)) == "(request, *, loud=False)"
+    assert str(inspect.signature(mod.Service.serve, follow_wrapped=False)) == "(self)"
+    new = version(2).replace("(request, *, loud=False)", "(request, extra=3, *, loud=True)")
+    new = new.replace("def serve(self):", "def serve(self, times=1):")
+    assert reloading.reload("svc", new).ok
+    expected = "(request, extra=3, *, loud=True)"
+    assert str(inspect.signature(mod.handler, follow_wrapped=False)) == expected
+    assert str(inspect.signature(mod.Service.serve, follow_wrapped=False)) == "(self, times=1)"
+    assert mod.handler(request=0) == ("handler", 2, 0)
+    assert mod.Service().serve(times=2) == ("serve", 2)
+
+
+def test_reloadable_standin_reads_what_inner_decorators_set(project):
+    source = textwrap.dedent(
+        """
+        import hotswap
+
+        def mark(function):
+            function.marked = "yes"
+            return function
+
+        @hotswap.reloadable
+        @mark
+        def handler():
+            return 1
+        """
+    )
+    mod = project.load("marked", source)
+    assert mod.handler.marked == "yes"
+    assert project.reload("marked", source.replace("return 1", "return 2")).ok
+    assert mod.handler.marked == "yes"
+    assert mod.handler() == 2
+
+
+def test_reloadable_target_that_is_not_a_function_in_a_later_version(reloading):
+    source = textwrap.dedent(
+        """
+        import functools
+        import hotswap
+
+        @hotswap.reloadable
+        def square(x):
+            return x * x
+
+        class Maths:
+            @hotswap.reloadable
+            def double(self, x):
+                return 2 * x
+        """
+    )
+    mod = reloading.load("maths", source)
+    square, double = mod.square, mod.Maths.__dict__["double"]
+    cached = source.replace("def square", "@functools.lru_cache\ndef square")
+    cached = cached.replace("    def double", "    @functools.cache\n    def double")
+    cached = cached.replace("x * x", "x * x + 1").replace("2 * x", "2 * x + 1")
+    result = reloading.reload("maths", cached)
+    assert result.ok, result.error
+    assert mod.square is square
+    assert mod.Maths.__dict__["double"] is double
+    assert mod.square(3) == 10
+    assert mod.Maths().double(3) == 7

@@ -217,3 +217,32 @@ def test_change_at_the_end_of_a_call_chain_reaches_its_first_caller(reloading):
     assert module.TABLE == 2
     assert module.SEEN == [2]
     assert module.f0 is first
+
+
+def test_collector_pauses_of_two_threads_overlap():
+    # The reload, the read-ahead of a huge file and the warm-up pause the collector from their
+    # own threads: the first one to end must not resume it under the other, whose syntax trees
+    # are then built without a collection (and so without a thread switch, gh-106905).
+    import gc
+    import threading
+
+    from hotswap._engine.gil import collector_paused
+
+    inside, leave = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def other() -> None:
+        with collector_paused():
+            inside.set()
+            leave.wait(30)
+            seen.append(gc.isenabled())
+
+    assert gc.isenabled()
+    thread = threading.Thread(target=other)
+    with collector_paused():  # the first pause, ended while the other one still runs
+        thread.start()
+        assert inside.wait(30)
+    leave.set()
+    thread.join(30)
+    assert seen == [False]
+    assert gc.isenabled()

@@ -303,3 +303,43 @@ def test_update_reload_every_intermediate_state_is_one_whole_version(project):
     assert [value for value in seen if isinstance(value, Exception)] == []
     assert {value for values in seen for value in values} <= {1002, 2003}  # type: ignore[union-attr]
     assert call_all() == (1002,) * 4
+
+
+def test_update_reloadable_defaults_every_intermediate_state_is_one_whole_version(reloading):
+    # A @reloadable stand-in passes every argument on by name, its defaults a copy of its
+    # target's: a default whose value changes must reach a call together with the code that
+    # goes with it, whether the target is updated in place (the function's decorators did
+    # not change), replaced at commit (the class body ran again) or restored by a rollback.
+    def source(n: int, tail: str = "") -> str:
+        return (
+            "import hotswap\n\n"
+            f"@hotswap.reloadable\ndef served(a={n}, *, k={n}):\n"
+            f"    return (a + k) * 1000 + {n}\n\n"
+            f"class Worker:\n    @hotswap.reloadable\n"
+            f"    def run(self, a={n}, *, k={n}):\n        return (a + k) * 1000 + {n}\n"
+            f"{tail}"
+        )
+
+    def whole(n: int) -> int:
+        return 2 * n * 1000 + n
+
+    mod = reloading.load("defaulted", source(1))
+    worker = mod.Worker()
+    held = [mod.served, worker.run]
+
+    def call_all() -> tuple[object, ...]:
+        return tuple(function() for function in held)
+
+    seen = probe_every_line(call_all, lambda: reloading.reload("defaulted", source(2)))
+    assert len(seen) > 100
+    assert [value for value in seen if isinstance(value, Exception)] == []
+    assert {value for values in seen for value in values} <= {whole(1), whole(2)}  # type: ignore[union-attr]
+    assert call_all() == (whole(2),) * 2
+
+    failing = source(3, "raise RuntimeError('boom')\n")
+    seen = probe_every_line(call_all, lambda: reloading.reload("defaulted", failing))
+    assert [value for value in seen if isinstance(value, Exception)] == []
+    assert {value for values in seen for value in values} <= {whole(2), whole(3)}  # type: ignore[union-attr]
+    assert call_all() == (whole(2),) * 2
+    assert hotswap.rollback("defaulted", to=1).ok
+    assert call_all() == (whole(1),) * 2

@@ -223,8 +223,78 @@ def _codes_by_name(code: types.CodeType) -> dict[str, types.CodeType]:
     return {c.co_name: c for c in code.co_consts if isinstance(c, types.CodeType)}
 
 
+def _imports_of(new: _statements.ModuleSource) -> ast.Import | None:
+    """One ``import`` binding every name the module's top-level imports bind.
+
+    The compiler reads an attribute of an imported name (``math.hypot(a, b)``) with other
+    bytecode than one of any other name (CPython 3.11+: no method call for a module's
+    attributes), so a definition compiled alone, without its module's imports, would never
+    match the code the module ran.
+    """
+    names = sorted(
+        {n for s in new.statements if s.info.kind == _statements.IMPORT for n in s.info.binds}
+        - {"*"}
+    )
+    if not names:
+        return None
+    node = ast.Import(names=[ast.alias(name="sys", asname=n) for n in names])
+    return ast.fix_missing_locations(ast.copy_location(node, ast.Pass(lineno=1, col_offset=0)))
+
+
+@dataclasses.dataclass
+class _Compiled:
+    """How the definitions of the new source compile, for comparison with the live code."""
+
+    new: _statements.ModuleSource
+    path: str
+    # (name, first line) -> the code of each top-level definition, from one compile of the
+    # whole source (about a quarter of compiling each definition alone); None: not made yet,
+    # or the source would not compile whole (each definition is then compiled alone).
+    top: dict[tuple[str, int], types.CodeType] | None = None
+    imports: ast.Import | None = None
+    tried: bool = False
+
+    def code_of(self, stmt: _statements.Statement) -> types.CodeType | None:
+        """The code object ``stmt`` (a ``def`` or ``class``) makes in its module."""
+        if not self.tried:
+            self.tried = True
+            self.imports = _imports_of(self.new)
+            kinds = (_statements.DEF, _statements.CLASS)
+            defined = sum(len(s.text) for s in self.new.statements if s.info.kind in kinds)
+            # Whole when definitions make most of the text: a huge file of constants with a
+            # few functions compiles those alone.
+            if self.new.source and 2 * defined >= len(self.new.source):
+                try:
+                    whole = compile(
+                        self.new.source, self.path, "exec", flags=self.new.flags, dont_inherit=True
+                    )
+                except (SyntaxError, ValueError):
+                    pass
+                else:
+                    self.top = {
+                        (c.co_name, c.co_firstlineno): c
+                        for c in whole.co_consts
+                        if isinstance(c, types.CodeType)
+                    }
+        name = stmt.info.name
+        found = None if self.top is None else self.top.get((str(name), stmt.first))
+        if found is not None:
+            return found
+        module_tree = _statements.parse_statement_module(stmt)
+        if self.imports is not None:
+            module_tree.body.insert(0, self.imports)
+        try:
+            code = compile(module_tree, self.path, "exec", flags=self.new.flags, dont_inherit=True)
+        except SyntaxError:
+            return None
+        return _codes_by_name(code).get(str(name))
+
+
 def _unchanged(
-    stmt: _statements.Statement, namespace: dict[str, Any], module: str, path: str, flags: int
+    stmt: _statements.Statement,
+    namespace: dict[str, Any],
+    module: str,
+    compiled: _Compiled,
 ) -> bool:
     """Whether the live objects show that ``stmt`` is what the module ran (best effort)."""
     info = stmt.info
@@ -235,17 +305,7 @@ def _unchanged(
     if info.kind == _statements.DOC:
         return bool(namespace.get("__doc__") == ast.literal_eval(stmt.text.strip()))
     if info.kind in (_statements.DEF, _statements.CLASS) and info.name is not None:
-        try:
-            code = compile(
-                _statements.parse_statement_module(stmt),
-                path,
-                "exec",
-                flags=flags,
-                dont_inherit=True,
-            )
-        except SyntaxError:
-            return False
-        made = _codes_by_name(code).get(info.name)
+        made = compiled.code_of(stmt)
         value = namespace.get(info.name)
         if made is None:
             return False
@@ -259,8 +319,15 @@ def _unchanged(
             member = vars(value).get(key)
             if isinstance(member, staticmethod | classmethod):
                 member = member.__func__
-            function = owned_function(member, namespace)
-            if function is None or not _same_code(function.__code__, code_object):
+            # A property's accessors share its name; the class body's last ``def`` of that
+            # name (a getter, or the setter after it) is the one the compiled body keeps.
+            accessors = (
+                (member.fget, member.fset, member.fdel)
+                if isinstance(member, property)
+                else (member,)
+            )
+            functions = [owned_function(a, namespace) for a in accessors if a is not None]
+            if not any(f is not None and _same_code(f.__code__, code_object) for f in functions):
                 return False
         return True
     if info.kind == _statements.OTHER and len(info.binds) == 1:
@@ -295,8 +362,9 @@ def synthesize(
     namespace = vars(module)
     name = module.__name__
     statements: list[_statements.Statement] = []
+    compiled = _Compiled(new, path)
     for index, stmt in enumerate(new.statements):
-        if _unchanged(stmt, namespace, name, path, new.flags):
+        if _unchanged(stmt, namespace, name, compiled):
             statements.append(stmt)
             continue
         marker = dataclasses.replace(stmt.info, digest=f"live-{index}", symbols=())

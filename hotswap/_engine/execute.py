@@ -33,7 +33,13 @@ from typing import Any
 from hotswap._engine import annotations as _annotations
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._engine.compare import same_function, wrapped_of
-from hotswap._engine.switch import forward, kind_changed, trampoline_target, update_function
+from hotswap._engine.switch import (
+    forward,
+    kind_changed,
+    loosen,
+    trampoline_target,
+    update_function,
+)
 from hotswap._engine.update import Updater
 from hotswap._plan.planner import INPLACE, REDECORATE, Live, Plan
 from hotswap._plan.statements import DOC, FUTURE, IMPORT, ModuleSource, parse_statement
@@ -296,8 +302,12 @@ def run_plan(
                 return new
             if inner is not new:
                 before = (inner.__doc__, inner.__annotations__)
+                forwarder = _forwarder_to(kept, inner)
+                if forwarder is not None:
+                    loosen(forwarder)  # it holds the old defaults: not passed to the new code
                 update_function(inner, new)
-                _refresh_forwarders(kept, inner)
+                if forwarder is not None:
+                    forward(forwarder, inner)
                 _refresh_copies(kept, inner, before)
                 updater._clear_caches(kept, inner, name)  # results of the old code
             done.updated[name] = kept
@@ -316,7 +326,12 @@ def run_plan(
             # it (a registry's decorator), else their new wrapper around the kept function.
             handled.add(name)
             if inner is not new and not same_function(inner, new, updater.mapping):
+                forwarder = _forwarder_to(kept, inner)
+                if forwarder is not None:
+                    loosen(forwarder)  # as in ``inplace``
                 update_function(inner, new)
+                if forwarder is not None:
+                    forward(forwarder, inner)
                 updater._clear_caches(kept, inner, name)
                 done.updated[name] = inner
                 done.changed.append(name)
@@ -371,22 +386,23 @@ def run_plan(
     return done
 
 
-def _refresh_forwarders(kept: object, inner: types.FunctionType) -> None:
-    """Functions between the name and ``inner`` that forward to it for good (a wrapper whose
-    decorator was removed) took its parameters and defaults when they began to: ``inner`` was
-    updated in place, so they take its new ones (or a call without arguments would pass the
-    old defaults to the new code)."""
+def _forwarder_to(kept: object, inner: types.FunctionType) -> types.FunctionType | None:
+    """The function between the name and ``inner`` that forwards to it for good (a wrapper
+    whose decorator was removed, a ``@reloadable`` stand-in), if any. It took ``inner``'s
+    parameters and defaults when it began to: ``inner`` is about to be updated in place, so
+    it is loosened before (:func:`loosen`) and takes the new ones after (:func:`forward`), or
+    a call without arguments would pass the old defaults to the new code."""
     current = kept
     for _ in range(16):
         if type(current) is not types.FunctionType or current is inner:
-            return
+            return None
         target = trampoline_target(current)
         if target is None:
-            return
+            return None
         if target is inner:
-            forward(current, inner)
-            return
+            return current
         current = target
+    return None
 
 
 def _refresh_copies(kept: object, inner: types.FunctionType, before: tuple[Any, Any]) -> None:

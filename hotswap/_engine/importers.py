@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from hotswap._engine.baseline import synthesize
+from hotswap._engine.gil import collector_paused
 from hotswap._engine.history import prepare, records
 from hotswap._plan import modules as _modules
 from hotswap._plan import sources as _sources
@@ -226,14 +227,6 @@ def prepared(file: str) -> bool:
     return file in _parsed
 
 
-# CPython before 3.13 keeps the AST constructor's recursion depth in state that every thread
-# shares: two threads building syntax trees at once can make either fail with "SystemError: AST
-# constructor recursion depth mismatch" (gh-106905; seen on 3.11.7 while pytest rewrote a test
-# module's asserts). The warm-up runs beside the program's start, so there it reads the files
-# but leaves the parsing to the first reload.
-_PARSE_IN_BACKGROUND = sys.version_info >= (3, 13)
-
-
 def warm(
     stop: Callable[[], bool],
     *,
@@ -282,18 +275,37 @@ def warm(
         if imported & names:
             likely.append((name, file))
     parsed = 0
-    if not _PARSE_IN_BACKGROUND:
-        return parsed
-    for name, module, _ in modules:  # the baselines of the first reloads
+    # Each module is parsed with the collector paused: beside the program's own threads
+    # (pytest rewriting asserts builds syntax trees too), a tree is then built without a
+    # thread switch, which CPython before 3.13 needs (see collector_paused). A huge file is
+    # left to its reload: its parse would keep the collector paused for seconds.
+    for name, module, file in modules:  # the baselines of the first reloads
         if not pause():
             return parsed
-        parsed += _prepare_baseline(name, module, since)
+        if _larger_than(file, _WARM_LARGEST):
+            continue
+        with collector_paused():
+            parsed += _prepare_baseline(name, module, since)
     for name, file in likely:
         if not pause():
             break
-        if known_source(name, file) is not None:
-            parsed += 1
+        if _larger_than(file, _WARM_LARGEST):
+            continue
+        with collector_paused():
+            if known_source(name, file) is not None:
+                parsed += 1
     return parsed
+
+
+# The largest source the warm-up parses (bytes); the watcher reads a larger one ahead, apart.
+_WARM_LARGEST = 256 * 1024
+
+
+def _larger_than(file: str, size: int) -> bool:
+    try:
+        return os.stat(file).st_size > size
+    except OSError:
+        return True
 
 
 def _prepare_baseline(name: str, module: types.ModuleType, since: float | None) -> int:

@@ -22,6 +22,8 @@ from hotswap._engine.switch import (
     EMPTY,
     cell_value,
     is_instance,
+    is_trampoline,
+    loosen,
     restore_items,
     same_items,
     set_cell,
@@ -193,7 +195,18 @@ class ModuleState:
         through since and that it did not empty (the ids in ``emptied``) is left whole.
         """
         changed: set[int] = set()
+        # A trampoline that takes its target's parameters by name holds copies of its
+        # target's defaults: restoring the target before it, or it before the target, would
+        # let a call pass one version's defaults to the other's code. So trampolines first
+        # pass their arguments on as they come, and get their recorded code back last,
+        # after every function they may lead to.
         for part in self.parts:
+            if isinstance(part, _FunctionState):
+                loosen(part.function)
+        ordered = sorted(
+            self.parts, key=lambda p: isinstance(p, _FunctionState) and is_trampoline(p.code)
+        )
+        for part in ordered:
             # One object that refuses (a metaclass whose __setattr__ raises) must not stop the
             # others from being restored, nor make a reload or rollback raise.
             try:

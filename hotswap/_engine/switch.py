@@ -29,7 +29,10 @@ __all__ = (
     "cell_value",
     "forward",
     "is_instance",
+    "is_trampoline",
     "kind_changed",
+    "loosen",
+    "point",
     "restore_items",
     "same_items",
     "set_cell",
@@ -199,6 +202,11 @@ def _count(code: types.CodeType) -> int:
     return count + bool(code.co_flags & _VARARGS) + bool(code.co_flags & _VARKEYWORDS)
 
 
+def is_trampoline(code: types.CodeType) -> bool:
+    """Whether ``code`` is a :func:`trampoline`."""
+    return code.co_filename == _TRAMPOLINE_FILE
+
+
 def trampoline_target(function: types.FunctionType) -> types.FunctionType | None:
     """The function ``function`` forwards to, when its code is a :func:`trampoline`."""
     code = function.__code__
@@ -340,10 +348,31 @@ def forward(old: types.FunctionType, new: types.FunctionType) -> None:
     old.__annotations__ = new.__annotations__
     old.__name__, old.__qualname__ = new.__name__, new.__qualname__  # as what it runs
     old.__dict__.update(new.__dict__)
-    freevars, flags = old.__code__.co_freevars, old.__code__.co_flags
-    # First a trampoline that ignores defaults, then the new defaults, then one that takes
-    # the new parameters by name (what introspection reads): no call sees a mix.
-    old.__code__ = trampoline(freevars, flags, new)
-    old.__defaults__ = new.__defaults__
-    old.__kwdefaults__ = new.__kwdefaults__
-    old.__code__ = trampoline(freevars, flags, new, exact=True)
+    point(old, new)
+
+
+def point(function: types.FunctionType, target: types.FunctionType) -> None:
+    """Make ``function`` a trampoline to ``target`` that takes its parameters by name, with its
+    defaults, atomically for callers.
+
+    A trampoline taking the parameters by name passes every argument on, defaults included:
+    about half the cost of one taking ``(*args, **kwargs)`` (no tuple and dict to build and
+    unpack), and what introspection reads. First a trampoline that ignores defaults, then the
+    new defaults, then the one by name: no call sees ``target`` with another's defaults.
+    """
+    freevars, flags = function.__code__.co_freevars, function.__code__.co_flags
+    function.__code__ = trampoline(freevars, flags, target)
+    function.__defaults__ = target.__defaults__
+    function.__kwdefaults__ = target.__kwdefaults__
+    function.__code__ = trampoline(freevars, flags, target, exact=True)
+
+
+def loosen(function: types.FunctionType) -> None:
+    """Make a trampoline pass its arguments on as they come, ``(*args, **kwargs)``, so its
+    target applies its own defaults: before that target's defaults change in place (or are
+    restored), a trampoline holding copies of them would pass the old ones to the new code.
+    Calls compute what they did (one assignment); :func:`point` makes it fast again."""
+    target = trampoline_target(function)
+    if target is not None:
+        code = function.__code__
+        function.__code__ = trampoline(code.co_freevars, code.co_flags, target)

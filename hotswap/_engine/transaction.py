@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import gc
 import hashlib
 import logging
 import os
@@ -34,7 +33,7 @@ from hotswap._engine import order as _order
 from hotswap._engine import outcome as _outcome
 from hotswap._engine.baseline import live_symbols, synthesize
 from hotswap._engine.execute import compile_plan
-from hotswap._engine.gil import Lowered
+from hotswap._engine.gil import Lowered, collector_paused
 from hotswap._engine.history import Record as _Record
 from hotswap._engine.history import left_by_rollback, module_statuses
 from hotswap._engine.history import record_for as _record_for
@@ -126,22 +125,6 @@ def _priority() -> Iterator[None]:
         yield
     finally:
         lowered.restore()  # unless the reloaded code set an interval of its own
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a change set is planned: planning allocates many
-    small objects that live until it ends (the statements' syntax trees and analyses), and
-    the collections they would set off walk all of them, again and again (a third of a
-    whole-module rewrite's time). Planning runs no user code; the collector resumes after."""
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 def reload(

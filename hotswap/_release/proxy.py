@@ -1,17 +1,29 @@
 """``@reloadable``: stand-ins whose identity never changes while their target is swapped.
 
-A function becomes a wrapt C ``CallableObjectProxy``: the call path stays in C, with no Python
-``__call__`` and no wrapper function per call (about 2x a direct call).
+A function or method becomes a real function object (a *stub*) whose code is a trampoline to
+the current target, the target travelling as a constant of that code. The trampoline takes the
+target's parameters by name and passes each on, with the target's defaults as its own
+(``def handler(request, *, loud=False): return <target>(request, loud=loud)``): a call is two
+plain Python calls, about 2x a direct one with positional or keyword arguments, where a proxy
+object costs 2.5x positional and 4x with keywords (its C ``tp_call`` builds a tuple and a dict
+for every call). A method's binding is the interpreter's own C ``function.__get__``: a proxy in a
+class needs a Python-level ``__get__`` on every call, 5-9x a direct method call with every
+wrapt type (benchmarks/bench_calls.py).
 
-A method becomes a real function object (a *stub*) whose code is a trampoline to the current
-target, the target travelling as a constant of that code. Binding is then the interpreter's
-own C ``function.__get__`` and a swap is one atomic ``__code__`` assignment. A proxy in a class
-would need a Python-level ``__get__`` on every call: 5-9x a direct method call, measured with
-every wrapt type, against about 3.5x for the stub (benchmarks/bench_calls.py).
+A swap gives the stub the new target and its defaults in three assignments that callers see
+as one (:func:`~hotswap._engine.switch.point`): first a trampoline passing ``(*args, **kwargs)``
+on, which ignores the stub's defaults, then the defaults, then the trampoline by name. When a
+reload updates the target in place instead (its decorators unchanged), the engine loosens the
+stub around that update in the same way.
 
-Re-decoration during a reload finds the proxy already registered for the same module and
+A module-level ``async def`` or generator function, and any callable that is not a plain
+function (a ``functools.partial``, an ``lru_cache`` wrapper), get a wrapt C
+``CallableObjectProxy``: it returns the target's own coroutine or generator, whose code is
+picked when it is called, where a stub's would be picked when it first runs.
+
+Re-decoration during a reload finds the stand-in already registered for the same module and
 qualified name, *stages* the new target on the reload's :class:`Stage` and returns the same
-proxy. The transaction swaps every staged target of one reload at commit
+stand-in. The transaction swaps every staged target of one reload at commit
 (:meth:`Stage.commit`) or drops them on rollback.
 
 This is the only module that imports wrapt. wrapt >= 2.4 is required (pyproject.toml): before
@@ -20,17 +32,19 @@ it, assigning ``__wrapped__`` while other threads called through the C proxy was
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import types
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, overload
+from typing import Any, TypeGuard, TypeVar, overload
 
 import wrapt
 
 from hotswap._engine import hooks as _hooks
 from hotswap._engine.snapshot import register_stateful
+from hotswap._engine.switch import KINDS, point
 from hotswap._engine.update import trampoline as _trampoline
 from hotswap._ops import forks as _forks
 
@@ -127,12 +141,24 @@ def _stub_for(target: types.FunctionType) -> types.FunctionType:
     stub = types.FunctionType(
         _trampoline((), target.__code__.co_flags, target), target.__globals__, target.__name__
     )
+    # What the target's decorators set on it (a marker, a framework's metadata) reads the
+    # same on the stand-in, as through a proxy.
+    stub.__dict__.update(target.__dict__)
     stub.__qualname__ = target.__qualname__
     stub.__module__ = target.__module__
     stub.__doc__ = target.__doc__
+    stub.__annotations__ = target.__annotations__
     stub.__wrapped__ = target  # type: ignore[attr-defined]  # for inspect.signature & co
     stub.__hotswap_reloadable__ = True  # type: ignore[attr-defined]
+    point(stub, target)
     return stub
+
+
+def _stub_fits(function: Callable[..., Any]) -> TypeGuard[types.FunctionType]:
+    """Whether ``function`` gets a stub rather than a proxy (see the module docstring)."""
+    if type(function) is not types.FunctionType:
+        return False
+    return _is_method(function) or not function.__code__.co_flags & KINDS
 
 
 def _standin_for(function: Callable[..., Any]) -> Any:
@@ -153,7 +179,7 @@ def _standin_for(function: Callable[..., Any]) -> Any:
                 standin.__dict__[STAGED] = function
             return standin
         # First import, or a fresh import of the module: a new stand-in.
-        if type(function) is types.FunctionType and _is_method(function):
+        if _stub_fits(function):
             standin = _stub_for(function)
         else:
             standin = _Proxy(function)
@@ -168,9 +194,10 @@ def reloadable(obj: F) -> F: ...
 def reloadable(obj: Any) -> Any:
     """Make a function, method or class safe to hold across reloads.
 
-    A function or method becomes a stand-in whose identity never changes (a wrapt proxy for a
-    function, a trampoline function for a method): references taken before a reload call the
-    new code after it, and the targets of one reload change together at commit. A class stays
+    A function or method becomes a stand-in whose identity never changes (a function taking
+    the same parameters that calls the current version; a wrapt proxy for a module-level
+    ``async def`` or generator function): references taken before a reload call the new code
+    after it, and the targets of one reload change together at commit. A class stays
     a real class (subclassing and ``isinstance`` keep working); it is updated in place and its
     members are held to the strict compatibility checks.
 
@@ -205,13 +232,27 @@ def _set_target(standin: Any, target: Any) -> None:
         if standin.__wrapped__ is not target:
             standin.__wrapped__ = target
         return
-    # A stub: the code switch is the one assignment that changes behaviour.
     standin.__dict__.pop(STAGED, None)
-    if standin.__dict__.get("__wrapped__") is not target:
-        # The stub keeps its kind: giving it code of another kind is deprecated (3.13).
-        standin.__code__ = _trampoline((), standin.__code__.co_flags, target)
-        standin.__doc__ = target.__doc__
-        standin.__wrapped__ = target
+    function = target if type(target) is types.FunctionType else _as_function(target)
+    # Attributes first: they are not part of a call. Then the switch, which also brings the
+    # defaults up to date when the target is the same function updated in place since.
+    standin.__doc__ = function.__doc__
+    standin.__annotations__ = function.__annotations__
+    standin.__wrapped__ = target
+    point(standin, function)
+
+
+def _as_function(target: Callable[..., Any]) -> types.FunctionType:
+    """A plain function calling ``target``, a callable of another type that a later version
+    gave (``@lru_cache`` added under ``@reloadable``): trampolines are made to functions."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return target(*args, **kwargs)
+
+    for attribute in ("__name__", "__qualname__", "__doc__"):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(call, attribute, getattr(target, attribute))
+    return call  # type: ignore[return-value]
 
 
 register_stateful(_Proxy, _get_target, _set_target)
