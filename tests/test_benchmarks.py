@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,17 @@ import bench_peers
 import bench_pytest
 import bench_reload
 import bench_replay
+from _sources import scratch
+
+
+@pytest.fixture(autouse=True)
+def _scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What a benchmark writes (its ``tempfile`` folders, its processes' ``TMPDIR``) goes into
+    one folder, removed after the test: the benchmarks' own runs do the same. pytest's own
+    temporary root is settled first, outside it."""
+    tmp_path_factory.getbasetemp()
+    with scratch():
+        yield
 
 
 def test_bench_diff_runs():
