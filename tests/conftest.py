@@ -123,7 +123,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
         _health.reset()
         for name, module in list(sys.modules.items()):
             file = getattr(module, "__file__", None) or ""
-            if file.startswith(str(root)):
+            # ``__main__`` stays whatever its ``__file__`` (a test may point it into the
+            # project while monkeypatch, torn down after this, has not put it back yet):
+            # without it, a later ``multiprocessing`` spawn raised KeyError: '__main__'.
+            if file.startswith(str(root)) and name != "__main__":
                 del sys.modules[name]
         _transaction.reset()
         _config.reset()
