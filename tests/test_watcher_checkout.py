@@ -81,7 +81,7 @@ def test_watcher_checkout_split_in_two_sets_applies_the_failed_one_after_the_oth
 
 
 def test_watcher_broken_set_is_retried_once_per_later_commit_and_reported_once(
-    project, watch, monkeypatch, caplog, bytecode
+    project, watch, monkeypatch, caplog, events, bytecode
 ):
     calls = _Sets(monkeypatch)
     broken = project.load("brk", "VALUE = 1\n")
@@ -100,4 +100,7 @@ def test_watcher_broken_set_is_retried_once_per_later_commit_and_reported_once(
     assert [r.module for r in seen.results if not r.ok] == ["brk"]
     warned = [r for r in caplog.records if r.levelno >= logging.WARNING and "brk" in r.message]
     assert len(warned) == 1, [r.message for r in warned]
+    failed = [r.module for r in events.of(hotswap.ReloadResult) if not r.ok]
+    detected = [e.modules for e in events.of(hotswap.ChangeDetected)]
+    assert (failed, detected.count(("brk",))) == (["brk"], 1)
     assert (broken.VALUE, other.VALUE, probe.VALUE) == (1, 3, 2)

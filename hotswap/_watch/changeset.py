@@ -258,7 +258,8 @@ class ChangeSets:
                 if name not in owners:
                     entries.append((name, data))
                     owners[name] = path
-            _events.publish(_events.ChangeDetected(path, tuple(names), digest))
+            if self._retrying is None:  # (a failed set tried again is no new change)
+                _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         for path in data_files:
             self._rerun_readers(path, on_reload, paths[path])
         if self._apply_files is None and self._defer(files):
