@@ -322,6 +322,8 @@ class ChangeSets:
         while self._committed:
             self._committed = False
             for failed in [f for f in self._failed if f.later]:
+                if failed in self._failed and not all(map(os.path.lexists, failed.files)):
+                    self._failed.remove(failed)  # a file deleted: nothing to try again
                 if failed not in self._failed or not self._holds(failed):
                     continue
                 logger.debug(
