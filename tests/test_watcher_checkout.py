@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 
 import pytest
+
+import hotswap
+from hotswap._engine import transaction as _transaction
 
 pytestmark = pytest.mark.watcher
 
@@ -33,3 +37,70 @@ def test_watcher_checkout_slower_than_the_window_is_one_change_set(project, watc
     seen.wait_for(lambda results: len(results) >= 2)
     assert all(r.ok for r in seen.results), [str(r.error) for r in seen.results]
     assert (package.UNICODE, cli.main()) == (True, "fancy")
+
+
+class _Sets:
+    """Records the modules of each change set the watcher hands to the transaction."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sets: list[list[str]] = []
+        real = _transaction.reload_many
+
+        def record(
+            entries: list[tuple[str, bytes | None]], *, policy: str | None = None
+        ) -> list[hotswap.ReloadResult]:
+            self.sets.append(sorted(name for name, _ in entries))
+            return real(entries, policy=policy)
+
+        monkeypatch.setattr(_transaction, "reload_many", record)
+
+
+def test_watcher_checkout_split_in_two_sets_applies_the_failed_one_after_the_other(
+    project, watch, bytecode
+):
+    # A checkout the watcher cut in two: the submodule, which now needs a name its package
+    # gains, came first and failed; the package came in a later set. Once that one commits,
+    # the failed set (its file unchanged since) is tried again and applies.
+    project.write("sp.cli", "def main():\n    return 'plain'\n")
+    package = project.load("sp", "from sp.cli import main\n")
+    cli = project.load("sp.cli", "def main():\n    return 'plain'\n")
+    # debounce=0: every file is a set of its own, and no set is merged into the next one.
+    seen = watch(debounce=0)
+    project.path("sp.cli").write_text(
+        "from sp import UNICODE\n\n\ndef main():\n    return 'fancy' if UNICODE else 'plain'\n"
+    )
+    seen.wait_for(lambda results: any(r.module == "sp.cli" and not r.ok for r in results))
+    project.path("sp").write_text("UNICODE = True\nfrom sp.cli import main\n")
+    seen.wait_for(lambda results: any(r.module == "sp.cli" and r.ok for r in results))
+    assert [(r.module, r.ok) for r in seen.results] == [
+        ("sp.cli", False),
+        ("sp", True),
+        ("sp.cli", True),
+    ], [str(r.error) for r in seen.results]
+    assert (package.UNICODE, cli.main(), package.main()) == (True, "fancy", "fancy")
+
+
+def test_watcher_broken_set_is_retried_once_per_later_commit_and_reported_once(
+    project, watch, monkeypatch, caplog, events, bytecode
+):
+    calls = _Sets(monkeypatch)
+    broken = project.load("brk", "VALUE = 1\n")
+    other = project.load("other", "VALUE = 1\n")
+    probe = project.load("probe", "VALUE = 1\n")
+    seen = watch(debounce=0)
+    project.path("brk").write_text("VALUE = 2\nraise RuntimeError('broken for good')\n")
+    seen.wait_for(lambda results: any(r.module == "brk" for r in results))
+    for n in (2, 3):
+        project.path("other").write_text(f"VALUE = {n}\n")
+        seen.wait_for(lambda results, n=n: sum(r.module == "other" for r in results) == n - 1)
+    project.path("probe").write_text("VALUE = 2\n")
+    seen.wait_for(lambda results: any(r.module == "probe" for r in results))
+    # Tried again after each later commit, by itself; its failure said once.
+    assert calls.sets[:6] == [["brk"], ["other"], ["brk"], ["other"], ["brk"], ["probe"]]
+    assert [r.module for r in seen.results if not r.ok] == ["brk"]
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING and "brk" in r.message]
+    assert len(warned) == 1, [r.message for r in warned]
+    failed = [r.module for r in events.of(hotswap.ReloadResult) if not r.ok]
+    detected = [e.modules for e in events.of(hotswap.ChangeDetected)]
+    assert (failed, detected.count(("brk",))) == (["brk"], 1)
+    assert (broken.VALUE, other.VALUE, probe.VALUE) == (1, 3, 2)

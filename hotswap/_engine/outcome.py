@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
 import threading
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 from hotswap._engine import hooks as _hooks
 from hotswap._engine.history import Record
@@ -20,10 +21,25 @@ from hotswap._ops import forks as _forks
 from hotswap._ops.events import Changes, ReloadResult, describe
 from hotswap._plan import modules as _modules
 
-__all__ = ("failed", "finish", "metrics", "report", "results")
+__all__ = ("failed", "finish", "hushed", "metrics", "report", "results")
 
 logger = logging.getLogger("hotswap._engine.transaction")
 metrics = _events.Metrics(_forks.guarded(threading.Lock(), "metrics"))
+# Per thread: the failures (module, message) said already, which a retry does not say again.
+_said = threading.local()
+
+
+@contextlib.contextmanager
+def hushed(said: Collection[tuple[str, str]]) -> Iterator[None]:
+    """Within this block, on this thread, a failure whose (module, message) is in ``said`` is
+    recorded and counted but logged at DEBUG and not announced: the watcher trying a failed
+    change set again after a later one committed says a failure it reported once only once."""
+    saved = getattr(_said, "failures", None)
+    _said.failures = said
+    try:
+        yield
+    finally:
+        _said.failures = saved
 
 
 def report(
@@ -48,6 +64,10 @@ def finish(
         metrics.record(result)
     # The fields of the result ride on the log record, for structured log formatters.
     extra = _events.log_extra(result)
+    said = getattr(_said, "failures", None)
+    if said is not None and not result.ok and (result.module, str(result.error)) in said:
+        logger.debug("hotswap: %s (tried again, said before)", describe(result), extra=extra)
+        return result
     if level is None:
         level = logging.INFO if result.ok else logging.WARNING
     logger.log(level, "hotswap: %s", describe(result), extra=extra)

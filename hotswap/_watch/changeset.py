@@ -5,13 +5,19 @@ each is complete and changed, hands them to :func:`hotswap._engine.transaction.r
 change set (the exact bytes it checked), and reports one result per module. A set rejected
 as a whole is tried again, whole, with the next set that touches one of its files or arrives
 within ``debounce``: the rest of a refactoring that landed a moment later completes it, and
-fixing the broken file of a save-all applies the others too. A set refused only because
+fixing the broken file of a save-all applies the others too. After a later set commits, each
+set that failed before it and whose files still hold the bytes that failed is tried again,
+by itself, oldest first: a checkout cut in several sets (its first file needs a name a later
+one adds) then lands whole. Such a retry comes once per later commit, and a failure it
+reports was said once only (a file broken for good costs one quiet attempt per commit, no
+message). A set refused only because
 pinned sections did not leave in time is tried again by itself once they left
 (:mod:`hotswap._watch.pinretry`). Nothing here imports watchdog.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hotswap._engine import ahead as _ahead
+from hotswap._engine import outcome as _outcome
 from hotswap._engine import transaction as _transaction
 from hotswap._ops import events as _events
 from hotswap._ops.events import ReloadResult, call_safely, location
@@ -76,6 +83,18 @@ RequeueSet = Callable[[list[str], str], None]
 # Applies one change set (module name, new bytes) and returns one result per module.
 Apply = Callable[[list[tuple[str, bytes]]], list[ReloadResult]]
 ApplyFiles = Callable[[dict[str, bytes], list[tuple[str, bytes]]], list[ReloadResult]]
+
+
+@dataclass(eq=False)
+class _Failed:
+    """A change set that failed: its files (path -> digest of the bytes that failed), when,
+    whether a later commit tries it again (not when pinned sections or a missing signature
+    refused it: those have their own way back), and the failures said, (module, message)."""
+
+    files: dict[str, str]
+    when: float
+    later: bool
+    said: set[tuple[str, str]]
 
 
 @dataclass
@@ -133,7 +152,9 @@ class ChangeSets:
         # be tried again), and what waits for those sections to leave.
         self._refused: dict[str, str] = {}
         self._pins = PinRetry(lambda paths: requeue_set(paths, PINNED))
-        self._failed: list[tuple[frozenset[str], float]] = []  # rejected sets, and when
+        self._failed: list[_Failed] = []  # rejected sets, oldest first
+        self._retrying: _Failed | None = None  # the failed set being tried again
+        self._committed = False  # a set committed since the failed ones were last tried
         self._quiet: set[str] = set()  # re-read after a folder swap: report changes only
         # Huge files being read ahead (path -> what waits for it), and those read: each
         # applies once, then is read ahead afresh at its next save.
@@ -194,7 +215,9 @@ class ChangeSets:
         call ``on_reload`` with each result."""
         reading: list[threading.Thread] = []
         try:
+            self._committed = False
             self._apply_due(paths, on_reload, reading)
+            self._retry_failed(on_reload, reading)
         finally:
             for thread in reading:  # after the rest of the set: it does not share the GIL
                 thread.start()
@@ -206,10 +229,10 @@ class ChangeSets:
         reading: list[threading.Thread],
     ) -> None:
         now = time.monotonic()
-        for failed, when in list(self._failed):
-            if failed & paths.keys() or now - when < self._debounce:
-                self._failed.remove((failed, when))
-                for path in failed - paths.keys():
+        for failed in [] if self._retrying is not None else list(self._failed):
+            if failed.files.keys() & paths.keys() or now - failed.when < self._debounce:
+                self._failed.remove(failed)
+                for path in failed.files.keys() - paths.keys():
                     paths[path] = RETRY
         entries: list[tuple[str, bytes]] = []
         owners: dict[str, str] = {}
@@ -235,7 +258,8 @@ class ChangeSets:
                 if name not in owners:
                     entries.append((name, data))
                     owners[name] = path
-            _events.publish(_events.ChangeDetected(path, tuple(names), digest))
+            if self._retrying is None:  # (a failed set tried again is no new change)
+                _events.publish(_events.ChangeDetected(path, tuple(names), digest))
         for path in data_files:
             self._rerun_readers(path, on_reload, paths[path])
         if self._apply_files is None and self._defer(files):
@@ -254,14 +278,29 @@ class ChangeSets:
         digests = {
             p: self._hashes.get(p) or hashlib.sha256(d).hexdigest() for p, d in files.items()
         }
-        results = self._transact(entries, owners, files)
+        retrying = self._retrying
+        said = set() if retrying is None else set(retrying.said)
+        with contextlib.nullcontext() if retrying is None else _outcome.hushed(said):
+            results = self._transact(entries, owners, files)
         self._after_pins(results, digests, whys)
         if not all(r.ok for r in results):
             if len(files) > 1:
                 for path in files:
                     self._hashes.pop(path, None)  # not applied: the same content must retry
-            self._failed.append((frozenset(files), time.monotonic()))
+            failures = {(r.module, str(r.error)) for r in results if not r.ok}
+            if retrying is None:
+                refused = (PinTimeoutError, SignatureError)
+                later = not any(isinstance(r.error, refused) for r in results)
+                self._failed.append(_Failed(digests, time.monotonic(), later, failures))
+            else:
+                retrying.said |= failures  # (it stays where it is, oldest first)
+        else:
+            if retrying is not None:
+                self._failed.remove(retrying)
+            self._committed = True
         for result in results:
+            if not result.ok and (result.module, str(result.error)) in said:
+                continue  # a retry failing as it did: said once already
             path = owners.get(result.module, "")
             if isinstance(result.error, PinTimeoutError | SignatureError):
                 # Not the content's fault (or, for a signature, not the content alone): saving
@@ -273,6 +312,44 @@ class ChangeSets:
                 continue  # re-read after a folder swap, and the same as what runs
             if on_reload is not None:
                 call_safely(on_reload, result)
+
+    def _retry_failed(
+        self, on_reload: Callable[[ReloadResult], object] | None, reading: list[threading.Thread]
+    ) -> None:
+        """Once a set committed, try again each set that failed before it and waits still (see
+        the module's docstring), by itself, oldest first; a retry that commits is a commit too,
+        so the others get one more try after it."""
+        while self._committed:
+            self._committed = False
+            for failed in [f for f in self._failed if f.later]:
+                if failed in self._failed and not all(map(os.path.lexists, failed.files)):
+                    self._failed.remove(failed)  # a file deleted: nothing to try again
+                if failed not in self._failed or not self._holds(failed):
+                    continue
+                logger.debug(
+                    "hotswap: %s: failed before a later change set committed: trying again",
+                    ", ".join(failed.files),
+                )
+                self._retrying = failed
+                try:
+                    self._apply_due(dict.fromkeys(failed.files, RETRY), on_reload, reading)
+                finally:
+                    self._retrying = None
+
+    def _holds(self, failed: _Failed) -> bool:
+        """Whether each file of a failed set holds the bytes that failed, with no newer event
+        (else that event's set takes the failed one with it)."""
+        for path, digest in failed.files.items():
+            if self._pending(path):
+                return False
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                return False
+            if hashlib.sha256(data).hexdigest() != digest:
+                return False
+        return True
 
     def _after_pins(
         self, results: list[ReloadResult], digests: dict[str, str], whys: dict[str, str]
