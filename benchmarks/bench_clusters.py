@@ -257,7 +257,10 @@ def ray_rows(saves: int) -> list[dict[str, Any]]:
             folder = Path(temp) / "app"
             shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
             sys.path.insert(0, str(folder))
-            scratch = tempfile.mkdtemp(prefix="hsray-")  # Ray's sockets: a short path
+            # Ray's sockets lie under this folder, and a unix socket's path has 107 bytes at
+            # most: the system's /tmp when the temporary folder is deeper (a scratch folder).
+            base = tempfile.gettempdir()
+            scratch = tempfile.mkdtemp(prefix="hsray-", dir=base if len(base) <= 24 else "/tmp")
             # Ray writes a token for the cluster to ~/.ray unless it is given one.
             os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
             env: dict[str, Any] = {"env_vars": {"PYTHONPATH": str(folder)}}

@@ -22,6 +22,7 @@ COMMANDS = {
     "demo": ["-m", "hotswap", "demo"],
     "bench_calls": ["benchmarks/bench_calls.py", "--quick"],
     "bench_diff": ["benchmarks/bench_diff.py"],
+    "bench_first_save": ["benchmarks/bench_first_save.py", "--programs", "1", "--delays", "0"],
     "bench_reload": ["benchmarks/bench_reload.py", "--quick"],
     "bench_observability": ["benchmarks/bench_observability.py"],
     "bench_restart": ["benchmarks/bench_restart.py", "1", "json"],
