@@ -180,6 +180,29 @@ def watch(project: Project) -> Iterator[Callable[..., Collector]]:
         hotswap.disable()
 
 
+class ChangeSets:
+    """Records the modules of each change set the watcher hands to the transaction, in the
+    order given."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sets: list[list[str]] = []
+        real = _transaction.reload_many
+
+        def record(
+            entries: list[tuple[str, bytes | None]], *, policy: str | None = None
+        ) -> list[hotswap.ReloadResult]:
+            self.sets.append([name for name, _ in entries])
+            return real(entries, policy=policy)
+
+        monkeypatch.setattr(_transaction, "reload_many", record)
+
+
+@pytest.fixture
+def change_sets(monkeypatch: pytest.MonkeyPatch) -> ChangeSets:
+    """:class:`ChangeSets` for the test's watcher."""
+    return ChangeSets(monkeypatch)
+
+
 class LogWaiter(logging.Handler):
     """Lets a test wait until the watcher logged a message containing some text (at DEBUG it
     logs every event it receives: a test can wait until the watcher saw a write)."""

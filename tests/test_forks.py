@@ -25,9 +25,20 @@ gate.wait()
 VALUE = 1
 """
 
-# Scripts' helper: whether the main thread waits in hotswap's fork hook.
+# Scripts' helpers: whether the main thread waits in hotswap's fork hook; the parent's wait
+# for its child, which it stops by its PID when it hangs.
 IN_HOOK = """
 main = threading.get_ident()
+
+def wait_for_child(pid, seconds, where):
+    deadline = time.monotonic() + seconds
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            print("child: hung " + where, flush=True)
+            sys.exit(1)
+        time.sleep(0.01)
 
 def waiting_in_hook():
     frame = sys._current_frames().get(main)
@@ -70,14 +81,7 @@ if pid == 0:
         os.write(1, b"child: slow.VALUE=%d\\n" % slow.VALUE)
     os._exit(0)
 forked.set()
-deadline = time.monotonic() + float(sys.argv[5])
-while os.waitpid(pid, os.WNOHANG) == (0, 0):
-    if time.monotonic() > deadline:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        print("child: hung in its import", flush=True)
-        sys.exit(1)
-    time.sleep(0.01)
+wait_for_child(pid, float(sys.argv[5]), "in its import")
 print("parent: done", flush=True)
 """
 )
@@ -152,14 +156,7 @@ if pid == 0:
     os.write(1, b"child: read the settings\\n")
     os._exit(0)
 forked.set()
-deadline = time.monotonic() + 60
-while os.waitpid(pid, os.WNOHANG) == (0, 0):
-    if time.monotonic() > deadline:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        print("child: hung on the settings' lock", flush=True)
-        sys.exit(1)
-    time.sleep(0.01)
+wait_for_child(pid, 60, "on the settings' lock")
 settings.current()  # the parent's lock is free again too
 print("parent: done", flush=True)
 """

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 import hotswap
-from hotswap._engine import transaction as _transaction
 from hotswap._watch import changeset as _changeset
 
 pytestmark = pytest.mark.watcher
@@ -42,22 +41,6 @@ def busy_thread() -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-
-
-class Calls:
-    """Records each change set the watcher hands to the transaction."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.sets: list[list[str]] = []
-        real = _transaction.reload_many
-
-        def record(
-            entries: list[tuple[str, bytes | None]], *, policy: str | None = None
-        ) -> list[hotswap.ReloadResult]:
-            self.sets.append([name for name, _ in entries])
-            return real(entries, policy=policy)
-
-        monkeypatch.setattr(_transaction, "reload_many", record)
 
 
 def latch(project) -> object:
@@ -337,8 +320,8 @@ def test_watcher_a_files_first_event_with_the_code_it_runs_is_no_reload(project,
 # --- change sets --------------------------------------------------------------------------------
 
 
-def test_watcher_files_saved_together_are_one_change_set(project, watch, watcher_log, monkeypatch):
-    calls = Calls(monkeypatch)
+def test_watcher_files_saved_together_are_one_change_set(project, watch, watcher_log, change_sets):
+    calls = change_sets
     gate = latch(project)
     project.load("live", source(1))
     first = project.load("first", source(1))
@@ -361,11 +344,11 @@ def test_watcher_files_saved_together_are_one_change_set(project, watch, watcher
 
 
 def test_watcher_package_and_submodule_saved_together_run_in_the_order_they_read(
-    project, watch, watcher_log, monkeypatch, bytecode
+    project, watch, watcher_log, bytecode, change_sets
 ):
     # Issue 25.11: the package gains UNICODE, its submodule (which the package imports) now
     # reads it; in event order, with the submodule first, both failed until the next save.
-    calls = Calls(monkeypatch)
+    calls = change_sets
     gate = latch(project)
     project.load("live", source(1))
     project.write("uni.cli", "def main():\n    return 'plain'\n")
@@ -388,9 +371,9 @@ def test_watcher_package_and_submodule_saved_together_run_in_the_order_they_read
 
 
 def test_watcher_change_set_waits_for_a_file_still_being_written(
-    project, watch, watcher_log, monkeypatch
+    project, watch, watcher_log, change_sets
 ):
-    calls = Calls(monkeypatch)
+    calls = change_sets
     first = project.load("first", source(1))
     second = project.load("second", source(1))
     seen = watch(debounce=30.0)  # bounds the wait for a write in progress: it ends at the close
@@ -405,8 +388,8 @@ def test_watcher_change_set_waits_for_a_file_still_being_written(
     assert [sorted(s) for s in calls.sets] == [["first", "second"]]
 
 
-def test_watcher_checkout_of_many_files_is_a_few_change_sets(project, watch, monkeypatch):
-    calls = Calls(monkeypatch)
+def test_watcher_checkout_of_many_files_is_a_few_change_sets(project, watch, change_sets):
+    calls = change_sets
     count = 40
     modules = [project.load(f"co{i}", source(1)) for i in range(count)]
     seen = watch()
@@ -419,8 +402,8 @@ def test_watcher_checkout_of_many_files_is_a_few_change_sets(project, watch, mon
     assert len(calls.sets) <= count // 4  # one per file without change sets
 
 
-def test_watcher_rejected_set_is_retried_whole(project, watch, watcher_log, monkeypatch):
-    calls = Calls(monkeypatch)
+def test_watcher_rejected_set_is_retried_whole(project, watch, watcher_log, change_sets):
+    calls = change_sets
     gate = latch(project)
     project.load("live", source(1))
     first = project.load("first", source(1))
@@ -440,8 +423,10 @@ def test_watcher_rejected_set_is_retried_whole(project, watch, watcher_log, monk
     assert second.value() == 2
 
 
-def test_watcher_reloads_a_module_alias_once_under_its_own_name(project, watch, monkeypatch):
-    calls = Calls(monkeypatch)
+def test_watcher_reloads_a_module_alias_once_under_its_own_name(
+    project, watch, monkeypatch, change_sets
+):
+    calls = change_sets
     mod = project.load("live", source(1))
     monkeypatch.setitem(sys.modules, "live_alias", mod)  # as __mp_main__ is __main__
     seen = watch()

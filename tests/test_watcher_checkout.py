@@ -8,7 +8,6 @@ import subprocess
 import pytest
 
 import hotswap
-from hotswap._engine import transaction as _transaction
 
 pytestmark = pytest.mark.watcher
 
@@ -39,22 +38,6 @@ def test_watcher_checkout_slower_than_the_window_is_one_change_set(project, watc
     assert (package.UNICODE, cli.main()) == (True, "fancy")
 
 
-class _Sets:
-    """Records the modules of each change set the watcher hands to the transaction."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.sets: list[list[str]] = []
-        real = _transaction.reload_many
-
-        def record(
-            entries: list[tuple[str, bytes | None]], *, policy: str | None = None
-        ) -> list[hotswap.ReloadResult]:
-            self.sets.append(sorted(name for name, _ in entries))
-            return real(entries, policy=policy)
-
-        monkeypatch.setattr(_transaction, "reload_many", record)
-
-
 def test_watcher_checkout_split_in_two_sets_applies_the_failed_one_after_the_other(
     project, watch, bytecode
 ):
@@ -81,9 +64,9 @@ def test_watcher_checkout_split_in_two_sets_applies_the_failed_one_after_the_oth
 
 
 def test_watcher_broken_set_is_retried_once_per_later_commit_and_reported_once(
-    project, watch, monkeypatch, caplog, events, bytecode
+    project, watch, change_sets, caplog, events, bytecode
 ):
-    calls = _Sets(monkeypatch)
+    calls = change_sets
     broken = project.load("brk", "VALUE = 1\n")
     other = project.load("other", "VALUE = 1\n")
     probe = project.load("probe", "VALUE = 1\n")
