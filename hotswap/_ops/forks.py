@@ -1,4 +1,4 @@
-"""Forks that never inherit a half-done import from one of hotswap's threads.
+"""Forks that never inherit a half-done import, or a held lock, from one of hotswap's threads.
 
 A forked child has only the thread that forked. When another thread of the parent was half way
 through importing a module, the child inherits that module half initialised and its import lock
@@ -18,7 +18,7 @@ reads the settings, logs events and takes the fleet's release as it joins, while
 threads welcome the workers forked before it). A lock made with :func:`guarded` is taken by
 the forking thread before the fork (in the same bounded wait), so the state it guards is whole
 in the child, and released after it on both sides; one that could not be taken in time is
-made anew in the child, whose only thread does not hold it.
+reset to free in the child, whose only thread does not hold it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ __all__ = ("WAIT", "guarded", "importing", "install")
 logger = logging.getLogger(__name__)
 
 WAIT = 2.0
-"""Seconds a fork waits at most for hotswap's threads to finish their imports."""
+"""Seconds a fork waits at most for hotswap's threads to finish their imports and release
+its guarded locks."""
 
 _BOOTSTRAP = "<frozen importlib._bootstrap>"
 _installed = False
