@@ -1,11 +1,10 @@
-"""Review findings on the difference engine: each test fails today (xfail strict)."""
+"""Review findings on the difference engine: each test failed when it was written (the
+defects docs/limits.md listed as known), and passes since its fix."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-
-import pytest
 
 import hotswap
 from hotswap._engine import transaction as _transaction
@@ -60,11 +59,6 @@ def test_star_import_removed_name_leaves_importer(reloading):
     assert not hasattr(user, "B")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a function that rebinds a module name through `global` and is called at top "
-    "level: only the call reruns, on the already-incremented value (binders of G not rerun)",
-)
 def test_global_rebinding_call_starts_from_fresh_value(reloading):
     mod = reloading.load("globmod", "G = 0\ndef bump():\n    global G\n    G += 1\nbump()\n")
     assert mod.G == 1
@@ -137,11 +131,6 @@ def test_init_subclass_registry_drops_a_removed_subclass(reloading):
     assert mod.Base.registry == [mod.A]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a changed class statement that moved: its unchanged methods keep the old "
-    "line numbers (merge keeps the old function; _relocate skips statements that ran)",
-)
 def test_unchanged_method_of_moved_changed_class_gets_new_lines(reloading):
     old = (
         "A = 1\n\nclass C:\n    def a(self):\n        return 1\n\n"
@@ -229,12 +218,6 @@ def test_changed_statement_reading_a_later_deleted_name(reloading):
     assert not hasattr(mod, "os")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an error raised in an unchanged function that moved names its old line: "
-    "unchanged definitions are relocated only after commit (_apply._relocate), "
-    "while _report._error_line reads the traceback during the run",
-)
 def test_error_line_in_moved_unchanged_function(reloading):
     reloading.load("errline", "def helper():\n    raise ValueError('x')\nX = 1\n")
     result = reloading.reload(
@@ -296,12 +279,6 @@ def test_change_set_moving_a_function_to_its_only_caller_passes_strict(project):
 REGISTRY_MODULE = "CALLS = []\n\n\ndef deco(f):\n    CALLS.append(f.__name__)\n    return f\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after the program's own importlib.reload(m), hotswap still diffs against the "
-    "source it recorded before: statements importlib.reload already ran count as changed "
-    "and run again, repeating their registrations (the _Record's live source is stale)",
-)
 def test_reload_after_importlib_reload_diffs_against_what_runs(reloading):
     import importlib
 

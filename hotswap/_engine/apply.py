@@ -98,6 +98,11 @@ def run(units: list[_Unit], pin_timeout: float | None = None) -> None:
                         emptied=emptied,
                         registries=hooked[unit.name],
                     )
+                    if unit.old is not None and unit.old is not unit.new:
+                        # Before the new statements run, so an error raised in an unchanged
+                        # definition that moved names the line it stands at now (the
+                        # snapshot puts the old lines back on a rollback).
+                        _relocate(unit)
                     with stage.active():
                         unit.executed = run_plan(
                             unit.module,
@@ -458,9 +463,6 @@ def _commit(touched: list[_Unit]) -> None:
         copies = _modules.copies_of(unit.module, _modules.real_file(unit.path))
         _registered.follow_copies(copies, unit.snapshot.namespace, vars(unit.module))
         _dispose(unit)
-    for unit in touched:
-        if unit.old is not None and unit.old is not unit.new:
-            _relocate(unit)
 
 
 def _undo_removed(unit: _Unit) -> None:

@@ -40,7 +40,7 @@ from hotswap._engine.switch import (
     trampoline_target,
     update_function,
 )
-from hotswap._engine.update import Updater
+from hotswap._engine.update import Updater, shifted
 from hotswap._plan.planner import INPLACE, REDECORATE, Live, Plan
 from hotswap._plan.statements import DOC, FUTURE, IMPORT, ModuleSource, parse_statement
 
@@ -58,6 +58,9 @@ _INPLACE_HOOK = "__hotswap_inplace__"
 _MERGE_HOOK = "__hotswap_merge__"
 _REDECORATE_HOOK = "__hotswap_redecorate__"
 _CONTAINERS = (list, dict, set, bytearray, collections.deque)
+# Values a function can change only by rebinding their name (``global G; G += 1``): a call of
+# it is one of the name's writers, and the name is rebuilt from its writers like a container.
+_VALUES = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
 # Metaclasses whose classes take a merge: plain classes, ABCs and protocols. Any other one
 # (Enum, pydantic, ORMs) derives state from the body that a merge would not redo.
 _MERGEABLE_METACLASSES = (type, abc.ABCMeta)
@@ -138,7 +141,7 @@ def live_facts(
 
     def container(key: str) -> bool:
         value = namespace.get(key)
-        if isinstance(value, _CONTAINERS):
+        if isinstance(value, _CONTAINERS) or type(value) in _VALUES:
             return True
         # An instance of a plain class of this module (a ``Registry()`` whose methods
         # decorate): its writers rebuild it as they rebuild a list.
@@ -421,11 +424,6 @@ def _refresh_copies(kept: object, inner: types.FunctionType, before: tuple[Any, 
         current = wrapped_of(current)
 
 
-def _shift(code: types.CodeType, delta: int) -> types.CodeType:
-    consts = tuple(_shift(c, delta) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
-
-
 def relocate(namespace: dict[str, Any], name: str, delta: int) -> None:
     """Move the code of an unchanged definition ``delta`` lines, so tracebacks name the lines
     it now stands at (an edit above it moved it)."""
@@ -434,8 +432,8 @@ def relocate(namespace: dict[str, Any], name: str, delta: int) -> None:
         for member in list(vars(value).values()):
             function = member.__func__ if isinstance(member, staticmethod | classmethod) else member
             if type(function) is types.FunctionType and function.__globals__ is namespace:
-                function.__code__ = _shift(function.__code__, delta)
+                function.__code__ = shifted(function.__code__, delta)
         return
     inner = None if value is None else find_inner(value, namespace, name)
     if inner is not None:
-        inner.__code__ = _shift(inner.__code__, delta)
+        inner.__code__ = shifted(inner.__code__, delta)

@@ -27,6 +27,7 @@ __all__ = (
     "module_statuses",
     "prepare",
     "prepare_next",
+    "ran_again",
     "record_for",
     "records",
     "take_next",
@@ -160,13 +161,22 @@ def is_prepared(source: bytes) -> bool:
     return hashlib.sha256(source).hexdigest() in _next
 
 
+def ran_again(module: types.ModuleType) -> bool:
+    """Whether the import system ran the file of ``module``, which hotswap keeps a record of,
+    again since that record started (the program's own ``importlib.reload``): the loader
+    recorded the source it read once more, so the record's live source is not what runs."""
+    file = getattr(module, "__file__", None)
+    return isinstance(file, str) and _sources.peek(file) is not None
+
+
 def record_for(module: types.ModuleType) -> Record:
     name = _modules.canonical(module)
     # Records of modules that left sys.modules would keep all their snapshots alive forever.
     forget_departed(records, keep=(name,))
     record = records.get(name)
-    # A module imported afresh under the same name is another module: start again.
-    if record is None or record.namespace is not vars(module):
+    # A module imported afresh under the same name is another module, and one the import
+    # system ran again (the program's own importlib.reload) runs another source: start again.
+    if record is None or record.namespace is not vars(module) or ran_again(module):
         file = getattr(module, "__file__", None)
         source = _sources.take(file) if isinstance(file, str) else None
         record = Record(module, _config.current().history, source)

@@ -459,7 +459,7 @@ def _importer(name: str, origin: str, target: str, *, follow: bool = True) -> _U
     except HotswapError:
         return None
     record = _records.get(_modules.canonical(module))
-    fresh = record is None or record.namespace is not vars(module)
+    fresh = record is None or record.namespace is not vars(module) or _history.ran_again(module)
     source = None if fresh or record is None else record.live
     if source is None:
         source = _importers.known_source(name, path)

@@ -61,6 +61,7 @@ __all__ = (
     "forward",
     "kind_changed",
     "same_function",
+    "shifted",
     "trampoline",
     "update_function",
 )
@@ -101,6 +102,14 @@ def _why_not_patchable(old: type, new: type, bases: tuple[type, ...]) -> str | N
     if not same_value(vars(old).get("__slots__"), vars(new).get("__slots__"), {}):
         return "its __slots__ changed"
     return None
+
+
+def shifted(code: types.CodeType, delta: int) -> types.CodeType:
+    """``code`` moved ``delta`` lines, with the code of what it defines."""
+    consts = tuple(
+        shifted(c, delta) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
 
 
 def _merge_attributes(old: types.FunctionType, new: types.FunctionType) -> None:
@@ -330,6 +339,10 @@ class Updater:
             update_function(old, new)
         else:
             _merge_attributes(old, new)  # ``f.tag = ...`` after the def is not part of it
+            # An unchanged method of a changed class that moved: the lines it stands at now.
+            delta = new.__code__.co_firstlineno - old.__code__.co_firstlineno
+            if delta:
+                old.__code__ = shifted(old.__code__, delta)
         self._kept_functions[id(new)] = old
         self._merged_functions.append(new)
         return old

@@ -22,15 +22,18 @@ READ_ONLY_METHODS = frozenset(
 
 def body_mutates(node: ast.AST) -> frozenset[str]:
     """Names not local to the function ``node`` (or a function inside it) whose object it may
-    mutate in place: ``X.method(...)``, ``X[k] = v``, ``X.attr = v``, ``del X[k]``."""
+    mutate in place: ``X.method(...)``, ``X[k] = v``, ``X.attr = v``, ``del X[k]``; and those
+    it rebinds through ``global``."""
     local: set[str] = set()
     declared: set[str] = set()
     mutated: set[str] = set()
+    stored: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.arg):
             local.add(sub.arg)
         elif isinstance(sub, ast.Name) and not isinstance(sub.ctx, ast.Load):
             local.add(sub.id)
+            stored.add(sub.id)
         elif isinstance(sub, ast.Global):
             declared.update(sub.names)
         elif (
@@ -50,7 +53,9 @@ def body_mutates(node: ast.AST) -> frozenset[str]:
             base = _base_name(sub.value)
             if base is not None:
                 mutated.add(base)
-    return frozenset(mutated - (local - declared))
+    # A module name the function rebinds through ``global`` (``G += 1``) is written too: a
+    # statement calling it is one of that name's writers, like one that fills a registry.
+    return frozenset((mutated - (local - declared)) | (stored & declared))
 
 
 def _targets(target: ast.AST) -> Iterator[str]:

@@ -60,7 +60,8 @@ class Live:
         replaced: whether the live class of that name cannot take a merge (an Enum, a custom
             metaclass such as pydantic's) and must be replaced.
         container: whether the live object of that name is a plain container (list, dict,
-            set...), rebuilt when a statement that filled it is removed.
+            set...) or a plain value (a counter a function rebinds through ``global``),
+            rebuilt when a statement that wrote it is removed or runs again.
         inplace: whether the live definition of that name leads to a function of the module
             that can be updated in place.
         running: the first line of the statement a thread is running in this module's
