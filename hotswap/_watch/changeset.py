@@ -35,6 +35,7 @@ from hotswap._ops.events import ReloadResult, call_safely, location
 from hotswap._plan import datafiles as _datafiles
 from hotswap._plan.modules import ModuleIndex, Scope, real_file
 from hotswap._watch import reconcile as _reconcile
+from hotswap._watch.pending import digest_of
 from hotswap._watch.pinretry import PinRetry
 from hotswap.exceptions import ExecutionError, PinTimeoutError, SignatureError
 
@@ -340,14 +341,7 @@ class ChangeSets:
         """Whether each file of a failed set holds the bytes that failed, with no newer event
         (else that event's set takes the failed one with it)."""
         for path, digest in failed.files.items():
-            if self._pending(path):
-                return False
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-            except OSError:
-                return False
-            if hashlib.sha256(data).hexdigest() != digest:
+            if self._pending(path) or digest_of(path) != digest:
                 return False
         return True
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from hotswap._plan.modules import Scope
 
-__all__ = ("Change", "Pending", "dependency_order")
+__all__ = ("Change", "Pending", "dependency_order", "digest_of")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,12 @@ def _read(path: str) -> bytes | None:
             return handle.read()
     except OSError:
         return None
+
+
+def digest_of(path: str) -> str | None:
+    """The SHA-256 of the file's bytes now, None if it cannot be read."""
+    data = _read(path)
+    return None if data is None else hashlib.sha256(data).hexdigest()
 
 
 class Pending:
