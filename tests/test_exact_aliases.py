@@ -48,3 +48,24 @@ def test_call_through_a_module_alias_not_rerun_for_an_unrelated_change(reloading
     result = reloading.reload("aliased2._table", source)
     assert result.ok, result.error
     assert [d.module for d in result.dependents] == []
+
+
+def test_container_filled_from_an_importer_is_rebuilt_in_order(reloading):
+    reloading.write("rebuilt._table", TABLE.format(info='{"a": 1, "b": 2}'))
+    reloading.write("rebuilt.core", CORE)
+    reloading.load("rebuilt", PACKAGE)
+    table = sys.modules["rebuilt._table"]
+    source = TABLE.format(info='{"z": 0, "a": 1}')
+    result = reloading.reload("rebuilt._table", source)
+    assert result.ok, result.error
+    assert list(table.TABLE.items()) == [("z", 0), ("a", 1)]  # a fresh import's order, no "b"
+    assert table.fill.__defaults__[1] is table.TABLE
+
+
+def test_container_filled_in_its_own_module_through_a_default_is_rebuilt(reloading):
+    source = TABLE.format(info='{"a": 1, "b": 2}') + "\nfill()\n"
+    mod = reloading.load("selffilled", source)
+    result = reloading.reload("selffilled", source.replace('{"a": 1, "b": 2}', '{"z": 0, "a": 1}'))
+    assert result.ok, result.error
+    assert list(mod.TABLE.items()) == [("z", 0), ("a", 1)]
+    assert mod.fill.__defaults__[1] is mod.TABLE
