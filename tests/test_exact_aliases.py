@@ -69,3 +69,23 @@ def test_container_filled_in_its_own_module_through_a_default_is_rebuilt(reloadi
     assert result.ok, result.error
     assert list(mod.TABLE.items()) == [("z", 0), ("a", 1)]
     assert mod.fill.__defaults__[1] is mod.TABLE
+
+
+REGISTER = "REG = {}\n\n\ndef register(name, value):\n    REG[name] = value\n"
+
+
+def test_registry_of_other_importers_kept_when_one_caller_changes(reloading):
+    from hotswap._engine import transaction
+
+    reloading.write("plugreg", REGISTER)
+    reloading.load("plugone", 'import plugreg\n\nplugreg.register("a", 1)\n')
+    reloading.load("plugtwo", 'import plugreg\n\nplugreg.register("b", 2)\n')
+    registry = sys.modules["plugreg"]
+    reloading.write("plugreg", REGISTER + "\n\nX = 1\n")
+    reloading.write("plugone", 'import plugreg\n\nplugreg.register("a", 10)\n')
+    results = transaction.reload_many([("plugreg", None), ("plugone", None)])
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+    # register() did not change: plugtwo's registration stands, as in a fresh import, and
+    # plugtwo does not run again.
+    assert registry.REG == {"a": 10, "b": 2}
+    assert "plugtwo" not in [d.module for r in results for d in r.dependents]

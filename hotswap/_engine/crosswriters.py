@@ -9,10 +9,12 @@ new keys at the end (a dict's order, what its ``repr`` and ``inspect.signature``
 removed ones kept. Within one module the planner rebuilds such a container, its binding
 statement and every writer running again in source order (:mod:`hotswap._plan.planner`);
 this does the same across the modules of a change set: when a statement of one module that
-runs calls a function of another module of the set that fills a plain container of that
-module (directly, or through a parameter whose default is the container), the container's
-binding statements run again in their module, before the caller's statement runs (a module
-runs before its importers in a transaction), so the call fills a new, empty container.
+runs calls a function of another module of the set that changed and fills a plain container
+of that module (directly, or through a parameter whose default is the container), the
+container's binding statements run again in their module, before the caller's statement runs
+(a module runs before its importers in a transaction), so the call fills a new, empty
+container. The function then reads a rebound name, so every caller the importer search finds
+runs again too; a function that did not change leaves the container as it is.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ def binders_to_rerun(
     """Module name -> first lines of the binding statements to run again (not yet in its
     plan): the containers that other modules' running statements fill through its
     functions."""
+    if len(units) < 2:
+        return {}  # one module: its own containers are the planner's
     by_name = {u.name: u for u in units}
     wanted: dict[str, set[int]] = {}
     for caller in units:
@@ -68,6 +72,10 @@ def binders_to_rerun(
         for module, function in _called(caller, upstream_of(caller)):
             owner = by_name.get(module)
             if owner is None or owner is caller:
+                continue
+            if function not in owner.plan.dirty and function not in owner.plan.rebound:
+                # The function fills the container as before: the other callers' entries
+                # (importers that do not run again, the program's own) stand.
                 continue
             indexes = Indexes.of(owner.new)
             running = {index for index, _ in owner.plan.run}
