@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 TABLE = """\
 INFO = {info}
 TABLE = {{}}
@@ -89,3 +91,18 @@ def test_registry_of_other_importers_kept_when_one_caller_changes(reloading):
     # plugtwo does not run again.
     assert registry.REG == {"a": 10, "b": 2}
     assert "plugtwo" not in [d.module for r in results for d in r.dependents]
+
+
+@pytest.mark.watcher
+def test_watcher_save_of_the_aliased_module_rebuilds_the_importers_table(reloading, watch):
+    # toolz's checkout through the watcher: whether the package's call ran again depended on
+    # which change set _signatures.py landed in; saved alone, it reaches the package too.
+    reloading.write("watched._table", TABLE.format(info='{"a": 1, "b": 2}'))
+    reloading.write("watched.core", CORE)
+    reloading.load("watched", PACKAGE)
+    table = sys.modules["watched._table"]
+    seen = watch(debounce=0.05, policy="off")
+    reloading.write("watched._table", TABLE.format(info='{"z": 0, "a": 1}'))
+    seen.wait_for(lambda results: any(r.module == "watched._table" for r in results))
+    assert all(r.ok for r in seen.results), [str(r.error) for r in seen.results]
+    assert list(table.TABLE.items()) == [("z", 0), ("a", 1)]
