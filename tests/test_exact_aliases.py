@@ -42,6 +42,16 @@ def test_call_through_a_module_alias_runs_again(reloading):
     assert package.core.lookup("b") == 2
 
 
+def test_call_through_an_alias_imported_from_its_holder_runs_again(reloading):
+    reloading.write("aliasfrom._table", TABLE.format(info='{"a": 1}'))
+    reloading.write("aliasfrom.core", CORE)
+    reloading.load("aliasfrom.user", "from .core import _t\n\n_t.fill()\n")
+    table = sys.modules["aliasfrom._table"]
+    result = reloading.reload("aliasfrom._table", TABLE.format(info='{"a": 1, "b": 2}'))
+    assert result.ok, result.error
+    assert table.TABLE == {"a": 1, "b": 2}
+
+
 def test_call_through_a_module_alias_not_rerun_for_an_unrelated_change(reloading):
     reloading.write("aliased2._table", TABLE.format(info='{"a": 1}') + "X = 1\n")
     reloading.write("aliased2.core", CORE)

@@ -74,8 +74,11 @@ def reachers(target: str, holders: list[str], text_of: TextOf) -> list[str]:
         if text is None:
             continue
         namespace = vars(module)
-        if any(_names(text, alias) and _holds(namespace, holder) for alias, holder in via):
-            chosen.append(name)
+        if any(
+            _names(text, alias) and (_holds(namespace, holder) or _holds(namespace, found))
+            for alias, holder in via
+        ):
+            chosen.append(name)  # ``core._t.fill()``, or ``from .core import _t``
     return chosen
 
 
