@@ -8,8 +8,9 @@ the standard library, pytest (for the ``test`` command) and the tool it was star
 
 Commands: ``import`` (every module of the packages, sorted), ``step`` (apply the files the
 parent has just written: per changed module in dependency order, or through the watcher),
-``snapshot`` (a description of every module-level name, see :func:`describe`), ``test`` (the
-release's own tests, in this process), ``quit``.
+``snapshot`` (a description of every module-level name, see :func:`describe`), ``deleted``
+(the modules whose file is gone), ``test`` (the release's own tests, in this process),
+``quit``.
 """
 
 from __future__ import annotations
@@ -171,6 +172,18 @@ def snapshot(packages: list[str]) -> dict[str, str]:
             except Exception as error:  # a value whose introspection fails: say so, go on
                 text = f"<describe failed: {type(error).__name__}>"
             found[f"{name}:{key}"] = text
+    return found
+
+
+def deleted(packages: list[str]) -> list[str]:
+    """The packages' loaded modules whose source file no longer exists (a release deleted
+    it; a copy such as ``tlz._version`` carries the deleted file's name too)."""
+    found = []
+    for name, module in sorted(sys.modules.items()):
+        if any(name == p or name.startswith(p + ".") for p in packages):
+            file = getattr(module, "__file__", None)
+            if isinstance(file, str) and not os.path.exists(file):
+                found.append(name)
     return found
 
 
@@ -395,6 +408,8 @@ def main() -> None:
             answer = {"results": results, "seconds": time.perf_counter() - start}
         elif op == "snapshot":
             answer = snapshot(names)
+        elif op == "deleted":
+            answer = deleted(names)
         elif op == "test":
             answer = run_tests(command["tests"], command["rootdir"])
         elif op == "quit":

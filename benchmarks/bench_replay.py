@@ -31,8 +31,11 @@ After each step a fresh interpreter imports the same release and the same module
 describe every module-level name (``_replay_child.describe``: code objects recursively without
 line numbers, signatures, generator-ness, classes with their MRO and members, whether a class
 or function is still the one its module binds, simple values, container contents). A name whose
-descriptions differ is *divergent*. Then the release's own tests (from the sdist) run in the
-live process and in the fresh one: *test parity* counts the tests whose outcome differs.
+descriptions differ is *divergent*, except the names a deleted file leaves (its module's names
+and the package attribute bound to it, live only): those are counted apart, as "of deleted
+files", a documented limit (docs/limits.md). Then the release's own tests (from the sdist)
+run in the live process and in the fresh one: *test parity* counts the tests whose outcome
+differs.
 
 Peers: ``hotswap`` (policy "off"), ``strict`` (hotswap with policy "strict"), ``jurigged`` and
 ``autoreload`` (IPython), each peer in a scratch venv made under the cache folder (pip install
@@ -335,6 +338,21 @@ def divergent(live: dict[str, str], fresh: dict[str, str]) -> list[str]:
     return sorted(k for k in keys if live.get(k) != fresh.get(k) and fresh.get(k) != UNSTABLE)
 
 
+def of_deleted_files(names: list[str], live: dict[str, str], gone: list[str]) -> list[str]:
+    """The divergent names that a deleted file leaves, a documented limit (docs/limits.md:
+    "a deleted file leaves its module running as it was"): the names of a module whose file
+    is gone, and a package's attribute bound to such a module, both only in the live process."""
+    modules = set(gone)
+    found = []
+    for key in names:
+        module, _, attribute = key.partition(":")
+        value = live.get(key, "")
+        bound = any(value == json.dumps(["module", m]) for m in modules)
+        if module in modules or (bound and f"{module}.{attribute}" in modules):
+            found.append(key)
+    return found
+
+
 def replay(
     cache: Path,
     work: Path,
@@ -415,7 +433,10 @@ def replay(
                     )
                 fresh, fresh_tests = fresh_cache[key]
                 names = divergent(live, fresh)
+                limit = of_deleted_files(names, live, child.ask("deleted"))
+                names = [n for n in names if n not in limit]
                 row["divergent"].append((versions[index], names))
+                row.setdefault("deleted", []).append((versions[index], limit))
                 for shown in names[:explain]:
                     print(f"    {shown}: {why(live.get(shown), fresh.get(shown))}", flush=True)
                 if wanted and trees[index][1] is not None:
@@ -501,6 +522,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             counts = f"{row['applied']} / {row['unchanged']} / {row['refused']} / {row['failed']}"
             per_step = [len(names) for _, names in row["divergent"]]
             divergent = f"{sum(per_step)} ({' '.join(map(str, per_step))})"
+            left = sum(len(names) for _, names in row.get("deleted", []))
+            if left:
+                divergent += f"; {left} of deleted files"
             if row["tests"]:
                 total = max(n for _, n, _ in row["tests"])
                 per = " ".join(str(len(d)) for _, _, d in row["tests"])
@@ -530,6 +554,11 @@ def details(results: dict[str, dict[str, Any]], limit: int) -> str:
                     shown = ", ".join(names[:limit])
                     more = f" (+{len(names) - limit})" if len(names) > limit else ""
                     out.append(f"- {name} {peer} {version}: divergent {shown}{more}")
+            for version, names in row.get("deleted", []):
+                if names:
+                    shown = ", ".join(names[:limit])
+                    more = f" (+{len(names) - limit})" if len(names) > limit else ""
+                    out.append(f"- {name} {peer} {version}: left by deleted files {shown}{more}")
             for version, _, differ in row.get("tests", []):
                 if differ:
                     shown = ", ".join(differ[:3])

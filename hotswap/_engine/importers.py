@@ -4,9 +4,10 @@ which of them import from a given module (DESIGN §5.2).
 The search reads only the user's modules (inside the running watchers' scopes; never
 hotswap's own, the standard library or site-packages), and parses only those whose source
 can import the changed module: it names the module's last component, and a ``from`` import
-of it or a module object bound to it says it takes names from it. What a source imports is
-read once per text (a regular expression over the text the module runs, no parse); a parse is
-cached by the file and its content hash.
+of it or a module object bound to it says it takes names from it (or it reaches the module
+through another module's alias of it: :mod:`hotswap._engine.aliases`). What a source
+imports is read once per text (a regular expression over the text the module runs, no
+parse); a parse is cached by the file and its content hash.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from hotswap._engine import aliases as _aliases
 from hotswap._engine.baseline import synthesize
 from hotswap._engine.gil import collector_paused
 from hotswap._engine.history import prepare, records
@@ -140,7 +142,8 @@ def imports_from(module: types.ModuleType, source: _statements.ModuleSource, tar
             name = absolute(package, level, relative)
             if target in (name, f"{name}.{attribute}"):
                 return True
-    return _binds(namespace, target, sys.modules.get(target))
+    found = sys.modules.get(target)
+    return _binds(namespace, target, found) or _aliases.reaches(namespace, source.source, found)
 
 
 # ``from <dots><module> import <names>`` anywhere in a text (a superset: docstrings count too,
@@ -219,7 +222,7 @@ def candidates(target: str, texts: Texts) -> list[str]:
         )
         if takes or _binds(namespace, target, found):
             chosen.append(name)
-    return chosen
+    return chosen + _aliases.reachers(target, chosen, texts.running)
 
 
 def prepared(file: str) -> bool:

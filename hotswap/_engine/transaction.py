@@ -26,6 +26,7 @@ from typing import Any
 
 from hotswap._config import settings as _config
 from hotswap._engine import apply as _apply
+from hotswap._engine import crosswriters as _crosswriters
 from hotswap._engine import history as _history
 from hotswap._engine import hooks as _hooks
 from hotswap._engine import importers as _importers
@@ -395,6 +396,27 @@ def _plan_units(units: list[_Unit], policy: str, force: bool, follow: bool) -> N
             raise _Failure(error) from error
     # Ordered once the live sources are known: what a module's change rebinds decides.
     units[:] = _order.in_import_order(units)
+    _plan_queue(units, texts, follow)
+    for _ in range(3):  # each pass can only add binding statements: a few at most
+        extra = _crosswriters.binders_to_rerun(units, lambda u: _upstream(u, []))
+        if not extra:
+            break
+        for unit in units:
+            unit.rerun = unit.rerun | extra.get(unit.name, frozenset())
+        _plan_queue(units, texts, follow)  # the containers' modules rebind them: plan again
+    for unit in units:
+        if unit.root and unit.plan.direct:
+            _audit_unit(unit)
+        if unit.plan.run:
+            try:
+                unit.code = compile_plan(unit.new, unit.plan, unit.path)
+            except SyntaxError as error:
+                raise _Failure(_syntax_error(unit.name, unit.path, error)) from error
+
+
+def _plan_queue(units: list[_Unit], texts: _importers.Texts, follow: bool) -> None:
+    """Plan ``units`` in order, each with what the ones before it changed, and follow each
+    change into its importers (appended to ``units``)."""
     planned: list[_Unit] = []
     queue = list(units)
     seen = {u.name for u in units}
@@ -415,14 +437,6 @@ def _plan_units(units: list[_Unit], policy: str, force: bool, follow: bool) -> N
             seen.add(name)
             units.append(importer)
             queue.append(importer)
-    for unit in units:
-        if unit.root and unit.plan.direct:
-            _audit_unit(unit)
-        if unit.plan.run:
-            try:
-                unit.code = compile_plan(unit.new, unit.plan, unit.path)
-            except SyntaxError as error:
-                raise _Failure(_syntax_error(unit.name, unit.path, error)) from error
 
 
 def _audit_unit(unit: _Unit) -> None:

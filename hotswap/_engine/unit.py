@@ -48,7 +48,9 @@ class Unit:
     executed: Executed | None = None
     force: bool = False
     fresh: bool = False  # an importer whose record is registered only if it runs
-    rerun: frozenset[int] = frozenset()  # statements that read a changed data file
+    # First lines of statements to run as if changed: they read a changed data file, or bind a
+    # container that another module's running statement fills (crosswriters).
+    rerun: frozenset[int] = frozenset()
     names: set[str] = field(default_factory=set)  # the names the caller gave for it
 
     @property

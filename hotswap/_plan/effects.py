@@ -20,10 +20,28 @@ READ_ONLY_METHODS = frozenset(
 )
 
 
+def _defaulted(node: ast.AST) -> dict[str, str]:
+    """Parameter -> the module name its default is, for ``def fill(table=TABLE)``: the body
+    mutating ``table`` mutates ``TABLE`` when a call leaves the default (toolz's
+    ``create_signature_registry(module_info=module_info, signatures=signatures)``)."""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return {}
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(
+        zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+    )
+    pairs += [
+        (a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None
+    ]
+    return {arg.arg: default.id for arg, default in pairs if isinstance(default, ast.Name)}
+
+
 def body_mutates(node: ast.AST) -> frozenset[str]:
     """Names not local to the function ``node`` (or a function inside it) whose object it may
-    mutate in place: ``X.method(...)``, ``X[k] = v``, ``X.attr = v``, ``del X[k]``; and those
-    it rebinds through ``global``."""
+    mutate in place: ``X.method(...)``, ``X[k] = v``, ``X.attr = v``, ``del X[k]``; those it
+    rebinds through ``global``; and the module names that parameters the body mutates take as
+    their defaults."""
     local: set[str] = set()
     declared: set[str] = set()
     mutated: set[str] = set()
@@ -55,7 +73,9 @@ def body_mutates(node: ast.AST) -> frozenset[str]:
                 mutated.add(base)
     # A module name the function rebinds through ``global`` (``G += 1``) is written too: a
     # statement calling it is one of that name's writers, like one that fills a registry.
-    return frozenset((mutated - (local - declared)) | (stored & declared))
+    defaulted = _defaulted(node)
+    through = {defaulted[name] for name in mutated & defaulted.keys()}
+    return frozenset((mutated - (local - declared)) | (stored & declared) | through)
 
 
 def _targets(target: ast.AST) -> Iterator[str]:
