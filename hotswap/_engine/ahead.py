@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from hotswap._engine import history as _history
+from hotswap._engine import rewrite as _rewrite
 from hotswap._engine.transaction import collector_paused
 from hotswap._plan import modules as _modules
 from hotswap._plan import statements as _statements
@@ -37,6 +38,9 @@ def prepare(target: str, data: bytes) -> bool:
         return False
     # The live version only lends the analyses of the statements that did not change; a read
     # of the records without the lock sees it or an older one, and either is right.
+    if _rewrite.compile_ahead(name, _modules.source_file(module), text, data):
+        logger.debug("hotswap: %s compiled ahead of its reload (%d bytes)", name, len(data))
+        return True  # a whole-module rewrite: it runs as compiled, no statement is read
     record = _history.records.get(name)
     base = record.live if record is not None and record.namespace is vars(module) else None
     try:

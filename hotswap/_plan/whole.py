@@ -1,0 +1,140 @@
+"""Whether an edit rewrote a whole module, told from the text alone (pure, no syntax tree).
+
+A module whose every top-level statement changed needs no statement diff: running all of its
+statements is the diff's answer, so the engine can compile the new text as it is and read its
+statements later (:mod:`hotswap._engine.rewrite`). Parsing to :mod:`ast` first would cost more
+than the compile itself, so everything here works on lines:
+
+- the statements are split by the line scan of :func:`hotswap._plan.lines.split_statements`;
+- a statement is *the same* as an old one when their texts are equal once comments and white
+  space are dropped (two different statements may compare equal; then the edit is not taken
+  for a rewrite, which only costs the fast path);
+- a rewrite is a module of at least :data:`MIN_STATEMENTS` statements none of which is the
+  same as an old one, imports and docstrings apart (running ``import x`` again binds the
+  same module);
+- constructs whose reload needs the statement-by-statement path are screened out by pattern
+  (:data:`_NEEDS_STATEMENTS`), in the old text and in the new.
+
+:class:`LazySource` is a version whose statements are read on first use.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from hotswap._plan.lines import split_statements
+from hotswap._plan.statements import ModuleSource, parse_module
+
+__all__ = ("MIN_STATEMENTS", "LazySource", "Shape", "rewrite_of", "shape")
+
+# Below this, the statement-by-statement path costs little, and its report is exact.
+MIN_STATEMENTS = 200
+
+# What the text-level path cannot reproduce, found by pattern (a false hit only costs speed):
+# decorators (the statement path keeps registrations by not running unchanged decorators),
+# ``import *`` (names bound out of sight), hotswap's hooks and ``__hotswap_keep__``, frames and
+# namespaces read as data (the module runs with a mapping of its own for locals), the entry
+# point block, and ``;`` at a statement's start line (two statements on one line).
+_NEEDS_STATEMENTS = (  # (a substring first: a scan of megabytes for a pattern is slow)
+    ("@", re.compile(r"^[ \t]*@", re.MULTILINE)),
+    ("*", re.compile(r"import\s*\*")),
+    ("__hotswap_", None),
+    ("locals", re.compile(r"\blocals\s*\(")),
+    ("vars", re.compile(r"\bvars\s*\(")),
+    ("_getframe", None),
+    ("currentframe", None),
+    ("__name__", re.compile(r"^if\s+__name__\b", re.MULTILINE)),
+)
+_SPACE = str.maketrans("", "", " \t\f\r\n\\")
+_COMMENT = re.compile(r"#[^\n]*")
+# Statements that bind what they bound before when they run again: imports, and a string
+# alone (the module's docstring).
+_HARMLESS = re.compile(r"(import|from)\b|[rRuUbB]{0,2}(\"|')")
+
+
+def _key(text: str) -> str:
+    """A statement's text without comments or white space (a ``#`` in a string cuts it
+    too: equal keys only make the edit take the statement path)."""
+    if "#" in text:
+        text = _COMMENT.sub("", text)
+    return text.translate(_SPACE)
+
+
+class Shape:
+    """The top-level statements of a text as keys (see the module docstring), or None when
+    the text needs the statement path whatever the edit."""
+
+    __slots__ = ("imports", "keys")
+
+    def __init__(self, keys: frozenset[str], imports: frozenset[str]) -> None:
+        self.keys = keys
+        self.imports = imports
+
+
+def shape(text: str) -> Shape | None:
+    """The :class:`Shape` of ``text``, or None when it needs the statement path."""
+    for word, pattern in _NEEDS_STATEMENTS:
+        if word in text and (pattern is None or pattern.search(text)):
+            return None
+    chunks = split_statements(text)
+    if chunks is None:
+        return None
+    keys: set[str] = set()
+    imports: set[str] = set()
+    for _, chunk in chunks:
+        if ";" in chunk.partition("\n")[0]:
+            return None
+        key = _key(chunk)
+        keys.add(key)
+        if _HARMLESS.match(chunk):
+            imports.add(key)
+    return Shape(frozenset(keys), frozenset(imports))
+
+
+def rewrite_of(old: Shape, new: Shape) -> bool:
+    """Whether ``new`` rewrites the whole module that ``old`` was: big enough, and no
+    statement but an import or a docstring is the same as one of the old text."""
+    if len(new.keys) < MIN_STATEMENTS:
+        return False
+    common = new.keys & old.keys
+    return common <= new.imports
+
+
+class LazySource(ModuleSource):
+    """A version of a module whose statements are read (parsed and analysed) the first time
+    anything asks for them: the version a whole-module rewrite leaves. Only :attr:`source`
+    is there from the start."""
+
+    _READ = frozenset({"flags", "statements", "cache", "nodes", "derived", "_symbols"})
+
+    def __init__(self, source: str) -> None:  # (no dataclass __init__: nothing read yet)
+        self.source = source
+        self._reading = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for what is not set yet: the fields a parse fills.
+        if name not in LazySource._READ:
+            raise AttributeError(name)
+        self.read()
+        return self.__dict__[name]
+
+    @property
+    def is_read(self) -> bool:
+        return "statements" in self.__dict__
+
+    def read(self) -> None:
+        """Parse and analyse the statements now (once; any thread)."""
+        with self._reading:
+            if self.is_read:
+                return
+            parsed = parse_module(self.source)
+            self.__dict__.update(
+                flags=parsed.flags,
+                statements=parsed.statements,
+                cache=parsed.cache,
+                nodes={},
+                derived={},
+                _symbols=None,
+            )
