@@ -33,7 +33,7 @@ from hotswap._engine import importers as _importers
 from hotswap._engine.adapters import active_adapters
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._engine.execute import running_line
-from hotswap._engine.history import Version
+from hotswap._engine.history import Record, Version
 from hotswap._engine.history import records as _records
 from hotswap._engine.outcome import finish
 from hotswap._engine.pin import gate
@@ -43,6 +43,7 @@ from hotswap._engine.update import Updater
 from hotswap._ops import events as _events
 from hotswap._ops.events import Changes, ReloadResult, location
 from hotswap._plan import modules as _modules
+from hotswap._plan import sources as _sources
 from hotswap._plan import whole as _whole
 from hotswap._plan.diff import ChangeSet
 from hotswap.exceptions import ExecutionError, HotswapError, IncompatibleChangeError
@@ -82,6 +83,11 @@ def compile_ahead(name: str, path: str, text: str, data: bytes) -> bool:
     """Compile a huge file's new text ahead of its reload, outside the reload lock, when it
     rewrites the live version: the reload then only runs it. Whether it did."""
     record = _records.get(name)
+    module = sys.modules.get(name)
+    if not isinstance(module, types.ModuleType):
+        return False
+    if record is None or record.namespace is not vars(module):
+        record = _unrecorded(module, name, path)
     if record is None or record.live is None:
         return False
     new = _whole.shape(text)
@@ -106,10 +112,12 @@ def _old_of(name: str, record: Any) -> _Known | None:
     live = record.live
     if live is None:
         return None
-    binds: frozenset[str] | None = None
+    binds: frozenset[str] | None
     if not isinstance(live, _whole.LazySource) or live.is_read:
         found = {n for s in live.statements for n in s.info.binds}
         binds = None if "*" in found else frozenset(found)
+    else:
+        binds = _whole.binds_of(live.source)  # (a version this path left, rolled back to)
     known = _Known(digest, _whole.shape(live.source), binds)
     _known[name] = known
     return known
@@ -130,6 +138,9 @@ def attempt(
         return None
     module, record, path, text, data, digest, code, new, old = found
     name = record.name
+    if _records.get(name) is not record:  # its first reload: from now on hotswap's
+        _records[name] = record
+        _sources.take(path)
     _events.publish(_events.Planned(name, record.current.number, Changes(), ()))
     wait = _config.current().pin_timeout if pin_timeout is None else pin_timeout
     try:
@@ -175,13 +186,9 @@ def _eligible(target: types.ModuleType | str, given: bytes | None, policy: str) 
         path = _modules.source_file(module)
     except HotswapError:
         return None
-    record = _records.get(name)
     settings = _config.current()
     if (
         name == "__main__"
-        or record is None
-        or record.namespace is not vars(module)
-        or record.live is None
         or settings.audit is not None
         or settings.require_signature is not None
         or _hooks.busy(name)
@@ -194,8 +201,13 @@ def _eligible(target: types.ModuleType | str, given: bytes | None, policy: str) 
             text, data = _modules.decode_source(name, path, given), given
     except HotswapError:
         return None
+    if text.count("\n") < _whole.MIN_STATEMENTS:
+        return None  # (too few lines for enough statements)
     digest = hashlib.sha256(data).hexdigest()
-    if digest == record.current.source_hash:
+    record = _records.get(name)
+    if record is None or record.namespace is not vars(module):
+        record = _unrecorded(module, name, path)
+    if record is None or record.live is None or digest == record.current.source_hash:
         return None
     old = _old_of(name, record)
     if old is None or old.shape is None or old.binds is None:
@@ -223,6 +235,27 @@ def _eligible(target: types.ModuleType | str, given: bytes | None, policy: str) 
         if public - set(code.co_names):
             return None  # a public name removed: whether something still uses it is asked there
     return module, record, path, text, data, digest, code, new, old
+
+
+def _unrecorded(module: types.ModuleType, name: str, path: str) -> Record | None:
+    """The record a first reload starts, from the bytes the module was imported from (kept
+    by the import hook, or by the warm-up for a file imported before hotswap), without
+    reading its statements: registered when the rewrite runs. None when they are not kept."""
+    data = _sources.peek(path)
+    if data is None:
+        return None
+    try:
+        text = _modules.decode_source(name, path, data)
+    except HotswapError:
+        return None
+    record = Record(module, _config.current().history, None)
+    digest = hashlib.sha256(data).hexdigest()
+    record.current.source_hash = digest
+    record.current.source = record.origin = _whole.LazySource(text)
+    known = _known.get(name)
+    if known is None or known.digest != digest:  # (else read for a compile ahead already)
+        _known[name] = _Known(digest, _whole.shape(text), _whole.binds_of(text))
+    return record
 
 
 def _imported_from(target: str) -> bool:

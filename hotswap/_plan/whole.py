@@ -5,7 +5,8 @@ statements is the diff's answer, so the engine can compile the new text as it is
 statements later (:mod:`hotswap._engine.rewrite`). Parsing to :mod:`ast` first would cost more
 than the compile itself, so everything here works on lines:
 
-- the statements are split by the line scan of :func:`hotswap._plan.lines.split_statements`;
+- the text is cut into pieces at every line that starts at column 0, each statement one piece
+  or more (:data:`_PIECE`);
 - a statement is *the same* as an old one when their texts are equal once comments and white
   space are dropped (two different statements may compare equal; then the edit is not taken
   for a rewrite, which only costs the fast path);
@@ -27,7 +28,7 @@ from typing import Any
 from hotswap._plan.lines import split_statements
 from hotswap._plan.statements import ModuleSource, parse_module
 
-__all__ = ("MIN_STATEMENTS", "LazySource", "Shape", "rewrite_of", "shape")
+__all__ = ("MIN_STATEMENTS", "LazySource", "Shape", "binds_of", "rewrite_of", "shape")
 
 # Below this, the statement-by-statement path costs little, and its report is exact.
 MIN_STATEMENTS = 200
@@ -54,6 +55,14 @@ _COMMENT = re.compile(r"#[^\n]*")
 _HARMLESS = re.compile(r"(import|from)\b|[rRuUbB]{0,2}(\"|')")
 
 
+# Where a piece starts: a line at column 0 that is not blank, a comment or a closing bracket.
+# Every statement starts a piece; a statement with lines of its own at column 0 (``else:``, a
+# string's lines) is cut into several, and an unchanged statement still has every piece of
+# it among the old pieces, so a comparison of pieces finds it (a cut, done in C, is what a
+# rewrite of thousands of statements can afford; the exact split is a Python loop).
+_PIECE = re.compile(r"\n(?=[^ \t\f#)\]}\r\n])")
+
+
 def _key(text: str) -> str:
     """A statement's text without comments or white space (a ``#`` in a string cuts it
     too: equal keys only make the edit take the statement path)."""
@@ -63,8 +72,8 @@ def _key(text: str) -> str:
 
 
 class Shape:
-    """The top-level statements of a text as keys (see the module docstring), or None when
-    the text needs the statement path whatever the edit."""
+    """The pieces of a text as keys (see the module docstring), those of imports and strings
+    apart."""
 
     __slots__ = ("imports", "keys")
 
@@ -78,15 +87,14 @@ def shape(text: str) -> Shape | None:
     for word, pattern in _NEEDS_STATEMENTS:
         if word in text and (pattern is None or pattern.search(text)):
             return None
-    chunks = split_statements(text)
-    if chunks is None:
-        return None
     keys: set[str] = set()
     imports: set[str] = set()
-    for _, chunk in chunks:
+    for chunk in _PIECE.split(text):
         if ";" in chunk.partition("\n")[0]:
             return None
         key = _key(chunk)
+        if not key:
+            continue  # (blank and comment lines)
         keys.add(key)
         if _HARMLESS.match(chunk):
             imports.add(key)
@@ -94,12 +102,64 @@ def shape(text: str) -> Shape | None:
 
 
 def rewrite_of(old: Shape, new: Shape) -> bool:
-    """Whether ``new`` rewrites the whole module that ``old`` was: big enough, and no
-    statement but an import or a docstring is the same as one of the old text."""
+    """Whether ``new`` rewrites the whole module that ``old`` was: big enough, and no piece
+    but one of an import or a docstring is the same as one of the old text."""
     if len(new.keys) < MIN_STATEMENTS:
         return False
     common = new.keys & old.keys
     return common <= new.imports
+
+
+_ASSIGNED = re.compile(r"([A-Za-z_]\w*)\s*(?::[^=\n]*)?=(?!=)")
+_DEFINED = re.compile(r"(?:async\s+def|def|class)\s+([A-Za-z_]\w*)")
+_IMPORTED = re.compile(r"import\s+([\w.]+(?:\s+as\s+\w+)?(?:\s*,\s*[\w.]+(?:\s+as\s+\w+)?)*)\s*$")
+_FROM = re.compile(r"from\s+[\w.]+\s+import\s+\(?([\w\s,]+?)\)?\s*$")
+_CALL = re.compile(r"[\w.]+\(")
+
+
+def binds_of(text: str) -> frozenset[str] | None:
+    """The names the top-level statements of ``text`` bind, read from the text where every
+    statement is of a plain form (``x = ...``, ``def``, ``class``, imports, a call, a string);
+    None when one is not (the statements must be read)."""
+    chunks = split_statements(text)
+    if chunks is None:
+        return None
+    names: set[str] = set()
+    for position, (_, chunk) in enumerate(chunks):
+        if ":=" in chunk:
+            return None
+        head = _COMMENT.sub("", chunk).strip() if "#" in chunk else chunk
+        found = _DEFINED.match(head)
+        if found is not None:
+            names.add(found.group(1))
+            continue
+        found = _ASSIGNED.match(head)
+        if found is not None:
+            if _ASSIGNED.match(head[found.end() :].lstrip()):
+                return None  # ``a = b = 1``
+            names.add(found.group(1))
+            continue
+        found = _IMPORTED.match(head)
+        if found is not None:
+            for part in found.group(1).split(","):
+                module, _, alias = part.strip().partition(" as ")
+                names.add(alias.strip() or module.split(".")[0])
+            continue
+        found = _FROM.match(head)
+        if found is not None:
+            for part in found.group(1).replace("\n", " ").split(","):
+                if part.strip():
+                    name, _, alias = part.strip().partition(" as ")
+                    names.add(alias.strip() or name.strip())
+            continue
+        if _HARMLESS.match(head) and not head.startswith(("import", "from")):
+            if position == 0:
+                names.add("__doc__")
+            continue
+        if _CALL.match(head):
+            continue
+        return None
+    return frozenset(names)
 
 
 class LazySource(ModuleSource):
