@@ -47,12 +47,14 @@ _NEEDS_STATEMENTS = (  # (a substring first: a scan of megabytes for a pattern i
     ("_getframe", None),
     ("currentframe", None),
     ("__name__", re.compile(r"^if\s+__name__\b", re.MULTILINE)),
+    (";", re.compile(r"^[^ \t\f#\n][^\n]*;", re.MULTILINE)),  # (two statements on a line)
 )
 _SPACE = str.maketrans("", "", " \t\f\r\n\\")
-_COMMENT = re.compile(r"#[^\n]*")
+_COMMENT = re.compile(r"#[^\n\0]*")
 # Statements that bind what they bound before when they run again: imports, and a string
 # alone (the module's docstring).
 _HARMLESS = re.compile(r"(import|from)\b|[rRuUbB]{0,2}(\"|')")
+_LEADING = re.compile(r"(?:[ \t\f]*(?:#[^\n]*)?\r?\n)*")  # blank and comment lines
 
 
 # Where a piece starts: a line at column 0 that is not blank, a comment or a closing bracket.
@@ -63,23 +65,13 @@ _HARMLESS = re.compile(r"(import|from)\b|[rRuUbB]{0,2}(\"|')")
 _PIECE = re.compile(r"\n(?=[^ \t\f#)\]}\r\n])")
 
 
-def _key(text: str) -> str:
-    """A statement's text without comments or white space (a ``#`` in a string cuts it
-    too: equal keys only make the edit take the statement path)."""
-    if "#" in text:
-        text = _COMMENT.sub("", text)
-    return text.translate(_SPACE)
-
-
 class Shape:
-    """The pieces of a text as keys (see the module docstring), those of imports and strings
-    apart."""
+    """The pieces of a text by key (see the module docstring): key -> one piece with it."""
 
-    __slots__ = ("imports", "keys")
+    __slots__ = ("pieces",)
 
-    def __init__(self, keys: frozenset[str], imports: frozenset[str]) -> None:
-        self.keys = keys
-        self.imports = imports
+    def __init__(self, pieces: dict[str, str]) -> None:
+        self.pieces = pieces
 
 
 def shape(text: str) -> Shape | None:
@@ -87,27 +79,27 @@ def shape(text: str) -> Shape | None:
     for word, pattern in _NEEDS_STATEMENTS:
         if word in text and (pattern is None or pattern.search(text)):
             return None
-    keys: set[str] = set()
-    imports: set[str] = set()
-    for chunk in _PIECE.split(text):
-        if ";" in chunk.partition("\n")[0]:
-            return None
-        key = _key(chunk)
-        if not key:
-            continue  # (blank and comment lines)
-        keys.add(key)
-        if _HARMLESS.match(chunk):
-            imports.add(key)
-    return Shape(frozenset(keys), frozenset(imports))
+    pieces = _PIECE.split(text)
+    # One pass of each kind over the whole text, not one per piece (NUL cannot be in source).
+    joined = "\0".join(pieces)
+    if "#" in joined:
+        joined = _COMMENT.sub("", joined)
+    table = dict(zip(joined.translate(_SPACE).split("\0"), pieces, strict=True))
+    table.pop("", None)  # (blank and comment lines)
+    return Shape(table)
 
 
 def rewrite_of(old: Shape, new: Shape) -> bool:
     """Whether ``new`` rewrites the whole module that ``old`` was: big enough, and no piece
     but one of an import or a docstring is the same as one of the old text."""
-    if len(new.keys) < MIN_STATEMENTS:
+    if len(new.pieces) < MIN_STATEMENTS:
         return False
-    common = new.keys & old.keys
-    return common <= new.imports
+    common = new.pieces.keys() & old.pieces.keys()
+    return all(_harmless(new.pieces[key]) for key in common)
+
+
+def _harmless(piece: str) -> bool:
+    return _HARMLESS.match(piece, _LEADING.match(piece).end()) is not None  # type: ignore[union-attr]
 
 
 _ASSIGNED = re.compile(r"([A-Za-z_]\w*)\s*(?::[^=\n]*)?=(?!=)")
@@ -152,7 +144,7 @@ def binds_of(text: str) -> frozenset[str] | None:
                     name, _, alias = part.strip().partition(" as ")
                     names.add(alias.strip() or name.strip())
             continue
-        if _HARMLESS.match(head) and not head.startswith(("import", "from")):
+        if _harmless(head) and not head.startswith(("import", "from")):
             if position == 0:
                 names.add("__doc__")
             continue
