@@ -13,7 +13,10 @@ import pytest
 
 import hotswap
 from hotswap._engine.history import records
+from hotswap._plan import sources as _sources
+from hotswap._plan import statements as _statements
 from hotswap._plan.whole import MIN_STATEMENTS, LazySource
+from hotswap._watch.changeset import HUGE_SOURCE
 from hotswap.exceptions import ExecutionError, IncompatibleChangeError
 
 COUNT = MIN_STATEMENTS + 20
@@ -203,3 +206,81 @@ def test_a_rewrite_after_a_rollback_and_status(reloading, mod):
     assert mod.C0 == 1
     assert hotswap.status().to_dict()["modules"]["rewritten_mod"]["version"] == 2
     importlib.invalidate_caches()
+
+
+def plain(n: int, *, same: int | None = None) -> str:
+    """Constants and a function only: what the first reload of a never-seen source reads from
+    the compiled code. ``same``: that constant keeps its value."""
+    lines = [f"P{i} = 'p{i}-{0 if i == same else n}'" for i in range(COUNT)]
+    return "\n".join([*lines, f"\n\ndef value():\n    return {n}\n"])
+
+
+@pytest.fixture
+def never_seen(reloading):
+    """A plain module whose import-time bytes are not kept (imported before hotswap)."""
+
+    def load(source: str) -> types.ModuleType:
+        module = reloading.load("never_seen", source)
+        _sources.take(str(reloading.path("never_seen")))
+        return module
+
+    yield load
+    sys.modules.pop("never_seen", None)
+
+
+def test_a_never_seen_source_whose_every_binding_changed_runs_whole(reloading, never_seen):
+    module = never_seen(plain(0))
+    value = module.value
+
+    result = reloading.reload("never_seen", plain(1), policy="off")
+
+    assert result.ok, result.error
+    assert rewritten(module)
+    assert module.value is value
+    assert value() == 1
+    assert [getattr(module, f"P{i}") for i in range(3)] == ["p0-1", "p1-1", "p2-1"]
+    assert len(result.changes.changed) == COUNT + 1
+
+
+def test_a_never_seen_source_keeps_a_binding_the_module_holds(reloading, never_seen):
+    module = never_seen(plain(0))
+    # Equal to what the unchanged ``P0 = 'p0-0'`` makes, another object: that statement stays.
+    module.P0 = kept = "".join(["p0-", "0"])
+
+    result = reloading.reload("never_seen", plain(1, same=0), policy="off")
+
+    assert result.ok, result.error
+    assert not rewritten(module)
+    assert module.value() == 1
+    assert module.P0 is kept
+
+
+@pytest.mark.watcher
+def test_a_huge_saved_rewrite_is_compiled_ahead_and_never_parsed(project, watch, monkeypatch):
+    pad = "x" * 1000
+
+    def huge(n: int) -> str:
+        lines = [f"S{i} = '{pad}{n}'" for i in range(HUGE_SOURCE // 1000 + 20)]
+        return "\n".join(lines) + f"\n\n\ndef value():\n    return {n}\n"
+
+    big = project.load("huge_rewrite", huge(0))
+    parsed: list[str] = []
+    parse = _statements.parse_module
+
+    def spy(source: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
+        parsed.append(source)
+        return parse(source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_statements, "parse_module", spy)
+    try:
+        seen = watch(policy="off")
+        project.path("huge_rewrite").write_text(huge(1))
+        seen.wait_for(lambda results: any(r.module == "huge_rewrite" for r in results))
+
+        assert seen.results[-1].ok, seen.results[-1].error
+        assert big.value() == 1
+        assert big.S3.endswith("1")
+        assert rewritten(big)
+        assert not parsed
+    finally:
+        sys.modules.pop("huge_rewrite", None)

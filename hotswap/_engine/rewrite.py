@@ -30,8 +30,9 @@ from typing import Any
 from hotswap._config import settings as _config
 from hotswap._engine import hooks as _hooks
 from hotswap._engine import importers as _importers
+from hotswap._engine import plaincode as _plain
 from hotswap._engine.adapters import active_adapters
-from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
+from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule, owned_function
 from hotswap._engine.execute import running_line
 from hotswap._engine.history import Record, Version
 from hotswap._engine.history import records as _records
@@ -69,8 +70,28 @@ class _Known:
     binds: frozenset[str] | None
 
 
+@dataclass
+class _Rewrite:
+    """A rewrite found eligible: what it runs, where, and what it replaces."""
+
+    module: types.ModuleType
+    record: Record
+    path: str
+    text: str
+    data: bytes
+    digest: str
+    code: types.CodeType
+    new: _whole.Shape | None  # (None: read after the commit)
+    old: _Known
+    # The code's plain bindings when they were read (a first reload of a never-seen
+    # source): it then runs in the module dict itself, each function reconciled after.
+    plain: _plain.Bindings | None = None
+
+
 _known: dict[str, _Known] = {}  # module name -> its live version's
-_ahead: dict[str, tuple[types.CodeType, _whole.Shape]] = {}  # digest -> compiled ahead
+# digest -> compiled ahead: the code, the text's shape (a rewrite of a known source) or its
+# plain bindings (a first reload of a source never seen).
+_ahead: dict[str, tuple[types.CodeType, _whole.Shape | None, _plain.Bindings | None]] = {}
 
 
 def forget() -> None:
@@ -88,28 +109,38 @@ def compile_ahead(name: str, path: str, text: str, data: bytes) -> bool:
         return False
     if record is None or record.namespace is not vars(module):
         record = _unrecorded(module, name, path)
-    if record is None or record.live is None:
-        return False
-    new = _whole.shape(text)
-    old = _old_of(name, record)
-    if new is None or old is None or old.shape is None or not _whole.rewrite_of(old.shape, new):
-        return False
+    new = found = None
+    if record is not None:
+        new = _whole.shape(text)
+        old = _old_of(name, record)
+        if new is None or old is None or old.shape is None:
+            return False
+        if not _whole.rewrite_of(old.shape, new):
+            return False
     try:
         code = compile(text, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return False
+    if record is None:
+        found = _plain.bindings(code)
+        if found is None or len(found) < _whole.MIN_STATEMENTS:
+            return False
     while len(_ahead) >= 2:
         _ahead.pop(next(iter(_ahead)))
-    _ahead[hashlib.sha256(data).hexdigest()] = (code, new)
+    _ahead[hashlib.sha256(data).hexdigest()] = (code, new, found)
     return True
 
 
 def _old_of(name: str, record: Any) -> _Known | None:
     known = _known.get(name)
     digest = record.current.source_hash
-    if known is not None and known.digest == digest:
+    if known is not None and known.digest == digest and known.shape is not None:
         return known
     live = record.live
+    if known is not None and known.digest == digest and live is not None:
+        known = _Known(digest, _whole.shape(live.source), known.binds)  # (left unread)
+        _known[name] = known
+        return known
     if live is None:
         return None
     binds: frozenset[str] | None
@@ -136,7 +167,7 @@ def attempt(
     found = _eligible(target, given, policy)
     if found is None:
         return None
-    module, record, path, text, data, digest, code, new, old = found
+    record, path, text, digest = found.record, found.path, found.text, found.digest
     name = record.name
     if _records.get(name) is not record:  # its first reload: from now on hotswap's
         _records[name] = record
@@ -144,7 +175,7 @@ def attempt(
     _events.publish(_events.Planned(name, record.current.number, Changes(), ()))
     wait = _config.current().pin_timeout if pin_timeout is None else pin_timeout
     try:
-        changes, bound, epoch = _run(module, record, code, old, policy, wait, path, (digest, data))
+        changes, bound, epoch = _run(found, policy, wait)
     except _Refused as refusal:
         result = ReloadResult(
             module=name,
@@ -158,7 +189,7 @@ def attempt(
         return finish(result, record)
     number = record.last_number + 1
     record.add(Version(number, digest, _whole.LazySource(text), None))
-    _known[name] = _Known(digest, new, bound)
+    _known[name] = _Known(digest, found.new, bound)  # (a shape not read: read when asked)
     result = ReloadResult(
         module=name,
         ok=True,
@@ -207,21 +238,19 @@ def _eligible(target: types.ModuleType | str, given: bytes | None, policy: str) 
     record = _records.get(name)
     if record is None or record.namespace is not vars(module):
         record = _unrecorded(module, name, path)
-    if record is None or record.live is None or digest == record.current.source_hash:
+        if record is None:
+            return _never_seen(module, name, path, text, data, digest, policy)
+    if record.live is None or digest == record.current.source_hash:
         return None
     old = _old_of(name, record)
     if old is None or old.shape is None or old.binds is None:
         return None
     ahead = _ahead.pop(digest, None)
-    new = ahead[1] if ahead is not None else _whole.shape(text)
+    new = ahead[1] if ahead is not None and ahead[1] is not None else _whole.shape(text)
     if new is None or not _whole.rewrite_of(old.shape, new):
         return None
     namespace = vars(module)
-    if active_adapters() or running_line(namespace) is not None:
-        return None
-    if _imported_from(name):
-        return None
-    if policy != "off" and not _compatible_by_names(namespace, old.binds, name):
+    if not _runs_alone(name, namespace, old.binds, policy):
         return None
     if ahead is not None:
         code = ahead[0]
@@ -234,7 +263,62 @@ def _eligible(target: types.ModuleType | str, given: bytes | None, policy: str) 
         public = {n for n in old.binds if not n.startswith("_")}
         if public - set(code.co_names):
             return None  # a public name removed: whether something still uses it is asked there
-    return module, record, path, text, data, digest, code, new, old
+    return _Rewrite(module, record, path, text, data, digest, code, new, old)
+
+
+def _runs_alone(name: str, namespace: dict[str, Any], binds: frozenset[str], policy: str) -> bool:
+    """No adapter, running statement or importer follows the module's statements, and the
+    policy's question is one names answer."""
+    if active_adapters() or running_line(namespace) is not None or _imported_from(name):
+        return False
+    return policy == "off" or _compatible_by_names(namespace, binds, name)
+
+
+def _never_seen(
+    module: types.ModuleType,
+    name: str,
+    path: str,
+    text: str,
+    data: bytes,
+    digest: str,
+    policy: str,
+) -> Any:
+    """:func:`_eligible` for the first reload of a module whose source hotswap never saw: a
+    module of plain bindings every one of which the live objects show changed runs whole,
+    as the statement path would run it (:mod:`hotswap._engine.plaincode`); the functions and
+    classes of the module it no longer defines are removed, as there."""
+    namespace = vars(module)
+    ahead = _ahead.pop(digest, None)
+    if ahead is not None:
+        code, found = ahead[0], ahead[2]
+    else:
+        try:
+            code = compile(text, path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            return None
+        found = _plain.bindings(code)
+    if found is None or len(found) < _whole.MIN_STATEMENTS:
+        return None
+    if not _plain.all_changed(found, namespace):
+        return None
+    defined = {
+        key
+        for key, value in list(namespace.items())
+        if callable(value)
+        and key not in MODULE_ATTRIBUTES
+        and (
+            (isinstance(value, type) and value.__module__ == name)
+            or owned_function(value, namespace) is not None
+        )
+    }
+    binds = found.names() | defined
+    if not _runs_alone(name, namespace, binds, policy):
+        return None
+    if policy != "off" and defined - found.names():
+        return None  # a function removed: the statement path asks whether it is still used
+    record = Record(module, _config.current().history, None)
+    old = _Known(None, None, binds)
+    return _Rewrite(module, record, path, text, data, digest, code, None, old, found)
 
 
 def _unrecorded(module: types.ModuleType, name: str, path: str) -> Record | None:
@@ -343,19 +427,11 @@ def _replaced(value: object) -> bool:
     return meta not in _MERGEABLE_METACLASSES and meta.__module__ not in ("abc", "typing")
 
 
-def _run(
-    module: types.ModuleType,
-    record: Any,
-    code: types.CodeType,
-    old: _Known,
-    policy: str,
-    wait: float,
-    path: str,
-    new: tuple[str, bytes],
-) -> tuple[Changes, frozenset[str], str]:
-    """Run ``code`` in the module as one transaction: the changes, the names the code bound
-    and the epoch; or :class:`_Refused` with everything restored. ``new``: the new source's
-    digest and bytes (the epoch moves with the code, inside the gate)."""
+def _run(found: _Rewrite, policy: str, wait: float) -> tuple[Changes, frozenset[str], str]:
+    """Run the rewrite in the module as one transaction: the changes, the names the code
+    bound and the epoch (it moves with the code, inside the gate); or :class:`_Refused` with
+    everything restored."""
+    module, record, path, old = found.module, found.record, found.path, found.old
     name = record.name
     namespace = vars(module)
     with gate.exclusive(wait, location(name, path)):
@@ -365,22 +441,29 @@ def _run(
         contents = [(v, v.copy()) for v in before.values() if type(v) in _CONTAINERS]
         emptied: set[int] = set()
         updater = Updater(before, namespace, name, ChangeSet(), frozenset(), emptied=emptied)
-        binder = _Binder(namespace, before, updater)
         stage = _hooks.stages(name)
         committed = False
         try:
             with stage.active():
-                exec(code, namespace, binder)
-                bound = binder.bound
+                if found.plain is None:
+                    binder = _Binder(namespace, before, updater)
+                    exec(found.code, namespace, binder)
+                    bound, reconciled = binder.bound, frozenset(binder.bound)
+                else:
+                    # Constants, functions and imports only: nothing of the run can hold a
+                    # function before it is reconciled, so that happens after it.
+                    exec(found.code, namespace)
+                    bound = dict.fromkeys(found.plain.names())
+                    reconciled = frozenset(bound) - {n for n, _ in found.plain.functions}
                 removed = _remove_unbound(module, before, old.binds, bound)
                 if policy != "off":
                     _check_removed(name, path, removed)
-                outcome = updater.run(frozenset(bound))
+                outcome = updater.run(reconciled)
             stage.commit()
             committed = True
             for clear in [*outcome.at_commit, *outcome.verified]:
                 clear()
-            epoch = _hooks.advance({name: (*new, record.current.source_hash)})
+            epoch = _hooks.advance({name: (found.digest, found.data, record.current.source_hash)})
         except BaseException as error:
             if not committed:
                 stage.discard()
