@@ -33,6 +33,7 @@ from hotswap._engine import importers as _importers
 from hotswap._engine import plaincode as _plain
 from hotswap._engine.adapters import active_adapters
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule, owned_function
+from hotswap._engine.departed import forget_departed
 from hotswap._engine.execute import running_line
 from hotswap._engine.history import Record, Version
 from hotswap._engine.history import records as _records
@@ -169,6 +170,8 @@ def attempt(
         return None
     record, path, text, digest = found.record, found.path, found.text, found.digest
     name = record.name
+    # Records of modules that left sys.modules would keep their snapshots alive for ever.
+    forget_departed(_records, keep=(name,))
     if _records.get(name) is not record:  # its first reload: from now on hotswap's
         _records[name] = record
         _sources.take(path)
@@ -269,9 +272,25 @@ def _eligible(target: types.ModuleType | str, given: bytes | None, policy: str) 
 def _runs_alone(name: str, namespace: dict[str, Any], binds: frozenset[str], policy: str) -> bool:
     """No adapter, running statement or importer follows the module's statements, and the
     policy's question is one names answer."""
-    if active_adapters() or running_line(namespace) is not None or _imported_from(name):
+    if active_adapters() or running_line(namespace) is not None or _hooked_classes(namespace, name):
+        return False
+    if _imported_from(name):
         return False
     return policy == "off" or _compatible_by_names(namespace, binds, name)
+
+
+def _hooked_classes(namespace: dict[str, Any], name: str) -> bool:
+    """Whether a class of the module has creation hooks (an ``__init_subclass__`` above it,
+    a metaclass of its own): what they registered of the kept class, elsewhere, the statement
+    path follows (:mod:`hotswap._engine.classhooks`)."""
+    for value in list(namespace.values()):
+        if not isinstance(value, type) or vars(value).get("__module__") != name:
+            continue
+        if type(value) not in _MERGEABLE_METACLASSES:
+            return True
+        if any("__init_subclass__" in vars(base) for base in value.__mro__[1:-1]):
+            return True
+    return False
 
 
 def _never_seen(
@@ -456,6 +475,8 @@ def _run(found: _Rewrite, policy: str, wait: float) -> tuple[Changes, frozenset[
                     bound = dict.fromkeys(found.plain.names())
                     reconciled = frozenset(bound) - {n for n, _ in found.plain.functions}
                 removed = _remove_unbound(module, before, old.binds, bound)
+                if "__annotations__" not in bound:
+                    namespace.pop("__annotations__", None)  # (none: a fresh import has none)
                 if policy != "off":
                     _check_removed(name, path, removed)
                 outcome = updater.run(reconciled)
