@@ -25,7 +25,7 @@ import sys
 import time
 import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from hotswap._config import settings as _config
 from hotswap._engine import hooks as _hooks
@@ -59,6 +59,8 @@ _CONTAINERS = (list, dict, set, bytearray)
 _PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None), tuple, frozenset})
 _MERGEABLE_METACLASSES = (type, abc.ABCMeta)
 _MISSING = object()
+# What :func:`_unrecorded` answers for a module whose import-time bytes are not kept.
+_NEVER_SEEN = cast(Record, object())
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,17 @@ def compile_ahead(name: str, path: str, text: str, data: bytes) -> bool:
     if not isinstance(module, types.ModuleType):
         return False
     if record is None or record.namespace is not vars(module):
-        record = _unrecorded(module, name, path)
+        record = _unrecorded(module, name, path, text)
+        if record is None:
+            return False
     new = found = None
-    if record is not None:
+    if record is _NEVER_SEEN:
+        if not _whole.plain_lines(text):
+            return False
+        record = None
+    elif record.live is None or _whole.shares_much(record.live.source, text):
+        return False
+    else:
         new = _whole.shape(text)
         old = _old_of(name, record)
         if new is None or old is None or old.shape is None:
@@ -240,11 +250,15 @@ def _eligible(target: types.ModuleType | str, given: bytes | None, policy: str) 
     digest = hashlib.sha256(data).hexdigest()
     record = _records.get(name)
     if record is None or record.namespace is not vars(module):
-        record = _unrecorded(module, name, path)
+        record = _unrecorded(module, name, path, text)
         if record is None:
+            return None
+        if record is _NEVER_SEEN:
             return _never_seen(module, name, path, text, data, digest, policy)
     if record.live is None or digest == record.current.source_hash:
         return None
+    if _whole.shares_much(record.live.source, text):
+        return None  # (the common edit: one definition changed)
     old = _old_of(name, record)
     if old is None or old.shape is None or old.binds is None:
         return None
@@ -310,6 +324,8 @@ def _never_seen(
     ahead = _ahead.pop(digest, None)
     if ahead is not None:
         code, found = ahead[0], ahead[2]
+    elif not _whole.plain_lines(text):
+        return None
     else:
         try:
             code = compile(text, path, "exec", dont_inherit=True)
@@ -340,16 +356,19 @@ def _never_seen(
     return _Rewrite(module, record, path, text, data, digest, code, None, old, found)
 
 
-def _unrecorded(module: types.ModuleType, name: str, path: str) -> Record | None:
+def _unrecorded(module: types.ModuleType, name: str, path: str, new: str) -> Record | None:
     """The record a first reload starts, from the bytes the module was imported from (kept
     by the import hook, or by the warm-up for a file imported before hotswap), without
-    reading its statements: registered when the rewrite runs. None when they are not kept."""
+    reading its statements: registered when the rewrite runs. :data:`_NEVER_SEEN` when they
+    are not kept, None when the edit is no rewrite of them (``new``: the new text)."""
     data = _sources.peek(path)
     if data is None:
-        return None
+        return _NEVER_SEEN
     try:
         text = _modules.decode_source(name, path, data)
     except HotswapError:
+        return None
+    if _whole.shares_much(text, new):
         return None
     record = Record(module, _config.current().history, None)
     digest = hashlib.sha256(data).hexdigest()

@@ -28,7 +28,16 @@ from typing import Any
 from hotswap._plan.lines import split_statements
 from hotswap._plan.statements import ModuleSource, parse_module
 
-__all__ = ("MIN_STATEMENTS", "LazySource", "Shape", "binds_of", "rewrite_of", "shape")
+__all__ = (
+    "MIN_STATEMENTS",
+    "LazySource",
+    "Shape",
+    "binds_of",
+    "plain_lines",
+    "rewrite_of",
+    "shape",
+    "shares_much",
+)
 
 # Below this, the statement-by-statement path costs little, and its report is exact.
 MIN_STATEMENTS = 200
@@ -63,6 +72,43 @@ _LEADING = re.compile(r"(?:[ \t\f]*(?:#[^\n]*)?\r?\n)*")  # blank and comment li
 # it among the old pieces, so a comparison of pieces finds it (a cut, done in C, is what a
 # rewrite of thousands of statements can afford; the exact split is a Python loop).
 _PIECE = re.compile(r"\n(?=[^ \t\f#)\]}\r\n])")
+
+
+def shares_much(old: str, new: str) -> bool:
+    """Whether ``new`` keeps a quarter or more of its text from ``old`` at its start and end:
+    then it is no rewrite (the first statement after the imports differs in one), found
+    without cutting either into pieces (every edit asks; most change one definition)."""
+    limit = min(len(old), len(new))
+    low, high = 0, limit  # the common prefix's length, by halves (each compare runs in C)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if old[:middle] == new[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    prefix = low
+    low, high = 0, limit - prefix
+    while low < high:
+        middle = (low + high + 1) // 2
+        if old[len(old) - middle :] == new[len(new) - middle :]:
+            low = middle
+        else:
+            high = middle - 1
+    return 4 * (prefix + low) >= len(new)
+
+
+# A line at column 0 that is none of: ``name =``, ``def``, an import, a string, a comment, a
+# closing bracket, a blank (what a module of plain bindings has there).
+_NOT_PLAIN = re.compile(
+    r"^(?![ \t\f#)\]}\r\n\"']|$|def\s|async\s+def\s|import\s|from\s|[A-Za-z_]\w*\s*=[^=])",
+    re.MULTILINE,
+)
+
+
+def plain_lines(text: str) -> bool:
+    """Whether every line of ``text`` at column 0 may be a plain binding (a cheap first look
+    before its compiled code is read: :mod:`hotswap._engine.plaincode`)."""
+    return _NOT_PLAIN.search(text) is None
 
 
 class Shape:
