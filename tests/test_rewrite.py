@@ -256,7 +256,7 @@ def test_a_never_seen_source_keeps_a_binding_the_module_holds(reloading, never_s
 
 
 @pytest.mark.watcher
-def test_a_huge_saved_rewrite_is_compiled_ahead_and_never_parsed(project, watch, monkeypatch):
+def test_a_huge_saved_rewrite_is_read_ahead_and_never_parsed(project, watch, monkeypatch):
     pad = "x" * 1000
 
     def huge(n: int) -> str:

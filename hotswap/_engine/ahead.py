@@ -38,8 +38,8 @@ def prepare(target: str, data: bytes) -> bool:
         return False
     # The live version only lends the analyses of the statements that did not change; a read
     # of the records without the lock sees it or an older one, and either is right.
-    if _rewrite.compile_ahead(name, _modules.source_file(module), text, data):
-        logger.debug("hotswap: %s compiled ahead of its reload (%d bytes)", name, len(data))
+    if _rewrite.prepare_ahead(name, text, data):
+        logger.debug("hotswap: %s: a rewrite, read ahead of its reload (%d bytes)", name, len(data))
         return True  # a whole-module rewrite: it runs as compiled, no statement is read
     record = _history.records.get(name)
     base = record.live if record is not None and record.namespace is vars(module) else None

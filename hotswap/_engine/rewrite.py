@@ -50,7 +50,7 @@ from hotswap._plan import whole as _whole
 from hotswap._plan.diff import ChangeSet
 from hotswap.exceptions import ExecutionError, HotswapError, IncompatibleChangeError
 
-__all__ = ("attempt", "compile_ahead", "forget")
+__all__ = ("attempt", "forget", "prepare_ahead")
 
 logger = logging.getLogger("hotswap._engine.transaction")
 
@@ -92,9 +92,9 @@ class _Rewrite:
 
 
 _known: dict[str, _Known] = {}  # module name -> its live version's
-# digest -> compiled ahead: the code, the text's shape (a rewrite of a known source) or its
-# plain bindings (a first reload of a source never seen).
-_ahead: dict[str, tuple[types.CodeType, _whole.Shape | None, _plain.Bindings | None]] = {}
+# digest -> the shape of a rewrite's text read ahead (None: a first reload of a source never
+# seen, whose lines may be plain bindings).
+_ahead: dict[str, _whole.Shape | None] = {}
 
 
 def forget() -> None:
@@ -103,22 +103,28 @@ def forget() -> None:
     _ahead.clear()
 
 
-def compile_ahead(name: str, path: str, text: str, data: bytes) -> bool:
-    """Compile a huge file's new text ahead of its reload, outside the reload lock, when it
-    rewrites the live version: the reload then only runs it. Whether it did."""
+def prepare_ahead(name: str, text: str, data: bytes) -> bool:
+    """Tell ahead of its reload, outside the reload lock, whether a huge file's new text
+    rewrites the live version (then its statements need no reading). Whether it does.
+
+    It is not compiled here: ``compile()`` of a huge text holds the interpreter for hundreds
+    of milliseconds, and the saves the watcher applies meanwhile would wait that long."""
     record = _records.get(name)
     module = sys.modules.get(name)
     if not isinstance(module, types.ModuleType):
+        return False
+    try:
+        path = _modules.source_file(module)
+    except HotswapError:
         return False
     if record is None or record.namespace is not vars(module):
         record = _unrecorded(module, name, path, text)
         if record is None:
             return False
-    new = found = None
+    new = None
     if record is _NEVER_SEEN:
         if not _whole.plain_lines(text):
             return False
-        record = None
     elif record.live is None or _whole.shares_much(record.live.source, text):
         return False
     else:
@@ -128,17 +134,9 @@ def compile_ahead(name: str, path: str, text: str, data: bytes) -> bool:
             return False
         if not _whole.rewrite_of(old.shape, new):
             return False
-    try:
-        code = compile(text, path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return False
-    if record is None:
-        found = _plain.bindings(code)
-        if found is None or len(found) < _whole.MIN_STATEMENTS:
-            return False
     while len(_ahead) >= 2:
         _ahead.pop(next(iter(_ahead)))
-    _ahead[hashlib.sha256(data).hexdigest()] = (code, new, found)
+    _ahead[hashlib.sha256(data).hexdigest()] = new
     return True
 
 
@@ -262,20 +260,16 @@ def _eligible(target: types.ModuleType | str, given: bytes | None, policy: str) 
     old = _old_of(name, record)
     if old is None or old.shape is None or old.binds is None:
         return None
-    ahead = _ahead.pop(digest, None)
-    new = ahead[1] if ahead is not None and ahead[1] is not None else _whole.shape(text)
+    new = _ahead.pop(digest, None) or _whole.shape(text)
     if new is None or not _whole.rewrite_of(old.shape, new):
         return None
     namespace = vars(module)
     if not _runs_alone(name, namespace, old.binds, policy):
         return None
-    if ahead is not None:
-        code = ahead[0]
-    else:
-        try:
-            code = compile(text, path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError):
-            return None  # the statement path reports it, with its line
+    try:
+        code = compile(text, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None  # the statement path reports it, with its line
     if policy != "off":
         public = {n for n in old.binds if not n.startswith("_")}
         if public - set(code.co_names):
@@ -321,17 +315,15 @@ def _never_seen(
     as the statement path would run it (:mod:`hotswap._engine.plaincode`); the functions and
     classes of the module it no longer defines are removed, as there."""
     namespace = vars(module)
-    ahead = _ahead.pop(digest, None)
-    if ahead is not None:
-        code, found = ahead[0], ahead[2]
-    elif not _whole.plain_lines(text):
+    ahead = digest in _ahead
+    _ahead.pop(digest, None)
+    if not ahead and not _whole.plain_lines(text):
         return None
-    else:
-        try:
-            code = compile(text, path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError):
-            return None
-        found = _plain.bindings(code)
+    try:
+        code = compile(text, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    found = _plain.bindings(code)
     if found is None or len(found) < _whole.MIN_STATEMENTS:
         return None
     if not _plain.all_changed(found, namespace):

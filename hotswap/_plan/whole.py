@@ -72,29 +72,42 @@ _LEADING = re.compile(r"(?:[ \t\f]*(?:#[^\n]*)?\r?\n)*")  # blank and comment li
 # it among the old pieces, so a comparison of pieces finds it (a cut, done in C, is what a
 # rewrite of thousands of statements can afford; the exact split is a Python loop).
 _PIECE = re.compile(r"\n(?=[^ \t\f#)\]}\r\n])")
+_SHAPE_BLOCK = 256 * 1024
 
 
 def shares_much(old: str, new: str) -> bool:
     """Whether ``new`` keeps a quarter or more of its text from ``old`` at its start and end:
     then it is no rewrite (the first statement after the imports differs in one), found
     without cutting either into pieces (every edit asks; most change one definition)."""
-    limit = min(len(old), len(new))
-    low, high = 0, limit  # the common prefix's length, by halves (each compare runs in C)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if old[:middle] == new[:middle]:
-            low = middle
+    prefix = _common(old, new, 1)
+    return 4 * (prefix + _common(old, new, -1, min(len(old), len(new)) - prefix)) >= len(new)
+
+
+_BLOCK = 4096
+
+
+def _common(a: str, b: str, direction: int, limit: int | None = None) -> int:
+    """The length of the text ``a`` and ``b`` share at the start (``direction`` 1) or the
+    end (-1), up to ``limit``: compared a block at a time (no copy of a whole text, and no
+    long hold of the interpreter on a huge one)."""
+    most = min(len(a), len(b)) if limit is None else limit
+    done = 0
+    while done < most:
+        size = min(_BLOCK, most - done)
+        if direction > 0:
+            same = a[done : done + size] == b[done : done + size]
         else:
-            high = middle - 1
-    prefix = low
-    low, high = 0, limit - prefix
-    while low < high:
-        middle = (low + high + 1) // 2
-        if old[len(old) - middle :] == new[len(new) - middle :]:
-            low = middle
-        else:
-            high = middle - 1
-    return 4 * (prefix + low) >= len(new)
+            same = (
+                a[len(a) - done - size : len(a) - done] == b[len(b) - done - size : len(b) - done]
+            )
+        if not same:
+            break
+        done += size
+    while done < most and (
+        a[done] == b[done] if direction > 0 else a[len(a) - 1 - done] == b[len(b) - 1 - done]
+    ):
+        done += 1
+    return done
 
 
 # A line at column 0 that is none of: ``name =``, ``def``, an import, a string, a comment, a
@@ -108,7 +121,20 @@ _NOT_PLAIN = re.compile(
 def plain_lines(text: str) -> bool:
     """Whether every line of ``text`` at column 0 may be a plain binding (a cheap first look
     before its compiled code is read: :mod:`hotswap._engine.plaincode`)."""
-    return _NOT_PLAIN.search(text) is None
+    return not _found(_NOT_PLAIN, text)
+
+
+def _found(pattern: re.Pattern[str], text: str) -> bool:
+    """``pattern.search(text)``, a block of lines at a time: one search over megabytes would
+    hold the interpreter for tens of milliseconds (the watcher applies other saves
+    meanwhile). A block ends after a line break, so ``^`` means what it means in the text."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _SHAPE_BLOCK) + 1 or len(text)
+        if pattern.search(text, start, end) is not None:
+            return True
+        start = end
+    return False
 
 
 class Shape:
@@ -123,14 +149,24 @@ class Shape:
 def shape(text: str) -> Shape | None:
     """The :class:`Shape` of ``text``, or None when it needs the statement path."""
     for word, pattern in _NEEDS_STATEMENTS:
-        if word in text and (pattern is None or pattern.search(text)):
+        if word in text and (pattern is None or _found(pattern, text)):
             return None
-    pieces = _PIECE.split(text)
-    # One pass of each kind over the whole text, not one per piece (NUL cannot be in source).
-    joined = "\0".join(pieces)
-    if "#" in joined:
-        joined = _COMMENT.sub("", joined)
-    table = dict(zip(joined.translate(_SPACE).split("\0"), pieces, strict=True))
+    table: dict[str, str] = {}
+    start = 0
+    while start < len(text):
+        # A block at a time, cut where a piece starts (no long hold of the interpreter on a
+        # huge text: the watcher applies other saves meanwhile), each with one pass of each
+        # kind, not one per piece (NUL cannot be in source).
+        cut = (
+            _PIECE.search(text, start + _SHAPE_BLOCK) if start + _SHAPE_BLOCK < len(text) else None
+        )
+        end = len(text) if cut is None else cut.start()
+        pieces = _PIECE.split(text[start:end])
+        joined = "\0".join(pieces)
+        if "#" in joined:
+            joined = _COMMENT.sub("", joined)
+        table.update(zip(joined.translate(_SPACE).split("\0"), pieces, strict=True))
+        start = end + 1
     table.pop("", None)  # (blank and comment lines)
     return Shape(table)
 
