@@ -38,7 +38,9 @@ def prepare(target: str, data: bytes) -> bool:
         return False
     # The live version only lends the analyses of the statements that did not change; a read
     # of the records without the lock sees it or an older one, and either is right.
-    if _rewrite.prepare_ahead(name, text, data):
+    with collector_paused():  # (its objects would start collections that hold everyone)
+        rewrite = _rewrite.prepare_ahead(name, text, data)
+    if rewrite:
         logger.debug("hotswap: %s: a rewrite, read ahead of its reload (%d bytes)", name, len(data))
         return True  # a whole-module rewrite: it runs as compiled, no statement is read
     record = _history.records.get(name)
