@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 
+from hotswap._engine import eligible as _eligible
 from hotswap._engine import history as _history
-from hotswap._engine import rewrite as _rewrite
 from hotswap._engine.transaction import collector_paused
 from hotswap._plan import modules as _modules
 from hotswap._plan import statements as _statements
@@ -39,7 +39,7 @@ def prepare(target: str, data: bytes) -> bool:
     # The live version only lends the analyses of the statements that did not change; a read
     # of the records without the lock sees it or an older one, and either is right.
     with collector_paused():  # (its objects would start collections that hold everyone)
-        rewrite = _rewrite.prepare_ahead(name, text, data)
+        rewrite = _eligible.prepare_ahead(name, text, data)
     if rewrite:
         logger.debug("hotswap: %s: a rewrite, read ahead of its reload (%d bytes)", name, len(data))
         return True  # a whole-module rewrite: it runs as compiled, no statement is read
