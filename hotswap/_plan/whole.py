@@ -72,7 +72,7 @@ _LEADING = re.compile(r"(?:[ \t\f]*(?:#[^\n]*)?\r?\n)*")  # blank and comment li
 # it among the old pieces, so a comparison of pieces finds it (a cut, done in C, is what a
 # rewrite of thousands of statements can afford; the exact split is a Python loop).
 _PIECE = re.compile(r"\n(?=[^ \t\f#)\]}\r\n])")
-_SHAPE_BLOCK = 256 * 1024
+_SHAPE_BLOCK = 64 * 1024
 
 
 def shares_much(old: str, new: str) -> bool:
