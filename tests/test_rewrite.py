@@ -284,3 +284,39 @@ def test_a_huge_saved_rewrite_is_read_ahead_and_never_parsed(project, watch, mon
         assert not parsed
     finally:
         sys.modules.pop("huge_rewrite", None)
+
+
+def test_a_comment_and_layout_save_of_a_big_module_is_unchanged(reloading, mod):
+    assert reloading.reload("rewritten_mod", version(2), policy="off").ok
+    assert rewritten(mod)
+    mod.C0 = "state"  # program state the module's statement set: a no-op save keeps it
+    relaid = version(2).replace(" = ", "  =  ").replace("\n", "  # note\n")
+
+    result = reloading.reload("rewritten_mod", relaid, policy="off")
+
+    assert result.ok, result.error
+    assert result.kind == "unchanged"
+    assert mod.C0 == "state"
+
+
+def test_a_decorated_module_takes_the_statement_path(reloading, mod):
+    source = version(2).replace("def label(x):", "@functools.cache\ndef label(x):")
+    source = source.replace("import math", "import functools\nimport math")
+
+    result = reloading.reload("rewritten_mod", source, policy="off")
+
+    assert result.ok, result.error
+    assert not rewritten(mod)
+    assert mod.label(1) == "v2:3"
+
+
+def test_a_module_with_an_importer_takes_the_statement_path(reloading, mod):
+    user = reloading.load("rewritten_importer", "from rewritten_mod import C0\n\nDOUBLE = C0 * 2\n")
+    try:
+        result = reloading.reload("rewritten_mod", version(2), policy="off")
+
+        assert result.ok, result.error
+        assert not rewritten(mod)
+        assert user.DOUBLE == 4
+    finally:
+        sys.modules.pop("rewritten_importer", None)
