@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from hotswap._engine import eligible as _eligible
 from hotswap._engine import history as _history
 from hotswap._engine.transaction import collector_paused
 from hotswap._plan import modules as _modules
@@ -37,6 +38,11 @@ def prepare(target: str, data: bytes) -> bool:
         return False
     # The live version only lends the analyses of the statements that did not change; a read
     # of the records without the lock sees it or an older one, and either is right.
+    with collector_paused():  # (its objects would start collections that hold everyone)
+        rewrite = _eligible.prepare_ahead(name, text, data)
+    if rewrite:
+        logger.debug("hotswap: %s: a rewrite, read ahead of its reload (%d bytes)", name, len(data))
+        return True  # a whole-module rewrite: it runs as compiled, no statement is read
     record = _history.records.get(name)
     base = record.live if record is not None and record.namespace is vars(module) else None
     try:

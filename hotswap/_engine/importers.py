@@ -286,6 +286,7 @@ def warm(
         if not pause():
             return parsed
         if _larger_than(file, _WARM_LARGEST):
+            _remember_huge(name, file, since)
             continue
         with collector_paused():
             parsed += _prepare_baseline(name, module, since)
@@ -309,6 +310,22 @@ def _larger_than(file: str, size: int) -> bool:
         return os.stat(file).st_size > size
     except OSError:
         return True
+
+
+def _remember_huge(name: str, file: str, since: float | None) -> None:
+    """A huge file is not parsed ahead (seconds), but its bytes are kept when it was written
+    before the program started, so that it is what the module runs: a whole-module rewrite
+    of it starts from them without reading a statement (:mod:`hotswap._engine.rewrite`)."""
+    if records.get(name) is not None or since is None or _sources.peek(file) is not None:
+        return
+    try:
+        with open(file, "rb") as handle:
+            data = handle.read()
+            written = os.fstat(handle.fileno()).st_mtime
+    except OSError:
+        return
+    if written < since - 1.0:
+        _sources.remember(file, data)
 
 
 def _prepare_baseline(name: str, module: types.ModuleType, since: float | None) -> int:

@@ -32,6 +32,7 @@ from hotswap._engine import hooks as _hooks
 from hotswap._engine import importers as _importers
 from hotswap._engine import order as _order
 from hotswap._engine import outcome as _outcome
+from hotswap._engine import rewrite as _rewrite
 from hotswap._engine.baseline import live_symbols, synthesize
 from hotswap._engine.execute import compile_plan
 from hotswap._engine.gil import Lowered, collector_paused
@@ -239,6 +240,11 @@ def _reload_many(
             if chosen not in _config.POLICIES:
                 message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
                 raise ValueError(message)
+            if len(entries) == 1 and not force:
+                # A whole-module rewrite runs its new text as it is (no statement diff).
+                done = _rewrite.attempt(*entries[0], chosen, reason, pin_timeout)
+                if done is not None:
+                    return [done]
             with _tracing.span("hotswap.plan", module=", ".join(names)), collector_paused():
                 units = _read(entries, force)
                 roots = list(units)
@@ -587,3 +593,4 @@ def reset() -> None:
         _records.clear()
         _history.forget_next()
         _importers.reset()
+        _rewrite.forget()

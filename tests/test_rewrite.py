@@ -1,0 +1,322 @@
+"""A whole-module rewrite runs the new text as it is, compiled once (issue 26): the result
+equals a fresh import of the new source, held references see the new code, a failure rolls
+back everything, the policy still holds; an edit that keeps a statement takes the statement
+path."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+import pytest
+
+import hotswap
+from hotswap._engine.history import records
+from hotswap._plan import sources as _sources
+from hotswap._plan import statements as _statements
+from hotswap._plan.whole import MIN_STATEMENTS, LazySource
+from hotswap._watch.changeset import HUGE_SOURCE
+from hotswap.exceptions import ExecutionError, IncompatibleChangeError
+
+COUNT = MIN_STATEMENTS + 20
+
+
+def version(n: int, *, tail: str = "", drop: str | None = None) -> str:
+    """A module of COUNT constants, functions, a class, an instance and a table of
+    functions, every statement of which differs between two values of ``n``."""
+    lines = ['"""A rewritten module."""', "import math", ""]
+    lines += [f"C{i} = {i} + {n}" for i in range(COUNT) if f"C{i}" != drop]
+    lines += [
+        "",
+        f"def scale(x):\n    return x * {n + 1}",
+        "",
+        f"def label(x):\n    return 'v{n}:' + str(scale(x))",
+        "",
+        f"class Model:\n    kind = 'k{n}'\n\n"
+        f"    def total(self):\n        return {n} + math.floor(1.5)",
+        "",
+        f"INSTANCE = Model() if {n} >= 0 else None",
+        f"HANDLERS = [scale, label] if {n} >= 0 else []",
+        f"_PRIVATE = {n}",
+        tail,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def fresh(source: str, name: str) -> dict[str, object]:
+    namespace: dict[str, object] = {"__name__": name}
+    exec(compile(source, f"<fresh {name}>", "exec"), namespace)
+    return namespace
+
+
+def rewritten(module: types.ModuleType) -> bool:
+    """Whether the live version came from the whole-module path (its statements unread)."""
+    live = records[module.__name__].live
+    return isinstance(live, LazySource)
+
+
+@pytest.fixture
+def mod(reloading):
+    module = reloading.load("rewritten_mod", version(0))
+    # Its first reload starts from the bytes it was imported from, unread: a rewrite too.
+    first = reloading.reload("rewritten_mod", version(1), policy="off")
+    assert first.ok, first.error
+    assert rewritten(module)
+    yield module
+    sys.modules.pop("rewritten_mod", None)
+
+
+def test_rewrite_equals_a_fresh_import_and_keeps_identities(reloading, mod):
+    scale, label, model, instance = mod.scale, mod.label, mod.Model, mod.INSTANCE
+    source = version(2, drop="C5")
+
+    result = reloading.reload("rewritten_mod", source, policy="off")
+
+    assert result.ok, result.error
+    assert rewritten(mod)
+    assert result.version == 3
+    expected = fresh(source, "rewritten_mod")
+    names = {n for n in vars(mod) if not n.startswith("__")}
+    assert names == {n for n in expected if not n.startswith("__")}
+    for name in names:
+        value = getattr(mod, name)
+        if name == "HANDLERS":
+            assert [f.__name__ for f in value] == ["scale", "label"]
+        elif not callable(value) and not isinstance(value, types.ModuleType | model):
+            assert value == expected[name], name
+    assert "C5" not in vars(mod)
+    assert "C5" in result.changes.removed
+    assert mod.__doc__ == "A rewritten module."
+    # Updated in place: what the program held runs the new code.
+    assert mod.scale is scale
+    assert scale(2) == 6
+    assert mod.label is label
+    assert label(1) == "v2:3"
+    assert mod.Model is model
+    assert model.kind == "k2"
+    assert mod.HANDLERS[0] is mod.scale
+    assert mod.HANDLERS[1] is mod.label
+    assert type(mod.INSTANCE) is mod.Model
+    assert instance.total() == 3
+    assert set(result.changes.changed) >= {"scale", "label", "Model", "C0"}
+
+
+def test_a_one_statement_edit_after_a_rewrite_takes_the_statement_path(reloading, mod):
+    assert reloading.reload("rewritten_mod", version(2), policy="off").ok
+    assert rewritten(mod)
+    source = version(2).replace("return x * 3", "return x * 30")
+
+    result = reloading.reload("rewritten_mod", source, policy="off")
+
+    assert result.ok, result.error
+    assert not rewritten(mod)
+    assert result.changes.changed == ("scale",)
+    assert mod.scale(1) == 30
+
+
+def test_a_failing_rewrite_rolls_back_everything(reloading, mod):
+    before = dict(vars(mod))
+    live = records["rewritten_mod"].live
+    code = mod.scale.__code__
+    kind = mod.Model.kind
+
+    failing = version(2, tail="raise RuntimeError('late')")
+    result = reloading.reload("rewritten_mod", failing, policy="off")
+
+    assert not result.ok
+    assert result.rolled_back
+    assert isinstance(result.error, ExecutionError)
+    assert "late" in str(result.error)
+    assert dict(vars(mod)) == before
+    assert all(vars(mod)[k] is v for k, v in before.items())
+    assert mod.scale.__code__ is code
+    assert mod.Model.kind == kind
+    assert result.version == 2
+    assert records["rewritten_mod"].live is live
+    again = reloading.reload("rewritten_mod", version(3), policy="off")
+    assert rewritten(mod)
+    assert again.ok
+    assert again.version == 3
+    assert mod.scale(1) == 4
+
+
+def test_an_unchanged_statement_keeps_its_state(reloading, mod):
+    source = version(1).replace("_PRIVATE = 1", "CACHE = {}\n_PRIVATE = 1")
+    assert reloading.reload("rewritten_mod", source, policy="off").ok
+    mod.CACHE["kept"] = True
+    source = version(2).replace("_PRIVATE", "CACHE = {}\n_PRIVATE")
+
+    result = reloading.reload("rewritten_mod", source, policy="off")
+
+    assert result.ok, result.error
+    assert not rewritten(mod)
+    assert mod.CACHE == {"kept": True}
+
+
+def test_strict_never_removes_a_public_name_without_the_statement_check(reloading):
+    def data(n: int, drop: str | None = None, tail: str = "") -> str:
+        lines = [f"D{i} = {i} * {n}" for i in range(COUNT) if f"D{i}" != drop]
+        return "\n".join([*lines, tail]) + "\n"
+
+    module = reloading.load("rewritten_data", data(1))
+    try:
+        assert reloading.reload("rewritten_data", data(2), policy="strict").ok
+        taken = reloading.reload("rewritten_data", data(3), policy="strict")
+        assert taken.ok
+        assert rewritten(module)
+        # Gone from the code: the statement path decides (is something still using it?).
+        gone = reloading.reload("rewritten_data", data(4, drop="D7"), policy="strict")
+        assert not rewritten(module)
+        assert gone.ok == ("D7" not in vars(module))
+        assert reloading.reload("rewritten_data", data(5), policy="strict").ok
+        assert rewritten(module)
+        before = dict(vars(module))
+
+        # Named by the code but not bound by it: refused, everything as it was.
+        unbound = data(6, drop="D7", tail="if D0 < 0:\n    D7 = 0")
+        result = reloading.reload("rewritten_data", unbound, policy="strict")
+
+        assert not result.ok
+        assert result.rolled_back
+        assert isinstance(result.error, IncompatibleChangeError)
+        assert "D7" in str(result.error)
+        assert dict(vars(module)) == before
+        assert module.D7 == 35
+    finally:
+        sys.modules.pop("rewritten_data", None)
+
+
+def test_strict_takes_the_statement_path_for_public_functions(reloading, mod):
+    result = reloading.reload("rewritten_mod", version(2), policy="strict")
+
+    assert result.ok, result.error
+    assert not rewritten(mod)
+    assert mod.scale(1) == 3
+
+
+def test_a_rewrite_after_a_rollback_and_status(reloading, mod):
+    assert reloading.reload("rewritten_mod", version(2), policy="off").ok
+    assert rewritten(mod)
+
+    back = hotswap.rollback("rewritten_mod")
+
+    assert back.ok, back.error
+    assert mod.scale(1) == 2
+    assert mod.C0 == 1
+    assert hotswap.status().to_dict()["modules"]["rewritten_mod"]["version"] == 2
+    importlib.invalidate_caches()
+
+
+def plain(n: int, *, same: int | None = None) -> str:
+    """Constants and a function only: what the first reload of a never-seen source reads from
+    the compiled code. ``same``: that constant keeps its value."""
+    lines = [f"P{i} = 'p{i}-{0 if i == same else n}'" for i in range(COUNT)]
+    return "\n".join([*lines, f"\n\ndef value():\n    return {n}\n"])
+
+
+@pytest.fixture
+def never_seen(reloading):
+    """A plain module whose import-time bytes are not kept (imported before hotswap)."""
+
+    def load(source: str) -> types.ModuleType:
+        module = reloading.load("never_seen", source)
+        _sources.take(str(reloading.path("never_seen")))
+        return module
+
+    yield load
+    sys.modules.pop("never_seen", None)
+
+
+def test_a_never_seen_source_whose_every_binding_changed_runs_whole(reloading, never_seen):
+    module = never_seen(plain(0))
+    value = module.value
+
+    result = reloading.reload("never_seen", plain(1), policy="off")
+
+    assert result.ok, result.error
+    assert rewritten(module)
+    assert module.value is value
+    assert value() == 1
+    assert [getattr(module, f"P{i}") for i in range(3)] == ["p0-1", "p1-1", "p2-1"]
+    assert len(result.changes.changed) == COUNT + 1
+
+
+def test_a_never_seen_source_keeps_a_binding_the_module_holds(reloading, never_seen):
+    module = never_seen(plain(0))
+    # Equal to what the unchanged ``P0 = 'p0-0'`` makes, another object: that statement stays.
+    module.P0 = kept = "".join(["p0-", "0"])
+
+    result = reloading.reload("never_seen", plain(1, same=0), policy="off")
+
+    assert result.ok, result.error
+    assert not rewritten(module)
+    assert module.value() == 1
+    assert module.P0 is kept
+
+
+@pytest.mark.watcher
+def test_a_huge_saved_rewrite_is_read_ahead_and_never_parsed(project, watch, monkeypatch):
+    pad = "x" * 1000
+
+    def huge(n: int) -> str:
+        lines = [f"S{i} = '{pad}{n}'" for i in range(HUGE_SOURCE // 1000 + 20)]
+        return "\n".join(lines) + f"\n\n\ndef value():\n    return {n}\n"
+
+    big = project.load("huge_rewrite", huge(0))
+    parsed: list[str] = []
+    parse = _statements.parse_module
+
+    def spy(source: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
+        parsed.append(source)
+        return parse(source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_statements, "parse_module", spy)
+    try:
+        seen = watch(policy="off")
+        project.path("huge_rewrite").write_text(huge(1))
+        seen.wait_for(lambda results: any(r.module == "huge_rewrite" for r in results))
+
+        assert seen.results[-1].ok, seen.results[-1].error
+        assert big.value() == 1
+        assert big.S3.endswith("1")
+        assert rewritten(big)
+        assert not parsed
+    finally:
+        sys.modules.pop("huge_rewrite", None)
+
+
+def test_a_comment_and_layout_save_of_a_big_module_is_unchanged(reloading, mod):
+    assert reloading.reload("rewritten_mod", version(2), policy="off").ok
+    assert rewritten(mod)
+    mod.C0 = "state"  # program state the module's statement set: a no-op save keeps it
+    relaid = version(2).replace(" = ", "  =  ").replace("\n", "  # note\n")
+
+    result = reloading.reload("rewritten_mod", relaid, policy="off")
+
+    assert result.ok, result.error
+    assert result.kind == "unchanged"
+    assert mod.C0 == "state"
+
+
+def test_a_decorated_module_takes_the_statement_path(reloading, mod):
+    source = version(2).replace("def label(x):", "@functools.cache\ndef label(x):")
+    source = source.replace("import math", "import functools\nimport math")
+
+    result = reloading.reload("rewritten_mod", source, policy="off")
+
+    assert result.ok, result.error
+    assert not rewritten(mod)
+    assert mod.label(1) == "v2:3"
+
+
+def test_a_module_with_an_importer_takes_the_statement_path(reloading, mod):
+    user = reloading.load("rewritten_importer", "from rewritten_mod import C0\n\nDOUBLE = C0 * 2\n")
+    try:
+        result = reloading.reload("rewritten_mod", version(2), policy="off")
+
+        assert result.ok, result.error
+        assert not rewritten(mod)
+        assert user.DOUBLE == 4
+    finally:
+        sys.modules.pop("rewritten_importer", None)
