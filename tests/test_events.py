@@ -253,3 +253,17 @@ def test_import_hotswap_imports_no_optional_dependency(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_summary_of_a_huge_change_counts_past_the_first_names():
+    changes = hotswap.Changes(
+        added=("new",),
+        changed=tuple(f"f{i}" for i in range(30)),
+        removed=("gone",),
+        lines={"new": (1, 1), "f0": (2, 3)},
+    )
+    text = changes.summary()
+    assert text.startswith("+new (L1), ~f0 (L2-3), ~f1, ")
+    assert text.endswith(", ~f18, and 12 more")  # 20 names shown, of 32
+    assert "gone" not in text
+    assert hotswap.Changes(removed=("gone",)).summary() == "-gone (removed)"

@@ -53,12 +53,14 @@ class Changes:
         first, last = span
         return f" (L{first})" if first == last else f" (L{first}-{last})"
 
-    def summary(self) -> str:
-        """A short human-readable list, e.g. ``~charge (L12-18), +refund (L40), -legacy``."""
-        parts = [f"+{n}{self._span(n)}" for n in self.added]
-        parts += [f"~{n}{self._span(n)}" for n in self.changed]
-        parts += [f"-{n} (removed)" for n in self.removed]
-        parts += [f"!{n} (replaced)" for n in self.replaced]
+    def summary(self, most: int = 20) -> str:
+        """A short human-readable list, e.g. ``~charge (L12-18), +refund (L40), -legacy``;
+        past ``most`` names, how many more (a rewrite of a huge module changes thousands)."""
+        names = [("+", n) for n in self.added] + [("~", n) for n in self.changed]
+        names += [("-", n) for n in self.removed] + [("!", n) for n in self.replaced]
+        parts = [_part(sign, name, self._span(name)) for sign, name in names[:most]]
+        if len(names) > most:
+            parts.append(f"and {len(names) - most} more")
         return ", ".join(parts) if parts else "no changes"
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,3 +260,11 @@ class WatcherState:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict: ``event`` and the fields."""
         return {"event": self.event, "state": self.state, "paths": list(self.paths)}
+
+
+def _part(sign: str, name: str, span: str) -> str:
+    if sign == "-":
+        return f"-{name} (removed)"
+    if sign == "!":
+        return f"!{name} (replaced)"
+    return f"{sign}{name}{span}"
