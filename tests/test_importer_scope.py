@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -267,3 +268,30 @@ def _transaction_module():  # type: ignore[no-untyped-def]
     from hotswap._engine import transaction
 
     return transaction
+
+
+def test_enable_leaves_the_warm_up_to_the_watchers_thread(project, watch, monkeypatch):
+    # enable() starts only what the watches need: the warm-up thread is started by the
+    # watcher's worker (each thread started costs the caller a hand-over of the interpreter),
+    # and a module imported before still gets its baseline prepared.
+    module = project.load("warmed_late", "def rate():\n    return 1\n")
+    path = project.path("warmed_late")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    _age(path)
+    started: list[tuple[str, str]] = []
+    start = threading.Thread.start
+
+    def spy(thread: threading.Thread) -> None:
+        started.append((threading.current_thread().name, thread.name))
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", spy)
+    seen = watch([str(project.root)])
+    caller = threading.current_thread().name
+    assert (caller, "hotswap-warm") not in started
+    _wait_until(lambda: _sources.peek(str(path)) is not None)
+    assert ("hotswap-worker", "hotswap-warm") in started
+    path.write_text("def rate():\n    return 2\n")
+    seen.wait_count(1)
+    assert seen.results[0].ok, seen.results[0].error
+    assert module.rate() == 2

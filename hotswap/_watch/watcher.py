@@ -107,6 +107,12 @@ _GONE_GRACE = 0.25
 _CHECKOUT_LIMIT = 3.0
 # How often the lock is looked at meanwhile (seconds): its removal brings no event.
 _CHECKOUT_POLL = 0.002
+# enable() finds files saved before the watcher started on the worker's thread, once the
+# watches are live: a file whose event came meanwhile is that event's. The events on their way
+# are awaited until none was for _ANNOUNCED_QUIET, at most _ANNOUNCED_LIMIT (seconds; only
+# when such files are found).
+_ANNOUNCED_QUIET = 0.005
+_ANNOUNCED_LIMIT = 0.1
 # GIL switch interval from the first event until the work is done: every thread hop and
 # syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
 _SWITCH_INTERVAL = 0.0002
@@ -187,6 +193,9 @@ class Reloader:
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
         self._warmer = threading.Thread(target=self._warm, name="hotswap-warm", daemon=True)
+        self._then: Callable[[], object] | None = None  # run by the worker first (start())
+        # The paths events came for since the start, until the worker ran ``then``.
+        self._announced: set[str] | None = set()
         self._stopped = threading.Event()
         self._started = time.time()
 
@@ -195,17 +204,23 @@ class Reloader:
         """Whether the observer and the worker are alive."""
         return self._observer.is_alive() and self._worker.is_alive()
 
-    def start(self) -> None:
-        """Start watching; the watches of existing paths are live when this returns."""
+    def start(self, then: Callable[[], object] | None = None) -> None:
+        """Start watching; the watches of existing paths are live when this returns.
+
+        What is not needed for that runs on the worker thread, before it takes the first
+        change set: ``then`` (``enable()``'s look for files saved before the watcher started),
+        the index of the loaded modules, and the start of the warm-up thread (each thread
+        started here costs the caller a thread hand-over, a millisecond or more on a busy
+        machine)."""
         if self.settings.switch_interval:
             self._watching = Lowered(self.settings.switch_interval)
+        self._then = then
         self._observer.start()
         self._schedule()
         # What this watcher may reload is the user's code the importer search reads.
         watched_scope(self.scope.contains)
         self._started = time.time()
         self._worker.start()
-        self._warmer.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
 
     def delegate(self, apply_files: ApplyFiles) -> None:
@@ -323,6 +338,9 @@ class Reloader:
         if why is not None and path.endswith(".py" + _signing.SUFFIX):
             # A signature that arrives after its file lets the file apply (signed changes).
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
+        announced = self._announced
+        if announced is not None and why is not None:
+            announced.add(path)
         if why is None or not (path.endswith(".py") or _datafiles.readers(path)):
             # (A data file that module code read at import counts: its readers run again.)
             done = why in (COMPLETE, GONE) or (why == WRITING and self.settings.polling)
@@ -374,6 +392,26 @@ class Reloader:
             for name in names:
                 if name.endswith(".py"):
                     self.notify(os.path.join(parent, name), COMPLETE)
+
+    def unannounced(self, paths: list[str]) -> list[str]:
+        """Those of ``paths`` (files found saved before the watcher started) that no event
+        came for since: an event brings its save itself, taken once. Asked once, on the
+        worker's thread before its first change set, after the events on their way arrived."""
+        # A file read with new bytes has its events in the kernel's queue already (inotify
+        # queues them as the write happens): wait until nothing has been on its way for a
+        # while (a thread between two queues shows in neither), within a bound.
+        now = time.monotonic()
+        deadline, quiet = now + _ANNOUNCED_LIMIT, now + _ANNOUNCED_QUIET
+        while time.monotonic() < deadline:
+            if self._undispatched():
+                quiet = time.monotonic() + _ANNOUNCED_QUIET
+            elif time.monotonic() >= quiet:
+                break
+            time.sleep(0.0005)
+        announced, self._announced = self._announced, None
+        if announced is None:
+            return paths
+        return [p for p in paths if not {p, os.path.realpath(p)} & announced]
 
     def _is_pending(self, path: str) -> bool:
         with self._cond:
@@ -508,6 +546,15 @@ class Reloader:
             logger.debug("hotswap: preparing the importer search failed", exc_info=True)
 
     def _run(self) -> None:
+        then, self._then = self._then, None
+        if then is not None:
+            try:
+                then()
+            except Exception:
+                logger.exception("hotswap: the watcher's start-up work failed")
+        self._announced = None
+        if not self._stopped.is_set():  # (stop() joins this thread before the warm-up's)
+            self._warmer.start()
         try:
             self._index.refresh()  # ahead of the first event, off the event path
         except Exception:  # the index is rebuilt on a miss anyway: never die for it
