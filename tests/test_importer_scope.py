@@ -295,3 +295,70 @@ def test_enable_leaves_the_warm_up_to_the_watchers_thread(project, watch, monkey
     seen.wait_count(1)
     assert seen.results[0].ok, seen.results[0].error
     assert module.rate() == 2
+
+
+def test_first_reload_during_the_warm_up_of_its_module_waits_for_it(project, monkeypatch):
+    # A save that comes while the warm-up works out the module's baseline takes the warm-up's
+    # work (both at it at once took twice as long each): same result as a save after it,
+    # and the reload does not work the baseline out again.
+    source = "EVENTS = []\nEVENTS.append('import')\n\ndef rate():\n    return 1\n"
+    module = project.load("midway", source)
+    path = project.path("midway")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    _age(path)
+    parse, inside, go = _statements.parse_module, threading.Event(), threading.Event()
+
+    def held(text: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
+        if threading.current_thread().name == "warm":
+            inside.set()  # the warm-up read the file: it parses once the save came
+            assert go.wait(10)
+        return parse(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_statements, "parse_module", held)
+    synthesized: list[str] = []
+    synthesize = _importers.synthesize
+
+    def spy(target, new, file):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name != "warm":
+            synthesized.append(target.__name__)
+        return synthesize(target, new, file)
+
+    monkeypatch.setattr(_transaction_module(), "synthesize", spy)
+    since = time.time()
+    warm = threading.Thread(
+        target=_importers._prepare_baseline, args=("midway", module, since), name="warm"
+    )
+    warm.start()
+    assert inside.wait(10)
+    preparing = _history_module()._preparing
+    waiting = threading.Event()
+
+    class Watched:  # the warm-up's "done" event, telling when the reload waits for it
+        def __init__(self, done: threading.Event) -> None:
+            self.done = done
+
+        def wait(self, timeout: float | None = None) -> bool:
+            waiting.set()
+            return self.done.wait(timeout)
+
+    monkeypatch.setitem(preparing, module.__file__, Watched(preparing[module.__file__]))
+    path.write_text(source.replace("return 1", "return 2"))
+    results: list[hotswap.ReloadResult] = []
+    reload = threading.Thread(target=lambda: results.append(hotswap.reload("midway")))
+    reload.start()
+    assert waiting.wait(10), "the reload did not wait for the warm-up's work"
+    go.set()
+    reload.join(30)
+    warm.join(30)
+    assert results, "the reload did not end"
+    assert results[0].ok, results[0].error
+    assert results[0].changes.changed == ("rate",)
+    assert module.rate() == 2
+    assert module.EVENTS == ["import"]  # the unchanged statements did not run again
+    assert synthesized == []  # the warm-up's baseline was taken, not worked out again
+
+
+def _history_module():  # type: ignore[no-untyped-def]
+    from hotswap._engine import history
+
+    return history

@@ -81,9 +81,11 @@ from hotswap._watch.handler import EVENTS, GONE, Handler, inotify_observer
 
 __all__ = ("Reloader",)
 
-# How long after the watcher starts it prepares the first reload (a program's start, and its
-# imports, come first; a save before that is prepared by its own reload).
-_WARM_AFTER = 0.5
+# The watcher prepares the first reload once the program's imports paused this long
+# (seconds), and pauses again while it imports (a program's start, and its imports, come
+# first; a save before that is prepared by its own reload, or waits for the module the
+# warm-up is at).
+_WARM_QUIET = 0.05
 
 logger = logging.getLogger(__name__)
 
@@ -537,11 +539,9 @@ class Reloader:
 
     def _warm(self) -> None:
         """Prepare what the first reload needs (the importer search's reading and parsing) in
-        the background, once the program had a moment to start: its own imports come first."""
-        if self._stopped.wait(_WARM_AFTER):
-            return
+        the background, while the program does not import: its own imports come first."""
         try:
-            _importers.warm(self._stopped.is_set, since=self._started)
+            _importers.warm(self._stopped.is_set, since=self._started, quiet=_WARM_QUIET)
         except Exception:  # only a preparation: the reload does the work itself if need be
             logger.debug("hotswap: preparing the importer search failed", exc_info=True)
 
