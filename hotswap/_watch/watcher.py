@@ -84,8 +84,10 @@ __all__ = ("Reloader",)
 # The watcher prepares the first reload once the program's imports paused this long
 # (seconds), and pauses again while it imports (a program's start, and its imports, come
 # first; a save before that is prepared by its own reload, or waits for the module the
-# warm-up is at).
-_WARM_QUIET = 0.05
+# warm-up is at). The warm-up costs imports that run beside it (its parses share the
+# interpreter and leave objects the collector walks): at 0.05 s, bench_latency's imports
+# while watching, 0.2 s after enable(), ran beside it and took 1.3-1.8x as long at load 3.
+_WARM_QUIET = 0.25
 
 logger = logging.getLogger(__name__)
 
