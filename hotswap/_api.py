@@ -191,17 +191,22 @@ def enable(
                 os.getpid(),
             )
             return reloader
+        # Modules imported from now on record the data files their top-level code reads
+        # (before the watcher starts: its worker's start-up work then takes the interpreter).
+        _datafiles.track(reloader.paths)
         # Files saved before the watcher started are looked for on its thread, off the
         # program's start (enable() with thousands of modules loaded: ~5 ms).
-        reloader.start(then=lambda: _reconcile(reloader))
+        try:
+            reloader.start(then=lambda: _reconcile(reloader))
+        except BaseException:
+            _datafiles.untrack()
+            raise
         if settings.verbose:
             # Imported here: it names a log level (NOTICE) that `import hotswap` must not.
             from hotswap._ops import console as _console
 
             if not _console.attached():  # hotswap run shows them already
                 _hide_status = _console.show()
-        # Modules imported from now on record the data files their top-level code reads.
-        _datafiles.track(reloader.paths)
         _reloader = reloader
         return reloader
 

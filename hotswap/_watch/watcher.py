@@ -224,8 +224,10 @@ class Reloader:
         # What this watcher may reload is the user's code the importer search reads.
         watched_scope(self.scope.contains)
         self._started = time.time()
-        self._worker.start()
         _events.publish(_events.WatcherState("started", tuple(self.paths)))
+        # Last: the worker's start-up work takes the interpreter from here on, and each
+        # blocking call the caller still made (a stat, a lock) would wait for it.
+        self._worker.start()
 
     def delegate(self, apply_files: ApplyFiles) -> None:
         """From the next change set on, hand every changed source file to ``apply_files``
