@@ -364,11 +364,13 @@ def _history_module():  # type: ignore[no-untyped-def]
     return history
 
 
-def test_warm_up_waits_for_imports_to_pause_without_spending_its_budget(project):
+def test_warm_up_waits_for_imports_to_pause_without_spending_its_budget(project, monkeypatch):
     # The warm-up starts once the program's imports paused; that wait is no work (counted as
     # work, a pause as long as the budget left nothing prepared).
     module = project.load("after_quiet", "def rate():\n    return 1\n")
     _sources.take(module.__file__)  # as if imported before hotswap
     _age(Path(module.__file__))
-    assert _importers.warm(lambda: False, since=time.time(), budget=0.5, quiet=0.55) >= 1
+    only = [("after_quiet", module, module.__file__)]
+    monkeypatch.setattr(_modules, "project_modules", lambda: only)
+    assert _importers.warm(lambda: False, since=time.time(), budget=0.1, quiet=0.12) == 1
     assert _sources.peek(module.__file__) is not None

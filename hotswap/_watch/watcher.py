@@ -78,15 +78,16 @@ from hotswap._watch.fsfacts import (
     locked,
 )
 from hotswap._watch.handler import EVENTS, GONE, Handler, inotify_observer
+from hotswap._watch.reconcile import Announced
 
 __all__ = ("Reloader",)
 
 # The watcher prepares the first reload once the program's imports paused this long
 # (seconds), and pauses again while it imports (a program's start, and its imports, come
 # first; a save before that is prepared by its own reload, or waits for the module the
-# warm-up is at). The warm-up costs imports that run beside it (its parses share the
-# interpreter and leave objects the collector walks): at 0.05 s, bench_latency's imports
-# while watching, 0.2 s after enable(), ran beside it and took 1.3-1.8x as long at load 3.
+# warm-up is at). The warm-up costs imports that run beside it (a module's parse is not
+# split): at 0.05 s, bench_latency's imports while watching, 0.2 s after enable(), ran
+# beside it and took 1.1-1.8x as long, median 1.6x, at load 3.
 _WARM_QUIET = 0.25
 
 logger = logging.getLogger(__name__)
@@ -111,12 +112,6 @@ _GONE_GRACE = 0.25
 _CHECKOUT_LIMIT = 3.0
 # How often the lock is looked at meanwhile (seconds): its removal brings no event.
 _CHECKOUT_POLL = 0.002
-# enable() finds files saved before the watcher started on the worker's thread, once the
-# watches are live: a file whose event came meanwhile is that event's. The events on their way
-# are awaited until none was for _ANNOUNCED_QUIET, at most _ANNOUNCED_LIMIT (seconds; only
-# when such files are found).
-_ANNOUNCED_QUIET = 0.005
-_ANNOUNCED_LIMIT = 0.1
 # GIL switch interval from the first event until the work is done: every thread hop and
 # syscall on the way waits for the GIL, up to the default 5 ms each behind a busy main thread.
 _SWITCH_INTERVAL = 0.0002
@@ -198,8 +193,7 @@ class Reloader:
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
         self._warmer = threading.Thread(target=self._warm, name="hotswap-warm", daemon=True)
         self._then: Callable[[], object] | None = None  # run by the worker first (start())
-        # The paths events came for since the start, until the worker ran ``then``.
-        self._announced: set[str] | None = set()
+        self._announced = Announced()  # the paths events came for, until ``then`` ran
         self._stopped = threading.Event()
         self._started = time.time()
 
@@ -209,13 +203,9 @@ class Reloader:
         return self._observer.is_alive() and self._worker.is_alive()
 
     def start(self, then: Callable[[], object] | None = None) -> None:
-        """Start watching; the watches of existing paths are live when this returns.
-
-        What is not needed for that runs on the worker thread, before it takes the first
-        change set: ``then`` (``enable()``'s look for files saved before the watcher started),
-        the index of the loaded modules, and the start of the warm-up thread (each thread
-        started here costs the caller a thread hand-over, a millisecond or more on a busy
-        machine)."""
+        """Start watching; the watches of existing paths are live when this returns. The rest
+        runs on the worker before its first change set: ``then`` (``enable()``'s look for
+        files saved before the start), the index of the loaded modules, the warm-up's start."""
         if self.settings.switch_interval:
             self._watching = Lowered(self.settings.switch_interval)
         self._then = then
@@ -344,9 +334,8 @@ class Reloader:
         if why is not None and path.endswith(".py" + _signing.SUFFIX):
             # A signature that arrives after its file lets the file apply (signed changes).
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
-        announced = self._announced
-        if announced is not None and why is not None:
-            announced.add(path)
+        if why is not None:
+            self._announced.add(path)
         if why is None or not (path.endswith(".py") or _datafiles.readers(path)):
             # (A data file that module code read at import counts: its readers run again.)
             done = why in (COMPLETE, GONE) or (why == WRITING and self.settings.polling)
@@ -401,23 +390,8 @@ class Reloader:
 
     def unannounced(self, paths: list[str]) -> list[str]:
         """Those of ``paths`` (files found saved before the watcher started) that no event
-        came for since: an event brings its save itself, taken once. Asked once, on the
-        worker's thread before its first change set, after the events on their way arrived."""
-        # A file read with new bytes has its events in the kernel's queue already (inotify
-        # queues them as the write happens): wait until nothing has been on its way for a
-        # while (a thread between two queues shows in neither), within a bound.
-        now = time.monotonic()
-        deadline, quiet = now + _ANNOUNCED_LIMIT, now + _ANNOUNCED_QUIET
-        while time.monotonic() < deadline:
-            if self._undispatched():
-                quiet = time.monotonic() + _ANNOUNCED_QUIET
-            elif time.monotonic() >= quiet:
-                break
-            time.sleep(0.0005)
-        announced, self._announced = self._announced, None
-        if announced is None:
-            return paths
-        return [p for p in paths if not {p, os.path.realpath(p)} & announced]
+        came for since (see :class:`~hotswap._watch.reconcile.Announced`); asked once."""
+        return self._announced.unannounced(paths, self._undispatched)
 
     def _is_pending(self, path: str) -> bool:
         with self._cond:
@@ -556,7 +530,7 @@ class Reloader:
                 then()
             except Exception:
                 logger.exception("hotswap: the watcher's start-up work failed")
-        self._announced = None
+        self._announced.close()
         if not self._stopped.is_set():  # (stop() joins this thread before the warm-up's)
             self._warmer.start()
         try:
