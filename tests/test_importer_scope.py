@@ -374,3 +374,17 @@ def test_warm_up_waits_for_imports_to_pause_without_spending_its_budget(project,
     monkeypatch.setattr(_modules, "project_modules", lambda: only)
     assert _importers.warm(lambda: False, since=time.time(), budget=0.1, quiet=0.12) == 1
     assert _sources.peek(module.__file__) is not None
+
+
+def test_warm_up_waiting_for_imports_to_pause_ends_when_stopped(project):
+    # The watcher's warm-up waits through its stop event: disable() does not wait out the pause.
+    stopped = threading.Event()
+    thread = threading.Thread(
+        target=_importers.warm,
+        args=(stopped.is_set,),
+        kwargs={"since": time.time(), "quiet": 3600.0, "sleep": stopped.wait},
+    )
+    thread.start()
+    stopped.set()
+    thread.join(30)
+    assert not thread.is_alive()

@@ -234,6 +234,7 @@ def warm(
     budget: float = 0.25,
     slice_: float = 0.002,
     quiet: float = 0.0,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> int:
     """Prepare the importer search before the first save, in the background: list the user's
     modules, read what each imports, and parse the likely importers (those that import from
@@ -246,7 +247,8 @@ def warm(
     reload that needs it. ``since`` (a ``time.time()``): files written after it are left to
     the reloads their saves bring. ``quiet`` (seconds): while the program imports modules, the
     warm-up waits until none came for that long, before it begins and after each slice (the
-    program's start and its imports come first).
+    program's start and its imports come first). ``sleep``: how it waits (the watcher's ends
+    when it stops).
     """
     spent = 0.0
     began = time.perf_counter()
@@ -256,7 +258,7 @@ def warm(
         """Wait while the program imports; whether to go on."""
         nonlocal loaded
         while quiet and not stop():
-            time.sleep(quiet)
+            sleep(quiet)
             now = len(sys.modules)
             if now == loaded:
                 return True
@@ -270,7 +272,7 @@ def warm(
         importing = quiet and len(sys.modules) != loaded  # (looked at between modules)
         if importing or now - began >= slice_:
             spent += now - began
-            time.sleep(4 * slice_)
+            sleep(4 * slice_)
             if importing and not settle():
                 return False
             began = time.perf_counter()

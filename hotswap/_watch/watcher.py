@@ -519,7 +519,12 @@ class Reloader:
         """Prepare what the first reload needs (the importer search's reading and parsing) in
         the background, while the program does not import: its own imports come first."""
         try:
-            _importers.warm(self._stopped.is_set, since=self._started, quiet=_WARM_QUIET)
+            _importers.warm(
+                self._stopped.is_set,
+                since=self._started,
+                quiet=_WARM_QUIET,
+                sleep=self._stopped.wait,
+            )
         except Exception:  # only a preparation: the reload does the work itself if need be
             logger.debug("hotswap: preparing the importer search failed", exc_info=True)
 
