@@ -180,7 +180,7 @@ def reset() -> None:
 def _hook(event: str, args: tuple[Any, ...]) -> None:
     # Called for every audited event of the program (an import brings four: two openings, a
     # compile, an exec): the common cases return before anything costs (no context manager,
-    # no call), which kept imports while watching within 1.1x of imports without.
+    # no call; with them, about 12 µs an import, 15% of a small module's import).
     if not _roots:
         return
     # An audit hook that raises would fail the program's open(): recording is best effort.
