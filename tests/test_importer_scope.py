@@ -270,12 +270,12 @@ def _transaction_module():  # type: ignore[no-untyped-def]
     return transaction
 
 
-def test_enable_leaves_the_warm_up_to_the_watchers_thread(project, watch, monkeypatch):
+def test_enable_leaves_the_warm_up_to_the_watchers_thread(reloading, watch, monkeypatch):
     # enable() starts only what the watches need: the warm-up thread is started by the
     # watcher's worker (each thread started costs the caller a hand-over of the interpreter),
     # and a module imported before still gets its baseline prepared.
-    module = project.load("warmed_late", "def rate():\n    return 1\n")
-    path = project.path("warmed_late")
+    module = reloading.load("warmed_late", "def rate():\n    return 1\n")
+    path = reloading.path("warmed_late")
     _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
     _age(path)
     started: list[tuple[str, str]] = []
@@ -286,7 +286,7 @@ def test_enable_leaves_the_warm_up_to_the_watchers_thread(project, watch, monkey
         start(thread)
 
     monkeypatch.setattr(threading.Thread, "start", spy)
-    seen = watch([str(project.root)])
+    seen = watch([str(reloading.root)])
     caller = threading.current_thread().name
     assert (caller, "hotswap-warm") not in started
     _wait_until(lambda: _sources.peek(str(path)) is not None)
@@ -297,13 +297,13 @@ def test_enable_leaves_the_warm_up_to_the_watchers_thread(project, watch, monkey
     assert module.rate() == 2
 
 
-def test_first_reload_during_the_warm_up_of_its_module_waits_for_it(project, monkeypatch):
+def test_first_reload_during_the_warm_up_of_its_module_waits_for_it(reloading, monkeypatch):
     # A save that comes while the warm-up works out the module's baseline takes the warm-up's
     # work (both at it at once took twice as long each): same result as a save after it,
     # and the reload does not work the baseline out again.
     source = "EVENTS = []\nEVENTS.append('import')\n\ndef rate():\n    return 1\n"
-    module = project.load("midway", source)
-    path = project.path("midway")
+    module = reloading.load("midway", source)
+    path = reloading.path("midway")
     _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
     _age(path)
     parse, inside, go = _statements.parse_module, threading.Event(), threading.Event()
