@@ -4,7 +4,8 @@ Run: python benchmarks/bench_first_save.py [--programs 3] [--delays 0,2]
 Each program (a fresh process, bench_peers.py's, in this interpreter) imports the module, starts
 the watcher and, after the delay, takes four one-function edits in a row; a cell is the time
 from the end of a save to the new value showing (ms). The watcher prepares what the first
-reload needs half a second after it starts (issue 26): a save at 0 s comes before that, one at
+reload needs once the program's imports pause after it starts (50 ms without a new module;
+issue 26; half a second after the start before): a save at 0 s comes before that, one at
 2 s after. Target (issue 26): every save, the first included, <= 15 ms.
 """
 

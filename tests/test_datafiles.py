@@ -70,6 +70,26 @@ def test_datafiles_records_module_level_readers(project, datafiles):
     assert _datafiles.readers(project.path("helper")) == ()
 
 
+def test_datafiles_hook_leaves_the_import_systems_reads_alone(project, datafiles, monkeypatch):
+    # The audit hook sees every opening of the program: an import's reading of its source
+    # returns before any stack walk (it cost imports while watching about 15%).
+    project.write("plain", "X = 1\n")
+    project.write("plain_two", "import plain\nY = plain.X\n")
+    looked: list[object] = []
+    record = _datafiles._record
+
+    def spy(args):  # type: ignore[no-untyped-def]
+        looked.append(args[0])
+        return record(args)
+
+    monkeypatch.setattr(_datafiles, "_record", spy)
+    hotswap.enable([str(project.root)])
+    module = importlib.import_module("plain_two")
+    assert module.Y == 1
+    assert [p for p in looked if str(p).endswith(".py")] == []
+    assert _datafiles.recorded() == {}
+
+
 def test_datafiles_two_modules_read_one_file(project, datafiles):
     (project.root / "rates.json").write_text("{}")
     reading = "import pathlib\nRATES = pathlib.Path({path!r}).read_text()\n"

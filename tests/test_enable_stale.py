@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,28 @@ def test_a_rollback_sticks_until_the_next_save(tmp_path: Path, pyc: str) -> None
         "after rewrite: v1",
         "after save: v3",
     ], done.stderr
+
+
+def test_enable_looks_for_earlier_saves_off_the_callers_thread(
+    reloading, watch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With thousands of modules loaded the look (every recorded module's file hashed) cost
+    # enable() milliseconds: the watcher's worker does it before its first change set, and
+    # the save made before enable() still applies.
+    from hotswap._watch import reconcile
+
+    module = reloading.load("early_save", "def version():\n    return 'v1'\n")
+    reloading.path("early_save").write_text("def version():\n    return 'v2'\n")
+    threads: list[str] = []
+    stale = reconcile.stale
+
+    def spy(roots):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return stale(roots)
+
+    monkeypatch.setattr(reconcile, "stale", spy)
+    seen = watch()
+    seen.wait_count(1)
+    assert seen.results[0].ok, seen.results[0].error
+    assert module.version() == "v2"
+    assert threads == ["hotswap-worker"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -278,3 +279,123 @@ def _transaction_module():  # type: ignore[no-untyped-def]
     from hotswap._engine import transaction
 
     return transaction
+
+
+def test_enable_leaves_the_warm_up_to_the_watchers_thread(reloading, watch, monkeypatch):
+    # enable() starts only what the watches need: the warm-up thread is started by the
+    # watcher's worker (each thread started costs the caller a hand-over of the interpreter),
+    # and a module imported before still gets its baseline prepared.
+    module = reloading.load("warmed_late", "def rate():\n    return 1\n")
+    path = reloading.path("warmed_late")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    _age(path)
+    started: list[tuple[str, str]] = []
+    start = threading.Thread.start
+
+    def spy(thread: threading.Thread) -> None:
+        started.append((threading.current_thread().name, thread.name))
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", spy)
+    seen = watch([str(reloading.root)])
+    caller = threading.current_thread().name
+    assert (caller, "hotswap-warm") not in started
+    _wait_until(lambda: _sources.peek(str(path)) is not None)
+    assert ("hotswap-worker", "hotswap-warm") in started
+    path.write_text("def rate():\n    return 2\n")
+    seen.wait_count(1)
+    assert seen.results[0].ok, seen.results[0].error
+    assert module.rate() == 2
+
+
+def test_first_reload_during_the_warm_up_of_its_module_waits_for_it(reloading, monkeypatch):
+    # A save that comes while the warm-up works out the module's baseline takes the warm-up's
+    # work (both at it at once took twice as long each): same result as a save after it,
+    # and the reload does not work the baseline out again.
+    source = "EVENTS = []\nEVENTS.append('import')\n\ndef rate():\n    return 1\n"
+    module = reloading.load("midway", source)
+    path = reloading.path("midway")
+    _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
+    _age(path)
+    parse, inside, go = _statements.parse_module, threading.Event(), threading.Event()
+
+    def held(text: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
+        if threading.current_thread().name == "warm":
+            inside.set()  # the warm-up read the file: it parses once the save came
+            assert go.wait(10)
+        return parse(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_statements, "parse_module", held)
+    synthesized: list[str] = []
+    synthesize = _importers.synthesize
+
+    def spy(target, new, file):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name != "warm":
+            synthesized.append(target.__name__)
+        return synthesize(target, new, file)
+
+    monkeypatch.setattr(_transaction_module(), "synthesize", spy)
+    since = time.time()
+    warm = threading.Thread(
+        target=_importers._prepare_baseline, args=("midway", module, since), name="warm"
+    )
+    warm.start()
+    assert inside.wait(10)
+    preparing = _history_module()._preparing
+    waiting = threading.Event()
+
+    class Watched:  # the warm-up's "done" event, telling when the reload waits for it
+        def __init__(self, done: threading.Event) -> None:
+            self.done = done
+
+        def wait(self, timeout: float | None = None) -> bool:
+            waiting.set()
+            return self.done.wait(timeout)
+
+    monkeypatch.setitem(preparing, module.__file__, Watched(preparing[module.__file__]))
+    path.write_text(source.replace("return 1", "return 2"))
+    results: list[hotswap.ReloadResult] = []
+    reload = threading.Thread(target=lambda: results.append(hotswap.reload("midway")))
+    reload.start()
+    assert waiting.wait(10), "the reload did not wait for the warm-up's work"
+    go.set()
+    reload.join(30)
+    warm.join(30)
+    assert results, "the reload did not end"
+    assert results[0].ok, results[0].error
+    assert results[0].changes.changed == ("rate",)
+    assert module.rate() == 2
+    assert module.EVENTS == ["import"]  # the unchanged statements did not run again
+    assert synthesized == []  # the warm-up's baseline was taken, not worked out again
+
+
+def _history_module():  # type: ignore[no-untyped-def]
+    from hotswap._engine import history
+
+    return history
+
+
+def test_warm_up_waits_for_imports_to_pause_without_spending_its_budget(project, monkeypatch):
+    # The warm-up starts once the program's imports paused; that wait is no work (counted as
+    # work, a pause as long as the budget left nothing prepared).
+    module = project.load("after_quiet", "def rate():\n    return 1\n")
+    _sources.take(module.__file__)  # as if imported before hotswap
+    _age(Path(module.__file__))
+    only = [("after_quiet", module, module.__file__)]
+    monkeypatch.setattr(_modules, "project_modules", lambda: only)
+    assert _importers.warm(lambda: False, since=time.time(), budget=0.1, quiet=0.12) == 1
+    assert _sources.peek(module.__file__) is not None
+
+
+def test_warm_up_waiting_for_imports_to_pause_ends_when_stopped(project):
+    # The watcher's warm-up waits through its stop event: disable() does not wait out the pause.
+    stopped = threading.Event()
+    thread = threading.Thread(
+        target=_importers.warm,
+        args=(stopped.is_set,),
+        kwargs={"since": time.time(), "quiet": 3600.0, "sleep": stopped.wait},
+    )
+    thread.start()
+    stopped.set()
+    thread.join(30)
+    assert not thread.is_alive()

@@ -4,9 +4,12 @@ came from, and the bounded history of versions kept for rollback."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import types
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hotswap._config import settings as _config
@@ -22,11 +25,13 @@ __all__ = (
     "Record",
     "Version",
     "forget_next",
+    "has_baseline",
     "is_prepared",
     "left_by_rollback",
     "module_statuses",
     "prepare",
     "prepare_next",
+    "preparing",
     "ran_again",
     "record_for",
     "records",
@@ -124,6 +129,34 @@ def left_by_rollback(name: str) -> str | None:
 _prepared: dict[str, _statements.ModuleSource] = {}
 
 
+# Files whose baseline the warm-up is working out now -> set once it is done: the first reload
+# of such a module waits for it rather than doing the same work beside it (each would then
+# take twice as long, sharing the interpreter).
+_preparing: dict[str, threading.Event] = {}
+# The longest a reload waits for it (seconds): a 256 KiB module (the warm-up's largest) takes
+# about a second to parse on a loaded machine.
+_PREPARING_WAIT = 5.0
+
+
+@contextmanager
+def preparing(file: str) -> Iterator[None]:
+    """Say that the baseline of ``file`` is being prepared (see :func:`prepare`) until the
+    block ends."""
+    done = threading.Event()
+    _preparing[file] = done
+    try:
+        yield
+    finally:
+        if _preparing.get(file) is done:
+            del _preparing[file]
+        done.set()
+
+
+def has_baseline(source: bytes) -> bool:
+    """Whether a parse of ``source`` waits for its module's first reload (:func:`prepare`)."""
+    return hashlib.sha256(source).hexdigest() in _prepared
+
+
 def prepare(source: bytes, parsed: _statements.ModuleSource) -> None:
     """Keep ``parsed`` (the parse of ``source``) for the first reload of the module that runs
     ``source``: its record then starts from it instead of parsing again."""
@@ -178,6 +211,10 @@ def record_for(module: types.ModuleType) -> Record:
     # system ran again (the program's own importlib.reload) runs another source: start again.
     if record is None or record.namespace is not vars(module) or ran_again(module):
         file = getattr(module, "__file__", None)
+        if isinstance(file, str):
+            under_way = _preparing.get(file)
+            if under_way is not None:  # the warm-up is at it: its work is this reload's
+                under_way.wait(_PREPARING_WAIT)
         source = _sources.take(file) if isinstance(file, str) else None
         record = Record(module, _config.current().history, source)
         records[name] = record

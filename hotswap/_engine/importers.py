@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from hotswap._engine import aliases as _aliases
 from hotswap._engine.baseline import synthesize
 from hotswap._engine.gil import collector_paused
-from hotswap._engine.history import prepare, records
+from hotswap._engine.history import has_baseline, prepare, preparing, records
 from hotswap._plan import modules as _modules
 from hotswap._plan import sources as _sources
 from hotswap._plan import statements as _statements
@@ -236,6 +236,8 @@ def warm(
     since: float | None = None,
     budget: float = 0.25,
     slice_: float = 0.002,
+    quiet: float = 0.0,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> int:
     """Prepare the importer search before the first save, in the background: list the user's
     modules, read what each imports, and parse the likely importers (those that import from
@@ -246,20 +248,42 @@ def warm(
     program starting meanwhile keeps most of the interpreter (its imports are not slowed by
     much); ``stop()`` is asked between modules, and what was not prepared is done by the
     reload that needs it. ``since`` (a ``time.time()``): files written after it are left to
-    the reloads their saves bring.
+    the reloads their saves bring. ``quiet`` (seconds): while the program imports modules, the
+    warm-up waits until none came for that long, before it begins and after each slice (the
+    program's start and its imports come first). ``sleep``: how it waits (the watcher's ends
+    when it stops).
     """
     spent = 0.0
     began = time.perf_counter()
+    loaded = len(sys.modules)
+
+    def settle() -> bool:
+        """Wait while the program imports; whether to go on."""
+        nonlocal loaded
+        while quiet and not stop():
+            sleep(quiet)
+            now = len(sys.modules)
+            if now == loaded:
+                return True
+            loaded = now
+        return not stop()
 
     def pause() -> bool:
         """Give the interpreter back after each slice; whether to go on."""
         nonlocal spent, began
         now = time.perf_counter()
-        if now - began >= slice_:
+        importing = quiet and len(sys.modules) != loaded  # (looked at between modules)
+        if importing or now - began >= slice_:
             spent += now - began
-            time.sleep(4 * slice_)
+            sleep(4 * slice_)
+            if importing and not settle():
+                return False
             began = time.perf_counter()
         return not stop() and spent < budget
+
+    if not settle():
+        return 0
+    began = time.perf_counter()  # (the wait is no work)
 
     texts = Texts([])
     modules = _modules.project_modules()
@@ -335,9 +359,16 @@ def _prepare_baseline(name: str, module: types.ModuleType, since: float | None) 
     it always did). Returns 1 when something was parsed."""
     file = getattr(module, "__file__", None)
     if records.get(name) is not None or not isinstance(file, str):
-        return 0  # reloaded already: its live version is known
+        return 0  # reloaded already (or being reloaded): its live version is known
+    with preparing(file):  # a reload that comes meanwhile waits for this one's work
+        return _prepare_file(name, module, file, since)
+
+
+def _prepare_file(name: str, module: types.ModuleType, file: str, since: float | None) -> int:
     data = _sources.peek(file)
     recorded = data is not None
+    if data is not None and has_baseline(data):
+        return 0  # by an earlier warm-up (another enable() in this process)
     if data is None:
         try:
             with open(file, "rb") as handle:

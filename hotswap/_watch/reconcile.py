@@ -14,12 +14,19 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from hotswap._engine import transaction as _transaction
 from hotswap._plan import sources as _sources
 
-__all__ = ("runs", "stale")
+__all__ = ("Announced", "runs", "stale")
+
+# The look runs on the watcher's thread once the watches are live: a file whose event came
+# meanwhile is that event's. The events on their way are awaited until none was for
+# _QUIET, at most _LIMIT (seconds; only when such files are found).
+_QUIET = 0.005
+_LIMIT = 0.1
 
 
 def _digest(data: bytes) -> str:
@@ -75,3 +82,37 @@ def _absolute(file: str) -> str:
     if file.startswith("/") and "/." not in file and "//" not in file and os.sep == "/":
         return file
     return os.path.abspath(file)
+
+
+class Announced:
+    """The paths events came for since the watcher started, until the look for files saved
+    before it is done: such a file is its event's to apply, not taken twice."""
+
+    def __init__(self) -> None:
+        self._paths: set[str] | None = set()
+
+    def add(self, path: str) -> None:
+        paths = self._paths
+        if paths is not None:
+            paths.add(path)
+
+    def close(self) -> None:
+        self._paths = None
+
+    def unannounced(self, paths: list[str], undispatched: Callable[[], bool]) -> list[str]:
+        """Those of ``paths`` that no event came for, once the events on their way arrived
+        (``undispatched``: whether any is). A file read with new bytes has its events in the
+        kernel's queue already (inotify queues them as the write happens); a thread between
+        two queues shows in neither, hence the quiet time."""
+        now = time.monotonic()
+        deadline, quiet = now + _LIMIT, now + _QUIET
+        while time.monotonic() < deadline:
+            if undispatched():
+                quiet = time.monotonic() + _QUIET
+            elif time.monotonic() >= quiet:
+                break
+            time.sleep(0.0005)
+        announced, self._paths = self._paths, None
+        if announced is None:
+            return paths
+        return [p for p in paths if not {p, os.path.realpath(p)} & announced]
