@@ -356,15 +356,27 @@ def run_tests(tests: str, rootdir: str) -> dict[str, str]:
         "--assert=plain",
         "--continue-on-collection-errors",
     ]
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            pytest.main(args, plugins=[Collect()])
-        except Exception:
-            # A conftest.py this pytest no longer loads (boltons' used the ``path`` argument
-            # pytest 9 removed): run the tests without it, and say so in the outcomes.
-            outcomes.clear()
-            pytest.main([*args, "--noconftest"], plugins=[Collect()])
-            outcomes["<session>"] = "ran with --noconftest"
+    # What a test may leave set for the whole process (boltons' ``fix_print_exception()``
+    # installs its own ``sys.excepthook`` for good): the next step's tests start from what the
+    # program had, as the fresh run's do, not from what the last run's tests left.
+    hooks = (sys.excepthook, sys.displayhook, sys.stdout, sys.stderr, os.getcwd())
+    environment = dict(os.environ)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                pytest.main(args, plugins=[Collect()])
+            except Exception:
+                # A conftest.py this pytest no longer loads (boltons' used the ``path``
+                # argument pytest 9 removed): run the tests without it, and say so.
+                outcomes.clear()
+                pytest.main([*args, "--noconftest"], plugins=[Collect()])
+                outcomes["<session>"] = "ran with --noconftest"
+    finally:
+        sys.excepthook, sys.displayhook, sys.stdout, sys.stderr, cwd = hooks
+        os.chdir(cwd)
+        if dict(os.environ) != environment:
+            os.environ.clear()
+            os.environ.update(environment)
     return outcomes
 
 

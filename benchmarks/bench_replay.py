@@ -354,7 +354,9 @@ def replay(
     log = work / f"{name}.log"
     fresh_rows = []  # per step: (snapshot, test outcomes) of a fresh interpreter
     for index in range(1, len(versions)):
-        folder = work / f"fresh-{name}-{index}"
+        # Named like the live folders (``{name}-{peer}``): a test that strips the package's
+        # path by its characters (boltons' ``p.lstrip(BOLTONS_PATH)``) reads both alike.
+        folder = work / f"{name}-{index}"
         land(folder, {}, releases[index])
         fresh_rows.append(folder)
     rows: dict[str, Any] = {}
@@ -370,7 +372,7 @@ def replay(
         if tool == "hotswap" and via == "watcher":
             tool = "hotswap-watcher"
         policy = "strict" if peer == "strict" else "off"
-        folder = work / f"live-{name}-{peer}"
+        folder = work / f"{name}-{peer}"
         land(folder, {}, releases[0])
         child = Child(python, tool, policy, folder, packages, log)
         row: dict[str, Any] = {
@@ -474,7 +476,7 @@ def fresh_state(
             again.close()
         outcomes: dict[str, str] = {}
         if run and tests is not None:
-            copy = folder.parent / f"fresh-tests-{folder.name}" / tests.name
+            copy = folder.parent / f"tests-{folder.name}-fresh" / tests.name
             if not copy.exists():
                 shutil.copytree(tests, copy, ignore=shutil.ignore_patterns("__pycache__"))
             outcomes = child.ask("test", tests=str(copy), rootdir=str(copy.parent))
