@@ -313,7 +313,7 @@ def _hotswap(result: Any) -> dict[str, str]:
     return {
         "module": result.module,
         "outcome": "refused" if refused else "failed",
-        "reason": reason[:300],
+        "reason": reason[:4000],  # a refusal lists every change it names
     }
 
 
@@ -388,7 +388,14 @@ def main() -> None:
     answers = os.fdopen(int(fd), "w")
     sys.path.insert(0, folder)
     runner = Tool(tool, policy, folder)
-    for line in sys.stdin:
+    # Commands come on standard input; the package's tests get an empty one (a test of a
+    # prompt that reads file descriptor 0 itself would otherwise wait on the commands).
+    commands = os.fdopen(os.dup(0))
+    empty = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(empty, 0)
+    os.close(empty)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - the process's standard input, for good
+    for line in commands:
         command = json.loads(line)
         op = command["op"]
         answer: Any = None

@@ -34,6 +34,10 @@ or function is still the one its module binds, simple values, container contents
 descriptions differ is *divergent*. Then the release's own tests (from the sdist) run in the
 live process and in the fresh one: *test parity* counts the tests whose outcome differs.
 
+Last come the refusals (``_replay_refusals.py``): per peer, the steps it refused and each
+change a refusal names, with the release that brought it (``strict``: why it could break a
+caller).
+
 Peers: ``hotswap`` (policy "off"), ``strict`` (hotswap with policy "strict"), ``jurigged`` and
 ``autoreload`` (IPython), each peer in a scratch venv made under the cache folder (pip install
 from the package index, with pytest; a peer that does not install is skipped with its reason).
@@ -57,6 +61,8 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from _replay_refusals import refusals
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -560,6 +566,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         print(table(merged))
         print()
         print(details(merged, args.details))
+        print()
+        print(refusals(merged))
         return merged
     cache = Path(args.cache)
     tests: bool | frozenset[str] = not args.no_tests
@@ -588,6 +596,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     print(table(results))
     print()
     print(details(results, args.details))
+    print()
+    print(refusals(results))
     load = os.getloadavg()
     print(
         f"\n{elapsed:.0f} s in all; via {args.via}; load average {load[0]:.2f} {load[1]:.2f}"

@@ -191,6 +191,26 @@ def test_bench_replay_finds_a_release_equal_to_a_fresh_import(tmp_path, monkeypa
     assert "| pkgr | hotswap | 1 |" in bench_replay.table(rows and {"pkgr": rows})
 
 
+def test_bench_replay_reports_the_steps_strict_refuses_and_why(tmp_path, monkeypatch):
+    roots = {
+        "1": _release(tmp_path / "r1", 1, "\n\ndef old(a, b):\n    return a\n"),
+        "2": _release(tmp_path / "r2", 1, "\n\ndef old(a):\n    return a\n"),
+    }
+    (roots["1"] / "pkgr" / "user.py").write_text("from .core import old\n")
+    (roots["2"] / "pkgr" / "user.py").write_text("from .core import old\n")
+    monkeypatch.setitem(bench_replay.RELEASES, "pkgr", (("pkgr",), ("1", "2")))
+    monkeypatch.setattr(bench_replay, "fetch", lambda cache, name, version: roots[version])
+    work = tmp_path / "work"
+    work.mkdir()
+    rows = bench_replay.replay(tmp_path, work, "pkgr", ["strict"], 1, "reload", False)
+    assert rows["strict"]["refused"] >= 1
+    report = bench_replay.refusals({"pkgr": rows})
+    assert "- pkgr strict: 1 of 1 steps refused (2)" in report
+    assert "  - from 2: pkgr.core (pkgr/core.py): old(a, b) -> old(a): parameter 'b' removed" in (
+        report
+    )
+
+
 def test_bench_replay_describes_a_stale_class_as_divergent(tmp_path, monkeypatch):
     (tmp_path / "stale_mod.py").write_text("class Old:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
