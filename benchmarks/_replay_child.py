@@ -320,8 +320,9 @@ def _hotswap(result: Any) -> dict[str, str]:
 # --- tests --------------------------------------------------------------------------------------
 
 
-def run_tests(tests: str, rootdir: str) -> dict[str, str]:
-    """The release's tests in this process: node id -> outcome."""
+def run_tests(tests: str, rootdir: str, marks: str | None = None) -> dict[str, str]:
+    """The release's tests in this process: node id -> outcome (``marks``: the release's
+    own ``-m`` expression)."""
     import pytest
 
     # The test modules of an earlier step: their copies sit beside this one's, under the same
@@ -355,6 +356,7 @@ def run_tests(tests: str, rootdir: str) -> dict[str, str]:
         "ignore",
         "--assert=plain",
         "--continue-on-collection-errors",
+        *(["-m", marks] if marks else []),
     ]
     # What a test may leave set for the whole process (boltons' ``fix_print_exception()``
     # installs its own ``sys.excepthook`` for good): the next step's tests start from what the
@@ -415,7 +417,7 @@ def main() -> None:
         elif op == "snapshot":
             answer = snapshot(names)
         elif op == "test":
-            answer = run_tests(command["tests"], command["rootdir"])
+            answer = run_tests(command["tests"], command["rootdir"], command.get("marks"))
         elif op == "quit":
             answers.write("null\n")
             answers.flush()

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from _replay_refusals import refusals
+from _replay_tests import marker_expression
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -419,7 +420,13 @@ def replay(
                 key = (index, tuple(imported), wanted)
                 if key not in fresh_cache:
                     fresh_cache[key] = fresh_state(
-                        fresh_rows[index - 1], packages, imported, trees[index][1], log, wanted
+                        fresh_rows[index - 1],
+                        packages,
+                        imported,
+                        trees[index][1],
+                        log,
+                        wanted,
+                        marker_expression(roots[index]),
                     )
                 fresh, fresh_tests = fresh_cache[key]
                 names = divergent(live, fresh)
@@ -428,7 +435,12 @@ def replay(
                     print(f"    {shown}: {why(live.get(shown), fresh.get(shown))}", flush=True)
                 if wanted and trees[index][1] is not None:
                     copy = tests_copy(work, name, index, trees[index][1])
-                    outcomes = child.ask("test", tests=str(copy), rootdir=str(copy.parent))
+                    outcomes = child.ask(
+                        "test",
+                        tests=str(copy),
+                        rootdir=str(copy.parent),
+                        marks=marker_expression(roots[index]),
+                    )
                     differ = sorted(
                         k
                         for k in outcomes.keys() | fresh_tests.keys()
@@ -464,6 +476,7 @@ def fresh_state(
     tests: Path | None,
     log: Path,
     run: bool,
+    marks: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """A fresh interpreter's description of the same modules, and its test outcomes."""
     child = Child(sys.executable, "fresh", "off", folder, packages, log)
@@ -485,7 +498,7 @@ def fresh_state(
             copy = folder.parent / f"tests-{folder.name}-fresh" / tests.name
             if not copy.exists():
                 shutil.copytree(tests, copy, ignore=shutil.ignore_patterns("__pycache__"))
-            outcomes = child.ask("test", tests=str(copy), rootdir=str(copy.parent))
+            outcomes = child.ask("test", tests=str(copy), rootdir=str(copy.parent), marks=marks)
         return state, outcomes
     finally:
         child.close()

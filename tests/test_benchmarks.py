@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import _replay_child
+import _replay_tests
 import bench_calls
 import bench_canary
 import bench_diff
@@ -209,6 +210,20 @@ def test_bench_replay_reports_the_steps_strict_refuses_and_why(tmp_path, monkeyp
     assert "  - from 2: pkgr.core (pkgr/core.py): old(a, b) -> old(a): parameter 'b' removed" in (
         report
     )
+
+
+@pytest.mark.parametrize(
+    ("addopts", "expected"),
+    [
+        ("\"-m 'not stress'\"", "not stress"),
+        ('["-ra", "-m", "not slow"]', "not slow"),
+        ('"--strict-markers"', None),
+    ],
+)
+def test_bench_replay_keeps_the_release_marker_expression(tmp_path, addopts, expected):
+    # click deselects its 10,000 stress runs in its own addopts, which the replay replaces.
+    (tmp_path / "pyproject.toml").write_text(f"[tool.pytest.ini_options]\naddopts = {addopts}\n")
+    assert _replay_tests.marker_expression(tmp_path) == expected
 
 
 def test_bench_replay_describes_a_stale_class_as_divergent(tmp_path, monkeypatch):
