@@ -183,3 +183,26 @@ def test_strict_still_refuses_a_function_turned_into_a_value(reloading):
     reloading.load("jtypesuser", "import jtypes\n\n\ndef f():\n    return jtypes.joining_types()\n")
     result = reloading.reload("jtypes", "joining_types = {1: 2}\n")
     assert isinstance(result.error, hotswap.IncompatibleChangeError)
+
+
+def test_strict_still_refuses_a_removal_whose_changed_caller_still_calls_it(project):
+    # Issue 25.12's first case, the other way: the caller changed in the same set but still
+    # calls the removed function (it does not bind the name itself), so it would break.
+    from hotswap._engine import transaction
+
+    project.load("pg2", "def pager(text):\n    return text\n")
+    project.load("pg2user", "from pg2 import pager\n\n\ndef show(t):\n    return pager(t)\n")
+    project.write("pg2", "def other():\n    return 1\n")
+    project.write("pg2user", "from pg2 import pager\n\n\ndef show(t):\n    return pager(t + 1)\n")
+    results = transaction.reload_many([("pg2", None), ("pg2user", None)], policy="strict")
+    assert not all(r.ok for r in results)
+    assert any(isinstance(r.error, hotswap.IncompatibleChangeError) for r in results)
+
+
+def test_strict_still_refuses_a_breaking_change_in_a_public_submodule(project):
+    # Issue 25.12's last case, the other way: names of a public module of the same package
+    # are public.
+    project.write("pubpkg.impl", "def helper(a, b):\n    return a + b\n")
+    project.load("pubpkg.impl", "def helper(a, b):\n    return a + b\n")
+    result = project.reload("pubpkg.impl", "def helper(a):\n    return a\n", policy="strict")
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)
