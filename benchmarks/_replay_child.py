@@ -326,15 +326,16 @@ def _hotswap(result: Any) -> dict[str, str]:
     return {
         "module": result.module,
         "outcome": "refused" if refused else "failed",
-        "reason": reason[:300],
+        "reason": reason[:4000],  # a refusal lists every change it names
     }
 
 
 # --- tests --------------------------------------------------------------------------------------
 
 
-def run_tests(tests: str, rootdir: str) -> dict[str, str]:
-    """The release's tests in this process: node id -> outcome."""
+def run_tests(tests: str, rootdir: str, marks: str | None = None) -> dict[str, str]:
+    """The release's tests in this process: node id -> outcome (``marks``: the release's
+    own ``-m`` expression)."""
     import pytest
 
     # The test modules of an earlier step: their copies sit beside this one's, under the same
@@ -368,16 +369,29 @@ def run_tests(tests: str, rootdir: str) -> dict[str, str]:
         "ignore",
         "--assert=plain",
         "--continue-on-collection-errors",
+        *(["-m", marks] if marks else []),
     ]
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            pytest.main(args, plugins=[Collect()])
-        except Exception:
-            # A conftest.py this pytest no longer loads (boltons' used the ``path`` argument
-            # pytest 9 removed): run the tests without it, and say so in the outcomes.
-            outcomes.clear()
-            pytest.main([*args, "--noconftest"], plugins=[Collect()])
-            outcomes["<session>"] = "ran with --noconftest"
+    # What a test may leave set for the whole process (boltons' ``fix_print_exception()``
+    # installs its own ``sys.excepthook`` for good): the next step's tests start from what the
+    # program had, as the fresh run's do, not from what the last run's tests left.
+    hooks = (sys.excepthook, sys.displayhook, sys.stdout, sys.stderr, os.getcwd())
+    environment = dict(os.environ)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                pytest.main(args, plugins=[Collect()])
+            except Exception:
+                # A conftest.py this pytest no longer loads (boltons' used the ``path``
+                # argument pytest 9 removed): run the tests without it, and say so.
+                outcomes.clear()
+                pytest.main([*args, "--noconftest"], plugins=[Collect()])
+                outcomes["<session>"] = "ran with --noconftest"
+    finally:
+        sys.excepthook, sys.displayhook, sys.stdout, sys.stderr, cwd = hooks
+        os.chdir(cwd)
+        if dict(os.environ) != environment:
+            os.environ.clear()
+            os.environ.update(environment)
     return outcomes
 
 
@@ -389,7 +403,14 @@ def main() -> None:
     answers = os.fdopen(int(fd), "w")
     sys.path.insert(0, folder)
     runner = Tool(tool, policy, folder)
-    for line in sys.stdin:
+    # Commands come on standard input; the package's tests get an empty one (a test of a
+    # prompt that reads file descriptor 0 itself would otherwise wait on the commands).
+    commands = os.fdopen(os.dup(0))
+    empty = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(empty, 0)
+    os.close(empty)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - the process's standard input, for good
+    for line in commands:
         command = json.loads(line)
         op = command["op"]
         answer: Any = None
@@ -411,7 +432,7 @@ def main() -> None:
         elif op == "deleted":
             answer = deleted(names)
         elif op == "test":
-            answer = run_tests(command["tests"], command["rootdir"])
+            answer = run_tests(command["tests"], command["rootdir"], command.get("marks"))
         elif op == "quit":
             answers.write("null\n")
             answers.flush()

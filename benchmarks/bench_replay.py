@@ -37,6 +37,10 @@ files", a documented limit (docs/limits.md). Then the release's own tests (from 
 run in the live process and in the fresh one: *test parity* counts the tests whose outcome
 differs.
 
+Last come the refusals (``_replay_refusals.py``): per peer, the steps it refused and each
+change a refusal names, with the release that brought it (``strict``: why it could break a
+caller).
+
 Peers: ``hotswap`` (policy "off"), ``strict`` (hotswap with policy "strict"), ``jurigged`` and
 ``autoreload`` (IPython), each peer in a scratch venv made under the cache folder (pip install
 from the package index, with pytest; a peer that does not install is skipped with its reason).
@@ -60,6 +64,9 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from _replay_refusals import refusals
+from _replay_tests import marker_expression
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -372,7 +379,9 @@ def replay(
     log = work / f"{name}.log"
     fresh_rows = []  # per step: (snapshot, test outcomes) of a fresh interpreter
     for index in range(1, len(versions)):
-        folder = work / f"fresh-{name}-{index}"
+        # Named like the live folders (``{name}-{peer}``): a test that strips the package's
+        # path by its characters (boltons' ``p.lstrip(BOLTONS_PATH)``) reads both alike.
+        folder = work / f"{name}-{index}"
         land(folder, {}, releases[index])
         fresh_rows.append(folder)
     rows: dict[str, Any] = {}
@@ -388,7 +397,7 @@ def replay(
         if tool == "hotswap" and via == "watcher":
             tool = "hotswap-watcher"
         policy = "strict" if peer == "strict" else "off"
-        folder = work / f"live-{name}-{peer}"
+        folder = work / f"{name}-{peer}"
         land(folder, {}, releases[0])
         child = Child(python, tool, policy, folder, packages, log)
         row: dict[str, Any] = {
@@ -429,7 +438,13 @@ def replay(
                 key = (index, tuple(imported), wanted)
                 if key not in fresh_cache:
                     fresh_cache[key] = fresh_state(
-                        fresh_rows[index - 1], packages, imported, trees[index][1], log, wanted
+                        fresh_rows[index - 1],
+                        packages,
+                        imported,
+                        trees[index][1],
+                        log,
+                        wanted,
+                        marker_expression(roots[index]),
                     )
                 fresh, fresh_tests = fresh_cache[key]
                 names = divergent(live, fresh)
@@ -441,7 +456,12 @@ def replay(
                     print(f"    {shown}: {why(live.get(shown), fresh.get(shown))}", flush=True)
                 if wanted and trees[index][1] is not None:
                     copy = tests_copy(work, name, index, trees[index][1])
-                    outcomes = child.ask("test", tests=str(copy), rootdir=str(copy.parent))
+                    outcomes = child.ask(
+                        "test",
+                        tests=str(copy),
+                        rootdir=str(copy.parent),
+                        marks=marker_expression(roots[index]),
+                    )
                     differ = sorted(
                         k
                         for k in outcomes.keys() | fresh_tests.keys()
@@ -477,6 +497,7 @@ def fresh_state(
     tests: Path | None,
     log: Path,
     run: bool,
+    marks: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """A fresh interpreter's description of the same modules, and its test outcomes."""
     child = Child(sys.executable, "fresh", "off", folder, packages, log)
@@ -495,10 +516,10 @@ def fresh_state(
             again.close()
         outcomes: dict[str, str] = {}
         if run and tests is not None:
-            copy = folder.parent / f"fresh-tests-{folder.name}" / tests.name
+            copy = folder.parent / f"tests-{folder.name}-fresh" / tests.name
             if not copy.exists():
                 shutil.copytree(tests, copy, ignore=shutil.ignore_patterns("__pycache__"))
-            outcomes = child.ask("test", tests=str(copy), rootdir=str(copy.parent))
+            outcomes = child.ask("test", tests=str(copy), rootdir=str(copy.parent), marks=marks)
         return state, outcomes
     finally:
         child.close()
@@ -587,6 +608,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         print(table(merged))
         print()
         print(details(merged, args.details))
+        print()
+        print(refusals(merged))
         return merged
     cache = Path(args.cache)
     tests: bool | frozenset[str] = not args.no_tests
@@ -615,6 +638,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     print(table(results))
     print()
     print(details(results, args.details))
+    print()
+    print(refusals(results))
     load = os.getloadavg()
     print(
         f"\n{elapsed:.0f} s in all; via {args.via}; load average {load[0]:.2f} {load[1]:.2f}"

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import _replay_child
+import _replay_tests
 import bench_calls
 import bench_canary
 import bench_diff
@@ -207,6 +208,40 @@ def test_bench_replay_counts_what_a_deleted_file_leaves_as_the_limit(tmp_path, m
     assert version == "2"
     assert {"pkgr:_version", "pkgr._version:VERSION"} <= set(left)
     assert "of deleted files" in bench_replay.table({"pkgr": rows})
+
+
+def test_bench_replay_reports_the_steps_strict_refuses_and_why(tmp_path, monkeypatch):
+    roots = {
+        "1": _release(tmp_path / "r1", 1, "\n\ndef old(a, b):\n    return a\n"),
+        "2": _release(tmp_path / "r2", 1, "\n\ndef old(a):\n    return a\n"),
+    }
+    (roots["1"] / "pkgr" / "user.py").write_text("from .core import old\n")
+    (roots["2"] / "pkgr" / "user.py").write_text("from .core import old\n")
+    monkeypatch.setitem(bench_replay.RELEASES, "pkgr", (("pkgr",), ("1", "2")))
+    monkeypatch.setattr(bench_replay, "fetch", lambda cache, name, version: roots[version])
+    work = tmp_path / "work"
+    work.mkdir()
+    rows = bench_replay.replay(tmp_path, work, "pkgr", ["strict"], 1, "reload", False)
+    assert rows["strict"]["refused"] >= 1
+    report = bench_replay.refusals({"pkgr": rows})
+    assert "- pkgr strict: 1 of 1 steps refused (2)" in report
+    assert "  - from 2: pkgr.core (pkgr/core.py): old(a, b) -> old(a): parameter 'b' removed" in (
+        report
+    )
+
+
+@pytest.mark.parametrize(
+    ("addopts", "expected"),
+    [
+        ("\"-m 'not stress'\"", "not stress"),
+        ('["-ra", "-m", "not slow"]', "not slow"),
+        ('"--strict-markers"', None),
+    ],
+)
+def test_bench_replay_keeps_the_release_marker_expression(tmp_path, addopts, expected):
+    # click deselects its 10,000 stress runs in its own addopts, which the replay replaces.
+    (tmp_path / "pyproject.toml").write_text(f"[tool.pytest.ini_options]\naddopts = {addopts}\n")
+    assert _replay_tests.marker_expression(tmp_path) == expected
 
 
 def test_bench_replay_describes_a_stale_class_as_divergent(tmp_path, monkeypatch):

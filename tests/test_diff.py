@@ -93,6 +93,22 @@ RULES = [
     ),
     ("def f(): pass", "class f: pass", ["was a function, now a class"]),
     ("def f(): pass", "f = 1", ["was a function, now a plain name"]),
+    # a definition that is one of several alternatives (boltons 24.0.0's ``total_ordering``,
+    # an import with a fallback ``def`` for old Pythons) is whatever ran: a plain name
+    (
+        "try:\n    from functools import total_ordering\nexcept ImportError:\n"
+        "    def total_ordering(cls): pass",
+        "from functools import total_ordering",
+        [],
+    ),
+    ("if X:\n    f = len\nelse:\n    def f(a): pass", "f = 1", []),
+    # ...but a definition bound on its own in a conditional is still a function
+    ("if X:\n    def f(a): pass", "f = 1", ["was a function, now a plain name"]),
+    (
+        "try:\n    import json\n    def f(a): pass\nexcept ImportError:\n    pass",
+        "f = 1",
+        ["was a function, now a plain name"],
+    ),
     # properties
     (
         "class C:\n    @property\n    def p(self): pass\n    @p.setter\n    def p(self, v): pass",

@@ -201,3 +201,42 @@ def test_strict_takes_a_named_lambda_as_the_function_it_is(project, before, afte
     assert not broken.ok
     assert "f" in str(broken.error)
     assert mod.caller() == 2  # refused: the last good code runs
+
+
+CODEC = """\
+import codecs
+import re
+
+
+class Codec(codecs.Codec):
+    def encode(self, data: str, errors: str = "strict") -> tuple[bytes, int]:
+        return data.encode(), len(data)
+
+
+class Encoder(codecs.IncrementalEncoder):
+    def encode(self, data: str, final: bool = False) -> bytes:
+        return data.encode()
+
+
+def lookup(name: str) -> tuple[type, type]:
+    return (Codec, Encoder)
+
+
+REGISTERED = lookup("x")
+"""
+
+
+def test_future_import_added_keeps_classes_whose_bases_read_an_unchanged_import(reloading):
+    # idna 3.19 added ``from __future__ import annotations``: every statement runs again, and
+    # the unchanged ``import codecs`` made every ``class C(codecs.X)`` count as replaced, so
+    # ``codecs.lookup()``'s cache (filled at import) held classes the module no longer bound.
+    mod = reloading.load("codecmod", CODEC)
+    held = mod.Codec, mod.Encoder
+    new = "from __future__ import annotations\n\n" + CODEC.replace(".encode()", ".encode('ascii')")
+    result = reloading.reload("codecmod", new)
+    assert result.ok, result.error
+    assert not result.changes.replaced
+    assert (mod.Codec, mod.Encoder) == held
+    assert held == mod.REGISTERED  # the lookup made at import: the kept classes
+    assert mod.Codec().encode("ab") == (b"ab", 2)
+    assert mod.Codec.encode.__annotations__["data"] == "str"  # as a fresh import has it

@@ -154,3 +154,55 @@ def test_dataclass_module_first_reload_is_not_rejected(reloading):
     assert result.ok, result.error
     assert mod.Order(1).label() == "Order 1"
     assert result.changes.changed == ("Order.label",)
+
+
+FALLBACK = """\
+try:
+    from functools import total_ordering
+except ImportError:
+    def total_ordering(cls):
+        return cls
+"""
+
+
+def test_strict_accepts_an_import_whose_fallback_definition_goes(reloading):
+    # boltons 24.0.0: the fallback ``def`` never ran, the import did; callers hold
+    # functools.total_ordering before and after, so no caller can break (issue 25.12).
+    import functools
+
+    mod = reloading.load("fallback", FALLBACK)
+    reloading.load("fallbackuser", "from fallback import total_ordering\n")
+    result = reloading.reload("fallback", "from functools import total_ordering\n")
+    assert result.ok, result.error
+    assert mod.total_ordering is functools.total_ordering
+
+
+def test_strict_still_refuses_a_function_turned_into_a_value(reloading):
+    # idna 3.17: ``def joining_types()`` became a dict; ``joining_types()`` now raises.
+    reloading.load("jtypes", "def joining_types():\n    return {1: 2}\n")
+    reloading.load("jtypesuser", "import jtypes\n\n\ndef f():\n    return jtypes.joining_types()\n")
+    result = reloading.reload("jtypes", "joining_types = {1: 2}\n")
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)
+
+
+def test_strict_still_refuses_a_removal_whose_changed_caller_still_calls_it(project):
+    # Issue 25.12's first case, the other way: the caller changed in the same set but still
+    # calls the removed function (it does not bind the name itself), so it would break.
+    from hotswap._engine import transaction
+
+    project.load("pg2", "def pager(text):\n    return text\n")
+    project.load("pg2user", "from pg2 import pager\n\n\ndef show(t):\n    return pager(t)\n")
+    project.write("pg2", "def other():\n    return 1\n")
+    project.write("pg2user", "from pg2 import pager\n\n\ndef show(t):\n    return pager(t + 1)\n")
+    results = transaction.reload_many([("pg2", None), ("pg2user", None)], policy="strict")
+    assert not all(r.ok for r in results)
+    assert any(isinstance(r.error, hotswap.IncompatibleChangeError) for r in results)
+
+
+def test_strict_still_refuses_a_breaking_change_in_a_public_submodule(project):
+    # Issue 25.12's last case, the other way: names of a public module of the same package
+    # are public.
+    project.write("pubpkg.impl", "def helper(a, b):\n    return a + b\n")
+    project.load("pubpkg.impl", "def helper(a, b):\n    return a + b\n")
+    result = project.reload("pubpkg.impl", "def helper(a):\n    return a\n", policy="strict")
+    assert isinstance(result.error, hotswap.IncompatibleChangeError)

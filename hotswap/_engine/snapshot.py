@@ -95,6 +95,9 @@ class _FunctionState:
     attributes: dict[str, Any]
     cells: tuple[tuple[types.CellType, object], ...]
     names: tuple[str, str]  # __name__ and __qualname__
+    # The tuple itself: an update may give the function another one (``closures``); held
+    # here, it also stays alive while a call in another thread may still be reading it.
+    closure: tuple[types.CellType, ...] | None
 
     def restore(self) -> bool:
         """Put the function back; return whether what its calls compute changed."""
@@ -102,7 +105,9 @@ class _FunctionState:
         if self.kwdefaults is not None:
             restore_items(self.kwdefaults, dict(self.kwdefaults_items))
         values = tuple(value for _, value in self.cells)
-        changed = switch_function(f, self.code, self.defaults, self.kwdefaults, values)
+        changed = switch_function(
+            f, self.code, self.defaults, self.kwdefaults, values, closure=self.closure
+        )
         if f.__doc__ is not self.doc:
             f.__doc__ = self.doc
         if f.__annotations__ is not self.annotations:
@@ -312,6 +317,7 @@ class _Walker:
                 dict(attributes),
                 cells,
                 (f.__name__, f.__qualname__),
+                closure,
             )
         )
         for _, value in cells:

@@ -19,12 +19,16 @@ comparisons that the snapshot and the updater share: nothing on the reload path 
 
 from __future__ import annotations
 
+import dis
 import types
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, TypeGuard, TypeVar
 
+from hotswap._engine import closures
+
 __all__ = (
     "EMPTY",
+    "KEEP",
     "KINDS",
     "cell_value",
     "forward",
@@ -44,10 +48,13 @@ __all__ = (
 
 T = TypeVar("T")
 EMPTY: Any = object()  # the value of an empty closure cell
+KEEP: Any = object()  # switch_function's closure argument: the function keeps its closure
 KINDS = 0x80 | 0x20 | 0x200  # CO_COROUTINE | CO_GENERATOR | CO_ASYNC_GENERATOR
 _TRAMPOLINE_TARGET = "__hotswap_trampoline_target__"
 _TRAMPOLINE_FILE = "<hotswap trampoline>"
-_trampolines: dict[tuple[tuple[str, ...], int, bool, tuple[str, str]], types.CodeType] = {}
+_trampolines: dict[tuple[tuple[str, ...], int, bool, tuple[str, str], bool], types.CodeType] = {}
+_COPY_FREE_VARS = dis.opmap["COPY_FREE_VARS"]
+_NOP = dis.opmap["NOP"]
 _VARARGS, _VARKEYWORDS = 0x04, 0x08  # CO_VARARGS, CO_VARKEYWORDS
 _LOCAL = "__hotswap_target"  # the trampoline's one local besides the parameters
 
@@ -148,7 +155,12 @@ def _parameters(code: types.CodeType) -> tuple[str, str]:
 
 
 def trampoline(
-    freevars: tuple[str, ...], flags: int, target: types.FunctionType, *, exact: bool = False
+    freevars: tuple[str, ...],
+    flags: int,
+    target: types.FunctionType,
+    *,
+    exact: bool = False,
+    closed: bool = False,
 ) -> types.CodeType:
     """Code of the kind ``flags`` names (plain, coroutine, generator, async generator) that
     calls ``target`` and fits a closure of ``freevars``.
@@ -161,6 +173,10 @@ def trampoline(
     function forwarding for good shows what the new code takes), for a function whose
     defaults are ``target``'s already; else it takes ``(*args, **kwargs)``, whatever its
     defaults (the first step of an atomic switch).
+
+    ``closed``: the code never reads the function's closure (its first instruction, which
+    copies the cells into the frame, is a no-op), so it may run while the closure is being
+    replaced by one of another length (:func:`switch_function`).
     """
     kind = flags & KINDS
     same = (target.__code__.co_flags & KINDS) == kind
@@ -169,7 +185,7 @@ def trampoline(
         names = set(target.__code__.co_varnames[: _count(target.__code__)])
         if not names & ({_LOCAL, *freevars}):
             shape = _parameters(target.__code__)
-    key = (freevars, kind, same, shape)
+    key = (freevars, kind, same, shape, closed)
     template = _trampolines.get(key)
     if template is None:
         params, call = shape
@@ -190,10 +206,23 @@ def trampoline(
         namespace: dict[str, Any] = {}
         exec(compile(source, _TRAMPOLINE_FILE, "exec"), namespace)
         template = namespace["outer"]().__code__
+        if closed:
+            template = _without_cells(template)
         _trampolines[key] = template
     # The target travels as a constant: LOAD_CONST pushes any object.
     consts = tuple(target if c == _TRAMPOLINE_TARGET else c for c in template.co_consts)
     return template.replace(co_consts=consts, co_name=target.__name__)
+
+
+def _without_cells(code: types.CodeType) -> types.CodeType:
+    """``code`` with its ``COPY_FREE_VARS`` turned into ``NOP``: it keeps its free variables
+    (``__code__`` takes it for a closure of that length) but never reads the closure. The
+    trampoline's free variables are only named in dead code, so nothing misses them."""
+    raw = bytearray(code.co_code)
+    for instruction in dis.get_instructions(code):
+        if instruction.opcode == _COPY_FREE_VARS:
+            raw[instruction.offset : instruction.offset + 2] = bytes((_NOP, 0))
+    return code.replace(co_code=bytes(raw))
 
 
 def _count(code: types.CodeType) -> int:
@@ -240,23 +269,30 @@ def switch_function(
     cells: Sequence[object] | None,
     *,
     through: types.FunctionType | None = None,
+    closure: tuple[types.CellType, ...] | None = KEEP,
 ) -> bool:
     """Give ``function`` another version's code, defaults and cell contents, atomically for
     its callers (see the module docstring).
 
     Args:
-        function: the live function; its identity and closure cells are kept.
-        code: the final code; its free variables must match the function's closure.
+        function: the live function; its identity is kept.
+        code: the final code; its free variables must match the closure the function ends
+            with.
         defaults: the final ``__defaults__`` (assigned as is: the object, not a copy).
         kwdefaults: the final ``__kwdefaults__`` (assigned as is).
-        cells: what each closure cell must hold, in order (:data:`EMPTY` for an empty cell);
-            None leaves the cells alone.
+        cells: what each cell of the final closure must hold, in order (:data:`EMPTY` for an
+            empty cell); None leaves the cells alone.
         through: a complete function of the target version to run while the switch is in
             progress; made from the other arguments when not given.
+        closure: the final closure (a tuple of cells, or None), when it is another one than
+            the function's (:func:`closures.set_closure`); :data:`KEEP` by default.
 
     Returns:
         Whether anything a call depends on changed.
     """
+    if closure is not KEEP and function.__closure__ is not closure:
+        _reclose(function, code, defaults, kwdefaults, cells, through, closure)
+        return True
     closure = function.__closure__ or ()
     cells_differ = cells is not None and any(
         cell_value(cell) is not value for cell, value in zip(closure, cells, strict=True)
@@ -288,6 +324,38 @@ def switch_function(
     return True
 
 
+def _reclose(
+    function: types.FunctionType,
+    code: types.CodeType,
+    defaults: tuple[Any, ...] | None,
+    kwdefaults: dict[str, Any] | None,
+    cells: Sequence[object] | None,
+    through: types.FunctionType | None,
+    closure: tuple[types.CellType, ...] | None,
+) -> None:
+    """:func:`switch_function` to a closure of another layout (or other cells)."""
+    new_cells = closure or ()
+    if cells is not None:
+        # Cells of the final closure: no running call of the function reads them yet.
+        for cell, value in zip(new_cells, cells, strict=True):
+            set_cell(cell, value)
+    if through is None:
+        through = types.FunctionType(
+            code, function.__globals__, function.__name__, defaults, closure
+        )
+        through.__kwdefaults__ = kwdefaults
+    current = function.__code__
+    # Step 1: a trampoline that fits the current closure and never reads it; then the
+    # defaults and the closure, which a call of the trampoline ignores whatever their length
+    # (a call of the old code that started before copied its cells into its frame).
+    function.__code__ = trampoline(current.co_freevars, current.co_flags, through, closed=True)
+    function.__defaults__ = defaults
+    function.__kwdefaults__ = kwdefaults
+    closures.set_closure(function, closure)
+    # Step 2: the final code, which ``__code__`` takes now that the closure fits it.
+    function.__code__ = code
+
+
 # --- updating a function in place, or making it forward ----------------------------------------
 
 
@@ -296,10 +364,12 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
 
     The switch is atomic for callers in other threads (:func:`switch_function`): no call runs
     the new code with the old defaults or cells, or the reverse. ``old`` runs the new code itself
-    (calls cost what they did) unless its closure cannot hold the new version's: another
-    layout, another kind, or other values in its cells. Then its code becomes a trampoline
-    to ``new`` for good, and its cells are never written: a call of the old code still
-    running in another thread reads them after the switch, and must read the old values.
+    (calls cost what they did). When its closure cannot hold the new version's (another
+    layout: a method that starts or stops calling ``super()``; other values in its cells), it
+    takes ``new``'s closure (:mod:`closures`), as a fresh import has it; its old cells are
+    never written: a call of the old code still running in another thread reads them after
+    the switch, and must read the old values. Where the closure cannot be replaced, or the new
+    code is of another kind, its code becomes a trampoline to ``new`` for good.
     """
     old_code, new_code = old.__code__, new.__code__
     same_kind = (old_code.co_flags & KINDS) == (new_code.co_flags & KINDS)
@@ -312,11 +382,15 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
             if name != "__class__" and cell_value(old_cell) is not cell_value(new_cell):
                 fits = False
                 break
-    # A trampoline takes the new parameters by name: the old function gets the new defaults
-    # in the same switch, and introspection (``inspect.signature``) sees the new ones.
-    code = (
-        new_code if fits else trampoline(old_code.co_freevars, old_code.co_flags, new, exact=True)
-    )
+    closure: tuple[types.CellType, ...] | None = KEEP
+    if fits:
+        code = new_code
+    elif same_kind and closures.available():
+        code, closure = new_code, new.__closure__
+    else:
+        # A trampoline takes the new parameters by name: the old function gets the new
+        # defaults in the same switch, and introspection (``inspect.signature``) sees them.
+        code = trampoline(old_code.co_freevars, old_code.co_flags, new, exact=True)
     # Attributes first: they are not part of a call, and a reader sees them with either code.
     old.__doc__ = new.__doc__
     old.__annotations__ = new.__annotations__
@@ -329,7 +403,9 @@ def update_function(old: types.FunctionType, new: types.FunctionType) -> None:
     if "__wrapped__" in old.__dict__ and "__wrapped__" not in new.__dict__:
         del old.__dict__["__wrapped__"]
     old.__dict__.update(new.__dict__)
-    switch_function(old, code, new.__defaults__, new.__kwdefaults__, None, through=new)
+    switch_function(
+        old, code, new.__defaults__, new.__kwdefaults__, None, through=new, closure=closure
+    )
 
 
 def kind_changed(old: types.FunctionType, new: types.FunctionType) -> bool:

@@ -6,8 +6,9 @@ behaviour into the old objects and binds the names back to them, so identity is 
 
 - a function gets the new code, defaults, docstring, annotations and attributes, in a switch
   that is atomic for callers in other threads; when its closure cannot hold the new version's
-  (``super()`` or a new free variable, other values in its cells), its code becomes a
-  trampoline that calls the new function, so held references still run the new behaviour;
+  (``super()`` or a new free variable, other values in its cells), it takes the new closure
+  too (``closures``), or, where that cannot be done, its code becomes a trampoline that calls
+  the new function, so held references still run the new behaviour;
 - a class gets new, changed and removed members; ``super()`` in the new methods binds to the
   kept class; a class that cannot be patched (an Enum, a changed metaclass, bases or
   ``__slots__``) is replaced and reported;

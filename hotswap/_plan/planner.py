@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from hotswap._plan.indexes import Indexes, writes_of
+from hotswap._plan.rebinding import same_module_imports
 from hotswap._plan.statements import (
     CLASS,
     DEF,
@@ -265,10 +266,12 @@ def plan(
     mutators, attribute_sets = indexes.mutators, indexes.attribute_sets
     old_writers = {} if old_indexes is None else old_indexes.writers
     old_defs = {s.info.name: s for s in removed_old if s.info.kind in (DEF, CLASS)}
+    same_modules: frozenset[int] = frozenset()
     if (old is not None and old.flags != new.flags) or any(
         s.info.kind == FUTURE for s in removed_old
     ):
         pairs = [None] * len(statements)  # __future__ changed: every statement means another thing
+        same_modules = same_module_imports(old_statements, statements)
 
     first_blocked = _first_blocked(old_statements, statements, pairs, live.running, old)
     if first_blocked is not None:
@@ -359,7 +362,7 @@ def plan(
             for later in mutators.get(info.name, ()):
                 if later > index:
                     choose(later, direct=False)
-        else:
+        elif index not in same_modules:
             rebound.update(info.binds - live.keep)
         chosen[index] = mode
         if direct:

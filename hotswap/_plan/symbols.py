@@ -404,11 +404,35 @@ class _Builder:
             # Conditional definitions (``if TYPE_CHECKING``, ``try: import x``) are still
             # module-level names.
             self.simple(stmt, enclosing or stmt)
+            start = len(self.made)
             for block in _blocks(stmt):
                 for inner in block:
                     self.statement(inner, enclosing or stmt)
+            if not isinstance(stmt, ast.With | ast.AsyncWith):
+                self.alternatives(start)
         else:
             self.simple(stmt, enclosing or stmt)
+
+    def alternatives(self, start: int) -> None:
+        """A name that a conditional statement binds both as a plain name and by a definition
+        (``try: from functools import total_ordering`` / ``except ImportError: def
+        total_ordering(cls): ...``) is whatever ran: a plain name to the checks, whose
+        signature is not known from the source. The statement's symbols from ``start`` on are
+        rewritten in ``made`` too, so a later version reusing them from the cache gets the
+        same."""
+        made = self.made[start:]
+        plain = {s.qualname for s in made if s.kind == NAME}
+        both = {s.qualname for s in made if s.kind != NAME and s.qualname in plain}
+        if not both:
+            return
+        for index in range(start, len(self.made)):
+            symbol = self.made[index]
+            if symbol.qualname in both:
+                self.made[index] = replace(symbol, kind=NAME, signature=None, settable=False)
+        for name in both:
+            self.symbols[name] = replace(
+                self.symbols[name], kind=NAME, signature=None, settable=False
+            )
 
     def simple(self, stmt: ast.stmt, whole: ast.stmt) -> None:
         names = list(_statement_bindings(stmt))
