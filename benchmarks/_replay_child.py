@@ -252,15 +252,21 @@ class Tool:
             self.reports.append(result)
             self.lock.notify_all()
 
-    def step(self, order: list[str], paths: dict[str, str]) -> list[dict[str, str]]:
-        """Apply the new files; ``order`` is the changed modules, dependencies first."""
+    def step(
+        self, order: list[str], paths: dict[str, str], added: list[str]
+    ) -> list[dict[str, str]]:
+        """Apply the new files; ``order`` is the changed modules, dependencies first, and
+        ``added`` those whose file is new in this release."""
         live = [name for name in order if name in sys.modules]
         if self.tool == "hotswap":
             import hotswap
 
             return [_hotswap(hotswap.reload(name, policy=self.policy)) for name in live]
         if self.tool == "hotswap-watcher":
-            return self._wait_watcher(live)
+            # A module whose file this release adds has nothing to reload: the watcher may
+            # already have run a changed module that imports it (cachetools 8.0.0's new
+            # _decorator), and its first import is no reload.
+            return self._wait_watcher([name for name in live if name not in added])
         if self.tool == "jurigged":
             out = []
             for name in live:
@@ -425,7 +431,7 @@ def main() -> None:
             answer = {"failed": failed}
         elif op == "step":
             start = time.perf_counter()
-            results = runner.step(command["order"], command["paths"])
+            results = runner.step(command["order"], command["paths"], command.get("added", []))
             answer = {"results": results, "seconds": time.perf_counter() - start}
         elif op == "snapshot":
             answer = snapshot(names)

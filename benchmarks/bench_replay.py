@@ -423,7 +423,8 @@ def replay(
                     for m, p in zip(map(module_name, changed), changed, strict=True)
                     if m
                 }
-                step = child.ask("step", order=order, paths=paths)
+                added = [module_name(p) for p in changed if p not in releases[index - 1]]
+                step = child.ask("step", order=order, paths=paths, added=added)
                 row["steps"] += 1
                 row["seconds"].append(step["seconds"])
                 for result in step["results"]:
