@@ -12,6 +12,7 @@ import types
 import pytest
 
 import hotswap
+from hotswap._engine import adapters as _adapters
 from hotswap._engine.history import records
 from hotswap._plan import sources as _sources
 from hotswap._plan import statements as _statements
@@ -320,3 +321,53 @@ def test_a_module_with_an_importer_takes_the_statement_path(reloading, mod):
         assert user.DOUBLE == 4
     finally:
         sys.modules.pop("rewritten_importer", None)
+
+
+class Recording:
+    """A framework adapter that records the plans it is given."""
+
+    def __init__(self) -> None:
+        self.plans: list[object] = []
+
+    def prepare(self, plans):
+        self.plans += [plan.module.__name__ for plan in plans]
+
+    def sync(self, updates):
+        return None
+
+
+@pytest.fixture
+def adapter():
+    import decimal  # the "framework": its trigger module is imported
+
+    assert decimal.Decimal(1)
+    recording = Recording()
+    _adapters.register_adapter("decimal", lambda: recording)
+    try:
+        yield recording
+    finally:
+        _adapters.unregister_adapter("decimal")
+
+
+def test_an_active_adapter_leaves_a_module_of_plain_code_to_the_rewrite(reloading, adapter):
+    # Flask, FastAPI or Django imported anywhere in the program: a module that holds none of
+    # their objects still takes the rewrite path (it did not once any framework was imported).
+    module = reloading.load("rewritten_plain", version(0))
+    result = reloading.reload("rewritten_plain", version(1), policy="off")
+
+    assert result.ok, result.error
+    assert rewritten(module)
+    assert adapter.plans == []
+
+
+def test_a_module_holding_framework_objects_takes_the_statement_path(reloading, adapter):
+    tail = "import decimal\nPRICE = decimal.Decimal({n})"
+    module = reloading.load("rewritten_framework", version(0, tail=tail.format(n=0)))
+    result = reloading.reload(
+        "rewritten_framework", version(1, tail=tail.format(n=1)), policy="off"
+    )
+
+    assert result.ok, result.error
+    assert not rewritten(module)
+    assert adapter.plans == ["rewritten_framework"]  # the adapter follows its statements
+    assert module.PRICE == 1

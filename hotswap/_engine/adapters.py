@@ -43,6 +43,7 @@ __all__ = (
     "ModuleUpdate",
     "StatementRun",
     "active_adapters",
+    "active_triggers",
     "files_changed",
     "register_adapter",
     "unregister_adapter",
@@ -160,6 +161,13 @@ def _make(trigger: str, factory: Callable[[], Adapter] | str) -> Adapter | None:
     except Exception:
         logger.exception("hotswap: the %s adapter could not be loaded; it is skipped", trigger)
         return None
+
+
+def active_triggers() -> frozenset[str]:
+    """The trigger modules (``"flask"``) of the adapters that are active now."""
+    with _lock:
+        triggers = [t for t in _registered if t in sys.modules]
+    return frozenset(t for t in triggers if _made.get(t, True) is not None)
 
 
 def active_adapters() -> list[Adapter]:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from hotswap._config import settings as _config
+from hotswap._engine import adapters as _adapters
 from hotswap._engine import hooks as _hooks
 from hotswap._engine import importers as _importers
 from hotswap._engine import plaincode as _plain
-from hotswap._engine.adapters import active_adapters
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, owned_function
 from hotswap._engine.execute import running_line
 from hotswap._engine.history import Record
@@ -210,12 +210,35 @@ def eligible(target: types.ModuleType | str, given: bytes | None, policy: str) -
 
 def _runs_alone(name: str, namespace: dict[str, Any], binds: frozenset[str], policy: str) -> bool:
     """No adapter, running statement or importer follows the module's statements, and the
-    policy's question is one names answer."""
-    if active_adapters() or running_line(namespace) is not None or _hooked_classes(namespace, name):
+    policy's question is one names answer. An adapter follows a module that holds objects of
+    its framework (an app, a router, URL patterns); a module of plain functions and data
+    does not concern it, whatever the program imported besides."""
+    if running_line(namespace) is not None or _hooked_classes(namespace, name):
+        return False
+    if _holds_framework_objects(namespace, _adapters.active_triggers()):
         return False
     if _imported_from(name):
         return False
     return policy == "off" or _compatible_by_names(namespace, binds, name)
+
+
+def _holds_framework_objects(namespace: dict[str, Any], frameworks: frozenset[str]) -> bool:
+    """Whether the module binds a module, a class or an instance of one of ``frameworks``
+    (top-level package names), or of a subclass of one of their classes (FastAPI's app is a
+    Starlette one)."""
+    if not frameworks:
+        return False
+    for value in list(namespace.values()):
+        owners: list[object]
+        if isinstance(value, types.ModuleType):
+            owners = [value.__name__]
+        else:
+            kind = value if isinstance(value, type) else type(value)
+            owners = [getattr(k, "__module__", None) for k in getattr(kind, "__mro__", (kind,))]
+        for owner in owners:
+            if isinstance(owner, str) and owner.partition(".")[0] in frameworks:
+                return True
+    return False
 
 
 def _hooked_classes(namespace: dict[str, Any], name: str) -> bool:
