@@ -89,24 +89,30 @@ _BLOCK = 4096
 def _common(a: str, b: str, direction: int, limit: int | None = None) -> int:
     """The length of the text ``a`` and ``b`` share at the start (``direction`` 1) or the
     end (-1), up to ``limit``: compared a block at a time (no copy of a whole text, and no
-    long hold of the interpreter on a huge one)."""
+    long hold of the interpreter on a huge one), then the block that differs by halves (a
+    character at a time, a block cost a few thousand steps of Python on every save)."""
     most = min(len(a), len(b)) if limit is None else limit
+
+    def same(start: int, size: int) -> bool:
+        if direction > 0:
+            return a[start : start + size] == b[start : start + size]
+        end_a, end_b = len(a) - start, len(b) - start
+        return a[end_a - size : end_a] == b[end_b - size : end_b]
+
     done = 0
     while done < most:
         size = min(_BLOCK, most - done)
-        if direction > 0:
-            same = a[done : done + size] == b[done : done + size]
-        else:
-            same = (
-                a[len(a) - done - size : len(a) - done] == b[len(b) - done - size : len(b) - done]
-            )
-        if not same:
-            break
+        if not same(done, size):
+            # The first difference is within [done, done + size): halve until one is left.
+            while size > 1:
+                half = size // 2
+                if same(done, half):
+                    done += half
+                    size -= half
+                else:
+                    size = half
+            return done
         done += size
-    while done < most and (
-        a[done] == b[done] if direction > 0 else a[len(a) - 1 - done] == b[len(b) - 1 - done]
-    ):
-        done += 1
     return done
 
 
