@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from hotswap._plan.effects import Effects
 from hotswap._plan.effects import body_mutates as body_mutates_of
+from hotswap._plan.nodes import walk
 from hotswap._plan.symbols import Symbol, moved, node_digest, statement_symbols
 
 __all__ = (
@@ -279,7 +280,7 @@ def _all_loads(nodes: Iterable[ast.AST]) -> frozenset[str]:
     return frozenset(
         sub.id
         for node in nodes
-        for sub in ast.walk(node)
+        for sub in walk(node)
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)
     )
 

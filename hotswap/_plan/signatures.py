@@ -9,6 +9,8 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hotswap._plan.nodes import children
+
 __all__ = (
     "ASYNC_GENERATOR",
     "COROUTINE",
@@ -106,7 +108,7 @@ def call_kind(node: ast.FunctionDef | ast.AsyncFunctionDef, code: types.CodeType
         # A nested function, lambda or class has its own kind.
         if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
             continue
-        stack.extend(ast.iter_child_nodes(sub))
+        stack += children(sub)
     if isinstance(node, ast.AsyncFunctionDef):
         return ASYNC_GENERATOR if yields else COROUTINE
     return GENERATOR if yields else PLAIN

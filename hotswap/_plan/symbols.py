@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from hotswap._plan.lines import source_lines, split_statements
+from hotswap._plan.nodes import walk
 from hotswap._plan.signatures import (
     ASYNC_GENERATOR,
     COROUTINE,
@@ -260,7 +261,7 @@ def _loaded_names(nodes: Iterable[ast.AST | None]) -> frozenset[str]:
     for node in nodes:
         if node is None:
             continue
-        for sub in ast.walk(node):
+        for sub in walk(node):
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
                 names.add(sub.id)
     return frozenset(names)

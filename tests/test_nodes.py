@@ -1,0 +1,35 @@
+"""The tree walks that reading statements uses find what :mod:`ast`'s own walks find."""
+
+from __future__ import annotations
+
+import ast
+import collections
+from pathlib import Path
+
+import pytest
+
+import hotswap
+from hotswap._plan.nodes import children, walk
+
+SOURCES = sorted(Path(hotswap.__file__).parent.rglob("*.py")) + sorted(
+    Path(ast.__file__).parent.glob("[a-d]*.py")
+)
+
+
+@pytest.mark.parametrize("path", SOURCES[::7], ids=lambda p: p.name)
+def test_walk_finds_every_node_ast_walk_finds(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for statement in tree.body:
+        found = collections.Counter(map(id, walk(statement)))
+        expected = collections.Counter(map(id, ast.walk(statement)))
+        assert found == expected
+
+
+def test_children_are_ast_child_nodes_in_order():
+    tree = ast.parse(
+        "@deco(1)\nasync def f(a, /, b=2, *c, d: int = 3, **e) -> int:\n"
+        "    match a:\n        case [x, *_] if x: return {k: v for k, v in b}\n"
+        "    return (yield from c)\nx = lambda q=1: q; del x[1:2]\n"
+    )
+    for node in ast.walk(tree):
+        assert children(node) == list(ast.iter_child_nodes(node))
