@@ -13,9 +13,9 @@ import pytest
 
 import hotswap
 from hotswap._engine.history import records
+from hotswap._plan import lines as _lines
 from hotswap._plan import sources as _sources
 from hotswap._plan import statements as _statements
-from hotswap._plan import whole as _whole
 from hotswap._plan.whole import MIN_STATEMENTS, LazySource
 from hotswap._watch.changeset import HUGE_SOURCE
 from hotswap.exceptions import ExecutionError, IncompatibleChangeError
@@ -343,7 +343,7 @@ def test_shared_text_is_measured_exactly_at_either_end(size, where):
         for direction in (1, -1):
             for limit in (None, min(len(a), len(b)) // 2):
                 expected = _shared_by_characters(a, b, direction, limit)
-                assert _whole._common(a, b, direction, limit) == expected
+                assert _lines.shared(a, b, direction, limit) == expected
 
 
 def test_a_reload_reads_the_file_once(reloading, monkeypatch):
