@@ -304,8 +304,10 @@ def _frozen(items: Iterable[T]) -> frozenset[T]:
     return frozenset(items) if items else _NONE
 
 
-def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
-    """The :class:`Info` of one statement (``first``: the line its AST counts as line 1)."""
+def analyse(stmt: ast.stmt, flags: int, first: int = 1, text: str | None = None) -> Info:
+    """The :class:`Info` of one statement (``first``: the line its AST counts as line 1;
+    ``text``: the source it was parsed from, when the caller has it: a statement without the
+    word ``yield`` has no generator to look for)."""
     lazy = bool(flags & __future__.annotations.compiler_flag)
     reads = _read(stmt, lazy)
     effects = Effects()
@@ -365,7 +367,7 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     placed: dict[int, tuple[Symbol, ...]] = {}
     if kind in (DEF, CLASS, IMPORT, OTHER):
         loads = None if reads.partial or kind in (DEF, CLASS) else read
-        symbols = statement_symbols(stmt, flags, [], loads)
+        symbols = statement_symbols(stmt, flags, [], loads, text)
         if first != 1:
             placed[first - 1] = symbols  # where it stands now: asked for next
             symbols = tuple(moved(s, s.lineno - first + 1) for s in symbols)

@@ -242,7 +242,7 @@ def _from_chunks(
             node = parsed.get(index)
             if node is None:
                 return None
-            info = analyse(node, flags, first)
+            info = analyse(node, flags, first, text)
             if keep_nodes:
                 nodes[index] = node
         new_cache[key] = info

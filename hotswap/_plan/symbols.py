@@ -333,6 +333,8 @@ class _Builder:
         # The names a top-level statement loads (the dependencies of the names it binds), by
         # its id: the binding statements nested in its blocks share them.
         self.loads: dict[int, frozenset[str]] = {}
+        # False when the statement's text has no ``yield``: no function of it is a generator.
+        self.may_yield = True
 
     @property
     def codes(self) -> dict[tuple[str, int], types.CodeType]:
@@ -480,7 +482,8 @@ class _Builder:
         code = self.codes.get((node.name, _first_line(node)))
         signature = None
         if kind != PROPERTY:
-            signature = signature_of(node, kind in (METHOD, CLASSMETHOD), code, self.text)
+            implicit = kind in (METHOD, CLASSMETHOD)
+            signature = signature_of(node, implicit, code, self.text, self.may_yield)
         if code is None:
             fingerprint = _digest(node)
         else:
@@ -538,11 +541,16 @@ def _blocks(stmt: ast.If | ast.Try | ast.With | ast.AsyncWith) -> Iterator[list[
 
 
 def statement_symbols(
-    stmt: ast.stmt, flags: int, lines: list[str], loads: frozenset[str] | None = None
+    stmt: ast.stmt,
+    flags: int,
+    lines: list[str],
+    loads: frozenset[str] | None = None,
+    text: str | None = None,
 ) -> tuple[Symbol, ...]:
     """The symbols one top-level statement defines, from its AST alone (``lines``: the
     module's source lines, for the text of default values in messages; ``loads``: every
-    name the statement loads, when the caller knows them already)."""
+    name the statement loads, when the caller knows them already; ``text``: the statement's
+    source, when the caller has it)."""
     if loads is not None and type(stmt) in _PLAIN_STATEMENTS and named_lambda(stmt) is None:
         # Most statements of a data-heavy or rewritten module: what the builder would make,
         # without making it (the names it binds, once each, as plain names).
@@ -554,6 +562,7 @@ def statement_symbols(
             return tuple(Symbol(n, NAME, stmt.lineno, fingerprint, deps=loads) for n in names)
     builder = _Builder(None, "", None, flags)
     builder.lines = lines
+    builder.may_yield = text is None or "yield" in text
     if loads is not None:
         builder.loads[id(stmt)] = loads
     builder.statement(stmt)
