@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ast
 import collections
+import hashlib
 from pathlib import Path
 
 import pytest
 
 import hotswap
+from hotswap._plan import symbols as _symbols
 from hotswap._plan.analysis import analyse
 from hotswap._plan.nodes import children, walk
 
@@ -52,3 +54,19 @@ def test_a_statement_read_with_its_text_finds_generators_as_without():
         with_text = analyse(node, 0, 1, source)
         without = analyse(node, 0, 1)
         assert with_text.symbols == without.symbols, source
+
+
+def _plain_digest(*nodes: ast.AST) -> str:
+    text = repr([_symbols._shape(node) for node in nodes])
+    return hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).hexdigest()
+
+
+@pytest.mark.parametrize("path", SOURCES[::9], ids=lambda p: p.name)
+def test_digests_of_classes_reusing_their_methods_shapes_are_the_plain_ones(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        info = analyse(node, 0, 1)  # (its methods' shapes remembered while it is read)
+        assert info.digest == _plain_digest(node)
+        if isinstance(node, ast.ClassDef):
+            methods = [s for s in node.body if isinstance(s, ast.FunctionDef)]
+            assert _symbols.node_digest(node, *methods) == _plain_digest(node, *methods)

@@ -13,7 +13,13 @@ from typing import Any, TypeVar
 from hotswap._plan.effects import Effects
 from hotswap._plan.effects import body_mutates as body_mutates_of
 from hotswap._plan.nodes import walk
-from hotswap._plan.symbols import Symbol, moved, node_digest, statement_symbols
+from hotswap._plan.symbols import (
+    Symbol,
+    forget_shapes,
+    moved,
+    node_digest,
+    statement_symbols,
+)
 
 __all__ = (
     "CLASS",
@@ -308,6 +314,7 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1, text: str | None = None)
     """The :class:`Info` of one statement (``first``: the line its AST counts as line 1;
     ``text``: the source it was parsed from, when the caller has it: a statement without the
     word ``yield`` has no generator to look for)."""
+    forget_shapes()  # (the last statement's)
     lazy = bool(flags & __future__.annotations.compiler_flag)
     reads = _read(stmt, lazy)
     effects = Effects()

@@ -58,6 +58,7 @@ __all__ = (
     "Symbol",
     "Symbols",
     "code_key",
+    "forget_shapes",
     "module_symbols",
     "moved",
     "node_digest",
@@ -224,7 +225,7 @@ def _digest(*nodes: ast.AST) -> str:
         last = _last_digest
         if last is not None and last[0] is nodes[0]:
             return last[1]
-    text = repr([_shape(node) for node in nodes])
+    text = repr([_shape_of(node) for node in nodes])
     digest = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).hexdigest()
     if len(nodes) == 1:
         _remember(nodes[0], digest)
@@ -244,6 +245,45 @@ def _shape(node: object) -> object:
     if isinstance(node, list):
         return [_shape(item) for item in node]
     return node  # a constant, an identifier or None: told apart by their repr, as dump does
+
+
+# The shapes of the definitions of the statement being read, by id (with the node, so an id
+# reused by another node never matches): a method is shaped for its own fingerprint, then
+# again inside its class's digest and, for ``__init__``, the class's construction digest.
+_shapes: dict[int, tuple[ast.AST, object]] = {}
+_DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+_SHAPES_KEPT = 256
+
+
+def forget_shapes() -> None:
+    """Drop the remembered shapes (each statement's reading starts afresh: no tree is kept)."""
+    _shapes.clear()
+
+
+def _shape_of(node: ast.AST) -> object:
+    """:func:`_shape` of ``node``, remembered for a definition and reused for those in a
+    class's body."""
+    kind = type(node)
+    if kind not in _DEFINITIONS:
+        return _shape(node)
+    found = _shapes.get(id(node))
+    if found is not None and found[0] is node:
+        return found[1]
+    if kind is ast.ClassDef:
+        parts: list[object] = [kind.__name__]
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if name == "body" and type(value) is list:
+                parts.append([_shape_of(item) for item in value])
+            else:
+                parts.append(_shape(value))
+        shape: object = tuple(parts)
+    else:
+        shape = _shape(node)
+    if len(_shapes) >= _SHAPES_KEPT:
+        _shapes.clear()  # (a whole module read by other callers: no trees kept for long)
+    _shapes[id(node)] = (node, shape)
+    return shape
 
 
 def _remember(node: ast.AST, digest: str) -> None:
