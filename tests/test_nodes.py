@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import hotswap
-from hotswap._plan import symbols as _symbols
+from hotswap._plan import nodes as _nodes
 from hotswap._plan.analysis import analyse
 from hotswap._plan.nodes import children, walk
 
@@ -57,7 +57,7 @@ def test_a_statement_read_with_its_text_finds_generators_as_without():
 
 
 def _plain_digest(*nodes: ast.AST) -> str:
-    text = repr([_symbols._shape(node) for node in nodes])
+    text = repr([_nodes._shape(node) for node in nodes])
     return hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -69,4 +69,4 @@ def test_digests_of_classes_reusing_their_methods_shapes_are_the_plain_ones(path
         assert info.digest == _plain_digest(node)
         if isinstance(node, ast.ClassDef):
             methods = [s for s in node.body if isinstance(s, ast.FunctionDef)]
-            assert _symbols.node_digest(node, *methods) == _plain_digest(node, *methods)
+            assert _nodes.node_digest(node, *methods) == _plain_digest(node, *methods)

@@ -243,7 +243,8 @@ def _reload_many(
             read = entries
             if len(entries) == 1 and not force:
                 # The file is read once, for both paths: the rewrite's and the statements'.
-                read = [_read_once(*entries[0])]
+                target, given = entries[0]
+                read = [(target, _modules.source_bytes(target) if given is None else given)]
                 # A whole-module rewrite runs its new text as it is (no statement diff).
                 done = _rewrite.attempt(*read[0], chosen, reason, pin_timeout)
                 if done is not None:
@@ -261,21 +262,6 @@ def _reload_many(
         return _failed(entries, units, failure, start, reason)
     except HotswapError as error:  # pinned sections did not leave: nothing ran
         return _failed(entries, units, _Failure(error), start, reason)
-
-
-def _read_once(
-    target: types.ModuleType | str, given: bytes | None
-) -> tuple[types.ModuleType | str, bytes | None]:
-    """The entry with the bytes of its file, read now; as it is when they are given, or when
-    the file cannot be found or read (:func:`_read` reports why)."""
-    if given is not None:
-        return target, given
-    try:
-        path = _modules.source_file(_resolve_entry(target))
-        with open(path, "rb") as handle:
-            return target, handle.read()
-    except (_Failure, HotswapError, OSError):
-        return target, given
 
 
 def _resolve_entry(target: types.ModuleType | str) -> types.ModuleType:

@@ -32,6 +32,7 @@ __all__ = (
     "real_file",
     "resolve",
     "search_scope",
+    "source_bytes",
     "source_file",
     "watched_scope",
 )
@@ -87,6 +88,16 @@ def source_file(module: ModuleType) -> str:
         message = f"{location(name, path)}: the source file no longer exists"
         raise ModuleNotReloadableError(message, module=name, filename=path)
     return path
+
+
+def source_bytes(target: ModuleType | str) -> bytes | None:
+    """The bytes of the source file of a module (or a module's name), or None when it cannot
+    be found or read (what reads them next says why)."""
+    try:
+        with open(source_file(original_of(resolve(target))), "rb") as handle:
+            return handle.read()
+    except (ModuleNotReloadableError, OSError):
+        return None
 
 
 def read_source(module: str, path: str) -> tuple[str, bytes]:
