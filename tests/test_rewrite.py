@@ -14,6 +14,7 @@ import pytest
 import hotswap
 from hotswap._engine import adapters as _adapters
 from hotswap._engine.history import records
+from hotswap._plan import lines as _lines
 from hotswap._plan import sources as _sources
 from hotswap._plan import statements as _statements
 from hotswap._plan.whole import MIN_STATEMENTS, LazySource
@@ -371,3 +372,50 @@ def test_a_module_holding_framework_objects_takes_the_statement_path(reloading, 
     assert not rewritten(module)
     assert adapter.plans == ["rewritten_framework"]  # the adapter follows its statements
     assert module.PRICE == 1
+
+
+def _shared_by_characters(a: str, b: str, direction: int, limit: int | None = None) -> int:
+    most = min(len(a), len(b)) if limit is None else limit
+    done = 0
+    while done < most and (
+        a[done] == b[done] if direction > 0 else a[len(a) - 1 - done] == b[len(b) - 1 - done]
+    ):
+        done += 1
+    return done
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 4095, 4096, 4097, 9000])
+@pytest.mark.parametrize("where", [0, 1, 0.5, -2, -1])
+def test_shared_text_is_measured_exactly_at_either_end(size, where):
+    base = "".join(chr(97 + (i * 7) % 23) for i in range(size))
+    at = int(size * where) if isinstance(where, float) else where % size if size else 0
+    edited = base[:at] + "#" + base[at + 1 :] if size else "#"
+    for a, b in ((base, edited), (base, base), (base, base + "tail"), (base, "head" + base)):
+        for direction in (1, -1):
+            for limit in (None, min(len(a), len(b)) // 2):
+                expected = _shared_by_characters(a, b, direction, limit)
+                assert _lines.shared(a, b, direction, limit) == expected
+
+
+def test_a_reload_reads_the_file_once(reloading, monkeypatch):
+    module = reloading.load("read_once_mod", version(0))
+    path = module.__file__
+    reloading.write("read_once_mod", version(0) + "EXTRA = 1\n")
+    opened: list[object] = []
+    real_open = open
+
+    def counting_open(file, *args, **kwargs):
+        if file == path:
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    try:
+        result = hotswap.reload("read_once_mod")
+    finally:
+        monkeypatch.undo()
+        sys.modules.pop("read_once_mod", None)
+
+    assert result.ok, result.error
+    assert module.EXTRA == 1
+    assert len(opened) == 1

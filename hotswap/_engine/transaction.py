@@ -240,13 +240,17 @@ def _reload_many(
             if chosen not in _config.POLICIES:
                 message = f"policy must be one of {', '.join(_config.POLICIES)}, not {chosen!r}"
                 raise ValueError(message)
+            read = entries
             if len(entries) == 1 and not force:
+                # The file is read once, for both paths: the rewrite's and the statements'.
+                target, given = entries[0]
+                read = [(target, _modules.source_bytes(target) if given is None else given)]
                 # A whole-module rewrite runs its new text as it is (no statement diff).
-                done = _rewrite.attempt(*entries[0], chosen, reason, pin_timeout)
+                done = _rewrite.attempt(*read[0], chosen, reason, pin_timeout)
                 if done is not None:
                     return [done]
             with _tracing.span("hotswap.plan", module=", ".join(names)), collector_paused():
-                units = _read(entries, force)
+                units = _read(read, force)
                 roots = list(units)
                 _plan_all(units, chosen, force)
             for unit in roots:

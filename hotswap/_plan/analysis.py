@@ -12,7 +12,14 @@ from typing import Any, TypeVar
 
 from hotswap._plan.effects import Effects
 from hotswap._plan.effects import body_mutates as body_mutates_of
-from hotswap._plan.symbols import Symbol, moved, node_digest, statement_symbols
+from hotswap._plan.nodes import walk
+from hotswap._plan.symbols import (
+    Symbol,
+    forget_shapes,
+    moved,
+    node_digest,
+    statement_symbols,
+)
 
 __all__ = (
     "CLASS",
@@ -279,7 +286,7 @@ def _all_loads(nodes: Iterable[ast.AST]) -> frozenset[str]:
     return frozenset(
         sub.id
         for node in nodes
-        for sub in ast.walk(node)
+        for sub in walk(node)
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)
     )
 
@@ -303,8 +310,11 @@ def _frozen(items: Iterable[T]) -> frozenset[T]:
     return frozenset(items) if items else _NONE
 
 
-def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
-    """The :class:`Info` of one statement (``first``: the line its AST counts as line 1)."""
+def analyse(stmt: ast.stmt, flags: int, first: int = 1, text: str | None = None) -> Info:
+    """The :class:`Info` of one statement (``first``: the line its AST counts as line 1;
+    ``text``: the source it was parsed from, when the caller has it: a statement without the
+    word ``yield`` has no generator to look for)."""
+    forget_shapes()  # (the last statement's)
     lazy = bool(flags & __future__.annotations.compiler_flag)
     reads = _read(stmt, lazy)
     effects = Effects()
@@ -364,7 +374,7 @@ def analyse(stmt: ast.stmt, flags: int, first: int = 1) -> Info:
     placed: dict[int, tuple[Symbol, ...]] = {}
     if kind in (DEF, CLASS, IMPORT, OTHER):
         loads = None if reads.partial or kind in (DEF, CLASS) else read
-        symbols = statement_symbols(stmt, flags, [], loads)
+        symbols = statement_symbols(stmt, flags, [], loads, text)
         if first != 1:
             placed[first - 1] = symbols  # where it stands now: asked for next
             symbols = tuple(moved(s, s.lineno - first + 1) for s in symbols)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from hotswap._plan.nodes import walk
+
 __all__ = ("READ_ONLY_METHODS", "Effects", "body_mutates")
 
 
@@ -46,7 +48,7 @@ def body_mutates(node: ast.AST) -> frozenset[str]:
     declared: set[str] = set()
     mutated: set[str] = set()
     stored: set[str] = set()
-    for sub in ast.walk(node):
+    for sub in walk(node):
         if isinstance(sub, ast.arg):
             local.add(sub.arg)
         elif isinstance(sub, ast.Name) and not isinstance(sub.ctx, ast.Load):

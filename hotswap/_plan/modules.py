@@ -32,6 +32,7 @@ __all__ = (
     "real_file",
     "resolve",
     "search_scope",
+    "source_bytes",
     "source_file",
     "watched_scope",
 )
@@ -89,6 +90,16 @@ def source_file(module: ModuleType) -> str:
     return path
 
 
+def source_bytes(target: ModuleType | str) -> bytes | None:
+    """The bytes of the source file of a module (or a module's name), or None when it cannot
+    be found or read (what reads them next says why)."""
+    try:
+        with open(source_file(original_of(resolve(target))), "rb") as handle:
+            return handle.read()
+    except (ModuleNotReloadableError, OSError):
+        return None
+
+
 def read_source(module: str, path: str) -> tuple[str, bytes]:
     """The decoded text and the raw bytes of a source file (PEP 263 encodings honoured).
 
@@ -104,12 +115,27 @@ def read_source(module: str, path: str) -> tuple[str, bytes]:
     return decode_source(module, path, data), data
 
 
+# The last bytes decoded and their text: a reload decodes the bytes it read once, though
+# both of its paths (a whole-module rewrite, then the statement diff) are given them.
+_decoded: tuple[bytes, str] | None = None
+
+
 def decode_source(module: str, path: str, data: bytes) -> str:
     """Source bytes as text, honouring a PEP 263 coding line.
 
     Raises:
         ModuleNotReloadableError: the bytes do not decode.
     """
+    global _decoded
+    last = _decoded  # (one read: another thread may replace it meanwhile)
+    if last is not None and last[0] is data:
+        return last[1]
+    text = _decode(module, path, data)
+    _decoded = (data, text)
+    return text
+
+
+def _decode(module: str, path: str, data: bytes) -> str:
     try:
         text = importlib.util.decode_source(data)
     except (UnicodeDecodeError, SyntaxError, LookupError) as error:

@@ -9,6 +9,8 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hotswap._plan.nodes import children
+
 __all__ = (
     "ASYNC_GENERATOR",
     "COROUTINE",
@@ -89,13 +91,21 @@ class Signature:
         return self.params[1:] if self.implicit else self.params
 
 
-def call_kind(node: ast.FunctionDef | ast.AsyncFunctionDef, code: types.CodeType | None) -> str:
+def call_kind(
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+    code: types.CodeType | None,
+    may_yield: bool = True,
+) -> str:
+    """How calling the function runs it; ``may_yield`` False: its text has no ``yield`` (no
+    need to look through its body for one)."""
     if code is not None:
         if code.co_flags & inspect.CO_ASYNC_GENERATOR:
             return ASYNC_GENERATOR
         if code.co_flags & inspect.CO_COROUTINE:
             return COROUTINE
         return GENERATOR if code.co_flags & inspect.CO_GENERATOR else PLAIN
+    if not may_yield:
+        return COROUTINE if isinstance(node, ast.AsyncFunctionDef) else PLAIN
     yields = False
     stack: list[ast.AST] = list(node.body)
     while stack:
@@ -106,7 +116,7 @@ def call_kind(node: ast.FunctionDef | ast.AsyncFunctionDef, code: types.CodeType
         # A nested function, lambda or class has its own kind.
         if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
             continue
-        stack.extend(ast.iter_child_nodes(sub))
+        stack += children(sub)
     if isinstance(node, ast.AsyncFunctionDef):
         return ASYNC_GENERATOR if yields else COROUTINE
     return GENERATOR if yields else PLAIN
@@ -126,6 +136,7 @@ def signature_of(
     implicit: bool,
     code: types.CodeType | None,
     text: Callable[[ast.expr], str],
+    may_yield: bool = True,
 ) -> Signature:
     args = node.args
     positional = [*args.posonlyargs, *args.args]
@@ -142,7 +153,7 @@ def signature_of(
         params.append(Param(arg.arg, KEYWORD_ONLY, shown))
     if args.kwarg is not None:
         params.append(Param(args.kwarg.arg, VAR_KEYWORD))
-    kind = PLAIN if isinstance(node, ast.Lambda) else call_kind(node, code)
+    kind = PLAIN if isinstance(node, ast.Lambda) else call_kind(node, code, may_yield)
     return Signature(tuple(params), kind, implicit)
 
 

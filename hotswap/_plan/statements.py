@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from hotswap._plan import lines as _lines
 from hotswap._plan.analysis import (
     CLASS,
     DEF,
@@ -88,6 +89,9 @@ class ModuleSource:
     nodes: dict[int, ast.stmt] = field(default_factory=dict, repr=False, compare=False)
     derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
     _symbols: Symbols | None = field(default=None, repr=False)
+    # The offsets its statements start at, when its lines were split by the line scan: the
+    # next version's split starts from them (:func:`hotswap._plan.lines.split_edited`).
+    starts: list[int] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def symbols(self) -> Symbols:
@@ -162,11 +166,29 @@ def parse_module(
         SyntaxError: the source does not parse (with the file's line numbers).
     """
     cache = {} if previous is None else previous.cache
-    chunks = split_statements(source)
+    starts: list[int] = []
+    chunks: list[tuple[int, int, str]] | None
+    edited = None
+    if previous is not None and previous.starts:
+        edited = _lines.split_edited(
+            source,
+            previous.source,
+            previous.starts,
+            [(s.first, s.text) for s in previous.statements],
+        )
+    if edited is not None:
+        pieces, starts = edited
+        chunks = [(first, first + text.count("\n"), text) for first, text in pieces]
+    elif "\r" in source:
+        chunks = split_statements(source)
+    else:
+        pieces, starts = _lines.split_lf(source)
+        chunks = [(first, first + text.count("\n"), text) for first, text in pieces]
     if chunks is not None:
         flags = _future_flags(chunks)
         made = _from_chunks(source, chunks, flags, cache, keep_nodes)
         if made is not None:
+            made.starts = starts
             return made
     # A piece did not parse alone: parse the whole module (raising its real SyntaxError).
     tree = ast.parse(source)
@@ -220,7 +242,7 @@ def _from_chunks(
             node = parsed.get(index)
             if node is None:
                 return None
-            info = analyse(node, flags, first)
+            info = analyse(node, flags, first, text)
             if keep_nodes:
                 nodes[index] = node
         new_cache[key] = info

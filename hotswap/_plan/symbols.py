@@ -11,12 +11,13 @@ from __future__ import annotations
 import __future__
 
 import ast
-import hashlib
 import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from hotswap._plan.lines import source_lines, split_statements
+from hotswap._plan.nodes import digest as _digest
+from hotswap._plan.nodes import forget_shapes, node_digest, walk
 from hotswap._plan.signatures import (
     ASYNC_GENERATOR,
     COROUTINE,
@@ -57,6 +58,7 @@ __all__ = (
     "Symbol",
     "Symbols",
     "code_key",
+    "forget_shapes",
     "module_symbols",
     "moved",
     "node_digest",
@@ -214,53 +216,12 @@ def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> 
     return node.decorator_list[0].lineno if node.decorator_list else node.lineno
 
 
-def _digest(*nodes: ast.AST) -> str:
-    # The shapes leave out line and column attributes, and the AST has no comments or layout,
-    # so moving, reformatting or commenting a definition keeps its digest.
-    if len(nodes) == 1:
-        # A statement's digest is asked twice in a row (its symbol's fingerprint, then its
-        # Info's), and the shape is the costliest part of reading a statement.
-        last = _last_digest
-        if last is not None and last[0] is nodes[0]:
-            return last[1]
-    text = repr([_shape(node) for node in nodes])
-    digest = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).hexdigest()
-    if len(nodes) == 1:
-        _remember(nodes[0], digest)
-    return digest
-
-
-_last_digest: tuple[ast.AST, str] | None = None
-
-
-def _shape(node: object) -> object:
-    """``node`` as nested tuples of its class name and field values, without positions: two
-    nodes have equal shapes exactly when :func:`ast.dump` prints them alike. (As fast as
-    ``ast.dump``, which leaves a reference cycle behind at every call, its inner function: a
-    rewritten module's thousands of digests filled the collector's young generation.)"""
-    if isinstance(node, ast.AST):
-        return (type(node).__name__, *[_shape(getattr(node, f, None)) for f in node._fields])
-    if isinstance(node, list):
-        return [_shape(item) for item in node]
-    return node  # a constant, an identifier or None: told apart by their repr, as dump does
-
-
-def _remember(node: ast.AST, digest: str) -> None:
-    global _last_digest
-    _last_digest = (node, digest)
-
-
-def node_digest(*nodes: ast.AST | None) -> str:
-    """The digest of AST nodes, ignoring positions (None entries are left out)."""
-    return _digest(*(n for n in nodes if n is not None))
-
-
 def _loaded_names(nodes: Iterable[ast.AST | None]) -> frozenset[str]:
     names: set[str] = set()
     for node in nodes:
         if node is None:
             continue
-        for sub in ast.walk(node):
+        for sub in walk(node):
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
                 names.add(sub.id)
     return frozenset(names)
@@ -332,6 +293,8 @@ class _Builder:
         # The names a top-level statement loads (the dependencies of the names it binds), by
         # its id: the binding statements nested in its blocks share them.
         self.loads: dict[int, frozenset[str]] = {}
+        # False when the statement's text has no ``yield``: no function of it is a generator.
+        self.may_yield = True
 
     @property
     def codes(self) -> dict[tuple[str, int], types.CodeType]:
@@ -479,7 +442,8 @@ class _Builder:
         code = self.codes.get((node.name, _first_line(node)))
         signature = None
         if kind != PROPERTY:
-            signature = signature_of(node, kind in (METHOD, CLASSMETHOD), code, self.text)
+            implicit = kind in (METHOD, CLASSMETHOD)
+            signature = signature_of(node, implicit, code, self.text, self.may_yield)
         if code is None:
             fingerprint = _digest(node)
         else:
@@ -537,11 +501,16 @@ def _blocks(stmt: ast.If | ast.Try | ast.With | ast.AsyncWith) -> Iterator[list[
 
 
 def statement_symbols(
-    stmt: ast.stmt, flags: int, lines: list[str], loads: frozenset[str] | None = None
+    stmt: ast.stmt,
+    flags: int,
+    lines: list[str],
+    loads: frozenset[str] | None = None,
+    text: str | None = None,
 ) -> tuple[Symbol, ...]:
     """The symbols one top-level statement defines, from its AST alone (``lines``: the
     module's source lines, for the text of default values in messages; ``loads``: every
-    name the statement loads, when the caller knows them already)."""
+    name the statement loads, when the caller knows them already; ``text``: the statement's
+    source, when the caller has it)."""
     if loads is not None and type(stmt) in _PLAIN_STATEMENTS and named_lambda(stmt) is None:
         # Most statements of a data-heavy or rewritten module: what the builder would make,
         # without making it (the names it binds, once each, as plain names).
@@ -553,6 +522,7 @@ def statement_symbols(
             return tuple(Symbol(n, NAME, stmt.lineno, fingerprint, deps=loads) for n in names)
     builder = _Builder(None, "", None, flags)
     builder.lines = lines
+    builder.may_yield = text is None or "yield" in text
     if loads is not None:
         builder.loads[id(stmt)] = loads
     builder.statement(stmt)

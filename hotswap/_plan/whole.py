@@ -25,7 +25,7 @@ import re
 import threading
 from typing import Any
 
-from hotswap._plan.lines import split_statements
+from hotswap._plan.lines import shared, split_statements
 from hotswap._plan.statements import ModuleSource, parse_module
 
 __all__ = (
@@ -79,35 +79,8 @@ def shares_much(old: str, new: str) -> bool:
     """Whether ``new`` keeps a quarter or more of its text from ``old`` at its start and end:
     then it is no rewrite (the first statement after the imports differs in one), found
     without cutting either into pieces (every edit asks; most change one definition)."""
-    prefix = _common(old, new, 1)
-    return 4 * (prefix + _common(old, new, -1, min(len(old), len(new)) - prefix)) >= len(new)
-
-
-_BLOCK = 4096
-
-
-def _common(a: str, b: str, direction: int, limit: int | None = None) -> int:
-    """The length of the text ``a`` and ``b`` share at the start (``direction`` 1) or the
-    end (-1), up to ``limit``: compared a block at a time (no copy of a whole text, and no
-    long hold of the interpreter on a huge one)."""
-    most = min(len(a), len(b)) if limit is None else limit
-    done = 0
-    while done < most:
-        size = min(_BLOCK, most - done)
-        if direction > 0:
-            same = a[done : done + size] == b[done : done + size]
-        else:
-            same = (
-                a[len(a) - done - size : len(a) - done] == b[len(b) - done - size : len(b) - done]
-            )
-        if not same:
-            break
-        done += size
-    while done < most and (
-        a[done] == b[done] if direction > 0 else a[len(a) - 1 - done] == b[len(b) - 1 - done]
-    ):
-        done += 1
-    return done
+    prefix = shared(old, new, 1)
+    return 4 * (prefix + shared(old, new, -1, min(len(old), len(new)) - prefix)) >= len(new)
 
 
 # A line at column 0 that is none of: ``name =``, ``def``, an import, a string, a comment, a
@@ -241,7 +214,7 @@ class LazySource(ModuleSource):
     anything asks for them: the version a whole-module rewrite leaves. Only :attr:`source`
     is there from the start."""
 
-    _READ = frozenset({"flags", "statements", "cache", "nodes", "derived", "_symbols"})
+    _READ = frozenset({"flags", "statements", "cache", "nodes", "derived", "_symbols", "starts"})
 
     def __init__(self, source: str) -> None:  # (no dataclass __init__: nothing read yet)
         self.source = source
@@ -271,4 +244,5 @@ class LazySource(ModuleSource):
                 nodes={},
                 derived={},
                 _symbols=None,
+                starts=parsed.starts,
             )
