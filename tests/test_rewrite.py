@@ -419,3 +419,19 @@ def test_a_reload_reads_the_file_once(reloading, monkeypatch):
     assert result.ok, result.error
     assert module.EXTRA == 1
     assert len(opened) == 1
+
+
+def test_plain_bindings_are_read_from_the_code_of_every_python():
+    # 3.14 compiles a small int to LOAD_SMALL_INT and 3.15 None to LOAD_COMMON_CONSTANT (the
+    # import's fromlist, the module's return): a plain module was not taken for one there.
+    from hotswap._engine import plaincode
+
+    code = compile("import math\nX = 5\nS = 'five'\n\ndef f():\n    return X\n", "m", "exec")
+    found = plaincode.bindings(code)
+
+    assert found is not None
+    assert found.constants == [("X", 5), ("S", "five")]
+    assert found.imported == ["math"]
+    assert [name for name, _ in found.functions] == ["f"]
+    # A binding whose value this reading does not know: not a plain module.
+    assert plaincode.bindings(compile("X = 5\nY = X + 1\n", "m", "exec")) is None

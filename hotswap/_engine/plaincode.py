@@ -27,10 +27,17 @@ _STORE_NAME = _OP["STORE_NAME"]
 _MAKE_FUNCTION = _OP["MAKE_FUNCTION"]
 _IMPORTS = frozenset({_OP["IMPORT_NAME"], _OP["IMPORT_FROM"]})
 _EXTENDED_ARG = _OP["EXTENDED_ARG"]
+# 3.14+: a small int is its own argument; 3.15+: None and a few others have an instruction of
+# their own (as a binding's value: not read here, the module is not taken for plain).
+_LOAD_SMALL_INT = _OP.get("LOAD_SMALL_INT", -1)
+_LOAD_COMMON_CONSTANT = _OP.get("LOAD_COMMON_CONSTANT", -1)
+_UNREAD = object()
 # What plain bindings compile to, and nothing else (a call, an operation, a class: no).
 _ALLOWED = frozenset(
     {
         _LOAD_CONST,
+        _LOAD_SMALL_INT,
+        _LOAD_COMMON_CONSTANT,
         _STORE_NAME,
         _MAKE_FUNCTION,
         *_IMPORTS,
@@ -82,11 +89,17 @@ def bindings(code: types.CodeType) -> Bindings | None:
             continue
         if op == _LOAD_CONST:
             constant = consts[arg]
+        elif op == _LOAD_SMALL_INT:
+            op, constant = _LOAD_CONST, arg
+        elif op == _LOAD_COMMON_CONSTANT:
+            op, constant = _LOAD_CONST, _UNREAD
         elif op == _MAKE_FUNCTION:
             if arg & ~_MAKE_FUNCTION_PLAIN or not isinstance(constant, types.CodeType):
                 return None
         elif op == _STORE_NAME:
             name = names[arg]
+            if previous == _LOAD_CONST and constant is _UNREAD:
+                return None
             if previous == _LOAD_CONST and not isinstance(constant, types.CodeType):
                 found.constants.append((name, constant))
             elif previous == _MAKE_FUNCTION:
