@@ -43,6 +43,7 @@ _ALLOWED = frozenset(
         *_IMPORTS,
         _OP["POP_TOP"],
         _OP["RETURN_VALUE"],
+        _OP.get("RETURN_CONST", _OP["NOP"]),  # 3.12 and 3.13: the module's `return None`
         _OP["NOP"],
         _OP.get("RESUME", _OP["NOP"]),
         _OP.get("CACHE", _OP["NOP"]),
