@@ -753,3 +753,34 @@ def hotswap_session(
         yield session
     finally:
         session.stop()
+
+
+class ParseSpy:
+    """Records the sources hotswap's statement parser parses from :meth:`start` to :meth:`stop`
+    (the end of the test at the latest)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from hotswap._plan import statements
+
+        self._monkeypatch, self._statements = monkeypatch, statements
+        self._parse = statements.parse_module
+        self.parsed: list[str] = []
+
+    def start(self) -> list[str]:
+        parse, parsed = self._parse, self.parsed
+
+        def spy(source: str, *args: Any, **kwargs: Any) -> Any:
+            parsed.append(source)
+            return parse(source, *args, **kwargs)
+
+        self._monkeypatch.setattr(self._statements, "parse_module", spy)
+        return parsed
+
+    def stop(self) -> None:
+        self._monkeypatch.setattr(self._statements, "parse_module", self._parse)
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> ParseSpy:
+    """A spy on the statement parser, started when the test says."""
+    return ParseSpy(monkeypatch)

@@ -228,7 +228,7 @@ def test_enable_prepares_the_baseline_of_methods_properties_and_module_calls(pro
     assert module.cached(2.5) == 2
 
 
-def test_warm_up_leaves_a_huge_file_to_its_reload(project, monkeypatch):
+def test_warm_up_leaves_a_huge_file_to_its_reload(project, parses):
     # Its parse would keep the collector paused (and the warm-up thread busy) for seconds;
     # its bytes are kept, unread (a whole-module rewrite of it starts from them).
     small = project.load("small_one", "def rate():\n    return 1\n")
@@ -237,16 +237,9 @@ def test_warm_up_leaves_a_huge_file_to_its_reload(project, monkeypatch):
     for module in (small, big):
         _sources.take(module.__file__)  # as if imported before hotswap
         _age(Path(module.__file__))
-    parsed: list[str] = []
-    parse = _statements.parse_module
-
-    def spy(source: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
-        parsed.append(source)
-        return parse(source, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_statements, "parse_module", spy)
+    parsed = parses.start()
     _importers.warm(lambda: False, since=time.time(), budget=60.0)
-    monkeypatch.setattr(_statements, "parse_module", parse)
+    parses.stop()
     assert _sources.peek(small.__file__) is not None
     assert _sources.peek(big.__file__) == big_source.encode()
     assert big_source not in parsed

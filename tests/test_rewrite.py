@@ -16,7 +16,6 @@ from hotswap._engine import adapters as _adapters
 from hotswap._engine.history import records
 from hotswap._plan import lines as _lines
 from hotswap._plan import sources as _sources
-from hotswap._plan import statements as _statements
 from hotswap._plan.whole import MIN_STATEMENTS, LazySource
 from hotswap._watch.changeset import HUGE_SOURCE
 from hotswap.exceptions import ExecutionError, IncompatibleChangeError
@@ -258,7 +257,7 @@ def test_a_never_seen_source_keeps_a_binding_the_module_holds(reloading, never_s
 
 
 @pytest.mark.watcher
-def test_a_huge_saved_rewrite_is_read_ahead_and_never_parsed(project, watch, monkeypatch):
+def test_a_huge_saved_rewrite_is_read_ahead_and_never_parsed(project, watch, parses):
     pad = "x" * 1000
 
     def huge(n: int) -> str:
@@ -266,14 +265,7 @@ def test_a_huge_saved_rewrite_is_read_ahead_and_never_parsed(project, watch, mon
         return "\n".join(lines) + f"\n\n\ndef value():\n    return {n}\n"
 
     big = project.load("huge_rewrite", huge(0))
-    parsed: list[str] = []
-    parse = _statements.parse_module
-
-    def spy(source: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
-        parsed.append(source)
-        return parse(source, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_statements, "parse_module", spy)
+    parsed = parses.start()
     try:
         seen = watch(policy="off")
         project.path("huge_rewrite").write_text(huge(1))

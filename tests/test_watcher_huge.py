@@ -10,7 +10,6 @@ import pytest
 import hotswap
 from hotswap._engine import ahead as _ahead
 from hotswap._engine import history as _history
-from hotswap._plan import statements as _statements
 from hotswap._watch.changeset import HUGE_SOURCE
 
 pytestmark = pytest.mark.watcher
@@ -86,19 +85,12 @@ def test_file_naming_the_huge_module_waits_for_it(project, watch, held):
     assert user.TOTAL == 42
 
 
-def test_reload_takes_the_parse_read_ahead(project, monkeypatch):
+def test_reload_takes_the_parse_read_ahead(project, parses):
     module = project.load("ahead", small(0))
     data = small(1).encode()
     assert _ahead.prepare("ahead", data)
     assert _history.is_prepared(data)
-    parsed: list[str] = []
-    parse = _statements.parse_module
-
-    def spy(source: str, *args: object, **kwargs: object) -> _statements.ModuleSource:
-        parsed.append(source)
-        return parse(source, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_statements, "parse_module", spy)
+    parsed = parses.start()
     project.path("ahead").write_bytes(data)
     result = hotswap.reload("ahead")
     assert result.ok, result.error
