@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 
 import pytest
 
 import hotswap
+from hotswap._watch import watcher as _watcher
 
 pytestmark = pytest.mark.watcher
 
@@ -35,6 +37,54 @@ def test_watcher_checkout_slower_than_the_window_is_one_change_set(project, watc
     lock.replace(project.root / ".git" / "index")
     seen.wait_for(lambda results: len(results) >= 2)
     assert all(r.ok for r in seen.results), [str(r.error) for r in seen.results]
+    assert (package.UNICODE, cli.main()) == (True, "fancy")
+
+
+def test_watcher_checkout_waits_for_its_files_still_between_watchdogs_threads(
+    project, watch, change_sets, monkeypatch
+):
+    # On a loaded machine a file's event can be on its way between watchdog's threads, where
+    # no queue shows it, when git lets the index lock go. The lock's going away is an event
+    # queued after it: the set waits for that one, not for queues to look empty.
+    project.write("cw.cli", "def main():\n    return 'plain'\n")
+    package = project.load("cw", "from cw.cli import main\n")
+    cli = project.load("cw.cli", "def main():\n    return 'plain'\n")
+    _git(project.root, "init", "-q")
+    held, released = threading.Event(), threading.Event()
+    real_locked = _watcher.locked
+
+    def locked(locks: tuple[str, ...]) -> bool:
+        now = real_locked(locks)
+        if now:
+            held.set()
+        elif held.is_set():
+            released.set()
+        return now
+
+    real_notify = _watcher.Reloader.notify
+
+    def notify(self: _watcher.Reloader, path: str, why: str | None) -> None:
+        if path.endswith(("cw/__init__.py", "cw\\__init__.py")):
+            released.wait(10)  # in flight until the watcher saw the lock go
+        real_notify(self, path, why)
+
+    monkeypatch.setattr(_watcher, "locked", locked)
+    monkeypatch.setattr(_watcher.Reloader, "notify", notify)
+    monkeypatch.setattr(_watcher.Reloader, "_undispatched", lambda self: False)
+    seen = watch(debounce=0.05)
+    lock = project.root / ".git" / "index.lock"
+    lock.write_bytes(b"")
+    (project.root / "cw" / "cli.py").write_text(
+        "from cw import UNICODE\n\n\ndef main():\n    return 'fancy' if UNICODE else 'plain'\n",
+    )
+    assert held.wait(10)  # the set waits for the checkout
+    (project.root / "cw" / "__init__.py").write_text("UNICODE = True\nfrom cw.cli import main\n")
+    lock.replace(project.root / ".git" / "index")
+    seen.wait_for(lambda results: len(results) >= 2)
+    assert sorted((r.module, r.ok) for r in seen.results) == [("cw", True), ("cw.cli", True)], [
+        str(r.error) for r in seen.results
+    ]
+    assert [sorted(names) for names in change_sets.sets] == [["cw", "cw.cli"]]
     assert (package.UNICODE, cli.main()) == (True, "fancy")
 
 

@@ -114,7 +114,7 @@ def _git_dir(start: str) -> str | None:
             except OSError:
                 return None
             if line.startswith("gitdir:"):
-                return os.path.join(folder, line.split(":", 1)[1].strip())
+                return os.path.abspath(os.path.join(folder, line.split(":", 1)[1].strip()))
             return None
         parent = os.path.dirname(folder)
         if parent == folder:

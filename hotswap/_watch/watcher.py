@@ -188,6 +188,11 @@ class Reloader:
         self._observer: BaseObserver = observer
         self._backlog = Backlog(observer)
         self._git_locks = git_index_locks(self.paths)
+        # With inotify (events in order), their folders are watched, not recursively, for the
+        # locks' events: how many times a lock went away (renamed over the index when done).
+        self._git_dirs = tuple(os.path.dirname(lock) for lock in self._git_locks if self._closes)
+        self._lock_heard = False
+        self._lock_gone = 0
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
@@ -254,6 +259,9 @@ class Reloader:
         for folder, recursive in self.scope.watches():
             if (folder, recursive) not in self._watches:
                 self._watch(folder, recursive, rescan=False)
+        for folder in self._git_dirs:
+            if (folder, False) not in self._watches:
+                self._watch(folder, False, rescan=False)
 
     @staticmethod
     def _name_threads() -> None:
@@ -331,6 +339,13 @@ class Reloader:
     def notify(self, path: str, why: str | None) -> None:
         """File an event for ``path`` (the observer thread calls this once per event, ``why``
         None for one hotswap ignores, so the worker knows the event queue moved on)."""
+        if os.path.dirname(path) in self._git_dirs:
+            if path in self._git_locks:
+                with self._cond:
+                    self._lock_heard = True
+                    self._lock_gone += why == GONE
+                    self._cond.notify_all()
+            return  # (git's own files: no template, no source)
         if why is not None and path.endswith(".py" + _signing.SUFFIX):
             # A signature that arrives after its file lets the file apply (signed changes).
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
@@ -470,8 +485,18 @@ class Reloader:
                 return
             logger.debug("hotswap: git holds its index lock: the change set waits for it")
             checkout = start + _CHECKOUT_LIMIT
+            gone = self._lock_gone
             while locked(self._git_locks) and not self._stopping:
                 if time.monotonic() >= checkout:
+                    break
+                self._cond.wait(_CHECKOUT_POLL)
+            # The lock's going away is itself an event, queued after every file the checkout
+            # wrote (one inotify queue, read in order): once it is heard, the whole checkout is
+            # pending, however late a loaded machine hands its events over.
+            heard = time.monotonic() + _CHECKOUT_LIMIT
+            released = not locked(self._git_locks)
+            while released and self._lock_heard and self._lock_gone == gone and not self._stopping:
+                if time.monotonic() >= heard:
                     break
                 self._cond.wait(_CHECKOUT_POLL)
             # What the checkout wrote before it let the lock go is in the kernel's queue or on
