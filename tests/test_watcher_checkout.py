@@ -44,8 +44,8 @@ def test_watcher_checkout_waits_for_its_files_still_between_watchdogs_threads(
     project, watch, change_sets, monkeypatch
 ):
     # On a loaded machine a file's event can be on its way between watchdog's threads, where
-    # no queue shows it, when git lets the index lock go. The lock's going away is an event
-    # queued after it: the set waits for that one, not for queues to look empty.
+    # no queue shows it, when git lets the index lock go. Every file git wrote is complete
+    # then: the set takes the loaded files written since git took the lock, events or not.
     project.write("cw.cli", "def main():\n    return 'plain'\n")
     package = project.load("cw", "from cw.cli import main\n")
     cli = project.load("cw.cli", "def main():\n    return 'plain'\n")

@@ -62,6 +62,9 @@ CREATED = "created"  # appeared
 WRITING = "writing"  # modified: a write in progress
 SETTLED = "settled"  # requeued: read once quiet; an empty file is accepted then
 RETRY = "retry"  # of a rejected change set, tried again with the next one: read as it is
+# Written by a git command that has let its index lock go: complete, whatever events for it
+# are still on their way.
+CHECKED_OUT = "checked out"
 # Of a set refused because pinned sections stayed, handed back once they left: applied only
 # while the file holds the refused bytes (complete then; a newer save's own event decides).
 PINNED = "pinned"
@@ -188,11 +191,11 @@ class ChangeSets:
                 read = os.fstat(handle.fileno())
         except OSError:
             return None  # deleted or replaced meanwhile: a later event brings the new file
-        if not data and why != SETTLED:
+        if not data and why not in (SETTLED, CHECKED_OUT):
             # What a writer leaves between truncating and writing: give it time to write.
             self._requeue(path, max(self._debounce, EMPTY_SETTLE), SETTLED)
             return None
-        if self._pending(path):
+        if self._pending(path) and why != CHECKED_OUT:
             return None  # written again since: the newer event decides
         digest = hashlib.sha256(data).hexdigest()
         if why == PINNED and self._refused.get(path) != digest:

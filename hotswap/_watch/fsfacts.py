@@ -22,7 +22,15 @@ try:
 except ImportError:  # pragma: no cover - Windows
     _FIONREAD = False
 
-__all__ = ("Backlog", "created_means", "folder_identity", "git_index_locks", "locked")
+__all__ = (
+    "Backlog",
+    "created_means",
+    "folder_identity",
+    "git_index_locks",
+    "lock_taken",
+    "locked",
+    "written_since",
+)
 
 
 def created_means(path: str) -> str:
@@ -139,3 +147,28 @@ def git_index_locks(roots: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 def locked(locks: tuple[str, ...]) -> bool:
     """Whether one of the ``index.lock`` files exists (a git command is writing)."""
     return any(os.path.exists(lock) for lock in locks)
+
+
+def lock_taken(locks: tuple[str, ...]) -> int | None:
+    """When the oldest of the ``index.lock`` files that exist was written (``st_mtime_ns``):
+    git takes it before it writes the working tree. None when none exists."""
+    taken: list[int] = []
+    for lock in locks:
+        try:
+            taken.append(os.stat(lock).st_mtime_ns)
+        except OSError:
+            continue
+    return min(taken, default=None)
+
+
+def written_since(files: list[str], since_ns: int) -> list[str]:
+    """Those of ``files`` written at or after ``since_ns`` (the file system's clock, which
+    stamped the lock too)."""
+    written: list[str] = []
+    for path in files:
+        try:
+            if os.stat(path).st_mtime_ns >= since_ns:
+                written.append(path)
+        except OSError:
+            continue
+    return written

@@ -61,6 +61,7 @@ from hotswap._plan import datafiles as _datafiles
 from hotswap._plan import signing as _signing
 from hotswap._plan.modules import ModuleIndex, Scope, watched_scope
 from hotswap._watch.changeset import (
+    CHECKED_OUT,
     COMPLETE,
     CREATED,
     SETTLED,
@@ -75,7 +76,9 @@ from hotswap._watch.fsfacts import (
     created_means,
     folder_identity,
     git_index_locks,
+    lock_taken,
     locked,
+    written_since,
 )
 from hotswap._watch.handler import EVENTS, GONE, Handler, inotify_observer
 from hotswap._watch.reconcile import Announced
@@ -188,11 +191,6 @@ class Reloader:
         self._observer: BaseObserver = observer
         self._backlog = Backlog(observer)
         self._git_locks = git_index_locks(self.paths)
-        # With inotify (events in order), their folders are watched, not recursively, for the
-        # locks' events: how many times a lock went away (renamed over the index when done).
-        self._git_dirs = tuple(os.path.dirname(lock) for lock in self._git_locks if self._closes)
-        self._lock_heard = False
-        self._lock_gone = 0
         self._observer.name = "hotswap-observer"
         self._observer.daemon = True
         self._worker = threading.Thread(target=self._run, name="hotswap-worker", daemon=True)
@@ -259,9 +257,6 @@ class Reloader:
         for folder, recursive in self.scope.watches():
             if (folder, recursive) not in self._watches:
                 self._watch(folder, recursive, rescan=False)
-        for folder in self._git_dirs:
-            if (folder, False) not in self._watches:
-                self._watch(folder, False, rescan=False)
 
     @staticmethod
     def _name_threads() -> None:
@@ -339,13 +334,6 @@ class Reloader:
     def notify(self, path: str, why: str | None) -> None:
         """File an event for ``path`` (the observer thread calls this once per event, ``why``
         None for one hotswap ignores, so the worker knows the event queue moved on)."""
-        if os.path.dirname(path) in self._git_dirs:
-            if path in self._git_locks:
-                with self._cond:
-                    self._lock_heard = True
-                    self._lock_gone += why == GONE
-                    self._cond.notify_all()
-            return  # (git's own files: no template, no source)
         if why is not None and path.endswith(".py" + _signing.SUFFIX):
             # A signature that arrives after its file lets the file apply (signed changes).
             path, why = path[: -len(_signing.SUFFIX)], COMPLETE
@@ -484,21 +472,14 @@ class Reloader:
             if not (self._git_locks and locked(self._git_locks)):
                 return
             logger.debug("hotswap: git holds its index lock: the change set waits for it")
+            taken = lock_taken(self._git_locks)
             checkout = start + _CHECKOUT_LIMIT
-            gone = self._lock_gone
             while locked(self._git_locks) and not self._stopping:
                 if time.monotonic() >= checkout:
                     break
                 self._cond.wait(_CHECKOUT_POLL)
-            # The lock's going away is itself an event, queued after every file the checkout
-            # wrote (one inotify queue, read in order): once it is heard, the whole checkout is
-            # pending, however late a loaded machine hands its events over.
-            heard = time.monotonic() + _CHECKOUT_LIMIT
-            released = not locked(self._git_locks)
-            while released and self._lock_heard and self._lock_gone == gone and not self._stopping:
-                if time.monotonic() >= heard:
-                    break
-                self._cond.wait(_CHECKOUT_POLL)
+            if taken is not None and not locked(self._git_locks):
+                self._take_checkout(taken)
             # What the checkout wrote before it let the lock go is in the kernel's queue or on
             # its way to the handler already: take all of it, however long a loaded machine
             # takes to hand it over (bounded like the lock: events keep coming elsewhere).
@@ -516,6 +497,28 @@ class Reloader:
                 self._cond.wait(min(later) - now)
         finally:
             self._settling = False
+
+    def _take_checkout(self, taken: int) -> None:
+        """Git let the lock go: every file it wrote is complete. The loaded modules' files
+        written since it took the lock join the set now, whatever their events' way: on a
+        loaded machine one can still be between watchdog's threads, where no queue shows it
+        (lock held). Those no event came for yet are reported only if they differ from what
+        runs."""
+        files = [
+            file
+            for path in self.paths
+            for file in (
+                self._index.files_under(path, recursive=True) if os.path.isdir(path) else [path]
+            )
+        ]
+        now = time.monotonic()
+        for path in written_since(files, taken):
+            known = self._pending.get(path)
+            if known is None:
+                self._sets.reread(path)
+            elif known.why == GONE:
+                continue
+            self._pending[path] = _Pending(now, CHECKED_OUT, now)
 
     def _settle_until(self, limit: float) -> None:
         while not self._stopping:
