@@ -231,9 +231,9 @@ class LogWaiter(logging.Handler):
 
 @pytest.fixture
 def watcher_log() -> Iterator[LogWaiter]:
-    """The watcher's log records, DEBUG included, as they come."""
+    """The watcher's log records (``hotswap._watch``), DEBUG included, as they come."""
     handler = LogWaiter()
-    logger = logging.getLogger("hotswap._watch.watcher")
+    logger = logging.getLogger("hotswap._watch")
     saved = logger.level
     logger.setLevel(logging.DEBUG)
     logger.addHandler(handler)

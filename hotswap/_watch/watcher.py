@@ -38,17 +38,15 @@ folder that replaced it or appeared since, and applies what differs in it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from hotswap._config.settings import Settings
@@ -74,14 +72,14 @@ from hotswap._watch.changeset import (
 from hotswap._watch.fsfacts import (
     Backlog,
     created_means,
-    folder_identity,
     git_index_locks,
     lock_taken,
     locked,
     written_since,
 )
-from hotswap._watch.handler import EVENTS, GONE, Handler, inotify_observer
+from hotswap._watch.handler import GONE, Handler, inotify_observer
 from hotswap._watch.reconcile import Announced
+from hotswap._watch.watches import Watches
 
 __all__ = ("Reloader",)
 
@@ -163,10 +161,6 @@ class Reloader:
         self._settling = False  # the worker is waiting for a change set to be complete
         self._last_event = 0.0  # when the last event for a source file came
         self._stopping = False
-        # (folder, recursive) -> its watch and the folder's identity when it was scheduled.
-        self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
-        self._missing: set[tuple[str, bool]] = set()
-        self._modules_seen = 0
         self._deleted: set[str] = set()  # module files reported deleted (said once)
         self._handler = Handler(self)
         observer = None if settings.polling else inotify_observer()
@@ -189,6 +183,7 @@ class Reloader:
             apply_files=apply_files,
         )
         self._observer: BaseObserver = observer
+        self._watches = Watches(observer, self._handler, self.scope, self._rescan)
         self._backlog = Backlog(observer)
         self._git_locks = git_index_locks(self.paths)
         self._observer.name = "hotswap-observer"
@@ -213,7 +208,7 @@ class Reloader:
             self._watching = Lowered(self.settings.switch_interval)
         self._then = then
         self._observer.start()
-        self._schedule()
+        self._watches.schedule()
         # What this watcher may reload is the user's code the importer search reads.
         watched_scope(self.scope.contains)
         self._started = time.time()
@@ -250,75 +245,6 @@ class Reloader:
         _events.publish(_events.WatcherState("stopped", tuple(self.paths)))
 
     # --- watches ---------------------------------------------------------------------------
-
-    def _schedule(self) -> None:
-        """Watch what the scope asks for now (new packages are added by later calls)."""
-        self._modules_seen = len(sys.modules)
-        for folder, recursive in self.scope.watches():
-            if (folder, recursive) not in self._watches:
-                self._watch(folder, recursive, rescan=False)
-
-    @staticmethod
-    def _name_threads() -> None:
-        """watchdog's own threads (emitters, the inotify reader) are daemon threads already;
-        name them so a thread dump shows whose they are."""
-        for thread in threading.enumerate():
-            if type(thread).__module__.startswith("watchdog.") and not thread.name.startswith(
-                "hotswap-"
-            ):
-                thread.name = f"hotswap-{type(thread).__name__.lower()}"
-
-    def _watch(self, folder: str, recursive: bool, *, rescan: bool) -> None:
-        key = (folder, recursive)
-        identity = folder_identity(folder)
-        if identity is None:
-            if key not in self._missing:
-                logger.warning(
-                    "hotswap: %s does not exist: it will be watched once it appears", folder
-                )
-                self._missing.add(key)
-            return
-        try:
-            watch = self._observer.schedule(
-                self._handler, folder, recursive=recursive, event_filter=EVENTS
-            )
-        except TypeError:  # a watchdog without event filters
-            watch = self._observer.schedule(self._handler, folder, recursive=recursive)
-        except OSError as error:  # gone again, or out of inotify watches
-            logger.warning("hotswap: %s: cannot watch it: %s", folder, error)
-            self._missing.add(key)
-            return
-        self._watches[key] = (watch, identity)
-        self._missing.discard(key)
-        self._name_threads()
-        if rescan:
-            logger.warning("hotswap: %s appeared: watching it", folder)
-            self._rescan(folder, recursive)
-
-    def _check_watches(self) -> None:
-        """Follow each watched path, not the folder first found there: a folder swapped by
-        rename (``mv src src.old && mv src.new src``) or created after enable() is watched
-        again, and its files that differ from what runs are applied."""
-        for key, (watch, identity) in list(self._watches.items()):
-            now = folder_identity(key[0])
-            if now == identity:
-                continue
-            # Its emitter may have stopped already (the folder was deleted).
-            with contextlib.suppress(KeyError, OSError):
-                self._observer.unschedule(watch)
-            del self._watches[key]
-            if now is None:
-                logger.warning(
-                    "hotswap: %s no longer exists: not watched until it appears again", key[0]
-                )
-                self._missing.add(key)
-            else:
-                logger.warning("hotswap: %s was replaced by another folder: watching it", key[0])
-                self._watch(*key, rescan=False)
-                self._rescan(*key)
-        for key in list(self._missing):
-            if folder_identity(key[0]) is not None:
-                self._watch(*key, rescan=True)
 
     def _rescan(self, folder: str, recursive: bool) -> None:
         """Queue the loaded modules' files in a folder that was not watched until now."""
@@ -579,9 +505,9 @@ class Reloader:
                     self._apply(dict(batch))
                 self._unboost()
                 if not batch:
-                    self._check_watches()
-                if len(sys.modules) != self._modules_seen:
-                    self._schedule()
+                    self._watches.check()
+                if self._watches.imports_moved_on():
+                    self._watches.schedule()
             except BaseException:  # the watcher never dies (SystemExit from user code too)
                 logger.exception("hotswap: the watcher hit an error and keeps running")
                 self._unboost()
