@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import importlib
 import inspect
 import logging
 import sys
@@ -287,6 +288,50 @@ def test_watcher_one_file_several_modules_copies_follow_the_module(project, byte
     assert (copy.added, copy.Kind) == (source.added, source.Kind)
     assert issubclass(copy.Kind, Exception)
     assert not hasattr(copy, "removed")
+
+
+RUN_TWICE = """\
+from __future__ import annotations
+
+LIMIT = 1
+OLD = "old"
+
+
+def cap(x):
+    return min(x, LIMIT)
+"""
+RUN_TWICE_NEW = """\
+LIMIT = 2
+
+
+def cap(x):
+    return min(x, LIMIT) * 10
+"""
+# A package whose __path__ reaches another package's folder (toolz's tlz.curried reaches
+# toolz/curried): importing its submodule runs the other package's file under a second name.
+REACHES = """\
+import os
+
+__path__ = [os.path.join(os.path.dirname(os.path.dirname(__file__)), "rtsrc")]
+"""
+
+
+@pytest.mark.watcher
+def test_watcher_one_file_run_as_two_modules_reloads_both_from_their_source(
+    project, bytecode, watch
+):
+    path = project.write("rtsrc.op", RUN_TWICE)
+    project.write("rtmirror.__init__", REACHES)
+    first, second = importlib.import_module("rtsrc.op"), importlib.import_module("rtmirror.op")
+    assert first is not second
+    assert second.__spec__.origin == first.__spec__.origin
+    seen = watch(debounce=0.05)
+    path.write_text(RUN_TWICE_NEW)
+    seen.wait_for(lambda results: {r.module for r in results} == {"rtsrc.op", "rtmirror.op"})
+    assert all(r.ok for r in seen.results), [str(r.error) for r in seen.results]
+    for module in (first, second):  # what a fresh import of the new text gives each
+        assert (module.LIMIT, module.cap(5)) == (2, 20), module.__name__
+        assert [n for n in ("OLD", "annotations") if hasattr(module, n)] == [], module.__name__
 
 
 LOADER = """\

@@ -218,4 +218,16 @@ def record_for(module: types.ModuleType) -> Record:
         source = _sources.take(file) if isinstance(file, str) else None
         record = Record(module, _config.current().history, source)
         records[name] = record
+        if source is not None and isinstance(file, str):
+            _share_source(module, file, source)
     return record
+
+
+def _share_source(module: types.ModuleType, file: str, source: bytes) -> None:
+    """The recorded source is handed over once: the other modules run from the same file
+    (imported under another name) start their records from it too, or their first reload
+    would diff the new text against itself and leave what it removed."""
+    for other in _modules.run_from(file):
+        name = _modules.canonical(other)
+        if other is not module and name not in records:
+            records[name] = Record(other, _config.current().history, source)

@@ -31,6 +31,7 @@ __all__ = (
     "read_source",
     "real_file",
     "resolve",
+    "run_from",
     "search_scope",
     "source_bytes",
     "source_file",
@@ -347,6 +348,14 @@ def is_copy(name: str, module: object, path: str) -> bool:
     if name in ("__main__", "__mp_main__"):
         return False
     return not _loaded_from(module, path)
+
+
+def run_from(path: str) -> list[ModuleType]:
+    """The loaded user modules the import system ran from the file ``path``: one file may
+    back several modules (a package whose ``__path__`` reaches another package's folder, as
+    toolz's ``tlz.curried`` reaches ``toolz/curried``)."""
+    real = real_file(path)
+    return [m for _, m, file in _project.modules() if file == real and _loaded_from(m, real)]
 
 
 def copies_of(module: ModuleType, path: str) -> list[ModuleType]:
