@@ -167,8 +167,23 @@ def files_of(base: Path, packages: tuple[str, ...]) -> dict[str, bytes]:
     return found
 
 
-def land(folder: Path, old: dict[str, bytes], new: dict[str, bytes]) -> list[str]:
-    """Write ``new`` over ``folder`` as a checkout does; the changed or added paths."""
+def land(
+    folder: Path, old: dict[str, bytes], new: dict[str, bytes], *, git: bool = False
+) -> list[str]:
+    """Write ``new`` over ``folder`` as a checkout does; the changed or added paths. With
+    ``git``, as git does it: under ``.git/index.lock``, renamed over the index at the end."""
+    lock = folder / ".git" / "index.lock"
+    if git:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_bytes(b"")
+    try:
+        return _write(folder, old, new)
+    finally:
+        if git:
+            lock.replace(lock.with_name("index"))
+
+
+def _write(folder: Path, old: dict[str, bytes], new: dict[str, bytes]) -> list[str]:
     changed = []
     for relative, data in new.items():
         if old.get(relative) != data:
@@ -398,7 +413,7 @@ def replay(
             tool = "hotswap-watcher"
         policy = "strict" if peer == "strict" else "off"
         folder = work / f"{name}-{peer}"
-        land(folder, {}, releases[0])
+        land(folder, {}, releases[0], git=True)  # (a repository before the watcher starts)
         child = Child(python, tool, policy, folder, packages, log)
         row: dict[str, Any] = {
             "steps": 0,
@@ -415,7 +430,7 @@ def replay(
         try:
             child.ask("import")
             for index in range(1, len(versions)):
-                changed = land(folder, releases[index - 1], releases[index])
+                changed = land(folder, releases[index - 1], releases[index], git=True)
                 modules = [m for m in map(module_name, changed) if m]
                 order = dependency_order(folder, modules, packages)
                 paths = {
