@@ -248,6 +248,40 @@ def test_warm_up_leaves_a_huge_file_to_its_reload(project, parses):
     assert big.rate() == 2
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["imported before", "bytes kept"])
+def test_warm_up_never_reads_a_huge_file_as_text(project, monkeypatch, kept):
+    # Decoding a huge file and searching it for imports are single C calls that hold the
+    # interpreter (~0.15 s for 10 MB): begun as saves landed, they kept the watcher's threads
+    # from taking those saves' events, however unrelated (issue 26's 10 MB row: the other
+    # module's save went live after 110-155 ms instead of 17-42). Its imports serve nothing
+    # here: the warm-up parses no huge file.
+    big_source = "".join(f"NAME_{i} = {i}\n" for i in range(30_000)) + "def rate():\n    return 1\n"
+    big = project.load("big_two", big_source)
+    user = project.load("user_two", "from big_two import rate\n")
+    for module in (big, user):
+        if not kept:
+            _sources.take(module.__file__)  # as if imported before hotswap
+        _age(Path(module.__file__))
+    scanned: list[str] = []
+    texts: list[str] = []
+    from_imports, known_text = _importers.from_imports, _importers.known_text
+
+    def spy_scan(file: str, text: str | bytes) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
+        scanned.append(os.path.realpath(file))
+        return from_imports(file, text)
+
+    def spy_text(name: str, file: str) -> str | None:
+        texts.append(os.path.realpath(file))
+        return known_text(name, file)
+
+    monkeypatch.setattr(_importers, "from_imports", spy_scan)
+    monkeypatch.setattr(_importers, "known_text", spy_text)
+    _importers.warm(lambda: False, since=time.time(), budget=60.0)
+    assert os.path.realpath(user.__file__) in scanned, "the spy saw nothing"
+    assert os.path.realpath(big.__file__) not in scanned + texts
+    assert _sources.peek(big.__file__) == big_source.encode()  # still kept for its rewrite
+
+
 def test_enable_never_takes_a_file_edited_since_import_for_what_runs(project, watch):
     module = project.load("edited", "def rate():\n    return 1\n")
     path = project.path("edited")
