@@ -19,7 +19,7 @@ import sys
 import time
 import types
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AnyStr
 
 from hotswap._engine import aliases as _aliases
 from hotswap._engine.baseline import synthesize
@@ -148,7 +148,10 @@ def imports_from(module: types.ModuleType, source: _statements.ModuleSource, tar
 
 # ``from <dots><module> import <names>`` anywhere in a text (a superset: docstrings count too,
 # which only costs a parse). The names run to the closing parenthesis or the end of the line.
-_FROM = r"\bfrom\b[\s\\]*(\.*)[\s\\]*([\w.]*?)[\s\\]*\bimport\b[\s\\]*(\([^)]*\)|[^\n;#]*)"
+# The pattern begins with the literal word, so the search skips to each "from" at C speed (a
+# leading ``\b`` made it try the whole pattern at every position: 0.13 s for 10 MB, in one
+# call that holds the interpreter, against 4 ms); :func:`_matches` checks the word's start.
+_FROM = r"from\b[\s\\]*(\.*)[\s\\]*([\w.]*?)[\s\\]*\bimport\b[\s\\]*(\([^)]*\)|[^\n;#]*)"
 _FROM_TEXT = re.compile(_FROM)
 _FROM_BYTES = re.compile(_FROM.encode())
 _WORD_TEXT = re.compile(r"\w+")
@@ -166,15 +169,31 @@ def from_imports(file: str, text: str | bytes) -> _FromImports:
         return cached[1]
     found: list[tuple[int, str, tuple[str, ...]]] = []
     if isinstance(text, bytes):
-        for dots, module, names in _FROM_BYTES.findall(text):
+        for dots, module, names in _matches(_FROM_BYTES, _WORD_BYTES, text):
             words = tuple(w.decode("ascii", "replace") for w in _WORD_BYTES.findall(names))
             found.append((len(dots), module.decode("ascii", "replace"), words))
     else:
-        for dots, module, names in _FROM_TEXT.findall(text):
-            found.append((len(dots), module, tuple(_WORD_TEXT.findall(names))))
+        for level, relative, listed in _matches(_FROM_TEXT, _WORD_TEXT, text):
+            found.append((len(level), relative, tuple(_WORD_TEXT.findall(listed))))
     imports = tuple(found)
     _graph[file] = (text, imports)
     return imports
+
+
+def _matches(
+    pattern: re.Pattern[AnyStr], word: re.Pattern[AnyStr], text: AnyStr
+) -> Iterator[tuple[AnyStr, AnyStr, AnyStr]]:
+    """The groups of each match of ``pattern`` in ``text`` that begins a word: what
+    ``findall`` gives for the pattern with ``\\b`` in front (a match inside a longer word,
+    ``datafrom``, is passed by one character on, as that ``\\b`` would)."""
+    at = 0
+    while (match := pattern.search(text, at)) is not None:
+        start = match.start()
+        if start and word.match(text, start - 1):
+            at = start + 1
+            continue
+        yield match.group(1), match.group(2), match.group(3)
+        at = match.end()
 
 
 def absolute(package: str, level: int, module: str) -> str:
