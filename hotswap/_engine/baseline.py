@@ -16,6 +16,7 @@ import reprlib
 import types
 from typing import Any
 
+from hotswap._engine.members import Members, class_members, literal_defaults_match, owned_function
 from hotswap._engine.switch import is_instance
 from hotswap._plan import statements as _statements
 from hotswap._plan import symbols as _symbols
@@ -110,24 +111,6 @@ def _attribute(value: object, name: str) -> str | bool | None:
     except Exception:
         return None
     return found if type(found) is str or type(found) is bool else None
-
-
-def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
-    """The function a definition in this module made, looking through ``__wrapped__`` chains.
-
-    None when ``value`` is not, or does not wrap, a function whose globals are the module's.
-    """
-    seen: set[int] = set()
-    while id(value) not in seen:
-        seen.add(id(value))
-        # type(), not isinstance(): a proxy claims to be a function through __class__.
-        if type(value) is types.FunctionType and value.__globals__ is globals_:
-            return value
-        try:
-            value = value.__wrapped__  # type: ignore[attr-defined]
-        except Exception:
-            return None
-    return None
 
 
 def _callable_symbol(
@@ -253,6 +236,8 @@ class _Compiled:
     top: dict[tuple[str, int], types.CodeType] | None = None
     imports: ast.Import | None = None
     tried: bool = False
+    # first line -> how a class statement compares with its live class (see _class_members)
+    members: dict[int, Members | None] = dataclasses.field(default_factory=dict)
 
     def code_of(self, stmt: _statements.Statement) -> types.CodeType | None:
         """The code object ``stmt`` (a ``def`` or ``class``) makes in its module."""
@@ -311,25 +296,15 @@ def _unchanged(
             return False
         if info.kind == _statements.DEF:
             inner = owned_function(value, namespace)
-            return inner is not None and _same_code(inner.__code__, made)
-        if not isinstance(value, type) or value.__module__ != module:
-            return False
-        methods = _codes_by_name(made)
-        for key, code_object in methods.items():
-            member = vars(value).get(key)
-            if isinstance(member, staticmethod | classmethod):
-                member = member.__func__
-            # A property's accessors share its name; the class body's last ``def`` of that
-            # name (a getter, or the setter after it) is the one the compiled body keeps.
-            accessors = (
-                (member.fget, member.fset, member.fdel)
-                if isinstance(member, property)
-                else (member,)
-            )
-            functions = [owned_function(a, namespace) for a in accessors if a is not None]
-            if not any(f is not None and _same_code(f.__code__, code_object) for f in functions):
+            if inner is None or not _same_code(inner.__code__, made):
                 return False
-        return True
+            node = _statements.parse_statement(stmt)
+            # The code object does not hold the defaults: the def statement evaluates them.
+            return not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or (
+                literal_defaults_match(node, inner)
+            )
+        found = _class_members(stmt, namespace, module, compiled)
+        return found is not None and not found
     if info.kind == _statements.OTHER and len(info.binds) == 1:
         tree = ast.parse(stmt.text).body[0]
         if isinstance(tree, ast.Assign) and len(tree.targets) == 1:
@@ -347,6 +322,45 @@ def _unchanged(
             except Exception:
                 return False
     return True  # an import or a statement with effects only: assume it ran as written
+
+
+def _class_members(
+    stmt: _statements.Statement, namespace: dict[str, Any], module: str, compiled: _Compiled
+) -> Members | None:
+    """How a class statement differs from the live class it names, member by member; None
+    when there is no such class of this module to compare with (or the statement does not
+    compile): the statement is then changed as a whole."""
+    name = stmt.info.name
+    value = namespace.get(str(name))
+    made = compiled.code_of(stmt)
+    if made is None or not isinstance(value, type) or value.__module__ != module:
+        return None
+    if value.__qualname__ != name:
+        return None
+    node = _statements.parse_statement(stmt)
+    if not isinstance(node, ast.ClassDef):
+        return None
+    return class_members(node, value, made, namespace, stmt.first)
+
+
+def _marker_symbols(stmt: _statements.Statement, found: Members | None) -> tuple[Symbol, ...]:
+    """The symbols a changed statement's stand-in carries: none (every name it defines is
+    then new to the report), or, for a class whose live members were compared, the new
+    statement's own where a member is unchanged, another digest where it changed, and the
+    live class's functions that the new source drops, so the report names the members that
+    changed (``Model.total``), as a reload with the old source does."""
+    if found is None:
+        return ()
+    kept: list[Symbol] = []
+    for symbol in stmt.info.symbols:
+        parts = symbol.qualname.split(".")
+        if any(".".join(parts[:end]) in found.added for end in range(1, len(parts) + 1)):
+            continue  # new, or a member of a nested class that is new
+        if symbol.qualname in found.changed:
+            kept.append(dataclasses.replace(symbol, fingerprint=f"live:{symbol.fingerprint}"))
+        else:
+            kept.append(symbol)
+    return (*kept, *found.removed)
 
 
 _PLAIN = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
@@ -367,7 +381,13 @@ def synthesize(
         if _unchanged(stmt, namespace, name, compiled):
             statements.append(stmt)
             continue
-        marker = dataclasses.replace(stmt.info, digest=f"live-{index}", symbols=())
+        found = None
+        if stmt.info.kind == _statements.CLASS and stmt.info.name is not None:
+            found = _class_members(stmt, namespace, name, compiled)
+        # ``placed`` afresh: replace() would share the new statement's placed symbols.
+        marker = dataclasses.replace(
+            stmt.info, digest=f"live-{index}", symbols=_marker_symbols(stmt, found), placed={}
+        )
         statements.append(_statements.Statement(f"\0live {index}", stmt.first, stmt.last, marker))
     bound = {n for s in new.statements for n in s.info.binds}
     for key, value in list(namespace.items()):

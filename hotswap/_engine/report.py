@@ -109,12 +109,15 @@ def changes_of(unit: _Unit) -> Changes:
                 added.append(name)
                 continue
             members = None
-            if info.kind == "class":
+            # Worked out from the live objects, the old source describes the members of a
+            # class only where they were compared with the live class's (else: the class).
+            if (
+                info.kind == "class"
+                and unit.old is not None
+                and (exact or name in unit.old.symbols)
+            ):
                 if members_of is None:
-                    delta = None
-                    if exact and unit.old is not None:
-                        delta = diff(unit.old.symbols, unit.new.symbols)
-                    members_of = _members(delta)
+                    members_of = _members(diff(unit.old.symbols, unit.new.symbols))
                 members = members_of.get(name, [])
             if members:
                 new_symbols = unit.new.symbols

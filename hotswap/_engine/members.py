@@ -1,0 +1,215 @@
+"""What the live objects tell of a class's members, for a first reload from live objects.
+
+The first reload of a module imported before hotswap, saved before the warm-up read its file,
+works out the old source from the live objects (:func:`hotswap._engine.baseline.synthesize`).
+A class statement is one unit there: it runs again when any of its members changed. To report
+the change as a reload with the old source does (``Model.total`` changed, not ``Model``), each
+member of the new class statement is compared with the live class's: its code, compiled from
+the new source, with the live function's code (line numbers aside), and its literal defaults
+with the live function's defaults; the class's own part (its literal attributes, its bases by
+name) with the live class. What cannot be told from live objects (a decorator, a default that
+is not a literal) counts as unchanged, as it does for a top-level definition.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import types
+from typing import Any
+
+from hotswap._engine.switch import is_instance
+from hotswap._plan import symbols as _symbols
+from hotswap._plan.symbols import Symbol
+
+__all__ = ("Members", "class_members", "literal_defaults_match", "owned_function")
+
+_UNKNOWN = object()
+_PLAIN = (int, float, complex, str, bytes, bool, tuple, frozenset, type(None))
+
+
+@dataclasses.dataclass
+class Members:
+    """A class statement against its live class: qualified names whose definition differs
+    (the class itself or a nested class when its own part differs), those the live class
+    lacks, and the symbols of functions the live class defines that the new source drops."""
+
+    changed: set[str] = dataclasses.field(default_factory=set)
+    added: set[str] = dataclasses.field(default_factory=set)
+    removed: list[Symbol] = dataclasses.field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.added or self.removed)
+
+
+def _literal(node: ast.expr | None) -> object:
+    if node is None:
+        return _UNKNOWN
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _UNKNOWN
+
+
+def _same_plain(live: object, literal: object) -> bool:
+    """False only when both are plain values that differ (a value that is not plain, or not
+    a literal, cannot be told apart: it counts as the same)."""
+    if literal is _UNKNOWN or not isinstance(literal, _PLAIN):
+        return True
+    if type(live) is not type(literal):
+        return False
+    try:
+        return bool(live == literal)
+    except Exception:
+        return False
+
+
+def literal_defaults_match(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, function: types.FunctionType
+) -> bool:
+    """Whether ``function``'s defaults can be what ``node`` gives: as many, and each literal
+    default equal to the live one (the code object does not hold the defaults)."""
+    args = node.args
+    defaults = function.__defaults__ or ()
+    if len(defaults) != len(args.defaults):
+        return False
+    if not all(_same_plain(v, _literal(d)) for v, d in zip(defaults, args.defaults, strict=True)):
+        return False
+    live = function.__kwdefaults__ or {}
+    given = {a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d}
+    if set(live) != set(given):
+        return False
+    return all(_same_plain(live[k], _literal(d)) for k, d in given.items())
+
+
+def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
+    """The function a definition in this module made, looking through ``__wrapped__`` chains.
+
+    None when ``value`` is not, or does not wrap, a function whose globals are the module's.
+    """
+    seen: set[int] = set()
+    while id(value) not in seen:
+        seen.add(id(value))
+        # type(), not isinstance(): a proxy claims to be a function through __class__.
+        if type(value) is types.FunctionType and value.__globals__ is globals_:
+            return value
+        try:
+            value = value.__wrapped__  # type: ignore[attr-defined]
+        except Exception:
+            return None
+    return None
+
+
+def _accessors(member: object) -> list[object]:
+    if is_instance(member, staticmethod) or is_instance(member, classmethod):
+        return [member.__func__]
+    if is_instance(member, property):
+        return [a for a in (member.fget, member.fset, member.fdel) if a is not None]
+    return [member]
+
+
+def _same_member(
+    nodes: list[ast.FunctionDef | ast.AsyncFunctionDef],
+    codes: list[types.CodeType],
+    member: object,
+    globals_: dict[str, Any],
+) -> bool:
+    """Whether the live ``member`` runs what the new definitions of its name make: a function
+    the last of them, a property each of its accessors one of them."""
+    functions = [owned_function(a, globals_) for a in _accessors(member)]
+    if not functions or not codes:
+        return False
+    keys = [_symbols.code_key(c) for c in codes]
+    found = [_symbols.code_key(f.__code__) for f in functions if f is not None]
+    if len(found) != len(functions):
+        return False
+    if is_instance(member, property):
+        return set(found) == set(keys)
+    function = functions[0]
+    assert function is not None
+    return found[0] == keys[-1] and literal_defaults_match(nodes[-1], function)
+
+
+def _own_part_same(node: ast.ClassDef, cls: type) -> bool:
+    """Whether the live class can have the class statement's own part: its bases by name and
+    its literal attributes (an attribute the live class lacks, or a literal that differs)."""
+    bases = [b for b in cls.__bases__ if b is not object]
+    if len(bases) != len(node.bases):
+        return False
+    for base, expr in zip(bases, node.bases, strict=True):
+        name = expr.id if isinstance(expr, ast.Name) else getattr(expr, "attr", None)
+        if name is not None and name != getattr(base, "__name__", name):
+            return False
+    namespace = vars(cls)
+    for stmt in node.body:
+        if not (isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None):
+            continue
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        if len(names) != len(targets):
+            continue
+        for name in names:
+            if name not in namespace:
+                return False
+            if not _same_plain(namespace[name], _literal(stmt.value)):
+                return False
+    return True
+
+
+def class_members(
+    node: ast.ClassDef,
+    cls: type,
+    body: types.CodeType,
+    globals_: dict[str, Any],
+    first: int,
+    prefix: str = "",
+) -> Members:
+    """Compare a class statement (``node``, its body's ``body`` code compiled from the new
+    source) with the live class ``cls``. ``first`` is the statement's first line: the
+    symbols of removed members get lines counted from it, as a statement's symbols are."""
+    qualname = prefix + node.name
+    found = Members()
+    if not _own_part_same(node, cls):
+        found.changed.add(qualname)
+    defs: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+    classes: dict[str, ast.ClassDef] = {}
+    for stmt in node.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            defs.setdefault(stmt.name, []).append(stmt)
+        elif isinstance(stmt, ast.ClassDef):
+            classes[stmt.name] = stmt
+    codes: dict[str, list[types.CodeType]] = {}
+    for const in body.co_consts:
+        if isinstance(const, types.CodeType):
+            codes.setdefault(const.co_name, []).append(const)
+    namespace = vars(cls)
+    for name, nodes in defs.items():
+        member = f"{qualname}.{name}"
+        if name not in namespace:
+            found.added.add(member)
+        elif not _same_member(nodes, codes.get(name, []), namespace[name], globals_):
+            found.changed.add(member)
+    for name, inner in classes.items():
+        member = f"{qualname}.{name}"
+        live = namespace.get(name)
+        inner_codes = codes.get(name, [])
+        if not isinstance(live, type) or live.__qualname__ != member or not inner_codes:
+            found.added.add(member)
+            continue
+        nested = class_members(inner, live, inner_codes[-1], globals_, first, f"{qualname}.")
+        found.changed |= nested.changed
+        found.added |= nested.added
+        found.removed += nested.removed
+    for key, value in list(namespace.items()):
+        if key in defs or key in classes:
+            continue
+        functions = [owned_function(a, globals_) for a in _accessors(value)]
+        function = functions[0] if functions else None
+        # Only a function its class body defined (its qualified name says so): one the
+        # program set on the class later is the program's state, not the source's.
+        if function is None or function.__qualname__ != f"{qualname}.{key}":
+            continue
+        line = function.__code__.co_firstlineno - first + 1
+        kind = _symbols.PROPERTY if is_instance(value, property) else _symbols.METHOD
+        found.removed.append(Symbol(f"{qualname}.{key}", kind, line, None))
+    return found
