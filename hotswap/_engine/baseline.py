@@ -16,7 +16,13 @@ import reprlib
 import types
 from typing import Any
 
-from hotswap._engine.members import Members, class_members, literal_defaults_match, owned_function
+from hotswap._engine.importcache import old_statements
+from hotswap._engine.members import (
+    Members,
+    class_members,
+    owned_function,
+    signature_defaults_match,
+)
 from hotswap._engine.switch import is_instance
 from hotswap._plan import statements as _statements
 from hotswap._plan import symbols as _symbols
@@ -238,6 +244,18 @@ class _Compiled:
     tried: bool = False
     # first line -> how a class statement compares with its live class (see _class_members)
     members: dict[int, Members | None] = dataclasses.field(default_factory=dict)
+    whole: types.CodeType | bool | None = None  # the whole compile; False: it failed
+
+    def module_code(self) -> types.CodeType | None:
+        """The new source compiled whole (None: it does not compile)."""
+        if self.whole is None:
+            try:
+                self.whole = compile(
+                    self.new.source, self.path, "exec", flags=self.new.flags, dont_inherit=True
+                )
+            except (SyntaxError, ValueError):
+                self.whole = False
+        return self.whole if isinstance(self.whole, types.CodeType) else None
 
     def code_of(self, stmt: _statements.Statement) -> types.CodeType | None:
         """The code object ``stmt`` (a ``def`` or ``class``) makes in its module."""
@@ -249,13 +267,8 @@ class _Compiled:
             # Whole when definitions make most of the text: a huge file of constants with a
             # few functions compiles those alone.
             if self.new.source and 2 * defined >= len(self.new.source):
-                try:
-                    whole = compile(
-                        self.new.source, self.path, "exec", flags=self.new.flags, dont_inherit=True
-                    )
-                except (SyntaxError, ValueError):
-                    pass
-                else:
+                whole = self.module_code()
+                if whole is not None:
                     self.top = {
                         (c.co_name, c.co_firstlineno): c
                         for c in whole.co_consts
@@ -280,8 +293,10 @@ def _unchanged(
     namespace: dict[str, Any],
     module: str,
     compiled: _Compiled,
-) -> bool:
-    """Whether the live objects show that ``stmt`` is what the module ran (best effort)."""
+) -> bool | None:
+    """Whether the live objects show that ``stmt`` is what the module ran (best effort); None
+    when they cannot tell (an import, a statement with effects only, a value no literal
+    describes)."""
     info = stmt.info
     if info.kind in (_statements.MAIN, _statements.FUTURE):
         return True
@@ -298,11 +313,9 @@ def _unchanged(
             inner = owned_function(value, namespace)
             if inner is None or not _same_code(inner.__code__, made):
                 return False
-            node = _statements.parse_statement(stmt)
             # The code object does not hold the defaults: the def statement evaluates them.
-            return not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or (
-                literal_defaults_match(node, inner)
-            )
+            signature = next((s.signature for s in info.symbols if s.qualname == info.name), None)
+            return signature_defaults_match(signature, inner)
         found = _class_members(stmt, namespace, module, compiled)
         return found is not None and not found
     if info.kind == _statements.OTHER and len(info.binds) == 1:
@@ -311,7 +324,7 @@ def _unchanged(
             try:
                 literal = ast.literal_eval(tree.value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                return True  # not a literal: assume it is what ran (its state is kept)
+                return None  # not a literal: nothing live tells
             current = namespace.get(next(iter(info.binds)))
             if isinstance(current, list | dict | set) and type(current) is type(literal):
                 return True  # a container the program may have filled: its state is kept
@@ -321,7 +334,7 @@ def _unchanged(
                 return bool(current == literal)
             except Exception:
                 return False
-    return True  # an import or a statement with effects only: assume it ran as written
+    return None  # an import or a statement with effects only: nothing live tells
 
 
 def _class_members(
@@ -366,19 +379,49 @@ def _marker_symbols(stmt: _statements.Statement, found: Members | None) -> tuple
 _PLAIN = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
 
 
+def _acts_only(stmt: _statements.Statement) -> bool:
+    return stmt.info.kind == _statements.OTHER and not stmt.info.binds
+
+
 def synthesize(
-    module: types.ModuleType, new: _statements.ModuleSource, path: str
+    module: types.ModuleType,
+    new: _statements.ModuleSource,
+    path: str,
+    unknown: list[int] | None = None,
+    *,
+    cache: bool = True,
 ) -> _statements.ModuleSource:
     """A stand-in for the unknown source ``module`` runs: the statements of ``new`` that the
-    live objects show unchanged, a changed marker for the others (definitions keep their
-    decorator and header digests, so they are updated in place or merged as usual), and a
-    marker binding each function or class of the module that ``new`` no longer defines."""
+    live objects (or the import's bytecode cache) show unchanged, a changed marker for the
+    others (definitions keep their decorator and header digests, so they are updated in place
+    or merged as usual), and a marker binding each function or class of the module that
+    ``new`` no longer defines. ``unknown`` receives the indices of the statements that only
+    act and that nothing tells apart: taken for what ran, though whether they did is not
+    known (no bytecode cache of the imported source is left). ``cache`` False: the bytecode
+    cache is not read (the warm-up, which confirms a file the module was imported from)."""
     namespace = vars(module)
     name = module.__name__
     statements: list[_statements.Statement] = []
     compiled = _Compiled(new, path)
+    verdicts = [_unchanged(stmt, namespace, name, compiled) for stmt in new.statements]
+    untold = [index for index, verdict in enumerate(verdicts) if verdict is None]
+    told = None
+    if untold and cache:
+        told = old_statements(module, path, new.statements, compiled.module_code, untold)
     for index, stmt in enumerate(new.statements):
-        if _unchanged(stmt, namespace, name, compiled):
+        same = verdicts[index]
+        if same is None:
+            # What the import's bytecode cache tells, else assumed: it ran as written (an
+            # import, a value the program's state now holds).
+            same = True if told is None else told.ran.get(index, True)
+            if told is None and unknown is not None and _acts_only(stmt):
+                unknown.append(index)
+            if not same and told is not None and told.whole and _acts_only(stmt):
+                # Not in the code the module ran, and nothing of that code changed or went:
+                # new, so it runs as added (else it runs as changed, and what it fills is
+                # built again, as after a change of it).
+                continue
+        if same:
             statements.append(stmt)
             continue
         found = None

@@ -20,9 +20,15 @@ from typing import Any
 
 from hotswap._engine.switch import is_instance
 from hotswap._plan import symbols as _symbols
-from hotswap._plan.symbols import Symbol
+from hotswap._plan.symbols import Signature, Symbol
 
-__all__ = ("Members", "class_members", "literal_defaults_match", "owned_function")
+__all__ = (
+    "Members",
+    "class_members",
+    "literal_defaults_match",
+    "owned_function",
+    "signature_defaults_match",
+)
 
 _UNKNOWN = object()
 _PLAIN = (int, float, complex, str, bytes, bool, tuple, frozenset, type(None))
@@ -80,6 +86,35 @@ def literal_defaults_match(
     if set(live) != set(given):
         return False
     return all(_same_plain(live[k], _literal(d)) for k, d in given.items())
+
+
+def _text_literal(text: str | None) -> object:
+    if text is None:
+        return _UNKNOWN
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _UNKNOWN
+
+
+def signature_defaults_match(signature: Signature | None, function: types.FunctionType) -> bool:
+    """:func:`literal_defaults_match`, from a definition's signature (the defaults' text): a
+    top-level ``def`` is not parsed again for it."""
+    if signature is None:
+        return True
+    positional = (_symbols.POSITIONAL_ONLY, _symbols.POSITIONAL_OR_KEYWORD)
+    given = [p.default for p in signature.params if p.kind in positional and p.default]
+    defaults = function.__defaults__ or ()
+    if len(defaults) != len(given):
+        return False
+    if not all(_same_plain(v, _text_literal(t)) for v, t in zip(defaults, given, strict=True)):
+        return False
+    named = {p.name: p.default for p in signature.params if p.kind == _symbols.KEYWORD_ONLY}
+    named = {k: v for k, v in named.items() if v is not None}
+    live = function.__kwdefaults__ or {}
+    if set(live) != set(named):
+        return False
+    return all(_same_plain(live[k], _text_literal(t)) for k, t in named.items())
 
 
 def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
