@@ -306,3 +306,91 @@ def test_first_save_bytecode_cache_tells_each_statement_that_only_acts(new, expe
         assert [found[i] for i in acting] == expected
     # Only added statements: every instruction of the old code is one of a statement found.
     assert told.whole is (ident != "changed")
+
+
+CLASSES = """import abc
+import dataclasses
+import enum
+import functools
+import typing
+
+T = typing.TypeVar("T")
+
+
+@dataclasses.dataclass
+class Point:
+    x: int = 0
+    y: list = dataclasses.field(default_factory=list)
+
+    def norm(self):
+        return self.x
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class Slotted:
+    a: int = 1
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = "b"
+
+
+class Pair(typing.NamedTuple):
+    a: int
+    b: str = "b"
+
+
+class Box(typing.Generic[T]):
+    __slots__ = ("item",)
+    limit = 3.5
+
+    def get(self) -> T:
+        return self.item
+
+
+class Shape(abc.ABC):
+    sides = (1, 2)
+
+    @abc.abstractmethod
+    def area(self): ...
+
+    @property
+    def name(self):
+        return "shape"
+
+    @name.setter
+    def name(self, value):
+        pass
+
+    @classmethod
+    def make(cls, n=2):
+        return n
+
+    @functools.cached_property
+    def cached(self):
+        return 1
+
+
+class Movie(typing.TypedDict):
+    title: str
+
+
+RATE = 3
+"""
+
+
+def test_first_save_before_the_warm_up_leaves_unchanged_classes_alone(reloading):
+    # Compared member by member with the live classes, classes whose makers change what the
+    # body wrote (dataclass, Enum, NamedTuple, Generic, slots, ABC, TypedDict) are unchanged.
+    module = reloading.load("first_classes", CLASSES)
+    _sources.take(str(reloading.path("first_classes")))
+    names = ("Point", "Slotted", "Color", "Pair", "Box", "Shape")
+    kept = {name: getattr(module, name) for name in names}
+
+    result = reloading.reload("first_classes", CLASSES.replace("RATE = 3", "RATE = 4"))
+
+    assert result.ok, result.error
+    assert (result.changes.changed, result.changes.replaced) == (("RATE",), ())
+    assert result.changes.removed == ()
+    assert all(getattr(module, name) is cls for name, cls in kept.items())

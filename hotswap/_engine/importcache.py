@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hotswap._engine.members import owned_function
+from hotswap._engine.members import accessors, owned_function
 from hotswap._engine.switch import is_instance
 from hotswap._plan import oldcode as _oldcode
 from hotswap._plan import statements as _statements
@@ -46,14 +46,8 @@ def _functions(namespace: dict[str, Any], module: str) -> list[types.FunctionTyp
                 if vars(member).get("__module__") == module:
                     classes.append(member)
                 continue
-            if is_instance(member, staticmethod) or is_instance(member, classmethod):
-                accessors: list[object] = [member.__func__]
-            elif is_instance(member, property):
-                accessors = [member.fget, member.fset, member.fdel]
-            else:
-                accessors = [member]
-            for accessor in accessors:
-                function = None if accessor is None else owned_function(accessor, namespace)
+            for accessor in accessors(member):
+                function = owned_function(accessor, namespace)
                 if function is not None:
                     found.append(function)
     # Functions made from strings (dataclass methods) are not the file's.

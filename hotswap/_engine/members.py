@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import types
 from typing import Any
 
@@ -24,6 +25,7 @@ from hotswap._plan.symbols import Signature, Symbol
 
 __all__ = (
     "Members",
+    "accessors",
     "class_members",
     "literal_defaults_match",
     "owned_function",
@@ -59,8 +61,9 @@ def _literal(node: ast.expr | None) -> object:
 
 def _same_plain(live: object, literal: object) -> bool:
     """False only when both are plain values that differ (a value that is not plain, or not
-    a literal, cannot be told apart: it counts as the same)."""
-    if literal is _UNKNOWN or not isinstance(literal, _PLAIN):
+    a literal, cannot be told apart: it counts as the same). A live value that is not plain
+    is what the class made of it (an Enum's member, a descriptor): it cannot be told apart."""
+    if literal is _UNKNOWN or not isinstance(literal, _PLAIN) or type(live) not in _PLAIN:
         return True
     if type(live) is not type(literal):
         return False
@@ -135,11 +138,15 @@ def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionTyp
     return None
 
 
-def _accessors(member: object) -> list[object]:
+def accessors(member: object) -> list[object]:
+    """The functions a class member runs: a static or class method's, a property's accessors,
+    a cached property's function, else the member itself."""
     if is_instance(member, staticmethod) or is_instance(member, classmethod):
         return [member.__func__]
     if is_instance(member, property):
         return [a for a in (member.fget, member.fset, member.fdel) if a is not None]
+    if is_instance(member, functools.cached_property):
+        return [member.func]
     return [member]
 
 
@@ -151,7 +158,7 @@ def _same_member(
 ) -> bool:
     """Whether the live ``member`` runs what the new definitions of its name make: a function
     the last of them, a property each of its accessors one of them."""
-    functions = [owned_function(a, globals_) for a in _accessors(member)]
+    functions = [owned_function(a, globals_) for a in accessors(member)]
     if not functions or not codes:
         return False
     keys = [_symbols.code_key(c) for c in codes]
@@ -168,7 +175,9 @@ def _same_member(
 def _own_part_same(node: ast.ClassDef, cls: type) -> bool:
     """Whether the live class can have the class statement's own part: its bases by name and
     its literal attributes (an attribute the live class lacks, or a literal that differs)."""
-    bases = [b for b in cls.__bases__ if b is not object]
+    # The bases as the statement wrote them (``typing.NamedTuple`` and ``Generic[T]`` put
+    # others in ``__bases__``).
+    bases = [b for b in vars(cls).get("__orig_bases__", cls.__bases__) if b is not object]
     if len(bases) != len(node.bases):
         return False
     for base, expr in zip(bases, node.bases, strict=True):
@@ -183,10 +192,11 @@ def _own_part_same(node: ast.ClassDef, cls: type) -> bool:
         names = [t.id for t in targets if isinstance(t, ast.Name)]
         if len(names) != len(targets):
             continue
+        literal = _literal(stmt.value)
+        if literal is _UNKNOWN:
+            continue  # a value no literal describes (``field(default_factory=list)``)
         for name in names:
-            if name not in namespace:
-                return False
-            if not _same_plain(namespace[name], _literal(stmt.value)):
+            if name not in namespace or not _same_plain(namespace[name], literal):
                 return False
     return True
 
@@ -238,12 +248,14 @@ def class_members(
     for key, value in list(namespace.items()):
         if key in defs or key in classes:
             continue
-        functions = [owned_function(a, globals_) for a in _accessors(value)]
+        functions = [owned_function(a, globals_) for a in accessors(value)]
         function = functions[0] if functions else None
         # Only a function its class body defined (its qualified name says so): one the
         # program set on the class later is the program's state, not the source's.
         if function is None or function.__qualname__ != f"{qualname}.{key}":
             continue
+        if function.__code__.co_filename.startswith("<"):
+            continue  # made from a string (a dataclass's ``__init__``): not the source's
         line = function.__code__.co_firstlineno - first + 1
         kind = _symbols.PROPERTY if is_instance(value, property) else _symbols.METHOD
         found.removed.append(Symbol(f"{qualname}.{key}", kind, line, None))
