@@ -55,7 +55,7 @@ class Unit:
     # Statements of the new source that only act and that nothing tells apart from what the
     # module ran (imported before hotswap, saved before its source was read, no bytecode
     # cache of it left): taken for what ran, so not run, and reported in ``skipped``.
-    unknown: tuple[int, ...] = ()
+    unknown: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
