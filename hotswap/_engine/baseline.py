@@ -350,7 +350,8 @@ def _class_members(
         return None
     if value.__qualname__ != name:
         return None
-    node = _statements.parse_statement(stmt)
+    # Its own lines are enough: the comparison reads no line numbers from the tree.
+    node = ast.parse(stmt.text).body[0]
     if not isinstance(node, ast.ClassDef):
         return None
     return class_members(node, value, made, namespace, stmt.first)
@@ -406,7 +407,8 @@ def synthesize(
     verdicts = [_unchanged(stmt, namespace, name, compiled) for stmt in new.statements]
     untold = [index for index, verdict in enumerate(verdicts) if verdict is None]
     told = None
-    if untold and cache:
+    # Imports alone are not worth reading the cache for: one that binds what is live ran.
+    if cache and any(new.statements[i].info.kind != _statements.IMPORT for i in untold):
         told = old_statements(module, path, new.statements, compiled.module_code, untold)
     for index, stmt in enumerate(new.statements):
         same = verdicts[index]

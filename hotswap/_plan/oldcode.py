@@ -91,114 +91,129 @@ def codes_by_place(code: types.CodeType) -> dict[tuple[str, int], types.CodeType
     return found
 
 
-def _const(value: object) -> object:
+def _const(value: object, memo: dict[int, object]) -> object:
     if isinstance(value, types.CodeType):
-        return code_key(value)
+        # A definition's code is asked for again with each line that may start it: its key
+        # is made once (``memo`` holds it by the id of the code, which the caller keeps).
+        found = memo.get(id(value))
+        if found is None:
+            found = memo[id(value)] = code_key(value)
+        return found
     if type(value) is tuple:
-        return tuple(_const(v) for v in value)
+        return tuple(_const(v, memo) for v in value)
     return (type(value), value)
 
 
-_Instruction = tuple[int, dis.Instruction]  # its line, the instruction
 _Shape = tuple[tuple[object, ...], ...]
 
 
-def _lines(every: list[dis.Instruction]) -> list[_Instruction]:
-    """The module code's instructions that belong to a statement, with their lines."""
-    found: list[_Instruction] = []
-    for n, instruction in enumerate(every):
-        line = instruction.positions.lineno if instruction.positions else None
-        if line is None or instruction.opname in _SKIPPED:
-            continue
-        after = every[n + 1] if n + 1 < len(every) else None
-        if after is not None and after.opname == "RETURN_VALUE" and instruction.argval is None:
-            continue  # the None the module's implicit return returns
-        found.append((line, instruction))
-    return found
-
-
-def _argument(instruction: dis.Instruction) -> object:
+def _argument(instruction: dis.Instruction, memo: dict[int, object]) -> object:
     """What an instruction's argument stands for, wherever the code stands (a jump's is where
-    it lands: see :func:`_shape`)."""
+    it lands: see :class:`Shapes`)."""
     if instruction.opcode in _CONSTS:
-        return _const(instruction.argval)
+        return _const(instruction.argval, memo)
     return (instruction.argval, instruction.argrepr)
 
 
-def _is_jump(instruction: dis.Instruction) -> bool:
-    return instruction.opcode in _JUMPS and isinstance(instruction.argval, int)
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Entry:
+    """One instruction that belongs to a statement, read once."""
 
-
-def _shape(run: Sequence[_Instruction], first: int, where: dict[int, int]) -> _Shape:
-    """The instructions of one statement, counted from its ``first`` line: what each does,
-    where it stands relative to the statement, and where each jump lands in it."""
-    index = {id(instruction): n for n, (_, instruction) in enumerate(run)}
-    shape: list[tuple[object, ...]] = []
-    for line, instruction in run:
-        positions = instruction.positions
-        assert positions is not None
-        end = positions.end_lineno
-        if _is_jump(instruction):
-            landing = where.get(instruction.argval)
-            argument: object = ("jump", -1 if landing is None else index.get(landing, -1))
-        else:
-            argument = _argument(instruction)
-        place = (line - first, None if end is None else end - first)
-        columns = (positions.col_offset, positions.end_col_offset)
-        shape.append((instruction.opname, argument, place, columns))
-    return tuple(shape)
-
-
-def _opening_of(instruction: dis.Instruction) -> tuple[object, ...]:
-    """:func:`_opening` of the entry :func:`_shape` makes of ``instruction``."""
-    positions = instruction.positions
-    assert positions is not None
-    argument = None if _is_jump(instruction) else _argument(instruction)
-    return (instruction.opname, argument, (positions.col_offset, positions.end_col_offset))
-
-
-def _opening(entry: tuple[object, ...]) -> tuple[object, ...]:
-    """What finds a statement's first instruction in other code: all but its place."""
-    opname, argument, _, columns = entry
-    jump = dis.opmap.get(str(opname)) in _JUMPS and isinstance(argument, tuple)
-    return (opname, None if jump else argument, columns)
+    line: int
+    end: int | None
+    opname: str
+    argument: object  # None for a jump: where it lands is ``landing``
+    columns: tuple[int | None, int | None]
+    landing: int | None  # a jump's: the index of the entry it lands on (-1: none)
 
 
 class Shapes:
-    """A module's code, read by the lines its instructions stand on (see :func:`_shape`)."""
+    """A module's code, read by the lines its instructions stand on.
+
+    A statement's shape is its instructions in the code's order: what each does, where it
+    stands counted from the statement's first line, and, for a jump, which of the
+    statement's own instructions it lands on (or none: past the statement). Line markers, the
+    module's implicit return (which the compiler copies into the branches of the last
+    statement) and the annotations' set-up belong to no statement.
+    """
 
     def __init__(self, code: types.CodeType) -> None:
+        memo: dict[int, object] = {}  # a definition's code key, by the code's id (see _const)
         every = list(dis.get_instructions(code))
-        self.instructions = _lines(every)
-        self._order = {id(i): n for n, (_, i) in enumerate(self.instructions)}
-        self._by_line: dict[int, list[_Instruction]] = {}
-        # offset -> the id of the first kept instruction at or after it (a jump's landing)
-        self._where: dict[int, int] = {}
-        kept = {id(i) for _, i in self.instructions}
-        following: int | None = None
-        for instruction in reversed(every):
-            if id(instruction) in kept:
-                following = id(instruction)
-            if following is not None:
-                self._where[instruction.offset] = following
-        # what opens a statement -> the lines an instruction like it stands on
+        kept: list[int] = []  # positions in ``every`` of the instructions that are entries
+        for n, instruction in enumerate(every):
+            positions = instruction.positions
+            if positions is None or positions.lineno is None or instruction.opname in _SKIPPED:
+                continue
+            after = every[n + 1] if n + 1 < len(every) else None
+            if after is not None and after.opname == "RETURN_VALUE" and instruction.argval is None:
+                continue  # the None the module's implicit return returns
+            kept.append(n)
+        # offset -> the index of the first entry at or after it (where a jump lands)
+        landing_at: dict[int, int] = {}
+        following = -1
+        position = len(kept) - 1
+        for n in range(len(every) - 1, -1, -1):
+            if position >= 0 and kept[position] == n:
+                following = position
+                position -= 1
+            landing_at[every[n].offset] = following
+        self.entries: list[_Entry] = []
+        self.by_line: dict[int, list[int]] = {}
+        # what opens a statement (an entry but its place) -> the lines entries like it stand on
         self.openings: dict[tuple[object, ...], list[int]] = {}
-        for line, instruction in self.instructions:
-            self._by_line.setdefault(line, []).append((line, instruction))
-        for line, instruction in self.instructions:
-            self.openings.setdefault(_opening_of(instruction), []).append(line)
+        for n in kept:
+            instruction = every[n]
+            positions = instruction.positions
+            assert positions is not None
+            assert positions.lineno is not None
+            jump = instruction.opcode in _JUMPS and isinstance(instruction.argval, int)
+            entry = _Entry(
+                positions.lineno,
+                positions.end_lineno,
+                instruction.opname,
+                None if jump else _argument(instruction, memo),
+                (positions.col_offset, positions.end_col_offset),
+                landing_at.get(instruction.argval, -1) if jump else None,
+            )
+            self.by_line.setdefault(entry.line, []).append(len(self.entries))
+            self.openings.setdefault(_opening(entry), []).append(entry.line)
+            self.entries.append(entry)
 
-    def run(self, first: int, last: int) -> list[_Instruction]:
-        """The instructions on lines ``first`` to ``last``, in the code's order."""
-        found: list[_Instruction] = []
+    def run(self, first: int, last: int) -> list[int]:
+        """The indices of the entries on lines ``first`` to ``last``, in the code's order."""
+        found: list[int] = []
         for line in range(first, last + 1):
-            found += self._by_line.get(line, ())
-        found.sort(key=lambda item: self._order[id(item[1])])
+            found += self.by_line.get(line, ())
+        found.sort()
         return found
 
     def shape(self, first: int, last: int) -> _Shape:
         """The shape of what stands on lines ``first`` to ``last``."""
-        return _shape(self.run(first, last), first, self._where)
+        run = self.run(first, last)
+        index = {k: n for n, k in enumerate(run)}
+        shape: list[tuple[object, ...]] = []
+        for k in run:
+            entry = self.entries[k]
+            argument = entry.argument
+            if entry.landing is not None:
+                argument = ("jump", index.get(entry.landing, -1))
+            end = None if entry.end is None else entry.end - first
+            shape.append((entry.opname, argument, (entry.line - first, end), entry.columns))
+        return tuple(shape)
+
+
+def _opening(entry: _Entry) -> tuple[object, ...]:
+    """What finds a statement's first instruction in other code: all but its place."""
+    return (entry.opname, entry.argument, entry.columns)
+
+
+def _shape_opening(shape: _Shape) -> tuple[object, ...]:
+    """:func:`_opening` of the entry a shape opens with."""
+    opname, argument, _, columns = shape[0]
+    if dis.opmap.get(str(opname)) in _JUMPS:
+        argument = None
+    return (opname, argument, columns)
 
 
 @dataclasses.dataclass
@@ -243,7 +258,7 @@ def existed(
     covered: set[int] = set()
     ran: dict[int, bool] = {}
     for (span, lower), members in groups.items():
-        openings = {_opening(shape[0]) for shape in members}
+        openings = {_shape_opening(shape) for shape in members}
         starts = sorted({line - lower for o in openings for line in before.openings.get(o, ())})
         at: dict[_Shape, list[int]] = {}
         for start in starts:
@@ -252,9 +267,9 @@ def existed(
             indices = shapes[shape]
             places = at.get(shape, [])[: len(indices)]
             for start in places:
-                covered.update(id(i) for _, i in before.run(start, start + span))
+                covered.update(before.run(start, start + span))
             for n, index in enumerate(indices):
                 ran[index] = n < len(places)
     asked = set(wanted)
-    whole = all(id(i) in covered for _, i in before.instructions)
+    whole = len(covered) == len(before.entries)
     return Told({i: v for i, v in ran.items() if i in asked}, whole)
