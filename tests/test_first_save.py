@@ -394,3 +394,29 @@ def test_first_save_before_the_warm_up_leaves_unchanged_classes_alone(reloading)
     assert (result.changes.changed, result.changes.replaced) == (("RATE",), ())
     assert result.changes.removed == ()
     assert all(getattr(module, name) is cls for name, cls in kept.items())
+
+
+def test_first_save_runs_a_loop_the_bytecode_cache_shows_new_as_added(writing_bytecode):
+    new = OLD + "\nfor n in range(2):\n    EVENTS.append(n)\n"
+    module = _save_with_cache(writing_bytecode, "cache_loop", new, None)
+
+    result = hotswap.reload(module)
+
+    # As after the warm-up: the new loop runs; EVENTS, which it fills, is not built again.
+    assert result.ok, result.error
+    assert (result.kind, result.changes.added, result.changes.changed) == ("reload", ("n",), ())
+    assert module.EVENTS == ["import", "table", 0, 1]
+
+
+def test_first_save_keeps_a_value_the_program_set_when_the_bytecode_cache_shows_it_ran(
+    writing_bytecode,
+):
+    new = OLD.replace("return x * 1", "return x * 2")
+    module = _save_with_cache(writing_bytecode, "cache_state", new, None)
+    module.RATE = 10  # the program's own value, as after the warm-up it stays
+
+    result = hotswap.reload(module)
+
+    assert result.ok, result.error
+    assert "RATE" not in result.changes.changed
+    assert (module.RATE, module.helper(2)) == (10, 4)

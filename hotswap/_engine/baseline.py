@@ -384,6 +384,21 @@ def _acts_only(stmt: _statements.Statement) -> bool:
     return stmt.info.kind == _statements.OTHER and not stmt.info.binds
 
 
+def _plain(stmt: _statements.Statement) -> bool:
+    """A statement other than a definition, the docstring and the main block."""
+    return stmt.info.kind in (_statements.OTHER, _statements.IMPORT)
+
+
+def _worth_the_cache(statements: list[_statements.Statement], verdicts: list[bool | None]) -> bool:
+    """Whether a plain statement is left that the live objects did not tell unchanged: an
+    import alone is not worth reading the cache for (one that binds what is live ran)."""
+    return any(
+        v is False or (v is None and s.info.kind != _statements.IMPORT)
+        for s, v in zip(statements, verdicts, strict=True)
+        if _plain(s)
+    )
+
+
 def synthesize(
     module: types.ModuleType,
     new: _statements.ModuleSource,
@@ -405,24 +420,25 @@ def synthesize(
     statements: list[_statements.Statement] = []
     compiled = _Compiled(new, path)
     verdicts = [_unchanged(stmt, namespace, name, compiled) for stmt in new.statements]
-    untold = [index for index, verdict in enumerate(verdicts) if verdict is None]
     told = None
-    # Imports alone are not worth reading the cache for: one that binds what is live ran.
-    if cache and any(new.statements[i].info.kind != _statements.IMPORT for i in untold):
-        told = old_statements(module, path, new.statements, compiled.module_code, untold)
+    if cache and _worth_the_cache(new.statements, verdicts):
+        # The bytecode cache decides for plain statements: what they hold now may be the
+        # program's (a value it set since), what the module ran is not.
+        asked = [i for i, v in enumerate(verdicts) if v is not True and _plain(new.statements[i])]
+        told = old_statements(module, path, new.statements, compiled.module_code, asked)
     for index, stmt in enumerate(new.statements):
         same = verdicts[index]
-        if same is None:
-            # What the import's bytecode cache tells, else assumed: it ran as written (an
-            # import, a value the program's state now holds).
-            same = True if told is None else told.ran.get(index, True)
-            if told is None and unknown is not None and _acts_only(stmt):
-                unknown.append(index)
-            if not same and told is not None and told.whole and _acts_only(stmt):
+        if told is not None and index in told.ran:
+            same = told.ran[index]
+            if not same and told.whole:
                 # Not in the code the module ran, and nothing of that code changed or went:
                 # new, so it runs as added (else it runs as changed, and what it fills is
                 # built again, as after a change of it).
                 continue
+        elif same is None:
+            same = True  # assumed: it ran as written (an import, a value the program holds)
+            if told is None and unknown is not None and _acts_only(stmt):
+                unknown.append(index)
         if same:
             statements.append(stmt)
             continue
