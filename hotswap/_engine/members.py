@@ -27,7 +27,6 @@ __all__ = (
     "Members",
     "accessors",
     "class_members",
-    "literal_defaults_match",
     "owned_function",
     "signature_defaults_match",
 )
@@ -50,7 +49,8 @@ class Members:
         return bool(self.changed or self.added or self.removed)
 
 
-def _literal(node: ast.expr | None) -> object:
+def _literal(node: ast.expr | str | None) -> object:
+    """The value of a literal (a tree or its text), else ``_UNKNOWN``."""
     if node is None:
         return _UNKNOWN
     try:
@@ -73,7 +73,7 @@ def _same_plain(live: object, literal: object) -> bool:
         return False
 
 
-def literal_defaults_match(
+def _literal_defaults_match(
     node: ast.FunctionDef | ast.AsyncFunctionDef, function: types.FunctionType
 ) -> bool:
     """Whether ``function``'s defaults can be what ``node`` gives: as many, and each literal
@@ -91,17 +91,8 @@ def literal_defaults_match(
     return all(_same_plain(live[k], _literal(d)) for k, d in given.items())
 
 
-def _text_literal(text: str | None) -> object:
-    if text is None:
-        return _UNKNOWN
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return _UNKNOWN
-
-
 def signature_defaults_match(signature: Signature | None, function: types.FunctionType) -> bool:
-    """:func:`literal_defaults_match`, from a definition's signature (the defaults' text): a
+    """:func:`_literal_defaults_match`, from a definition's signature (the defaults' text): a
     top-level ``def`` is not parsed again for it."""
     if signature is None:
         return True
@@ -110,14 +101,14 @@ def signature_defaults_match(signature: Signature | None, function: types.Functi
     defaults = function.__defaults__ or ()
     if len(defaults) != len(given):
         return False
-    if not all(_same_plain(v, _text_literal(t)) for v, t in zip(defaults, given, strict=True)):
+    if not all(_same_plain(v, _literal(t)) for v, t in zip(defaults, given, strict=True)):
         return False
     named = {p.name: p.default for p in signature.params if p.kind == _symbols.KEYWORD_ONLY}
     named = {k: v for k, v in named.items() if v is not None}
     live = function.__kwdefaults__ or {}
     if set(live) != set(named):
         return False
-    return all(_same_plain(live[k], _text_literal(t)) for k, t in named.items())
+    return all(_same_plain(live[k], _literal(t)) for k, t in named.items())
 
 
 def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
@@ -156,8 +147,8 @@ def _same_member(
     member: object,
     globals_: dict[str, Any],
 ) -> bool:
-    """Whether the live ``member`` runs what the new definitions of its name make: a function
-    the last of them, a property each of its accessors one of them."""
+    """Whether the live ``member`` runs what one of the new definitions of its name makes (a
+    property: each of its accessors)."""
     functions = [owned_function(a, globals_) for a in accessors(member)]
     if not functions or not codes:
         return False
@@ -169,7 +160,10 @@ def _same_member(
         return set(found) == set(keys)
     function = functions[0]
     assert function is not None
-    return found[0] == keys[-1] and literal_defaults_match(nodes[-1], function)
+    # The definition that made it: the last of its name, or one of those in a condition's
+    # branches (``if TYPE_CHECKING: def f ... else: def f``).
+    made = [n for n, k in zip(nodes, keys, strict=False) if k == found[0]]
+    return bool(made) and _literal_defaults_match(made[-1], function)
 
 
 def _own_part_same(node: ast.ClassDef, cls: type) -> bool:
@@ -201,6 +195,23 @@ def _own_part_same(node: ast.ClassDef, cls: type) -> bool:
     return True
 
 
+def _in_order(body: list[ast.stmt]) -> list[ast.stmt]:
+    """A class body's statements and those of its blocks, in source order (the order its
+    code holds the definitions' code in)."""
+    found: list[ast.stmt] = []
+    for stmt in body:
+        found.append(stmt)
+        if isinstance(
+            stmt, ast.If | ast.Try | ast.TryStar | ast.With | ast.AsyncWith | ast.For | ast.While
+        ):
+            found += _in_order(getattr(stmt, "body", []))
+            for handler in getattr(stmt, "handlers", []):
+                found += _in_order(handler.body)
+            found += _in_order(getattr(stmt, "orelse", []))
+            found += _in_order(getattr(stmt, "finalbody", []))
+    return found
+
+
 def class_members(
     node: ast.ClassDef,
     cls: type,
@@ -218,7 +229,9 @@ def class_members(
         found.changed.add(qualname)
     defs: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
     classes: dict[str, ast.ClassDef] = {}
-    for stmt in node.body:
+    # Definitions in the body's blocks too (``if sys.version_info >= ...: def f``): their
+    # code is in the class body's, as the others'.
+    for stmt in _in_order(node.body):
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             defs.setdefault(stmt.name, []).append(stmt)
         elif isinstance(stmt, ast.ClassDef):
