@@ -71,6 +71,7 @@ EDITS = {
     "constant read by a statement": OLD.replace("RATE = 3", "RATE = 4"),
     "statement added": OLD + "\nEVENTS.append('added')\n",
     "statement computing a value changed": OLD.replace("TABLE = table()", "TABLE = table() + [9]"),
+    "statement that only acts removed": OLD.replace('EVENTS.append("import")\n', ""),
     "statement that only acts changed": OLD.replace(
         'EVENTS.append("import")', 'EVENTS.append("imported")'
     ),
@@ -129,11 +130,15 @@ def _first_save(project: Any, name: str, new: str, *, warm: bool) -> dict[str, o
     }
 
 
-# Where the two still differ without a bytecode cache (issue 25; docs/limits.md, "Known
-# defects"): a statement whose value no literal describes is taken for the one that ran, so
-# its change does not run.
+# Where the two still differ (issue 25; docs/limits.md, "Known defects"): without a bytecode
+# cache, a statement whose value no literal describes is taken for the one that ran, so its
+# change does not run; and, cache or not, a statement that only acted and is gone from the
+# file leaves no trace of what it did, which stays.
 KNOWN_WITHOUT_CACHE = {
     "statement computing a value changed": "a changed value no literal describes is not seen",
+}
+KNOWN = {
+    "statement that only acts removed": "what a removed statement that only acted did stays",
 }
 
 
@@ -148,6 +153,8 @@ def test_first_save_before_the_warm_up_is_the_first_save_after_it(
 ):
     if not bytecode and edit in KNOWN_WITHOUT_CACHE:
         request.applymarker(pytest.mark.xfail(reason=KNOWN_WITHOUT_CACHE[edit], strict=True))
+    if edit in KNOWN:
+        request.applymarker(pytest.mark.xfail(reason=KNOWN[edit], strict=True))
     new = EDITS[edit]
     slug = "".join(c for c in edit if c.isalpha())
 
