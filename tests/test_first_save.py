@@ -130,14 +130,12 @@ def _first_save(project: Any, name: str, new: str, *, warm: bool) -> dict[str, o
     }
 
 
-# Where the two still differ (issue 25; docs/limits.md, "Known defects"): without a bytecode
-# cache, a statement whose value no literal describes is taken for the one that ran, so its
-# change does not run; and, cache or not, a statement that only acted and is gone from the
-# file leaves no trace of what it did, which stays.
+# Where the two still differ without a bytecode cache (issue 25; docs/limits.md, "Known
+# defects"): a statement whose value no literal describes is taken for the one that ran, so
+# its change does not run; a statement that only acted and is gone from the file leaves no
+# trace, and what it did stays.
 KNOWN_WITHOUT_CACHE = {
     "statement computing a value changed": "a changed value no literal describes is not seen",
-}
-KNOWN = {
     "statement that only acts removed": "what a removed statement that only acted did stays",
 }
 
@@ -153,8 +151,6 @@ def test_first_save_before_the_warm_up_is_the_first_save_after_it(
 ):
     if not bytecode and edit in KNOWN_WITHOUT_CACHE:
         request.applymarker(pytest.mark.xfail(reason=KNOWN_WITHOUT_CACHE[edit], strict=True))
-    if edit in KNOWN:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN[edit], strict=True))
     new = EDITS[edit]
     slug = "".join(c for c in edit if c.isalpha())
 
@@ -184,11 +180,13 @@ def test_first_save_before_the_warm_up_is_the_first_save_after_it(
     assert before == after
 
 
-def _save_with_cache(project: Any, name: str, new: str, cache_of: str | None) -> Any:
+def _save_with_cache(
+    project: Any, name: str, new: str, cache_of: str | None, old: str = OLD
+) -> Any:
     """Import ``name`` as if before hotswap (its cache written by the import), then save
     ``new``; ``cache_of``: a source the module's cache is then compiled from, as another
     process's import of another version of the file would leave it."""
-    module = project.load(name, OLD)
+    module = project.load(name, old)
     path = project.path(name)
     _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
     assert os.path.exists(module.__cached__)
@@ -434,3 +432,21 @@ def test_first_save_keeps_a_value_the_program_set_when_the_bytecode_cache_shows_
     assert result.ok, result.error
     assert "RATE" not in result.changes.changed
     assert (module.RATE, module.helper(2)) == (10, 4)
+
+
+def test_first_save_reports_a_removed_statement_the_bytecode_cache_shows_gone(writing_bytecode):
+    # What a removed ``setLevel`` did cannot be taken back: reported with its line in the
+    # imported source, as after the warm-up; a removed append into EVENTS is undone.
+    old = OLD + "\nimport logging\nlogging.getLogger('first_gone').setLevel(10)\n"
+    new = old.replace("logging.getLogger('first_gone').setLevel(10)\n", "").replace(
+        'EVENTS.append("import")\n', ""
+    )
+    module = _save_with_cache(writing_bytecode, "cache_gone", new, None, old=old)
+
+    result = hotswap.reload(module)
+
+    assert result.ok, result.error
+    line = len(old.splitlines())
+    reason = f"removed (line {line} of the previous version): what it did stays until a restart"
+    assert result.skipped == (Skipped(line, reason),)
+    assert module.EVENTS == ["table"]

@@ -26,6 +26,7 @@ from hotswap._engine.members import (
 from hotswap._engine.switch import is_instance
 from hotswap._plan import statements as _statements
 from hotswap._plan import symbols as _symbols
+from hotswap._plan.oldcode import Told
 from hotswap._plan.symbols import Param, Signature, Symbol, Symbols
 
 __all__ = (
@@ -389,6 +390,24 @@ def _plain(stmt: _statements.Statement) -> bool:
     return stmt.info.kind in (_statements.OTHER, _statements.IMPORT)
 
 
+def _gone_statements(told: Told) -> list[_statements.Statement]:
+    """Stand-ins for the statements of the imported code that only acted and are no longer in
+    the file (or changed): the reload takes back what they registered where it can, as for
+    any removed statement, else reports them (their lines are the imported source's)."""
+    made = []
+    for n, gone in enumerate(told.gone):
+        info = _statements.Info(
+            digest=f"gone-code-{n}",
+            kind=_statements.OTHER,
+            reads=gone.loads,
+            called=gone.loads,
+            called_attributes=gone.calls,
+            mutates=gone.stores,
+        )
+        made.append(_statements.Statement(f"\0gone code {n}", gone.line, gone.line, info))
+    return made
+
+
 def _worth_the_cache(statements: list[_statements.Statement], verdicts: list[bool | None]) -> bool:
     """Whether a plain statement is left that the live objects did not tell unchanged: an
     import alone is not worth reading the cache for (one that binds what is live ran)."""
@@ -450,6 +469,8 @@ def synthesize(
             stmt.info, digest=f"live-{index}", symbols=_marker_symbols(stmt, found), placed={}
         )
         statements.append(_statements.Statement(f"\0live {index}", stmt.first, stmt.last, marker))
+    if told is not None:
+        statements += _gone_statements(told)
     bound = {n for s in new.statements for n in s.info.binds}
     for key, value in list(namespace.items()):
         if key in bound or key in MODULE_ATTRIBUTES or is_submodule(name, key, value):

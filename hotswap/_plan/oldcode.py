@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from hotswap._plan.statements import Statement
 from hotswap._plan.symbols import code_key
 
-__all__ = ("Shapes", "Told", "cached_code", "codes_by_place", "existed")
+__all__ = ("Gone", "Shapes", "Told", "cached_code", "codes_by_place", "existed")
 
 _JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs) | frozenset(getattr(dis, "hasjump", ()))
 _CONSTS = frozenset(dis.hasconst)
@@ -230,6 +230,25 @@ class Told:
 
     ran: dict[int, bool]
     whole: bool
+    gone: list[Gone] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Gone:
+    """A stretch of the old code that no statement of the new source holds, and that binds
+    no name: a statement that only acted, removed (or the old version of one that changed).
+
+    Attributes:
+        line: its first line in the old source.
+        loads: the module names it reads (a call of one of them may write into containers).
+        calls: ``(name, (attribute,))`` for each ``name.attribute`` it reads (``X.append``).
+        stores: names it stores into by subscript or attribute (``X[k] = v``, ``X.a = v``).
+    """
+
+    line: int
+    loads: frozenset[str]
+    calls: frozenset[tuple[str, tuple[str, ...]]]
+    stores: frozenset[str]
 
 
 def existed(
@@ -272,4 +291,55 @@ def existed(
                 ran[index] = n < len(places)
     asked = set(wanted)
     whole = len(covered) == len(before.entries)
-    return Told({i: v for i, v in ran.items() if i in asked}, whole)
+    gone = [] if whole else _gone(before, covered)
+    return Told({i: v for i, v in ran.items() if i in asked}, whole, gone)
+
+
+_LOADS = frozenset({"LOAD_NAME", "LOAD_GLOBAL"})
+_ATTRIBUTES = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+_BINDS = frozenset(
+    {"STORE_NAME", "STORE_GLOBAL", "DELETE_NAME", "DELETE_GLOBAL", "IMPORT_NAME", "IMPORT_FROM"}
+)
+_STORES = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR", "STORE_ATTR", "DELETE_ATTR"})
+
+
+def _name(entry: _Entry) -> str | None:
+    argument = entry.argument
+    if isinstance(argument, tuple) and argument and isinstance(argument[0], str):
+        return argument[0]
+    return None
+
+
+def _gone(before: Shapes, covered: set[int]) -> list[Gone]:
+    """The stretches of ``before`` outside ``covered`` (each run of consecutive entries) that
+    bind no name, read as what they may have done."""
+    found: list[Gone] = []
+    run: list[_Entry] = []
+    for index, entry in enumerate([*before.entries, None]):
+        if entry is not None and index not in covered:
+            run.append(entry)
+            continue
+        if run and not any(e.opname in _BINDS for e in run):
+            loads: set[str] = set()
+            calls: set[tuple[str, tuple[str, ...]]] = set()
+            stores: set[str] = set()
+            last: str | None = None  # the name the last load read, while attributes follow
+            for e in run:
+                name = _name(e)
+                if e.opname in _LOADS and name is not None:
+                    loads.add(name)
+                    last = name
+                elif e.opname in _ATTRIBUTES and name is not None and last is not None:
+                    calls.add((last, (name,)))
+                    last = None
+                elif e.opname in _STORES and loads:
+                    stores |= loads  # which of them it stores into is not read: any
+                else:
+                    last = None
+            found.append(
+                Gone(
+                    min(e.line for e in run), frozenset(loads), frozenset(calls), frozenset(stores)
+                )
+            )
+        run = []
+    return found
