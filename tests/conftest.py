@@ -138,6 +138,14 @@ def reloading(project: Project, bytecode: bool) -> Project:
     return project
 
 
+@pytest.fixture
+def writing_bytecode(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """:func:`project` with bytecode writing on (CPython's default), for tests of what the
+    import's bytecode cache tells."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    return project
+
+
 # --- the watcher --------------------------------------------------------------------------------
 
 WATCH_TIMEOUT = 10.0  # generous: the machine may be loaded; never a bound on what is asserted

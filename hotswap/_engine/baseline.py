@@ -16,9 +16,17 @@ import reprlib
 import types
 from typing import Any
 
+from hotswap._engine.importcache import old_statements
+from hotswap._engine.members import (
+    Members,
+    class_members,
+    owned_function,
+    signature_defaults_match,
+)
 from hotswap._engine.switch import is_instance
 from hotswap._plan import statements as _statements
 from hotswap._plan import symbols as _symbols
+from hotswap._plan.oldcode import Told
 from hotswap._plan.symbols import Param, Signature, Symbol, Symbols
 
 __all__ = (
@@ -110,24 +118,6 @@ def _attribute(value: object, name: str) -> str | bool | None:
     except Exception:
         return None
     return found if type(found) is str or type(found) is bool else None
-
-
-def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionType | None:
-    """The function a definition in this module made, looking through ``__wrapped__`` chains.
-
-    None when ``value`` is not, or does not wrap, a function whose globals are the module's.
-    """
-    seen: set[int] = set()
-    while id(value) not in seen:
-        seen.add(id(value))
-        # type(), not isinstance(): a proxy claims to be a function through __class__.
-        if type(value) is types.FunctionType and value.__globals__ is globals_:
-            return value
-        try:
-            value = value.__wrapped__  # type: ignore[attr-defined]
-        except Exception:
-            return None
-    return None
 
 
 def _callable_symbol(
@@ -253,6 +243,20 @@ class _Compiled:
     top: dict[tuple[str, int], types.CodeType] | None = None
     imports: ast.Import | None = None
     tried: bool = False
+    # first line -> how a class statement compares with its live class (see _class_members)
+    members: dict[int, Members | None] = dataclasses.field(default_factory=dict)
+    whole: types.CodeType | bool | None = None  # the whole compile; False: it failed
+
+    def module_code(self) -> types.CodeType | None:
+        """The new source compiled whole (None: it does not compile)."""
+        if self.whole is None:
+            try:
+                self.whole = compile(
+                    self.new.source, self.path, "exec", flags=self.new.flags, dont_inherit=True
+                )
+            except (SyntaxError, ValueError):
+                self.whole = False
+        return self.whole if isinstance(self.whole, types.CodeType) else None
 
     def code_of(self, stmt: _statements.Statement) -> types.CodeType | None:
         """The code object ``stmt`` (a ``def`` or ``class``) makes in its module."""
@@ -264,13 +268,8 @@ class _Compiled:
             # Whole when definitions make most of the text: a huge file of constants with a
             # few functions compiles those alone.
             if self.new.source and 2 * defined >= len(self.new.source):
-                try:
-                    whole = compile(
-                        self.new.source, self.path, "exec", flags=self.new.flags, dont_inherit=True
-                    )
-                except (SyntaxError, ValueError):
-                    pass
-                else:
+                whole = self.module_code()
+                if whole is not None:
                     self.top = {
                         (c.co_name, c.co_firstlineno): c
                         for c in whole.co_consts
@@ -295,8 +294,10 @@ def _unchanged(
     namespace: dict[str, Any],
     module: str,
     compiled: _Compiled,
-) -> bool:
-    """Whether the live objects show that ``stmt`` is what the module ran (best effort)."""
+) -> bool | None:
+    """Whether the live objects show that ``stmt`` is what the module ran (best effort); None
+    when they cannot tell (an import, a statement with effects only, a value no literal
+    describes)."""
     info = stmt.info
     if info.kind in (_statements.MAIN, _statements.FUTURE):
         return True
@@ -311,32 +312,20 @@ def _unchanged(
             return False
         if info.kind == _statements.DEF:
             inner = owned_function(value, namespace)
-            return inner is not None and _same_code(inner.__code__, made)
-        if not isinstance(value, type) or value.__module__ != module:
-            return False
-        methods = _codes_by_name(made)
-        for key, code_object in methods.items():
-            member = vars(value).get(key)
-            if isinstance(member, staticmethod | classmethod):
-                member = member.__func__
-            # A property's accessors share its name; the class body's last ``def`` of that
-            # name (a getter, or the setter after it) is the one the compiled body keeps.
-            accessors = (
-                (member.fget, member.fset, member.fdel)
-                if isinstance(member, property)
-                else (member,)
-            )
-            functions = [owned_function(a, namespace) for a in accessors if a is not None]
-            if not any(f is not None and _same_code(f.__code__, code_object) for f in functions):
+            if inner is None or not _same_code(inner.__code__, made):
                 return False
-        return True
+            # The code object does not hold the defaults: the def statement evaluates them.
+            signature = next((s.signature for s in info.symbols if s.qualname == info.name), None)
+            return signature_defaults_match(signature, inner)
+        found = _class_members(stmt, namespace, module, compiled)
+        return found is not None and not found
     if info.kind == _statements.OTHER and len(info.binds) == 1:
         tree = ast.parse(stmt.text).body[0]
         if isinstance(tree, ast.Assign) and len(tree.targets) == 1:
             try:
                 literal = ast.literal_eval(tree.value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                return True  # not a literal: assume it is what ran (its state is kept)
+                return None  # not a literal: nothing live tells
             current = namespace.get(next(iter(info.binds)))
             if isinstance(current, list | dict | set) and type(current) is type(literal):
                 return True  # a container the program may have filled: its state is kept
@@ -346,29 +335,142 @@ def _unchanged(
                 return bool(current == literal)
             except Exception:
                 return False
-    return True  # an import or a statement with effects only: assume it ran as written
+    return None  # an import or a statement with effects only: nothing live tells
+
+
+def _class_members(
+    stmt: _statements.Statement, namespace: dict[str, Any], module: str, compiled: _Compiled
+) -> Members | None:
+    """How a class statement differs from the live class it names, member by member; None
+    when there is no such class of this module to compare with (or the statement does not
+    compile): the statement is then changed as a whole."""
+    name = stmt.info.name
+    value = namespace.get(str(name))
+    made = compiled.code_of(stmt)
+    if made is None or not isinstance(value, type) or value.__module__ != module:
+        return None
+    if value.__qualname__ != name:
+        return None
+    # Its own lines are enough: the comparison reads no line numbers from the tree.
+    node = ast.parse(stmt.text).body[0]
+    if not isinstance(node, ast.ClassDef):
+        return None
+    return class_members(node, value, made, namespace, stmt.first)
+
+
+def _marker_symbols(stmt: _statements.Statement, found: Members | None) -> tuple[Symbol, ...]:
+    """The symbols a changed statement's stand-in carries: none (every name it defines is
+    then new to the report), or, for a class whose live members were compared, the new
+    statement's own where a member is unchanged, another digest where it changed, and the
+    live class's functions that the new source drops, so the report names the members that
+    changed (``Model.total``), as a reload with the old source does."""
+    if found is None:
+        return ()
+    kept: list[Symbol] = []
+    for symbol in stmt.info.symbols:
+        parts = symbol.qualname.split(".")
+        if any(".".join(parts[:end]) in found.added for end in range(1, len(parts) + 1)):
+            continue  # new, or a member of a nested class that is new
+        if symbol.qualname in found.changed:
+            kept.append(dataclasses.replace(symbol, fingerprint=f"live:{symbol.fingerprint}"))
+        else:
+            kept.append(symbol)
+    return (*kept, *found.removed)
 
 
 _PLAIN = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type(None))
 
 
+def _acts_only(stmt: _statements.Statement) -> bool:
+    return stmt.info.kind == _statements.OTHER and not stmt.info.binds
+
+
+def _plain(stmt: _statements.Statement) -> bool:
+    """A statement other than a definition, the docstring and the main block."""
+    return stmt.info.kind in (_statements.OTHER, _statements.IMPORT)
+
+
+def _gone_statements(told: Told) -> list[_statements.Statement]:
+    """Stand-ins for the statements of the imported code that only acted and are no longer in
+    the file (or changed): the reload takes back what they registered where it can, as for
+    any removed statement, else reports them (their lines are the imported source's)."""
+    made = []
+    for n, gone in enumerate(told.gone):
+        info = _statements.Info(
+            digest=f"gone-code-{n}",
+            kind=_statements.OTHER,
+            reads=gone.loads,
+            called=gone.loads,
+            called_attributes=gone.calls,
+            mutates=gone.stores,
+        )
+        made.append(_statements.Statement(f"\0gone code {n}", gone.line, gone.line, info))
+    return made
+
+
+def _worth_the_cache(statements: list[_statements.Statement], verdicts: list[bool | None]) -> bool:
+    """Whether a plain statement is left that the live objects did not tell unchanged: an
+    import alone is not worth reading the cache for (one that binds what is live ran)."""
+    return any(
+        v is False or (v is None and s.info.kind != _statements.IMPORT)
+        for s, v in zip(statements, verdicts, strict=True)
+        if _plain(s)
+    )
+
+
 def synthesize(
-    module: types.ModuleType, new: _statements.ModuleSource, path: str
+    module: types.ModuleType,
+    new: _statements.ModuleSource,
+    path: str,
+    unknown: list[int] | None = None,
+    *,
+    cache: bool = True,
 ) -> _statements.ModuleSource:
     """A stand-in for the unknown source ``module`` runs: the statements of ``new`` that the
-    live objects show unchanged, a changed marker for the others (definitions keep their
-    decorator and header digests, so they are updated in place or merged as usual), and a
-    marker binding each function or class of the module that ``new`` no longer defines."""
+    live objects (or the import's bytecode cache) show unchanged, a changed marker for the
+    others (definitions keep their decorator and header digests, so they are updated in place
+    or merged as usual), and a marker binding each function or class of the module that
+    ``new`` no longer defines. ``unknown`` receives the indices of the statements that only
+    act and that nothing tells apart: taken for what ran, though whether they did is not
+    known (no bytecode cache of the imported source is left). ``cache`` False: the bytecode
+    cache is not read (the warm-up, which confirms a file the module was imported from)."""
     namespace = vars(module)
     name = module.__name__
     statements: list[_statements.Statement] = []
     compiled = _Compiled(new, path)
+    verdicts = [_unchanged(stmt, namespace, name, compiled) for stmt in new.statements]
+    told = None
+    if cache and _worth_the_cache(new.statements, verdicts):
+        # The bytecode cache decides for plain statements: what they hold now may be the
+        # program's (a value it set since), what the module ran is not.
+        asked = [i for i, v in enumerate(verdicts) if v is not True and _plain(new.statements[i])]
+        told = old_statements(module, path, new.statements, compiled.module_code, asked)
     for index, stmt in enumerate(new.statements):
-        if _unchanged(stmt, namespace, name, compiled):
+        same = verdicts[index]
+        if told is not None and index in told.ran:
+            same = told.ran[index]
+            if not same and told.whole:
+                # Not in the code the module ran, and nothing of that code changed or went:
+                # new, so it runs as added (else it runs as changed, and what it fills is
+                # built again, as after a change of it).
+                continue
+        elif same is None:
+            same = True  # assumed: it ran as written (an import, a value the program holds)
+            if told is None and unknown is not None and _acts_only(stmt):
+                unknown.append(index)
+        if same:
             statements.append(stmt)
             continue
-        marker = dataclasses.replace(stmt.info, digest=f"live-{index}", symbols=())
+        found = None
+        if stmt.info.kind == _statements.CLASS and stmt.info.name is not None:
+            found = _class_members(stmt, namespace, name, compiled)
+        # ``placed`` afresh: replace() would share the new statement's placed symbols.
+        marker = dataclasses.replace(
+            stmt.info, digest=f"live-{index}", symbols=_marker_symbols(stmt, found), placed={}
+        )
         statements.append(_statements.Statement(f"\0live {index}", stmt.first, stmt.last, marker))
+    if told is not None:
+        statements += _gone_statements(told)
     bound = {n for s in new.statements for n in s.info.binds}
     for key, value in list(namespace.items()):
         if key in bound or key in MODULE_ATTRIBUTES or is_submodule(name, key, value):

@@ -409,7 +409,7 @@ def _prepare_file(name: str, module: types.ModuleType, file: str, since: float |
     except (SyntaxError, HotswapError):
         return 0
     if not recorded:
-        baseline = synthesize(module, parsed, file)
+        baseline = synthesize(module, parsed, file, cache=False)
         if len(baseline.statements) != len(parsed.statements) or any(
             mine is not theirs
             for mine, theirs in zip(baseline.statements, parsed.statements, strict=True)

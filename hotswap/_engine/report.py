@@ -17,7 +17,7 @@ from hotswap.exceptions import ExecutionError
 if TYPE_CHECKING:
     from hotswap._engine.unit import Unit as _Unit
 
-__all__ = ("changes_of", "dependents_of", "error_in", "skipped_of")
+__all__ = ("UNKNOWN_EFFECT", "changes_of", "dependents_of", "error_in", "skipped_of")
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +109,15 @@ def changes_of(unit: _Unit) -> Changes:
                 added.append(name)
                 continue
             members = None
-            if info.kind == "class":
+            # Worked out from the live objects, the old source describes the members of a
+            # class only where they were compared with the live class's (else: the class).
+            if (
+                info.kind == "class"
+                and unit.old is not None
+                and (exact or name in unit.old.symbols)
+            ):
                 if members_of is None:
-                    delta = None
-                    if exact and unit.old is not None:
-                        delta = diff(unit.old.symbols, unit.new.symbols)
-                    members_of = _members(delta)
+                    members_of = _members(diff(unit.old.symbols, unit.new.symbols))
                 members = members_of.get(name, [])
             if members:
                 new_symbols = unit.new.symbols
@@ -175,12 +178,27 @@ def dependents_of(root: str, importers: list[_Unit]) -> tuple[Dependent, ...]:
     )
 
 
+# Why a statement that only acts is not run at the first save of a module imported before
+# hotswap, saved before its source was read, when no bytecode cache of the imported source
+# tells whether the statement was in it.
+UNKNOWN_EFFECT = (
+    "not run: whether it ran at import is unknown (the module was imported before hotswap "
+    "and saved before its source was read; no bytecode cache of the imported source is left): "
+    "a restart runs it"
+)
+
+
 def skipped_of(unit: _Unit) -> tuple[Skipped, ...]:
     """The unit's changed statements that were deliberately not run."""
     found = []
     for index, reason in unit.plan.skipped:
         stmt = unit.new.statements[index]
         found.append(Skipped(stmt.first, reason, tuple(sorted(stmt.info.binds))))
+    ran = {index for index, _ in unit.plan.run}
+    for index in unit.unknown:
+        if index not in ran:
+            stmt = unit.new.statements[index]
+            found.append(Skipped(stmt.first, UNKNOWN_EFFECT))
     for line in unit.plan.effects_removed:
         reason = f"removed (line {line} of the previous version): what it did stays until a restart"
         found.append(Skipped(line, reason))

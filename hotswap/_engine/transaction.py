@@ -394,7 +394,7 @@ def _plan_units(units: list[_Unit], policy: str, force: bool, follow: bool) -> N
     for unit in units:
         fresh = unit.old is None
         if unit.old is None:
-            unit.old = synthesize(unit.module, unit.new, unit.path)
+            unit.old = synthesize(unit.module, unit.new, unit.path, unit.unknown)
         if unit.new is unit.old or policy == "off":
             continue  # ``off`` checks nothing: no symbol tables are built for it
         old_symbols = live_symbols(unit.module) if fresh else unit.old.symbols

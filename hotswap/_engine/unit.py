@@ -52,6 +52,10 @@ class Unit:
     # container that another module's running statement fills (crosswriters).
     rerun: frozenset[int] = frozenset()
     names: set[str] = field(default_factory=set)  # the names the caller gave for it
+    # Statements of the new source that only act and that nothing tells apart from what the
+    # module ran (imported before hotswap, saved before its source was read, no bytecode
+    # cache of it left): taken for what ran, so not run, and reported in ``skipped``.
+    unknown: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
