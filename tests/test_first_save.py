@@ -189,12 +189,12 @@ def _save_with_cache(
     module = project.load(name, old)
     path = project.path(name)
     _sources.take(str(path))  # as if imported before hotswap: no import-time bytes
-    assert os.path.exists(module.__cached__)
+    assert os.path.exists(module.__spec__.cached)
     if cache_of is not None:
         Path(path).write_text(cache_of)
-        py_compile.compile(str(path), cfile=module.__cached__, doraise=True)
+        py_compile.compile(str(path), cfile=module.__spec__.cached, doraise=True)
     Path(path).write_text(new)
-    later = os.stat(module.__cached__).st_mtime + 2  # saved after the cache was written
+    later = os.stat(module.__spec__.cached).st_mtime + 2  # saved after the cache was written
     os.utime(path, (later, later))
     return module
 
@@ -231,7 +231,7 @@ def test_first_save_refuses_a_bytecode_cache_not_of_the_imported_source(writing_
     module = _save_with_cache(writing_bytecode, "cache_other", new, other)
     if cache == "of the saved source":
         Path(module.__file__).write_text(new)  # its mtime stands as the cache records it
-        py_compile.compile(module.__file__, cfile=module.__cached__, doraise=True)
+        py_compile.compile(module.__file__, cfile=module.__spec__.cached, doraise=True)
 
     result = hotswap.reload(module)
 

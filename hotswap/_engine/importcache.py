@@ -76,7 +76,9 @@ def old_statements(
     Told`); None when no cache tells (none left, or not of the imported source). ``new_code``
     compiles the new source."""
     namespace = vars(module)
-    code = _oldcode.cached_code(path, namespace.get("__cached__"))
+    # (3.15 no longer sets ``__cached__``; the spec still says where the cache is.)
+    cached = namespace.get("__cached__") or getattr(namespace.get("__spec__"), "cached", None)
+    code = _oldcode.cached_code(path, cached)
     if code is None or not _belongs(code, namespace, module.__name__):
         return None
     made = new_code()

@@ -3,7 +3,7 @@
 A module imported before hotswap, saved before the warm-up read its file, has no old source:
 its first reload works out what ran from the live objects. A statement that only acts
 (``EVENTS.append("added")``) leaves nothing live to compare. The import's bytecode cache
-(``module.__cached__``, written by default) still holds the old top-level code, and its
+(``module.__spec__.cached``, written by default) still holds the old top-level code, and its
 header the size and mtime (or the hash) of the source it was compiled from. This module reads
 it, refuses a cache that the current file's own compile could be (its header describes the
 file as it is now, or it was written after the file's last save), and tells which of the new
@@ -41,7 +41,7 @@ _FLAG_HASHED = 0b1
 
 
 def cached_code(source_path: str, cached: object) -> types.CodeType | None:
-    """The top-level code in ``cached`` (a module's ``__cached__``), when it was compiled from
+    """The top-level code in ``cached`` (a module's ``__spec__.cached``), when it was compiled from
     an earlier version of ``source_path`` than the one there now; None when there is none,
     when it is of another Python, or when the file as it is now may be what it was compiled
     from (the caller then knows nothing from it)."""
