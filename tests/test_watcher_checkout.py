@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
 
@@ -49,6 +50,7 @@ def test_watcher_checkout_waits_for_its_files_still_between_watchdogs_threads(
     project.write("cw.cli", "def main():\n    return 'plain'\n")
     package = project.load("cw", "from cw.cli import main\n")
     cli = project.load("cw.cli", "def main():\n    return 'plain'\n")
+    project.load("cw.spaced", "VALUE = 1\n")
     _git(project.root, "init", "-q")
     held, released = threading.Event(), threading.Event()
     real_locked = _watcher.locked
@@ -64,7 +66,7 @@ def test_watcher_checkout_waits_for_its_files_still_between_watchdogs_threads(
     real_notify = _watcher.Reloader.notify
 
     def notify(self: _watcher.Reloader, path: str, why: str | None) -> None:
-        if path.endswith(("cw/__init__.py", "cw\\__init__.py")):
+        if os.path.basename(path) in ("__init__.py", "spaced.py"):
             released.wait(10)  # in flight until the watcher saw the lock go
         real_notify(self, path, why)
 
@@ -79,13 +81,18 @@ def test_watcher_checkout_waits_for_its_files_still_between_watchdogs_threads(
     )
     assert held.wait(10)  # the set waits for the checkout
     (project.root / "cw" / "__init__.py").write_text("UNICODE = True\nfrom cw.cli import main\n")
+    (project.root / "cw" / "spaced.py").write_text("\nVALUE = 1\n")  # (lines moved only)
     lock.replace(project.root / ".git" / "index")
-    seen.wait_for(lambda results: len(results) >= 2)
-    assert sorted((r.module, r.ok) for r in seen.results) == [("cw", True), ("cw.cli", True)], [
-        str(r.error) for r in seen.results
-    ]
-    assert [sorted(names) for names in change_sets.sets] == [["cw", "cw.cli"]]
+    seen.wait_for(lambda results: len(results) >= 3)
+    assert sorted((r.module, r.ok) for r in seen.results) == [
+        ("cw", True),
+        ("cw.cli", True),
+        ("cw.spaced", True),
+    ], [str(r.error) for r in seen.results]
+    assert [sorted(names) for names in change_sets.sets] == [["cw", "cw.cli", "cw.spaced"]]
     assert (package.UNICODE, cli.main()) == (True, "fancy")
+    # A file of the checkout that changed nothing that runs is reported as its save would be.
+    assert [bool(r.changes) for r in seen.results if r.module == "cw.spaced"] == [False]
 
 
 def test_watcher_checkout_split_in_two_sets_applies_the_failed_one_after_the_other(

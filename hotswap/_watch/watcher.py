@@ -428,8 +428,8 @@ class Reloader:
         """Git let the lock go: every file it wrote is complete. The loaded modules' files
         written since it took the lock join the set now, whatever their events' way: on a
         loaded machine one can still be between watchdog's threads, where no queue shows it
-        (lock held). Those no event came for yet are reported only if they differ from what
-        runs."""
+        (lock held). Each is reported as a save is (one whose bytes are those that run, as
+        the file's clock may count one written just before the lock, is no save)."""
         files = [
             file
             for path in self.paths
@@ -440,11 +440,8 @@ class Reloader:
         now = time.monotonic()
         for path in written_since(files, taken):
             known = self._pending.get(path)
-            if known is None:
-                self._sets.reread(path)
-            elif known.why == GONE:
-                continue
-            self._pending[path] = _Pending(now, CHECKED_OUT, now)
+            if known is None or known.why != GONE:
+                self._pending[path] = _Pending(now, CHECKED_OUT, now)
 
     def _settle_until(self, limit: float) -> None:
         while not self._stopping:
