@@ -452,11 +452,6 @@ def test_first_save_reports_a_removed_statement_the_bytecode_cache_shows_gone(wr
     assert module.EVENTS == ["table"]
 
 
-@pytest.mark.xfail(
-    reason="the cache is not read when only definitions, imports and confirmed literals are"
-    " left (docs/limits.md, known defects)",
-    strict=True,
-)
 def test_first_save_undoes_a_removed_statement_in_a_module_of_definitions(writing_bytecode):
     old = "EVENTS = []\nEVENTS.append(1)\n\n\ndef f():\n    return 1\n"
     new = "EVENTS = []\n\n\ndef f():\n    return 2\n"
@@ -466,3 +461,4 @@ def test_first_save_undoes_a_removed_statement_in_a_module_of_definitions(writin
 
     assert result.ok, result.error
     assert (module.EVENTS, module.f()) == ([], 2)  # as a fresh import, and after the warm-up
+

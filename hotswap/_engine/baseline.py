@@ -408,16 +408,6 @@ def _gone_statements(told: Told) -> list[_statements.Statement]:
     return made
 
 
-def _worth_the_cache(statements: list[_statements.Statement], verdicts: list[bool | None]) -> bool:
-    """Whether a plain statement is left that the live objects did not tell unchanged: an
-    import alone is not worth reading the cache for (one that binds what is live ran)."""
-    return any(
-        v is False or (v is None and s.info.kind != _statements.IMPORT)
-        for s, v in zip(statements, verdicts, strict=True)
-        if _plain(s)
-    )
-
-
 def synthesize(
     module: types.ModuleType,
     new: _statements.ModuleSource,
@@ -440,9 +430,10 @@ def synthesize(
     compiled = _Compiled(new, path)
     verdicts = [_unchanged(stmt, namespace, name, compiled) for stmt in new.statements]
     told = None
-    if cache and _worth_the_cache(new.statements, verdicts):
+    if cache:
         # The bytecode cache decides for plain statements: what they hold now may be the
-        # program's (a value it set since), what the module ran is not.
+        # program's (a value it set since), what the module ran is not; and it tells the
+        # statements that only acted and are gone, whatever is left.
         asked = [i for i, v in enumerate(verdicts) if v is not True and _plain(new.statements[i])]
         told = old_statements(module, path, new.statements, compiled.module_code, asked)
     for index, stmt in enumerate(new.statements):

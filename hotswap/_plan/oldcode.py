@@ -312,34 +312,48 @@ def _name(entry: _Entry) -> str | None:
 
 def _gone(before: Shapes, covered: set[int]) -> list[Gone]:
     """The stretches of ``before`` outside ``covered`` (each run of consecutive entries) that
-    bind no name, read as what they may have done."""
+    bind no name, read as what they may have done. A run that binds one is cut after each
+    expression statement's end (a ``POP_TOP`` that a later line follows): a removed call
+    next to a changed definition is a stretch of its own."""
     found: list[Gone] = []
     run: list[_Entry] = []
     for index, entry in enumerate([*before.entries, None]):
         if entry is not None and index not in covered:
             run.append(entry)
             continue
-        if run and not any(e.opname in _BINDS for e in run):
-            loads: set[str] = set()
-            calls: set[tuple[str, tuple[str, ...]]] = set()
-            stores: set[str] = set()
-            last: str | None = None  # the name the last load read, while attributes follow
-            for e in run:
-                name = _name(e)
-                if e.opname in _LOADS and name is not None:
-                    loads.add(name)
-                    last = name
-                elif e.opname in _ATTRIBUTES and name is not None and last is not None:
-                    calls.add((last, (name,)))
-                    last = None
-                elif e.opname in _STORES and loads:
-                    stores |= loads  # which of them it stores into is not read: any
-                else:
-                    last = None
-            found.append(
-                Gone(
-                    min(e.line for e in run), frozenset(loads), frozenset(calls), frozenset(stores)
-                )
-            )
+        pieces = _statement_ends(run) if any(e.opname in _BINDS for e in run) else [run]
+        found += [_effects(p) for p in pieces if p and not any(e.opname in _BINDS for e in p)]
         run = []
     return found
+
+
+def _statement_ends(run: list[_Entry]) -> list[list[_Entry]]:
+    pieces: list[list[_Entry]] = [[]]
+    highest = 0
+    for n, entry in enumerate(run):
+        pieces[-1].append(entry)
+        highest = max(highest, entry.line)
+        following = run[n + 1] if n + 1 < len(run) else None
+        if entry.opname == "POP_TOP" and following is not None and following.line > highest:
+            pieces.append([])
+    return pieces
+
+
+def _effects(run: list[_Entry]) -> Gone:
+    loads: set[str] = set()
+    calls: set[tuple[str, tuple[str, ...]]] = set()
+    stores: set[str] = set()
+    last: str | None = None  # the name the last load read, while attributes follow
+    for e in run:
+        name = _name(e)
+        if e.opname in _LOADS and name is not None:
+            loads.add(name)
+            last = name
+        elif e.opname in _ATTRIBUTES and name is not None and last is not None:
+            calls.add((last, (name,)))
+            last = None
+        elif e.opname in _STORES and loads:
+            stores |= loads  # which of them it stores into is not read: any
+        else:
+            last = None
+    return Gone(min(e.line for e in run), frozenset(loads), frozenset(calls), frozenset(stores))
