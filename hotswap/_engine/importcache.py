@@ -19,6 +19,7 @@ from hotswap._engine.members import accessors, owned_function
 from hotswap._engine.switch import is_instance
 from hotswap._plan import oldcode as _oldcode
 from hotswap._plan import statements as _statements
+from hotswap._plan import symbols as _symbols
 
 __all__ = ("old_statements",)
 
@@ -56,7 +57,7 @@ def _functions(namespace: dict[str, Any], module: str) -> list[types.FunctionTyp
 
 def _belongs(code: types.CodeType, namespace: dict[str, Any], module: str) -> bool:
     """Whether ``code`` holds every function the module defines, exactly (lines included)."""
-    places = _oldcode.codes_by_place(code)
+    places = _symbols.code_index(code)
     for function in _functions(namespace, module):
         live = function.__code__
         if places.get((live.co_name, live.co_firstlineno)) != live:

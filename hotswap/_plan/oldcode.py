@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from hotswap._plan.statements import Statement
 from hotswap._plan.symbols import code_key
 
-__all__ = ("Gone", "Shapes", "Told", "cached_code", "codes_by_place", "existed")
+__all__ = ("Gone", "Shapes", "Told", "cached_code", "existed")
 
 _JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs) | frozenset(getattr(dis, "hasjump", ()))
 _CONSTS = frozenset(dis.hasconst)
@@ -76,19 +76,6 @@ def cached_code(source_path: str, cached: object) -> types.CodeType | None:
     except (EOFError, ValueError, TypeError):
         return None
     return code if isinstance(code, types.CodeType) else None
-
-
-def codes_by_place(code: types.CodeType) -> dict[tuple[str, int], types.CodeType]:
-    """Every code object inside ``code`` (functions, classes, their members), by name and
-    first line."""
-    found: dict[tuple[str, int], types.CodeType] = {}
-    stack = [code]
-    while stack:
-        for const in stack.pop().co_consts:
-            if isinstance(const, types.CodeType):
-                found[(const.co_name, const.co_firstlineno)] = const
-                stack.append(const)
-    return found
 
 
 def _const(value: object, memo: dict[int, object]) -> object:

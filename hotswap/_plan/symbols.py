@@ -57,6 +57,7 @@ __all__ = (
     "Signature",
     "Symbol",
     "Symbols",
+    "code_index",
     "code_key",
     "forget_shapes",
     "module_symbols",
@@ -199,7 +200,7 @@ def code_key(code: types.CodeType) -> tuple[object, ...]:
     )
 
 
-def _code_index(code: types.CodeType) -> dict[tuple[str, int], types.CodeType]:
+def code_index(code: types.CodeType) -> dict[tuple[str, int], types.CodeType]:
     """Every code object inside ``code``, by name and first line (a decorated definition's
     first line is its first decorator's)."""
     index: dict[tuple[str, int], types.CodeType] = {}
@@ -301,7 +302,7 @@ class _Builder:
         # Indexed on first use: a module whose every statement is cached never needs it.
         if self._codes is None:
             assert self.code is not None
-            self._codes = _code_index(self.code)
+            self._codes = code_index(self.code)
         return self._codes
 
     def chunks(self, chunks: list[tuple[int, str]]) -> bool:
