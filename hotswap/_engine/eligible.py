@@ -45,14 +45,22 @@ MERGEABLE_METACLASSES = (type, abc.ABCMeta)
 _NEVER_SEEN = cast(Record, object())
 
 
-@dataclass(frozen=True)
+@dataclass
 class Known:
     """What this path knows of a version of a module: its source's digest, shape, and the
-    names its statements bound (None: not known without reading its statements)."""
+    names its statements bound (None: not known without reading its statements; or not read
+    yet, from ``text``, until :meth:`names` asks: a rewrite under ``policy="off"`` needs them
+    only when a name is left unbound, and reading them costs a tenth of a second for 10 MB)."""
 
     digest: str | None
     shape: _whole.Shape | None
     binds: frozenset[str] | None
+    text: str | None = None
+
+    def names(self) -> frozenset[str] | None:
+        if self.binds is None and self.text is not None:
+            self.binds, self.text = _whole.binds_of(self.text), None
+        return self.binds
 
 
 @dataclass
@@ -135,12 +143,13 @@ def _old_of(name: str, record: Any) -> Known | None:
     if live is None:
         return None
     binds: frozenset[str] | None
+    text = None
     if not isinstance(live, _whole.LazySource) or live.is_read:
         found = {n for s in live.statements for n in s.info.binds}
         binds = None if "*" in found else frozenset(found)
     else:
-        binds = _whole.binds_of(live.source)  # (a version this path left, rolled back to)
-    known = Known(digest, _whole.shape(live.source), binds)
+        binds, text = None, live.source  # (a version this path left, rolled back to)
+    known = Known(digest, _whole.shape(live.source), binds, text)
     _known[name] = known
     return known
 
@@ -189,20 +198,22 @@ def eligible(target: types.ModuleType | str, given: bytes | None, policy: str) -
     if _whole.shares_much(record.live.source, text):
         return None  # (the common edit: one definition changed)
     old = _old_of(name, record)
-    if old is None or old.shape is None or old.binds is None:
+    if old is None or old.shape is None:
         return None
+    if policy != "off" and old.names() is None:
+        return None  # (under "off" its names are read only if the run leaves one unbound)
     new = _ahead.pop(digest, None) or _whole.shape(text)
     if new is None or not _whole.rewrite_of(old.shape, new):
         return None
     namespace = vars(module)
-    if not _runs_alone(name, namespace, old.binds, policy):
+    if not _runs_alone(name, namespace, old.binds or frozenset(), policy):
         return None
     try:
         code = compile(text, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return None  # the statement path reports it, with its line
     if policy != "off":
-        public = {n for n in old.binds if not n.startswith("_")}
+        public = {n for n in old.names() or () if not n.startswith("_")}
         if public - set(code.co_names):
             return None  # a public name removed: whether something still uses it is asked there
     return Rewrite(module, record, path, text, data, digest, code, new, old)
@@ -322,7 +333,7 @@ def _unrecorded(module: types.ModuleType, name: str, path: str, new: str) -> Rec
     record.current.source = record.origin = _whole.LazySource(text)
     known = _known.get(name)
     if known is None or known.digest != digest:  # (else read for a compile ahead already)
-        _known[name] = Known(digest, _whole.shape(text), _whole.binds_of(text))
+        _known[name] = Known(digest, _whole.shape(text), None, text)
     return record
 
 

@@ -76,6 +76,8 @@ def attempt(
     wait = _config.current().pin_timeout if pin_timeout is None else pin_timeout
     try:
         changes, bound, epoch = _run(found, policy, wait)
+    except _Unread:
+        return None  # (restored: the statement path reads both versions)
     except _Refused as refusal:
         result = ReloadResult(
             module=name,
@@ -101,6 +103,11 @@ def attempt(
         epoch=epoch,
     )
     return finish(result, record)
+
+
+class _Unread(Exception):
+    """The run left a name unbound, and the old text's statements are not of a form that
+    tells whether it bound that name: the statement path decides."""
 
 
 class _Refused(Exception):
@@ -178,7 +185,7 @@ def _run(found: _eligible.Rewrite, policy: str, wait: float) -> tuple[Changes, f
                     exec(found.code, namespace)
                     bound = dict.fromkeys(found.plain.names())
                     reconciled = frozenset(bound) - {n for n, _ in found.plain.functions}
-                removed = _remove_unbound(module, before, old.binds, bound)
+                removed = _remove_unbound(module, before, old, bound)
                 if "__annotations__" not in bound:
                     namespace.pop("__annotations__", None)  # (none: a fresh import has none)
                 if policy != "off":
@@ -195,7 +202,7 @@ def _run(found: _eligible.Rewrite, policy: str, wait: float) -> tuple[Changes, f
             snapshot.restore(namespace, failed=True, emptied=emptied)
             for container, saved in contents:
                 refill(container, saved)
-            if isinstance(error, KeyboardInterrupt):
+            if isinstance(error, KeyboardInterrupt | _Unread):
                 raise
             if isinstance(error, HotswapError):
                 raise _Refused(error, rolled_back=True) from error
@@ -219,21 +226,36 @@ def _run(found: _eligible.Rewrite, policy: str, wait: float) -> tuple[Changes, f
 def _remove_unbound(
     module: types.ModuleType,
     before: dict[str, Any],
-    binds: frozenset[str] | None,
+    old: _eligible.Known,
     bound: dict[str, None],
 ) -> list[str]:
     """Names the old source bound that the new one did not: gone, as after a fresh import
-    (a name the program set itself, or bound to another object since, stays)."""
+    (a name the program set itself, or bound to another object since, stays). The old
+    source's names are read only when the run left a name unbound; :class:`_Unread` when
+    they cannot be read from its text."""
     namespace = vars(module)
+    left = [
+        key
+        for key, value in namespace.items()
+        if key not in bound
+        and (
+            key not in MODULE_ATTRIBUTES
+            or key == "__annotations__"
+            or (key == "__doc__" and value is not None)
+        )
+    ]
+    if not left:
+        return []
+    binds = old.names()
+    if binds is None:
+        raise _Unread
     removed = []
-    for key in binds or ():
-        if key in bound or key not in namespace:
+    for key in left:
+        if key not in binds:
             continue
         if key == "__doc__":
             if namespace[key] is before.get(key):
                 namespace[key] = None
-            continue
-        if key in MODULE_ATTRIBUTES and key != "__annotations__":
             continue
         value = namespace[key]
         if value is before.get(key) and not is_submodule(module.__name__, key, value):
