@@ -461,4 +461,3 @@ def test_first_save_undoes_a_removed_statement_in_a_module_of_definitions(writin
 
     assert result.ok, result.error
     assert (module.EVENTS, module.f()) == ([], 2)  # as a fresh import, and after the warm-up
-
