@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 _TICK = 0.1  # how often the supervisor looks at the run and the trigger files
 _STOP_GRACE = 5.0  # seconds a run has to exit after SIGTERM before SIGKILL
+_PASSED_ON = {signal.SIGINT, signal.SIGTERM}  # what the supervisor passes on to the run
 
 
 # --- one run of the program ---------------------------------------------------------------------
@@ -198,6 +199,7 @@ class Supervisor:
         self.unsafe: str | None = None
         self.child: _Child | None = None
         self.terminated = False
+        self.interrupted = False
 
     def warm(self) -> None:
         """Import the program's third-party dependencies; decide how runs start."""
@@ -225,34 +227,48 @@ class Supervisor:
         if self.unsafe is not None and os.name != "posix":
             # No descriptor passing: the run cannot ask for a restart (restart_on_failure),
             # the files that trigger one still work.
-            return _Child(None, subprocess.Popen(self.command(None)), None)
+            self.child = _Child(None, subprocess.Popen(self.command(None)), None)
+            return self.child
         read, write = os.pipe()
         if self.unsafe is not None:
             process = subprocess.Popen(self.command(write), pass_fds=(write,))
             os.close(write)
-            return _Child(None, process, read)
+            self.child = _Child(None, process, read)
+            return self.child
+        # SIGINT and SIGTERM wait while the run is forked: the run sets its own handlers
+        # before it takes them, and the supervisor knows the run's pid before it passes them on.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _PASSED_ON)
         pid = os.fork()
         if pid == 0:  # the program's process: it never runs the supervisor's loop
             code = 1
             try:
-                os.close(read)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                os.close(read)
                 _config.reset()  # read pyproject.toml and the environment as they are now
                 code = _runner.run(self.target, control_writer(write))
             except SystemExit as stop:
                 code = _runner.exit_code(stop)
+            except KeyboardInterrupt:  # interrupted before the program took over
+                code = 128 + signal.SIGINT
             except BaseException:
                 traceback.print_exc()
             raise ChildExit(code)
-        os.close(write)
-        return _Child(pid, None, read)
+        try:
+            os.close(write)
+            child = self.child = _Child(pid, None, read)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        return child
 
     def _interrupt(self, signum: int, _frame: FrameType | None) -> None:
         child = self.child
-        if child is not None and child.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child.pid, signum)
+        if child is None or child.pid is None:  # between two runs: no run starts after it
+            self.interrupted = True
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         self.terminated = True  # no run starts after this one
@@ -274,7 +290,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._forward)
         how = "a new interpreter" if self.unsafe is not None else "a fork of the warm template"
         while True:
-            self.child = child = self._spawn()
+            child = self._spawn()
+            if self.interrupted:  # a SIGINT came before the run had a pid: it is the run's
+                self.interrupted = False
+                self._interrupt(signal.SIGINT, None)
             reason: str | None = None
             stale = False
             while reason is None:
@@ -288,20 +307,28 @@ class Supervisor:
                     if found is not None:
                         reason, stale = found
             label = self.target.label
+            self.child = None  # from here a SIGINT ends the supervisor: no run starts after it
             if self.terminated:
                 child.stop()
                 return _end_like(-signal.SIGTERM)
             if stale:
                 logger.log(NOTICE, "hotswap: %s: restarting %s from scratch", reason, label)
-                child.stop()
-                self._exec()
-            logger.log(NOTICE, "hotswap: %s: restarting %s in %s", reason, label, how)
+            else:
+                logger.log(NOTICE, "hotswap: %s: restarting %s in %s", reason, label, how)
             child.stop()
-            if self._terminating():  # SIGTERM while the old run was stopping
-                return _end_like(-signal.SIGTERM)
+            ended = self._ended()
+            if ended is not None:
+                return ended
+            if stale:
+                self._exec()
 
-    def _terminating(self) -> bool:
-        return self.terminated
+    def _ended(self) -> int | None:
+        """The command's status when a signal came while a run was stopping, else None."""
+        if self.terminated:
+            return _end_like(-signal.SIGTERM)
+        if self.interrupted:  # the status of an interrupted run
+            return 128 + signal.SIGINT
+        return None
 
     def _exec(self) -> None:
         """Start the whole command again: new dependencies need a new template."""
