@@ -38,6 +38,9 @@ __all__ = ("Options", "Supervisor")
 _SETTLE = 0.02
 # --hotswap-verify=idle: verify once nothing was saved for this long after a final run.
 _IDLE = 1.0
+# The longest the main thread waits at once: CPython can lose a SIGINT (Ctrl-C) that lands just
+# before a wait without a timeout blocks; the next wait sees it.
+_SLICE = 0.5
 
 Event = tuple[str, Any, Any]
 
@@ -210,12 +213,12 @@ class Supervisor:
         return 1 if counts["failed"] or counts["error"] else 0
 
     def _step(self) -> None:
-        timeout = None
+        timeout = _SLICE
         now = time.monotonic()
         if self.due is not None:
-            timeout = max(self.due - now, 0.0)
+            timeout = min(max(self.due - now, 0.0), _SLICE)
         elif self._verify_due() is not None:
-            timeout = max(self._verify_due() - now, 0.0)  # type: ignore[operator]
+            timeout = min(max(self._verify_due() - now, 0.0), _SLICE)  # type: ignore[operator]
         try:
             kind, subject, detail = self.queue.get(timeout=timeout)
         except queue.Empty:
