@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import types
 
 import pytest
@@ -315,6 +316,61 @@ def test_a_module_with_an_importer_takes_the_statement_path(reloading, mod):
         assert user.DOUBLE == 4
     finally:
         sys.modules.pop("rewritten_importer", None)
+
+
+def test_a_module_reading_it_at_import_takes_the_statement_path(reloading, mod):
+    user = reloading.load(
+        "rewritten_reader", "import rewritten_mod\n\nDOUBLE = rewritten_mod.C0 * 2\n"
+    )
+    try:
+        result = reloading.reload("rewritten_mod", version(2), policy="off")
+
+        assert result.ok, result.error
+        assert not rewritten(mod)
+        assert user.DOUBLE == 4  # its statement ran again
+    finally:
+        sys.modules.pop("rewritten_reader", None)
+
+
+def test_a_module_that_only_holds_it_leaves_it_to_the_rewrite(reloading, mod):
+    user = reloading.load(
+        "rewritten_holder", "import rewritten_mod\n\ndef first():\n    return rewritten_mod.C0\n"
+    )
+    try:
+        result = reloading.reload("rewritten_mod", version(2), policy="off")
+
+        assert result.ok, result.error
+        assert rewritten(mod)  # its function reads the module when called: nothing to run
+        assert user.first() == 2
+    finally:
+        sys.modules.pop("rewritten_holder", None)
+
+
+def test_a_read_after_the_line_a_thread_runs_leaves_it_to_the_rewrite(reloading, mod):
+    # As a script's main loop: what follows the running line never runs again, and reads the
+    # module as it is when it gets there.
+    gate = reloading.load(
+        "rewritten_gate", "import threading\nREADY = threading.Event()\nGO = threading.Event()\n"
+    )
+    reloading.write(
+        "rewritten_script",
+        "import rewritten_gate\nimport rewritten_mod\n\n"
+        "rewritten_gate.READY.set()\nrewritten_gate.GO.wait(60)\nSEEN = rewritten_mod.C0\n",
+    )
+    importlib.invalidate_caches()
+    script = threading.Thread(target=importlib.import_module, args=("rewritten_script",))
+    script.start()
+    try:
+        assert gate.READY.wait(60)
+        result = reloading.reload("rewritten_mod", version(2), policy="off")
+
+        assert result.ok, result.error
+        assert rewritten(mod)
+    finally:
+        gate.GO.set()
+        script.join(60)
+        sys.modules.pop("rewritten_gate", None)
+    assert sys.modules.pop("rewritten_script").SEEN == 2
 
 
 class Recording:

@@ -338,9 +338,11 @@ def _unrecorded(module: types.ModuleType, name: str, path: str, new: str) -> Rec
 
 
 def _imported_from(target: str) -> bool:
-    """Whether a loaded module may take names from ``target`` (the statement path follows
-    what the change rebinds into it): the importer search's candidates, each read as the
-    statement path reads it (a module that cannot be read counts)."""
+    """Whether a loaded module may run statements again for a change of ``target`` (the
+    statement path follows what the change rebinds into it): the importer search's
+    candidates, each read as the statement path reads it (a module that cannot be read
+    counts). One that only holds the module (``import huge`` in a script that calls
+    ``hotswap.reload("huge")``) does not count."""
     for name in _importers.candidates(target, _importers.Texts([])):
         module = sys.modules.get(name)
         if not isinstance(module, types.ModuleType):
@@ -355,7 +357,9 @@ def _imported_from(target: str) -> bool:
             source = record.live
         if source is None:
             source = _importers.known_source(name, path)
-        if source is None or _importers.imports_from(module, source, target):
+        if source is None:
+            return True
+        if _importers.follows(module, source, target, running_line(vars(module))):
             return True
     return False
 

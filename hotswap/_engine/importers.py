@@ -135,15 +135,46 @@ _parsed: dict[str, tuple[bytes, _statements.ModuleSource]] = {}
 def imports_from(module: types.ModuleType, source: _statements.ModuleSource, target: str) -> bool:
     """Whether ``module`` takes names from the module ``target``: a ``from`` import of it (or
     of it from its package), or a module-level name bound to it."""
+    if _from_imports(module, source, target):
+        return True
     namespace = vars(module)
-    package = namespace.get("__package__") or ""
+    found = sys.modules.get(target)
+    return _binds(namespace, target, found) or _aliases.reaches(namespace, source.source, found)
+
+
+def follows(
+    module: types.ModuleType, source: _statements.ModuleSource, target: str, before: int | None
+) -> bool:
+    """Whether a change of ``target`` may run statements of ``module`` again: a ``from``
+    import of it, an alias that reaches it, or a statement ending before line ``before``
+    (None: any) that reads an attribute of it while it runs (``RATE = shop.RATE * 2``). A
+    module that only holds ``target`` reads it when its functions are called: nothing runs."""
+    if _from_imports(module, source, target):
+        return True
+    namespace = vars(module)
+    found = sys.modules.get(target)
+    if _aliases.reaches(namespace, source.source, found):
+        return True
+    if not _binds(namespace, target, found):
+        return False
+    for stmt in source.statements:
+        if before is not None and stmt.last >= before:
+            break  # (the statement a thread runs, and those after it, never run again)
+        for local, chain in stmt.info.attribute_reads:
+            read = module_attribute(namespace, local, chain)
+            if read is not None and read[0] == target:
+                return True
+    return False
+
+
+def _from_imports(module: types.ModuleType, source: _statements.ModuleSource, target: str) -> bool:
+    package = vars(module).get("__package__") or ""
     for stmt in source.statements:
         for level, relative, attribute, _ in stmt.info.from_imports:
             name = absolute(package, level, relative)
             if target in (name, f"{name}.{attribute}"):
                 return True
-    found = sys.modules.get(target)
-    return _binds(namespace, target, found) or _aliases.reaches(namespace, source.source, found)
+    return False
 
 
 # ``from <dots><module> import <names>`` anywhere in a text (a superset: docstrings count too,
@@ -201,6 +232,28 @@ def absolute(package: str, level: int, module: str) -> str:
         return module
     base = package.rsplit(".", level - 1)[0] if level > 1 else package
     return f"{base}.{module}" if module else base
+
+
+def module_attribute(
+    namespace: dict[str, object], local: str, chain: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """``(module, attribute)`` that ``local.chain`` reads in a module whose namespace is
+    ``namespace``, when ``local`` is bound to a module and the chain leads to an attribute of
+    it (through submodules), else None."""
+    value = namespace.get(local)
+    if local not in namespace:
+        # ``import toolz`` ... ``del toolz`` at the end (toolz.curried): the statements between
+        # read the module the import bound, which a fresh import binds again.
+        value = sys.modules.get(local)
+    if not isinstance(value, types.ModuleType) or not chain:
+        return None
+    for position, attribute in enumerate(chain):
+        inner = getattr(value, attribute, None)
+        if isinstance(inner, types.ModuleType) and position < len(chain) - 1:
+            value = inner
+            continue
+        return (_modules.canonical(value), attribute)
+    return None
 
 
 def _binds(namespace: dict[str, object], target: str, found: types.ModuleType | None) -> bool:

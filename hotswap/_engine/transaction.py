@@ -362,20 +362,7 @@ def _upstream(unit: _Unit, planned: Sequence[_Unit]) -> _planner.Upstream:
         return f"{base}.{module}" if module else base
 
     def target(local: str, chain: tuple[str, ...]) -> tuple[str, str] | None:
-        value = namespace.get(local)
-        if local not in namespace:
-            # ``import toolz`` ... ``del toolz`` at the end (toolz.curried): the statements
-            # between read the module the import bound, which a fresh import binds again.
-            value = sys.modules.get(local)
-        if not isinstance(value, types.ModuleType) or not chain:
-            return None
-        for position, attribute in enumerate(chain):
-            inner = getattr(value, attribute, None)
-            if isinstance(inner, types.ModuleType) and position < len(chain) - 1:
-                value = inner
-                continue
-            return (_modules.canonical(value), attribute)
-        return None
+        return _importers.module_attribute(namespace, local, chain)
 
     return _planner.Upstream(rebound, dirty, resolve, target)
 
