@@ -295,6 +295,38 @@ def test_a_comment_and_layout_save_of_a_big_module_is_unchanged(reloading, mod):
     assert mod.C0 == "state"
 
 
+def formatted(exploded: bool) -> str:
+    """A big module whose every statement a formatter's save changes (quotes, exploded calls
+    with trailing commas, wrapping parentheses), and nothing else."""
+    quote = '"' if exploded else "'"
+    lines = []
+    for i in range(COUNT):
+        if exploded:
+            lines.append(f"N{i} = dict(\n    key={quote}k{i}{quote},\n    size=({i} + 1),\n)")
+        else:
+            lines.append(f"N{i} = dict(key={quote}k{i}{quote}, size={i} + 1)")
+    lines.append(
+        f"CACHE = {{{quote}seen{quote}: [{quote}x{quote},]}}"
+        if exploded
+        else "CACHE = {'seen': ['x']}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def test_a_formatter_save_of_a_big_module_is_unchanged(reloading):
+    module = reloading.load("formatted_mod", formatted(exploded=False))
+    try:
+        module.CACHE["seen"].append("state")  # program state: a formatter's save keeps it
+
+        result = reloading.reload("formatted_mod", formatted(exploded=True))
+
+        assert result.ok, result.error
+        assert result.kind == "unchanged"
+        assert module.CACHE == {"seen": ["x", "state"]}
+    finally:
+        sys.modules.pop("formatted_mod", None)
+
+
 def test_a_decorated_module_takes_the_statement_path(reloading, mod):
     source = version(2).replace("def label(x):", "@functools.cache\ndef label(x):")
     source = source.replace("import math", "import functools\nimport math")

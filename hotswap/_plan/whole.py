@@ -7,9 +7,10 @@ than the compile itself, so everything here works on lines:
 
 - the text is cut into pieces at every line that starts at column 0, each statement one piece
   or more (:data:`_PIECE`);
-- a statement is *the same* as an old one when their texts are equal once comments and white
-  space are dropped (two different statements may compare equal; then the edit is not taken
-  for a rewrite, which only costs the fast path);
+- a statement is *the same* as an old one when their texts are equal once comments, white
+  space, parentheses and trailing commas are dropped and quotes made one kind (a formatter's
+  save changes no statement; two different statements may compare equal, then the edit is not
+  taken for a rewrite, which only costs the fast path);
 - a rewrite is a module of at least :data:`MIN_STATEMENTS` statements none of which is the
   same as an old one, imports and docstrings apart (running ``import x`` again binds the
   same module);
@@ -58,7 +59,12 @@ _NEEDS_STATEMENTS = (  # (a substring first: a scan of megabytes for a pattern i
     ("__name__", re.compile(r"^if\s+__name__\b", re.MULTILINE)),
     (";", re.compile(r"^[^ \t\f#\n][^\n]*;", re.MULTILINE)),  # (two statements on a line)
 )
-_SPACE = str.maketrans("", "", " \t\f\r\n\\")
+# A piece's key: its text without white space, comments, parentheses or trailing commas, with
+# one kind of quote, so that a formatter's save (black, ruff format: quotes, exploded calls,
+# wrapping parentheses) keeps every statement the same (a false "same" costs only the fast path).
+_SPACE = str.maketrans("'", '"', " \t\f\r\n\\")
+_PARENTHESES = str.maketrans("", "", "()")
+_TRAILING = ((",)", ")"), (",]", "]"), (",}", "}"))
 _COMMENT = re.compile(r"#[^\n\0]*")
 # Statements that bind what they bound before when they run again: imports, and a string
 # alone (the module's docstring).
@@ -138,7 +144,13 @@ def shape(text: str) -> Shape | None:
         joined = "\0".join(pieces)
         if "#" in joined:
             joined = _COMMENT.sub("", joined)
-        table.update(zip(joined.translate(_SPACE).split("\0"), pieces, strict=True))
+        keys = joined.translate(_SPACE)
+        for comma, closing in _TRAILING:
+            if comma in keys:
+                keys = keys.replace(comma, closing)
+        if "(" in keys:
+            keys = keys.translate(_PARENTHESES)
+        table.update(zip(keys.split("\0"), pieces, strict=True))
         start = end + 1
     table.pop("", None)  # (blank and comment lines)
     return Shape(table)
