@@ -405,6 +405,36 @@ def test_a_read_after_the_line_a_thread_runs_leaves_it_to_the_rewrite(reloading,
     assert sys.modules.pop("rewritten_script").SEEN == 2
 
 
+# A package whose __path__ reaches another package's folder (toolz's tlz.curried reaches
+# toolz/curried): importing its submodule runs the other package's file under a second name.
+REACHES = """\
+import os
+
+__path__ = [os.path.join(os.path.dirname(os.path.dirname(__file__)), "rwsrc")]
+"""
+
+
+def test_a_rewritten_file_run_as_two_modules_rewrites_each_from_its_source(project, bytecode):
+    path = project.write("rwsrc.op", version(0))
+    project.write("rwmirror.__init__", REACHES)
+    first, second = importlib.import_module("rwsrc.op"), importlib.import_module("rwmirror.op")
+    assert second.__spec__.origin == first.__spec__.origin
+    path.write_text(version(1, drop="C5"))
+    try:
+        for module in (first, second):
+            result = hotswap.reload(module, policy="off")
+
+            assert result.ok, result.error
+            assert rewritten(module), module.__name__
+            # What a fresh import of the new text gives it: the second module's reload
+            # starts from the source it was imported from too, not from the new text.
+            assert (module.C0, module.label(1)) == (1, "v1:2"), module.__name__
+            assert not hasattr(module, "C5"), module.__name__
+    finally:
+        for name in ("rwsrc.op", "rwsrc", "rwmirror.op", "rwmirror"):
+            sys.modules.pop(name, None)
+
+
 class Recording:
     """A framework adapter that records the plans it is given."""
 

@@ -35,6 +35,7 @@ __all__ = (
     "ran_again",
     "record_for",
     "records",
+    "share_source",
     "take_next",
 )
 
@@ -219,11 +220,11 @@ def record_for(module: types.ModuleType) -> Record:
         record = Record(module, _config.current().history, source)
         records[name] = record
         if source is not None and isinstance(file, str):
-            _share_source(module, file, source)
+            share_source(module, file, source)
     return record
 
 
-def _share_source(module: types.ModuleType, file: str, source: bytes) -> None:
+def share_source(module: types.ModuleType, file: str, source: bytes) -> None:
     """The recorded source is handed over once: the other modules run from the same file
     (imported under another name) start their records from it too, or their first reload
     would diff the new text against itself and leave what it removed."""

@@ -28,7 +28,7 @@ from hotswap._engine import eligible as _eligible
 from hotswap._engine import hooks as _hooks
 from hotswap._engine.baseline import MODULE_ATTRIBUTES, is_submodule
 from hotswap._engine.departed import forget_departed
-from hotswap._engine.history import Version
+from hotswap._engine.history import Version, share_source
 from hotswap._engine.history import records as _records
 from hotswap._engine.outcome import finish
 from hotswap._engine.pin import gate
@@ -71,7 +71,9 @@ def attempt(
     forget_departed(_records, keep=(name,))
     if _records.get(name) is not record:  # its first reload: from now on hotswap's
         _records[name] = record
-        _sources.take(path)
+        source = _sources.take(path)
+        if source is not None:  # the other modules run from the file start from it too
+            share_source(found.module, path, source)
     _events.publish(_events.Planned(name, record.current.number, Changes(), ()))
     wait = _config.current().pin_timeout if pin_timeout is None else pin_timeout
     try:
