@@ -338,44 +338,30 @@ def test_a_decorated_module_takes_the_statement_path(reloading, mod):
     assert mod.label(1) == "v2:3"
 
 
-def test_a_module_with_an_importer_takes_the_statement_path(reloading, mod):
-    user = reloading.load("rewritten_importer", "from rewritten_mod import C0\n\nDOUBLE = C0 * 2\n")
+@pytest.mark.parametrize(
+    ("importer", "whole", "seen"),
+    [
+        # It takes a name: its statement runs again with the new value.
+        ("from rewritten_mod import C0\n\nSEEN = C0 * 2\n", False, 4),
+        # It reads the module's names at import: the same.
+        ("import rewritten_mod\n\nSEEN = rewritten_mod.C0 * 2\n", False, 4),
+        # It only holds the module, and its function reads it when called: nothing runs.
+        ("import rewritten_mod\n\ndef SEEN():\n    return rewritten_mod.C0 * 2\n", True, 4),
+    ],
+    ids=["takes-a-name", "reads-at-import", "holds-it"],
+)
+def test_an_importer_whose_statements_run_again_takes_the_statement_path(
+    reloading, mod, importer, whole, seen
+):
+    user = reloading.load("rewritten_importer", importer)
     try:
         result = reloading.reload("rewritten_mod", version(2), policy="off")
 
         assert result.ok, result.error
-        assert not rewritten(mod)
-        assert user.DOUBLE == 4
+        assert rewritten(mod) is whole
+        assert (user.SEEN() if callable(user.SEEN) else user.SEEN) == seen
     finally:
         sys.modules.pop("rewritten_importer", None)
-
-
-def test_a_module_reading_it_at_import_takes_the_statement_path(reloading, mod):
-    user = reloading.load(
-        "rewritten_reader", "import rewritten_mod\n\nDOUBLE = rewritten_mod.C0 * 2\n"
-    )
-    try:
-        result = reloading.reload("rewritten_mod", version(2), policy="off")
-
-        assert result.ok, result.error
-        assert not rewritten(mod)
-        assert user.DOUBLE == 4  # its statement ran again
-    finally:
-        sys.modules.pop("rewritten_reader", None)
-
-
-def test_a_module_that_only_holds_it_leaves_it_to_the_rewrite(reloading, mod):
-    user = reloading.load(
-        "rewritten_holder", "import rewritten_mod\n\ndef first():\n    return rewritten_mod.C0\n"
-    )
-    try:
-        result = reloading.reload("rewritten_mod", version(2), policy="off")
-
-        assert result.ok, result.error
-        assert rewritten(mod)  # its function reads the module when called: nothing to run
-        assert user.first() == 2
-    finally:
-        sys.modules.pop("rewritten_holder", None)
 
 
 def test_a_read_after_the_line_a_thread_runs_leaves_it_to_the_rewrite(reloading, mod):

@@ -19,7 +19,7 @@ import functools
 import types
 from typing import Any
 
-from hotswap._engine.switch import is_instance
+from hotswap._engine.switch import is_instance, wrapper_chain
 from hotswap._plan import symbols as _symbols
 from hotswap._plan.symbols import Signature, Symbol
 
@@ -116,16 +116,10 @@ def owned_function(value: object, globals_: dict[str, Any]) -> types.FunctionTyp
 
     None when ``value`` is not, or does not wrap, a function whose globals are the module's.
     """
-    seen: set[int] = set()
-    while id(value) not in seen:
-        seen.add(id(value))
+    for inner in wrapper_chain(value):
         # type(), not isinstance(): a proxy claims to be a function through __class__.
-        if type(value) is types.FunctionType and value.__globals__ is globals_:
-            return value
-        try:
-            value = value.__wrapped__  # type: ignore[attr-defined]
-        except Exception:
-            return None
+        if type(inner) is types.FunctionType and inner.__globals__ is globals_:
+            return inner
     return None
 
 

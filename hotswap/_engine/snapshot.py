@@ -29,6 +29,7 @@ from hotswap._engine.switch import (
     set_cell,
     switch_function,
     trampoline_target,
+    wrapper_chain,
 )
 
 __all__ = (
@@ -340,14 +341,7 @@ class _Walker:
 
 def _reaches(value: object, functions: set[int]) -> bool:
     """Whether ``value`` or something down its ``__wrapped__`` chain is one of ``functions``."""
-    for _ in range(8):
-        if id(value) in functions:
-            return True
-        try:
-            value = value.__wrapped__  # type: ignore[attr-defined]
-        except Exception:
-            return False
-    return False
+    return any(id(inner) in functions for inner in wrapper_chain(value, 8))
 
 
 def _defined_in(cls: type, module_name: str) -> bool:

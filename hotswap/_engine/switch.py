@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dis
 import types
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TypeGuard, TypeVar
 
 from hotswap._engine import closures
@@ -44,6 +44,7 @@ __all__ = (
     "trampoline",
     "trampoline_target",
     "update_function",
+    "wrapper_chain",
 )
 
 T = TypeVar("T")
@@ -107,6 +108,19 @@ def is_instance(value: object, kind: type[T]) -> TypeGuard[T]:
     a proxy or a broken object may answer with anything, or with an exception.
     """
     return issubclass(type(value), kind)
+
+
+def wrapper_chain(value: object, limit: int | None = None) -> Iterator[object]:
+    """``value``, then what it wraps, down its ``__wrapped__`` chain: each object once, at most
+    ``limit`` of them (None: no bound but a cycle's)."""
+    seen: set[int] = set()
+    while id(value) not in seen and (limit is None or len(seen) < limit):
+        seen.add(id(value))
+        yield value
+        try:
+            value = value.__wrapped__  # type: ignore[attr-defined]
+        except Exception:  # (a proxy or a broken object may raise anything)
+            return
 
 
 def same_items(a: Sequence[object] | None, b: Sequence[object] | None) -> bool:
