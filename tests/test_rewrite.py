@@ -555,17 +555,28 @@ def test_a_rewrite_leaving_a_name_the_old_text_does_not_tell_takes_the_statement
     reloading,
 ):
     # ``X = Y = 1`` is not a form the text is read in: whether the old source bound what the
-    # run left unbound is the statement path's to decide, after the rewrite is undone.
+    # run leaves unbound is the statement path's to decide, before anything runs (a run undone
+    # would have done its effects outside the module twice).
+    runs = reloading.load("leaves_runs", "RUNS = []\n")
     module = reloading.load("leaves_names", version(0, tail="X = Y = 1"))
-    source = version(1, drop="C5")
-
-    result = reloading.reload("leaves_names", source, policy="off")
+    source = version(1, drop="C5", tail="import leaves_runs\nleaves_runs.RUNS.append(1)")
+    planned: list[object] = []
+    unsubscribe = hotswap.subscribe(
+        lambda event: planned.append(event) if isinstance(event, hotswap.Planned) else None
+    )
+    try:
+        result = reloading.reload("leaves_names", source, policy="off")
+    finally:
+        unsubscribe()
 
     assert result.ok, result.error
     assert not rewritten(module)
-    expected = fresh(source, "leaves_names")
+    assert runs.RUNS == [1]  # the added statement ran once
+    assert len(planned) == 1
+    expected = fresh(source.replace("leaves_runs.RUNS.append(1)", ""), "leaves_names")
     assert {n for n in vars(module) if not n.startswith("__")} == {
         n for n in expected if not n.startswith("__")
     }
     assert {"C5", "X", "Y"} <= set(result.changes.removed)
     sys.modules.pop("leaves_names", None)
+    sys.modules.pop("leaves_runs", None)

@@ -36,6 +36,7 @@ __all__ = (
     "Rewrite",
     "eligible",
     "forget",
+    "may_be_removed",
     "prepare_ahead",
     "remember",
 )
@@ -216,7 +217,32 @@ def eligible(target: types.ModuleType | str, given: bytes | None, policy: str) -
         public = {n for n in old.names() or () if not n.startswith("_")}
         if public - set(code.co_names):
             return None  # a public name removed: whether something still uses it is asked there
+    elif _leaves_unbound(namespace, code) and old.names() is None:
+        # Only the old statements tell whether the old text bound that name: the statement
+        # path decides before anything runs (a run undone after would have done its effects
+        # outside the module twice).
+        return None
     return Rewrite(module, record, path, text, data, digest, code, new, old)
+
+
+def may_be_removed(key: str, value: object) -> bool:
+    """Whether the module's name ``key`` is one a rewrite removes when the new text no longer
+    binds it and the old one did: not a module attribute the import system sets, except the
+    annotations and a docstring."""
+    return (
+        key not in MODULE_ATTRIBUTES
+        or key == "__annotations__"
+        or (key == "__doc__" and value is not None)
+    )
+
+
+def _leaves_unbound(namespace: dict[str, Any], code: types.CodeType) -> bool:
+    """Whether running ``code`` surely leaves a name of the module unbound that a rewrite may
+    remove: one the code never names."""
+    named = set(code.co_names)
+    return any(
+        key not in named and may_be_removed(key, value) for key, value in list(namespace.items())
+    )
 
 
 def _runs_alone(name: str, namespace: dict[str, Any], binds: frozenset[str], policy: str) -> bool:

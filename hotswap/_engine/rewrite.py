@@ -239,12 +239,7 @@ def _remove_unbound(
     left = [
         key
         for key, value in namespace.items()
-        if key not in bound
-        and (
-            key not in MODULE_ATTRIBUTES
-            or key == "__annotations__"
-            or (key == "__doc__" and value is not None)
-        )
+        if key not in bound and _eligible.may_be_removed(key, value)
     ]
     if not left:
         return []
